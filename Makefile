@@ -1,0 +1,29 @@
+# Two commands do all set-up on a fresh Debian machine: `make run` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench lint clean
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	@VENV=$(VENV) bash scripts/bootstrap.sh
+	@touch $@
+
+## run: decode the bundled example telegrams (recordings/) and print what is inside
+run: $(STAMP)
+	$(VENV)/bin/wmbus-sdr telegram --keys recordings/keys.txt --output text - < recordings/telegrams.txt
+
+## test: the whole test suite
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## bench: the benchmarks quoted in the README
+bench: $(STAMP)
+	$(PY) benchmarks/telegram_throughput.py
+	$(PY) benchmarks/fuzz_stack.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

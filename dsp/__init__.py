@@ -1,0 +1,1 @@
+"""numpy signal processing for the wM-Bus physical layer."""

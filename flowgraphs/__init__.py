@@ -1,0 +1,1 @@
+"""Compositions of sources, DSP blocks and the protocol stack, and the command line."""

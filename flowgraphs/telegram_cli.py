@@ -1,0 +1,164 @@
+"""``wmbus-sdr telegram``: decode telegrams given as hex, one or a stream of them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter
+
+from mbus import explain
+from mbus.afl import FragmentBuffer
+from mbus.errors import DecodeError
+from mbus.keys import KeyStore, parse_key
+from mbus.telegram import Telegram, decode
+
+HELP = """\
+Decode a wireless M-Bus telegram given as hex (with or without link-layer CRCs, format A or B
+detected) and show every layer: link, ELL, AFL, transport header, security, application data.
+
+With HEX = '-', read lines 'HEX [KEY]' from stdin and write one JSON object per line, in order
+(a bad line gives an object with "error"; the batch goes on). Lines in rtl_wmbus format
+('T1;1;1;...;0x2E44...') are accepted too; blank lines and lines starting with '#' are skipped.
+
+examples:
+  wmbus-sdr telegram 2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3 \\
+      --key 0102030405060708090A0B0C0D0E0F11 --output explain
+  rtl_wmbus | wmbus-sdr telegram - --keys meters.keys
+"""
+
+_HEX_JUNK = re.compile(r"[\s:_-]")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("telegram", help="decode telegrams given as hex", description=HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("hex", metavar="HEX", help="telegram as hex, or '-' to read lines from stdin")
+    keys = p.add_mutually_exclusive_group()
+    keys.add_argument("--key", metavar="K", help="AES-128 key (32 hex digits) for any meter")
+    keys.add_argument("--keys", metavar="FILE", help="key file: lines 'METER_ID [MANUFACTURER] KEY'")
+    p.add_argument("--output", choices=("text", "json", "explain"),
+                   help="output form (default: text for one telegram, json for '-')")
+    p.add_argument("--format", dest="frame_format", choices=("auto", "A", "B", "none"), default="auto",
+                   help="link-layer CRCs in the input: detect (default), format A, format B, or none")
+    p.add_argument("--strict", action="store_true", help="treat any problem as an error")
+
+
+def parse_hex(text: str) -> bytes:
+    """Bytes from a hex string; tolerates spaces, ':' and a 0x prefix, and rtl_wmbus lines."""
+    s = text.strip()
+    if ";" in s:
+        s = s.rsplit(";", 1)[1]
+    if s[:2].lower() == "0x":
+        s = s[2:]
+    s = _HEX_JUNK.sub("", s)
+    if not s:
+        raise ValueError("empty telegram")
+    if len(s) % 2:
+        raise ValueError(f"odd number of hex digits ({len(s)})")
+    try:
+        return bytes.fromhex(s)
+    except ValueError:
+        bad = next((i for i, ch in enumerate(s) if ch not in "0123456789abcdefABCDEF"), 0)
+        raise ValueError(f"not hexadecimal: {s[bad]!r} at digit {bad}") from None
+
+
+def _frame_format(name: str):
+    return {"auto": "auto", "A": "A", "B": "B", "none": None}[name]
+
+
+def _decode(raw: bytes, keys: KeyStore | None, args, fragments=None) -> Telegram:
+    return decode(raw, keys=keys, frame_format=_frame_format(args.frame_format), fragments=fragments,
+                  strict=args.strict)
+
+
+def run(args) -> int:
+    try:
+        keys = _load_keys(args)
+    except ValueError as err:
+        print(f"wmbus-sdr telegram: {err}", file=sys.stderr)
+        return 2
+    if args.hex == "-":
+        return _run_stream(args, keys)
+    output = args.output or "text"
+    try:
+        t = _decode(parse_hex(args.hex), keys, args)
+    except (ValueError, DecodeError) as err:
+        print(f"wmbus-sdr telegram: {err}", file=sys.stderr)
+        return 1
+    if output == "json":
+        print(json.dumps(t.to_json()))
+    elif output == "explain":
+        print(explain.render(t))
+    else:
+        print(format_text(t))
+    return 0
+
+
+def _load_keys(args) -> KeyStore | None:
+    if args.keys:
+        return KeyStore.from_file(args.keys)
+    if args.key:
+        return KeyStore(default=parse_key(args.key, where="--key"))
+    return None
+
+
+def _run_stream(args, keys: KeyStore | None) -> int:
+    output = args.output or "json"
+    fragments = FragmentBuffer()
+    counts: Counter = Counter()
+    write = sys.stdout.write
+    dumps = json.dumps
+    for lineno, line in enumerate(sys.stdin, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        counts["lines"] += 1
+        try:
+            parts = text.split()
+            line_keys = keys
+            if len(parts) == 2 and ";" not in parts[1]:
+                line_keys = (keys or KeyStore()).with_default(parse_key(parts[1], where=f"line {lineno}"))
+            elif len(parts) > 2 and ";" not in text:
+                raise ValueError(f"expected 'HEX [KEY]', found {len(parts)} fields")
+            t = _decode(parse_hex(parts[0] if ";" not in text else text), line_keys, args, fragments)
+        except (ValueError, DecodeError) as err:
+            counts["error"] += 1
+            if output == "json":
+                write(dumps({"line": lineno, "input": text[:600], "error": str(err)}) + "\n")
+            else:
+                write(f"line {lineno}: error: {err}\n")
+            continue
+        counts[t.decryption] += 1
+        if output == "json":
+            write(dumps(t.to_json()) + "\n")
+        elif output == "explain":
+            write(explain.render(t) + "\n\n")
+        else:
+            write(format_text(t) + "\n")
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "lines")
+    print(f"wmbus-sdr telegram: {counts['lines']} lines: {summary or 'nothing decoded'}", file=sys.stderr)
+    return 0
+
+
+def format_text(t: Telegram) -> str:
+    m = t.meter
+    head = (f"{m.manufacturer_code} {m.id}  {m.device_type_name} (v{m.version:02x})  {t.link.c_field_name}  "
+            f"CI {' '.join(f'{ci:02x}' for ci in t.ci_chain) or '-'}")
+    if t.security_mode is not None:
+        head += f"  mode {t.security_mode}"
+    if t.access_number is not None:
+        head += f"  ACC {t.access_number}"
+    lines = [head, f"  {t.decryption}: {t.message}"]
+    if t.link.address != m:
+        lines.append(f"  via {t.link.address.describe()}")
+    for rec in t.records:
+        lines.append("  " + rec.describe())
+    if not t.records and t.payload:
+        lines.append(f"  payload {t.payload.hex()}")
+    for p in t.problems:
+        lines.append(f"  problem: {p}")
+    for n in t.notes:
+        lines.append(f"  note: {n}")
+    return "\n".join(lines)
