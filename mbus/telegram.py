@@ -26,7 +26,7 @@ from .errors import (
     UnsupportedModeError,
 )
 from .keys import KeyStore
-from .security import SecurityContext, TPL_MODES, ell_ctr, mode7
+from .security import TPL_MODES, SecurityContext, ell_ctr, mode7
 from .tpl import SECURITY_MODES, TPL_CIS, OpaquePayload, TransportLayer, opaque_for
 
 NOT_ENCRYPTED = "not_encrypted"

@@ -1,0 +1,33 @@
+"""The dependency rule: mbus is pure bytes and imports nothing from sdr, dsp, flowgraphs or numpy."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FORBIDDEN = {
+    "mbus": {"sdr", "dsp", "flowgraphs", "numpy", "scipy"},
+    "dsp": {"flowgraphs"},
+    "sdr": {"flowgraphs", "dsp"},
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_dependency_rule():
+    bad = []
+    for package, forbidden in FORBIDDEN.items():
+        for path in (REPO / package).rglob("*.py"):
+            hit = imported_roots(path) & forbidden
+            if hit:
+                bad.append(f"{path.relative_to(REPO)} imports {sorted(hit)}")
+    assert not bad, bad
