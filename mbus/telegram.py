@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from . import frame as _frame
+from .compact import FormatCache, FormatUnknownError, decode_compact, parse_format_frame
+from .crc import crc16
 from .afl import CI_AFL, AuthFragLayer, FragmentBuffer
 from .dll import Address, LinkHeader, is_from_meter
 from .ell import ELL_CIS, ExtendedLinkLayer
@@ -26,6 +28,7 @@ from .errors import (
     UnsupportedModeError,
 )
 from .keys import KeyStore
+from .records import DataRecord, parse_records
 from .security import TPL_MODES, SecurityContext, ell_ctr, mode7
 from .tpl import SECURITY_MODES, TPL_CIS, OpaquePayload, TransportLayer, opaque_for
 
@@ -57,7 +60,9 @@ class Telegram:
     message: str = ""
     problems: tuple[str, ...] = ()  # errors: what could not be decoded
     notes: tuple[str, ...] = ()  # information: trailing bytes, missing L-field, unverified MAC ...
-    records: tuple = ()
+    records: tuple[DataRecord, ...] = ()
+    records_outcome: str = "none"  # ok | none | format_unknown | error | not_decrypted
+    in_clear: bool = False  # announced encryption, but the bytes were already plaintext
 
     @property
     def canonical(self) -> bytes:
@@ -114,7 +119,7 @@ class Telegram:
         if self.payload is None:
             raise ValueError("cannot encode a telegram whose payload was not decrypted")
         return encode(c_field=self.link.c_field, address=self.link.address, layers=self.layers,
-                      payload=self.payload, key=key)
+                      payload=self.payload, key=key, encrypt=not self.in_clear)
 
     def to_json(self) -> dict:
         meter = self.meter
@@ -140,6 +145,7 @@ class Telegram:
             "message": self.message,
             "payload_hex": None if self.payload is None else self.payload.hex(),
             "records": [r.to_json() for r in self.records],
+            "records_outcome": self.records_outcome,
             "layers": [layer.to_json() for layer in self.layers],
             "trailing_hex": self.frame.trailing.hex() if self.frame.trailing else None,
             "errors": list(self.problems),
@@ -159,6 +165,7 @@ class _State:
     message: str = ""
     payload: bytes | None = None
     encrypted_offset: int | None = None
+    in_clear: bool = False
 
     def add(self, layer, offset: int) -> None:
         self.layers.append(layer)
@@ -171,6 +178,8 @@ def decode(
     keys: KeyStore | None = None,
     frame_format: str | None = "auto",
     fragments: FragmentBuffer | None = None,
+    formats: FormatCache | None = None,
+    records: bool = True,
     strict: bool = False,
 ) -> Telegram:
     """Decode one wireless telegram. Raises DecodeError only when not even the 10-byte link
@@ -205,11 +214,54 @@ def decode(
         raise DecodeError(st.problems[0], layer="telegram")
     if not st.message:
         st.message = _describe_success(link, st)
-    payload_offset = st.pos
+    recs, outcome = _application(st, link, formats, strict) if records else ((), "none")
     return Telegram(frame=fb, link=link, layers=tuple(st.layers), layer_offsets=tuple(st.offsets),
-                    payload=st.payload, payload_offset=payload_offset, encrypted_offset=st.encrypted_offset,
+                    payload=st.payload, payload_offset=st.pos, encrypted_offset=st.encrypted_offset,
                     decryption=st.decryption, message=st.message, problems=tuple(st.problems),
-                    notes=tuple(st.notes))
+                    notes=tuple(st.notes), records=tuple(recs), records_outcome=outcome,
+                    in_clear=st.in_clear)
+
+
+def _application(st: _State, link: LinkHeader, formats: FormatCache | None, strict: bool):
+    """Records from the plaintext APL, by the payload kind of the transport layer's CI."""
+    tpl = next((x for x in st.layers if isinstance(x, TransportLayer)), None)
+    if tpl is None or st.payload is None and tpl.info.payload in ("records", "compact", "format"):
+        return (), "not_decrypted" if tpl is not None else "none"
+    kind = tpl.info.payload
+    apl = st.payload
+    meter = (tpl.address or link.address).dll_bytes()
+    to_meter = tpl.info.direction == "to device"
+    try:
+        if kind == "records":
+            recs, err = parse_records(apl, to_meter=to_meter)
+            if formats is not None and err is None and recs:
+                formats.learn_records(meter, recs)
+        elif kind == "compact":
+            recs, err = parse_records(decode_compact(formats, meter, apl))
+        elif kind == "format":
+            sig, headers = parse_format_frame(apl)
+            if formats is not None:
+                formats.learn(meter, headers)
+            st.notes.append(f"format frame: signature {sig:04x} learned")
+            return (), "none"
+        else:
+            return (), "none"
+    except FormatUnknownError as err:
+        if strict:
+            raise
+        st.notes.append(str(err))
+        return (), "format_unknown"
+    except DecodeError as err:
+        if strict:
+            raise
+        st.problems.append(str(err))
+        return (), "error"
+    if err is not None:
+        if strict:
+            raise DecodeError(err, layer="APL")
+        st.problems.append(f"APL: {err}" if not err.startswith("APL") else err)
+        return recs, "error"
+    return recs, "ok"
 
 
 def _decode_layers(st: _State, link: LinkHeader, keys: KeyStore | None, fragments: FragmentBuffer | None):
@@ -224,7 +276,12 @@ def _decode_layers(st: _State, link: LinkHeader, keys: KeyStore | None, fragment
             st.pos = start + ell.header_size
             if ell.has_payload_crc:
                 region = buf[st.pos:]
-                if ell.encryption == 1:
+                if ell.encryption == 1 and _clear_crc_ok(region):
+                    st.notes.append("ELL session number says AES-CTR but the payload CRC verifies in the clear: "
+                                    "taken as already decrypted")
+                    plain = region[2:]
+                    st.in_clear = True
+                elif ell.encryption == 1:
                     key = keys.lookup(link.address) if keys is not None else None
                     if key is None:
                         st.encrypted_offset = st.pos
@@ -272,6 +329,10 @@ def _decode_layers(st: _State, link: LinkHeader, keys: KeyStore | None, fragment
     st.payload = buf[st.pos:]
 
 
+def _clear_crc_ok(region: bytes) -> bool:
+    return len(region) >= 2 and (region[0] | region[1] << 8) == crc16(region[2:])
+
+
 def _tpl_security(st: _State, link: LinkHeader, tpl: TransportLayer, afl, keys, tpl_start: int) -> None:
     buf = st.buf
     mode = tpl.security_mode
@@ -279,6 +340,12 @@ def _tpl_security(st: _State, link: LinkHeader, tpl: TransportLayer, afl, keys, 
         st.payload = buf[st.pos:]
         if afl is not None and afl.mac is not None:
             st.notes.append("AFL MAC not verified: security mode 0 has no MAC key")
+        return
+    if mode in TPL_MODES and buf[st.pos:st.pos + 2] == b"\x2f\x2f":
+        st.notes.append(f"security mode {mode} announced but the data starts 2F2F in the clear: "
+                        "taken as already decrypted")
+        st.payload = buf[st.pos:]
+        st.in_clear = True
         return
     st.encrypted_offset = st.pos
     if mode not in TPL_MODES:
@@ -371,6 +438,7 @@ def encode(
     layers: Sequence[Layer],
     payload: bytes = b"",
     key: bytes | None = None,
+    encrypt: bool = True,
 ) -> bytes:
     """Build a canonical telegram. Layers are given in on-air order with their plaintext fields;
     the payload is the plaintext application data (already padded with 2F to the number of
@@ -382,7 +450,7 @@ def encode(
     for layer in reversed(layers):
         if isinstance(layer, TransportLayer):
             mode = layer.security_mode
-            if mode:
+            if mode and encrypt:
                 if mode not in TPL_MODES:
                     raise UnsupportedModeError(f"cannot encrypt with security mode {mode}", layer="TPL")
                 if key is None:
@@ -395,7 +463,7 @@ def encode(
             inner = layer.to_bytes() + inner
             tpdu = inner
         elif isinstance(layer, AuthFragLayer):
-            if layer.fcl & 0x0400:  # MAC present
+            if layer.fcl & 0x0400 and encrypt:  # MAC present
                 if tpl is None or tpl.security_mode != 7:
                     raise FieldError("an AFL MAC can only be computed for security mode 7", layer="AFL")
                 if key is None:
@@ -409,7 +477,7 @@ def encode(
             inner = layer.to_bytes() + inner
         elif isinstance(layer, ExtendedLinkLayer):
             if layer.has_payload_crc:
-                if layer.encryption == 1:
+                if layer.encryption == 1 and encrypt:
                     if key is None:
                         raise MissingKeyError("ELL encryption needs a key", layer="ELL")
                     inner = ell_ctr.encrypt(key, address.dll_bytes(), layer.cc, layer.session, inner)

@@ -64,6 +64,10 @@ def test_every_clean_vector_rebuilds_identically(wireless_vectors):
     assert rebuilt >= 200
 
 
+# Records from the Annex N examples: volume BCD, date-time F, error flags, HCA units, date G.
+RECORDS = [bytes.fromhex(h) for h in ("0C1427048502", "046D32371F15", "02FD170000", "0B6E341200", "426CFE04",
+                                        "4B6E563402", "0CFD1078563412", "0413BC000000")]
+
 # --- random stacks ---------------------------------------------------------------------------
 
 addresses = st.builds(
@@ -86,11 +90,10 @@ def stacks(draw):
                                         acc=draw(st.integers(0, 255)), receiver=receiver, session=session))
     ci = draw(st.sampled_from([0x7A, 0x72, 0x78]))
     mode = 0 if ci == 0x78 else draw(st.sampled_from([0, 5, 7]))
-    blocks = draw(st.integers(1, 4)) if mode else 0
-    afl = None
+    body = b"".join(draw(st.lists(st.sampled_from(RECORDS), max_size=5)))
+    blocks = (-(-(2 + len(body)) // 16) + draw(st.integers(0, 1))) if mode else 0
     if mode == 7:
-        afl = AuthFragLayer(fcl=0x2C00, mcl=0x25, mcr=draw(st.integers(0, 2**32 - 1)))
-        layers.append(afl)
+        layers.append(AuthFragLayer(fcl=0x2C00, mcl=0x25, mcr=draw(st.integers(0, 2**32 - 1))))
     if ci == 0x78:
         tpl = TransportLayer(ci=ci)
     else:
@@ -99,11 +102,10 @@ def stacks(draw):
                              acc=draw(st.integers(0, 255)), status=draw(st.integers(0, 255)), cf=cf,
                              cfe=0x10 if mode == 7 else None)
     layers.append(tpl)
-    body = draw(st.binary(max_size=40))
     if mode:
-        plain = b"\x2f\x2f" + body
         size = 16 * blocks
-        plain = (plain + b"\x2f" * size)[:size] + draw(st.binary(max_size=8))
+        plain = (b"\x2f\x2f" + body + b"\x2f" * size)[:size]
+        plain += draw(st.sampled_from([b""] + RECORDS))  # plaintext tail after the encrypted blocks
     else:
         plain = body
     return link, layers, plain, key

@@ -77,7 +77,7 @@ def test_transport_layer_parse_rate(wireless_vectors):
     failures = {}
     for row in wireless_vectors:
         t = _clean(row)
-        if t.problems:
+        if [p for p in t.problems if not p.startswith("APL")]:  # application-layer faults are issue 4's
             failures[row["id"]] = t.decryption
     listed = EXCEPTIONS["transport"]
     assert failures == {k: v["outcome"] for k, v in listed.items()}, "update wireless_exceptions.json"

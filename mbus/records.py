@@ -1,0 +1,415 @@
+"""Application data records (EN 13757-3): DIF [DIFE...] VIF [VIFE...] data.
+
+:func:`iter_records` is a lazy iterator over a plaintext APL; each :class:`DataRecord` keeps its
+raw bytes and offset. Values are exact: ``value`` is a :class:`decimal.Decimal` (raw x 10^exp).
+:func:`build_record` encodes a record again (for the TX path and round-trip tests).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .errors import DecodeError, TruncatedError
+from .vif_tables import (
+    ORTHOGONAL,
+    PRIMARY,
+    RECORD_ERRORS,
+    TABLE_FB,
+    TABLE_FC,
+    TABLE_FD,
+    TABLE_FD_7D,
+    Vif,
+)
+
+FUNCTIONS = ("instantaneous", "maximum", "minimum", "error")
+# DIF data field -> (length, coding); LVAR (0xD) has a variable length.
+DATA_FIELDS = {0x0: (0, "none"), 0x1: (1, "int"), 0x2: (2, "int"), 0x3: (3, "int"), 0x4: (4, "int"),
+               0x5: (4, "real"), 0x6: (6, "int"), 0x7: (8, "int"), 0x8: (0, "selection"), 0x9: (1, "bcd"),
+               0xA: (2, "bcd"), 0xB: (3, "bcd"), 0xC: (4, "bcd"), 0xD: (-1, "lvar"), 0xE: (6, "bcd")}
+
+_UNKNOWN = Vif("unknown")
+_MANUFACTURER = Vif("manufacturer_specific", kind="raw")
+_PLAIN = Vif("plain_text_unit")
+
+
+class RecordError(DecodeError):
+    """A data record that cannot be decoded (reason "record")."""
+
+    reason = "record"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataRecord:
+    offset: int  # in the application data (plaintext APL)
+    raw: bytes
+    dib: bytes  # DIF + DIFEs
+    vib: bytes  # VIF + VIFEs (+ plain-text unit)
+    data: bytes
+    function: str
+    storage: int = 0
+    tariff: int = 0
+    subunit: int = 0
+    quantity: str = ""
+    unit: str = ""
+    value: Decimal | None = None
+    text: str | None = None
+    modifiers: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def header(self) -> bytes:
+        return self.dib + self.vib
+
+    def value_text(self) -> str:
+        if self.value is not None:
+            return format_decimal(self.value)
+        return self.text if self.text is not None else ""
+
+    def describe(self) -> str:
+        parts = [self.quantity.replace("_", " ")]
+        v = self.value_text()
+        if v:
+            parts.append(v)
+        if self.unit:
+            parts.append(self.unit)
+        extra = []
+        if self.function != "instantaneous":
+            extra.append(self.function)
+        if self.storage:
+            extra.append(f"storage {self.storage}")
+        if self.tariff:
+            extra.append(f"tariff {self.tariff}")
+        if self.subunit:
+            extra.append(f"subunit {self.subunit}")
+        extra += self.modifiers
+        if self.error:
+            extra.append(f"error: {self.error}")
+        return " ".join(parts) + (f" ({', '.join(extra)})" if extra else "")
+
+    def to_json(self) -> dict:
+        d = {"quantity": self.quantity, "unit": self.unit, "value": json_number(self.value),
+             "storage": self.storage, "tariff": self.tariff, "subunit": self.subunit, "function": self.function,
+             "dif": self.dib.hex(), "vif": self.vib.hex(), "raw": self.raw.hex(), "offset": self.offset}
+        if self.text is not None:
+            d["text"] = self.text
+        if self.modifiers:
+            d["modifiers"] = list(self.modifiers)
+        if self.error:
+            d["error"] = self.error
+        return d
+
+
+def format_decimal(value: Decimal) -> str:
+    """Plain notation, no exponent, no binary float noise: 123.456 stays 123.456."""
+    text = format(value, "f")
+    return text
+
+
+def json_number(value: Decimal | None):
+    """A JSON number that prints exactly the decimal value (float repr is shortest round-trip)."""
+    if value is None:
+        return None
+    if value == value.to_integral_value() and abs(value) < 2**63:
+        return int(value)
+    f = float(value)
+    if Decimal(repr(f)) == value:
+        return f
+    return format_decimal(value)
+
+
+# --- data types ---------------------------------------------------------------------------------
+
+
+def bcd_value(data: bytes) -> int | None:
+    """Type A: packed BCD, LSB first; an F in the top nibble means negative. None if not BCD."""
+    digits = data[::-1].hex()
+    negative = digits[:1] == "f"
+    if negative:
+        digits = digits[1:] or "0"
+    if not digits.isdigit():
+        return None
+    n = int(digits)
+    return -n if negative else n
+
+
+def _year(y: int, hundred: int) -> int:
+    if hundred == 0:
+        return 2000 + y if y <= 80 else 1900 + y
+    return 1900 + 100 * hundred + y
+
+
+def date_g(b: bytes) -> str:
+    if b == b"\xff\xff":
+        return "invalid"
+    day, month = b[0] & 0x1F, b[1] & 0x0F
+    year = _year((b[0] >> 5) | ((b[1] >> 4) << 3), 0)
+    return f"{year:04d}-{month:02d}-{day:02d}"
+
+
+def datetime_f(b: bytes) -> str:
+    minute, hour = b[0] & 0x3F, b[1] & 0x1F
+    day, month = b[2] & 0x1F, b[3] & 0x0F
+    year = _year((b[2] >> 5) | ((b[3] >> 4) << 3), (b[1] >> 5) & 3)
+    text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}"
+    if b[0] & 0x80:
+        text += " invalid"
+    return text
+
+
+def datetime_i(b: bytes) -> str:
+    second, minute, hour = b[0] & 0x3F, b[1] & 0x3F, b[2] & 0x1F
+    day, month = b[3] & 0x1F, b[4] & 0x0F
+    year = _year((b[3] >> 5) | ((b[4] >> 4) << 3), 0)
+    text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+    if b[1] & 0x80:
+        text += " invalid"
+    return text
+
+
+def time_j(b: bytes) -> str:
+    return f"{b[2] & 0x1F:02d}:{b[1] & 0x3F:02d}:{b[0] & 0x3F:02d}"
+
+
+# --- parsing ----------------------------------------------------------------------------------------
+
+
+def _lookup_vif(vib: bytes, pos: int) -> tuple[Vif, int]:
+    """Resolve VIF (and its table-extension byte); returns (entry, index after it)."""
+    vif = vib[pos]
+    code = vif & 0x7F
+    if vif in (0xFB, 0xFD) or code in (0x7B, 0x7D):
+        # 0x7B/0x7D without extension bit cannot select a table byte; treat as FB/FD only when extended
+        return _UNKNOWN, pos + 1
+    if code == 0x7F:
+        return _MANUFACTURER, pos + 1
+    return PRIMARY.get(code, _UNKNOWN), pos + 1
+
+
+def iter_records(apl: bytes, *, to_meter: bool = False) -> Iterator[DataRecord]:
+    """Yield the data records of a plaintext APL. Raises RecordError/TruncatedError (with the APL
+    offset) on a record that cannot be decoded; records before it have been yielded."""
+    n = len(apl)
+    pos = 0
+    while pos < n:
+        start = pos
+        dif = apl[pos]
+        if dif == 0x2F:
+            pos += 1
+            continue
+        if dif in (0x0F, 0x1F):
+            rest = apl[pos + 1:]
+            yield DataRecord(offset=start, raw=apl[start:], dib=bytes((dif,)), vib=b"", data=rest,
+                             function="more_records_follow" if dif == 0x1F else "manufacturer_data",
+                             quantity="manufacturer_data", text=rest.hex())
+            return
+        if dif == 0x7F:
+            yield DataRecord(offset=start, raw=bytes((dif,)), dib=bytes((dif,)), vib=b"", data=b"",
+                             function="readout_request", quantity="global_readout_request")
+            pos += 1
+            continue
+        if dif & 0x0F == 0x0F:
+            raise RecordError(f"DIF 0x{dif:02X} is a reserved special function", layer="APL", offset=start)
+        # DIF + DIFEs
+        storage = (dif >> 6) & 1
+        tariff = subunit = 0
+        pos += 1
+        k = 0
+        ext = dif & 0x80
+        while ext:
+            if pos >= n:
+                raise TruncatedError(f"DIFE expected after 0x{apl[pos - 1]:02X}", layer="APL", offset=pos)
+            if k == 10:
+                raise RecordError("more than 10 DIFEs", layer="APL", offset=pos)
+            dife = apl[pos]
+            storage |= (dife & 0x0F) << (1 + 4 * k)
+            tariff |= ((dife >> 4) & 3) << (2 * k)
+            subunit |= ((dife >> 6) & 1) << k
+            ext = dife & 0x80
+            pos += 1
+            k += 1
+        dib = apl[start:pos]
+        # VIF + VIFEs
+        if pos >= n:
+            raise TruncatedError(f"VIF expected after DIF 0x{dif:02X}", layer="APL", offset=pos)
+        vstart = pos
+        vif = apl[pos]
+        pos += 1
+        modifiers: list[str] = []
+        error = None
+        exp_adjust = 0
+        unit_suffix = ""
+        code = vif & 0x7F
+        plain_unit = None
+        ext = vif & 0x80
+        if code == 0x7B or code == 0x7D:
+            if pos >= n:
+                raise TruncatedError("extension VIF without its table byte", layer="APL", offset=pos)
+            table_byte = apl[pos]
+            pos += 1
+            if code == 0x7B:
+                entry = TABLE_FB.get(table_byte & 0x7F, _UNKNOWN)
+            elif table_byte & 0x7F == 0x7D:
+                if pos >= n:
+                    raise TruncatedError("FD 7D without its second-level byte", layer="APL", offset=pos)
+                second = apl[pos]
+                pos += 1
+                entry = TABLE_FD_7D.get(second & 0x7F, _UNKNOWN)
+                table_byte = second
+            else:
+                entry = TABLE_FD.get(table_byte & 0x7F, _UNKNOWN)
+            ext = table_byte & 0x80
+        elif code == 0x7C:
+            if pos >= n:
+                raise TruncatedError("plain-text VIF without its length", layer="APL", offset=pos)
+            length = apl[pos]
+            if pos + 1 + length > n:
+                raise TruncatedError(f"plain-text unit of {length} bytes runs past the end", layer="APL",
+                                     offset=pos)
+            plain_unit = apl[pos + 1:pos + 1 + length][::-1].decode("latin-1")
+            pos += 1 + length
+            entry = _PLAIN
+        elif code == 0x7F:
+            entry = _MANUFACTURER
+        else:
+            entry = PRIMARY.get(code, _UNKNOWN)
+        count = 0
+        manufacturer_vifes = False
+        while ext:
+            if pos >= n:
+                raise TruncatedError("VIFE expected", layer="APL", offset=pos)
+            if count == 10:
+                raise RecordError("more than 10 VIFEs", layer="APL", offset=pos)
+            vife = apl[pos]
+            pos += 1
+            count += 1
+            ext = vife & 0x80
+            c = vife & 0x7F
+            if manufacturer_vifes:
+                continue
+            if c == 0x7F:
+                manufacturer_vifes = True
+                modifiers.append("manufacturer specific VIFE")
+            elif c == 0x7C:
+                if pos >= n:
+                    raise TruncatedError("VIFE 7C without its FC-table byte", layer="APL", offset=pos)
+                fc = apl[pos]
+                pos += 1
+                count += 1
+                ext = fc & 0x80
+                modifiers.append(TABLE_FC.get(fc & 0x7F, f"FC 0x{fc & 0x7F:02X}"))
+            elif c <= 0x0F or 0x15 <= c <= 0x1C:
+                if to_meter and c <= 0x0F:
+                    modifiers.append(f"action 0x{c:X}")
+                else:
+                    error = RECORD_ERRORS.get(c, f"error code 0x{c:02X}")
+            elif 0x70 <= c <= 0x77:
+                exp_adjust += (c & 7) - 6
+                modifiers.append(f"correction x10^{(c & 7) - 6}")
+            elif 0x78 <= c <= 0x7B:
+                exp_adjust += (c & 3) - 3
+                modifiers.append("additive correction constant")
+            elif c == 0x7D:
+                exp_adjust += 3
+                modifiers.append("correction x10^3")
+            elif 0x20 <= c <= 0x26:
+                unit_suffix = "/" + ("s", "min", "h", "d", "week", "month", "year")[c - 0x20]
+                modifiers.append(ORTHOGONAL[c])
+            else:
+                modifiers.append(ORTHOGONAL.get(c, f"VIFE 0x{c:02X}"))
+        vib = apl[vstart:pos]
+        # data
+        field = dif & 0x0F
+        length, coding = DATA_FIELDS[field]
+        if coding == "lvar":
+            if pos >= n:
+                raise TruncatedError("LVAR byte expected", layer="APL", offset=pos)
+            lvar = apl[pos]
+            pos += 1
+            if lvar <= 0xBF:
+                length, coding = lvar, "text"
+            elif lvar <= 0xC9:
+                length, coding = lvar - 0xC0, "bcd"
+            elif 0xD0 <= lvar <= 0xD9:
+                length, coding = lvar - 0xD0, "negbcd"
+            elif 0xE0 <= lvar <= 0xEF:
+                length, coding = lvar - 0xE0, "binary"
+            elif 0xF0 <= lvar <= 0xF4:
+                length, coding = 4 * (lvar - 0xEC), "binary"
+            elif lvar == 0xF5:
+                length, coding = 48, "binary"
+            elif lvar == 0xF6:
+                length, coding = 64, "binary"
+            else:
+                raise RecordError(f"LVAR 0x{lvar:02X} is reserved", layer="APL", offset=pos - 1)
+        if pos + length > n:
+            raise TruncatedError(f"record data needs {length} bytes, {n - pos} left (DIF 0x{dif:02X})",
+                                 layer="APL", offset=pos)
+        data = apl[pos:pos + length]
+        pos += length
+        value, text = _value(entry, coding, data, field)
+        if value is not None:
+            if entry.kind == "number":
+                value = value.scaleb(entry.exponent + exp_adjust)
+            elif exp_adjust:
+                value = value.scaleb(exp_adjust)
+        unit = plain_unit if plain_unit is not None else entry.unit
+        if "compact profile" in modifiers or "inverse compact profile" in modifiers \
+                or "compact profile with register numbers" in modifiers:
+            value, text = None, data.hex()
+        yield DataRecord(offset=start, raw=apl[start:pos], dib=dib, vib=vib, data=data,
+                         function=FUNCTIONS[(dif >> 4) & 3], storage=storage, tariff=tariff, subunit=subunit,
+                         quantity=entry.quantity, unit=unit + unit_suffix if unit else unit_suffix.lstrip("/"),
+                         value=value, text=text, modifiers=tuple(modifiers), error=error)
+
+
+def _value(entry: Vif, coding: str, data: bytes, field: int) -> tuple[Decimal | None, str | None]:
+    if coding in ("none", "selection"):
+        return None, None
+    kind = entry.kind
+    if kind == "date":
+        if len(data) == 2:
+            return None, date_g(data)
+        if len(data) == 4:
+            return None, datetime_f(data)
+        if len(data) == 6:
+            return None, datetime_i(data)
+        if len(data) == 3:
+            return None, time_j(data)
+        return None, data.hex()
+    if coding == "text":
+        return None, data[::-1].decode("latin-1")
+    if coding == "binary" or kind == "raw" and coding not in ("int", "bcd"):
+        return None, data.hex()
+    if coding in ("bcd", "negbcd"):
+        n = bcd_value(data)
+        if n is None:
+            return None, data[::-1].hex()
+        return Decimal(-n if coding == "negbcd" else n), None
+    if coding == "real":
+        f = struct.unpack("<f", data)[0]
+        if f != f or f in (float("inf"), float("-inf")):
+            return None, "NaN" if f != f else str(f)
+        return Decimal(repr(f)), None
+    # integers
+    if kind == "flags":
+        return Decimal(int.from_bytes(data, "little")), None
+    return Decimal(int.from_bytes(data, "little", signed=True)), None
+
+
+def parse_records(apl: bytes, *, to_meter: bool = False) -> tuple[list[DataRecord], str | None]:
+    """All records of an APL, plus the error that stopped decoding (None when all decoded)."""
+    out: list[DataRecord] = []
+    try:
+        for rec in iter_records(apl, to_meter=to_meter):
+            out.append(rec)
+    except DecodeError as err:
+        return out, str(err)
+    return out, None
+
+
+def header_list(records: list[DataRecord]) -> bytes:
+    """The concatenated DIB+VIB of data records (a format frame's body, a signature's input)."""
+    return b"".join(r.dib + r.vib for r in records if r.quantity != "manufacturer_data")
