@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from . import frame as _frame
+from .afl import CI_AFL, AuthFragLayer, FragmentBuffer
 from .compact import FormatCache, FormatUnknownError, decode_compact, parse_format_frame
 from .crc import crc16
-from .afl import CI_AFL, AuthFragLayer, FragmentBuffer
 from .dll import Address, LinkHeader, is_from_meter
 from .ell import ELL_CIS, ExtendedLinkLayer
 from .errors import (
