@@ -10,6 +10,7 @@ from collections import Counter
 
 from mbus import explain
 from mbus.afl import FragmentBuffer
+from mbus.compact import FormatCache
 from mbus.errors import DecodeError
 from mbus.keys import KeyStore, parse_key
 from mbus.telegram import Telegram, decode
@@ -68,9 +69,9 @@ def _frame_format(name: str):
     return {"auto": "auto", "A": "A", "B": "B", "none": None}[name]
 
 
-def _decode(raw: bytes, keys: KeyStore | None, args, fragments=None) -> Telegram:
+def _decode(raw: bytes, keys: KeyStore | None, args, fragments=None, formats=None) -> Telegram:
     return decode(raw, keys=keys, frame_format=_frame_format(args.frame_format), fragments=fragments,
-                  strict=args.strict)
+                  formats=formats, strict=args.strict)
 
 
 def run(args) -> int:
@@ -107,9 +108,10 @@ def _load_keys(args) -> KeyStore | None:
 def _run_stream(args, keys: KeyStore | None) -> int:
     output = args.output or "json"
     fragments = FragmentBuffer()
+    formats = FormatCache()
     counts: Counter = Counter()
     write = sys.stdout.write
-    dumps = json.dumps
+    dumps = json.JSONEncoder(check_circular=False, ensure_ascii=False).encode
     for lineno, line in enumerate(sys.stdin, start=1):
         text = line.strip()
         if not text or text.startswith("#"):
@@ -122,7 +124,7 @@ def _run_stream(args, keys: KeyStore | None) -> int:
                 line_keys = (keys or KeyStore()).with_default(parse_key(parts[1], where=f"line {lineno}"))
             elif len(parts) > 2 and ";" not in text:
                 raise ValueError(f"expected 'HEX [KEY]', found {len(parts)} fields")
-            t = _decode(parse_hex(parts[0] if ";" not in text else text), line_keys, args, fragments)
+            t = _decode(parse_hex(parts[0] if ";" not in text else text), line_keys, args, fragments, formats)
         except (ValueError, DecodeError) as err:
             counts["error"] += 1
             if output == "json":
@@ -137,6 +139,7 @@ def _run_stream(args, keys: KeyStore | None) -> int:
             write(explain.render(t) + "\n\n")
         else:
             write(format_text(t) + "\n")
+    sys.stdout.flush()
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "lines")
     print(f"wmbus-sdr telegram: {counts['lines']} lines: {summary or 'nothing decoded'}", file=sys.stderr)
     return 0
@@ -151,6 +154,8 @@ def format_text(t: Telegram) -> str:
     if t.access_number is not None:
         head += f"  ACC {t.access_number}"
     lines = [head, f"  {t.decryption}: {t.message}"]
+    if t.records_outcome == "format_unknown":
+        lines.append("  format_unknown: compact frame whose format has not been seen in a full frame yet")
     if t.link.address != m:
         lines.append(f"  via {t.link.address.describe()}")
     for rec in t.records:

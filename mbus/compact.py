@@ -71,9 +71,10 @@ def expand(headers: bytes, data: bytes) -> bytes:
                                  layer="APL", offset=pos)
         out += header + data[pos:pos + length]
         pos += length
-    if pos != len(data):
-        # trailing bytes after the last record: manufacturer data or fillers; keep them
-        out += data[pos:]
+    rest = data[pos:]
+    if rest.strip(b"\x2f"):
+        raise DecodeError(f"compact data has {len(rest)} bytes more than the format describes",
+                          layer="APL", offset=pos)
     return bytes(out)
 
 
@@ -83,13 +84,18 @@ class FormatCache:
     def __init__(self, max_entries: int = 4096):
         self._by_meter: OrderedDict[tuple[bytes, int], bytes] = OrderedDict()
         self._by_sig: OrderedDict[int, bytes] = OrderedDict()
+        self._signatures: dict[bytes, int] = {}  # the same meters send the same formats again and again
         self.max_entries = max_entries
 
     def __len__(self) -> int:
         return len(self._by_meter)
 
     def learn(self, meter: bytes, headers: bytes) -> int:
-        sig = signature(headers)
+        sig = self._signatures.get(headers)
+        if sig is None:
+            sig = self._signatures[headers] = signature(headers)
+            if len(self._signatures) > self.max_entries:
+                self._signatures.clear()
         for table, key in ((self._by_meter, (meter, sig)), (self._by_sig, sig)):
             table[key] = headers
             table.move_to_end(key)
@@ -105,8 +111,17 @@ class FormatCache:
         return self._by_meter.get((meter, sig)) or self._by_sig.get(sig)
 
 
-def decode_compact(cache: FormatCache | None, meter: bytes, apl: bytes) -> bytes:
-    """Full-frame record bytes for a compact frame's APL; raises FormatUnknownError / DecodeError."""
+def decode_compact(cache: FormatCache | None, meter: bytes, apl: bytes) -> tuple[bytes, bool]:
+    """(full-frame record bytes, full-frame CRC matched) for a compact frame's APL.
+
+    Raises FormatUnknownError when the signature was never learned, DecodeError when the data does
+    not fit the format. A full-frame CRC mismatch is returned, not raised: some meters (Kamstrup)
+    compute it over other bytes, while the signature and the exact data length already tie the
+    data to the format."""
+    skip = 0
+    while skip < len(apl) and apl[skip] == 0x2F:  # 2F2F decryption marker / fillers before the signature
+        skip += 1
+    apl = apl[skip:]
     if len(apl) < 4:
         raise TruncatedError("compact frame needs signature and full-frame CRC", layer="APL", offset=len(apl))
     sig = apl[0] | apl[1] << 8
@@ -116,11 +131,7 @@ def decode_compact(cache: FormatCache | None, meter: bytes, apl: bytes) -> bytes
         raise FormatUnknownError(f"format signature {sig:04x} not learned yet: the full frame of this meter "
                                  "must be seen first", layer="APL", offset=0)
     full = expand(headers, apl[4:])
-    got = crc16(full)
-    if got != want_crc:
-        raise DecodeError(f"full-frame CRC {want_crc:04x} != {got:04x} after expanding format {sig:04x}",
-                          layer="APL", offset=2)
-    return full
+    return full, crc16(full) == want_crc
 
 
 def parse_format_frame(apl: bytes) -> tuple[int, bytes]:

@@ -43,27 +43,53 @@ def rows(t: Telegram) -> list[Row]:
     payload = t.payload
     decrypted = t.encrypted_offset is not None and t.decryption in ("ok", "truncated")
     tag = "decrypted " if decrypted else ""
-    if t.records:
-        for rec in t.records:
-            out.append(Row(start + rec.offset, rec.raw, "APL", f"{tag}record", rec.describe()))
-        return out
-    i = 0
-    while i < len(payload):
-        if payload[i] == 0x2F:
-            j = i
-            while j < len(payload) and payload[j] == 0x2F:
-                j += 1
-            out.append(Row(start + i, payload[i:j], "APL", f"{tag}filler", f"{j - i} idle filler bytes 2F"))
-            i = j
-            continue
-        j = i
-        while j < len(payload) and payload[j] != 0x2F and j - i < 16:
-            j += 1
-        out.append(Row(start + i, payload[i:j], "APL", f"{tag}data", "application data"))
-        i = j
+    tpl = t.tpl
+    if tpl is not None and tpl.info.payload == "compact" and t.records:
+        return out + _compact_rows(t, payload, start, tag)
+    spans = [(rec.offset, rec.offset + len(rec.raw), rec) for rec in t.records]
+    pos = 0
+    for begin, end, rec in spans + [(len(payload), len(payload), None)]:
+        if begin > pos:
+            out += _gap_rows(payload, pos, begin, start, tag)
+        if rec is not None:
+            out.append(Row(start + begin, rec.raw, "APL", f"{tag}record", rec.describe()))
+        pos = max(pos, end)
     if t.frame.trailing:
         out.append(Row(len(buf), t.frame.trailing, "-", "trailing", "bytes after the frame, ignored"))
     return out
+
+
+def _compact_rows(t: Telegram, payload: bytes, start: int, tag: str) -> list[Row]:
+    """A compact frame: signature, full-frame CRC, then each record's data (headers from the format)."""
+    skip = len(payload) - len(payload.lstrip(b"\x2f"))
+    rows_ = _gap_rows(payload, 0, skip, start, tag) if skip else []
+    sig, crc = payload[skip:skip + 2], payload[skip + 2:skip + 4]
+    rows_.append(Row(start + skip, sig, "APL", f"{tag}signature", f"format signature {sig[::-1].hex()}"))
+    rows_.append(Row(start + skip + 2, crc, "APL", f"{tag}full CRC", f"full-frame CRC {crc[::-1].hex()}"))
+    pos = skip + 4
+    for rec in t.records:
+        n = len(rec.data) + (1 if (rec.dib[0] & 0x0F) == 0x0D else 0)
+        rows_.append(Row(start + pos, payload[pos:pos + n], "APL", f"{tag}compact", rec.describe()
+                         + f" [header {rec.header.hex()}]"))
+        pos += n
+    return rows_
+
+
+def _gap_rows(payload: bytes, i: int, end: int, start: int, tag: str) -> list[Row]:
+    """Bytes between records: runs of 2F fillers, other bytes in 16-byte rows."""
+    rows_ = []
+    while i < end:
+        j = i
+        if payload[i] == 0x2F:
+            while j < end and payload[j] == 0x2F:
+                j += 1
+            rows_.append(Row(start + i, payload[i:j], "APL", f"{tag}filler", f"{j - i} idle filler bytes 2F"))
+        else:
+            while j < end and payload[j] != 0x2F and j - i < 16:
+                j += 1
+            rows_.append(Row(start + i, payload[i:j], "APL", f"{tag}data", "application data (not records)"))
+        i = j
+    return rows_
 
 
 def render(t: Telegram) -> str:

@@ -176,18 +176,6 @@ def time_j(b: bytes) -> str:
 # --- parsing ----------------------------------------------------------------------------------------
 
 
-def _lookup_vif(vib: bytes, pos: int) -> tuple[Vif, int]:
-    """Resolve VIF (and its table-extension byte); returns (entry, index after it)."""
-    vif = vib[pos]
-    code = vif & 0x7F
-    if vif in (0xFB, 0xFD) or code in (0x7B, 0x7D):
-        # 0x7B/0x7D without extension bit cannot select a table byte; treat as FB/FD only when extended
-        return _UNKNOWN, pos + 1
-    if code == 0x7F:
-        return _MANUFACTURER, pos + 1
-    return PRIMARY.get(code, _UNKNOWN), pos + 1
-
-
 def iter_records(apl: bytes, *, to_meter: bool = False) -> Iterator[DataRecord]:
     """Yield the data records of a plaintext APL. Raises RecordError/TruncatedError (with the APL
     offset) on a record that cannot be decoded; records before it have been yielded."""
@@ -379,10 +367,10 @@ def _value(entry: Vif, coding: str, data: bytes, field: int) -> tuple[Decimal | 
         if len(data) == 3:
             return None, time_j(data)
         return None, data.hex()
-    if coding == "text":
-        return None, data[::-1].decode("latin-1")
     if coding == "binary" or kind == "raw" and coding not in ("int", "bcd"):
         return None, data.hex()
+    if coding == "text":
+        return None, data[::-1].decode("latin-1")
     if coding in ("bcd", "negbcd"):
         n = bcd_value(data)
         if n is None:
@@ -413,3 +401,53 @@ def parse_records(apl: bytes, *, to_meter: bool = False) -> tuple[list[DataRecor
 def header_list(records: list[DataRecord]) -> bytes:
     """The concatenated DIB+VIB of data records (a format frame's body, a signature's input)."""
     return b"".join(r.dib + r.vib for r in records if r.quantity != "manufacturer_data")
+
+
+# --- building -----------------------------------------------------------------------------------
+
+_CODINGS = {"none": 0x0, "int8": 0x1, "int16": 0x2, "int24": 0x3, "int32": 0x4, "real32": 0x5, "int48": 0x6,
+            "int64": 0x7, "bcd2": 0x9, "bcd4": 0xA, "bcd6": 0xB, "bcd8": 0xC, "bcd12": 0xE}
+
+
+def build_dib(*, coding: str, storage: int = 0, tariff: int = 0, subunit: int = 0,
+              function: str = "instantaneous") -> bytes:
+    """DIF + DIFEs for the given data coding and storage / tariff / subunit / function."""
+    if coding not in _CODINGS and coding != "lvar":
+        raise ValueError(f"unknown coding {coding!r}; one of {sorted(_CODINGS)} or 'lvar'")
+    field = 0xD if coding == "lvar" else _CODINGS[coding]
+    dif = field | (FUNCTIONS.index(function) << 4) | ((storage & 1) << 6)
+    difes = []
+    s, t, u = storage >> 1, tariff, subunit
+    while s or t or u:
+        difes.append((s & 0x0F) | ((t & 3) << 4) | ((u & 1) << 6))
+        s, t, u = s >> 4, t >> 2, u >> 1
+    if len(difes) > 10:
+        raise ValueError("storage/tariff/subunit need more than 10 DIFEs")
+    out = bytearray([dif | (0x80 if difes else 0)])
+    for i, d in enumerate(difes):
+        out.append(d | (0x80 if i < len(difes) - 1 else 0))
+    return bytes(out)
+
+
+def encode_value(raw: int, coding: str) -> bytes:
+    """Raw integer -> data bytes (two's complement LE, or BCD with an F sign nibble)."""
+    if coding.startswith("bcd"):
+        digits = int(coding[3:])
+        text = str(abs(raw)).zfill(digits)
+        if raw < 0:
+            text = "f" + text[1:] if len(text) == digits and text[0] == "0" else None
+        if text is None or len(text) != digits:
+            raise ValueError(f"{raw} does not fit {coding}")
+        return bytes.fromhex(text)[::-1]
+    size = {"int8": 1, "int16": 2, "int24": 3, "int32": 4, "int48": 6, "int64": 8}[coding]
+    return raw.to_bytes(size, "little", signed=True)
+
+
+def build_record(*, vib: bytes, raw: int | None = None, data: bytes | None = None, coding: str = "int32",
+                 storage: int = 0, tariff: int = 0, subunit: int = 0, function: str = "instantaneous") -> bytes:
+    """One record: DIB for ``coding`` + the given VIB + data (from ``raw`` or given bytes)."""
+    if data is None:
+        data = b"" if coding == "none" else encode_value(int(raw or 0), coding)
+    if coding == "lvar":
+        data = bytes([len(data)]) + data
+    return build_dib(coding=coding, storage=storage, tariff=tariff, subunit=subunit, function=function) + vib + data

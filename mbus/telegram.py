@@ -237,7 +237,11 @@ def _application(st: _State, link: LinkHeader, formats: FormatCache | None, stri
             if formats is not None and err is None and recs:
                 formats.learn_records(meter, recs)
         elif kind == "compact":
-            recs, err = parse_records(decode_compact(formats, meter, apl))
+            full, crc_ok = decode_compact(formats, meter, apl)
+            if not crc_ok:
+                st.notes.append("compact frame: full-frame CRC differs from the expanded records "
+                                "(signature and length match)")
+            recs, err = parse_records(full)
         elif kind == "format":
             sig, headers = parse_format_frame(apl)
             if formats is not None:

@@ -97,3 +97,17 @@ def test_format_b_round_trip(canonical):
     raw = build_format_b(canonical)
     assert strip_format_b(raw) == (canonical, b"")
     assert raw[0] == len(raw) - 1
+
+
+def _crc_bitwise(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x3D65) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc ^ 0xFFFF
+
+
+@given(st.binary(max_size=300))
+def test_crc_fast_paths_match_bitwise_definition(data):
+    assert crc16(data) == _crc_bitwise(data)
