@@ -8,7 +8,7 @@ import re
 import sys
 from collections import Counter
 
-from mbus import explain
+from mbus import explain, wired
 from mbus.afl import FragmentBuffer
 from mbus.compact import FormatCache
 from mbus.errors import DecodeError
@@ -18,6 +18,7 @@ from mbus.telegram import Telegram, decode
 HELP = """\
 Decode a wireless M-Bus telegram given as hex (with or without link-layer CRCs, format A or B
 detected) and show every layer: link, ELL, AFL, transport header, security, application data.
+Wired M-Bus frames (E5, 10 C A CS 16, 68 L L 68 ... 16) are recognised and decoded too.
 
 With HEX = '-', read lines 'HEX [KEY]' from stdin and write one JSON object per line, in order
 (a bad line gives an object with "error"; the batch goes on). Lines in rtl_wmbus format
@@ -69,7 +70,10 @@ def _frame_format(name: str):
     return {"auto": "auto", "A": "A", "B": "B", "none": None}[name]
 
 
-def _decode(raw: bytes, keys: KeyStore | None, args, fragments=None, formats=None) -> Telegram:
+def _decode(raw: bytes, keys: KeyStore | None, args, fragments=None, formats=None):
+    """A wireless Telegram, or a WiredTelegram when the bytes are a wired M-Bus frame (68 L L 68 ...)."""
+    if args.frame_format == "auto" and wired.looks_wired(raw):
+        return wired.decode(raw, keys=keys, strict=args.strict)
     return decode(raw, keys=keys, frame_format=_frame_format(args.frame_format), fragments=fragments,
                   formats=formats, strict=args.strict)
 
@@ -89,12 +93,16 @@ def run(args) -> int:
         print(f"wmbus-sdr telegram: {err}", file=sys.stderr)
         return 1
     if output == "json":
-        print(json.dumps(t.to_json()))
-    elif output == "explain":
-        print(explain.render(t))
+        print(json.dumps(t.to_json(), ensure_ascii=False))
     else:
-        print(format_text(t))
+        print(_render(t, output))
     return 0
+
+
+def _render(t, output: str) -> str:
+    if isinstance(t, wired.WiredTelegram):
+        return t.describe()
+    return explain.render(t) if output == "explain" else format_text(t)
 
 
 def _load_keys(args) -> KeyStore | None:
@@ -135,10 +143,8 @@ def _run_stream(args, keys: KeyStore | None) -> int:
         counts[t.decryption] += 1
         if output == "json":
             write(dumps(t.to_json()) + "\n")
-        elif output == "explain":
-            write(explain.render(t) + "\n\n")
         else:
-            write(format_text(t) + "\n")
+            write(_render(t, output) + ("\n\n" if output == "explain" else "\n"))
     sys.stdout.flush()
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "lines")
     print(f"wmbus-sdr telegram: {counts['lines']} lines: {summary or 'nothing decoded'}", file=sys.stderr)

@@ -232,7 +232,7 @@ def iter_records(apl: bytes, *, to_meter: bool = False) -> Iterator[DataRecord]:
         code = vif & 0x7F
         plain_unit = None
         ext = vif & 0x80
-        if code == 0x7B or code == 0x7D:
+        if vif in (0xFB, 0xFD):  # table extensions; 0x7B / 0x7D without the E bit are reserved VIFs
             if pos >= n:
                 raise TruncatedError("extension VIF without its table byte", layer="APL", offset=pos)
             table_byte = apl[pos]
@@ -264,7 +264,7 @@ def iter_records(apl: bytes, *, to_meter: bool = False) -> Iterator[DataRecord]:
         else:
             entry = PRIMARY.get(code, _UNKNOWN)
         count = 0
-        manufacturer_vifes = False
+        manufacturer_vifes = code == 0x7F  # after a manufacturer VIF every VIFE is manufacturer-defined
         while ext:
             if pos >= n:
                 raise TruncatedError("VIFE expected", layer="APL", offset=pos)
@@ -291,7 +291,7 @@ def iter_records(apl: bytes, *, to_meter: bool = False) -> Iterator[DataRecord]:
             elif c <= 0x0F or 0x15 <= c <= 0x1C:
                 if to_meter and c <= 0x0F:
                     modifiers.append(f"action 0x{c:X}")
-                else:
+                elif c:
                     error = RECORD_ERRORS.get(c, f"error code 0x{c:02X}")
             elif 0x70 <= c <= 0x77:
                 exp_adjust += (c & 7) - 6
@@ -367,10 +367,14 @@ def _value(entry: Vif, coding: str, data: bytes, field: int) -> tuple[Decimal | 
         if len(data) == 3:
             return None, time_j(data)
         return None, data.hex()
-    if coding == "binary" or kind == "raw" and coding not in ("int", "bcd"):
+    if coding == "binary":
+        return None, data[::-1].hex()  # an LVAR binary number, most significant byte first
+    if kind == "raw" and coding not in ("int", "bcd"):
         return None, data.hex()
     if coding == "text":
-        return None, data[::-1].decode("latin-1")
+        if all(0x20 <= b < 0x7F or b >= 0xA0 for b in data):
+            return None, data[::-1].decode("latin-1")
+        return None, data[::-1].hex()  # not text: bytes in the same (reversed) order as characters
     if coding in ("bcd", "negbcd"):
         n = bcd_value(data)
         if n is None:
@@ -387,14 +391,14 @@ def _value(entry: Vif, coding: str, data: bytes, field: int) -> tuple[Decimal | 
     return Decimal(int.from_bytes(data, "little", signed=True)), None
 
 
-def parse_records(apl: bytes, *, to_meter: bool = False) -> tuple[list[DataRecord], str | None]:
+def parse_records(apl: bytes, *, to_meter: bool = False) -> tuple[list[DataRecord], DecodeError | None]:
     """All records of an APL, plus the error that stopped decoding (None when all decoded)."""
     out: list[DataRecord] = []
     try:
         for rec in iter_records(apl, to_meter=to_meter):
             out.append(rec)
     except DecodeError as err:
-        return out, str(err)
+        return out, err
     return out, None
 
 

@@ -262,8 +262,8 @@ def _application(st: _State, link: LinkHeader, formats: FormatCache | None, stri
         return (), "error"
     if err is not None:
         if strict:
-            raise DecodeError(err, layer="APL")
-        st.problems.append(f"APL: {err}" if not err.startswith("APL") else err)
+            raise err
+        st.problems.append(str(err))
         return recs, "error"
     return recs, "ok"
 
@@ -344,6 +344,12 @@ def _tpl_security(st: _State, link: LinkHeader, tpl: TransportLayer, afl, keys, 
         st.payload = buf[st.pos:]
         if afl is not None and afl.mac is not None:
             st.notes.append("AFL MAC not verified: security mode 0 has no MAC key")
+        return
+    if mode not in SECURITY_MODES:
+        st.notes.append(f"configuration field names reserved security mode {mode}: data taken as plaintext "
+                        "(manufacturer use of the field)")
+        st.payload = buf[st.pos:]
+        st.in_clear = True
         return
     if mode in TPL_MODES and buf[st.pos:st.pos + 2] == b"\x2f\x2f":
         st.notes.append(f"security mode {mode} announced but the data starts 2F2F in the clear: "
