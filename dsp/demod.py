@@ -1,0 +1,394 @@
+"""Frame demodulation inside a detected burst: (G)FSK discriminator, sync search over the mode's
+chip-rate tolerance, chip timing and carrier tracking, soft decoding, block CRCs.
+
+Per burst (a few thousand chips at most) the chip loop runs in Python; everything before it is
+vectorised. Feed-forward first: carrier offset, deviation, chip rate and timing come from the
+preamble + sync correlation; the loop then only follows small drifts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import fft as sfft
+from scipy.ndimage import maximum_filter1d
+
+from mbus import frame as mframe
+from mbus.errors import DecodeError
+
+from .coding import SOFT_DECODERS
+from .modes import MODES, ModeSpec
+from .phy import onair_size
+
+PREAMBLE_CHIPS = 16  # preamble chips included in the sync template
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameResult:
+    mode: str
+    frame_format: str | None
+    telegram: bytes  # canonical when crc_ok, else the raw on-air bytes
+    crc_ok: bool
+    reason: str  # "ok" or why it was rejected
+    position: float  # sample index (channel rate) of the first chip after the sync word
+    sync_position: float  # sample index where the preamble part of the template starts
+    chip_rate_hz: float
+    freq_offset_hz: float  # carrier offset from the channel centre (Hz)
+    deviation_hz: float
+    snr_db: float
+    violations: int
+    n_chips: int
+    end_position: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    mode: ModeSpec
+    chips: np.ndarray  # +-1
+    sync_len: int
+
+
+def _template(mode: ModeSpec) -> _Template:
+    pre = np.tile([-1.0, 1.0], PREAMBLE_CHIPS // 2)
+    sync = 2.0 * np.array(mode.sync, dtype=np.float64) - 1.0
+    if mode.coding == "nrz" and mode.sync_b is not None:
+        sync = sync[:16]  # 0x543D: common to format A and B; the rest is checked after sync
+    return _Template(mode, np.concatenate((pre, sync)), len(sync))
+
+
+def _upsample(chips: np.ndarray, sps: float) -> np.ndarray:
+    n = int(np.floor(len(chips) * sps))
+    return chips[np.minimum((np.arange(n) / sps).astype(np.int64), len(chips) - 1)]
+
+
+def _moving_average(x: np.ndarray, w: int) -> np.ndarray:
+    c = np.concatenate(([0.0], np.cumsum(x, dtype=np.float64)))
+    out = np.empty(len(x))
+    out[w - 1:] = (c[w:] - c[:-w]) / w
+    out[: w - 1] = c[1:w] / np.arange(1, w)
+    return out
+
+
+def discriminator(x: np.ndarray, rate: float) -> np.ndarray:
+    """Instantaneous frequency in Hz (length len(x); the first value repeats the second)."""
+    d = np.angle(x[1:] * np.conj(x[:-1])) * (rate / (2 * np.pi))
+    return np.concatenate((d[:1], d)) if len(d) else d
+
+
+def _interp(m: np.ndarray, t: float) -> float:
+    i = int(t)
+    if i < 0 or i + 1 >= len(m):
+        return 0.0
+    f = t - i
+    return m[i] * (1 - f) + m[i + 1] * f
+
+
+class Demodulator:
+    """Finds and decodes frames of the given modes in bursts of one channel."""
+
+    def __init__(self, rate: float, modes: list[str], *, threshold: float = 0.5, rate_step: float = 0.015):
+        self.rate = rate
+        self.modes = [MODES[m] for m in modes]
+        self.threshold = threshold
+        self.rate_step = rate_step
+        # T1 and C1 share a channel and the sync prefix: one search serves both (C is checked after).
+        self._search = []
+        for m in self.modes:
+            if m.name == "C1" and any(x.name == "T1" for x in self.modes):
+                continue
+            tol = m.chip_rate_tolerance if m.name != "C1" else 0.005
+            if m.name == "T1":
+                tol = max(tol, 0.125)
+            steps = max(1, int(np.ceil(tol / rate_step)))
+            factors = 1 + rate_step * np.arange(-steps, steps + 1) if tol > 0.006 else np.array([1.0])
+            self._search.append((m, _template(m), factors))
+
+    def demodulate(self, x: np.ndarray) -> list[FrameResult]:
+        if len(x) < 64:
+            return []
+        d = discriminator(x, self.rate)
+        power = float(np.mean(x.real ** 2 + x.imag ** 2))
+        good: list[FrameResult] = []
+        bad: list[FrameResult] = []
+        for mode, tpl, factors in self._search:
+            sps0 = self.rate / mode.chip_rate
+            w = max(1, int(round(sps0)))
+            m = _moving_average(d, w)
+            for score, pos, sps, sign in self._candidates(m, tpl, sps0, factors):
+                if any(r.sync_position - 8 * sps <= pos <= r.end_position for r in good):
+                    continue
+                res = self._decode(x, m if sign > 0 else -m, mode, tpl, pos, sps, w, score, power, sign)
+                if res is None:
+                    continue
+                (good if res.crc_ok else bad).append(res)
+        # a failed attempt that overlaps a good frame was the same transmission seen at a wrong offset
+        bad = [b for b in bad if not any(g.sync_position - 8 <= b.sync_position <= g.end_position
+                                         or b.sync_position <= g.sync_position <= b.end_position for g in good)]
+        kept: list[FrameResult] = []
+        for b in sorted(bad, key=lambda r: -r.snr_db):
+            if not any(k.sync_position <= b.sync_position <= k.end_position or
+                       b.sync_position <= k.sync_position <= b.end_position for k in kept):
+                kept.append(b)
+        return sorted(good + kept, key=lambda r: r.position)
+
+    def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray):
+        """(score, position, samples per chip, polarity) of sync-word candidates, best first.
+
+        The search runs on the matched-filter output decimated to about 2 samples per chip, with
+        one forward FFT per burst and one inverse FFT per candidate chip rate."""
+        q = max(1, int(sps0 // 2))
+        md = m[::q]
+        n = len(md)
+        c = np.concatenate(([0.0], np.cumsum(md)))
+        c2 = np.concatenate(([0.0], np.cumsum(md * md)))
+        lmax = int(np.floor(len(tpl.chips) * sps0 / q / factors.min())) + 1
+        if lmax >= n:
+            return []
+        nfft = sfft.next_fast_len(n + lmax)
+        spec = sfft.rfft(md, nfft)
+        found = []
+        for f in factors:
+            sps = sps0 / f
+            t = _upsample(tpl.chips, sps / q)
+            L = len(t)
+            corr = sfft.irfft(spec * sfft.rfft(t[::-1], nfft), nfft)[L - 1:n]
+            s1 = c[L:] - c[:-L]
+            s2 = c2[L:] - c2[:-L]
+            norm = corr / np.sqrt(np.maximum(s2 - s1 * s1 / L, 1e-12) * L)
+            a = np.abs(norm)
+            if a.max(initial=0.0) <= self.threshold:
+                continue
+            peaks = np.flatnonzero((a > self.threshold) & (a == maximum_filter1d(a, size=L | 1)))
+            best = peaks[np.argsort(-a[peaks])[:8]]
+            found += [(float(a[i]), float(i * q), sps, 1 if norm[i] > 0 else -1) for i in best]
+        found.sort(key=lambda z: -z[0])
+        out = []
+        for cand in found:
+            if len(out) == 8:
+                break
+            if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 for o in out):
+                out.append(self._refine(m, tpl, cand, q))
+        return out
+
+    def _refine(self, m: np.ndarray, tpl: _Template, cand, q: int):
+        """Full-rate search around a decimated candidate: position within the decimation step and
+        chip rate within one grid step, then a parabolic fit of the rate."""
+        score, pos, sps, sign = cand
+        step = self.rate_step
+        scores = []
+        best = (-np.inf, pos, sps)
+        for f in (1 - step, 1.0, 1 + step):
+            s_ = sps / f
+            t = _upsample(tpl.chips, s_)
+            L = len(t)
+            top = -np.inf
+            for p in range(int(pos) - q - 1, int(pos) + q + 2):
+                if 0 <= p and p + L <= len(m):
+                    seg = m[p:p + L]
+                    v = sign * float(np.dot(seg - seg.mean(), t))
+                    if v > top:
+                        top = v
+                        if v > best[0]:
+                            best = (v, float(p), s_)
+            scores.append(top)
+        a, b, c = scores
+        den = a - 2 * b + c
+        if b >= max(a, c) and den < 0:
+            delta = 0.5 * (a - c) / den  # in grid steps, towards the better neighbour
+            sps_fit = sps / (1 + delta * step)
+        else:
+            sps_fit = best[2]
+        return score, best[1], float(sps_fit), sign
+
+    def _tones(self, x: np.ndarray, offset: float, dev: float, sign: int, w: int) -> np.ndarray:
+        """Noncoherent two-tone matched filter: |sum over one chip of x at f+dev| minus the same at
+        f-dev, for a window ending at every sample (the optimal detector for orthogonal FSK)."""
+        n = np.arange(len(x))
+        base = x * np.exp(-2j * np.pi * offset * n / self.rate).astype(np.complex64)
+        rot = np.exp(-2j * np.pi * dev * n / self.rate).astype(np.complex64)
+        hi = base * rot
+        lo = base * np.conj(rot)
+        out = []
+        for u in (hi, lo):
+            c = np.concatenate(([0], np.cumsum(u, dtype=np.complex128)))
+            s_ = np.empty(len(u), dtype=np.complex128)
+            s_[w - 1:] = c[w:] - c[:-w]
+            s_[: w - 1] = c[1:w]
+            out.append(np.abs(s_))
+        v = out[0] - out[1]
+        return v if sign > 0 else -v
+
+    def _decode(self, x: np.ndarray, m: np.ndarray, mode: ModeSpec, tpl: _Template, pos: float, sps: float,
+                w: int, score: float, power: float, sign: int) -> FrameResult | None:
+        L = int(np.floor(len(tpl.chips) * sps))
+        # refine position to a fraction of a sample from the neighbours of the correlation peak
+        t = _upsample(tpl.chips, sps)
+
+        def corr_at(p):
+            i = int(p)
+            if i < 0 or i + L > len(m):
+                return -1e9
+            return float(np.dot(m[i:i + L], t))
+
+        c0, cm, cp = corr_at(pos), corr_at(pos - 1), corr_at(pos + 1)
+        den = cm - 2 * c0 + cp
+        frac = 0.5 * (cm - cp) / den if den < 0 else 0.0
+        pos = pos + float(np.clip(frac, -0.5, 0.5))
+        seg = m[int(pos):int(pos) + L]
+        offset = float(seg.mean())
+        dev = float(np.dot(seg - offset, t[: len(seg)]) / len(seg))
+        # a matched-filter amplitude far from the mode's deviation is not this mode's preamble
+        if not 0.3 * mode.deviation_hz <= dev <= 2.5 * mode.deviation_hz:
+            return None
+        # chip k of the template occupies [pos + k*sps, pos + (k+1)*sps); the moving average of width w
+        # sampled at the chip end sees the whole chip.
+        # the sliding windows (matched filter, tones) end at the sample they are stored at, so their
+        # waveform lags the chips by (w - 1) / 2 samples: the template start found on them does too.
+        start = pos - (w - 1) / 2 + len(tpl.chips) * sps  # first chip after the searched sync part
+        mode_name, fmt = mode.name, "A"
+        # chip decisions from the two-tone matched filter around the measured carrier. The
+        # discriminator underestimates the deviation at low SNR, so the tone spacing is chosen on
+        # the sync template from a grid around the mode's nominal deviation.
+        a0, a1 = max(int(pos) - w, 0), min(int(pos) + L + w, len(x))
+        best_amp, best_dev = -np.inf, mode.deviation_hz
+        for k in (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4):
+            trial = mode.deviation_hz * k
+            vt = self._tones(x[a0:a1], sign * offset, trial, sign, w)[int(pos) - a0:int(pos) - a0 + L]
+            ampt = float(np.dot(vt, t[: len(vt)])) / max(float(np.abs(vt).sum()), 1e-12)
+            if ampt > best_amp:
+                best_amp, best_dev = ampt, trial
+        dev = best_dev
+        v = self._tones(x, sign * offset, dev, sign, w)
+        tv = v[int(pos):int(pos) + L]
+        amp = float(np.dot(tv, t[: len(tv)]) / max(len(tv), 1))
+        if amp <= 0:
+            return None
+        carrier = sign * offset
+        tracker = _ChipTracker(v, start, sps, w, 0.0, amp, track_carrier=False)
+        if mode.coding == "nrz" or mode.name == "T1":
+            # C-mode check: after 0x543D comes 0x54 then 0xCD (format A) or 0x3D (format B), NRZ.
+            probe = tracker.peek(16)
+            bits = (probe > 0).astype(np.uint8)
+            head = int(np.packbits(bits[:8])[0]) if len(bits) >= 8 else -1
+            tail = int(np.packbits(bits[8:16])[0]) if len(bits) >= 16 else -1
+            c_mode = "C2" if mode.name == "C2" else "C1"
+            if head == 0x54 and tail in (0xCD, 0x3D):
+                mode = MODES[c_mode]
+                mode_name, fmt = c_mode, ("A" if tail == 0xCD else "B")
+                tracker.take(16)
+            elif mode.coding == "nrz":
+                return None
+        coding = mode.coding
+        decode = SOFT_DECODERS[coding]
+        cpb = {"3of6": 12, "manchester": 16, "nrz": 8}[coding]
+        first = tracker.take(4 * cpb)
+        if len(first) < 4 * cpb:
+            return None
+        head, head_violations = decode(first)
+        # noise that happened to correlate with the sync word: 3-of-6 words that are no code word,
+        # Manchester pairs with two equal chips (half of them in noise)
+        if head_violations > (6 if coding == "manchester" else 1):
+            return None
+        lbyte = head[0]
+        n_bytes = onair_size(lbyte, fmt)
+        if n_bytes < 12:
+            return None
+        rest = tracker.take(cpb * (n_bytes - 4))
+        soft = np.concatenate((first, rest))
+        raw, violations = decode(soft)
+        chip_rate = self.rate / tracker.sps_mean
+        freq = carrier
+        noise_est = tracker.noise_var
+        snr = 10 * np.log10(max(amp * amp / max(noise_est, 1e-12), 1e-9))
+        end = tracker.position
+        common = dict(position=start, sync_position=pos, chip_rate_hz=chip_rate, freq_offset_hz=freq,
+                      deviation_hz=dev, snr_db=float(snr), violations=violations, n_chips=len(soft),
+                      end_position=end)
+        if len(raw) < n_bytes:
+            return FrameResult(mode=mode_name, frame_format=fmt, telegram=raw, crc_ok=False, reason="truncated",
+                               **common)
+        try:
+            strip = mframe.strip_format_a if fmt == "A" else mframe.strip_format_b
+            canonical, _ = strip(raw[:n_bytes])
+        except DecodeError as err:
+            return FrameResult(mode=mode_name, frame_format=fmt, telegram=raw[:n_bytes], crc_ok=False,
+                               reason=err.reason, **common)
+        return FrameResult(mode=mode_name, frame_format=fmt, telegram=canonical, crc_ok=True, reason="ok",
+                           **common)
+
+
+class _ChipTracker:
+    """Samples chips from the matched-filter output and follows timing and carrier drift."""
+
+    def __init__(self, m: np.ndarray, start: float, sps: float, w: int, offset: float, dev: float, *,
+                 track_carrier: bool = True):
+        self.m = m
+        self.pos = start  # start of the next chip
+        self.sps = sps
+        self.w = w
+        self.offset = offset
+        self.dev = dev
+        self._sps_sum = 0.0
+        self._off_sum = 0.0
+        self._count = 0
+        self._err2 = 0.0
+        self._prev = 0.0
+        self._ko = 0.02 if track_carrier else 0.0
+
+    @property
+    def position(self) -> float:
+        return self.pos
+
+    @property
+    def sps_mean(self) -> float:
+        return self._sps_sum / self._count if self._count else self.sps
+
+    @property
+    def offset_mean(self) -> float:
+        return self._off_sum / self._count if self._count else self.offset
+
+    @property
+    def noise_var(self) -> float:
+        return self._err2 / self._count if self._count else 0.0
+
+    def peek(self, n: int) -> np.ndarray:
+        out = []
+        p = self.pos
+        for _ in range(n):
+            v = _interp(self.m, p + self.sps - 1 + (self.w - self.sps) / 2) - self.offset
+            out.append(v)
+            p += self.sps
+        return np.array(out)
+
+    def take(self, n: int) -> np.ndarray:
+        m, out = self.m, np.empty(n)
+        sps, w, dev = self.sps, self.w, self.dev
+        pos, off, prev = self.pos, self.offset, self._prev
+        half = (w - sps) / 2
+        kp, kr, ko = 0.15, 0.004, self._ko
+        for k in range(n):
+            centre = pos + sps - 1 + half
+            if centre + 1 >= len(m):
+                out = out[:k]
+                break
+            v = _interp(m, centre) - off
+            out[k] = v
+            s = 1.0 if v > 0 else -1.0
+            # timing: at a transition the matched filter crosses the offset half a window into the chip
+            if prev * s < 0:
+                b = _interp(m, pos + w / 2 - 1) - off
+                tau = (b / dev) * (w / 2) * (1.0 if prev > 0 else -1.0)
+                tau = max(-w / 2, min(w / 2, tau))
+                pos += kp * tau
+                sps += kr * tau
+            # carrier: decision-directed, slow
+            off += ko * (v - s * dev)
+            self._err2 += (abs(v) - dev) ** 2
+            self._sps_sum += sps
+            self._off_sum += off
+            self._count += 1
+            prev = v
+            pos += sps
+        self.pos, self.sps, self.offset, self._prev = pos, sps, off, prev
+        return out

@@ -1,0 +1,133 @@
+"""Receive flowgraph: IQ chunks -> impulse blanker -> channeliser -> burst finder per channel ->
+demodulator -> link frames (RxFrame), counted per mode and per rejection reason."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsp.channelizer import Channelizer
+from dsp.demod import Demodulator, FrameResult
+from dsp.detect import BurstFinder
+from dsp.frontend import ImpulseBlanker
+from dsp.modes import MODES
+from sdr.types import IQChunk, StreamInfo
+
+# channel name -> (frequency, modes heard there)
+CHANNELS = {
+    "868.30": (868.30e6, ("S1",)),
+    "868.95": (868.95e6, ("T1", "C1")),
+    "869.525": (869.525e6, ("C2",)),
+}
+DEFAULT_MODES = ("S1", "T1", "C1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RxFrame:
+    mode: str
+    frame_format: str | None
+    telegram: bytes  # canonical (L first, no CRCs) when crc_ok
+    crc_ok: bool
+    reason: str
+    sample: int  # absolute input sample index of the frame start (preamble part of the sync template)
+    t_s: float
+    rssi_dbfs: float
+    noise_dbfs: float
+    snr_db: float
+    freq_offset_hz: float  # carrier offset from the nominal channel
+    chip_rate_hz: float
+    channel_hz: float
+    violations: int
+
+
+def plan_channels(info: StreamInfo, modes: Iterable[str]) -> dict[str, tuple[float, tuple[str, ...]]]:
+    """The channels (with their modes) that the capture band contains."""
+    wanted = {m.upper() for m in modes}
+    unknown = wanted - set(MODES)
+    if unknown:
+        raise ValueError(f"unknown mode(s) {', '.join(sorted(unknown))}; known: S1, T1, C1, C2")
+    half = info.sample_rate_hz / 2 - 175e3
+    out = {}
+    for name, (freq, chmodes) in CHANNELS.items():
+        sel = tuple(m for m in chmodes if m in wanted)
+        if sel and abs(freq - info.center_freq_hz) <= half:
+            out[name] = (freq, sel)
+    return out
+
+
+class Receiver:
+    def __init__(self, info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES, *, blank_impulses: bool = True):
+        self.info = info
+        self.plan = plan_channels(info, modes)
+        if not self.plan:
+            lo = (info.center_freq_hz - info.sample_rate_hz / 2) / 1e6
+            hi = (info.center_freq_hz + info.sample_rate_hz / 2) / 1e6
+            raise ValueError(f"no wanted channel inside the captured band {lo:.3f}-{hi:.3f} MHz; centre the "
+                             "capture at 868.625 MHz (S, T, C at once) or 868.95 MHz (T1/C1) with >= 1.6 Msps")
+        self.channelizer = Channelizer(info.sample_rate_hz, info.center_freq_hz,
+                                       {name: f for name, (f, _) in self.plan.items()})
+        self.blanker = ImpulseBlanker() if blank_impulses else None
+        self.finders = {name: BurstFinder(name) for name in self.plan}
+        self.demods = {name: Demodulator(self.channelizer.out_rate, list(ms)) for name, (_, ms) in self.plan.items()}
+        self.stats: Counter = Counter()
+        self.samples_in = 0
+
+    @property
+    def modes(self) -> list[str]:
+        return [m for _, ms in self.plan.values() for m in ms]
+
+    def process(self, chunk: IQChunk) -> Iterator[RxFrame]:
+        self.samples_in = chunk.end
+        x = chunk.samples
+        if self.blanker is not None:
+            x = self.blanker.process(x)
+        yield from self._channels(self.channelizer.process(x))
+
+    def flush(self) -> Iterator[RxFrame]:
+        if self.blanker is not None:
+            rest = self.blanker.flush()
+            pad = np.zeros(self.channelizer.n_fft, dtype=np.complex64)
+            yield from self._channels(self.channelizer.process(np.concatenate((rest, pad))))
+        for name, finder in self.finders.items():
+            for burst in finder.flush():
+                yield from self._burst(name, burst)
+
+    def _channels(self, outputs: dict[str, np.ndarray]) -> Iterator[RxFrame]:
+        for name, y in outputs.items():
+            for burst in self.finders[name].process(y):
+                yield from self._burst(name, burst)
+
+    def _burst(self, name: str, burst) -> Iterator[RxFrame]:
+        self.stats["bursts"] += 1
+        freq, _ = self.plan[name]
+        ch = next(c for c in self.channelizer.channels if c.name == name)
+        dec = self.channelizer.decimation
+        fs = self.info.sample_rate_hz
+        for r in self.demods[name].demodulate(burst.samples):
+            frame = self._frame(r, burst, freq, ch.offset_hz - (freq - self.info.center_freq_hz), dec, fs)
+            self.stats[f"frames {r.mode}" if r.crc_ok else f"rejected {r.reason}"] += 1
+            yield frame
+
+    def _frame(self, r: FrameResult, burst, freq: float, bin_error: float, dec: int, fs: float) -> RxFrame:
+        sample = int(round((burst.start + r.sync_position) * dec - self.channelizer.delay))
+        i0 = int(r.sync_position)
+        i1 = max(i0 + 1, int(r.end_position))
+        seg = burst.samples[i0:i1]
+        p = float(np.mean(seg.real ** 2 + seg.imag ** 2)) if len(seg) else burst.power
+        noise = max(burst.noise, 1e-20)
+        return RxFrame(mode=r.mode, frame_format=r.frame_format, telegram=r.telegram, crc_ok=r.crc_ok,
+                       reason=r.reason, sample=max(sample, 0), t_s=max(sample, 0) / fs,
+                       rssi_dbfs=10 * np.log10(max(p, 1e-20)), noise_dbfs=10 * np.log10(noise),
+                       snr_db=10 * np.log10(max(p - noise, 1e-20) / noise), freq_offset_hz=r.freq_offset_hz + bin_error,
+                       chip_rate_hz=r.chip_rate_hz, channel_hz=freq, violations=r.violations)
+
+
+def receive(chunks: Iterable[IQChunk], info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES,
+            **kwargs) -> Iterator[RxFrame]:
+    rx = Receiver(info, modes, **kwargs)
+    for chunk in chunks:
+        yield from rx.process(chunk)
+    yield from rx.flush()

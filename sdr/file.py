@@ -1,0 +1,178 @@
+"""Recordings as IQ sources: raw files (cu8, cs8, cs16, cf32), SigMF, WAV, and stdin.
+
+Sample rate and centre frequency come from SigMF metadata, the WAV header (rate), the file name
+(``rtlsdr_868.950M_1M6_x.cu8``) or the caller; when one stays unknown a FormatError names the
+option to give. Reading is chunked: memory stays bounded whatever the file size.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from .errors import FormatError
+from .formats import BYTES_PER_SAMPLE, FORMATS, hints_from_name, to_complex
+from .types import IQChunk, StreamInfo
+
+SIGMF_TYPES = {"cu8": "cu8", "ci8": "cs8", "ci16_le": "cs16", "cf32_le": "cf32"}
+DEFAULT_CHUNK = 1 << 18
+
+
+class FileSource:
+    """Iterate a recording as IQChunks. Counts what could not be used (a trailing partial sample,
+    non-finite values) instead of failing."""
+
+    def __init__(self, path: str, *, fmt: str | None = None, sample_rate_hz: float | None = None,
+                 center_freq_hz: float | None = None, chunk_samples: int = DEFAULT_CHUNK):
+        self.path = path
+        self.chunk_samples = chunk_samples
+        self.trailing_bytes = 0
+        self.bad_samples = 0
+        self.samples_read = 0
+        self.annotations: list[dict] = []
+        self._wav = None
+        self._offset_bytes = 0
+        meta_rate = meta_freq = meta_fmt = None
+        data_path = path
+        if path != "-":
+            p = Path(path)
+            if p.suffix in (".sigmf-meta", ".sigmf-data"):
+                data_path, meta_fmt, meta_rate, meta_freq = self._sigmf(p)
+            elif p.suffix.lower() == ".wav":
+                meta_fmt, meta_rate = self._wav_header(p)
+            elif not p.exists():
+                raise FormatError(f"{path}: no such file")
+        hints = hints_from_name(path) if path != "-" else hints_from_name("")
+        self.fmt = fmt or meta_fmt or hints.fmt
+        if self.fmt is None:
+            raise FormatError(f"{path}: sample format unknown; give --format ({', '.join(FORMATS)})")
+        if self.fmt not in BYTES_PER_SAMPLE and self.fmt != "wav":
+            raise FormatError(f"{path}: unknown sample format {self.fmt!r}; use one of {', '.join(FORMATS)}")
+        rate = sample_rate_hz or meta_rate or hints.sample_rate_hz
+        freq = center_freq_hz or meta_freq or hints.center_freq_hz
+        if rate is None:
+            raise FormatError(f"{path}: sample rate unknown; give --rate (e.g. --rate 1.6e6)")
+        if freq is None:
+            raise FormatError(f"{path}: centre frequency unknown; give --center (e.g. --center 868.95e6)")
+        if not 0.2e6 <= rate <= 20e6:
+            raise FormatError(f"{path}: sample rate {rate:g} Hz is outside 0.2-20 Msps")
+        self.info = StreamInfo(sample_rate_hz=float(rate), center_freq_hz=float(freq), source=str(path))
+        self.data_path = data_path
+
+    # --- metadata readers ---------------------------------------------------------------------
+
+    def _sigmf(self, p: Path):
+        meta_path = p.with_suffix(".sigmf-meta")
+        data_path = p.with_suffix(".sigmf-data")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as err:
+            raise FormatError(f"{meta_path}: cannot read SigMF metadata: {err}") from None
+        glob = meta.get("global", {})
+        dtype = glob.get("core:datatype", "")
+        fmt = SIGMF_TYPES.get(dtype)
+        if fmt is None:
+            raise FormatError(f"{meta_path}: SigMF datatype {dtype!r} is not supported "
+                              f"(supported: {', '.join(SIGMF_TYPES)})")
+        rate = glob.get("core:sample_rate")
+        captures = meta.get("captures") or [{}]
+        freq = captures[0].get("core:frequency")
+        self.annotations = meta.get("annotations", [])
+        if not data_path.exists():
+            raise FormatError(f"{data_path}: SigMF data file missing")
+        return str(data_path), fmt, rate, freq
+
+    def _wav_header(self, p: Path):
+        from scipy.io import wavfile
+
+        try:
+            rate, data = wavfile.read(p, mmap=True)
+        except (OSError, ValueError) as err:
+            raise FormatError(f"{p}: not a readable WAV file: {err}") from None
+        if data.ndim != 2 or data.shape[1] != 2:
+            raise FormatError(f"{p}: WAV IQ needs 2 channels (I, Q), found {data.shape}")
+        self._wav = data
+        return "wav", float(rate)
+
+    # --- iteration ----------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[IQChunk]:
+        if self._wav is not None:
+            yield from self._iter_wav()
+            return
+        stream: BinaryIO
+        if self.data_path == "-":
+            stream = sys.stdin.buffer
+            close = False
+        else:
+            stream = open(self.data_path, "rb")  # noqa: SIM115 - closed below
+            close = True
+        try:
+            yield from self._iter_stream(stream)
+        finally:
+            if close:
+                stream.close()
+
+    def _iter_stream(self, stream: BinaryIO) -> Iterator[IQChunk]:
+        bps = BYTES_PER_SAMPLE[self.fmt]
+        want = self.chunk_samples * bps
+        carry = b""
+        start = 0
+        while True:
+            block = stream.read(want - len(carry))
+            if not block:
+                break
+            data = carry + block
+            usable = len(data) - len(data) % bps
+            carry = data[usable:]
+            if not usable:
+                continue
+            yield self._chunk(to_complex(data[:usable], self.fmt), start)
+            start += usable // bps
+        self.trailing_bytes = len(carry)
+
+    def _iter_wav(self) -> Iterator[IQChunk]:
+        data = self._wav
+        scale = {np.dtype("int16"): 1 / 32768, np.dtype("uint8"): None, np.dtype("float32"): 1.0,
+                 np.dtype("int32"): 1 / 2**31}.get(data.dtype)
+        for start in range(0, len(data), self.chunk_samples):
+            part = np.asarray(data[start:start + self.chunk_samples])
+            if data.dtype == np.uint8:
+                f = (part.astype(np.float32) - 127.5) / 127.5
+            elif scale is None:
+                raise FormatError(f"{self.path}: WAV sample type {data.dtype} not supported")
+            else:
+                f = part.astype(np.float32) * np.float32(scale)
+            yield self._chunk((f[:, 0] + 1j * f[:, 1]).astype(np.complex64), start)
+
+    def _chunk(self, samples: np.ndarray, start: int) -> IQChunk:
+        if self.fmt in ("cf32", "wav"):
+            bad = ~np.isfinite(samples.view(np.float32)).reshape(-1, 2).all(axis=1)
+            if bad.any():
+                self.bad_samples += int(bad.sum())
+                samples = samples.copy()
+                samples[bad] = 0
+        self.samples_read = start + len(samples)
+        return IQChunk(samples=samples, info=self.info, start=start)
+
+
+def write_sigmf(base: str | Path, data: bytes, *, fmt: str, sample_rate_hz: float, center_freq_hz: float,
+                annotations: list[dict] | None = None, description: str = "") -> tuple[Path, Path]:
+    """Write ``base.sigmf-data`` and ``base.sigmf-meta`` (through the sigmf package's schema names)."""
+    inverse = {v: k for k, v in SIGMF_TYPES.items()}
+    base = Path(base)
+    data_path, meta_path = base.with_suffix(".sigmf-data"), base.with_suffix(".sigmf-meta")
+    data_path.write_bytes(data)
+    meta = {
+        "global": {"core:datatype": inverse[fmt], "core:sample_rate": sample_rate_hz, "core:version": "1.0.0",
+                   "core:description": description, "core:recorder": "wmbus-sdr"},
+        "captures": [{"core:sample_start": 0, "core:frequency": center_freq_hz}],
+        "annotations": annotations or [],
+    }
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return data_path, meta_path
