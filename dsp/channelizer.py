@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft as sfft
-from scipy import signal
 
 OUT_RATE_TARGET = 400e3
 
@@ -41,9 +40,8 @@ class Channelizer:
         self.n_out = nout
         cutoff = min(passband_hz, 0.45 * self.out_rate)
         transition = 0.5 * self.out_rate - cutoff
-        numtaps, beta = signal.kaiserord(60.0, 2 * transition / self.fs)
-        numtaps = min(numtaps | 1, self.n_fft // 4 | 1)
-        taps = signal.firwin(numtaps, cutoff + transition / 2, window=("kaiser", beta), fs=self.fs)
+        taps = kaiser_lowpass(cutoff + transition / 2, transition, self.fs, max_taps=self.n_fft // 4 | 1)
+        numtaps = len(taps)
         overlap = numtaps - 1
         self.overlap = -(-overlap // self.decimation) * self.decimation
         self.hop = self.n_fft - self.overlap
@@ -60,9 +58,13 @@ class Channelizer:
                                  f"{(center_freq_hz - half) / 1e6:.3f}-{(center_freq_hz + half) / 1e6:.3f} MHz")
             k = int(round(off / self.fs * self.n_fft))
             self.channels.append(Channel(name, freq, k * self.fs / self.n_fft, k))
-        rel = np.concatenate((np.arange(0, nout // 2), np.arange(-nout // 2, 0)))
-        self._bins = {c.name: (c.bin + rel) % self.n_fft for c in self.channels}
+        # The Nout bins around a channel are taken as one contiguous slice starting half a band below
+        # it (no gather); inverse-transforming from there mixes by Nout/2 bins too much, which the
+        # per-sample factor (-1)^n undoes (folded into the block phase correction).
+        rel = np.arange(-nout // 2, nout // 2)
+        self._lo = {c.name: c.bin - nout // 2 for c in self.channels}
         self._hsel = {c.name: self._h[rel % self.n_fft] / np.float32(self.decimation) for c in self.channels}
+        self._alt = np.where(np.arange(nout) % 2, -1, 1).astype(np.complex64)[self.overlap // self.decimation:]
         self.reset()
 
     def reset(self) -> None:
@@ -84,11 +86,35 @@ class Channelizer:
         skip = self.overlap // self.decimation
         out = {}
         for c in self.channels:
-            sel = spec[:, self._bins[c.name]] * self._hsel[c.name]
-            y = sfft.ifft(sel, axis=1)[:, skip:]
-            # mixing phase of the block start, so blocks join without phase jumps
+            lo = self._lo[c.name] % self.n_fft
+            if lo + self.n_out <= self.n_fft:
+                sel = spec[:, lo:lo + self.n_out] * self._hsel[c.name]
+            else:  # the band wraps around the FFT edge
+                sel = np.concatenate((spec[:, lo:], spec[:, : lo + self.n_out - self.n_fft]), axis=1)
+                sel *= self._hsel[c.name]
+            y = sfft.ifft(sel, axis=1, overwrite_x=True)[:, skip:]
+            # mixing phase of each block start, so blocks join without phase jumps
             rot = np.exp(-2j * np.pi * ((c.bin * starts) % self.n_fft) / self.n_fft).astype(np.complex64)
-            out[c.name] = (y * rot[:, None]).reshape(-1)
+            y *= rot[:, None]
+            y *= self._alt[None, :]
+            out[c.name] = y.reshape(-1)
         self._buf = buf[used:]
         self._consumed += used
         return out
+
+
+def kaiser_lowpass(cutoff_hz: float, transition_hz: float, fs: float, *, atten_db: float = 60.0,
+                   max_taps: int = 4097) -> np.ndarray:
+    """Windowed-sinc low-pass (Kaiser window; length and beta from Kaiser's design formulas)."""
+    width = 2 * transition_hz / fs  # as a fraction of Nyquist
+    numtaps = int(np.ceil((atten_db - 7.95) / (2.285 * np.pi * width))) + 1
+    numtaps = min(numtaps | 1, max_taps)
+    if atten_db > 50:
+        beta = 0.1102 * (atten_db - 8.7)
+    elif atten_db > 21:
+        beta = 0.5842 * (atten_db - 21) ** 0.4 + 0.07886 * (atten_db - 21)
+    else:
+        beta = 0.0
+    n = np.arange(numtaps) - (numtaps - 1) / 2
+    h = 2 * cutoff_hz / fs * np.sinc(2 * cutoff_hz / fs * n) * np.kaiser(numtaps, beta)
+    return h / h.sum()

@@ -87,10 +87,9 @@ def _interp(m: np.ndarray, t: float) -> float:
 class Demodulator:
     """Finds and decodes frames of the given modes in bursts of one channel."""
 
-    def __init__(self, rate: float, modes: list[str], *, threshold: float = 0.5, rate_step: float = 0.015):
+    def __init__(self, rate: float, modes: list[str], *, threshold: float | None = None, rate_step: float = 0.015):
         self.rate = rate
         self.modes = [MODES[m] for m in modes]
-        self.threshold = threshold
         self.rate_step = rate_step
         # T1 and C1 share a channel and the sync prefix: one search serves both (C is checked after).
         self._search = []
@@ -103,6 +102,10 @@ class Demodulator:
             steps = max(1, int(np.ceil(tol / rate_step)))
             factors = 1 + rate_step * np.arange(-steps, steps + 1) if tol > 0.006 else np.array([1.0])
             self._search.append((m, _template(m), factors))
+        # normalised sync correlation needed to try a decode: S (discriminator at ~0 dB per sample)
+        # correlates less at its sensitivity limit than T and C do at theirs
+        self._thresholds = {m.name: (threshold if threshold is not None else (0.5 if m.coding == "manchester" else 0.6))
+                            for m, _, _ in self._search}
 
     def demodulate(self, x: np.ndarray) -> list[FrameResult]:
         if len(x) < 64:
@@ -157,9 +160,10 @@ class Demodulator:
             s2 = c2[L:] - c2[:-L]
             norm = corr / np.sqrt(np.maximum(s2 - s1 * s1 / L, 1e-12) * L)
             a = np.abs(norm)
-            if a.max(initial=0.0) <= self.threshold:
+            thr = self._thresholds[tpl.mode.name]
+            if a.max(initial=0.0) <= thr:
                 continue
-            peaks = np.flatnonzero((a > self.threshold) & (a == maximum_filter1d(a, size=L | 1)))
+            peaks = np.flatnonzero((a > thr) & (a == maximum_filter1d(a, size=L | 1)))
             best = peaks[np.argsort(-a[peaks])[:8]]
             found += [(float(a[i]), float(i * q), sps, 1 if norm[i] > 0 else -1) for i in best]
         found.sort(key=lambda z: -z[0])
@@ -259,7 +263,11 @@ class Demodulator:
             if ampt > best_amp:
                 best_amp, best_dev = ampt, trial
         dev = best_dev
-        v = self._tones(x, sign * offset, dev, sign, w)
+        # tones over the head only first (template + 4 bytes); the whole frame once the head is good
+        cpb = {"3of6": 12, "manchester": 16, "nrz": 8}[mode.coding]
+        head_end = int(pos + L + (4 * cpb + 24) * sps + 2 * w)
+        v = np.zeros(len(x))
+        v[a0:head_end] = self._tones(x[a0:head_end], sign * offset, dev, sign, w)
         tv = v[int(pos):int(pos) + L]
         amp = float(np.dot(tv, t[: len(tv)]) / max(len(tv), 1))
         if amp <= 0:
@@ -294,6 +302,9 @@ class Demodulator:
         n_bytes = onair_size(lbyte, fmt)
         if n_bytes < 12:
             return None
+        frame_end = int(tracker.position + (cpb * n_bytes + 8) * sps + 2 * w)
+        if frame_end > head_end:
+            v[a0:frame_end] = self._tones(x[a0:frame_end], sign * offset, dev, sign, w)
         rest = tracker.take(cpb * (n_bytes - 4))
         soft = np.concatenate((first, rest))
         raw, violations = decode(soft)

@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from . import telegram_cli
+from . import decode_cli, telegram_cli
 
-COMMANDS = {"telegram": telegram_cli}
+COMMANDS = {"decode": decode_cli, "telegram": telegram_cli}
 
 
 def build_parser() -> argparse.ArgumentParser:

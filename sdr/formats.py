@@ -21,16 +21,26 @@ FORMATS = tuple(BYTES_PER_SAMPLE)
 
 _CU8_LUT = ((np.arange(256, dtype=np.float32) - 127.5) / 127.5).astype(np.float32)
 _CS8_LUT = (np.arange(256, dtype=np.uint8).view(np.int8).astype(np.float32) / 128.0).astype(np.float32)
+_PAIR_LUTS: dict[str, np.ndarray] = {}
+
+
+def _pair_lut(fmt: str) -> np.ndarray:
+    """complex64 for every (I, Q) byte pair read as one little-endian uint16: one gather per sample."""
+    lut = _PAIR_LUTS.get(fmt)
+    if lut is None:
+        single = _CU8_LUT if fmt == "cu8" else _CS8_LUT
+        codes = np.arange(65536, dtype=np.uint32)
+        lut = (single[codes & 0xFF] + 1j * single[codes >> 8]).astype(np.complex64)
+        _PAIR_LUTS[fmt] = lut
+    return lut
 
 
 def to_complex(raw: bytes | np.ndarray, fmt: str) -> np.ndarray:
     """Raw interleaved bytes of whole samples -> complex64."""
     buf = np.frombuffer(raw, dtype=np.uint8) if not isinstance(raw, np.ndarray) else raw.view(np.uint8)
-    if fmt == "cu8":
-        f = _CU8_LUT[buf]
-    elif fmt == "cs8":
-        f = _CS8_LUT[buf]
-    elif fmt == "cs16":
+    if fmt in ("cu8", "cs8"):
+        return _pair_lut(fmt)[buf[: len(buf) - len(buf) % 2].view("<u2")]
+    if fmt == "cs16":
         f = buf.view("<i2").astype(np.float32) * np.float32(1 / 32768)
     elif fmt == "cf32":
         return buf.view("<c8").astype(np.complex64, copy=True)
