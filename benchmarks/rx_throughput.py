@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dsp.channel import Burst, noise_power, render  # noqa: E402
+from dsp.channel import Burst, bit_rate, render  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
 from sdr.formats import from_complex  # noqa: E402
 
@@ -47,9 +47,8 @@ def build(path: Path, seconds: float, rate: float, seed: int = 1) -> int:
                 fmt = "B" if k % 4 == 3 else "A"
                 tel = bytes([0x32, 0x44]) + rng.integers(0, 256, 49, dtype=np.uint8).tobytes()
                 ebn0 = rng.uniform(20, 30)
-                p_noise = noise_rms ** 2
-                amp = float(np.sqrt(p_noise * (2 / 3 * mode.chip_rate if mode.coding == "3of6" else mode.chip_rate *
-                                               (0.5 if mode.coding == "manchester" else 1.0)) * 10 ** (ebn0 / 10) / rate))
+                # amplitude for that Eb/N0 given the noise (the channel model's definition, inverted)
+                amp = float(np.sqrt(noise_rms ** 2 * bit_rate(mode) * 10 ** (ebn0 / 10) / rate))
                 bursts.append(Burst(mode=mode, telegram=tel, frame_format=fmt, start_s=start, amplitude=amp,
                                     freq_offset_hz=float(rng.uniform(-25e3, 25e3))))
                 start += 1.5 if dur >= 1.5 else dur
@@ -59,7 +58,6 @@ def build(path: Path, seconds: float, rate: float, seed: int = 1) -> int:
                           noise_rms=noise_rms, dc_offset=0.01 + 0.005j)
             f.write(from_complex(x, "cu8"))
             t += dur
-    assert noise_power(1, 10, 1, 1)  # keep the import honest: Eb/N0 definitions shared with tests
     return frames
 
 
