@@ -9,9 +9,9 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 	@VENV=$(VENV) bash scripts/bootstrap.sh
 	@touch $@
 
-## run: decode the bundled example telegrams (recordings/) and print what is inside
+## run: decode the bundled IQ recording (recordings/) and print the readings
 run: $(STAMP)
-	$(VENV)/bin/wmbus-sdr telegram --keys recordings/keys.txt --output text - < recordings/telegrams.txt
+	$(VENV)/bin/wmbus-sdr decode recordings/example_868.625M_2M4.sigmf-meta --keys recordings/keys.txt
 
 ## test: the whole test suite
 test: $(STAMP)
@@ -21,6 +21,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/telegram_throughput.py
 	$(PY) benchmarks/fuzz_stack.py
+	$(PY) benchmarks/rx_throughput.py
+	$(PY) benchmarks/sensitivity.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

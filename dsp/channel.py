@@ -102,3 +102,17 @@ def single_burst(mode: ModeSpec, telegram: bytes, *, frame_format: str = "A", sa
     x, _ = render([burst], sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, duration_s=dur, rng=rng,
                   noise_rms=rms)
     return quantize(x, fmt) if fmt else x
+
+
+def add_impulses(samples: np.ndarray, *, rng: np.random.Generator, sample_rate_hz: float, period_s: float = 125e-6,
+                 amplitude: float = 0.6, length: tuple[int, int] = (2, 10)) -> np.ndarray:
+    """Periodic impulsive interference like the clicks seen in real RTL-SDR captures."""
+    out = samples.copy()
+    period = period_s * sample_rate_hz
+    pos = rng.uniform(0, period)
+    while pos < len(out):
+        i = int(pos)
+        n = int(rng.integers(length[0], length[1] + 1))
+        out[i:i + n] += (amplitude * np.exp(2j * np.pi * rng.uniform(0, 1, min(n, len(out) - i)))).astype(np.complex64)
+        pos += period * rng.uniform(0.9, 1.1)
+    return out

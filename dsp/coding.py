@@ -84,3 +84,28 @@ def decode_nrz_soft(soft: np.ndarray) -> tuple[bytes, int]:
 CHIPS_PER_BYTE = {"3of6": 12, "manchester": 16, "nrz": 8}
 ENCODERS = {"3of6": encode_3of6, "manchester": encode_manchester, "nrz": encode_nrz}
 SOFT_DECODERS = {"3of6": decode_3of6_soft, "manchester": decode_manchester_soft, "nrz": decode_nrz_soft}
+
+
+def alternatives(coding: str, soft: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per decision, the next-best alternative: (byte index, XOR mask, reliability margin).
+
+    NRZ and Manchester: one entry per bit (flip it); 3-of-6: one per nibble (its second-best
+    code word). Small margins mark the decisions most likely to be wrong."""
+    s = np.asarray(soft, dtype=np.float32)
+    if coding == "3of6":
+        n = len(s) // 12 * 12
+        scores = s[:n].reshape(-1, 6) @ _CODE_SIGNS.T
+        order = np.argsort(-scores, axis=1)
+        best, second = order[:, 0], order[:, 1]
+        margin = scores[np.arange(len(best)), best] - scores[np.arange(len(best)), second]
+        idx = np.arange(len(best))
+        shift = np.where(idx % 2 == 0, 4, 0)
+        return idx // 2, ((best ^ second) << shift).astype(np.uint8), margin
+    if coding == "manchester":
+        n = len(s) // 16 * 16
+        d = s[1:n:2] - s[0:n:2]
+    else:
+        n = len(s) // 8 * 8
+        d = s[:n]
+    i = np.arange(len(d))
+    return i // 8, (1 << (7 - i % 8)).astype(np.uint8), np.abs(d)

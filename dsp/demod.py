@@ -15,9 +15,10 @@ from scipy import fft as sfft
 from scipy.ndimage import maximum_filter1d
 
 from mbus import frame as mframe
+from mbus.crc import crc16
 from mbus.errors import DecodeError
 
-from .coding import SOFT_DECODERS
+from .coding import SOFT_DECODERS, alternatives
 from .modes import MODES, ModeSpec
 from .phy import onair_size
 
@@ -40,6 +41,7 @@ class FrameResult:
     violations: int
     n_chips: int
     end_position: float
+    repaired: bool = False  # a block CRC only matched after flipping unreliable decisions
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +242,19 @@ class Demodulator:
         frac = 0.5 * (cm - cp) / den if den < 0 else 0.0
         pos = pos + float(np.clip(frac, -0.5, 0.5))
         seg = m[int(pos):int(pos) + L]
-        offset = float(seg.mean())
+        # Carrier: angle of the lag-1 autocorrelation over the preamble part of the template (balanced
+        # chips, so the +-deviation terms cancel). The mean discriminator output would shrink towards
+        # 0 Hz at low SNR and carry the imbalance of the sync word.
+        a0 = max(int(pos - (w - 1) / 2), 0)
+        pre = x[a0:a0 + int(PREAMBLE_CHIPS * sps) + 1]
+        if len(pre) > 8:
+            # lag of one sample: over balanced chips the +-deviation phasors are conjugate pairs, so the
+            # angle of their sum is the carrier alone (unambiguous within +-rate/2)
+            offset = float(np.angle(np.vdot(pre[:-1], pre[1:])) * self.rate / (2 * np.pi))
+        else:
+            offset = float(seg.mean())
+        if sign < 0:
+            offset = -offset  # m was negated for inverted polarity; keep offset in m's frame
         dev = float(np.dot(seg - offset, t[: len(seg)]) / len(seg))
         # a matched-filter amplitude far from the mode's deviation is not this mode's preamble
         if not 0.3 * mode.deviation_hz <= dev <= 2.5 * mode.deviation_hz:
@@ -290,6 +304,7 @@ class Demodulator:
         coding = mode.coding
         decode = SOFT_DECODERS[coding]
         cpb = {"3of6": 12, "manchester": 16, "nrz": 8}[coding]
+        data_start = tracker.position  # first chip after the whole sync word (C: after 54CD / 543D)
         first = tracker.take(4 * cpb)
         if len(first) < 4 * cpb:
             return None
@@ -313,18 +328,22 @@ class Demodulator:
         noise_est = tracker.noise_var
         snr = 10 * np.log10(max(amp * amp / max(noise_est, 1e-12), 1e-9))
         end = tracker.position
-        common = dict(position=start, sync_position=pos, chip_rate_hz=chip_rate, freq_offset_hz=freq,
+        common = dict(position=data_start, sync_position=pos, chip_rate_hz=chip_rate, freq_offset_hz=freq,
                       deviation_hz=dev, snr_db=float(snr), violations=violations, n_chips=len(soft),
                       end_position=end)
         if len(raw) < n_bytes:
             return FrameResult(mode=mode_name, frame_format=fmt, telegram=raw, crc_ok=False, reason="truncated",
                                **common)
+        strip = mframe.strip_format_a if fmt == "A" else mframe.strip_format_b
         try:
-            strip = mframe.strip_format_a if fmt == "A" else mframe.strip_format_b
             canonical, _ = strip(raw[:n_bytes])
         except DecodeError as err:
-            return FrameResult(mode=mode_name, frame_format=fmt, telegram=raw[:n_bytes], crc_ok=False,
-                               reason=err.reason, **common)
+            repaired = repair_blocks(raw[:n_bytes], fmt, *alternatives(coding, soft))
+            if repaired is None:
+                return FrameResult(mode=mode_name, frame_format=fmt, telegram=raw[:n_bytes], crc_ok=False,
+                                   reason=err.reason, **common)
+            canonical, _ = strip(repaired)
+            common["repaired"] = True
         return FrameResult(mode=mode_name, frame_format=fmt, telegram=canonical, crc_ok=True, reason="ok",
                            **common)
 
@@ -403,3 +422,46 @@ class _ChipTracker:
             pos += sps
         self.pos, self.sps, self.offset, self._prev = pos, sps, off, prev
         return out
+
+
+MAX_REPAIR_FLIPS = 6  # 2^6 candidates per block: a false CRC match stays below 0.1 %
+
+
+def block_spans(n_bytes: int, fmt: str) -> list[tuple[int, int]]:
+    """(start, end) of each CRC-protected block in the on-air bytes (CRC = last 2 bytes)."""
+    if fmt == "A":
+        spans, pos = [(0, min(12, n_bytes))], 12
+        while pos < n_bytes:
+            end = min(pos + 18, n_bytes)
+            spans.append((pos, end))
+            pos = end
+        return spans
+    return [(0, n_bytes)] if n_bytes <= 128 else [(0, 128), (128, n_bytes)]
+
+
+def repair_blocks(raw: bytes, fmt: str, byte_idx: np.ndarray, masks: np.ndarray, margins: np.ndarray):
+    """Chase-style repair: in each block whose CRC fails, try every combination of flips of its
+    least reliable decisions; None when some block cannot be repaired. The L-field is never touched
+    (it fixed the frame length already)."""
+    out = bytearray(raw)
+    for a, b in block_spans(len(raw), fmt):
+        block = out[a:b]
+        if len(block) < 3 or crc16(block[:-2]) == int.from_bytes(block[-2:], "big"):
+            continue
+        sel = np.flatnonzero((byte_idx >= max(a, 1)) & (byte_idx < b))
+        if len(sel) == 0:
+            return None
+        weakest = sel[np.argsort(margins[sel])[:MAX_REPAIR_FLIPS]]
+        fixed = None
+        for combo in range(1, 1 << len(weakest)):
+            trial = bytearray(block)
+            for bit, k in enumerate(weakest):
+                if combo >> bit & 1:
+                    trial[byte_idx[k] - a] ^= int(masks[k])
+            if crc16(trial[:-2]) == int.from_bytes(trial[-2:], "big"):
+                fixed = trial
+                break
+        if fixed is None:
+            return None
+        out[a:b] = fixed
+    return bytes(out)

@@ -81,11 +81,18 @@ class BurstFinder:
             lo = np.maximum(idx - span, 0)
             arr[:] = (c[idx] - c[lo]) / (idx - lo)
         self._powers = hist[-max(self.span, self.floor_span):]
+        # the first windows of a stream see the filters filling up (zeros before sample 0): keep them
+        # out of the noise floor
+        warm = np.arange(first, first + n) < 2
+        if warm.any():
+            favg = np.where(warm, np.inf, favg)
         fhist = np.concatenate((self._avgs, favg))
         mins = minimum_filter1d(fhist, size=self.floor_windows, origin=(self.floor_windows - 1) // 2,
                                 mode="nearest")[len(self._avgs):]
         self._avgs = fhist[-self.floor_windows:]
         floor = mins * self.floor_bias
+        if not np.isfinite(floor).all():  # no floor yet: nothing can open
+            floor = np.where(np.isfinite(floor), floor, np.inf)
         self._floor = float(floor[-1])
         above = avg > floor * self.open
         quiet = p < floor * self.close

@@ -2,11 +2,12 @@
 
 RTL-SDR captures carry periodic impulsive interference far above the noise and the wanted
 signal (clusters of 1-14 samples every ~125 µs in the shared recording); left in, it smears across
-every channel after filtering. In each absolutely aligned block of B samples, samples more than
-``threshold_db`` above the block's median power are candidates; runs of candidates shorter than
-``max_run`` samples are impulses and are set to zero (with ``guard`` neighbours) — a neutral
-erasure for the FM discriminator — while longer runs are a transmission starting, left alone.
-Chunk-invariant: blocks do not depend on how the input was split.
+every channel after filtering. Samples are judged in absolutely aligned blocks of B samples against
+the largest median power of the block and its two neighbours (one block of look-ahead), so the
+edges of a transmission are measured against the transmission, not the noise before or after it.
+Samples more than ``threshold_db`` above that reference are candidates; runs of candidates shorter
+than ``max_run`` samples are impulses and are set to zero (with ``guard`` neighbours) — a neutral
+erasure for the FM discriminator. Chunk-invariant: blocks do not depend on how the input was split.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 
 class ImpulseBlanker:
-    def __init__(self, block: int = 1024, threshold_db: float = 10.0, guard: int = 2, max_run: int = 48):
+    def __init__(self, block: int = 1024, threshold_db: float = 12.0, guard: int = 1, max_run: int = 48):
         self.block = block
         self.factor = np.float32(10 ** (threshold_db / 10))
         self.guard = guard
@@ -24,39 +25,57 @@ class ImpulseBlanker:
 
     def reset(self) -> None:
         self._carry = np.zeros(0, dtype=np.complex64)
+        self._prev_med = np.float32(0)
         self.blanked = 0
 
-    def process(self, samples: np.ndarray) -> np.ndarray:
-        """Blanked samples for every complete block; a partial block waits for the next call."""
+    def process(self, samples: np.ndarray, *, final: bool = False) -> np.ndarray:
+        """Blanked samples for every block whose next block has arrived (all of them when final)."""
         buf = np.concatenate((self._carry, np.asarray(samples, dtype=np.complex64)))
-        n = len(buf) // self.block
-        self._carry = buf[n * self.block:]
+        total = len(buf) // self.block if not final else -(-len(buf) // self.block)
+        if final and len(buf) % self.block:
+            buf = np.concatenate((buf, np.zeros(self.block - len(buf) % self.block, dtype=np.complex64)))
+        if total == 0:
+            self._carry = buf
+            return np.zeros(0, dtype=np.complex64)
+        f = buf[: total * self.block].view(np.float32)
+        re, im = f[0::2], f[1::2]
+        p_all = (re * re + im * im).reshape(total, self.block)
+        sub = p_all[:, ::4]  # the median of every 4th sample is plenty for a level reference
+        med_all = np.partition(sub, sub.shape[1] // 2, axis=1)[:, sub.shape[1] // 2]
+        n = total if final else total - 1  # the last complete block waits for its successor
         if n == 0:
+            self._carry = buf
             return np.zeros(0, dtype=np.complex64)
         x = buf[: n * self.block]
-        f = x.view(np.float32)
-        re, im = f[0::2], f[1::2]
-        p = (re * re + im * im).reshape(n, self.block)
-        sub = p[:, ::4]  # the median of every 4th sample is plenty for a level reference
-        med = np.partition(sub, sub.shape[1] // 2, axis=1)[:, sub.shape[1] // 2]
-        hot = (p > (med * self.factor)[:, None]).reshape(-1)
+        self._carry = buf[n * self.block:]
+        p = p_all[:n]
+        prev = np.concatenate(([self._prev_med], med_all[: n - 1]))
+        nxt = med_all[1:n + 1] if not final else np.concatenate((med_all[1:n], [0]))
+        ref = np.maximum(np.maximum(prev, med_all[:n]), nxt)
+        self._prev_med = med_all[n - 1]
+        hot = (p > (ref * self.factor)[:, None]).reshape(-1)
         flat = np.flatnonzero(hot)
         if len(flat) == 0:
             return x
-        # runs of consecutive candidates (a gap of up to `guard` samples joins them)
-        breaks = np.flatnonzero(np.diff(flat) > self.guard + 1)
+        # runs of consecutive candidates (a gap of up to `guard` samples joins them), never across a
+        # block boundary, so every block is judged on its own samples whatever the chunking
+        blk = flat // self.block
+        breaks = np.flatnonzero((np.diff(flat) > self.guard + 1) | (np.diff(blk) != 0))
         starts = flat[np.concatenate(([0], breaks + 1))]
         ends = flat[np.concatenate((breaks, [len(flat) - 1]))]
         short = (ends - starts + 1) <= self.max_run
         if not short.any():
             return x
         x = x.copy()
-        for a, b in zip(starts[short] - self.guard, ends[short] + self.guard + 1, strict=True):
-            x[max(a, 0):b] = 0
+        for a, b in zip(starts[short], ends[short], strict=True):
+            lo = a - a % self.block
+            x[max(a - self.guard, lo):min(b + self.guard + 1, lo + self.block)] = 0
         self.blanked += int((ends[short] - starts[short] + 1 + 2 * self.guard).sum())
         return x
 
     def flush(self) -> np.ndarray:
-        rest = self._carry
+        """The held-back samples (the last blocks), blanked; the output then has the input's length."""
+        n = len(self._carry)
+        out = self.process(np.zeros(0, dtype=np.complex64), final=True)[:n] if n else self._carry
         self._carry = np.zeros(0, dtype=np.complex64)
-        return rest
+        return out

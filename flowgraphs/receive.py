@@ -32,7 +32,7 @@ class RxFrame:
     telegram: bytes  # canonical (L first, no CRCs) when crc_ok
     crc_ok: bool
     reason: str
-    sample: int  # absolute input sample index of the frame start (preamble part of the sync template)
+    sample: int  # absolute input sample index where the sync word starts
     t_s: float
     rssi_dbfs: float
     noise_dbfs: float
@@ -96,9 +96,12 @@ class Receiver:
                 yield from self._burst(name, burst)
 
     def _channels(self, outputs: dict[str, np.ndarray]) -> Iterator[RxFrame]:
-        for name, y in outputs.items():
-            for burst in self.finders[name].process(y):
-                yield from self._burst(name, burst)
+        # Bursts of all channels, in the order they closed (then channel order): every channel sees
+        # the same span of time per call, so this order does not depend on the input chunking.
+        bursts = [(b.start + len(b.samples), i, name, b) for i, (name, y) in enumerate(outputs.items())
+                  for b in self.finders[name].process(y)]
+        for _, _, name, burst in sorted(bursts, key=lambda z: z[:2]):
+            yield from self._burst(name, burst)
 
     def _burst(self, name: str, burst) -> Iterator[RxFrame]:
         self.stats["bursts"] += 1
@@ -112,7 +115,9 @@ class Receiver:
             yield frame
 
     def _frame(self, r: FrameResult, burst, freq: float, bin_error: float, dec: int, fs: float) -> RxFrame:
-        sample = int(round((burst.start + r.sync_position) * dec - self.channelizer.delay))
+        # the sync template starts PREAMBLE_CHIPS before the sync word; report the sync word start
+        sync_at = r.position - len(MODES[r.mode].sync) * self.channelizer.out_rate / r.chip_rate_hz
+        sample = int(round((burst.start + sync_at) * dec - self.channelizer.delay))
         i0 = int(r.sync_position)
         i1 = max(i0 + 1, int(r.end_position))
         seg = burst.samples[i0:i1]

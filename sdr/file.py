@@ -67,8 +67,8 @@ class FileSource:
     # --- metadata readers ---------------------------------------------------------------------
 
     def _sigmf(self, p: Path):
-        meta_path = p.with_suffix(".sigmf-meta")
-        data_path = p.with_suffix(".sigmf-data")
+        base = str(p)[: -len(p.suffix)]  # not with_suffix: names like x_868.625M have dots of their own
+        meta_path, data_path = Path(base + ".sigmf-meta"), Path(base + ".sigmf-data")
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError) as err:
@@ -165,8 +165,7 @@ def write_sigmf(base: str | Path, data: bytes, *, fmt: str, sample_rate_hz: floa
                 annotations: list[dict] | None = None, description: str = "") -> tuple[Path, Path]:
     """Write ``base.sigmf-data`` and ``base.sigmf-meta`` (through the sigmf package's schema names)."""
     inverse = {v: k for k, v in SIGMF_TYPES.items()}
-    base = Path(base)
-    data_path, meta_path = base.with_suffix(".sigmf-data"), base.with_suffix(".sigmf-meta")
+    data_path, meta_path = Path(f"{base}.sigmf-data"), Path(f"{base}.sigmf-meta")
     data_path.write_bytes(data)
     meta = {
         "global": {"core:datatype": inverse[fmt], "core:sample_rate": sample_rate_hz, "core:version": "1.0.0",

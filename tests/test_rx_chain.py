@@ -1,0 +1,167 @@
+"""Receive chain: chunk invariance of every streaming block, loopback through the channel model per
+mode, impairments (DC, IQ imbalance, impulses), the shared real recording and the bundled one."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dsp.channel import Burst, add_impulses, bit_rate, quantize, render, single_burst
+from dsp.channelizer import Channelizer
+from dsp.detect import BurstFinder
+from dsp.frontend import ImpulseBlanker
+from dsp.modes import MODES
+from flowgraphs.receive import Receiver, receive
+from sdr.file import FileSource
+from sdr.types import IQChunk, StreamInfo
+
+from .conftest import REPO, load_jsonl, shared_path
+
+TEL = bytes.fromhex("2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3")
+
+
+def _splits(n: int, rng: np.random.Generator) -> list[int]:
+    cuts = sorted(set(rng.integers(1, n, 7).tolist()))
+    return [0, *cuts, n]
+
+
+def _scene(rng, rate=1.6e6, duration=0.25):
+    bursts = [Burst(mode=MODES["T1"], telegram=TEL, start_s=0.02, amplitude=0.2, freq_offset_hz=12e3,
+                    chip_rate_error=0.03),
+              Burst(mode=MODES["C1"], telegram=TEL, frame_format="B", start_s=0.09, amplitude=0.2,
+                    freq_offset_hz=-8e3),
+              Burst(mode=MODES["S1"], telegram=TEL, start_s=0.12, amplitude=0.2, freq_offset_hz=5e3)]
+    x, _ = render(bursts, sample_rate_hz=rate, center_freq_hz=868.625e6, duration_s=duration, rng=rng,
+                  noise_rms=0.02)
+    return quantize(add_impulses(x, rng=rng, sample_rate_hz=rate, amplitude=0.5), "cu8")
+
+
+def test_streaming_blocks_are_chunk_invariant():
+    rng = np.random.default_rng(11)
+    x = _scene(rng, duration=0.2)
+    cuts = _splits(len(x), rng)
+
+    blanker = ImpulseBlanker()
+    whole = np.concatenate([blanker.process(x), blanker.flush()])
+    blanker.reset()
+    parts = np.concatenate([blanker.process(x[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)] + [blanker.flush()])
+    np.testing.assert_array_equal(whole, parts)
+
+    x = whole  # the channeliser and burst finder see blanked samples, as in the receiver
+    ch = Channelizer(1.6e6, 868.625e6, {"S": 868.3e6, "TC": 868.95e6})
+    whole = ch.process(x)
+    ch.reset()
+    chunks = [ch.process(x[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], np.concatenate([c[name] for c in chunks]))
+
+    y = whole["TC"]
+    finder = BurstFinder("TC")
+    ref = [(b.start, b.samples) for b in [*finder.process(y), *finder.flush()]]
+    finder.reset()
+    ycuts = _splits(len(y), rng)
+    got = [(b.start, b.samples) for part in [finder.process(y[a:b]) for a, b in zip(ycuts, ycuts[1:], strict=False)]
+           for b in part] + [(b.start, b.samples) for b in finder.flush()]
+    assert [s for s, _ in ref] == [s for s, _ in got] and len(ref) >= 2
+    for (_, a), (_, b) in zip(ref, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_receiver_frames_do_not_depend_on_chunking():
+    rng = np.random.default_rng(12)
+    x = _scene(rng)
+    info = StreamInfo(sample_rate_hz=1.6e6, center_freq_hz=868.625e6)
+
+    def run(sizes):
+        rx, out, start = Receiver(info), [], 0
+        for n in sizes:
+            out += list(rx.process(IQChunk(samples=x[start:start + n], info=info, start=start)))
+            start += n
+        out += list(rx.flush())
+        return [(f.mode, f.frame_format, f.telegram, f.sample, round(f.freq_offset_hz, 6)) for f in out if f.crc_ok]
+
+    a = run([len(x)])
+    b = run([12345, 200000, 7, 99999] + [len(x)])
+    assert a == b
+    assert sorted((m, f) for m, f, *_ in a) == [("C1", "B"), ("S1", "A"), ("T1", "A")]
+    assert all(t == TEL for _, _, t, *_ in a)
+
+
+@pytest.mark.parametrize(("mode", "fmt", "rate_err"), [
+    ("T1", "A", 0.0), ("T1", "A", 0.11), ("T1", "A", -0.11), ("C1", "A", 0.0), ("C1", "B", 0.0),
+    ("S1", "A", 0.0), ("S1", "A", 0.018), ("C2", "A", 0.0),
+])
+def test_loopback_per_mode(mode, fmt, rate_err):
+    rng = np.random.default_rng(hash((mode, fmt, rate_err)) % 2**32)
+    modes = ["C2"] if mode == "C2" else ["S1", "T1", "C1"]
+    ok = 0
+    for k in range(6):
+        offset = (-25e3, 25e3, -10e3, 10e3, 0.0, 18e3)[k]
+        x = single_burst(MODES[mode], TEL, frame_format=fmt, rng=rng, ebn0_db=20, freq_offset_hz=offset,
+                         chip_rate_error=rate_err, sample_rate_hz=2.4e6)
+        info = StreamInfo(sample_rate_hz=2.4e6, center_freq_hz=868.625e6)
+        frames = [f for f in receive([IQChunk(samples=x, info=info, start=0)], info, modes) if f.crc_ok]
+        if len(frames) == 1 and frames[0].telegram == TEL and frames[0].mode == mode and frames[0].frame_format == fmt:
+            ok += 1
+            assert abs(frames[0].freq_offset_hz - offset) < 6e3
+            nominal = MODES[mode].chip_rate * (1 + rate_err)
+            assert abs(frames[0].chip_rate_hz / nominal - 1) < 0.01
+    assert ok == 6
+
+
+def test_front_end_impairments():
+    """DC offset, IQ imbalance and impulses (twice the frame's amplitude, every 125 µs) together."""
+    rng = np.random.default_rng(13)
+    bursts = [Burst(mode=MODES["T1"], telegram=TEL, start_s=0.01, amplitude=0.08, freq_offset_hz=-15e3),
+              Burst(mode=MODES["C1"], telegram=TEL, start_s=0.04, amplitude=0.08, freq_offset_hz=20e3)]
+    x, _ = render(bursts, sample_rate_hz=1.6e6, center_freq_hz=868.95e6, duration_s=0.07, rng=rng,
+                  noise_rms=0.01, dc_offset=0.05 + 0.03j, iq_gain_db=1.0, iq_phase_deg=4.0)
+    x = quantize(add_impulses(x, rng=rng, sample_rate_hz=1.6e6, amplitude=0.16), "cu8")
+    info = StreamInfo(sample_rate_hz=1.6e6, center_freq_hz=868.95e6)
+    frames = [f for f in receive([IQChunk(samples=x, info=info, start=0)], info, ["T1", "C1"]) if f.crc_ok]
+    assert sorted(f.mode for f in frames) == ["C1", "T1"]
+
+
+def test_pure_noise_gives_no_frames():
+    rng = np.random.default_rng(14)
+    info = StreamInfo(sample_rate_hz=1.6e6, center_freq_hz=868.625e6)
+    rx = Receiver(info)
+    found = []
+    for i in range(8):
+        n = 200_000
+        noise = (0.05 * (rng.standard_normal(n) + 1j * rng.standard_normal(n))).astype(np.complex64)
+        found += [f for f in rx.process(IQChunk(samples=quantize(noise), info=info, start=i * n)) if f.crc_ok]
+    found += [f for f in rx.flush() if f.crc_ok]
+    assert found == []
+
+
+def test_shared_real_recording_all_listed_frames():
+    expected = load_jsonl("recordings", "expected.jsonl")
+    by_file: dict[str, set] = {}
+    for row in expected:
+        by_file.setdefault(row["file"], set()).add(row["telegram"])
+    for name, telegrams in by_file.items():
+        src = FileSource(str(shared_path("recordings", name)))
+        got = {f.telegram.hex() for f in receive(src, src.info, ["S1", "T1", "C1"]) if f.crc_ok}
+        assert telegrams <= got, (name, telegrams - got)
+
+
+def test_bundled_recording_decodes_every_annotated_frame():
+    meta = REPO / "recordings" / "example_868.625M_2M4.sigmf-meta"
+    notes = json.loads(meta.read_text())["annotations"]
+    src = FileSource(str(meta))
+    frames = [f for f in receive(src, src.info) if f.crc_ok]
+    want = [(n["wmbus:mode"], n["wmbus:frame_format"], n["wmbus:telegram"]) for n in notes]
+    assert [(f.mode, f.frame_format, f.telegram.hex()) for f in frames] == want
+    for f, n in zip(frames, notes, strict=True):
+        mode = MODES[n["wmbus:mode"]]
+        sync_start = n["core:sample_start"] + 2 * mode.preamble_pairs / mode.chip_rate * src.info.sample_rate_hz
+        assert abs(f.sample - sync_start) < 2 / mode.chip_rate * src.info.sample_rate_hz  # within 2 chips
+
+
+def test_sensitivity_definition_matches_issue():
+    # Eb = P / bitrate, N0 = noise power / sample rate
+    assert bit_rate(MODES["T1"]) == pytest.approx(66666.67, rel=1e-4)
+    assert bit_rate(MODES["S1"]) == 16384 and bit_rate(MODES["C1"]) == 100e3

@@ -1,0 +1,80 @@
+"""IQ files: sample formats, file-name metadata, SigMF, WAV, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdr.errors import FormatError
+from sdr.file import FileSource, write_sigmf
+from sdr.formats import FORMATS, from_complex, hints_from_name, to_complex
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_format_round_trip(fmt):
+    x = (np.exp(1j * np.linspace(0, 20, 501)) * 0.9).astype(np.complex64)
+    y = to_complex(from_complex(x, fmt), fmt)
+    tol = {"cu8": 1 / 127, "cs8": 1 / 127, "cs16": 1e-4, "cf32": 0}[fmt]
+    assert np.max(np.abs(y - x)) <= tol + 1e-7
+
+
+@pytest.mark.parametrize(("name", "fmt", "rate", "freq"), [
+    ("g001_868.95M_1200k.cu8", "cu8", 1.2e6, 868.95e6),
+    ("rtlsdr_868.950M_1M6_samples2.cu8", "cu8", 1.6e6, 868.95e6),
+    ("x_868.625M_2M4_foo.cs8", "cs8", 2.4e6, 868.625e6),
+    ("capture.cf32", "cf32", None, None),
+])
+def test_name_hints(name, fmt, rate, freq):
+    h = hints_from_name(name)
+    assert (h.fmt, h.sample_rate_hz, h.center_freq_hz) == (fmt, rate, freq)
+
+
+def test_truncated_file_and_missing_options(tmp_path):
+    path = tmp_path / "cap_868.95M_1M6.cu8"
+    path.write_bytes(bytes(range(256)) * 8 + b"\x01")  # odd byte count
+    src = FileSource(str(path))
+    n = sum(len(c.samples) for c in src)
+    assert n == 1024 and src.trailing_bytes == 1
+    bare = tmp_path / "capture.cu8"
+    bare.write_bytes(b"\x80" * 64)
+    with pytest.raises(FormatError, match="--rate"):
+        FileSource(str(bare))
+    with pytest.raises(FormatError, match="--center"):
+        FileSource(str(bare), sample_rate_hz=1.6e6)
+    with pytest.raises(FormatError, match="no such file"):
+        FileSource(str(tmp_path / "missing_868.95M_1M6.cu8"))
+
+
+def test_nan_samples_are_counted_and_zeroed(tmp_path):
+    x = np.ones(100, dtype=np.complex64)
+    x[10] = np.nan
+    path = tmp_path / "nan_868.95M_1M6.cf32"
+    path.write_bytes(x.tobytes())
+    src = FileSource(str(path))
+    y = np.concatenate([c.samples for c in src])
+    assert src.bad_samples == 1 and y[10] == 0 and np.isfinite(y).all()
+
+
+def test_sigmf_round_trip_and_library_reads_it(tmp_path):
+    x = (0.5 * np.exp(1j * np.arange(1000) / 7)).astype(np.complex64)
+    base = tmp_path / "rec_868.625M"
+    write_sigmf(base, from_complex(x, "cs16"), fmt="cs16", sample_rate_hz=2.4e6, center_freq_hz=868.625e6,
+                annotations=[{"core:sample_start": 5, "core:sample_count": 10, "core:label": "T1 A"}])
+    src = FileSource(f"{base}.sigmf-meta")
+    assert (src.info.sample_rate_hz, src.info.center_freq_hz, src.fmt) == (2.4e6, 868.625e6, "cs16")
+    y = np.concatenate([c.samples for c in src])
+    assert np.max(np.abs(y - x)) < 1e-4
+    sigmf = pytest.importorskip("sigmf")
+    meta = sigmf.sigmffile.fromfile(str(base) + ".sigmf-meta")
+    assert meta.get_global_field("core:sample_rate") == 2.4e6
+
+
+def test_wav_iq(tmp_path):
+    from scipy.io import wavfile
+
+    iq = np.stack([np.arange(100, dtype=np.int16) * 100, -np.arange(100, dtype=np.int16) * 100], axis=1)
+    path = tmp_path / "iq_868.95M.wav"
+    wavfile.write(path, 1600000, iq)
+    src = FileSource(str(path))
+    y = np.concatenate([c.samples for c in src])
+    assert src.info.sample_rate_hz == 1.6e6 and abs(y[10] - (1000 - 1000j) / 32768) < 1e-6
