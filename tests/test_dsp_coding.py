@@ -38,7 +38,8 @@ def test_manchester_convention():
 
 
 def test_frame_chips_structure():
-    tel = bytes.fromhex("2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3")
+    tel = bytes.fromhex("2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B"
+                        "013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3")
     t1 = frame_chips(MODES["T1"], tel, "A")
     pre = 2 * MODES["T1"].preamble_pairs
     assert t1[:pre].tolist() == [0, 1] * MODES["T1"].preamble_pairs
