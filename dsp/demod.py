@@ -160,7 +160,10 @@ class Demodulator:
             corr = sfft.irfft(spec * sfft.rfft(t[::-1], nfft), nfft)[L - 1:n]
             s1 = c[L:] - c[:-L]
             s2 = c2[L:] - c2[:-L]
-            norm = corr / np.sqrt(np.maximum(s2 - s1 * s1 / L, 1e-12) * L)
+            energy = s2 - s1 * s1 / L
+            # silent stretches (blanked, or zero padding at the end of a stream) must not score
+            floor = 0.05 * float(np.median(energy)) + 1e-12
+            norm = np.where(energy > floor, corr / np.sqrt(np.maximum(energy, floor) * L), 0.0)
             a = np.abs(norm)
             thr = self._thresholds[tpl.mode.name]
             if a.max(initial=0.0) <= thr:
@@ -246,7 +249,9 @@ class Demodulator:
         # chips, so the +-deviation terms cancel). The mean discriminator output would shrink towards
         # 0 Hz at low SNR and carry the imbalance of the sync word.
         a0 = max(int(pos - (w - 1) / 2), 0)
-        pre = x[a0:a0 + int(PREAMBLE_CHIPS * sps) + 1]
+        # the whole template when its sync word is balanced (S, T), else the preamble part only (C)
+        span = len(tpl.chips) if abs(float(np.sum(tpl.chips))) < 1 else PREAMBLE_CHIPS
+        pre = x[a0:a0 + int(span * sps) + 1]
         if len(pre) > 8:
             # lag of one sample: over balanced chips the +-deviation phasors are conjugate pairs, so the
             # angle of their sum is the carrier alone (unambiguous within +-rate/2)
@@ -287,6 +292,18 @@ class Demodulator:
         if amp <= 0:
             return None
         carrier = sign * offset
+        # At low SNR the preamble part can pull the alignment a period off; settle it on the sync
+        # word alone, sampled on the more reliable tone output, within +-2 chips.
+        sync = 2.0 * np.array(tpl.chips[-tpl.sync_len:]) - 0.0
+        best_shift, best_score = 0, -np.inf
+        for shift in (-2, -1, 0, 1, 2):
+            s0 = start + shift * sps - tpl.sync_len * sps
+            centres = s0 + np.arange(tpl.sync_len) * sps + (sps + w) / 2 - 1
+            vals = np.array([_interp(v, c) for c in centres])
+            score_ = float(np.dot(vals, sync))
+            if score_ > best_score:
+                best_score, best_shift = score_, shift
+        start += best_shift * sps
         tracker = _ChipTracker(v, start, sps, w, 0.0, amp, track_carrier=False)
         if mode.coding == "nrz" or mode.name == "T1":
             # C-mode check: after 0x543D comes 0x54 then 0xCD (format A) or 0x3D (format B), NRZ.
@@ -313,39 +330,49 @@ class Demodulator:
         # Manchester pairs with two equal chips (half of them in noise)
         if head_violations > (6 if coding == "manchester" else 1):
             return None
-        lbyte = head[0]
-        n_bytes = onair_size(lbyte, fmt)
-        if n_bytes < 12:
+        # The L-field fixes the frame length but no CRC protects it by itself: besides the best
+        # decision, try the values one or two unreliable decisions away; block 1's CRC decides.
+        l_cands = _l_candidates(head[0], *alternatives(coding, first[:cpb]))
+        sizes = {lv: onair_size(lv, fmt) for lv in l_cands}
+        sizes = {lv: n for lv, n in sizes.items() if n >= 12}
+        if not sizes:
             return None
-        frame_end = int(tracker.position + (cpb * n_bytes + 8) * sps + 2 * w)
+        longest = max(sizes.values())
+        frame_end = int(tracker.position + (cpb * longest + 8) * sps + 2 * w)
         if frame_end > head_end:
             v[a0:frame_end] = self._tones(x[a0:frame_end], sign * offset, dev, sign, w)
-        rest = tracker.take(cpb * (n_bytes - 4))
+        rest = tracker.take(cpb * (longest - 4))
         soft = np.concatenate((first, rest))
-        raw, violations = decode(soft)
         chip_rate = self.rate / tracker.sps_mean
         freq = carrier
         noise_est = tracker.noise_var
         snr = 10 * np.log10(max(amp * amp / max(noise_est, 1e-12), 1e-9))
-        end = tracker.position
-        common = dict(position=data_start, sync_position=pos, chip_rate_hz=chip_rate, freq_offset_hz=freq,
-                      deviation_hz=dev, snr_db=float(snr), violations=violations, n_chips=len(soft),
-                      end_position=end)
-        if len(raw) < n_bytes:
-            return FrameResult(mode=mode_name, frame_format=fmt, telegram=raw, crc_ok=False, reason="truncated",
-                               **common)
         strip = mframe.strip_format_a if fmt == "A" else mframe.strip_format_b
-        try:
-            canonical, _ = strip(raw[:n_bytes])
-        except DecodeError as err:
-            repaired = repair_blocks(raw[:n_bytes], fmt, *alternatives(coding, soft))
-            if repaired is None:
-                return FrameResult(mode=mode_name, frame_format=fmt, telegram=raw[:n_bytes], crc_ok=False,
-                                   reason=err.reason, **common)
-            canonical, _ = strip(repaired)
-            common["repaired"] = True
-        return FrameResult(mode=mode_name, frame_format=fmt, telegram=canonical, crc_ok=True, reason="ok",
-                           **common)
+        failure = None
+        for lval, n_bytes in sizes.items():
+            common = dict(position=data_start, sync_position=pos, chip_rate_hz=chip_rate, freq_offset_hz=freq,
+                          deviation_hz=dev, snr_db=float(snr), violations=0, n_chips=n_bytes * cpb,
+                          end_position=data_start + n_bytes * cpb * sps)
+            if len(soft) < n_bytes * cpb:
+                failure = failure or FrameResult(mode=mode_name, frame_format=fmt, telegram=decode(soft)[0],
+                                                 crc_ok=False, reason="truncated", **common)
+                continue
+            raw, violations = decode(soft[: n_bytes * cpb])
+            raw = bytes([lval]) + raw[1:n_bytes]
+            common["violations"] = violations
+            try:
+                canonical, _ = strip(raw)
+            except DecodeError as err:
+                repaired = repair_blocks(raw, fmt, *alternatives(coding, soft[: n_bytes * cpb]))
+                if repaired is None:
+                    failure = failure or FrameResult(mode=mode_name, frame_format=fmt, telegram=raw,
+                                                     crc_ok=False, reason=err.reason, **common)
+                    continue
+                canonical, _ = strip(repaired)
+                common["repaired"] = True
+            return FrameResult(mode=mode_name, frame_format=fmt, telegram=canonical, crc_ok=True, reason="ok",
+                               **common)
+        return failure
 
 
 class _ChipTracker:
@@ -465,3 +492,13 @@ def repair_blocks(raw: bytes, fmt: str, byte_idx: np.ndarray, masks: np.ndarray,
             return None
         out[a:b] = fixed
     return bytes(out)
+
+
+def _l_candidates(best: int, byte_idx: np.ndarray, masks: np.ndarray, margins: np.ndarray) -> list[int]:
+    """L-field values in order of likelihood: the decision, then 1 and 2 of its weakest decisions
+    flipped (at most 8 values)."""
+    sel = np.flatnonzero(byte_idx == 0)
+    weak = [int(masks[k]) for k in sel[np.argsort(margins[sel])][:4]]
+    out = [best] + [best ^ m for m in weak]
+    out += [best ^ weak[i] ^ weak[j] for i in range(min(3, len(weak))) for j in range(i + 1, min(3, len(weak)))]
+    return list(dict.fromkeys(out))
