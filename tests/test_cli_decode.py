@@ -41,7 +41,8 @@ def test_rtlwmbus_lines_match_the_format_wmbusmeters_reads():
     p = run(RECORDING, "--output", "rtlwmbus")
     lines = p.stdout.decode().splitlines()
     assert len(lines) == 8
-    pattern = re.compile(r"^(S1|T1|C1);1;[01];\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3};-?\d+;-?\d+;[0-9a-f]{8};0x[0-9a-f]+$")
+    pattern = re.compile(r"^(S1|T1|C1);1;[01];\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3};"
+                         r"-?\d+;-?\d+;[0-9a-f]{8};0x[0-9a-f]+$")
     for line in lines:
         assert pattern.match(line), line
 
