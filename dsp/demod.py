@@ -22,7 +22,10 @@ from .coding import SOFT_DECODERS, alternatives
 from .modes import MODES, ModeSpec
 from .phy import onair_size
 
-PREAMBLE_CHIPS = 16  # preamble chips included in the sync template
+# Preamble chips included in the sync template: more chips, better detection and chip-rate
+# estimates, but never more than the shortest preamble the mode allows (T >= 38, C >= 32 chips;
+# S2 / T2 downlink short preamble 30 chips).
+PREAMBLE_CHIPS = {"3of6": 32, "nrz": 32, "manchester": 28}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,7 +55,7 @@ class _Template:
 
 
 def _template(mode: ModeSpec) -> _Template:
-    pre = np.tile([-1.0, 1.0], PREAMBLE_CHIPS // 2)
+    pre = np.tile([-1.0, 1.0], PREAMBLE_CHIPS[mode.coding] // 2)
     sync = 2.0 * np.array(mode.sync, dtype=np.float64) - 1.0
     if mode.coding == "nrz" and mode.sync_b is not None:
         sync = sync[:16]  # 0x543D: common to format A and B; the rest is checked after sync
@@ -176,7 +179,9 @@ class Demodulator:
         for cand in found:
             if len(out) == 8:
                 break
-            if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 for o in out):
+            # one candidate per position and polarity: an inverted preamble one chip off can outscore
+            # the true alignment, the decode decides
+            if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 or cand[3] != o[3] for o in out):
                 out.append(self._refine(m, tpl, cand, q))
         return out
 
@@ -250,7 +255,7 @@ class Demodulator:
         # 0 Hz at low SNR and carry the imbalance of the sync word.
         a0 = max(int(pos - (w - 1) / 2), 0)
         # the whole template when its sync word is balanced (S, T), else the preamble part only (C)
-        span = len(tpl.chips) if abs(float(np.sum(tpl.chips))) < 1 else PREAMBLE_CHIPS
+        span = len(tpl.chips) if abs(float(np.sum(tpl.chips))) < 1 else len(tpl.chips) - tpl.sync_len
         pre = x[a0:a0 + int(span * sps) + 1]
         if len(pre) > 8:
             # lag of one sample: over balanced chips the +-deviation phasors are conjugate pairs, so the
@@ -305,14 +310,24 @@ class Demodulator:
                 best_score, best_shift = score_, shift
         start += best_shift * sps
         tracker = _ChipTracker(v, start, sps, w, 0.0, amp, track_carrier=False)
-        if mode.coding == "nrz" or mode.name == "T1":
-            # C-mode check: after 0x543D comes 0x54 then 0xCD (format A) or 0x3D (format B), NRZ.
-            probe = tracker.peek(16)
-            bits = (probe > 0).astype(np.uint8)
-            head = int(np.packbits(bits[:8])[0]) if len(bits) >= 8 else -1
-            tail = int(np.packbits(bits[8:16])[0]) if len(bits) >= 16 else -1
-            c_mode = "C2" if mode.name == "C2" else "C1"
-            if head == 0x54 and tail in (0xCD, 0x3D):
+        c_mode = "C2" if mode.name == "C2" else "C1"
+        if mode.coding == "nrz" or (mode.name == "T1" and any(m.name == "C1" for m in self.modes)):
+            # C-mode check: after 0x543D comes 0x54 then 0xCD (format A) or 0x3D (format B), NRZ. The
+            # shared T/C search estimated the chip rate within T's wide tolerance; C runs on a crystal,
+            # so its nominal rate is tried as well.
+            c_sps = self.rate / MODES[c_mode].chip_rate
+            matched = None
+            for trial_sps in (sps, c_sps) if abs(c_sps / sps - 1) > 1e-3 else (sps,):
+                t0 = start + (trial_sps - sps) * (len(tpl.chips) + best_shift)
+                trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False)
+                bits = (trial.peek(16) > 0).astype(np.uint8)
+                head = int(np.packbits(bits[:8])[0]) if len(bits) >= 8 else -1
+                tail = int(np.packbits(bits[8:16])[0]) if len(bits) >= 16 else -1
+                if head == 0x54 and tail in (0xCD, 0x3D):
+                    matched = trial, trial_sps, tail
+                    break
+            if matched is not None:
+                tracker, sps, tail = matched
                 mode = MODES[c_mode]
                 mode_name, fmt = c_mode, ("A" if tail == 0xCD else "B")
                 tracker.take(16)
