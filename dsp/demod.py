@@ -352,19 +352,28 @@ class Demodulator:
         sizes = {lv: n for lv, n in sizes.items() if n >= 12}
         if not sizes:
             return None
-        longest = max(sizes.values())
-        frame_end = int(tracker.position + (cpb * longest + 8) * sps + 2 * w)
-        if frame_end > head_end:
-            v[a0:frame_end] = self._tones(x[a0:frame_end], sign * offset, dev, sign, w)
-        rest = tracker.take(cpb * (longest - 4))
-        soft = np.concatenate((first, rest))
-        chip_rate = self.rate / tracker.sps_mean
+        # chips for the most likely L first; more only if another candidate needs them
+        soft = first
+        done_to = head_end
+
+        def extend(n_bytes: int) -> None:
+            nonlocal soft, done_to
+            need = cpb * n_bytes - len(soft)
+            if need <= 0:
+                return
+            frame_end = int(tracker.position + (need + 8) * sps + 2 * w)
+            if frame_end > done_to:
+                v[a0:frame_end] = self._tones(x[a0:frame_end], sign * offset, dev, sign, w)
+                done_to = frame_end
+                tracker.refresh()
+            soft = np.concatenate((soft, tracker.take(need)))
         freq = carrier
-        noise_est = tracker.noise_var
-        snr = 10 * np.log10(max(amp * amp / max(noise_est, 1e-12), 1e-9))
         strip = mframe.strip_format_a if fmt == "A" else mframe.strip_format_b
         failure = None
         for lval, n_bytes in sizes.items():
+            extend(n_bytes)
+            chip_rate = self.rate / tracker.sps_mean
+            snr = 10 * np.log10(max(amp * amp / max(tracker.noise_var, 1e-12), 1e-9))
             common = dict(position=data_start, sync_position=pos, chip_rate_hz=chip_rate, freq_offset_hz=freq,
                           deviation_hz=dev, snr_db=float(snr), violations=0, n_chips=n_bytes * cpb,
                           end_position=data_start + n_bytes * cpb * sps)
@@ -407,6 +416,7 @@ class _ChipTracker:
         self._err2 = 0.0
         self._prev = 0.0
         self._ko = 0.02 if track_carrier else 0.0
+        self._list: list[float] | None = None
 
     @property
     def position(self) -> float:
@@ -433,23 +443,35 @@ class _ChipTracker:
             p += self.sps
         return np.array(out)
 
+    def refresh(self) -> None:
+        """The waveform array was extended in place: drop the list copy."""
+        self._list = None
+
     def take(self, n: int) -> np.ndarray:
-        m, out = self.m, np.empty(n)
+        if self._list is None:
+            self._list = self.m.tolist()  # Python floats index far faster than numpy scalars
+        m, out = self._list, [0.0] * n
+        last = len(m) - 1
         sps, w, dev = self.sps, self.w, self.dev
         pos, off, prev = self.pos, self.offset, self._prev
         half = (w - sps) / 2
         kp, kr, ko = 0.15, 0.004, self._ko
+        hw = w / 2 - 1
         for k in range(n):
             centre = pos + sps - 1 + half
-            if centre + 1 >= len(m):
+            i = int(centre)
+            if i + 1 >= last or i < 0:
                 out = out[:k]
                 break
-            v = _interp(m, centre) - off
+            f = centre - i
+            v = m[i] + (m[i + 1] - m[i]) * f - off
             out[k] = v
             s = 1.0 if v > 0 else -1.0
             # timing: at a transition the matched filter crosses the offset half a window into the chip
             if prev * s < 0:
-                b = _interp(m, pos + w / 2 - 1) - off
+                bc = pos + hw
+                j = int(bc)
+                b = (m[j] + (m[j + 1] - m[j]) * (bc - j) if 0 <= j < last else 0.0) - off
                 tau = (b / dev) * (w / 2) * (1.0 if prev > 0 else -1.0)
                 tau = max(-w / 2, min(w / 2, tau))
                 pos += kp * tau
@@ -463,7 +485,7 @@ class _ChipTracker:
             prev = v
             pos += sps
         self.pos, self.sps, self.offset, self._prev = pos, sps, off, prev
-        return out
+        return np.asarray(out, dtype=np.float64)
 
 
 MAX_REPAIR_FLIPS = 6  # 2^6 candidates per block: a false CRC match stays below 0.1 %
