@@ -93,11 +93,9 @@ class Channelizer:
                 sel = np.concatenate((spec[:, lo:], spec[:, : lo + self.n_out - self.n_fft]), axis=1)
                 sel *= self._hsel[c.name]
             y = sfft.ifft(sel, axis=1, overwrite_x=True)[:, skip:]
-            # mixing phase of each block start, so blocks join without phase jumps
+            # mixing phase of each block start (so blocks join without phase jumps) times (-1)^n
             rot = np.exp(-2j * np.pi * ((c.bin * starts) % self.n_fft) / self.n_fft).astype(np.complex64)
-            y *= rot[:, None]
-            y *= self._alt[None, :]
-            out[c.name] = y.reshape(-1)
+            out[c.name] = np.multiply(y, rot[:, None] * self._alt[None, :]).reshape(-1)
         self._buf = buf[used:]
         self._consumed += used
         return out

@@ -123,8 +123,10 @@ class Demodulator:
             sps0 = self.rate / mode.chip_rate
             w = max(1, int(round(sps0)))
             m = _moving_average(d, w)
+            span = len(tpl.chips)
             for score, pos, sps, sign in self._candidates(m, tpl, sps0, factors):
-                if any(r.sync_position - 8 * sps <= pos <= r.end_position for r in good):
+                # a candidate inside a decoded frame (or its sync template) is that frame seen again
+                if any(r.sync_position - span * sps <= pos <= r.end_position for r in good):
                     continue
                 res = self._decode(x, m if sign > 0 else -m, mode, tpl, pos, sps, w, score, power, sign)
                 if res is None:

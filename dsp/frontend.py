@@ -18,7 +18,7 @@ import numpy as np
 class ImpulseBlanker:
     def __init__(self, block: int = 1024, threshold_db: float = 12.0, guard: int = 1, max_run: int = 48):
         self.block = block
-        self.factor = np.float32(10 ** (threshold_db / 10))
+        self.factor = np.float32(10 ** (threshold_db / 20))  # on amplitudes
         self.guard = guard
         self.max_run = max_run
         self.reset()
@@ -37,9 +37,8 @@ class ImpulseBlanker:
         if total == 0:
             self._carry = buf
             return np.zeros(0, dtype=np.complex64)
-        f = buf[: total * self.block].view(np.float32)
-        re, im = f[0::2], f[1::2]
-        p_all = (re * re + im * im).reshape(total, self.block)
+        # amplitudes (np.abs is the fastest route here) compared with amplitude thresholds
+        p_all = np.abs(buf[: total * self.block]).reshape(total, self.block)
         sub = p_all[:, ::4]  # the median of every 4th sample is plenty for a level reference
         med_all = np.partition(sub, sub.shape[1] // 2, axis=1)[:, sub.shape[1] // 2]
         n = total if final else total - 1  # the last complete block waits for its successor
