@@ -8,17 +8,23 @@ import sys
 import time
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from mbus.compact import FormatCache
 from mbus.errors import DecodeError
 from mbus.keys import KeyStore
 from mbus.telegram import decode as decode_telegram
 from sdr.errors import SDRError
-from sdr.file import FileSource
-from sdr.formats import FORMATS
 
-from .receive import DEFAULT_MODES, Receiver, RxFrame
 from .telegram_cli import format_text
+
+if TYPE_CHECKING:  # numpy and scipy are imported only when a recording is decoded
+    from sdr.file import FileSource
+
+    from .receive import Receiver, RxFrame
+
+FORMATS = ("cu8", "cs8", "cs16", "cf32")
+DEFAULT_MODES = ("S1", "T1", "C1")
 
 HELP = """\
 Decode wireless M-Bus frames from an IQ recording: every S1, T1 and C1 (format A and B) frame in
@@ -52,6 +58,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from sdr.file import FileSource
+
+    from .receive import Receiver
+
     try:
         keys = KeyStore.from_file(args.keys) if args.keys else (
             KeyStore(default=bytes.fromhex(args.key)) if args.key else None)

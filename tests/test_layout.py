@@ -31,3 +31,22 @@ def test_dependency_rule():
             if hit:
                 bad.append(f"{path.relative_to(REPO)} imports {sorted(hit)}")
     assert not bad, bad
+
+
+def test_light_cli_constants_match_their_sources():
+    """decode_cli repeats two constants so that `wmbus-sdr telegram` starts without numpy."""
+    from flowgraphs import decode_cli, receive
+    from sdr import formats
+
+    assert decode_cli.FORMATS == formats.FORMATS
+    assert decode_cli.DEFAULT_MODES == receive.DEFAULT_MODES
+
+
+def test_telegram_command_does_not_import_numpy():
+    import subprocess
+    import sys
+
+    code = ("import sys; from flowgraphs.cli import main; "
+            "main(['telegram', '2e44931578563412330378']); print('numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
