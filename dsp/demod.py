@@ -169,13 +169,23 @@ class Demodulator:
             # silent stretches (blanked, or zero padding at the end of a stream) must not score
             floor = 0.05 * float(np.median(energy)) + 1e-12
             norm = np.where(energy > floor, corr / np.sqrt(np.maximum(energy, floor) * L), 0.0)
-            a = np.abs(norm)
             thr = self._thresholds[tpl.mode.name]
-            if a.max(initial=0.0) <= thr:
+            if np.abs(norm).max(initial=0.0) <= thr:
                 continue
-            peaks = np.flatnonzero((a > thr) & (a == maximum_filter1d(a, size=L | 1)))
-            best = peaks[np.argsort(-a[peaks])[:8]]
-            found += [(float(a[i]), float(i * q), sps, 1 if norm[i] > 0 else -1) for i in best]
+            # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
+            # sync word's own correlation (same alignment) tells the true position apart, so the
+            # ranking uses both.
+            ts = t.copy()
+            ts[: L - int(np.floor(tpl.sync_len * sps / q))] = 0.0
+            cs = sfft.irfft(spec * sfft.rfft(ts[::-1], nfft), nfft)[L - 1:n]
+            ls = int(np.count_nonzero(ts))
+            e_s = (c2[L:] - c2[L - ls:-ls if ls else None]) if ls else energy
+            e_s = e_s[: len(cs)] - ((c[L:] - c[L - ls:-ls if ls else None])[: len(cs)] ** 2) / max(ls, 1)
+            norm_s = np.where(e_s > floor * ls / L, cs / np.sqrt(np.maximum(e_s, 1e-12) * max(ls, 1)), 0.0)
+            score = np.where(np.sign(norm) == np.sign(norm_s), 0.5 * (np.abs(norm) + np.abs(norm_s)), 0.0)
+            peaks = np.flatnonzero((np.abs(norm) > thr) & (score == maximum_filter1d(score, size=L | 1)))
+            best = peaks[np.argsort(-score[peaks])[:8]]
+            found += [(float(score[i]), float(i * q), sps, 1 if norm[i] > 0 else -1) for i in best]
         found.sort(key=lambda z: -z[0])
         out = []
         for cand in found:
