@@ -165,3 +165,19 @@ def test_sensitivity_definition_matches_issue():
     # Eb = P / bitrate, N0 = noise power / sample rate
     assert bit_rate(MODES["T1"]) == pytest.approx(66666.67, rel=1e-4)
     assert bit_rate(MODES["S1"]) == 16384 and bit_rate(MODES["C1"]) == 100e3
+
+
+@pytest.mark.parametrize("rate", [0.9e6, 1.0e6, 2.048e6, 3.2e6, 10e6])
+def test_any_sample_rate(rate):
+    rng = np.random.default_rng(int(rate) % 1000)
+    center = 868.95e6 if rate < 1.6e6 else 868.625e6
+    modes = ["T1", "C1"] if rate < 1.6e6 else ["S1", "T1", "C1"]
+    bursts = [Burst(mode=MODES["T1"], telegram=TEL, start_s=0.005, amplitude=0.2, freq_offset_hz=-9e3),
+              Burst(mode=MODES["C1"], telegram=TEL, frame_format="B", start_s=0.02, amplitude=0.2)]
+    if rate >= 1.6e6:
+        bursts.append(Burst(mode=MODES["S1"], telegram=TEL, start_s=0.03, amplitude=0.2, freq_offset_hz=7e3))
+    x, _ = render(bursts, sample_rate_hz=rate, center_freq_hz=center, duration_s=0.1, rng=rng, noise_rms=0.02)
+    info = StreamInfo(sample_rate_hz=rate, center_freq_hz=center)
+    frames = [f for f in receive([IQChunk(samples=quantize(x), info=info, start=0)], info, modes) if f.crc_ok]
+    assert sorted(f.mode for f in frames) == sorted(m for m in ("C1", "S1", "T1") if m in modes)
+    assert all(f.telegram == TEL for f in frames)
