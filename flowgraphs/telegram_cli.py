@@ -168,8 +168,5 @@ def format_text(t: Telegram) -> str:
         lines.append("  " + rec.describe())
     if not t.records and t.payload:
         lines.append(f"  payload {t.payload.hex()}")
-    for p in t.problems:
-        lines.append(f"  problem: {p}")
-    for n in t.notes:
-        lines.append(f"  note: {n}")
+    lines += explain.problem_lines(t, "  ")
     return "\n".join(lines)

@@ -101,8 +101,10 @@ def render(t: Telegram) -> str:
         for extra in chunks[1:]:
             lines.append(f"{'':>6}  {extra.strip():<34}")
     lines.append(f"decryption: {t.decryption} — {t.message}")
-    for p in t.problems:
-        lines.append(f"problem: {p}")
-    for n in t.notes:
-        lines.append(f"note: {n}")
+    lines += problem_lines(t)
     return "\n".join(lines)
+
+
+def problem_lines(t: Telegram, indent: str = "") -> list[str]:
+    """The telegram's problems and notes, one line each."""
+    return [f"{indent}problem: {p}" for p in t.problems] + [f"{indent}note: {n}" for n in t.notes]

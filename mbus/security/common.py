@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import TruncatedError, WrongKeyError
+from .aes import cbc_decrypt, cbc_encrypt
 
 FILLER = 0x2F
 
@@ -30,3 +31,20 @@ def pad_to_blocks(plain: bytes, blocks: int) -> bytes:
     if len(plain) > size:
         return plain
     return plain + bytes([FILLER]) * (size - len(plain))
+
+
+def decrypt_cbc_part(key: bytes, iv: bytes, blocks: int, data: bytes, what: str) -> bytes:
+    """CBC-decrypt the N announced blocks, verify 2F2F, keep the plaintext tail (modes 5 and 7)."""
+    enc, tail = split_encrypted(data, blocks, f"TPL {what}")
+    if not enc:
+        return tail
+    plain = cbc_decrypt(key, iv, enc)
+    check_filler(plain, what)
+    return plain + tail
+
+
+def encrypt_cbc_part(key: bytes, iv: bytes, blocks: int, plain: bytes, what: str) -> bytes:
+    part, tail = split_encrypted(plain, blocks, f"TPL {what}")
+    if not part:
+        return tail
+    return cbc_encrypt(key, iv, part) + tail

@@ -6,8 +6,7 @@ bytes are in link-layer order (M before ID) in both cases.
 
 from __future__ import annotations
 
-from .aes import cbc_decrypt, cbc_encrypt
-from .common import check_filler, split_encrypted
+from .common import decrypt_cbc_part, encrypt_cbc_part
 
 MODE = 5
 
@@ -17,16 +16,8 @@ def iv(ctx) -> bytes:
 
 
 def decrypt(key: bytes, ctx, data: bytes) -> bytes:
-    enc, tail = split_encrypted(data, ctx.encrypted_blocks, "TPL mode 5")
-    if not enc:
-        return tail
-    plain = cbc_decrypt(key, iv(ctx), enc)
-    check_filler(plain, f"mode 5 for {ctx.address.id}")
-    return plain + tail
+    return decrypt_cbc_part(key, iv(ctx), ctx.encrypted_blocks, data, f"mode 5 for {ctx.address.id}")
 
 
 def encrypt(key: bytes, ctx, plain: bytes) -> bytes:
-    part, tail = split_encrypted(plain, ctx.encrypted_blocks, "TPL mode 5")
-    if not part:
-        return tail
-    return cbc_encrypt(key, iv(ctx), part) + tail
+    return encrypt_cbc_part(key, iv(ctx), ctx.encrypted_blocks, plain, "mode 5")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hmac
 
 from ..errors import FieldError, MACMismatchError
-from .aes import ZERO_IV, cbc_decrypt, cbc_encrypt, cmac
-from .common import check_filler, split_encrypted
+from .aes import ZERO_IV, cmac
+from .common import decrypt_cbc_part, encrypt_cbc_part
 
 MODE = 7
 DC_KENC, DC_KMAC, DC_LENC, DC_LMAC = 0x00, 0x01, 0x10, 0x11
@@ -38,19 +38,11 @@ def mac_key(master: bytes, ctx) -> bytes:
 
 
 def decrypt(key: bytes, ctx, data: bytes) -> bytes:
-    enc, tail = split_encrypted(data, ctx.encrypted_blocks, "TPL mode 7")
-    if not enc:
-        return tail
-    plain = cbc_decrypt(enc_key(key, ctx), ZERO_IV, enc)
-    check_filler(plain, f"mode 7 for {ctx.address.id}")
-    return plain + tail
+    return decrypt_cbc_part(enc_key(key, ctx), ZERO_IV, ctx.encrypted_blocks, data, f"mode 7 for {ctx.address.id}")
 
 
 def encrypt(key: bytes, ctx, plain: bytes) -> bytes:
-    part, tail = split_encrypted(plain, ctx.encrypted_blocks, "TPL mode 7")
-    if not part:
-        return tail
-    return cbc_encrypt(enc_key(key, ctx), ZERO_IV, part) + tail
+    return encrypt_cbc_part(enc_key(key, ctx), ZERO_IV, ctx.encrypted_blocks, plain, "mode 7")
 
 
 def compute_mac(key: bytes, ctx, afl, tpdu: bytes, length: int) -> bytes:
