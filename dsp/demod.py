@@ -329,8 +329,11 @@ class Demodulator:
             # so its nominal rate is tried as well.
             c_sps = self.rate / MODES[c_mode].chip_rate
             matched = None
-            for trial_sps in (sps, c_sps) if abs(c_sps / sps - 1) > 1e-3 else (sps,):
-                t0 = start + (trial_sps - sps) * (len(tpl.chips) + best_shift)
+            # format B repeats 543D: a lock on the second one is 16 chips late, so try 16 earlier too
+            trials = [(ts, back) for back in (0, 16)
+                      for ts in ((sps, c_sps) if abs(c_sps / sps - 1) > 1e-3 else (sps,))]
+            for trial_sps, back in trials:
+                t0 = start + (trial_sps - sps) * (len(tpl.chips) + best_shift) - back * trial_sps
                 trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False)
                 bits = (trial.peek(16) > 0).astype(np.uint8)
                 head = int(np.packbits(bits[:8])[0]) if len(bits) >= 8 else -1
