@@ -338,6 +338,12 @@ class Demodulator:
                 bits = (trial.peek(16) > 0).astype(np.uint8)
                 head = int(np.packbits(bits[:8])[0]) if len(bits) >= 8 else -1
                 tail = int(np.packbits(bits[8:16])[0]) if len(bits) >= 16 else -1
+                if back:
+                    # only a second 543D preceded by a first one; a T sync after its preamble reads
+                    # 543D too, but is preceded by preamble (5555)
+                    before = _ChipTracker(v, t0 - 16 * trial_sps, trial_sps, w, 0.0, amp, track_carrier=False)
+                    if bytes(np.packbits((before.peek(16) > 0).astype(np.uint8))) != b"\x54\x3d" or tail != 0x3D:
+                        continue
                 if head == 0x54 and tail in (0xCD, 0x3D):
                     matched = trial, trial_sps, tail
                     break
