@@ -15,7 +15,8 @@ run: $(STAMP)
 
 ## test: the whole test suite
 test: $(STAMP)
-	$(PY) -m pytest -q
+	@bash scripts/test_deps.sh
+	PATH="$$PATH:/usr/sbin" $(PY) -m pytest -q
 
 ## bench: the benchmarks quoted in the README
 bench: $(STAMP)

@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from . import decode_cli, telegram_cli
+from . import decode_cli, rx_cli, telegram_cli
 
-COMMANDS = {"decode": decode_cli, "telegram": telegram_cli}
+COMMANDS = {"decode": decode_cli, "rx": rx_cli, "serve-rtltcp": rx_cli, "telegram": telegram_cli}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for _name, module in COMMANDS.items():
+    for module in dict.fromkeys(COMMANDS.values()):  # rx_cli defines two commands
         module.add_parser(sub)
     return parser
 

@@ -1,0 +1,149 @@
+"""``wmbus-sdr rx`` (live reception) and ``wmbus-sdr serve-rtltcp`` (play a recording as rtl_tcp)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+HELP_RX = """\
+Receive wireless M-Bus live from an SDR and write frames as text, JSON lines, rtl_wmbus lines
+(for wmbusmeters' stdin:rtlwmbus) and/or MQTT messages.
+
+devices:
+  rtlsdr:0                         RTL-SDR over USB (pip install 'wmbus-sdr[rtlsdr]')
+  rtltcp://HOST:PORT               an rtl_tcp server
+  soapy:driver=hackrf              any SoapySDR device (Debian's python3-soapysdr)
+  file:PATH                        a recording replayed at real-time pace
+
+examples:
+  wmbus-sdr rx --device rtlsdr:0 --keys meters.keys
+  wmbus-sdr rx --device rtltcp://192.168.1.20:1234 --output rtlwmbus | wmbusmeters stdin:rtlwmbus ...
+  wmbus-sdr rx --device rtlsdr:0 --mqtt mqtt://localhost/wmbus --dedup 10 --inventory
+"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("rx", help="receive live from an SDR", description=HELP_RX,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", required=True, help="rtlsdr:N, rtltcp://HOST:PORT, soapy:ARGS or file:PATH")
+    p.add_argument("--modes", default="S1,T1,C1", help="modes to receive (default S1,T1,C1)")
+    p.add_argument("--center", type=float, default=868.625e6, help="centre frequency, Hz (default 868.625e6)")
+    p.add_argument("--rate", type=float, default=1.6e6, help="sample rate (default 1.6e6; 2.4e6 adds C2)")
+    p.add_argument("--gain", default="auto", help="'auto' or a gain in dB")
+    p.add_argument("--ppm", type=int, default=0, help="tuner frequency correction")
+    keys = p.add_mutually_exclusive_group()
+    keys.add_argument("--key", metavar="K", help="AES-128 key for any meter")
+    keys.add_argument("--keys", metavar="FILE", help="key file: lines 'METER_ID [MANUFACTURER] KEY'")
+    p.add_argument("--output", default="text", help="comma-separated: text, jsonl, rtlwmbus, none (default text)")
+    p.add_argument("--mqtt", metavar="URL", help="publish each frame to mqtt://HOST[:PORT]/PREFIX")
+    p.add_argument("--ha-discovery", action="store_true", help="announce standard records to Home Assistant")
+    p.add_argument("--dedup", type=float, default=0.0, metavar="SECONDS", help="suppress repeats within SECONDS")
+    p.add_argument("--inventory", action="store_true", help="print the meter inventory at the end")
+    p.add_argument("--duration", type=float, help="stop after this many seconds of signal")
+    p.add_argument("--quiet", action="store_true", help="no status line on stderr")
+
+    s = sub.add_parser("serve-rtltcp", help="serve a cu8 recording to rtl_tcp clients",
+                       description="Play a cu8 recording (raw or SigMF) at real-time pace to rtl_tcp clients "
+                                   "(rtl_433 -d rtl_tcp:HOST:PORT, SDR++, wmbus-sdr rx --device rtltcp://...).")
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=1234)
+    s.add_argument("--loop", action="store_true", help="start again at the end")
+    s.add_argument("--rate", type=float, help="sample rate if the file does not say")
+    s.add_argument("--center", type=float, help="centre frequency if the file does not say")
+
+
+def run(args) -> int:
+    if args.command == "serve-rtltcp":
+        return _serve(args)
+    return _rx(args)
+
+
+def _serve(args) -> int:
+    import logging
+
+    from sdr.errors import SDRError
+    from sdr.rtltcp import RtlTcpServer
+
+    logging.getLogger("sdr").setLevel(logging.INFO)
+    try:
+        server = RtlTcpServer(args.file, host=args.host, port=args.port, loop=args.loop, sample_rate_hz=args.rate,
+                              center_freq_hz=args.center)
+    except (ValueError, SDRError, OSError) as err:
+        print(f"wmbus-sdr serve-rtltcp: {err}", file=sys.stderr)
+        return 2
+    print(f"serving {args.file} on {args.host}:{server.port} ({server.rate / 1e6:g} Msps"
+          f"{', looping' if args.loop else ''}); Ctrl-C stops", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _rx(args) -> int:
+    from mbus.keys import KeyStore, parse_key
+    from sdr.errors import SDRError
+    from sdr.registry import open_device
+
+    from .live import Inventory, MqttSink, jsonl_sink, rtlwmbus_sink, run_live, text_sink
+    from .receive import Receiver
+
+    outputs = [o.strip() for o in args.output.split(",") if o.strip()]
+    bad = [o for o in outputs if o not in ("text", "jsonl", "rtlwmbus", "none")]
+    sinks, mqtt = [], None
+    try:
+        if bad:
+            raise ValueError(f"--output {','.join(bad)}: use text, jsonl, rtlwmbus or none")
+        gain = None if args.gain == "auto" else float(args.gain)
+        keys = KeyStore.from_file(args.keys) if args.keys else (
+            KeyStore(default=parse_key(args.key, where="--key")) if args.key else None)
+        source = open_device(args.device, sample_rate_hz=args.rate, center_freq_hz=args.center, gain=gain,
+                             ppm=args.ppm)
+        rx = Receiver(source.info, [m.strip() for m in args.modes.split(",") if m.strip()])
+        for o in outputs:
+            sinks.append({"text": text_sink, "jsonl": jsonl_sink, "rtlwmbus": rtlwmbus_sink}[o](sys.stdout)
+                         if o != "none" else None)
+        sinks = [s for s in sinks if s is not None]
+        if args.mqtt:
+            mqtt = MqttSink(args.mqtt, discovery=args.ha_discovery)
+            sinks.append(mqtt)
+        source.start()
+    except (ValueError, SDRError) as err:
+        print(f"wmbus-sdr rx: {err}", file=sys.stderr)
+        return 2
+
+    def status(s: dict) -> None:
+        if not args.quiet:
+            print(f"\r{s['seconds']:7.0f} s  {s['frames']} frames ({s['frames_per_min']:.1f}/min)  "
+                  f"{s['meters']} meters  CPU {s['cpu_percent']:.0f} %  dropped {s['dropped']}",
+                  end="", file=sys.stderr, flush=True)
+
+    inventory = Inventory()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    result, rc = None, 0
+    try:
+        result = run_live(source, rx, sinks, keys=keys, dedup_s=args.dedup, inventory=inventory, on_status=status,
+                          stop_after_s=args.duration)
+    except KeyboardInterrupt:
+        pass
+    except SDRError as err:
+        print(f"\nwmbus-sdr rx: {err}", file=sys.stderr)
+        rc = 1
+    finally:
+        source.close()
+        if mqtt is not None:
+            mqtt.close()
+    if not args.quiet:
+        frames = result["frames"] if result else sum(s.frames for s in inventory.meters.values())
+        extra = ""
+        if result:
+            extra = (f", {result['rejected']} rejected, {result['duplicates']} duplicates, "
+                     f"{result['dropped_samples']} samples dropped, CPU {result['cpu_percent']:.0f} %")
+        print(f"\n{args.device}: {frames} frames from {len(inventory.meters)} meters{extra}", file=sys.stderr)
+        if args.inventory and inventory.meters:
+            print(inventory.table(), file=sys.stderr)
+    return rc

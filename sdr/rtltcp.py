@@ -1,0 +1,241 @@
+"""The rtl_tcp protocol: our own client and a server that plays recordings.
+
+Facts of the protocol: after connecting, the server sends 12 bytes — ``RTL0``, the tuner type and
+the number of gain steps (big-endian uint32) — then unsigned 8-bit I/Q for ever. The client sends
+5-byte commands ``struct.pack(">BI", command, value)``: 0x01 centre frequency (Hz), 0x02 sample rate,
+0x03 gain mode (0 auto, 1 manual), 0x04 gain (tenths of a dB), 0x05 frequency correction (ppm),
+0x08 AGC mode. No command is acknowledged, so the client checks the data rate it actually gets.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+from .errors import SDRError
+from .source import Source
+from .types import StreamInfo
+
+log = logging.getLogger(__name__)
+
+CMD_FREQ, CMD_RATE, CMD_GAIN_MODE, CMD_GAIN, CMD_PPM, CMD_AGC = 0x01, 0x02, 0x03, 0x04, 0x05, 0x08
+TUNERS = {0: "unknown", 1: "E4000", 2: "FC0012", 3: "FC0013", 4: "FC2580", 5: "R820T", 6: "R828D"}
+HEADER = struct.Struct(">4sII")
+
+
+def parse_address(text: str, default_port: int = 1234) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host:
+        return text, default_port
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise ValueError(f"bad rtl_tcp address {text!r}; use HOST:PORT") from None
+
+
+class RtlTcpSource(Source):
+    """rtl_tcp client with reconnection (back-off 0.5 s doubling to 8 s, ``retries`` times)."""
+
+    fmt = "cu8"
+
+    def __init__(self, address: str, *, sample_rate_hz: float, center_freq_hz: float, gain: float | None = None,
+                 ppm: int = 0, retries: int = 5, read_size: int = 1 << 16, rate_check_s: float = 3.0):
+        host, port = parse_address(address)
+        super().__init__(StreamInfo(sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
+                                    source=f"rtltcp://{host}:{port}"))
+        self.host, self.port = host, port
+        self.gain, self.ppm, self.retries = gain, ppm, retries
+        self.read_size = read_size
+        self.rate_check_s = rate_check_s
+        self.tuner: str | None = None
+        self.gain_count = 0
+        self.reconnects = 0
+        self._sock: socket.socket | None = None
+        self._t0 = 0.0
+        self._bytes = 0
+        self._rate_checked = False
+
+    def _connect(self) -> None:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=5)
+        except OSError as err:
+            raise SDRError(f"{self.info.source}: cannot connect: {err.strerror or err}") from err
+        sock.settimeout(5)
+        header = b""
+        while len(header) < HEADER.size:
+            part = sock.recv(HEADER.size - len(header))
+            if not part:
+                sock.close()
+                raise SDRError(f"{self.info.source}: connection closed before the 12-byte rtl_tcp header")
+            header += part
+        magic, tuner, gains = HEADER.unpack(header)
+        if magic != b"RTL0":
+            sock.close()
+            raise SDRError(f"{self.info.source}: not an rtl_tcp server (header {header[:4]!r})")
+        self.tuner, self.gain_count = TUNERS.get(tuner, f"type {tuner}"), gains
+        cmds = [(CMD_RATE, int(self.info.sample_rate_hz)), (CMD_FREQ, int(self.info.center_freq_hz))]
+        if self.ppm:
+            cmds.append((CMD_PPM, self.ppm & 0xFFFFFFFF))
+        if self.gain is None:
+            cmds.append((CMD_GAIN_MODE, 0))
+        else:
+            cmds += [(CMD_GAIN_MODE, 1), (CMD_GAIN, int(round(self.gain * 10)))]
+        sock.sendall(b"".join(struct.pack(">BI", c, v) for c, v in cmds))
+        self._sock = sock
+        self._t0, self._bytes, self._rate_checked = time.monotonic(), 0, False
+        log.info("%s: connected, tuner %s, %d gain steps", self.info.source, self.tuner, gains)
+
+    def _open(self) -> None:
+        self._connect()
+
+    def _read(self) -> bytes | None:
+        while True:
+            try:
+                data = self._sock.recv(self.read_size) if self._sock else b""
+            except OSError:
+                data = b""
+            if data:
+                self._bytes += len(data)
+                self._check_rate()
+                return data
+            if self._stop.is_set():
+                return None
+            self._reconnect()
+
+    def _check_rate(self) -> None:
+        if self._rate_checked:
+            return
+        elapsed = time.monotonic() - self._t0
+        if elapsed < self.rate_check_s:
+            return
+        self._rate_checked = True
+        got = self._bytes / 2 / elapsed
+        want = self.info.sample_rate_hz
+        if got < 0.8 * want or got > 1.25 * want:
+            raise SDRError(f"{self.info.source}: the server streams about {got / 1e6:.2f} Msps, not the "
+                           f"{want / 1e6:.2f} Msps asked for (sample rate refused?)")
+
+    def _reconnect(self) -> None:
+        lost_from = time.monotonic()
+        if self._sock:
+            self._sock.close()
+            self._sock = None
+        delay = 0.5
+        for attempt in range(1, self.retries + 1):
+            if self._stop.wait(delay):
+                return
+            try:
+                self._connect()
+            except SDRError as err:
+                log.warning("%s: reconnect %d/%d failed: %s", self.info.source, attempt, self.retries, err)
+                delay = min(delay * 2, 8.0)
+                continue
+            self.reconnects += 1
+            gap = int((time.monotonic() - lost_from) * self.info.sample_rate_hz)
+            log.warning("%s: reconnected after %.1f s (%d samples lost)", self.info.source,
+                        time.monotonic() - lost_from, gap)
+            self.lost(gap)
+            return
+        raise SDRError(f"{self.info.source}: connection lost and {self.retries} reconnects failed")
+
+    def _close(self) -> None:
+        if self._sock:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+
+class RtlTcpServer:
+    """Serves a recording (cu8 at its own rate) to rtl_tcp clients at real-time pace.
+
+    Client commands are logged; a client asking for another sample rate or frequency gets the
+    recording unchanged, with a warning (rtl_433 and SDR++ ask for their defaults first)."""
+
+    def __init__(self, path: str, *, host: str = "127.0.0.1", port: int = 1234, loop: bool = False,
+                 sample_rate_hz: float | None = None, center_freq_hz: float | None = None, tuner: int = 5,
+                 chunk_s: float = 0.02, speed: float = 1.0):
+        from .file import FileSource
+
+        self.source = FileSource(path, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz)
+        if self.source.fmt not in ("cu8",):
+            raise ValueError(f"{path}: serve-rtltcp plays cu8 recordings (rtl_tcp's format), not {self.source.fmt}")
+        self.path = Path(self.source.data_path)
+        self.rate = self.source.info.sample_rate_hz
+        self.loop, self.tuner, self.chunk_s, self.speed = loop, tuner, chunk_s, speed
+        self._sock = socket.create_server((host, port))
+        self.port = self._sock.getsockname()[1]
+        self.clients = 0
+        self._stop = threading.Event()
+        self.commands: list[tuple[int, int]] = []
+
+    def serve_forever(self) -> None:
+        self._sock.settimeout(0.5)
+        while not self._stop.is_set():
+            try:
+                conn, peer = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            self.clients += 1
+            log.info("serve-rtltcp: client %s:%d", *peer[:2])
+            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
+
+    def start(self) -> threading.Thread:
+        t = threading.Thread(target=self.serve_forever, daemon=True)
+        t.start()
+        return t
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._sock.close()
+
+    def _commands(self, conn: socket.socket) -> None:
+        buf = b""
+        while not self._stop.is_set():
+            try:
+                data = conn.recv(64)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while len(buf) >= 5:
+                cmd, value = struct.unpack(">BI", buf[:5])
+                buf = buf[5:]
+                self.commands.append((cmd, value))
+                if cmd == CMD_RATE and abs(value - self.rate) > 1:
+                    log.warning("serve-rtltcp: client asks for %d sps; the recording is at %d sps and is sent as is",
+                                value, int(self.rate))
+                elif cmd == CMD_FREQ and abs(value - self.source.info.center_freq_hz) > 1:
+                    log.warning("serve-rtltcp: client tunes to %d Hz; the recording is centred at %d Hz",
+                                value, int(self.source.info.center_freq_hz))
+
+    def _client(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._commands, args=(conn,), daemon=True).start()
+        step = int(self.rate * self.chunk_s) * 2
+        try:
+            conn.sendall(HEADER.pack(b"RTL0", self.tuner, 29))
+            t_next = time.monotonic()
+            while not self._stop.is_set():
+                with self.path.open("rb") as f:
+                    while not self._stop.is_set():
+                        block = f.read(step)
+                        if not block:
+                            break
+                        conn.sendall(block)
+                        t_next += len(block) / 2 / self.rate / self.speed
+                        delay = t_next - time.monotonic()
+                        if delay > 0:
+                            time.sleep(delay)
+                if not self.loop:
+                    break
+        except OSError:
+            pass
+        finally:
+            conn.close()

@@ -1,0 +1,136 @@
+"""Live IQ sources: one base class, a bounded queue between the driver and the consumer.
+
+A subclass implements ``_open()``, ``_read() -> bytes | None`` (raw samples of its format, None at
+the end of the stream) and ``_close()``. A reader thread fills a bounded queue; when the consumer
+falls behind, the oldest chunk is dropped and counted, and the next chunk's ``start`` still
+advances by the dropped samples, so sample indices stay true to time.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+
+from .errors import SDRError
+from .formats import BYTES_PER_SAMPLE, to_complex
+from .types import IQChunk, StreamInfo
+
+log = logging.getLogger(__name__)
+
+
+class Source:
+    fmt = "cu8"
+
+    def __init__(self, info: StreamInfo, *, queue_chunks: int = 64):
+        self.info = info
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_chunks)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.dropped = 0  # samples lost (overflow, reconnect gaps)
+        self.gaps = 0
+        self.samples_read = 0
+        self.error: BaseException | None = None
+
+    # --- for subclasses -----------------------------------------------------------------------
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _read(self) -> bytes | None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+    def lost(self, samples: int) -> None:
+        """A subclass reports samples that never arrived (e.g. during a reconnect)."""
+        if samples > 0:
+            self._queue_put(("gap", samples))
+
+    # --- public ---------------------------------------------------------------------------------
+    def __enter__(self) -> Source:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._open()
+            self._thread = threading.Thread(target=self._pump, name=type(self).__name__, daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._close()
+
+    def __iter__(self) -> Iterator[IQChunk]:
+        self.start()
+        bps = BYTES_PER_SAMPLE[self.fmt]
+        carry = b""
+        start = 0
+        pending_gap = 0
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                self.error = item
+                raise item
+            if isinstance(item, tuple):
+                pending_gap += item[1]
+                self.gaps += 1
+                carry = b""  # a partial sample across a gap is meaningless
+                continue
+            data = carry + item
+            usable = len(data) - len(data) % bps
+            carry = data[usable:]
+            if not usable:
+                continue
+            if pending_gap:
+                start += pending_gap
+                self.dropped += pending_gap
+            samples = to_complex(data[:usable], self.fmt)
+            yield IQChunk(samples=samples, info=self.info, start=start, time_ns=time.time_ns(), dropped=pending_gap)
+            pending_gap = 0
+            start += len(samples)
+            self.samples_read = start
+
+    # --- internals ------------------------------------------------------------------------------
+    def _queue_put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    old = self._queue.get_nowait()
+                except queue.Empty:
+                    continue
+                if isinstance(old, bytes):  # overflow: the oldest data goes, counted as a gap
+                    self._queue.put_nowait(("gap", len(old) // BYTES_PER_SAMPLE[self.fmt]))
+                    log.warning("%s: consumer too slow, dropped %d samples", self.info.source,
+                                len(old) // BYTES_PER_SAMPLE[self.fmt])
+                elif old is not None:
+                    self._queue.put_nowait(old)
+
+    def _pump(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._read()
+                if data is None:
+                    break
+                if data:
+                    self._queue_put(data)
+        except SDRError as err:
+            self._queue_put(err)
+            return
+        except OSError as err:
+            self._queue_put(SDRError(f"{self.info.source}: {err}"))
+            return
+        self._queue_put(None)
