@@ -93,10 +93,60 @@ class Dedup:
 Sink = Callable[[RxFrame, "Telegram | None"], None]
 
 
+class IqSaver:
+    """``--save-iq DIR``: the IQ snippet of each frame (preamble to end, with margins) as a SigMF
+    recording (cf32) annotated with mode, format and telegram."""
+
+    def __init__(self, directory: str, info, *, keep_s: float = 1.5, margin_s: float = 0.002):
+        from pathlib import Path
+
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.info = info
+        self.keep = int(keep_s * info.sample_rate_hz)
+        self.margin = int(margin_s * info.sample_rate_hz)
+        self._chunks: list = []
+        self.saved = 0
+
+    def feed(self, chunk) -> None:
+        self._chunks.append(chunk)
+        while self._chunks and self._chunks[-1].end - self._chunks[0].end > self.keep:
+            self._chunks.pop(0)
+
+    def save(self, frame: RxFrame) -> None:
+        import numpy as np
+
+        from dsp.modes import MODES
+        from sdr.file import write_sigmf
+
+        mode = MODES.get(frame.mode)
+        pre = int(2 * (mode.preamble_pairs if mode else 20) / (mode.chip_rate if mode else 1e5)
+                  * self.info.sample_rate_hz) + self.margin
+        a, b = frame.sample - pre, frame.end_sample + self.margin
+        parts = [c for c in self._chunks if c.end > a and c.start < b]
+        if not parts:
+            return
+        x = np.concatenate([c.samples for c in parts])
+        base = parts[0].start
+        x = x[max(a - base, 0):b - base]
+        start = max(a, base)
+        name = f"{frame.mode}_{frame.telegram[4:8][::-1].hex()}_{frame.sample}"
+        note = {"core:sample_start": frame.sample - start, "core:sample_count": frame.end_sample - frame.sample,
+                "core:label": f"{frame.mode} {frame.frame_format}", "wmbus:mode": frame.mode,
+                "wmbus:frame_format": frame.frame_format, "wmbus:telegram": frame.telegram.hex()}
+        write_sigmf(self.dir / name, x.astype(np.complex64).tobytes(), fmt="cf32",
+                    sample_rate_hz=self.info.sample_rate_hz, center_freq_hz=self.info.center_freq_hz,
+                    annotations=[note], description=f"wmbus-sdr rx --save-iq, stream sample {start}")
+        self.saved += 1
+
+
 def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStore | None = None,
              dedup_s: float = 0.0, inventory: Inventory | None = None, on_status: Callable | None = None,
-             status_every_s: float = 10.0, stop_after_s: float | None = None) -> dict:
-    """Drive the receiver from live chunks until the source ends (or ``stop_after_s`` of signal)."""
+             status_every_s: float = 10.0, stop_after_s: float | None = None, save_iq: IqSaver | None = None) -> dict:
+    """Drive the receiver from live chunks until the source ends (or ``stop_after_s`` of signal).
+
+    Latency: for each frame, the time from its last chip arriving (estimated from the arrival time
+    of the chunk that held it) to its output."""
     formats = FormatCache()
     dedup = Dedup(dedup_s)
     counts = {"frames": 0, "rejected": 0, "duplicates": 0}
@@ -104,8 +154,20 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
     cpu0 = time.process_time()
     last_status = t0
     dropped = 0
+    latencies: list[float] = []
+    arrivals: list[tuple[int, float]] = []  # (chunk end sample, monotonic arrival time)
+    rate = rx.info.sample_rate_hz
+
+    def on_air_end(sample: int) -> float | None:
+        for end, t in arrivals:
+            if end >= sample:
+                return t - (end - sample) / rate
+        return None
 
     def handle(frame: RxFrame) -> None:
+        t_end = on_air_end(frame.end_sample)
+        if t_end is not None:
+            latencies.append(time.monotonic() - t_end)
         if not frame.crc_ok:
             counts["rejected"] += 1
             return
@@ -120,11 +182,18 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
             t = None
         if inventory is not None:
             inventory.add(frame, t)
+        if save_iq is not None:
+            save_iq.save(frame)
         for sink in sinks:
             sink(frame, t)
 
     for chunk in chunks:
         dropped += chunk.dropped
+        arrivals.append((chunk.end, time.monotonic()))
+        if len(arrivals) > 256:
+            del arrivals[:128]
+        if save_iq is not None:
+            save_iq.feed(chunk)
         for frame in rx.process(chunk):
             handle(frame)
         now = time.monotonic()
@@ -140,7 +209,9 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
         handle(frame)
     wall = time.monotonic() - t0
     return {**counts, "dropped_samples": dropped, "seconds": wall,
-            "cpu_percent": 100 * (time.process_time() - cpu0) / max(wall, 1e-9)}
+            "cpu_percent": 100 * (time.process_time() - cpu0) / max(wall, 1e-9),
+            "latency_max_s": max(latencies) if latencies else None,
+            "latency_median_s": sorted(latencies)[len(latencies) // 2] if latencies else None}
 
 
 def jsonl_sink(out) -> Sink:

@@ -33,6 +33,7 @@ class RxFrame:
     crc_ok: bool
     reason: str
     sample: int  # absolute input sample index where the sync word starts
+    end_sample: int  # absolute input sample index just after the last chip
     t_s: float
     rssi_dbfs: float
     noise_dbfs: float
@@ -123,8 +124,10 @@ class Receiver:
         seg = burst.samples[i0:i1]
         p = float(np.mean(seg.real ** 2 + seg.imag ** 2)) if len(seg) else burst.power
         noise = max(burst.noise, 1e-20)
+        end_sample = int(round((burst.start + r.end_position) * dec - self.channelizer.delay))
         return RxFrame(mode=r.mode, frame_format=r.frame_format, telegram=r.telegram, crc_ok=r.crc_ok,
-                       reason=r.reason, sample=max(sample, 0), t_s=max(sample, 0) / fs,
+                       reason=r.reason, sample=max(sample, 0), end_sample=max(end_sample, sample, 0),
+                       t_s=max(sample, 0) / fs,
                        rssi_dbfs=10 * np.log10(max(p, 1e-20)), noise_dbfs=10 * np.log10(noise),
                        snr_db=10 * np.log10(max(p - noise, 1e-20) / noise), freq_offset_hz=r.freq_offset_hz + bin_error,
                        chip_rate_hz=r.chip_rate_hz, channel_hz=freq, violations=r.violations)

@@ -41,7 +41,8 @@ def add_parser(sub) -> None:
     p.add_argument("--dedup", type=float, default=0.0, metavar="SECONDS", help="suppress repeats within SECONDS")
     p.add_argument("--inventory", action="store_true", help="print the meter inventory at the end")
     p.add_argument("--duration", type=float, help="stop after this many seconds of signal")
-    p.add_argument("--quiet", action="store_true", help="no status line on stderr")
+    p.add_argument("--save-iq", metavar="DIR", help="write each frame's IQ snippet to DIR as SigMF")
+    p.add_argument("--quiet", action="store_true", help="no status line on stderr (the summary stays)")
 
     s = sub.add_parser("serve-rtltcp", help="serve a cu8 recording to rtl_tcp clients",
                        description="Play a cu8 recording (raw or SigMF) at real-time pace to rtl_tcp clients "
@@ -89,7 +90,7 @@ def _rx(args) -> int:
     from sdr.errors import SDRError
     from sdr.registry import open_device
 
-    from .live import Inventory, MqttSink, jsonl_sink, rtlwmbus_sink, run_live, text_sink
+    from .live import Inventory, IqSaver, MqttSink, jsonl_sink, rtlwmbus_sink, run_live, text_sink
     from .receive import Receiver
 
     outputs = [o.strip() for o in args.output.split(",") if o.strip()]
@@ -111,8 +112,9 @@ def _rx(args) -> int:
         if args.mqtt:
             mqtt = MqttSink(args.mqtt, discovery=args.ha_discovery)
             sinks.append(mqtt)
+        saver = IqSaver(args.save_iq, source.info) if args.save_iq else None
         source.start()
-    except (ValueError, SDRError) as err:
+    except (ValueError, SDRError, OSError) as err:
         print(f"wmbus-sdr rx: {err}", file=sys.stderr)
         return 2
 
@@ -127,7 +129,7 @@ def _rx(args) -> int:
     result, rc = None, 0
     try:
         result = run_live(source, rx, sinks, keys=keys, dedup_s=args.dedup, inventory=inventory, on_status=status,
-                          stop_after_s=args.duration)
+                          stop_after_s=args.duration, save_iq=saver)
     except KeyboardInterrupt:
         pass
     except SDRError as err:
@@ -137,13 +139,15 @@ def _rx(args) -> int:
         source.close()
         if mqtt is not None:
             mqtt.close()
-    if not args.quiet:
-        frames = result["frames"] if result else sum(s.frames for s in inventory.meters.values())
-        extra = ""
-        if result:
-            extra = (f", {result['rejected']} rejected, {result['duplicates']} duplicates, "
-                     f"{result['dropped_samples']} samples dropped, CPU {result['cpu_percent']:.0f} %")
-        print(f"\n{args.device}: {frames} frames from {len(inventory.meters)} meters{extra}", file=sys.stderr)
-        if args.inventory and inventory.meters:
-            print(inventory.table(), file=sys.stderr)
+    frames = result["frames"] if result else sum(s.frames for s in inventory.meters.values())
+    extra = ""
+    if result:
+        extra = (f", {result['rejected']} rejected, {result['duplicates']} duplicates, "
+                 f"{result['dropped_samples']} samples dropped, CPU {result['cpu_percent']:.0f} %")
+        if result["latency_max_s"] is not None:
+            extra += (f", latency median {result['latency_median_s']:.2f} s / max "
+                      f"{result['latency_max_s']:.2f} s")
+    print(f"\n{args.device}: {frames} frames from {len(inventory.meters)} meters{extra}", file=sys.stderr)
+    if args.inventory and inventory.meters:
+        print(inventory.table(), file=sys.stderr)
     return rc

@@ -233,3 +233,23 @@ def test_rtl_433_streams_from_our_server():
     assert server.clients >= 1
     assert "rtl_tcp" in text.lower() or "tuner" in text.lower(), text
     assert any(cmd == 0x02 for cmd, _ in server.commands)  # it set a sample rate, i.e. it started streaming
+
+
+def test_save_iq_snippets_decode_again(tmp_path):
+    from flowgraphs.receive import receive
+    from sdr.file import FileSource
+
+    server = RtlTcpServer(RECORDING, port=0)
+    server.start()
+    p = _rx("--device", f"rtltcp://127.0.0.1:{server.port}", "--rate", "2.4e6", "--output", "none",
+            "--duration", "2.05", "--save-iq", str(tmp_path))
+    server.stop()
+    assert p.returncode == 0, p.stderr
+    assert b"latency median" in p.stderr
+    metas = sorted(tmp_path.glob("*.sigmf-meta"))
+    assert len(metas) == 8
+    for meta in metas:
+        note = json.loads(meta.read_text())["annotations"][0]
+        src = FileSource(str(meta))
+        frames = [f for f in receive(src, src.info) if f.crc_ok]
+        assert [f.telegram.hex() for f in frames] == [note["wmbus:telegram"]], meta.name
