@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench soak lint clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	@VENV=$(VENV) bash scripts/bootstrap.sh
@@ -23,7 +23,13 @@ bench: $(STAMP)
 	$(PY) benchmarks/telegram_throughput.py
 	$(PY) benchmarks/fuzz_stack.py
 	$(PY) benchmarks/rx_throughput.py
+	$(PY) benchmarks/rx_throughput.py --rate 2.4e6
 	$(PY) benchmarks/sensitivity.py
+	$(PY) benchmarks/false_frames.py
+
+## soak: 30 minutes of live reception over rtl_tcp (memory, frames, CPU)
+soak: $(STAMP)
+	$(PY) benchmarks/soak_rtltcp.py --minutes 30
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
