@@ -181,3 +181,15 @@ def test_any_sample_rate(rate):
     frames = [f for f in receive([IQChunk(samples=quantize(x), info=info, start=0)], info, modes) if f.crc_ok]
     assert sorted(f.mode for f in frames) == sorted(m for m in ("C1", "S1", "T1") if m in modes)
     assert all(f.telegram == TEL for f in frames)
+
+
+@pytest.mark.parametrize(("mode", "fmt"), [("T1", "A"), ("C1", "A"), ("C1", "B"), ("S1", "A")])
+def test_carrier_offsets_up_to_60_khz(mode, fmt):
+    """Meter crystal plus dongle error: +-60 kHz without any tuning."""
+    rng = np.random.default_rng(60)
+    info = StreamInfo(sample_rate_hz=1.6e6, center_freq_hz=868.625e6)
+    for offset in (-60e3, 60e3):
+        x = single_burst(MODES[mode], TEL, frame_format=fmt, rng=rng, ebn0_db=18, freq_offset_hz=offset)
+        frames = [f for f in receive([IQChunk(samples=x, info=info, start=0)], info, [mode]) if f.crc_ok]
+        assert [f.telegram for f in frames] == [TEL]
+        assert abs(frames[0].freq_offset_hz - offset) < 5e3
