@@ -44,9 +44,13 @@ MODES: dict[str, ModeSpec] = {
                    chip_rate_tolerance=0.12, source="phy.md §1, §3: 868.95 MHz, 100 kcps 3-of-6, T sync 0000111101"),
     "T2": ModeSpec("T2", 868.30e6, 32768.0, 50e3, "manchester", S_SYNC, preamble_pairs=15,
                    postamble=chips("01"), uplink=False, source="phy.md §1: T2 other->meter, 32.768 kcps Manchester"),
+    # C has no postamble in the standard; our TX still sends 8 alternating chips after the last CRC so
+    # that receivers which need a final transition (rtl_433's FSK slicer) get every data bit.
     "C1": ModeSpec("C1", 868.95e6, 100e3, 45e3, "nrz", C_SYNC_A, C_SYNC_B, preamble_pairs=16,
+                   postamble=chips("01010101"),
                    source="phy.md §1, §3: 868.95 MHz, 100 kcps NRZ, sync 543D 54CD (A) / 543D 543D (B)"),
     "C2": ModeSpec("C2", 869.525e6, 50e3, 25e3, "nrz", C_SYNC_A, C_SYNC_B, preamble_pairs=16, gaussian_bt=0.5,
+                   postamble=chips("01010101"),
                    uplink=False, source="phy.md §1: C2 other->meter, 869.525 MHz, 50 kcps GFSK BT 0.5"),
 }
 

@@ -1,0 +1,86 @@
+"""``wmbus-sdr tx``: build the IQ of wM-Bus transmissions (file output; live transmit via SoapySDR)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = """\
+Modulate telegrams for a mode (S1, S2, T1, T2, C1, C2) into IQ: preamble, sync word, coding and
+CRCs per EN 13757-4, (G)FSK at the mode's chip rate and deviation, optional impairments; written
+as cu8 / cs8 / cs16 / cf32 or annotated SigMF (by the output's extension).
+
+examples:
+  wmbus-sdr tx --mode T1 --out t1_868.95M_1200k.cu8 \\
+      --telegram 2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3
+  wmbus-sdr tx --mode C1 --format B --telegram HEX --out c1.sigmf-meta --rate 2.4e6 --center 868.625e6 \\
+      --repeat 5 --interval 0.5 --ebn0 15 --offset 20e3
+"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("tx", help="modulate telegrams into IQ", description=HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", required=True, help="S1, S2, T1, T2, C1 or C2")
+    p.add_argument("--telegram", action="append", required=True, metavar="HEX",
+                   help="telegram (canonical or with CRCs); repeat the option for several")
+    p.add_argument("--format", dest="frame_format", choices=("A", "B"), default="A", help="frame format (C modes: A/B)")
+    p.add_argument("--out", help="output file (.cu8 .cs8 .cs16 .cf32 .sigmf-meta)")
+    p.add_argument("--device", help="transmit live through SoapySDR (soapy:driver=hackrf) instead of a file")
+    p.add_argument("--rate", type=float, default=1.2e6, help="sample rate (default 1.2e6)")
+    p.add_argument("--center", type=float, help="centre frequency (default: the mode's channel)")
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--interval", type=float, default=0.1, help="seconds between transmissions")
+    p.add_argument("--ebn0", type=float, help="add noise for this Eb/N0 (dB)")
+    p.add_argument("--offset", type=float, default=0.0, help="carrier offset, Hz")
+    p.add_argument("--chip-rate-error", type=float, default=0.0, help="relative, e.g. 0.05")
+    p.add_argument("--deviation-error", type=float, default=0.0, help="relative, e.g. -0.1")
+    p.add_argument("--drift", type=float, default=0.0, help="carrier drift, Hz/s")
+    p.add_argument("--preamble", type=int, help="preamble length in chip pairs (default: the mode's)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be sent, write nothing")
+
+
+def run(args) -> int:
+    from dsp.modes import MODES
+    from mbus.errors import DecodeError
+    from mbus.frame import normalize
+
+    from .telegram_cli import parse_hex
+    from .transmit import TxPlan, render_plan, write_recording
+
+    try:
+        mode = args.mode.upper()
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {args.mode!r}; use {', '.join(MODES)}")
+        if args.frame_format == "B" and MODES[mode].sync_b is None:
+            raise ValueError(f"mode {mode} has no frame format B (only C modes do)")
+        telegrams = []
+        for text in args.telegram:
+            fb = normalize(parse_hex(text))
+            if fb.truncated:
+                raise ValueError(f"telegram {text[:20]}...: shorter than its L-field")
+            telegrams.append(fb.canonical)
+        plan = TxPlan(mode=mode, telegrams=telegrams, frame_format=args.frame_format, sample_rate_hz=args.rate,
+                      center_freq_hz=args.center, repeat=args.repeat, interval_s=args.interval,
+                      freq_offset_hz=args.offset, chip_rate_error=args.chip_rate_error,
+                      deviation_error=args.deviation_error, drift_hz_per_s=args.drift, preamble_pairs=args.preamble,
+                      ebn0_db=args.ebn0)
+        if args.dry_run:
+            center = args.center or MODES[mode].channel_hz
+            for t in telegrams:
+                print(f"{mode}-{args.frame_format} x{args.repeat} at {center / 1e6:.4f} MHz "
+                      f"{args.offset:+.0f} Hz: {t.hex()}")
+            return 0
+        if args.device:
+            raise ValueError(f"--device {args.device}: live transmission is not available yet (no TX-capable "
+                             "SoapySDR device support in this version); write a file with --out")
+        if not args.out:
+            raise ValueError("give --out FILE (or --dry-run)")
+        x, notes, center = render_plan(plan)
+        path = write_recording(args.out, x, notes, sample_rate_hz=args.rate, center_freq_hz=center)
+    except (ValueError, DecodeError, OSError) as err:
+        print(f"wmbus-sdr tx: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}: {len(notes)} {mode}-{args.frame_format} frames, {len(x) / args.rate:.3f} s at "
+          f"{args.rate / 1e6:g} Msps centred {center / 1e6:.4f} MHz", file=sys.stderr)
+    return 0
