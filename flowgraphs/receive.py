@@ -42,6 +42,7 @@ class RxFrame:
     chip_rate_hz: float
     channel_hz: float
     violations: int
+    detail: object = None  # (burst samples, FrameResult, channel rate, bin error Hz) with keep_detail
 
 
 def plan_channels(info: StreamInfo, modes: Iterable[str]) -> dict[str, tuple[float, tuple[str, ...]]]:
@@ -60,8 +61,10 @@ def plan_channels(info: StreamInfo, modes: Iterable[str]) -> dict[str, tuple[flo
 
 
 class Receiver:
-    def __init__(self, info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES, *, blank_impulses: bool = True):
+    def __init__(self, info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES, *, blank_impulses: bool = True,
+                 keep_detail: bool = False):
         self.info = info
+        self.keep_detail = keep_detail
         self.plan = plan_channels(info, modes)
         if not self.plan:
             lo = (info.center_freq_hz - info.sample_rate_hz / 2) / 1e6
@@ -130,7 +133,8 @@ class Receiver:
                        t_s=max(sample, 0) / fs,
                        rssi_dbfs=10 * np.log10(max(p, 1e-20)), noise_dbfs=10 * np.log10(noise),
                        snr_db=10 * np.log10(max(p - noise, 1e-20) / noise), freq_offset_hz=r.freq_offset_hz + bin_error,
-                       chip_rate_hz=r.chip_rate_hz, channel_hz=freq, violations=r.violations)
+                       chip_rate_hz=r.chip_rate_hz, channel_hz=freq, violations=r.violations,
+                       detail=(burst.samples, r, self.channelizer.out_rate, bin_error) if self.keep_detail else None)
 
 
 def receive(chunks: Iterable[IQChunk], info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES,
