@@ -7,7 +7,7 @@ against the true chip sequence rather than estimates from a preamble:
   (settled, no inter-symbol interference): carrier = (high + low) / 2, deviation = (high - low) / 2;
 - chip rate and timing jitter: the time of every chip transition (zero crossing of the carrier-
   removed discriminator, linearly interpolated) regressed on its chip index;
-- frequency drift: the carrier measured on the first and last thirds of the frame;
+- frequency drift: a quadratic phase term in the same fit (a linear carrier ramp over the frame);
 - preamble length: alternating chips counted backwards from the sync word while the signal is
   present;
 - eye opening: the smallest settled chip level relative to the deviation.
@@ -116,42 +116,45 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
         t0, T = float(t0_new), float(T_new)
     jitter = float(np.std(resid) / T) if len(resid) >= 8 else float("nan")
     chip_rate = rate / T
+    drift_rate = 0.0
     if dev > 0:
         for _ in range(2):  # the fit is linearised around the estimates: a second pass settles it
-            carrier, dev = _phase_fit(x, rate, seq, t0, T, carrier, dev)
-    # chip levels averaged over the central half of each settled chip (eye opening)
-    cd = np.concatenate(([0.0], np.cumsum(d)))
-    lo_i = np.clip((t0 + (settled + 0.25) * T).astype(int), 0, len(d))
-    hi_i = np.clip((t0 + (settled + 0.75) * T).astype(int) + 1, 0, len(d))
-    lv = (cd[hi_i] - cd[lo_i]) / np.maximum(hi_i - lo_i, 1) - carrier
+            carrier, dev, drift_rate = _phase_fit(x, rate, seq, t0, T, carrier, dev)
+    # chip frequencies over the central half of each chip, from phasor sums (robust to clicks)
+    cp = np.concatenate(([0j], np.cumsum(x[1:] * np.conj(x[:-1]))))
+
+    def chip_freq(idx):
+        lo_i = np.clip((t0 + (idx + 0.25) * T).astype(int), 0, len(cp) - 1)
+        hi_i = np.clip((t0 + (idx + 0.75) * T).astype(int) + 1, 0, len(cp) - 1)
+        return np.angle(cp[hi_i] - cp[lo_i]) * rate / (2 * np.pi)
+
+    lv = chip_freq(settled) - carrier
     signed = lv * seq[settled]
     eye = float(np.clip(np.percentile(signed, 0.5) / dev, 0, 1)) if dev > 0 and len(signed) else 0.0
-    k3 = max(1, n // 3)
-    drift = float(_phase_fit(x, rate, seq, t0, T, carrier, dev, chips=(n - k3, n))[0]
-                  - _phase_fit(x, rate, seq, t0, T, carrier, dev, chips=(0, k3))[0]) if dev > 0 else 0.0
+    drift = drift_rate * n * T / rate  # carrier change over the frame (sync to last chip)
     # preamble: alternating chips before the sync word while the signal is there (amplitude at
     # least half the frame's), averaged over each chip; one weak chip is tolerated
     amp = np.abs(x)
     ref = float(np.median(amp[int(max(t0, 0)):int(t0 + n * T)])) if n else 0.0
     pre, misses = 0, 0
     expect = -seq[0]
-    while True:
+    while True:  # up to 3 chips in a row may be hit by interference (impulses, blanking)
         j = -(pre + misses + 1)
         a, b = int(t0 + j * T + 0.25 * T), int(t0 + (j + 1) * T - 0.25 * T) + 1
         if a < 1:
             break
         v = float(np.mean(d[a:b])) - carrier
-        present = float(np.mean(amp[a:b])) > 0.5 * ref
+        present = float(np.median(amp[a:b])) > 0.5 * ref
         if present and v * expect > 0.3 * dev:
             pre += 1 + misses
             misses = 0
-        elif present and misses == 0:
-            misses = 1
+        elif misses < 3:
+            misses += 1
         else:
             break
         expect = -expect
     sync_len = len(spec.sync_b if frame_format == "B" and spec.sync_b else spec.sync)
-    sync_vals = sample(centres(t0, T, np.arange(sync_len))) - carrier
+    sync_vals = chip_freq(np.arange(sync_len)) - carrier
     sync_ok = bool(np.all(np.sign(sync_vals) == seq[:sync_len]))
     levels = np.abs(lv)
     offset = carrier + channel_offset_hz
@@ -224,7 +227,7 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
     a, b = int(np.ceil(t0 + k0 * T)) + 1, int(np.floor(t0 + k1 * T)) - 1
     a, b = max(a, 0), min(b, len(x))
     if b - a < 16:
-        return carrier, dev
+        return carrier, dev, 0.0
     n = np.arange(a, b, dtype=np.float64)
     u = (n - t0) / T  # position in chips
     k = np.clip(np.floor(u).astype(np.int64), 0, len(seq) - 1)
@@ -245,7 +248,9 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
     dq_dt0 = -seq[k] * 1.0  # moving t0 later by one sample lowers Q by the current chip value
     q = np.convolve(q, np.ones(w) / w)[: len(q)]  # the same average applied to the regressors
     dq_dt0 = np.convolve(dq_dt0, np.ones(w) / w)[: len(dq_dt0)]
+    mid = (n[0] + n[-1]) / 2
     design = np.vstack([np.ones_like(n), 2 * np.pi / rate * n, 2 * np.pi / rate * q,
-                        2 * np.pi / rate * dev * dq_dt0]).T
-    (_, dc, dd, _dt), *_ = np.linalg.lstsq(design, resid, rcond=None)
-    return carrier + float(dc), dev + float(dd)
+                        2 * np.pi / rate * dev * dq_dt0, np.pi * ((n - mid) / rate) ** 2]).T
+    (_, dc, dd, _dt, drift_rate), *_ = np.linalg.lstsq(design, resid, rcond=None)
+    # with a drift the carrier is the one at the middle of the fitted span
+    return carrier + float(dc), dev + float(dd), float(drift_rate)

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# System programs the tests talk to: an MQTT broker (mosquitto) and an independent decoder (rtl_433).
+# System programs the tests talk to: an MQTT broker (mosquitto), an independent decoder (rtl_433) and a
+# browser that renders the conformance report (chromium).
 # As root they are installed with apt-get when missing; otherwise the exact command is printed and
 # the tests that need them skip with a message.
 set -uo pipefail
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v rtl_433 >/dev/null 2>&1 || missing+=(rtl-433)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test_deps: installing ${missing[*]}" >&2

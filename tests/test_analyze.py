@@ -1,0 +1,109 @@
+"""Conformance analyser: accuracy against generated frames with known truth, the JSON report, and
+the HTML report rendered in headless Chromium with every image loaded."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+from dsp.channel import single_burst
+from dsp.measure import measure
+from dsp.modes import MODES
+from flowgraphs.receive import Receiver
+from sdr.types import IQChunk, StreamInfo
+
+from .conftest import REPO
+
+RECORDING = str(REPO / "recordings" / "example_868.625M_2M4.sigmf-meta")
+
+
+def _measure(x, info, mode):
+    rx = Receiver(info, [mode], keep_detail=True)
+    frames = [f for f in [*rx.process(IQChunk(samples=x, info=info, start=0)), *rx.flush()] if f.crc_ok]
+    assert len(frames) == 1
+    xs, r, rate, bin_error = frames[0].detail
+    spec = MODES[r.mode]
+    sync_len = len(spec.sync_b if r.frame_format == "B" and spec.sync_b else spec.sync)
+    return measure(xs, rate, mode=r.mode, canonical=r.telegram, frame_format=r.frame_format,
+                   sync_start=r.position - sync_len * rate / r.chip_rate_hz, chip_rate_hz=r.chip_rate_hz,
+                   channel_offset_hz=bin_error)
+
+
+@pytest.mark.parametrize(("mode", "fmt", "tol"), [("T1", "A", 0.12), ("C1", "A", 0.0), ("C1", "B", 0.0),
+                                                  ("S1", "A", 0.02)])
+def test_accuracy_against_known_truth(mode, fmt, tol):
+    """Eb/N0 20 dB, carrier offsets within +-40 kHz, chip-rate errors within the mode's tolerance:
+    carrier within 300 Hz, deviation within 2 %, chip rate within 0.05 %, preamble length exact."""
+    rng = np.random.default_rng(hash((mode, fmt)) % 2**32)
+    info = StreamInfo(sample_rate_hz=2.4e6, center_freq_hz=868.625e6)
+    spec = MODES[mode]
+    for offset, rate_err in ((-40e3, -tol), (40e3, tol), (float(rng.uniform(-40e3, 40e3)), 0.0)):
+        tel = bytes([0x32, 0x44]) + rng.integers(0, 256, 49, dtype=np.uint8).tobytes()
+        x = single_burst(spec, tel, frame_format=fmt, rng=rng, ebn0_db=20, freq_offset_hz=offset,
+                         chip_rate_error=rate_err, sample_rate_hz=2.4e6)
+        m = _measure(x, info, mode)
+        assert abs(m.carrier_offset_hz - offset) < 300
+        assert abs(m.deviation_hz / spec.deviation_hz - 1) < 0.02
+        assert abs(m.chip_rate_hz / (spec.chip_rate * (1 + rate_err)) - 1) < 0.0005
+        assert m.preamble_chips == 2 * spec.preamble_pairs
+        assert m.sync_ok
+
+
+def test_deviation_and_drift_are_measured():
+    rng = np.random.default_rng(5)
+    info = StreamInfo(sample_rate_hz=2.4e6, center_freq_hz=868.625e6)
+    from dsp.channel import Burst, quantize, render
+
+    tel = bytes([0x32, 0x44]) + bytes(range(49))
+    burst = Burst(mode=MODES["T1"], telegram=tel, start_s=0.002, amplitude=0.3, deviation_error=-0.2,
+                  drift_hz_per_s=200e3)  # 200 kHz/s over an ~8 ms frame: ~1.5 kHz drift
+    x, _ = render([burst], sample_rate_hz=2.4e6, center_freq_hz=868.625e6, duration_s=0.014, rng=rng,
+                  noise_rms=0.003)
+    m = _measure(quantize(x), info, "T1")
+    assert abs(m.deviation_hz - 40e3) < 800
+    assert 800 < m.drift_hz < 2000
+
+
+def test_json_report_of_the_bundled_recording():
+    p = subprocess.run([sys.executable, "-m", "flowgraphs.cli", "analyze", RECORDING, "--output", "json"],
+                       capture_output=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["schema_version"] == 1
+    assert set(rep) >= {"capture", "limits", "limit_source", "frames", "meters"}
+    assert len(rep["frames"]) == 8 and len(rep["meters"]) == 7
+    notes = json.loads(open(RECORDING).read())["annotations"]
+    for f, n in zip(rep["frames"], notes, strict=True):
+        assert f["telegram"] == n["wmbus:telegram"]
+        assert f["measurements"]["preamble_chips"] == 2 * MODES[f["mode"]].preamble_pairs
+        assert {"carrier_offset_hz", "deviation_hz", "chip_rate_hz", "timing_jitter_rms", "eye_opening",
+                "drift_hz", "modulation_index"} <= set(f["measurements"])
+        assert all(v["status"] in ("PASS", "FAIL", "UNSURE") for v in f["verdicts"].values())
+    heat = next(f for f in rep["frames"] if f["meter"] == "HMS 31415926")
+    assert abs(heat["measurements"]["chip_rate_error_ppm"] - 35000) < 500  # made with +3.5 %
+
+
+def test_html_report_renders_with_every_image():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (make test installs it)")
+    out = tempfile.mkdtemp()
+    p = subprocess.run([sys.executable, "-m", "flowgraphs.cli", "analyze", RECORDING, "--report", out],
+                       capture_output=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0, p.stderr
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tempfile.mkdtemp()}", "--virtual-time-budget=5000", "--dump-dom",
+                          f"file://{out}/index.html"], capture_output=True, timeout=120).stdout.decode()
+    import re
+
+    m = re.search(r'data-images="(\d+)/(\d+)"', dom)
+    assert m, dom[:500]
+    loaded, total = int(m.group(1)), int(m.group(2))
+    assert total >= 8 and loaded == total
