@@ -16,7 +16,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .errors import FormatError
-from .formats import BYTES_PER_SAMPLE, FORMATS, hints_from_name, to_complex
+from .formats import BYTES_PER_SAMPLE, FORMATS, hints_from_name, to_complex, whole_samples
 from .types import IQChunk, StreamInfo
 
 SIGMF_TYPES = {"cu8": "cu8", "ci8": "cs8", "ci16_le": "cs16", "cf32_le": "cf32"}
@@ -127,13 +127,11 @@ class FileSource:
             block = stream.read(want - len(carry))
             if not block:
                 break
-            data = carry + block
-            usable = len(data) - len(data) % bps
-            carry = data[usable:]
-            if not usable:
+            whole, carry = whole_samples(carry + block, self.fmt)
+            if not whole:
                 continue
-            yield self._chunk(to_complex(data[:usable], self.fmt), start)
-            start += usable // bps
+            yield self._chunk(to_complex(whole, self.fmt), start)
+            start += len(whole) // bps
         self.trailing_bytes = len(carry)
 
     def _iter_wav(self) -> Iterator[IQChunk]:

@@ -49,6 +49,12 @@ def to_complex(raw: bytes | np.ndarray, fmt: str) -> np.ndarray:
     return f.view(np.complex64)
 
 
+def whole_samples(data: bytes, fmt: str) -> tuple[bytes, bytes]:
+    """(the bytes that form whole samples, the remainder to carry into the next read)."""
+    usable = len(data) - len(data) % BYTES_PER_SAMPLE[fmt]
+    return data[:usable], data[usable:]
+
+
 def from_complex(samples: np.ndarray, fmt: str) -> bytes:
     """complex64 (full scale 1.0, clipped) -> raw interleaved bytes."""
     f = np.asarray(samples, dtype=np.complex64).view(np.float32)

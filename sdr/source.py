@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 
 from .errors import SDRError
-from .formats import BYTES_PER_SAMPLE, to_complex
+from .formats import BYTES_PER_SAMPLE, to_complex, whole_samples
 from .types import IQChunk, StreamInfo
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,6 @@ class Source:
 
     def __iter__(self) -> Iterator[IQChunk]:
         self.start()
-        bps = BYTES_PER_SAMPLE[self.fmt]
         carry = b""
         start = 0
         pending_gap = 0
@@ -87,15 +86,13 @@ class Source:
                 self.gaps += 1
                 carry = b""  # a partial sample across a gap is meaningless
                 continue
-            data = carry + item
-            usable = len(data) - len(data) % bps
-            carry = data[usable:]
-            if not usable:
+            whole, carry = whole_samples(carry + item, self.fmt)
+            if not whole:
                 continue
             if pending_gap:
                 start += pending_gap
                 self.dropped += pending_gap
-            samples = to_complex(data[:usable], self.fmt)
+            samples = to_complex(whole, self.fmt)
             yield IQChunk(samples=samples, info=self.info, start=start, time_ns=time.time_ns(), dropped=pending_gap)
             pending_gap = 0
             start += len(samples)
