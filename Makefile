@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/rx_throughput.py --rate 2.4e6
 	$(PY) benchmarks/sensitivity.py
 	$(PY) benchmarks/false_frames.py
+	$(PY) benchmarks/tx_roundtrip.py
 
 ## soak: 30 minutes of live reception over rtl_tcp (memory, frames, CPU)
 soak: $(STAMP)
