@@ -10,11 +10,23 @@ Modulate telegrams for a mode (S1, S2, T1, T2, C1, C2) into IQ: preamble, sync w
 CRCs per EN 13757-4, (G)FSK at the mode's chip rate and deviation, optional impairments; written
 as cu8 / cs8 / cs16 / cf32 or annotated SigMF (by the output's extension).
 
+A telegram comes from --telegram HEX (a complete frame) or from --frame SPEC: a TOML or JSON file
+(or inline JSON) naming the frame kind and its fields, built by the OMS stack with CRCs, CI,
+configuration field, encryption and MACs. --set field=value adds or overrides spec fields.
+
+frame kinds: SND-NR SND-IR ACC-NR ACC-DMD RSP-UD (meter) / SND-UD SND-UD2 SND-NKE REQ-UD1 REQ-UD2
+             CNF-IR ACK (other station); spec fields: kind manufacturer id version device_type
+             security(0/5/7) access(none/no-window/limited/unlimited) synchronous data(hex) acc status
+             ci header(short/long) blocks counter key_id fcb direction c_field [ell] [afl]
+
 examples:
   wmbus-sdr tx --mode T1 --out t1_868.95M_1200k.cu8 \\
       --telegram 2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3
   wmbus-sdr tx --mode C1 --format B --telegram HEX --out c1.sigmf-meta --rate 2.4e6 --center 868.625e6 \\
       --repeat 5 --interval 0.5 --ebn0 15 --offset 20e3
+  wmbus-sdr tx --mode C2 --frame '{"kind": "CNF-IR", "manufacturer": "ELS", "id": "12345678"}' --dry-run
+  wmbus-sdr tx --mode T1 --frame install.toml --set security=5 --key 000102030405060708090A0B0C0D0E0F \
+      --out snd_ir.sigmf-meta
 """
 
 
@@ -22,8 +34,13 @@ def add_parser(sub) -> None:
     p = sub.add_parser("tx", help="modulate telegrams into IQ", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", required=True, help="S1, S2, T1, T2, C1 or C2")
-    p.add_argument("--telegram", action="append", required=True, metavar="HEX",
+    p.add_argument("--telegram", action="append", default=[], metavar="HEX",
                    help="telegram (canonical or with CRCs); repeat the option for several")
+    p.add_argument("--frame", action="append", default=[], metavar="SPEC",
+                   help="frame spec: a .toml / .json file or inline JSON; repeat for several")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="set a spec field (ell.ci=0x8D for tables); applies to every --frame")
+    p.add_argument("--key", metavar="HEX", help="AES key for frames whose spec asks for security")
     p.add_argument("--format", dest="frame_format", choices=("A", "B"), default="A", help="frame format (C modes: A/B)")
     p.add_argument("--out", help="output file (.cu8 .cs8 .cs16 .cf32 .sigmf-meta)")
     p.add_argument("--device", help="transmit live through SoapySDR (soapy:driver=hackrf) instead of a file")
@@ -40,6 +57,58 @@ def add_parser(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="print what would be sent, write nothing")
 
 
+def load_spec(text: str) -> dict:
+    """A spec from inline JSON or a .toml / .json file; errors name the file and the position."""
+    import json
+    import tomllib
+    from pathlib import Path
+
+    from mbus.errors import FieldError
+
+    if text.lstrip().startswith("{"):
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise FieldError(f"inline --frame JSON: {err}") from None
+    else:
+        path = Path(text)
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise FieldError(f"--frame {text}: cannot read ({err.strerror or err})") from None
+        try:
+            spec = json.loads(raw) if path.suffix.lower() == ".json" else tomllib.loads(raw)
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+            raise FieldError(f"{text}: {err}") from None
+    if not isinstance(spec, dict):
+        raise FieldError(f"--frame {text[:40]}: a spec is a table of fields, not {type(spec).__name__}")
+    return spec
+
+
+def build_frames(specs: list[str], sets: list[str], key_hex: str | None):
+    from mbus.builder import build, merge, parse_assignments
+    from mbus.errors import FieldError
+
+    key = None
+    if key_hex:
+        try:
+            key = bytes.fromhex(key_hex)
+        except ValueError:
+            raise FieldError(f"--key {key_hex[:8]}...: not hex") from None
+        if len(key) != 16:
+            raise FieldError(f"--key: {len(key)} bytes, an AES-128 key has 16")
+    over = parse_assignments(sets)
+    out = []
+    for text in specs:
+        spec = load_spec(text)
+        try:
+            out.append(build(merge(spec, over), key))
+        except FieldError as err:
+            where = text if not text.lstrip().startswith("{") else "inline spec"
+            raise FieldError(f"{where}: {err}") from None
+    return out
+
+
 def run(args) -> int:
     from dsp.modes import MODES
     from mbus.errors import DecodeError
@@ -54,7 +123,11 @@ def run(args) -> int:
             raise ValueError(f"unknown mode {args.mode!r}; use {', '.join(MODES)}")
         if args.frame_format == "B" and MODES[mode].sync_b is None:
             raise ValueError(f"mode {mode} has no frame format B (only C modes do)")
-        telegrams = []
+        if args.set and not args.frame:
+            raise ValueError("--set changes a --frame spec; there is none")
+        if not args.telegram and not args.frame:
+            raise ValueError("give --telegram HEX or --frame SPEC")
+        telegrams = [built.telegram for built in build_frames(args.frame, args.set, args.key)]
         for text in args.telegram:
             fb = normalize(parse_hex(text))
             if fb.truncated:
@@ -67,9 +140,12 @@ def run(args) -> int:
                       ebn0_db=args.ebn0)
         if args.dry_run:
             center = args.center or MODES[mode].channel_hz
+            from mbus.builder import kind_of
+
             for t in telegrams:
+                kind = kind_of(t[1])
                 print(f"{mode}-{args.frame_format} x{args.repeat} at {center / 1e6:.4f} MHz "
-                      f"{args.offset:+.0f} Hz: {t.hex()}")
+                      f"{args.offset:+.0f} Hz: {kind.name if kind else f'C 0x{t[1]:02X}'} {t.hex()}")
             return 0
         if args.device:
             raise ValueError(f"--device {args.device}: live transmission is not available yet (no TX-capable "
