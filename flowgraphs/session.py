@@ -1,0 +1,427 @@
+"""Bidirectional sessions: a gateway and a meter emulator joined by a simulated radio channel.
+
+Both stations modulate their frames with our TX (``dsp``) and decode what they hear with the full
+receiver (``flowgraphs.receive``): channeliser, burst finder, demodulator, CRCs and the OMS stack.
+Only the channel is simulated: one sample-exact clock at 2.4 Msps centred 868.9125 MHz, so that
+868.30 (S, T2 downlink), 868.95 (T1 / C1 uplink) and 869.525 MHz (C2 downlink) are all in band,
+with white noise, a propagation delay, and half-duplex stations that do not hear themselves.
+
+Timing rules (../shared/spec/phy.md §6): a meter that offers access listens after each of its
+frames; the other station must *start* its reply inside [t_RO min, t_RO max] after the end of that
+frame. Within a dialogue every frame starts inside that window after the end of the frame before
+it, whoever sent it (a gateway ACK to an ACC-DMD may be followed by its request). Each station
+schedules its reply from its *own estimate* of the previous frame's end (exact for its own frames,
+the receiver's ``end_sample`` for the other's), so the delays in the log are measured, not set.
+The meter only syncs to frames whose preamble starts inside its window, like a real meter radio.
+
+Dialogues (phy.md §6.4):
+    installation   meter SND-IR -> gateway CNF-IR; meter then sends SND-NR (installed)
+    access demand  meter ACC-DMD -> gateway ACK -> REQ-UD2 -> meter RSP-UD -> gateway SND-NKE
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from dsp import phy
+from dsp.channel import bit_rate, noise_power
+from dsp.modes import MODES, ModeSpec
+from dsp.modulate import fsk
+from mbus.builder import build, kind_of
+from mbus.keys import KeyStore
+from mbus.telegram import decode
+from sdr.types import IQChunk, StreamInfo
+
+from .receive import Receiver, RxFrame
+
+SIM_RATE = 2.4e6
+SIM_CENTER = 868.9125e6
+WINDOW_GUARD_S = 200e-6  # a meter opens its receiver this much before t_RO min and after t_RO max
+
+
+@dataclass(frozen=True, slots=True)
+class LinkProfile:
+    """One bidirectional mode: PHY per direction, receiver modes, response window."""
+
+    name: str
+    uplink: str  # MODES key the meter transmits with
+    downlink: str  # MODES key the other station transmits with
+    rx_uplink: tuple[str, ...]  # receiver modes that hear the uplink
+    rx_downlink: tuple[str, ...]
+    window_s: tuple[float, float]  # t_RO min, max
+    turnaround_s: float  # when a station aims to start its reply (inside the window)
+    fast_response: bool = False  # C2: ELL CC D bit (100 ms instead of 1000 ms)
+
+
+PROFILES: dict[str, LinkProfile] = {
+    # T2: meter sends T1 PHY at 868.95, the other station answers 32.768 kcps Manchester at 868.30
+    "T2": LinkProfile("T2", "T1", "T2", ("T1",), ("S1",), (2e-3, 3e-3), 2.5e-3),
+    "S2": LinkProfile("S2", "S2", "S2", ("S1",), ("S1",), (3e-3, 50e-3), 5e-3),
+    # C2 fast response (D = 1): 100 ms +- 0.5 ms; the other station answers at 869.525 MHz GFSK
+    "C2": LinkProfile("C2", "C1", "C2", ("C1",), ("C2",), (99.5e-3, 100.5e-3), 100e-3, fast_response=True),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Transmission:
+    station: str
+    mode: str
+    telegram: bytes
+    start: int  # sample index on the channel clock (at the transmitter)
+    samples: np.ndarray  # baseband at the channel offset, amplitude applied
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.samples)
+
+
+class SimChannel:
+    """A shared medium with a sample-exact clock: transmissions are stored, listeners render the
+    sum of what others sent in any interval, plus noise, delayed by the propagation time."""
+
+    def __init__(self, *, sample_rate_hz: float = SIM_RATE, center_freq_hz: float = SIM_CENTER,
+                 ebn0_db: float = 20.0, ref_bit_rate: float = 100e3, distance_m: float = 1000.0, seed: int = 1,
+                 amplitude: float = 0.3):
+        self.info = StreamInfo(sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, source="simulated")
+        self.rng = np.random.default_rng(seed)
+        self.amplitude = amplitude
+        self.delay = int(round(distance_m / 299_792_458.0 * sample_rate_hz))
+        # one noise level for the channel: ebn0_db holds for the fastest bit rate of the session (the
+        # hardest direction); slower directions get proportionally more energy per bit
+        self.noise_rms = float(np.sqrt(noise_power(amplitude ** 2, ebn0_db, ref_bit_rate, sample_rate_hz)))
+        self.log: list[Transmission] = []
+
+    def transmit(self, station: str, mode: ModeSpec, telegram: bytes, start: int,
+                 freq_offset_hz: float = 0.0) -> Transmission:
+        fs = self.info.sample_rate_hz
+        offset = mode.channel_hz - self.info.center_freq_hz + freq_offset_hz
+        chips = phy.frame_chips(mode, telegram, "A")
+        sig = fsk(chips, sample_rate_hz=fs, chip_rate=mode.chip_rate, deviation_hz=mode.deviation_hz,
+                  gaussian_bt=mode.gaussian_bt, start_phase=float(self.rng.uniform(0, 2 * np.pi)))
+        t = (start + np.arange(len(sig))) / fs
+        tx = Transmission(station, mode.name, telegram, start,
+                          (self.amplitude * sig * np.exp(2j * np.pi * offset * t)).astype(np.complex64))
+        self.log.append(tx)
+        return tx
+
+    def capture(self, listener: str, start: int, stop: int) -> np.ndarray:
+        n = stop - start
+        noise = self.rng.standard_normal(n) + 1j * self.rng.standard_normal(n)
+        out = (self.noise_rms / np.sqrt(2) * noise).astype(np.complex64)
+        for tx in self.log:
+            if tx.station == listener:
+                continue  # half duplex: a station does not receive while it sends, nor itself
+            a, b = tx.start + self.delay, tx.end + self.delay
+            lo, hi = max(a, start), min(b, stop)
+            if lo < hi:
+                out[lo - start:hi - start] += tx.samples[lo - a:hi - a]
+        return out
+
+    def true_start(self, telegram: bytes, station: str) -> int | None:
+        """Ground truth for the log: when (at the receiver) a frame's first chip arrived."""
+        for tx in reversed(self.log):
+            if tx.telegram == telegram and tx.station == station:
+                return tx.start + self.delay
+        return None
+
+
+@dataclass(slots=True)
+class Event:
+    t_s: float
+    station: str
+    action: str  # "TX" | "RX" | "LOST" | "DATA" (a record the gateway decoded)
+    kind: str
+    telegram: bytes = b""
+    delay_ms: float | None = None  # measured by the station that received it
+    true_delay_ms: float | None = None  # from the channel's ground truth
+    window_ms: tuple[float, float] | None = None
+    text: str = ""
+
+    @property
+    def in_window(self) -> bool | None:
+        if self.delay_ms is None or self.window_ms is None:
+            return None
+        return self.window_ms[0] <= self.delay_ms <= self.window_ms[1]
+
+    def line(self) -> str:
+        out = f"{self.t_s * 1e3:10.3f} ms  {self.station:<7} {self.action:<4} {self.kind:<8}"
+        if self.delay_ms is not None:
+            verdict = "inside" if self.in_window else "OUTSIDE"
+            out += (f" response delay {self.delay_ms:.3f} ms (true {self.true_delay_ms:.3f}), window "
+                    f"{self.window_ms[0]:g}-{self.window_ms[1]:g} ms: {verdict}")
+        if self.text:
+            out += f"  {self.text}"
+        return out
+
+
+@dataclass
+class SessionLog:
+    profile: str
+    dialogue: str
+    events: list[Event] = field(default_factory=list)
+    completed: bool = False
+
+    def add(self, ev: Event) -> None:
+        self.events.append(ev)
+
+    def kinds(self, action: str = "TX") -> list[str]:
+        return [e.kind for e in self.events if e.action == action]
+
+    def delays(self) -> list[Event]:
+        return [e for e in self.events if e.delay_ms is not None]
+
+    def text(self) -> str:
+        head = f"{self.profile} {self.dialogue}: {'complete' if self.completed else 'INCOMPLETE'}"
+        return "\n".join([head, *(e.line() for e in self.events)])
+
+
+class Station:
+    """Half-duplex radio: transmits one PHY, receives with the full receiver chain."""
+
+    def __init__(self, name: str, channel: SimChannel, tx_mode: str, rx_modes: tuple[str, ...],
+                 keys: KeyStore | None = None, freq_offset_hz: float = 0.0):
+        self.name = name
+        self.channel = channel
+        self.tx_mode = MODES[tx_mode]
+        self.rx_modes = rx_modes
+        self.keys = keys
+        self.freq_offset_hz = freq_offset_hz
+
+    def send(self, telegram: bytes, start: int) -> Transmission:
+        return self.channel.transmit(self.name, self.tx_mode, telegram, start, self.freq_offset_hz)
+
+    def listen(self, start: int, stop: int) -> list[RxFrame]:
+        """Frames (CRC good) heard in [start, stop), with absolute sample positions."""
+        x = self.channel.capture(self.name, start, stop)
+        rx = Receiver(self.channel.info, self.rx_modes)
+        chunk = IQChunk(samples=x, info=self.channel.info, start=0)
+        frames = [*rx.process(chunk), *rx.flush()]
+        out = []
+        for f in frames:
+            if f.crc_ok:
+                out.append(_shift(f, start))
+        return sorted(out, key=lambda f: f.sample)
+
+
+def _shift(f: RxFrame, by: int) -> RxFrame:
+    return replace(f, sample=f.sample + by, end_sample=f.end_sample + by)
+
+
+def frame_end_estimate(f: RxFrame) -> float:
+    """Where the transmission ended: after the last data chip comes the postamble our TX sends for
+    the mode (S / T: 2-4 chips per EN 13757-4; C: 8 chips, see dsp.modes)."""
+    m = MODES[f.mode]
+    return f.end_sample + len(m.postamble) / f.chip_rate_hz * SIM_RATE
+
+
+def frame_start_estimate(f: RxFrame) -> float:
+    """Where the transmission began: the sync word start minus the mode's preamble (nominal)."""
+    m = MODES[f.mode]
+    pairs = MODES["S2"].preamble_pairs if m.coding == "manchester" else m.preamble_pairs
+    chips = 2 * pairs
+    fs = SIM_RATE
+    return f.sample - chips / f.chip_rate_hz * fs
+
+
+# ----------------------------------------------------------------------------------------------
+# the two roles
+
+
+class MeterEmulator(Station):
+    """Sends installation requests / access demands, listens in its windows, answers requests."""
+
+    def __init__(self, channel: SimChannel, profile: LinkProfile, *, manufacturer: str = "ELS",
+                 id: str = "12345678", device_type: int = 7, key: bytes | None = None, volume_l: int = 12345678):
+        super().__init__("meter", channel, profile.uplink, profile.rx_downlink,
+                         KeyStore(default=key) if key else None, freq_offset_hz=8e3)
+        self.profile = profile
+        self.address = {"manufacturer": manufacturer, "id": id, "version": 0x01, "device_type": device_type}
+        self.key = key
+        self.acc = 0
+        self.volume_l = volume_l
+        self.installed = False
+
+    def frame(self, kind: str, with_data: bool = True) -> bytes:
+        self.acc = (self.acc + 1) & 0xFF
+        spec = dict(self.address, kind=kind, acc=self.acc, access="limited")
+        if with_data:  # volume in litres, 8 BCD digits LSB first
+            spec["data"] = "0C13" + bytes.fromhex(f"{self.volume_l % 10**8:08d}")[::-1].hex()
+        if self.key:
+            spec["security"] = 5
+        if self.profile.fast_response:  # C2: the ELL CC carries B, A and D (fast response)
+            spec["ell"] = {"ci": 0x8C, "acc": self.acc}
+            spec["fast_response"] = True
+        return build(spec, self.key).telegram
+
+    def respond(self, telegram: bytes) -> tuple[list[bytes], bool]:
+        """(frames to send, whether the meter keeps listening after them)."""
+        kind = kind_of(telegram[1])
+        name = kind.name if kind else "?"
+        if name == "REQ-UD2" or name == "REQ-UD1":
+            return [self.frame("RSP-UD")], True
+        if name in ("SND-UD", "SND-UD2"):
+            return [self.frame("ACK", with_data=False)], True
+        if name == "CNF-IR":
+            self.installed = True
+            return [], False
+        if name == "ACK":
+            return [], True  # the dialogue goes on: a request may follow
+        return [], False  # SND-NKE or anything else ends the access
+
+
+class Gateway(Station):
+    """Answers meter frames that open a window: CNF-IR to SND-IR, ACK (+ queued requests) to
+    ACC-DMD, queued requests to an SND-NR / ACC-NR offering access, SND-NKE to close."""
+
+    def __init__(self, channel: SimChannel, profile: LinkProfile, *, keys: KeyStore | None = None):
+        super().__init__("gateway", channel, profile.downlink, profile.rx_uplink, keys, freq_offset_hz=-5e3)
+        self.profile = profile
+        self.queue: deque[str] = deque()  # requests for the next access: "REQ-UD2", "SND-NKE", ...
+        self.readings: list[str] = []
+
+    def _to_meter(self, kind: str, meter_link: bytes) -> bytes:
+        addr = decode(meter_link, records=False).link.address
+        spec = {"kind": kind, "manufacturer": addr.manufacturer_code, "id": addr.id, "version": addr.version,
+                "device_type": addr.device_type}
+        return build(spec).telegram
+
+    def respond(self, telegram: bytes) -> list[bytes]:
+        t = decode(telegram, keys=self.keys)
+        kind = kind_of(t.link.c_field)
+        name = kind.name if kind else "?"
+        how = "decrypted, " if t.decryption == "ok" else ""
+        self.readings += [f"{t.link.address.id}: {how}{r.describe()}" for r in t.records]
+        if name == "SND-IR":
+            return [self._to_meter("CNF-IR", telegram)]
+        if name == "ACC-DMD":
+            out = [self._to_meter("ACK", telegram)]
+            if self.queue:
+                out.append(self._to_meter(self.queue.popleft(), telegram))
+            return out
+        if name in ("RSP-UD", "ACK"):  # inside an access: next request, or close it
+            return [self._to_meter(self.queue.popleft() if self.queue else "SND-NKE", telegram)]
+        offers = t.tpl is not None and t.tpl.config is not None and t.tpl.config.flags().get("bidirectional")
+        if name in ("SND-NR", "ACC-NR") and offers and self.queue:
+            return [self._to_meter(self.queue.popleft(), telegram)]
+        return []
+
+
+# ----------------------------------------------------------------------------------------------
+# running a dialogue
+
+
+def _kind(telegram: bytes) -> str:
+    k = kind_of(telegram[1])
+    return k.name if k else f"C{telegram[1]:02X}"
+
+
+def run_dialogue(meter: MeterEmulator, gateway: Gateway, first: bytes, log: SessionLog, *, t0: int = 0,
+                 max_frames: int = 12) -> None:
+    """Meter sends ``first`` at sample t0; frames go back and forth, each answer started one
+    turnaround after the sender's estimate of the previous frame's end. Every step is logged."""
+    ch = meter.channel
+    fs = ch.info.sample_rate_hz
+    w_lo, w_hi = meter.profile.window_s
+    window_ms = (w_lo * 1e3, w_hi * 1e3)
+    pending: deque[tuple[Station, bytes]] = deque([(meter, first)])
+    next_start = t0
+    prev: Transmission | None = None
+    end_estimate: dict[str, float] = {}  # per station: where it believes the previous frame ended
+    for _ in range(max_frames):
+        if not pending:
+            break
+        sender, telegram = pending.popleft()
+        tx = sender.send(telegram, next_start)
+        log.add(Event(tx.start / fs, sender.name, "TX", _kind(telegram), telegram,
+                      text=f"{tx.mode} {len(telegram)} bytes, {len(tx.samples) / fs * 1e3:.2f} ms on air"))
+        listener: Station = gateway if sender is meter else meter
+        lo = hi = None
+        if listener is meter and prev is not None:  # a meter listens only in its window
+            lo = end_estimate["meter"] + (w_lo - WINDOW_GUARD_S) * fs
+            hi = end_estimate["meter"] + (w_hi + WINDOW_GUARD_S) * fs
+            span = (int(lo), int(hi) + len(tx.samples) + ch.delay + int(2e-3 * fs))
+        else:  # the gateway listens all the time; capture around the frame
+            span = (max(0, tx.start - int(5e-3 * fs)), tx.end + ch.delay + int(5e-3 * fs))
+        heard = [f for f in listener.listen(*span) if f.telegram == telegram]
+        if lo is not None:
+            heard = [f for f in heard if lo <= frame_start_estimate(f) <= hi]
+        if not heard:
+            log.add(Event(tx.start / fs, listener.name, "LOST", _kind(telegram),
+                          text="no frame started inside the window" if lo is not None else "not received"))
+            return
+        f = heard[0]
+        ev = Event(f.sample / fs, listener.name, "RX", _kind(telegram), telegram,
+                   text=f"{f.mode} SNR {f.snr_db:.0f} dB, offset {f.freq_offset_hz / 1e3:+.1f} kHz")
+        if prev is not None:
+            ev.delay_ms = (frame_start_estimate(f) - end_estimate[listener.name]) / fs * 1e3
+            prev_end_at_listener = prev.end + (ch.delay if prev.station != listener.name else 0)
+            ev.true_delay_ms = (tx.start + ch.delay - prev_end_at_listener) / fs * 1e3
+            ev.window_ms = window_ms
+        log.add(ev)
+        end_estimate[sender.name] = tx.end
+        end_estimate[listener.name] = frame_end_estimate(f)
+        if listener is gateway:
+            seen = len(gateway.readings)
+            pending.extend((gateway, a) for a in gateway.respond(telegram))
+            for reading in gateway.readings[seen:]:
+                log.add(Event(frame_end_estimate(f) / fs, "gateway", "DATA", _kind(telegram), text=reading))
+        else:
+            pending.extend((meter, a) for a in meter.respond(telegram)[0])
+        prev = tx
+        if pending:
+            next_start = int(round(end_estimate[pending[0][0].name] + meter.profile.turnaround_s * fs))
+    log.completed = not pending and all(e.action != "LOST" for e in log.events)
+
+
+def _setup(profile: str, ebn0_db: float, key: bytes | None, seed: int, turnaround_s: float | None):
+    p = PROFILES[profile.upper()]
+    if turnaround_s is not None:
+        p = replace(p, turnaround_s=turnaround_s)
+    ref = max(bit_rate(MODES[p.uplink]), bit_rate(MODES[p.downlink]))
+    ch = SimChannel(ebn0_db=ebn0_db, ref_bit_rate=ref, seed=seed)
+    return p, ch, MeterEmulator(ch, p, key=key), Gateway(ch, p, keys=KeyStore(default=key) if key else None)
+
+
+def installation(profile: str = "T2", *, ebn0_db: float = 20.0, key: bytes | None = None, seed: int = 1,
+                 turnaround_s: float | None = None) -> tuple[SessionLog, SimChannel]:
+    """SND-IR -> CNF-IR, then the installed meter's SND-NR reaches the gateway."""
+    p, ch, meter, gateway = _setup(profile, ebn0_db, key, seed, turnaround_s)
+    log = SessionLog(p.name, "installation")
+    run_dialogue(meter, gateway, meter.frame("SND-IR"), log, t0=int(2e-3 * ch.info.sample_rate_hz))
+    if not (log.completed and meter.installed):
+        log.completed = False
+        return log, ch
+    nr = SessionLog(profile, "installation")
+    start = max(tx.end for tx in ch.log) + int(0.05 * ch.info.sample_rate_hz)
+    run_dialogue(meter, gateway, meter.frame("SND-NR"), nr, t0=start)
+    log.events += nr.events
+    log.completed = nr.completed and "SND-NR" in [e.kind for e in nr.events if e.action == "RX"]
+    return log, ch
+
+
+def access_demand(profile: str = "T2", *, ebn0_db: float = 20.0, key: bytes | None = None, seed: int = 1,
+                  turnaround_s: float | None = None) -> tuple[SessionLog, SimChannel]:
+    """ACC-DMD -> ACK -> REQ-UD2 -> RSP-UD -> SND-NKE."""
+    p, ch, meter, gateway = _setup(profile, ebn0_db, key, seed, turnaround_s)
+    gateway.queue.append("REQ-UD2")
+    log = SessionLog(p.name, "access demand")
+    run_dialogue(meter, gateway, meter.frame("ACC-DMD", with_data=False), log, t0=int(2e-3 * ch.info.sample_rate_hz))
+    return log, ch
+
+
+DIALOGUES = {"installation": installation, "access": access_demand}
+
+
+def channel_recording(ch: SimChannel) -> tuple[np.ndarray, list[dict]]:
+    """The whole session as one capture (what a third receiver in the middle would record), with a
+    SigMF annotation per transmission."""
+    end = max(tx.end for tx in ch.log) + ch.delay + int(2e-3 * ch.info.sample_rate_hz)
+    x = ch.capture("observer", 0, end)
+    notes = [{"core:sample_start": tx.start + ch.delay, "core:sample_count": len(tx.samples),
+              "core:label": f"{tx.station} {tx.mode} {_kind(tx.telegram)}", "wmbus:mode": tx.mode,
+              "wmbus:telegram": tx.telegram.hex(), "core:freq_lower_edge": MODES[tx.mode].channel_hz - 150e3,
+              "core:freq_upper_edge": MODES[tx.mode].channel_hz + 150e3} for tx in ch.log]
+    return x, notes
