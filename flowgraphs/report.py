@@ -102,7 +102,8 @@ def _html(report: dict, images: list) -> str:
             f"{f['t_s']:.4f}", f"{f['mode']}-{f['format']}", f["meter"], f"{m['carrier_offset_hz']:+.0f}",
             f"{m['carrier_error_ppm']:+.1f}", f"{m['deviation_hz'] / 1e3:.2f}", f"{m['chip_rate_hz']:.1f}",
             f"{m['chip_rate_error_ppm']:+.0f}", m["preamble_chips"], f"{m['timing_jitter_rms']:.3f}",
-            f"{m['eye_opening']:.2f}", "FAIL " + ", ".join(bad) if bad else "pass (limits UNSURE)")) + "</tr>")
+            f"{m['eye_opening']:.2f}", f"{m['occupied_bw_hz'] / 1e3:.1f}",
+            "FAIL " + ", ".join(bad) if bad else "pass (limits UNSURE)")) + "</tr>")
     figs = "\n".join(f'<figure><img src="{html.escape(n)}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}'
                      f"</figcaption></figure>" for n, c in images)
     return f"""<!doctype html>
@@ -115,7 +116,7 @@ img{{max-width:100%;border:1px solid #ddd}} pre{{background:#f6f6f6;padding:8px;
 centre {cap['center_freq_hz'] / 1e6:.4f} MHz, {len(report['frames'])} frames from {len(report['meters'])} meters.
 Limits: {html.escape(report['limit_source'])}.</p>
 <table><tr><th>t (s)</th><th>mode</th><th>meter</th><th>carrier Hz</th><th>ppm</th><th>dev kHz</th>
-<th>chip rate</th><th>ppm</th><th>preamble</th><th>jitter</th><th>eye</th><th>verdict</th></tr>
+<th>chip rate</th><th>ppm</th><th>preamble</th><th>jitter</th><th>eye</th><th>OBW 99 % kHz</th><th>verdict</th></tr>
 {''.join(rows)}</table>
 {figs}
 <h2>Text summary</h2><pre>{html.escape(text_table(report))}</pre>

@@ -157,6 +157,12 @@ def run(args) -> int:
     except (ValueError, DecodeError, OSError) as err:
         print(f"wmbus-sdr tx: {err}", file=sys.stderr)
         return 2
+    from dsp.measure import occupied_bandwidth
+
+    first = notes[0]
+    span = x[first["core:sample_start"]:first["core:sample_start"] + first["core:sample_count"]]
+    obw, lo, hi = occupied_bandwidth(span, args.rate)
     print(f"wrote {path}: {len(notes)} {mode}-{args.frame_format} frames, {len(x) / args.rate:.3f} s at "
-          f"{args.rate / 1e6:g} Msps centred {center / 1e6:.4f} MHz", file=sys.stderr)
+          f"{args.rate / 1e6:g} Msps centred {center / 1e6:.4f} MHz; occupied bandwidth (99 %) {obw / 1e3:.1f} kHz "
+          f"({(center + lo) / 1e6:.4f}-{(center + hi) / 1e6:.4f} MHz)", file=sys.stderr)
     return 0
