@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/sensitivity.py
 	$(PY) benchmarks/false_frames.py
 	$(PY) benchmarks/tx_roundtrip.py
+	$(PY) benchmarks/sessions.py --count 30
 
 ## soak: 30 minutes of live reception over rtl_tcp (memory, frames, CPU)
 soak: $(STAMP)

@@ -54,6 +54,10 @@ def add_parser(sub) -> None:
     p.add_argument("--deviation-error", type=float, default=0.0, help="relative, e.g. -0.1")
     p.add_argument("--drift", type=float, default=0.0, help="carrier drift, Hz/s")
     p.add_argument("--preamble", type=int, help="preamble length in chip pairs (default: the mode's)")
+    p.add_argument("--gain", type=float, default=0.0, help="live TX gain in dB (default 0, the safe limit)")
+    p.add_argument("--max-gain", type=float, default=0.0, help="raise the TX gain limit (attenuator / shielded "
+                   "set-up only)")
+    p.add_argument("--any-freq", action="store_true", help="allow a live centre outside the mode's channel")
     p.add_argument("--dry-run", action="store_true", help="print what would be sent, write nothing")
 
 
@@ -109,6 +113,47 @@ def build_frames(specs: list[str], sets: list[str], key_hex: str | None):
     return out
 
 
+def _live(args, plan, mode: str) -> int:
+    """Transmit through SoapySDR: each frame as its own burst, --interval apart."""
+    import time
+
+    from dsp.modes import MODES
+    from sdr.errors import SDRError
+    from sdr.soapy_tx import SoapySink
+
+    from .transmit import TxPlan, render_plan
+
+    spec = MODES[mode]
+    if not args.device.startswith("soapy:"):
+        raise ValueError(f"--device {args.device}: live transmission needs a SoapySDR device (soapy:driver=hackrf)")
+    center = args.center or spec.channel_hz
+    if abs(center + args.offset - spec.channel_hz) > 50e3 and not args.any_freq:
+        raise ValueError(f"{(center + args.offset) / 1e6:.4f} MHz is outside the {mode} channel "
+                         f"({spec.channel_hz / 1e6:.3f} MHz); add --any-freq if that is intended")
+    try:
+        sink = SoapySink(args.device[len("soapy:"):], sample_rate_hz=args.rate, center_freq_hz=center,
+                         gain_db=args.gain, max_gain_db=args.max_gain)
+        bursts = []
+        for tel in plan.telegrams:
+            one = TxPlan(**{**{f: getattr(plan, f) for f in plan.__dataclass_fields__}, "telegrams": [tel],
+                            "repeat": 1, "center_freq_hz": center, "lead_s": 0.0005})
+            bursts.append(render_plan(one)[0])
+        with sink:
+            t_next = sink.now_ns()
+            for _ in range(args.repeat):
+                for x in bursts:
+                    if not sink.hardware_time:
+                        time.sleep(max(0.0, (t_next - sink.now_ns()) / 1e9))
+                    sink.send(x, at_ns=t_next + int(0.05e9) if sink.hardware_time else None)
+                    t_next += int(args.interval * 1e9)
+    except SDRError as err:
+        print(f"wmbus-sdr tx: {err}", file=sys.stderr)
+        return 2
+    print(f"sent {args.repeat * len(bursts)} {mode}-{args.frame_format} frames at {center / 1e6:.4f} MHz, gain "
+          f"{args.gain:g} dB{' (hardware-timed)' if sink.hardware_time else ''}", file=sys.stderr)
+    return 0
+
+
 def run(args) -> int:
     from dsp.modes import MODES
     from mbus.errors import DecodeError
@@ -148,8 +193,7 @@ def run(args) -> int:
                       f"{args.offset:+.0f} Hz: {kind.name if kind else f'C 0x{t[1]:02X}'} {t.hex()}")
             return 0
         if args.device:
-            raise ValueError(f"--device {args.device}: live transmission is not available yet (no TX-capable "
-                             "SoapySDR device support in this version); write a file with --out")
+            return _live(args, plan, mode)
         if not args.out:
             raise ValueError("give --out FILE (or --dry-run)")
         x, notes, center = render_plan(plan)
