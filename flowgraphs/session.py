@@ -65,6 +65,12 @@ PROFILES: dict[str, LinkProfile] = {
 }
 
 
+def reachable_windows(turnaround_s: float) -> dict[str, bool]:
+    """Which modes' response windows a station with this measured turnaround (end of a received
+    frame -> first sample on air) can meet: a live gateway says this up front."""
+    return {name: turnaround_s <= p.window_s[1] for name, p in PROFILES.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class Transmission:
     station: str

@@ -101,10 +101,3 @@ class SoapySink:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def reachable_windows(turnaround_s: float) -> dict[str, bool]:
-    """Which modes' response windows (phy.md §6, t_RO max) a station with this measured turnaround
-    (end of a received frame -> first sample on air) can meet."""
-    from flowgraphs.session import PROFILES  # noqa: PLC0415 - flowgraph data, used for the message only
-
-    return {name: turnaround_s <= p.window_s[1] for name, p in PROFILES.items()}

@@ -78,3 +78,11 @@ def test_session_cli_log_and_recording(tmp_path):
     p = subprocess.run([sys.executable, "-m", "flowgraphs.cli", "session", "--key", "xyz"],
                        capture_output=True, cwd=REPO, timeout=120)
     assert p.returncode == 2 and b"32 hex digits" in p.stderr and b"Traceback" not in p.stderr
+
+
+def test_reachable_windows_from_a_measured_turnaround():
+    from flowgraphs.session import reachable_windows
+
+    assert reachable_windows(2.6e-3) == {"T2": True, "S2": True, "C2": True}
+    assert reachable_windows(20e-3) == {"T2": False, "S2": True, "C2": True}  # USB latency: S2 and C2 only
+    assert reachable_windows(0.2) == {"T2": False, "S2": False, "C2": False}

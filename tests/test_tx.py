@@ -63,8 +63,8 @@ def test_tx_errors_are_one_line(tmp_path):
                          (["--mode", "T1", "--format", "B", "--telegram", N21, "--out", "x.cu8"], b"format B"),
                          (["--mode", "T1", "--telegram", "zz", "--out", "x.cu8"], b"hexadecimal"),
                          (["--mode", "T1", "--telegram", N21, "--out", str(tmp_path / "x.wav")], b"unknown output"),
-                         (["--mode", "T1", "--telegram", N21, "--device", "soapy:driver=hackrf"],
-                          b"live transmission")):
+                         (["--mode", "T1", "--telegram", N21, "--device", "rtlsdr:0"],
+                          b"needs a SoapySDR device")):
         p = tx(*args)
         assert p.returncode == 2 and needle in p.stderr and b"Traceback" not in p.stderr, p.stderr
     p = tx("--mode", "S1", "--telegram", N21, "--dry-run")
