@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from .errors import SDRError
 from .source import Source
 from .types import StreamInfo
+
+log = logging.getLogger(__name__)
 
 INSTALL = "pip install 'wmbus-sdr[rtlsdr]' (pyrtlsdr and pyrtlsdrlib)"
 
@@ -13,14 +17,15 @@ class RtlSdrSource(Source):
     fmt = "cu8"
 
     def __init__(self, index: str, *, sample_rate_hz: float, center_freq_hz: float, gain: float | None = None,
-                 ppm: int = 0, read_size: int = 1 << 16):
+                 ppm: int = 0, read_size: int = 1 << 16, retries: int = 5):
         super().__init__(StreamInfo(sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
                                     source=f"rtlsdr:{index}"))
         try:
             self.index = int(index)
         except ValueError:
             raise ValueError(f"rtlsdr:{index}: the device index must be a number") from None
-        self.gain, self.ppm, self.read_size = gain, ppm, read_size
+        self.gain, self.ppm, self.read_size, self.retries = gain, ppm, read_size, retries
+        self.reopens = 0
         self._dev = None
 
     def _open(self) -> None:
@@ -43,9 +48,24 @@ class RtlSdrSource(Source):
         self._dev = dev
 
     def _read(self) -> bytes | None:
-        return bytes(self._dev.read_bytes(self.read_size))
+        """A USB error (stalled or unplugged dongle) closes the device and reopens it with back-off;
+        the samples missed meanwhile are a counted gap."""
+        while True:
+            try:
+                return bytes(self._dev.read_bytes(self.read_size))
+            except (OSError, RuntimeError) as err:  # pyrtlsdr's LibUSBError is an OSError
+                if self._stop.is_set():
+                    return None
+                log.warning("%s: read failed (%s); reopening", self.info.source, err)
+                self._close()
+                if not self.recover(self._open, self.retries, f"USB read failed ({err})"):
+                    return None
+                self.reopens += 1
 
     def _close(self) -> None:
         if self._dev is not None:
-            self._dev.close()
+            try:
+                self._dev.close()
+            except (OSError, RuntimeError):
+                pass  # a device that already vanished
             self._dev = None

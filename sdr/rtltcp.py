@@ -120,27 +120,11 @@ class RtlTcpSource(Source):
                            f"{want / 1e6:.2f} Msps asked for (sample rate refused?)")
 
     def _reconnect(self) -> None:
-        lost_from = time.monotonic()
         if self._sock:
             self._sock.close()
             self._sock = None
-        delay = 0.5
-        for attempt in range(1, self.retries + 1):
-            if self._stop.wait(delay):
-                return
-            try:
-                self._connect()
-            except SDRError as err:
-                log.warning("%s: reconnect %d/%d failed: %s", self.info.source, attempt, self.retries, err)
-                delay = min(delay * 2, 8.0)
-                continue
+        if self.recover(self._connect, self.retries, "connection lost"):
             self.reconnects += 1
-            gap = int((time.monotonic() - lost_from) * self.info.sample_rate_hz)
-            log.warning("%s: reconnected after %.1f s (%d samples lost)", self.info.source,
-                        time.monotonic() - lost_from, gap)
-            self.lost(gap)
-            return
-        raise SDRError(f"{self.info.source}: connection lost and {self.retries} reconnects failed")
 
     def _close(self) -> None:
         if self._sock:

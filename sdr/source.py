@@ -49,6 +49,28 @@ class Source:
         if samples > 0:
             self._queue_put(("gap", samples))
 
+    def recover(self, reopen, retries: int, what: str) -> bool:
+        """After the stream broke: call ``reopen`` with back-off (0.5 s doubling to 8 s) up to
+        ``retries`` times; the time without samples becomes a counted gap. False when stopping;
+        SDRError when every attempt failed."""
+        lost_from = time.monotonic()
+        delay = 0.5
+        for attempt in range(1, retries + 1):
+            if self._stop.wait(delay):
+                return False
+            try:
+                reopen()
+            except SDRError as err:
+                log.warning("%s: reopen %d/%d failed: %s", self.info.source, attempt, retries, err)
+                delay = min(delay * 2, 8.0)
+                continue
+            gap = int((time.monotonic() - lost_from) * self.info.sample_rate_hz)
+            log.warning("%s: %s; back after %.1f s (%d samples lost)", self.info.source, what,
+                        time.monotonic() - lost_from, gap)
+            self.lost(gap)
+            return True
+        raise SDRError(f"{self.info.source}: {what} and {retries} attempts to reopen failed")
+
     # --- public ---------------------------------------------------------------------------------
     def __enter__(self) -> Source:
         self.start()

@@ -168,38 +168,68 @@ def test_rx_without_hardware_is_one_clear_line():
     assert p.returncode == 2 and b"rtlsdr:N" in p.stderr
 
 
-@pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto is not installed (make test installs it)")
-def test_rx_publishes_one_mqtt_message_per_frame(tmp_path):
-    paho = pytest.importorskip("paho.mqtt.client")
+@pytest.fixture
+def broker(tmp_path):
+    """A real mosquitto on a free port (make test installs it)."""
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto is not installed (make test installs it)")
     port = _free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nlog_dest stderr\n")
-    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE)
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE)
     try:
         _wait_port(port)
-        got = []
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2)
-        client.on_message = lambda c, u, msg: got.append((msg.topic, json.loads(msg.payload)))
-        client.connect("127.0.0.1", port)
-        client.subscribe("test/#", qos=1)
-        client.loop_start()
-        time.sleep(0.3)
-        server = RtlTcpServer(RECORDING, port=0)
-        server.start()
-        p = _rx("--device", f"rtltcp://127.0.0.1:{server.port}", "--rate", "2.4e6", "--keys", KEYS, "--output",
-                "none", "--mqtt", f"mqtt://127.0.0.1:{port}/test", "--duration", "2.05")
-        server.stop()
-        time.sleep(0.5)
-        client.loop_stop()
-        assert p.returncode == 0, p.stderr
-        assert len(got) == 8
-        topics = [t for t, _ in got]
-        assert "test/31415926" in topics and "test/20261125" in topics
-        heat = next(m for t, m in got if t == "test/31415926")
-        assert heat["decryption"] == "ok" and any(r["quantity"] == "energy" for r in heat["records"])
+        yield port
     finally:
-        broker.terminate()
-        broker.wait(timeout=5)
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def _rx_to_broker(port: int, topics: str, *extra: str):
+    """Replay the bundled recording over rtl_tcp into rx --mqtt; return (rx process, messages)."""
+    paho = pytest.importorskip("paho.mqtt.client")
+    got = []
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda c, u, msg: got.append((msg.topic, json.loads(msg.payload)))
+    client.connect("127.0.0.1", port)
+    client.subscribe(topics, qos=1)
+    client.loop_start()
+    time.sleep(0.3)
+    server = RtlTcpServer(RECORDING, port=0)
+    server.start()
+    p = _rx("--device", f"rtltcp://127.0.0.1:{server.port}", "--rate", "2.4e6", "--keys", KEYS, "--output",
+            "none", "--mqtt", f"mqtt://127.0.0.1:{port}/test", "--duration", "2.05", *extra)
+    server.stop()
+    time.sleep(0.5)
+    client.loop_stop()
+    return p, got
+
+
+def test_rx_publishes_one_mqtt_message_per_frame(broker):
+    p, got = _rx_to_broker(broker, "test/#")
+    assert p.returncode == 0, p.stderr
+    assert len(got) == 8
+    topics = [t for t, _ in got]
+    assert "test/31415926" in topics and "test/20261125" in topics
+    heat = next(m for t, m in got if t == "test/31415926")
+    assert heat["decryption"] == "ok" and any(r["quantity"] == "energy" for r in heat["records"])
+
+
+def test_home_assistant_discovery_points_at_real_values(broker):
+    """Each announced sensor's state topic and value template select a value that is really in the
+    meter's messages, with the record's unit."""
+    p, got = _rx_to_broker(broker, "#", "--ha-discovery")
+    assert p.returncode == 0, p.stderr
+    configs = [m for t, m in got if t.startswith("homeassistant/sensor/") and t.endswith("/config")]
+    states = {t: m for t, m in got if t.startswith("test/")}
+    assert len(configs) >= 4
+    assert len({c["unique_id"] for c in configs}) == len(configs)
+    for c in configs:
+        msg = states[c["state_topic"]]
+        i = int(c["value_template"].split("records[")[1].split("]")[0])
+        rec = msg["records"][i]
+        assert rec["value"] is not None and c["unit_of_measurement"] == (rec["unit"] or None)
+        assert rec["quantity"].replace("_", " ") in c["name"]
 
 
 def _free_port() -> int:
@@ -253,3 +283,45 @@ def test_save_iq_snippets_decode_again(tmp_path):
         src = FileSource(str(meta))
         frames = [f for f in receive(src, src.info) if f.crc_ok]
         assert [f.telegram.hex() for f in frames] == [note["wmbus:telegram"]], meta.name
+
+
+def test_rtlsdr_usb_failure_reopens_and_counts_the_gap(monkeypatch):
+    """A dongle whose USB read fails (stall, unplug) is closed and reopened with back-off; the
+    samples before and after arrive intact and the time between is a counted gap."""
+    import types
+
+    from sdr.rtlsdr import RtlSdrSource
+
+    state = {"opens": 0, "reads": 0, "closed": 0}
+    block = bytes(range(256)) * 8  # 1024 cu8 samples
+
+    class FakeRtlSdr:
+        def __init__(self, device_index):
+            state["opens"] += 1
+            if state["opens"] == 2:  # the first reopen finds the device still gone
+                raise OSError("LIBUSB_ERROR_NO_DEVICE")
+
+        def read_bytes(self, n):
+            state["reads"] += 1
+            if state["reads"] == 4:
+                raise OSError("LIBUSB_ERROR_PIPE")
+            if state["reads"] > 8:
+                time.sleep(0.05)
+            return block
+
+        def close(self):
+            state["closed"] += 1
+
+    monkeypatch.setitem(sys.modules, "rtlsdr", types.SimpleNamespace(RtlSdr=FakeRtlSdr))
+    src = RtlSdrSource("0", sample_rate_hz=1e6, center_freq_hz=868.95e6, retries=3)
+    chunks = []
+    with src:
+        for chunk in src:
+            chunks.append(chunk)
+            if len(chunks) == 6:
+                break
+    assert state["opens"] == 3 and src.reopens == 1 and src.gaps == 1
+    assert src.dropped > 0.4e6  # at least the first back-off (0.5 s at 1 Msps) is accounted for
+    assert chunks[3].start == 3 * 1024 + src.dropped and chunks[3].dropped == src.dropped
+    assert all(len(c.samples) == 1024 for c in chunks)
+    assert all(np.array_equal(c.samples, chunks[0].samples) for c in chunks)
