@@ -133,27 +133,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     signed = lv * seq[settled]
     eye = float(np.clip(np.percentile(signed, 0.5) / dev, 0, 1)) if dev > 0 and len(signed) else 0.0
     drift = drift_rate * n * T / rate  # carrier change over the frame (sync to last chip)
-    # preamble: alternating chips before the sync word while the signal is there (amplitude at
-    # least half the frame's), averaged over each chip; one weak chip is tolerated
-    amp = np.abs(x)
-    ref = float(np.median(amp[int(max(t0, 0)):int(t0 + n * T)])) if n else 0.0
-    pre, misses = 0, 0
-    expect = -seq[0]
-    while True:  # up to 3 chips in a row may be hit by interference (impulses, blanking)
-        j = -(pre + misses + 1)
-        a, b = int(t0 + j * T + 0.25 * T), int(t0 + (j + 1) * T - 0.25 * T) + 1
-        if a < 1:
-            break
-        v = float(np.mean(d[a:b])) - carrier
-        present = float(np.median(amp[a:b])) > 0.5 * ref
-        if present and v * expect > 0.3 * dev:
-            pre += 1 + misses
-            misses = 0
-        elif misses < 3:
-            misses += 1
-        else:
-            break
-        expect = -expect
+    pre = count_preamble(d, np.abs(x), t0, T, n, carrier, dev, -seq[0])
     sync_len = len(spec.sync_b if frame_format == "B" and spec.sync_b else spec.sync)
     sync_vals = chip_freq(np.arange(sync_len)) - carrier
     sync_ok = bool(np.all(np.sign(sync_vals) == seq[:sync_len]))
@@ -167,6 +147,42 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                        drift_hz=drift, preamble_chips=pre, sync_ok=sync_ok, eye_opening=eye,
                        code_violations=violations, duration_s=(pre + n) * T / rate, n_transitions=len(times),
                        occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0])
+
+
+def count_preamble(d: np.ndarray, amp: np.ndarray, t0: float, T: float, n: int, carrier: float, dev: float,
+                   expect: float, max_gap: int = 3, confirm: int = 3) -> int:
+    """Alternating chips before the sync word, walking back from it. A chip counts when the signal
+    is there (amplitude at least half the frame's median) and its mean frequency lies near the
+    expected level (0.5 to 1.6 times the deviation, so noise rarely passes). Up to ``max_gap``
+    chips in a row may be hit (impulses, blanking); they are credited only when ``confirm`` good
+    chips follow further back, so noise before the real start adds nothing."""
+    ref = float(np.median(amp[int(max(t0, 0)):int(t0 + n * T)])) if n else 0.0
+    good: list[bool] = []
+    misses = 0
+    j = 0
+    while misses <= max_gap:
+        j += 1
+        a, b = int(t0 - j * T + 0.25 * T), int(t0 - (j - 1) * T - 0.25 * T) + 1
+        if a < 1:
+            break
+        v = float(np.mean(d[a:b])) - carrier
+        ok = float(np.median(amp[a:b])) > 0.5 * ref and 0.5 * dev < v * expect < 1.6 * dev
+        good.append(ok)
+        misses = 0 if ok else misses + 1
+        expect = -expect
+    # the preamble ends (going back) after the last good chip that closes a run of `confirm` goods,
+    # or that continues an unbroken run from the sync word
+    count, run, gap_seen = 0, 0, False
+    for i, ok in enumerate(good):
+        if ok:
+            run += 1
+            if not gap_seen or run >= confirm:
+                count = i + 1
+        else:
+            if run:
+                gap_seen = True
+            run = 0
+    return count
 
 
 def occupied_bandwidth(x: np.ndarray, rate: float, fraction: float = 0.99,
