@@ -4,7 +4,7 @@
 report.json, schema_version 1:
   capture: {source, sample_rate_hz, center_freq_hz, duration_s}
   limits: {mode: {metric: [min, max]}}, limit_source
-  frames: [{t_s, sample, mode, format, meter, telegram, rssi_dbfs, snr_db,
+  frames: [{t_s, sample, mode, format, meter, telegram, rssi_dbfs, [rssi_dbm with --cal-offset], snr_db,
             measurements: {carrier_offset_hz, carrier_error_ppm, deviation_hz, deviation_peak_hz,
                            modulation_index, chip_rate_hz, chip_rate_error_ppm, timing_jitter_rms,
                            drift_hz, preamble_chips, sync_ok, eye_opening, code_violations,
@@ -12,7 +12,9 @@ report.json, schema_version 1:
             verdicts: {metric: {value, min, max, verdict: PASS|FAIL, status: PASS|FAIL|UNSURE}}}]
   meters: [{meter, modes, frames, interval_s: {mean, std, min, max} | null, access_numbers,
             repeats, airtime_s, duty_cycle_percent_per_hour (air time / capture time), duty_cycle_limit_percent,
-            duty_cycle_verdict: PASS|FAIL, duty_cycle_status: UNSURE, rssi_dbfs}]
+            duty_cycle_verdict: PASS|FAIL, duty_cycle_status: UNSURE, rssi_dbfs,
+            schedule: null (< 3 frames) | {model: periodic|synchronous|irregular,
+                      periodic: {period_s, rms_s}, synchronous: {t_nom_s, rms_s, reading, status}}}]
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ SCHEMA_VERSION = 1
 DUTY_LIMIT = {"S1": 1.0, "T1": 0.1, "C1": 0.1, "C2": 10.0}
 
 
-def analyze(chunks: Iterable, info, *, modes=("S1", "T1", "C1"), meter: str | None = None, progress=None) -> dict:
+def analyze(chunks: Iterable, info, *, modes=("S1", "T1", "C1"), meter: str | None = None, progress=None,
+            cal_offset_db: float | None = None) -> dict:
+    """Measure every frame; ``cal_offset_db`` (dBm = dBFS + offset, from one measurement with a
+    signal generator at the same gain) adds rssi_dbm to each frame."""
     rx = Receiver(info, modes, keep_detail=True)
     frames, snippets = [], []
     last = 0
@@ -59,6 +64,7 @@ def analyze(chunks: Iterable, info, *, modes=("S1", "T1", "C1"), meter: str | No
         frames.append({"t_s": round(f.t_s, 6), "sample": f.sample, "mode": f.mode, "format": f.frame_format,
                        "meter": who, "access_number": acc, "telegram": f.telegram.hex(),
                        "rssi_dbfs": round(f.rssi_dbfs, 2), "snr_db": round(f.snr_db, 2),
+                       **({} if cal_offset_db is None else {"rssi_dbm": round(f.rssi_dbfs + cal_offset_db, 2)}),
                        "measurements": m.to_json(), "verdicts": verdicts(m)})
         if len(snippets) < 32:
             snippets.append({"meter": who, "mode": f.mode, "x": xs, "rate": rate, "t0": r.position - sync_len * sps,
@@ -104,7 +110,71 @@ def _meters(frames: list[dict], duration: float) -> list[dict]:
                     "access_numbers": accs, "repeats": repeats, "airtime_s": round(airtime, 6),
                     "duty_cycle_percent_per_hour": round(duty, 4), "duty_cycle_limit_percent": limit,
                     "duty_cycle_verdict": "PASS" if duty <= limit else "FAIL", "duty_cycle_status": "UNSURE",
-                    "rssi_dbfs": {"min": min(f["rssi_dbfs"] for f in fs), "max": max(f["rssi_dbfs"] for f in fs)}})
+                    "rssi_dbfs": {"min": min(f["rssi_dbfs"] for f in fs), "max": max(f["rssi_dbfs"] for f in fs)},
+                    "schedule": schedule_fit(times, accs)})
+    return out
+
+
+def _schedule_text(sc: dict | None) -> str:
+    if sc is None:
+        return "- (fewer than 3 frames)"
+    if sc["model"] == "synchronous":
+        s = sc["synchronous"]
+        return f"synchronous, t_nom {s['t_nom_s']:.4f} s (rms {s['rms_s'] * 1e3:.3f} ms, UNSURE formula)"
+    if sc["model"] == "periodic":
+        p = sc["periodic"]
+        return f"periodic {p['period_s']:.4f} s (rms {p['rms_s'] * 1e3:.3f} ms)"
+    return "irregular"
+
+
+def sync_factor(acc: int) -> float:
+    """Interval factor of a synchronous transmission with access number ``acc`` (phy.md §6.3, quoted
+    from EN 13757-4 in vendor code, UNSURE): t_ACC = (1 + (|nACC - 128| - 64) / 2048) x t_nom."""
+    return 1 + (abs(acc - 128) - 64) / 2048
+
+
+def schedule_fit(times: np.ndarray, accs: list) -> dict | None:
+    """How well the frame times fit a plain period and the synchronous schedule.
+
+    periodic: t_i = t_0 + k_i P (k_i whole, frames may be missed); synchronous: each interval is
+    the sum of sync_factor(n) x t_nom over the access numbers it spans, read with the number of the
+    frame that ends the interval ("next") or starts it ("previous") — the digest does not say which.
+    Residuals are RMS seconds; the better synchronous reading is reported."""
+    times = np.asarray(times, dtype=float)
+    if len(times) < 3:
+        return None
+    iv = np.diff(times)
+    out: dict = {"periodic": None, "synchronous": None, "model": "irregular"}
+    base = float(np.min(iv[iv > 0])) if np.any(iv > 0) else 0.0
+    if base > 0:
+        k = np.round((times - times[0]) / base)
+        (t0, period), *_ = np.linalg.lstsq(np.vstack([np.ones_like(k), k]).T, times, rcond=None)
+        res = times - (t0 + period * k)
+        out["periodic"] = {"period_s": round(float(period), 6), "rms_s": float(np.sqrt(np.mean(res ** 2)))}
+    if all(isinstance(a, int) for a in accs):
+        best = None
+        for reading in ("next", "previous"):
+            weights = []
+            for a, b in zip(accs, accs[1:], strict=False):
+                steps = (b - a) % 256 or 256
+                span = [(a + j) % 256 for j in (range(1, steps + 1) if reading == "next" else range(steps))]
+                weights.append(sum(sync_factor(n) for n in span))
+            w = np.array(weights)
+            t_nom = float(np.dot(w, iv) / np.dot(w, w))
+            rms = float(np.sqrt(np.mean((iv - t_nom * w) ** 2)))
+            if best is None or rms < best["rms_s"]:
+                best = {"t_nom_s": round(t_nom, 6), "rms_s": rms, "reading": reading, "status": "UNSURE"}
+        out["synchronous"] = best
+    fits = [(v["rms_s"], name) for name, v in (("periodic", out["periodic"]), ("synchronous", out["synchronous"]))
+            if v is not None]
+    if fits:
+        rms, name = min(fits)
+        mean_iv = float(np.mean(iv))
+        if rms < 1e-3 * mean_iv + 1e-4:  # within 0.1 % of the interval (+0.1 ms of timing noise)
+            out["model"] = name
+    for v in (out["periodic"], out["synchronous"]):
+        if v is not None:
+            v["rms_s"] = round(v["rms_s"], 7)
     return out
 
 
@@ -123,11 +193,11 @@ def text_table(report: dict) -> str:
                      f"{m['eye_opening']:5.2f} {m['drift_hz']:+6.0f} {m['occupied_bw_hz'] / 1e3:7.1f}  {verdict}")
     if report["meters"]:
         lines.append("")
-        lines.append(f"{'meter':<14} {'frames':>6} {'interval mean/std s':>20} {'duty %/h':>9} {'limit':>6}")
+        lines.append(f"{'meter':<14} {'frames':>6} {'interval mean/std s':>20} {'duty %/h':>9} {'limit':>6}  schedule")
         for mt in report["meters"]:
             iv = mt["interval_s"]
             ivs = f"{iv['mean']:.3f} / {iv['std']:.3f}" if iv else "-"
             lines.append(f"{mt['meter']:<14} {mt['frames']:>6} {ivs:>20} {mt['duty_cycle_percent_per_hour']:9.4f} "
-                         f"{mt['duty_cycle_limit_percent']:6.1f}")
+                         f"{mt['duty_cycle_limit_percent']:6.1f}  {_schedule_text(mt['schedule'])}")
     lines.append(f"limits: {report['limit_source']}")
     return "\n".join(lines)

@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--center", type=float)
     p.add_argument("--modes", default="S1,T1,C1")
     p.add_argument("--meter", help="only frames of this meter id")
+    p.add_argument("--cal-offset", type=float, metavar="DB", help="RSSI calibration: dBm = dBFS + DB (measure "
+                   "it once with a signal generator at the same gain)")
     p.add_argument("--report", metavar="DIR", help="write report.json, index.html and figures to DIR")
     p.add_argument("--output", choices=("text", "json"), default="text")
 
@@ -60,7 +62,7 @@ def run(args) -> int:
 
         kept = []
         report = analyze(_keep(chunks, kept, info) if args.report else chunks, info, modes=modes,
-                         meter=args.meter, progress=progress)
+                         meter=args.meter, progress=progress, cal_offset_db=args.cal_offset)
     except (ValueError, SDRError) as err:
         print(f"wmbus-sdr analyze: {err}", file=sys.stderr)
         return 2

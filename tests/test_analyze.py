@@ -108,3 +108,35 @@ def test_html_report_renders_with_every_image():
     assert m, dom[:500]
     loaded, total = int(m.group(1)), int(m.group(2))
     assert total >= 8 and loaded == total
+
+
+def test_schedule_fit_tells_synchronous_from_periodic_meters():
+    """Two generated meters in one capture: one sends on the synchronous schedule (interval factor
+    from its access numbers, crossing 128 where the factor turns), one at a plain period with two
+    frames missing. The analyser recovers t_nom / the period and names each model."""
+    from dsp.channel import Burst, render
+    from flowgraphs.analyze import analyze, sync_factor
+    from mbus.builder import build
+
+    meter = {"manufacturer": "ELS", "version": 1, "device_type": 7, "kind": "SND-NR", "data": "0C1378563412"}
+    bursts, t = [], 0.01
+    for acc in range(122, 134):
+        if acc > 122:
+            t += 0.1 * sync_factor(acc)
+        tel = build({**meter, "id": "11111111", "acc": acc, "synchronous": True}).telegram
+        bursts.append(Burst(mode=MODES["T1"], telegram=tel, start_s=t))
+    for k in (0, 1, 2, 5, 6, 7, 8, 9, 10):  # frames 3 and 4 lost
+        tel = build({**meter, "id": "22222222", "acc": k}).telegram
+        bursts.append(Burst(mode=MODES["C1"], telegram=tel, start_s=0.06 + 0.11 * k))  # never on top of the T1 frames
+    info = StreamInfo(sample_rate_hz=1.6e6, center_freq_hz=868.95e6)
+    x, _ = render(bursts, sample_rate_hz=info.sample_rate_hz, center_freq_hz=info.center_freq_hz,
+                  duration_s=1.25, rng=np.random.default_rng(3), noise_rms=0.003)
+    rep = analyze([IQChunk(samples=x, info=info, start=0)], info, modes=["T1", "C1"], cal_offset_db=-40)
+    by = {m["meter"]: m for m in rep["meters"]}
+    sync = by["ELS 11111111"]["schedule"]
+    assert by["ELS 11111111"]["frames"] == 12 and sync["model"] == "synchronous", sync
+    assert abs(sync["synchronous"]["t_nom_s"] - 0.1) < 20e-6 and sync["synchronous"]["rms_s"] < 20e-6
+    per = by["ELS 22222222"]["schedule"]
+    assert by["ELS 22222222"]["frames"] == 9 and per["model"] == "periodic", per
+    assert abs(per["periodic"]["period_s"] - 0.11) < 20e-6
+    assert all(abs(f["rssi_dbm"] - (f["rssi_dbfs"] - 40)) < 0.011 for f in rep["frames"])
