@@ -31,6 +31,7 @@ from .keys import KeyStore
 from .records import DataRecord, parse_records
 from .security import TPL_MODES, SecurityContext, ell_ctr, mode7
 from .tpl import SECURITY_MODES, TPL_CIS, OpaquePayload, TransportLayer, opaque_for
+from .vendors import vendor_payload_records, vendor_records
 
 NOT_ENCRYPTED = "not_encrypted"
 OK = "ok"
@@ -225,6 +226,10 @@ def decode(
 def _application(st: _State, link: LinkHeader, formats: FormatCache | None, strict: bool):
     """Records from the plaintext APL, by the payload kind of the transport layer's CI."""
     tpl = next((x for x in st.layers if isinstance(x, TransportLayer)), None)
+    opaque = next((x for x in st.layers if isinstance(x, OpaquePayload)), None)
+    if tpl is None and opaque is not None and st.payload:
+        recs = vendor_payload_records(link.address, opaque.ci, st.payload)
+        return (tuple(recs), "ok") if recs else ((), "none")
     if tpl is None or st.payload is None and tpl.info.payload in ("records", "compact", "format"):
         return (), "not_decrypted" if tpl is not None else "none"
     kind = tpl.info.payload
@@ -236,6 +241,8 @@ def _application(st: _State, link: LinkHeader, formats: FormatCache | None, stri
             recs, err = parse_records(apl, to_meter=to_meter)
             if formats is not None and err is None and recs:
                 formats.learn_records(meter, recs)
+            if err is None and recs:
+                recs = (*recs, *vendor_records(link.address, recs))
         elif kind == "compact":
             full, crc_ok = decode_compact(formats, meter, apl)
             if not crc_ok:
