@@ -262,20 +262,18 @@ class MeterEmulator(Station):
             spec["fast_response"] = True
         return build(spec, self.key).telegram
 
-    def respond(self, telegram: bytes) -> tuple[list[bytes], bool]:
-        """(frames to send, whether the meter keeps listening after them)."""
+    def respond(self, telegram: bytes) -> list[bytes]:
+        """The frames the meter answers with (an ACK or CNF-IR needs none; after an ACK the meter
+        keeps listening, as run_dialogue does for every frame it receives)."""
         kind = kind_of(telegram[1])
         name = kind.name if kind else "?"
-        if name == "REQ-UD2" or name == "REQ-UD1":
-            return [self.frame("RSP-UD")], True
+        if name in ("REQ-UD1", "REQ-UD2"):
+            return [self.frame("RSP-UD")]
         if name in ("SND-UD", "SND-UD2"):
-            return [self.frame("ACK", with_data=False)], True
+            return [self.frame("ACK", with_data=False)]
         if name == "CNF-IR":
             self.installed = True
-            return [], False
-        if name == "ACK":
-            return [], True  # the dialogue goes on: a request may follow
-        return [], False  # SND-NKE or anything else ends the access
+        return []  # ACK, CNF-IR, SND-NKE
 
 
 class Gateway(Station):
@@ -375,7 +373,7 @@ def run_dialogue(meter: MeterEmulator, gateway: Gateway, first: bytes, log: Sess
             for reading in gateway.readings[seen:]:
                 log.add(Event(frame_end_estimate(f) / fs, "gateway", "DATA", _kind(telegram), text=reading))
         else:
-            pending.extend((meter, a) for a in meter.respond(telegram)[0])
+            pending.extend((meter, a) for a in meter.respond(telegram))
         prev = tx
         if pending:
             next_start = int(round(end_estimate[pending[0][0].name] + meter.profile.turnaround_s * fs))

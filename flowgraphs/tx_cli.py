@@ -116,12 +116,13 @@ def build_frames(specs: list[str], sets: list[str], key_hex: str | None):
 def _live(args, plan, mode: str) -> int:
     """Transmit through SoapySDR: each frame as its own burst, --interval apart."""
     import time
+    from dataclasses import replace
 
     from dsp.modes import MODES
     from sdr.errors import SDRError
     from sdr.soapy_tx import SoapySink
 
-    from .transmit import TxPlan, render_plan
+    from .transmit import render_plan
 
     spec = MODES[mode]
     if not args.device.startswith("soapy:"):
@@ -133,11 +134,8 @@ def _live(args, plan, mode: str) -> int:
     try:
         sink = SoapySink(args.device[len("soapy:"):], sample_rate_hz=args.rate, center_freq_hz=center,
                          gain_db=args.gain, max_gain_db=args.max_gain)
-        bursts = []
-        for tel in plan.telegrams:
-            one = TxPlan(**{**{f: getattr(plan, f) for f in plan.__dataclass_fields__}, "telegrams": [tel],
-                            "repeat": 1, "center_freq_hz": center, "lead_s": 0.0005})
-            bursts.append(render_plan(one)[0])
+        bursts = [render_plan(replace(plan, telegrams=[tel], repeat=1, center_freq_hz=center, lead_s=0.0005))[0]
+                  for tel in plan.telegrams]
         with sink:
             t_next = sink.now_ns()
             for _ in range(args.repeat):
