@@ -52,6 +52,9 @@ def run(args) -> int:
         if len(key) != 16:
             print(f"wmbus-sdr session: --key {args.key[:8]}...: give 32 hex digits (AES-128)", file=sys.stderr)
             return 2
+    if args.seed < 0:
+        print("wmbus-sdr session: --seed must be 0 or more", file=sys.stderr)
+        return 2
     if args.turnaround is not None and not 0 <= args.turnaround <= 2.0:
         print("wmbus-sdr session: --turnaround is in seconds, between 0 and 2", file=sys.stderr)
         return 2

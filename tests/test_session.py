@@ -78,6 +78,10 @@ def test_session_cli_log_and_recording(tmp_path):
     p = subprocess.run([sys.executable, "-m", "flowgraphs.cli", "session", "--key", "xyz"],
                        capture_output=True, cwd=REPO, timeout=120)
     assert p.returncode == 2 and b"32 hex digits" in p.stderr and b"Traceback" not in p.stderr
+    for bad in (["--seed", "-1"], ["--turnaround", "-1"]):
+        p = subprocess.run([sys.executable, "-m", "flowgraphs.cli", "session", *bad], capture_output=True, cwd=REPO,
+                           timeout=120)
+        assert p.returncode == 2 and b"Traceback" not in p.stderr, p.stderr
 
 
 def test_reachable_windows_from_a_measured_turnaround():
