@@ -36,6 +36,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import math
+
     from sdr.errors import SDRError
     from sdr.file import FileSource
 
@@ -43,6 +45,8 @@ def run(args) -> int:
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     try:
+        if args.cal_offset is not None and not math.isfinite(args.cal_offset):
+            raise ValueError(f"--cal-offset {args.cal_offset}: give a number of dB")
         if bool(args.file) == bool(args.device):
             raise ValueError("give a FILE or --device, one of them")
         if args.device:
