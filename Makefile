@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/false_frames.py
 	$(PY) benchmarks/tx_roundtrip.py
 	$(PY) benchmarks/sessions.py --count 30
+	$(PY) benchmarks/gateway_turnaround.py
 	$(PY) benchmarks/analyzer_accuracy.py --count 200
 
 ## soak: 30 minutes of live reception over rtl_tcp (memory, frames, CPU)

@@ -276,17 +276,18 @@ class MeterEmulator(Station):
         return []  # ACK, CNF-IR, SND-NKE
 
 
-class Gateway(Station):
-    """Answers meter frames that open a window: CNF-IR to SND-IR, ACK (+ queued requests) to
-    ACC-DMD, queued requests to an SND-NR / ACC-NR offering access, SND-NKE to close."""
+class GatewayLogic:
+    """What a gateway answers, radio aside: CNF-IR to SND-IR, ACK (+ a queued request) to ACC-DMD,
+    queued requests to an SND-NR / ACC-NR offering access, the next request or SND-NKE after a
+    meter's RSP-UD / ACK. Decoded readings are kept for the log."""
 
-    def __init__(self, channel: SimChannel, profile: LinkProfile, *, keys: KeyStore | None = None):
-        super().__init__("gateway", channel, profile.downlink, profile.rx_uplink, keys, freq_offset_hz=-5e3)
-        self.profile = profile
+    def __init__(self, keys: KeyStore | None = None):
+        self.keys = keys
         self.queue: deque[str] = deque()  # requests for the next access: "REQ-UD2", "SND-NKE", ...
         self.readings: list[str] = []
 
-    def _to_meter(self, kind: str, meter_link: bytes) -> bytes:
+    @staticmethod
+    def _to_meter(kind: str, meter_link: bytes) -> bytes:
         addr = decode(meter_link, records=False).link.address
         spec = {"kind": kind, "manufacturer": addr.manufacturer_code, "id": addr.id, "version": addr.version,
                 "device_type": addr.device_type}
@@ -311,6 +312,18 @@ class Gateway(Station):
         if name in ("SND-NR", "ACC-NR") and offers and self.queue:
             return [self._to_meter(self.queue.popleft(), telegram)]
         return []
+
+
+class Gateway(Station):
+    """A station on the simulated channel that answers with :class:`GatewayLogic`."""
+
+    def __init__(self, channel: SimChannel, profile: LinkProfile, *, keys: KeyStore | None = None):
+        super().__init__("gateway", channel, profile.downlink, profile.rx_uplink, keys, freq_offset_hz=-5e3)
+        self.profile = profile
+        self.logic = GatewayLogic(keys)
+        self.queue = self.logic.queue
+        self.readings = self.logic.readings
+        self.respond = self.logic.respond
 
 
 # ----------------------------------------------------------------------------------------------

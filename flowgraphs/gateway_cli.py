@@ -1,0 +1,84 @@
+"""``wmbus-sdr gateway``: answer meters live — receive from any IQ source, transmit through SoapySDR."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = """\
+Listen for meter frames and answer them inside the meter's window: CNF-IR to an installation
+request (SND-IR), ACK to an access demand (ACC-DMD) followed by the queued --request, the next
+request or SND-NKE after the meter's RSP-UD. Replies go out through a TX-capable SoapySDR device
+on the mode's downlink channel (T2: 868.30 MHz, S2: 868.30 MHz, C2: 869.525 MHz).
+
+Before listening, the gateway measures its own turnaround on this machine (the chunk still
+filling after a frame, demodulation, the reply's modulation) and says which modes' windows it can
+meet: C2's 100 ms and usually S2's 3-50 ms are within reach over USB; T2's 2-3 ms is not without
+hardware timestamps. A reply that would start after the window is logged as MISSED, not sent.
+
+examples:
+  wmbus-sdr gateway --device rtlsdr:0 --tx soapy:driver=hackrf --mode C2 --request REQ-UD2 --keys meters.keys
+  wmbus-sdr gateway --device rtltcp://127.0.0.1:1234 --tx soapy:driver=lime --mode S2 --duration 600
+"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("gateway", help="answer meters live (installation, access demand)", description=HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", required=True, help="receive from this source (as for rx)")
+    p.add_argument("--tx", required=True, metavar="soapy:ARGS", help="transmit through this SoapySDR device")
+    p.add_argument("--mode", default="C2", choices=("T2", "S2", "C2"), type=str.upper)
+    p.add_argument("--rate", type=float, default=1.6e6, help="receive sample rate (default 1.6e6)")
+    p.add_argument("--center", type=float, default=868.625e6, help="receive centre (default 868.625e6)")
+    p.add_argument("--tx-rate", type=float, default=1.2e6, help="transmit sample rate (default 1.2e6)")
+    p.add_argument("--gain", type=float, default=0.0, help="TX gain in dB (default 0, the safe limit)")
+    p.add_argument("--max-gain", type=float, default=0.0, help="raise the TX gain limit")
+    p.add_argument("--request", action="append", default=[], metavar="KIND",
+                   help="queue a request for the next access (REQ-UD2, REQ-UD1, SND-NKE); repeatable")
+    p.add_argument("--key", metavar="K", help="AES-128 key for any meter (to log decrypted readings)")
+    p.add_argument("--turnaround", type=float, help="seconds from a meter frame's end to the reply (default: "
+                   "the middle of the window)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+
+
+def run(args) -> int:
+    from mbus.builder import KINDS
+    from mbus.keys import KeyStore, parse_key
+    from sdr.errors import SDRError
+    from sdr.registry import open_device
+    from sdr.soapy_tx import SoapySink
+
+    from .analyze_cli import _limited
+    from .gateway_live import LiveGateway, measure_turnaround
+    from .session import PROFILES, GatewayLogic
+
+    profile = PROFILES[args.mode]
+    try:
+        if not args.tx.startswith("soapy:"):
+            raise ValueError(f"--tx {args.tx}: give a SoapySDR device, soapy:driver=...")
+        for kind in args.request:
+            if kind.upper() not in KINDS or KINDS[kind.upper()].from_meter:
+                raise ValueError(f"--request {kind}: use a request to a meter (REQ-UD1, REQ-UD2, SND-NKE, ...)")
+        logic = GatewayLogic(KeyStore(default=parse_key(args.key, where="--key")) if args.key else None)
+        logic.queue.extend(k.upper() for k in args.request)
+        source = open_device(args.device, sample_rate_hz=args.rate, center_freq_hz=args.center)
+        from dsp.modes import MODES
+
+        sink = SoapySink(args.tx[len("soapy:"):], sample_rate_hz=args.tx_rate,
+                         center_freq_hz=MODES[profile.downlink].channel_hz, gain_db=args.gain,
+                         max_gain_db=args.max_gain)
+        gw = LiveGateway(source.info, profile, sink, logic=logic, turnaround_s=args.turnaround,
+                         log=lambda line: print(line, flush=True))
+        measured = measure_turnaround(source.info, profile, 1 << 15, args.tx_rate)
+        print(gw.statement(measured), file=sys.stderr, flush=True)
+        with sink:  # _limited opens and closes the source
+            events = gw.run(_limited(source, args.duration or float("inf")))
+    except (ValueError, SDRError, OSError) as err:
+        print(f"wmbus-sdr gateway: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        events = gw.events
+    sent = sum(e.sent for e in events)
+    print(f"{sent} replies sent, {len(events) - sent} missed; readings: {len(logic.readings)}", file=sys.stderr)
+    return 0
+

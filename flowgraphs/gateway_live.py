@@ -1,0 +1,147 @@
+"""A live gateway: receive meter frames from any IQ source, answer through a TX sink in the window.
+
+The answer logic is the simulated session's (:class:`flowgraphs.session.GatewayLogic`). Timing:
+a frame's end is placed in host time from its chunk's arrival time (the chunk's last sample
+arrived at ``chunk.time_ns``), and the reply starts one turnaround later. Without hardware
+timestamps on both streams the reply can only be as early as the chain allows — the chunk still
+filling after the frame, demodulation, modulation of the reply, the write — so before it starts
+the gateway measures that turnaround on a generated frame at the stream's rate and chunk size and
+says which modes' windows it can meet (phy.md §6). A reply that would start after the window is
+not sent: it is logged as missed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsp.channel import Burst, render
+from dsp.modes import MODES
+from mbus.builder import build, kind_of
+from sdr.types import IQChunk, StreamInfo
+
+from .receive import Receiver
+from .session import GatewayLogic, LinkProfile, reachable_windows
+
+
+@dataclass(slots=True)
+class ReplyEvent:
+    meter_frame: str  # kind of the meter's frame
+    reply: str  # kind of the reply
+    latency_ms: float  # from the end of the meter frame to when the reply could start
+    start_ms: float | None  # when it started, after the meter frame's end (None: not sent)
+    window_ms: tuple[float, float]
+
+    @property
+    def sent(self) -> bool:
+        return self.start_ms is not None
+
+    def line(self) -> str:
+        lo, hi = self.window_ms
+        if not self.sent:
+            return (f"{self.meter_frame} -> {self.reply}: MISSED, ready {self.latency_ms:.1f} ms after the frame, "
+                    f"window {lo:g}-{hi:g} ms")
+        return (f"{self.meter_frame} -> {self.reply}: started {self.start_ms:.1f} ms after the frame "
+                f"(ready after {self.latency_ms:.1f} ms), window {lo:g}-{hi:g} ms")
+
+
+def modulate_reply(profile: LinkProfile, telegram: bytes, sample_rate_hz: float, center_freq_hz: float) -> np.ndarray:
+    mode = MODES[profile.downlink]
+    from dsp.phy import frame_chips
+
+    dur = len(frame_chips(mode, telegram)) / mode.chip_rate + 1e-4
+    x, _ = render([Burst(mode=mode, telegram=telegram, start_s=0.0, amplitude=0.7)], sample_rate_hz=sample_rate_hz,
+                  center_freq_hz=center_freq_hz, duration_s=dur, rng=np.random.default_rng(0))
+    return x
+
+
+def measure_turnaround(info: StreamInfo, profile: LinkProfile, chunk_samples: int, tx_rate_hz: float,
+                       repeats: int = 3) -> float:
+    """Seconds from the end of a meter frame to a modulated reply, on this machine: the time the
+    chunk holding the frame's end still needs to fill, plus receiving it, plus building and
+    modulating the answer. The median of ``repeats`` generated frames."""
+    mode = MODES[profile.uplink]
+    fs = info.sample_rate_hz
+    meter = build({"kind": "SND-IR", "manufacturer": "ELS", "id": "12345678", "data": "0C1312345678"}).telegram
+    logic = GatewayLogic()
+    out = []
+    for r in range(repeats):
+        start = 0.004 + 0.0013 * r
+        x, notes = render([Burst(mode=mode, telegram=meter, start_s=start)], sample_rate_hz=fs,
+                          center_freq_hz=info.center_freq_hz, duration_s=start + 0.05, rng=np.random.default_rng(r),
+                          noise_rms=0.01)
+        end = notes[0]["core:sample_start"] + notes[0]["core:sample_count"]
+        rx = Receiver(info, profile.rx_uplink)
+        latency = float("inf")
+        for i in range(0, len(x), chunk_samples):
+            t0 = time.perf_counter()
+            frames = [f for f in rx.process(IQChunk(samples=x[i:i + chunk_samples], info=info, start=i)) if f.crc_ok]
+            if not frames:
+                continue
+            for f in frames:
+                for tel in logic.respond(f.telegram):
+                    modulate_reply(profile, tel, tx_rate_hz, MODES[profile.downlink].channel_hz)
+            waited = (min(i + chunk_samples, len(x)) - end) / fs  # stream time from frame end to this chunk
+            latency = max(waited, 0.0) + time.perf_counter() - t0
+            break
+        out.append(latency)
+    return float(np.median(out))
+
+
+class LiveGateway:
+    """Answers meters heard in ``chunks`` through ``sink`` (a :class:`sdr.soapy_tx.SoapySink`, opened)."""
+
+    def __init__(self, info: StreamInfo, profile: LinkProfile, sink, *, logic: GatewayLogic | None = None,
+                 turnaround_s: float | None = None, log: Callable[[str], None] = print):
+        self.info = info
+        self.profile = profile
+        self.sink = sink
+        self.logic = logic or GatewayLogic()
+        self.turnaround_s = profile.turnaround_s if turnaround_s is None else turnaround_s
+        self.log = log
+        self.events: list[ReplyEvent] = []
+        self.rx = Receiver(info, profile.rx_uplink)
+
+    def statement(self, measured_s: float) -> str:
+        can = reachable_windows(measured_s)
+        ok = [m for m, v in can.items() if v]
+        no = [m for m, v in can.items() if not v]
+        return (f"measured turnaround {measured_s * 1e3:.1f} ms: windows reachable for {', '.join(ok) or 'no mode'}"
+                + (f"; not for {', '.join(no)}" if no else ""))
+
+    def run(self, chunks: Iterable[IQChunk]) -> list[ReplyEvent]:
+        fs = self.info.sample_rate_hz
+        lo, hi = self.profile.window_s
+        for chunk in chunks:
+            arrived = chunk.time_ns if chunk.time_ns is not None else time.time_ns()
+            for f in self.rx.process(chunk):
+                if not f.crc_ok:
+                    continue
+                end_ns = arrived - (chunk.end - f.end_sample) / fs * 1e9
+                start_ns = end_ns + self.turnaround_s * 1e9
+                for tel in self.logic.respond(f.telegram):
+                    x = modulate_reply(self.profile, tel, self.sink.sample_rate_hz, self.sink.center_freq_hz)
+                    ready = time.time_ns()
+                    ev = ReplyEvent(_kind(f.telegram), _kind(tel), (ready - end_ns) / 1e6, None,
+                                    (lo * 1e3, hi * 1e3))
+                    if ready > end_ns + hi * 1e9:
+                        self.log(ev.line())  # too late: the meter has stopped listening
+                        self.events.append(ev)
+                        break
+                    time.sleep(max(0.0, (start_ns - time.time_ns()) / 1e9))
+                    sent_ns = time.time_ns()
+                    self.sink.send(x)
+                    ev.start_ms = (sent_ns - end_ns) / 1e6
+                    self.log(ev.line())
+                    self.events.append(ev)
+                    end_ns = sent_ns + len(x) / self.sink.sample_rate_hz * 1e9  # a follow-up frame times from here
+                    start_ns = end_ns + self.turnaround_s * 1e9
+        return self.events
+
+
+def _kind(telegram: bytes) -> str:
+    k = kind_of(telegram[1])
+    return k.name if k else f"C{telegram[1]:02X}"
