@@ -20,7 +20,7 @@ import numpy as np
 
 from dsp.channel import Burst, render
 from dsp.modes import MODES
-from mbus.builder import build, kind_of
+from mbus.builder import build, kind_name
 from sdr.types import IQChunk, StreamInfo
 
 from .receive import Receiver
@@ -125,7 +125,7 @@ class LiveGateway:
                 for tel in self.logic.respond(f.telegram):
                     x = modulate_reply(self.profile, tel, self.sink.sample_rate_hz, self.sink.center_freq_hz)
                     ready = time.time_ns()
-                    ev = ReplyEvent(_kind(f.telegram), _kind(tel), (ready - end_ns) / 1e6, None,
+                    ev = ReplyEvent(kind_name(f.telegram), kind_name(tel), (ready - end_ns) / 1e6, None,
                                     (lo * 1e3, hi * 1e3))
                     if ready > end_ns + hi * 1e9:
                         self.log(ev.line())  # too late: the meter has stopped listening
@@ -141,7 +141,3 @@ class LiveGateway:
                     start_ns = end_ns + self.turnaround_s * 1e9
         return self.events
 
-
-def _kind(telegram: bytes) -> str:
-    k = kind_of(telegram[1])
-    return k.name if k else f"C{telegram[1]:02X}"

@@ -30,7 +30,7 @@ from dsp import phy
 from dsp.channel import bit_rate, noise_power
 from dsp.modes import MODES, ModeSpec
 from dsp.modulate import fsk
-from mbus.builder import build, kind_of
+from mbus.builder import build, kind_name, kind_of
 from mbus.keys import KeyStore
 from mbus.telegram import decode
 from sdr.types import IQChunk, StreamInfo
@@ -330,10 +330,6 @@ class Gateway(Station):
 # running a dialogue
 
 
-def _kind(telegram: bytes) -> str:
-    k = kind_of(telegram[1])
-    return k.name if k else f"C{telegram[1]:02X}"
-
 
 def run_dialogue(meter: MeterEmulator, gateway: Gateway, first: bytes, log: SessionLog, *, t0: int = 0,
                  max_frames: int = 12) -> None:
@@ -352,7 +348,7 @@ def run_dialogue(meter: MeterEmulator, gateway: Gateway, first: bytes, log: Sess
             break
         sender, telegram = pending.popleft()
         tx = sender.send(telegram, next_start)
-        log.add(Event(tx.start / fs, sender.name, "TX", _kind(telegram), telegram,
+        log.add(Event(tx.start / fs, sender.name, "TX", kind_name(telegram), telegram,
                       text=f"{tx.mode} {len(telegram)} bytes, {len(tx.samples) / fs * 1e3:.2f} ms on air"))
         listener: Station = gateway if sender is meter else meter
         lo = hi = None
@@ -366,11 +362,11 @@ def run_dialogue(meter: MeterEmulator, gateway: Gateway, first: bytes, log: Sess
         if lo is not None:
             heard = [f for f in heard if lo <= frame_start_estimate(f) <= hi]
         if not heard:
-            log.add(Event(tx.start / fs, listener.name, "LOST", _kind(telegram),
+            log.add(Event(tx.start / fs, listener.name, "LOST", kind_name(telegram),
                           text="no frame started inside the window" if lo is not None else "not received"))
             return
         f = heard[0]
-        ev = Event(f.sample / fs, listener.name, "RX", _kind(telegram), telegram,
+        ev = Event(f.sample / fs, listener.name, "RX", kind_name(telegram), telegram,
                    text=f"{f.mode} SNR {f.snr_db:.0f} dB, offset {f.freq_offset_hz / 1e3:+.1f} kHz")
         if prev is not None:
             ev.delay_ms = (frame_start_estimate(f) - end_estimate[listener.name]) / fs * 1e3
@@ -384,7 +380,7 @@ def run_dialogue(meter: MeterEmulator, gateway: Gateway, first: bytes, log: Sess
             seen = len(gateway.readings)
             pending.extend((gateway, a) for a in gateway.respond(telegram))
             for reading in gateway.readings[seen:]:
-                log.add(Event(frame_end_estimate(f) / fs, "gateway", "DATA", _kind(telegram), text=reading))
+                log.add(Event(frame_end_estimate(f) / fs, "gateway", "DATA", kind_name(telegram), text=reading))
         else:
             pending.extend((meter, a) for a in meter.respond(telegram))
         prev = tx
@@ -438,7 +434,7 @@ def channel_recording(ch: SimChannel) -> tuple[np.ndarray, list[dict]]:
     end = max(tx.end for tx in ch.log) + ch.delay + int(2e-3 * ch.info.sample_rate_hz)
     x = ch.capture("observer", 0, end)
     notes = [{"core:sample_start": tx.start + ch.delay, "core:sample_count": len(tx.samples),
-              "core:label": f"{tx.station} {tx.mode} {_kind(tx.telegram)}", "wmbus:mode": tx.mode,
+              "core:label": f"{tx.station} {tx.mode} {kind_name(tx.telegram)}", "wmbus:mode": tx.mode,
               "wmbus:telegram": tx.telegram.hex(), "core:freq_lower_edge": MODES[tx.mode].channel_hz - 150e3,
               "core:freq_upper_edge": MODES[tx.mode].channel_hz + 150e3} for tx in ch.log]
     return x, notes

@@ -40,18 +40,16 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from mbus.keys import parse_key
+
     from .session import DIALOGUES, channel_recording
     from .transmit import write_recording
 
-    key = None
-    if args.key:
-        try:
-            key = bytes.fromhex(args.key)
-        except ValueError:
-            key = b""
-        if len(key) != 16:
-            print(f"wmbus-sdr session: --key {args.key[:8]}...: give 32 hex digits (AES-128)", file=sys.stderr)
-            return 2
+    try:
+        key = parse_key(args.key, where="--key") if args.key else None
+    except ValueError as err:
+        print(f"wmbus-sdr session: {err}", file=sys.stderr)
+        return 2
     if args.seed < 0:
         print("wmbus-sdr session: --seed must be 0 or more", file=sys.stderr)
         return 2

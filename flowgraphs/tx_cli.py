@@ -92,15 +92,9 @@ def load_spec(text: str) -> dict:
 def build_frames(specs: list[str], sets: list[str], key_hex: str | None):
     from mbus.builder import build, merge, parse_assignments
     from mbus.errors import FieldError
+    from mbus.keys import parse_key
 
-    key = None
-    if key_hex:
-        try:
-            key = bytes.fromhex(key_hex)
-        except ValueError:
-            raise FieldError(f"--key {key_hex[:8]}...: not hex") from None
-        if len(key) != 16:
-            raise FieldError(f"--key: {len(key)} bytes, an AES-128 key has 16")
+    key = parse_key(key_hex, where="--key") if key_hex else None
     over = parse_assignments(sets)
     out = []
     for text in specs:
@@ -183,12 +177,11 @@ def run(args) -> int:
                       ebn0_db=args.ebn0)
         if args.dry_run:
             center = args.center or MODES[mode].channel_hz
-            from mbus.builder import kind_of
+            from mbus.builder import kind_name
 
             for t in telegrams:
-                kind = kind_of(t[1])
                 print(f"{mode}-{args.frame_format} x{args.repeat} at {center / 1e6:.4f} MHz "
-                      f"{args.offset:+.0f} Hz: {kind.name if kind else f'C 0x{t[1]:02X}'} {t.hex()}")
+                      f"{args.offset:+.0f} Hz: {kind_name(t)} {t.hex()}")
             return 0
         if args.device:
             return _live(args, plan, mode)

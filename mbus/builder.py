@@ -34,6 +34,7 @@ from .afl import FCL_MACP, FCL_MCLP, FCL_MCRP, AuthFragLayer
 from .dll import Address
 from .ell import ELL_CIS, ExtendedLinkLayer
 from .errors import FieldError
+from .keys import parse_key
 from .tpl import TPL_CIS, TransportLayer
 
 
@@ -85,6 +86,12 @@ def kind_of(c_field: int) -> FrameKind | None:
     return KIND_BY_C.get(c_field & ~0x20)  # SND-UD with FCB toggled (0x73)
 
 
+def kind_name(telegram: bytes) -> str:
+    """The frame kind of a canonical telegram, for logs ("C0x12" when the C-field is no kind)."""
+    kind = kind_of(telegram[1])
+    return kind.name if kind else f"C0x{telegram[1]:02X}"
+
+
 @dataclass(frozen=True, slots=True)
 class BuiltFrame:
     kind: FrameKind
@@ -107,7 +114,10 @@ def build(spec: dict[str, Any], key: bytes | None = None) -> BuiltFrame:
     if kind is None:
         raise FieldError(f"kind {spec['kind']!r}: use one of {', '.join(KINDS)}")
     if key is None and spec.get("key"):
-        key = _hex(spec["key"], "key", size=16)
+        try:
+            key = parse_key(str(spec["key"]), where="key")
+        except ValueError as err:
+            raise FieldError(str(err)) from None
     address = Address.make(str(_req(spec, "manufacturer")), str(_req(spec, "id")),
                            _int(spec.get("version", 1), "version", 255),
                            _int(spec.get("device_type", 7), "device_type", 255))
