@@ -96,11 +96,6 @@ def kind_name(telegram: bytes) -> str:
 class BuiltFrame:
     kind: FrameKind
     telegram: bytes  # canonical (no CRCs)
-    key_used: bool
-    spec: dict
-
-    def describe(self) -> str:
-        return f"{self.kind.name} (C 0x{self.telegram[1]:02X}, {len(self.telegram)} bytes): {self.telegram.hex()}"
 
 
 def build(spec: dict[str, Any], key: bytes | None = None) -> BuiltFrame:
@@ -128,7 +123,7 @@ def build(spec: dict[str, Any], key: bytes | None = None) -> BuiltFrame:
         if spec["direction"] not in ("meter", "other"):
             raise FieldError(f"direction {spec['direction']!r}: use 'meter' or 'other'")
         from_meter = spec["direction"] == "meter"
-    c_field = _c_field(spec, kind, from_meter)
+    c_field = _c_field(spec, kind)
 
     data = _hex(spec.get("data", ""), "data")
     security = _int(spec.get("security", 0), "security", 31)
@@ -145,7 +140,7 @@ def build(spec: dict[str, Any], key: bytes | None = None) -> BuiltFrame:
     layers: list = []
     ell = spec.get("ell")
     if ell is not None:
-        layers.append(_ell(ell, b_bit, a_bit, sync, bool(spec.get("fast_response", False)), kind))
+        layers.append(_ell(ell, b_bit, a_bit, sync, bool(spec.get("fast_response", False))))
     acc = _int(spec.get("acc", 0), "acc", 255)
     payload = data
     if ci is None:
@@ -160,7 +155,7 @@ def build(spec: dict[str, Any], key: bytes | None = None) -> BuiltFrame:
                 raise FieldError(f"ci 0x{ci:02X} has no transport header, so no security")
             layers.append(TransportLayer(ci=ci))
         else:
-            cf, cfe, counter, afl, payload = _security(spec, security, kind, data, b_bit, a_bit, sync, content)
+            cf, cfe, counter, afl, payload = _security(spec, security, data, b_bit, a_bit, sync, content)
             if afl is not None:
                 layers.append(afl)
             layers.append(TransportLayer(ci=ci, address=address if info.header == "long" else None, acc=acc,
@@ -174,14 +169,14 @@ def build(spec: dict[str, Any], key: bytes | None = None) -> BuiltFrame:
         telegram = encode(c_field=c_field, address=address, layers=layers, payload=payload, key=key)
     except ValueError as err:  # L-field overflow, missing header fields
         raise FieldError(str(err)) from None
-    return BuiltFrame(kind=kind, telegram=telegram, key_used=bool(security or ell_needs_key), spec=spec)
+    return BuiltFrame(kind=kind, telegram=telegram)
 
 
 # ----------------------------------------------------------------------------------------------
 # pieces
 
 
-def _c_field(spec: dict, kind: FrameKind, from_meter: bool) -> int:
+def _c_field(spec: dict, kind: FrameKind) -> int:
     if "c_field" in spec:
         return _int(spec["c_field"], "c_field", 255)
     c = kind.c_field
@@ -212,7 +207,7 @@ def _tpl_ci(spec: dict, kind: FrameKind, from_meter: bool, data: bytes) -> int |
     return 0x80
 
 
-def _security(spec, security, kind, data, b_bit, a_bit, sync, content):
+def _security(spec, security, data, b_bit, a_bit, sync, content):
     """(cf, cfe, tpl counter, AFL or None, payload) for the transport header."""
     if security == 0:
         if "blocks" in spec:
@@ -246,7 +241,7 @@ def _security(spec, security, kind, data, b_bit, a_bit, sync, content):
     return cf | 0x2000, 0x10 | key_id, counter, None, plain  # counter travels in the TPL (Z)
 
 
-def _ell(ell: Any, b_bit: int, a_bit: int, sync: bool, fast: bool, kind: FrameKind) -> ExtendedLinkLayer:
+def _ell(ell: Any, b_bit: int, a_bit: int, sync: bool, fast: bool) -> ExtendedLinkLayer:
     if not isinstance(ell, dict):
         raise FieldError("ell: give a table (ci, cc, acc, session, encrypt, receiver)")
     _check_names(ell, ELL_FIELDS, "ell.")
