@@ -63,31 +63,28 @@ class SoapySink:
 
     def send(self, x: np.ndarray, at_ns: int | None = None) -> None:
         """Write one burst; with hardware time and ``at_ns`` it starts at that device time."""
-        soapy, dev = self._soapy, self._dev
-        if dev is None:
+        soapy = self._soapy
+        if self._dev is None:
             raise SDRError(f"soapy:{self.args}: send() before open()")
-        # the burst ends with a few zero samples that carry END_BURST: a driver may accept fewer
-        # samples than offered, so the flag cannot ride on a data write that might be split
-        x = np.concatenate((np.ascontiguousarray(x, dtype=np.complex64), np.zeros(TAIL, np.complex64)))
-        pos, first = 0, True
+        x = np.ascontiguousarray(x, dtype=np.complex64)
+        timed = at_ns is not None and self.hardware_time
+        flags, t = (soapy.SOAPY_SDR_HAS_TIME, int(at_ns)) if timed else (0, 0)  # on the first write only
+        pos = 0
         while pos < len(x):
-            tail = pos >= len(x) - TAIL
-            part = x[pos:pos + WRITE_CHUNK] if not tail else x[pos:]
+            pos += self._write(x[pos:pos + WRITE_CHUNK], flags, t, pos)
             flags, t = 0, 0
-            if first and at_ns is not None and self.hardware_time:
-                flags, t = soapy.SOAPY_SDR_HAS_TIME, int(at_ns)
-            if tail:
-                flags |= soapy.SOAPY_SDR_END_BURST
-            elif pos + len(part) > len(x) - TAIL:
-                part = part[: len(x) - TAIL - pos]
-            sr = dev.writeStream(self._stream, [part], len(part), flags, t, timeoutUs=1_000_000)
-            if sr.ret <= 0:
-                raise SDRError(f"soapy:{self.args}: writeStream failed with code {sr.ret} after {pos} samples")
-            if tail and sr.ret < len(part):
-                raise SDRError(f"soapy:{self.args}: the device took {sr.ret} of {len(part)} end-of-burst samples")
-            pos += sr.ret
-            first = False
+        # the burst ends with zero samples that carry END_BURST: a driver may accept fewer samples
+        # than offered, so the flag cannot ride on a data write that might be split
+        tail = np.zeros(TAIL, np.complex64)
+        if self._write(tail, flags | soapy.SOAPY_SDR_END_BURST, t, pos) < TAIL:
+            raise SDRError(f"soapy:{self.args}: the device did not take the {TAIL} end-of-burst samples whole")
         self.sent += len(x)
+
+    def _write(self, part: np.ndarray, flags: int, t: int, pos: int) -> int:
+        sr = self._dev.writeStream(self._stream, [part], len(part), flags, t, timeoutUs=1_000_000)
+        if sr.ret <= 0:
+            raise SDRError(f"soapy:{self.args}: writeStream failed with code {sr.ret} after {pos} samples")
+        return sr.ret
 
     def close(self) -> None:
         if self._dev is not None:
