@@ -158,8 +158,6 @@ def count_preamble(d: np.ndarray, amp: np.ndarray, t0: float, T: float, n: int, 
     chips follow further back, so noise before the real start adds nothing."""
     ref = float(np.median(amp[int(max(t0, 0)):int(t0 + n * T)])) if n else 0.0
     good: list[bool] = []
-    edge: list[bool] = []  # full amplitude and the right sign: enough for the first chip on air
-    quiet: list[bool] = []  # no signal: before the transmission
     misses = 0
     j = 0
     while misses <= max_gap:
@@ -168,10 +166,7 @@ def count_preamble(d: np.ndarray, amp: np.ndarray, t0: float, T: float, n: int, 
         if a < 1:
             break
         v = (float(np.mean(d[a:b])) - carrier) * expect
-        level = float(np.median(amp[a:b]))
-        good.append(level > 0.7 * ref and 0.5 * dev < v < 1.6 * dev)
-        edge.append(level > 0.7 * ref and 0.0 < v < 1.6 * dev)
-        quiet.append(level < 0.5 * ref)
+        good.append(float(np.median(amp[a:b])) > 0.7 * ref and 0.5 * dev < v < 1.6 * dev)
         misses = 0 if good[-1] else misses + 1
         expect = -expect
     # the preamble ends (going back) after the last good chip that closes a run of `confirm` goods,
