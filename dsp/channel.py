@@ -43,6 +43,21 @@ class Burst:
     preamble_pairs: int | None = None
 
 
+def burst_samples(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, start: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """One burst at unit amplitude, at its channel offset from ``center_freq_hz``; ``start`` is its
+    first sample on the capture clock (the mixer's phase reference)."""
+    chips = phy.frame_chips(b.mode, b.telegram, b.frame_format, preamble_pairs=b.preamble_pairs)
+    offset = b.mode.channel_hz - center_freq_hz + b.freq_offset_hz
+    if abs(offset) > sample_rate_hz / 2 * 0.9:
+        raise ValueError(f"{b.mode.name} at {b.mode.channel_hz / 1e6:.3f} MHz is outside the capture band")
+    sig = fsk(chips, sample_rate_hz=sample_rate_hz, chip_rate=b.mode.chip_rate * (1 + b.chip_rate_error),
+              deviation_hz=b.mode.deviation_hz * (1 + b.deviation_error), gaussian_bt=b.mode.gaussian_bt,
+              freq_offset_hz=0.0, drift_hz_per_s=b.drift_hz_per_s, start_phase=float(rng.uniform(0, 2 * np.pi)))
+    t = (start + np.arange(len(sig))) / sample_rate_hz
+    return sig * np.exp(2j * np.pi * offset * t)
+
+
 def render(bursts: list[Burst], *, sample_rate_hz: float, center_freq_hz: float, duration_s: float,
            rng: np.random.Generator, noise_rms: float = 0.0, dc_offset: complex = 0j,
            iq_gain_db: float = 0.0, iq_phase_deg: float = 0.0) -> tuple[np.ndarray, list[dict]]:
@@ -53,17 +68,8 @@ def render(bursts: list[Burst], *, sample_rate_hz: float, center_freq_hz: float,
     out = np.zeros(n, dtype=np.complex128)
     notes = []
     for b in bursts:
-        chips = phy.frame_chips(b.mode, b.telegram, b.frame_format, preamble_pairs=b.preamble_pairs)
-        offset = b.mode.channel_hz - center_freq_hz + b.freq_offset_hz
-        if abs(offset) > sample_rate_hz / 2 * 0.9:
-            raise ValueError(f"{b.mode.name} at {b.mode.channel_hz / 1e6:.3f} MHz is outside the capture band")
         start = int(round(b.start_s * sample_rate_hz))
-        sig = fsk(chips, sample_rate_hz=sample_rate_hz, chip_rate=b.mode.chip_rate * (1 + b.chip_rate_error),
-                  deviation_hz=b.mode.deviation_hz * (1 + b.deviation_error), gaussian_bt=b.mode.gaussian_bt,
-                  freq_offset_hz=0.0, drift_hz_per_s=b.drift_hz_per_s,
-                  start_phase=float(rng.uniform(0, 2 * np.pi)))
-        t = (start + np.arange(len(sig))) / sample_rate_hz
-        sig = sig * np.exp(2j * np.pi * offset * t)
+        sig = burst_samples(b, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, start=start, rng=rng)
         end = min(n, start + len(sig))
         if start >= n:
             continue

@@ -26,10 +26,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from dsp import phy
-from dsp.channel import bit_rate, noise_power
+from dsp.channel import Burst, bit_rate, burst_samples, noise_power
 from dsp.modes import MODES, ModeSpec
-from dsp.modulate import fsk
 from mbus.builder import build, kind_name, kind_of
 from mbus.keys import KeyStore
 from mbus.telegram import decode
@@ -102,14 +100,10 @@ class SimChannel:
 
     def transmit(self, station: str, mode: ModeSpec, telegram: bytes, start: int,
                  freq_offset_hz: float = 0.0) -> Transmission:
-        fs = self.info.sample_rate_hz
-        offset = mode.channel_hz - self.info.center_freq_hz + freq_offset_hz
-        chips = phy.frame_chips(mode, telegram, "A")
-        sig = fsk(chips, sample_rate_hz=fs, chip_rate=mode.chip_rate, deviation_hz=mode.deviation_hz,
-                  gaussian_bt=mode.gaussian_bt, start_phase=float(self.rng.uniform(0, 2 * np.pi)))
-        t = (start + np.arange(len(sig))) / fs
-        tx = Transmission(station, mode.name, telegram, start,
-                          (self.amplitude * sig * np.exp(2j * np.pi * offset * t)).astype(np.complex64))
+        sig = burst_samples(Burst(mode=mode, telegram=telegram, freq_offset_hz=freq_offset_hz),
+                            sample_rate_hz=self.info.sample_rate_hz, center_freq_hz=self.info.center_freq_hz,
+                            start=start, rng=self.rng)
+        tx = Transmission(station, mode.name, telegram, start, (self.amplitude * sig).astype(np.complex64))
         self.log.append(tx)
         return tx
 
