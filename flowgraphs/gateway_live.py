@@ -1,8 +1,8 @@
 """A live gateway: receive meter frames from any IQ source, answer through a TX sink in the window.
 
 The answer logic is the simulated session's (:class:`flowgraphs.session.GatewayLogic`). Timing:
-a frame's end is placed in host time from its chunk's arrival time (the chunk's last sample
-arrived at ``chunk.time_ns``), and the reply starts one turnaround later. Without hardware
+a frame's end is placed in host time by the same :class:`flowgraphs.live.ArrivalClock` that
+measures ``rx`` latency, and the reply starts one turnaround later. Without hardware
 timestamps on both streams the reply can only be as early as the chain allows — the chunk still
 filling after the frame, demodulation, modulation of the reply, the write — so before it starts
 the gateway measures that turnaround on a generated frame at the stream's rate and chunk size and
@@ -23,6 +23,7 @@ from dsp.modes import MODES
 from mbus.builder import build, kind_name
 from sdr.types import IQChunk, StreamInfo
 
+from .live import ArrivalClock
 from .receive import Receiver
 from .session import GatewayLogic, LinkProfile, reachable_windows
 
@@ -113,31 +114,30 @@ class LiveGateway:
                 + (f"; not for {', '.join(no)}" if no else ""))
 
     def run(self, chunks: Iterable[IQChunk]) -> list[ReplyEvent]:
-        fs = self.info.sample_rate_hz
         lo, hi = self.profile.window_s
+        clock = ArrivalClock(self.info.sample_rate_hz)
         for chunk in chunks:
-            arrived = chunk.time_ns if chunk.time_ns is not None else time.time_ns()
+            clock.mark(chunk.end)
             for f in self.rx.process(chunk):
                 if not f.crc_ok:
                     continue
-                end_ns = arrived - (chunk.end - f.end_sample) / fs * 1e9
-                start_ns = end_ns + self.turnaround_s * 1e9
+                end = clock.on_air(f.end_sample)  # monotonic seconds
                 for tel in self.logic.respond(f.telegram):
                     x = modulate_reply(self.profile, tel, self.sink.sample_rate_hz, self.sink.center_freq_hz)
-                    ready = time.time_ns()
-                    ev = ReplyEvent(kind_name(f.telegram), kind_name(tel), (ready - end_ns) / 1e6, None,
+                    ready = time.monotonic()
+                    ev = ReplyEvent(kind_name(f.telegram), kind_name(tel),
+                                    (ready - end) * 1e3 if end is not None else float("inf"), None,
                                     (lo * 1e3, hi * 1e3))
-                    if ready > end_ns + hi * 1e9:
+                    if end is None or ready > end + hi:
                         self.log(ev.line())  # too late: the meter has stopped listening
                         self.events.append(ev)
                         break
-                    time.sleep(max(0.0, (start_ns - time.time_ns()) / 1e9))
-                    sent_ns = time.time_ns()
+                    time.sleep(max(0.0, end + self.turnaround_s - time.monotonic()))
+                    sent = time.monotonic()
                     self.sink.send(x)
-                    ev.start_ms = (sent_ns - end_ns) / 1e6
+                    ev.start_ms = (sent - end) * 1e3
                     self.log(ev.line())
                     self.events.append(ev)
-                    end_ns = sent_ns + len(x) / self.sink.sample_rate_hz * 1e9  # a follow-up frame times from here
-                    start_ns = end_ns + self.turnaround_s * 1e9
+                    end = sent + len(x) / self.sink.sample_rate_hz  # a follow-up frame times from here
         return self.events
 

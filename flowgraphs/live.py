@@ -140,6 +140,29 @@ class IqSaver:
         self.saved += 1
 
 
+class ArrivalClock:
+    """When samples reached us: each chunk's end sample with its monotonic arrival time, so the
+    moment a frame ended on air can be placed in host time (the chunk that held its last chip
+    arrived at t, (end - sample) / rate after that sample was on air)."""
+
+    def __init__(self, sample_rate_hz: float, keep: int = 256):
+        self.rate = sample_rate_hz
+        self.keep = keep
+        self._marks: list[tuple[int, float]] = []
+
+    def mark(self, chunk_end: int) -> None:
+        self._marks.append((chunk_end, time.monotonic()))
+        if len(self._marks) > self.keep:
+            del self._marks[:self.keep // 2]
+
+    def on_air(self, sample: int) -> float | None:
+        """Monotonic time at which ``sample`` was on air, or None when it is older than the marks."""
+        for end, t in self._marks:
+            if end >= sample:
+                return t - (end - sample) / self.rate
+        return None
+
+
 def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStore | None = None,
              dedup_s: float = 0.0, inventory: Inventory | None = None, on_status: Callable | None = None,
              status_every_s: float = 10.0, stop_after_s: float | None = None, save_iq: IqSaver | None = None) -> dict:
@@ -155,17 +178,10 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
     last_status = t0
     dropped = 0
     latencies: list[float] = []
-    arrivals: list[tuple[int, float]] = []  # (chunk end sample, monotonic arrival time)
-    rate = rx.info.sample_rate_hz
-
-    def on_air_end(sample: int) -> float | None:
-        for end, t in arrivals:
-            if end >= sample:
-                return t - (end - sample) / rate
-        return None
+    clock = ArrivalClock(rx.info.sample_rate_hz)
 
     def handle(frame: RxFrame) -> None:
-        t_end = on_air_end(frame.end_sample)
+        t_end = clock.on_air(frame.end_sample)
         if t_end is not None:
             latencies.append(time.monotonic() - t_end)
         if not frame.crc_ok:
@@ -189,9 +205,7 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
 
     for chunk in chunks:
         dropped += chunk.dropped
-        arrivals.append((chunk.end, time.monotonic()))
-        if len(arrivals) > 256:
-            del arrivals[:128]
+        clock.mark(chunk.end)
         if save_iq is not None:
             save_iq.feed(chunk)
         for frame in rx.process(chunk):
