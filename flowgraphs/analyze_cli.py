@@ -55,7 +55,9 @@ def run(args) -> int:
             source = open_device(args.device, sample_rate_hz=args.rate or 2.4e6,
                                  center_freq_hz=args.center or 868.625e6)
             info = source.info
-            chunks = _limited(source, args.duration)
+            from .live import for_seconds
+
+            chunks = for_seconds(source, args.duration)
         else:
             source = FileSource(args.file, fmt=args.fmt, sample_rate_hz=args.rate, center_freq_hz=args.center)
             info = source.info
@@ -95,11 +97,3 @@ def _keep(chunks, kept: list, info, limit_s: float = 20.0):
             kept.append(c.samples[:budget])
             budget -= len(c.samples)
         yield c
-
-
-def _limited(source, seconds: float):
-    with source:
-        for c in source:
-            yield c
-            if c.end >= seconds * source.info.sample_rate_hz:
-                break

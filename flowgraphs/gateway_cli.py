@@ -48,8 +48,8 @@ def run(args) -> int:
     from sdr.registry import open_device
     from sdr.soapy_tx import SoapySink
 
-    from .analyze_cli import _limited
     from .gateway_live import LiveGateway, measure_turnaround
+    from .live import for_seconds
     from .session import PROFILES, GatewayLogic
 
     profile = PROFILES[args.mode]
@@ -71,8 +71,8 @@ def run(args) -> int:
                          log=lambda line: print(line, flush=True))
         measured = measure_turnaround(source.info, profile, 1 << 15, args.tx_rate)
         print(gw.statement(measured), file=sys.stderr, flush=True)
-        with sink:  # _limited opens and closes the source
-            events = gw.run(_limited(source, args.duration or float("inf")))
+        with sink:  # for_seconds opens and closes the source
+            events = gw.run(for_seconds(source, args.duration or float("inf")))
     except (ValueError, SDRError, OSError) as err:
         print(f"wmbus-sdr gateway: {err}", file=sys.stderr)
         return 2

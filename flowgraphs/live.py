@@ -140,6 +140,15 @@ class IqSaver:
         self.saved += 1
 
 
+def for_seconds(source, seconds: float):
+    """The source's chunks until ``seconds`` of signal have passed; opens and closes the source."""
+    with source:
+        for c in source:
+            yield c
+            if c.end >= seconds * source.info.sample_rate_hz:
+                break
+
+
 class ArrivalClock:
     """When samples reached us: each chunk's end sample with its monotonic arrival time, so the
     moment a frame ended on air can be placed in host time (the chunk that held its last chip
