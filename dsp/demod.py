@@ -225,7 +225,8 @@ class Demodulator:
             scores.append(top)
         a, b, c = scores
         den = a - 2 * b + c
-        if b >= max(a, c) and den < 0:
+        # near the end of a burst a rate may have no room for the template (score -inf): no fit then
+        if np.isfinite(den) and b >= max(a, c) and den < 0:
             delta = 0.5 * (a - c) / den  # in grid steps, towards the better neighbour
             sps_fit = sps / (1 + delta * step)
         else:

@@ -138,6 +138,23 @@ def test_pure_noise_gives_no_frames():
     assert found == []
 
 
+def test_sync_candidate_at_the_end_of_a_burst_is_not_a_crash():
+    """A sync candidate so close to the burst's end that the slower chip-rate template no longer fits:
+    the rate fit must fall back to the best grid rate (it once divided -inf by -inf and crashed the
+    receiver on a T1 frame at 14 dB)."""
+    from dsp.demod import Demodulator, _template, _upsample
+
+    rate = 400e3
+    demod = Demodulator(rate, ["T1"])
+    tpl = _template(MODES["T1"])
+    sps = rate / MODES["T1"].chip_rate
+    t = _upsample(tpl.chips, sps)
+    m = np.concatenate((np.zeros(50), t))  # room for rate 1.0 and 1 + step, not 1 - step
+    score, pos, sps_fit, sign = demod._refine(m, tpl, (0.9, 51.0, sps, 1), 1)
+    assert np.isfinite(sps_fit) and abs(sps_fit / sps - 1) <= demod.rate_step
+    assert abs(pos - 50) <= 1 and sign == 1
+
+
 def test_shared_real_recording_all_listed_frames():
     expected = load_jsonl("recordings", "expected.jsonl")
     by_file: dict[str, set] = {}
