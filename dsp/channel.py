@@ -41,6 +41,11 @@ class Burst:
     deviation_error: float = 0.0  # relative
     drift_hz_per_s: float = 0.0
     preamble_pairs: int | None = None
+    # what real transmitters do before the sync word (seen in the shared RTL-SDR capture): a steady
+    # lower tone before the preamble (PLL settling), and a preamble off the data's chip grid (here
+    # its last chip half a chip longer). Plain 2-FSK modes only.
+    lead_in_chips: int = 0
+    preamble_half_chip: bool = False
 
 
 def burst_samples(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, start: int,
@@ -51,7 +56,18 @@ def burst_samples(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, sta
     offset = b.mode.channel_hz - center_freq_hz + b.freq_offset_hz
     if abs(offset) > sample_rate_hz / 2 * 0.9:
         raise ValueError(f"{b.mode.name} at {b.mode.channel_hz / 1e6:.3f} MHz is outside the capture band")
-    sig = fsk(chips, sample_rate_hz=sample_rate_hz, chip_rate=b.mode.chip_rate * (1 + b.chip_rate_error),
+    chip_rate = b.mode.chip_rate * (1 + b.chip_rate_error)
+    if b.lead_in_chips or b.preamble_half_chip:
+        if b.mode.gaussian_bt is not None:
+            raise ValueError(f"a shaped preamble needs plain 2-FSK; {b.mode.name} is GFSK")
+        # in half chips: plain FSK at twice the rate is the same signal
+        n_pre = 2 * (b.mode.preamble_pairs if b.preamble_pairs is None else b.preamble_pairs)
+        chips = np.repeat(chips, 2)
+        if b.preamble_half_chip:
+            chips = np.insert(chips, 2 * n_pre, chips[2 * n_pre - 1])
+        chips = np.concatenate((np.zeros(2 * b.lead_in_chips, dtype=chips.dtype), chips))
+        chip_rate *= 2
+    sig = fsk(chips, sample_rate_hz=sample_rate_hz, chip_rate=chip_rate,
               deviation_hz=b.mode.deviation_hz * (1 + b.deviation_error), gaussian_bt=b.mode.gaussian_bt,
               freq_offset_hz=0.0, drift_hz_per_s=b.drift_hz_per_s, start_phase=float(rng.uniform(0, 2 * np.pi)))
     t = (start + np.arange(len(sig))) / sample_rate_hz
@@ -98,12 +114,14 @@ def quantize(samples: np.ndarray, fmt: str = "cu8") -> np.ndarray:
 def single_burst(mode: ModeSpec, telegram: bytes, *, frame_format: str = "A", sample_rate_hz: float = 1.6e6,
                  center_freq_hz: float = 868.625e6, ebn0_db: float | None = None, rng: np.random.Generator,
                  freq_offset_hz: float = 0.0, chip_rate_error: float = 0.0, amplitude: float = 0.25,
-                 pad_s: float = 2e-3, fmt: str | None = "cu8") -> np.ndarray:
+                 pad_s: float = 2e-3, fmt: str | None = "cu8", lead_in_chips: int = 0,
+                 preamble_half_chip: bool = False) -> np.ndarray:
     """One frame with noise at a given Eb/N0 — the unit of the sensitivity benchmark."""
-    chips = phy.frame_chips(mode, telegram, frame_format)
-    dur = len(chips) / (mode.chip_rate * (1 + chip_rate_error)) + 2 * pad_s
+    chips = len(phy.frame_chips(mode, telegram, frame_format)) + lead_in_chips + 0.5 * preamble_half_chip
+    dur = chips / (mode.chip_rate * (1 + chip_rate_error)) + 2 * pad_s
     burst = Burst(mode=mode, telegram=telegram, frame_format=frame_format, start_s=pad_s, amplitude=amplitude,
-                  freq_offset_hz=freq_offset_hz, chip_rate_error=chip_rate_error)
+                  freq_offset_hz=freq_offset_hz, chip_rate_error=chip_rate_error, lead_in_chips=lead_in_chips,
+                  preamble_half_chip=preamble_half_chip)
     rms = 0.0 if ebn0_db is None else np.sqrt(noise_power(amplitude ** 2, ebn0_db, bit_rate(mode), sample_rate_hz))
     x, _ = render([burst], sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, duration_s=dur, rng=rng,
                   noise_rms=rms)

@@ -8,8 +8,8 @@ against the true chip sequence rather than estimates from a preamble:
 - chip rate and timing jitter: the time of every chip transition (zero crossing of the carrier-
   removed discriminator, linearly interpolated) regressed on its chip index;
 - frequency drift: a quadratic phase term in the same fit (a linear carrier ramp over the frame);
-- preamble length: alternating chips counted backwards from the sync word while the signal is
-  present;
+- preamble length: alternating chips counted backwards from the sync word on the preamble's own
+  chip grid, each judged coherently against its tone (`count_preamble`);
 - eye opening: the smallest settled chip level relative to the deviation.
 """
 
@@ -88,11 +88,30 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     t0, T = float(sync_start), sps
     carrier = dev = 0.0
     times, idx, resid = [], [], np.zeros(0)
-    for _ in range(3):  # levels -> transitions -> timing -> levels again
-        carrier, dev = _levels(x, rate, seq, settled, t0, T)
+    # levels -> transitions -> timing -> levels again. The demodulator's chip rate can be a few
+    # hundred ppm off (its template includes the preamble, which a transmitter may start off the
+    # data's grid), which over S's 1000 chips walks the grid by most of a chip: the fit starts on
+    # the transitions near the sync word and takes twice as many each round.
+    all_ks = np.flatnonzero(seq[1:] != seq[:-1]) + 1  # a transition between chip k-1 and k
+    # the demodulator's sync position can be half a chip off too (same cause): start from the
+    # shift that best matches the first chips' frequencies (mean over each chip's central 40 %) to
+    # the known chip sequence. That match is flat while the chips' middles stay inside the chips,
+    # so the shift taken is the centre of the flat top (the best sum over a +-0.25 chip span).
+    head = np.arange(min(n, 128))
+    shifts = np.arange(-1.0, 1.001, 0.125)
+    inner = np.linspace(0.3, 0.7, 5)
+    fit = np.array([float(np.dot(seq[head], np.mean([sample(t0 + (s + head + f) * T) for f in inner], axis=0)))
+                    for s in shifts])
+    top = fit[:-4] + fit[2:-2] + fit[4:]  # centred on shifts[2:-2], i.e. -0.75..0.75
+    t0 += float(shifts[2:-2][int(np.argmax(top))]) * T
+    reach, rounds = 64, 0
+    while rounds < 3:
+        rounds = rounds + 1 if reach >= n else 0
+        carrier, dev = _levels(x, rate, seq, settled[settled < reach], t0, T)
         if dev <= 0:
             break
-        ks = np.flatnonzero(seq[1:] != seq[:-1]) + 1  # a transition between chip k-1 and k
+        ks = all_ks[all_ks < reach]
+        reach *= 2
         times, idx = [], []
         for k in ks:
             te = t0 + k * T
@@ -133,7 +152,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     signed = lv * seq[settled]
     eye = float(np.clip(np.percentile(signed, 0.5) / dev, 0, 1)) if dev > 0 and len(signed) else 0.0
     drift = drift_rate * n * T / rate  # carrier change over the frame (sync to last chip)
-    pre = count_preamble(d, np.abs(x), t0, T, n, carrier, dev, -seq[0])
+    pre = count_preamble(x, rate, t0, T, carrier, dev, -seq[0])
     sync_len = len(spec.sync_b if frame_format == "B" and spec.sync_b else spec.sync)
     sync_vals = chip_freq(np.arange(sync_len)) - carrier
     sync_ok = bool(np.all(np.sign(sync_vals) == seq[:sync_len]))
@@ -149,67 +168,105 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                        occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0])
 
 
-def count_preamble(d: np.ndarray, amp: np.ndarray, t0: float, T: float, n: int, carrier: float, dev: float,
-                   expect: float, max_gap: int = 3, confirm: int = 3) -> int:
-    """Alternating chips before the sync word, walking back from it. A chip counts when the signal
-    is there (amplitude at least 0.7 of the frame's median) and its mean frequency lies near the
-    expected level (0.5 to 1.6 times the deviation, so noise rarely passes). Up to ``max_gap``
-    chips in a row may be hit (impulses, blanking); they are credited only when ``confirm`` good
-    chips follow further back, so noise before the real start adds nothing."""
-    ref = float(np.median(amp[int(max(t0, 0)):int(t0 + n * T)])) if n else 0.0
-    good: list[bool] = []
-    misses = 0
-    j = 0
-    while misses <= max_gap:
-        j += 1
-        a, b = int(t0 - j * T + 0.25 * T), int(t0 - (j - 1) * T - 0.25 * T) + 1
-        if a < 1:
-            break
-        v = (float(np.mean(d[a:b])) - carrier) * expect
-        good.append(float(np.median(amp[a:b])) > 0.7 * ref and 0.5 * dev < v < 1.6 * dev)
-        misses = 0 if good[-1] else misses + 1
-        expect = -expect
-    # the preamble ends (going back) after the last good chip that closes a run of `confirm` goods,
-    # or that continues an unbroken run from the sync word
-    count, run, gap_seen = 0, 0, False
-    for i, ok in enumerate(good):
-        if ok:
-            run += 1
-            if not gap_seen or run >= confirm:
-                count = i + 1
-        else:
-            if run:
-                gap_seen = True
-            run = 0
-    return _refine_start(amp, t0, T, count)
+def count_preamble(x: np.ndarray, rate: float, t0: float, T: float, carrier: float, dev: float, expect: float,
+                   window: int = 8, span: int = 10) -> int:
+    """Alternating chips before the sync word (chip 1 ends where the sync word starts at ``t0`` and
+    carries the tone ``expect`` = +-1, the next one the other tone, and so on).
+
+    - The chip grid is tracked over the preamble itself (see below), since a real transmitter may
+      start its preamble off the data's grid, and a small rate error grows over S's 558 chips.
+    - Each chip is judged coherently: its central 70 % is correlated with the tone it should carry
+      (carrier +- deviation), so every chip gets the processing gain of its length. It counts when
+      that magnitude reaches half the preamble's (median over the 16 chips before the sync word),
+      it is on the expected tone (it correlates better with it than with the other tone, or its
+      phasor-sum frequency lies on the expected side of the carrier: the first test fails at 4
+      samples per chip, where T and C tones overlap, the second at 0 dB SNR per sample), and a
+      neighbour counts too (a steady tone before the preamble passes every second chip).
+    - The walk back goes on while at least half of the last ``window`` chips count: impulses,
+      blanking and noise break single chips, not the run.
+    - The first chip is settled by a step fit on the counted chips' magnitudes within +-``span``
+      chips of the walk's end (noise next to the start may pass a test by chance)."""
+    edge = 0.15  # samples this far (in chips) from a chip boundary carry the transition: left out
+    jmax = int((t0 - 0.5 * T) // T)
+    if jmax < 1 or dev <= 0:
+        return 0
+    js = np.arange(1, jmax + 1)
+    want = np.where(js % 2 == 1, expect, -expect)
+    n = np.arange(len(x))
+    # running sums of x against the upper and the lower tone, and of the phasor x[k+1] x*[k]
+    tones = {s: np.concatenate(([0j], np.cumsum(x * np.exp(-2j * np.pi * (carrier + s * dev) * n / rate))))
+             for s in (1.0, -1.0)}
+    cp = np.concatenate(([0j], np.cumsum(x[1:] * np.conj(x[:-1])), [0j]))
+
+    def chips(shift: float, sel: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(expected-tone magnitude, other-tone magnitude, frequency) of chips js[sel], the chip grid
+        moved by ``shift`` chips."""
+        j = js[sel]
+        t0x = t0 - 0.5  # `t0` counts in discriminator samples, d[i] lies between x[i - 1] and x[i]
+        lo = np.clip(np.ceil(t0x + (shift - j + edge) * T).astype(np.int64), 0, len(x) - 1)
+        hi = np.clip(np.floor(t0x + (shift - j + 1 - edge) * T).astype(np.int64) + 1, lo + 1, len(x))
+        up = np.abs(tones[1.0][hi] - tones[1.0][lo]) / (hi - lo)
+        down = np.abs(tones[-1.0][hi] - tones[-1.0][lo]) / (hi - lo)
+        w = want[sel]
+        freq = np.angle(cp[np.maximum(hi - 1, 0)] - cp[lo]) * rate / (2 * np.pi) - carrier
+        return np.where(w > 0, up, down), np.where(w > 0, down, up), freq
+
+    # The chip grid comes from the frame after the sync word; hundreds of chips back (S) a small
+    # rate or timing error leaves it a few tenths of a chip off at low SNR. Track it block by block
+    # from the preamble itself: the alternating chips make the discriminator a square wave of
+    # period 2T, whose fundamental's phase is the grid's offset. A block too weak to carry the
+    # wave (noise before the preamble) keeps the previous block's offset.
+    block, shift = 32, 0.0
+    dd = np.angle(cp[2:] - cp[1:-1]) * rate / (2 * np.pi) - carrier  # x[k + 2] x*[k + 1]: d[k + 2]
+    u = (np.arange(len(dd)) + 2 - t0) / T  # time in chips from the sync word, at each dd sample
+    rot = np.exp(-1j * np.pi * u)
+    mine, other, freq = (np.empty(jmax) for _ in range(3))
+    for k0 in range(0, jmax, block):
+        sel = slice(k0, min(k0 + block, jmax))
+        a = max(int(np.ceil(t0 - js[sel][-1] * T)) - 2, 0)  # dd index = d index - 2
+        b = min(int(np.floor(t0 - k0 * T)) - 2, len(dd))
+        if b - a > 8:
+            z = np.sum(dd[a:b] * rot[a:b])
+            # the wave's fundamental sums coherently (|z| ~ 0.64 N dev for N samples), noise only as
+            # a random walk (|z| ~ sqrt(sum dd^2)): a block needs 3 times that to move the grid, and
+            # then by at most 0.1 chip (a clock error of 0.3 % over 32 chips)
+            if abs(z) > 3 * np.sqrt(np.sum(dd[a:b] ** 2)):
+                est = float(-np.angle(z / (1j * expect)) / np.pi)
+                shift = est if k0 == 0 else float(np.clip(est, shift - 0.1, shift + 0.1))
+        mine[sel], other[sel], freq[sel] = chips(shift, sel)
+    ref = float(np.median(mine[:16]))
+    good = (mine > 0.5 * ref) & ((mine > other) | (freq * want > 0))
+    # a preamble alternates: a chip also needs a good neighbour, so a steady tone (a transmitter's
+    # lead-in before its preamble, which passes every second chip) is not counted
+    good &= np.concatenate((good[1:], [False])) | np.concatenate(([True], good[:-1]))
+    # walk back while at least half of the last `window` chips are good (impulses, blanking and
+    # noise break single chips, not the run); the preamble ends at the last good chip still in
+    # such a dense stretch
+    w = np.convolve(good.astype(np.int64), np.ones(window, dtype=np.int64))[:len(good)]
+    dense = (w * 2 >= window) | (np.arange(len(good)) < window - 1)
+    stop = int(np.argmin(dense)) if not dense.all() else len(good)
+    ok = np.flatnonzero(good[:stop] & dense[:stop])
+    count = int(ok[-1]) + 1 if len(ok) else 0
+    return _settle_start(np.where(good, mine, 0.0), count, span)
 
 
-def _refine_start(amp: np.ndarray, t0: float, T: float, count: int, span: int = 6) -> int:
-    """Snap the preamble start to the power step: within +-span chips of the chip-by-chip estimate,
-    the split of |x|^2 into a quiet and a loud part with the least squared error marks where the
-    transmission began (the per-chip tests are unsure on the first chip and on noise next to it)."""
-    if count < span:
+def _settle_start(mags: np.ndarray, count: int, span: int) -> int:
+    """The split of chip magnitudes ``mags`` (chip 1 first) within +-span chips of ``count`` into a
+    loud run and a quiet run with the least squared error: the first chip of the transmission."""
+    first, last = count - span, min(count + span, len(mags))
+    if first < 0 or last - first < 4:
         return count
-    a = int(t0 - (count + span) * T)
-    b = int(t0 - (count - span) * T)
-    if a < 0 or b <= a + 4:
+    m = mags[first:last]
+    c1 = np.cumsum(m)
+    c2 = np.cumsum(m * m)
+    k = np.arange(1, len(m))
+    loud_n, quiet_n = k, len(m) - k
+    loud_s, quiet_s = c1[:-1], c1[-1] - c1[:-1]
+    sse = (c2[:-1] - loud_s ** 2 / loud_n) + ((c2[-1] - c2[:-1]) - quiet_s ** 2 / quiet_n)
+    stepping = loud_s / loud_n > 2 * quiet_s / quiet_n
+    if not np.any(stepping):
         return count
-    p = amp[a:b].astype(np.float64) ** 2
-    n = len(p)
-    c1 = np.cumsum(p)
-    c2 = np.cumsum(p * p)
-    k = np.arange(1, n)
-    left_n, right_n = k, n - k
-    left_s, right_s = c1[:-1], c1[-1] - c1[:-1]
-    left_q, right_q = c2[:-1], c2[-1] - c2[:-1]
-    sse = (left_q - left_s ** 2 / left_n) + (right_q - right_s ** 2 / right_n)
-    rising = right_s / right_n > 2 * left_s / left_n  # the loud part must be the later one
-    if not np.any(rising):
-        return count
-    split = int(k[np.argmin(np.where(rising, sse, np.inf))])
-    # +0.07 chip: on generated frames (S1, T1, C1; 180 frames, other seeds than the benchmark's) the
-    # split lands 0.05-0.1 chip late on average, from the channel filter's rise
-    return int(round((t0 - (a + split)) / T + 0.07))
+    return first + int(k[np.argmin(np.where(stepping, sse, np.inf))])
 
 
 def occupied_bandwidth(x: np.ndarray, rate: float, fraction: float = 0.99,

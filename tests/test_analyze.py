@@ -19,7 +19,7 @@ from dsp.modes import MODES
 from flowgraphs.receive import Receiver
 from sdr.types import IQChunk, StreamInfo
 
-from .conftest import REPO
+from .conftest import REPO, shared_path
 
 RECORDING = str(REPO / "recordings" / "example_868.625M_2M4.sigmf-meta")
 
@@ -54,6 +54,34 @@ def test_accuracy_against_known_truth(mode, fmt, tol):
         assert abs(m.chip_rate_hz / (spec.chip_rate * (1 + rate_err)) - 1) < 0.0005
         assert m.preamble_chips == 2 * spec.preamble_pairs
         assert m.sync_ok
+
+
+@pytest.mark.parametrize("mode", ["T1", "C1", "S1"])
+def test_preamble_counts_alternating_chips_only(mode):
+    """Real meters (the shared RTL-SDR capture) put a steady tone before the preamble and start the
+    preamble off the data's chip grid. Only the alternating chips count, on their own grid."""
+    rng = np.random.default_rng(zlib.crc32(mode.encode()))
+    info = StreamInfo(sample_rate_hz=2.4e6, center_freq_hz=868.625e6)
+    spec = MODES[mode]
+    for kw in ({"lead_in_chips": 10}, {"preamble_half_chip": True}, {"lead_in_chips": 6, "preamble_half_chip": True}):
+        for offset in (-30e3, 30e3):
+            tel = bytes([0x32, 0x44]) + rng.integers(0, 256, 49, dtype=np.uint8).tobytes()
+            x = single_burst(spec, tel, rng=rng, ebn0_db=20, freq_offset_hz=offset, sample_rate_hz=2.4e6, **kw)
+            assert _measure(x, info, mode).preamble_chips == 2 * spec.preamble_pairs, (kw, offset)
+
+
+def test_preamble_of_the_shared_real_recording():
+    """Two T1 frames from real meters, impulsive interference, one clipped: the preamble is found
+    (it was 0 chips while the count followed the data's chip grid) and is at least the standard's
+    38 chips."""
+    path = shared_path("recordings", "rtlsdr_868.950M_1M6_samples2.cu8")
+    p = subprocess.run([sys.executable, "-m", "flowgraphs.cli", "analyze", str(path), "--rate", "1.6e6",
+                        "--center", "868.95e6", "--output", "json"], capture_output=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0, p.stderr
+    frames = json.loads(p.stdout)["frames"]
+    assert len(frames) == 2
+    for f in frames:
+        assert 38 <= f["measurements"]["preamble_chips"] <= 80
 
 
 def test_deviation_and_drift_are_measured():
