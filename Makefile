@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/tx_roundtrip.py
 	$(PY) benchmarks/sessions.py --count 30
 	$(PY) benchmarks/gateway_turnaround.py
-	$(PY) benchmarks/analyzer_accuracy.py --count 200
+	$(PY) benchmarks/analyzer_accuracy.py --count 200 --impairments
 
 ## soak: 30 minutes of live reception over rtl_tcp (memory, frames, CPU)
 soak: $(STAMP)
