@@ -40,6 +40,7 @@ class Measurement:
     timing_jitter_rms: float  # in chips
     drift_hz: float  # carrier change from the first to the last third of the frame
     preamble_chips: int
+    postamble_chips: int  # alternating chips after the last data chip
     sync_ok: bool
     eye_opening: float  # 0..1
     code_violations: int
@@ -153,6 +154,11 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     eye = float(np.clip(np.percentile(signed, 0.5) / dev, 0, 1)) if dev > 0 and len(signed) else 0.0
     drift = drift_rate * n * T / rate  # carrier change over the frame (sync to last chip)
     pre = count_preamble(x, rate, t0, T, carrier, dev, -seq[0])
+    # the frame's end on the grid of its last transitions: a real meter's chip clock wanders within
+    # a frame (the shared capture: 0.14 chip rms), leaving the whole-frame fit half a chip off there
+    tail = np.array(idx) >= n - 48
+    t_end = t0 + n * T + (float(np.median(resid[tail])) if len(resid) == len(idx) and tail.sum() >= 4 else 0.0)
+    post = count_postamble(x, rate, t_end, T, carrier, dev)
     sync_len = len(spec.sync_b if frame_format == "B" and spec.sync_b else spec.sync)
     sync_vals = chip_freq(np.arange(sync_len)) - carrier
     sync_ok = bool(np.all(np.sign(sync_vals) == seq[:sync_len]))
@@ -163,8 +169,8 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                        deviation_peak_hz=float(np.percentile(levels, 99)) if len(levels) else dev,
                        modulation_index=2 * dev / chip_rate, chip_rate_hz=chip_rate,
                        chip_rate_error_ppm=(chip_rate / spec.chip_rate - 1) * 1e6, timing_jitter_rms=jitter,
-                       drift_hz=drift, preamble_chips=pre, sync_ok=sync_ok, eye_opening=eye,
-                       code_violations=violations, duration_s=(pre + n) * T / rate, n_transitions=len(times),
+                       drift_hz=drift, preamble_chips=pre, postamble_chips=post, sync_ok=sync_ok, eye_opening=eye,
+                       code_violations=violations, duration_s=(pre + n + post) * T / rate, n_transitions=len(times),
                        occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0])
 
 
@@ -250,6 +256,46 @@ def count_preamble(x: np.ndarray, rate: float, t0: float, T: float, carrier: flo
     return _settle_start(np.where(good, mine, 0.0), count, span)
 
 
+def count_postamble(x: np.ndarray, rate: float, t_end: float, T: float, carrier: float, dev: float,
+                    limit: int = 64) -> int:
+    """Alternating chips after the frame's last data chip (which ends at ``t_end``, in discriminator
+    samples). phy.md §4 has SiLabs start the postamble with the inverse of the last data chip and ST
+    with "01" whatever came before, so the first chip may carry either tone; the next ones
+    alternate. Counted while each chip has the signal (magnitude against its tone over its central
+    70 % at least half that of the frame's last 16 chips) and a frequency (over the whole chip,
+    where alternating chips never reach the full deviation) of at least 0.3 of the deviation on
+    its side; a carrier held after the postamble (a transmitter ramping down) stops the count."""
+    if dev <= 0:
+        return 0
+    edge, t0x = 0.15, t_end - 0.5
+    js = np.arange(-16, limit)  # chips -16..-1 are the frame's last data chips: the reference level
+    lo = np.ceil(t0x + (js + edge) * T).astype(np.int64)
+    hi = np.floor(t0x + (js + 1 - edge) * T).astype(np.int64) + 1
+    inside = (lo >= 1) & (hi <= len(x)) & (hi > lo)
+    if not inside[:16].all():
+        return 0
+    mags, freqs = np.zeros(len(js)), np.zeros(len(js))
+    cp = np.concatenate(([0j], np.cumsum(x[1:] * np.conj(x[:-1]))))
+    n = np.arange(len(x))
+    for i in np.flatnonzero(inside):
+        a, b = lo[i], hi[i]
+        # frequency over the whole chip: at 4 samples per chip its central part holds one or two
+        # phasor products, too few on a real capture
+        fa = max(int(np.ceil(t0x + js[i] * T)), 0)
+        fb = min(int(np.floor(t0x + (js[i] + 1) * T)), len(x) - 1)
+        f = float(np.angle(cp[fb] - cp[fa]) * rate / (2 * np.pi)) - carrier
+        freqs[i] = f
+        tone = carrier + np.sign(f) * dev  # the tone this chip is nearer to
+        mags[i] = abs(np.mean(x[a:b] * np.exp(-2j * np.pi * tone * n[a:b] / rate)))
+    ref = float(np.median(mags[:16]))
+    count, want = 0, float(np.sign(freqs[16]))
+    for i in range(16, len(js)):
+        if not inside[i] or mags[i] < 0.5 * ref or freqs[i] * want < 0.3 * dev:
+            break
+        count, want = count + 1, -want
+    return count
+
+
 def _settle_start(mags: np.ndarray, count: int, span: int) -> int:
     """The split of chip magnitudes ``mags`` (chip 1 first) within +-span chips of ``count`` into a
     loud run and a quiet run with the least squared error: the first chip of the transmission."""
@@ -298,13 +344,15 @@ def occupied_bandwidth(x: np.ndarray, rate: float, fraction: float = 0.99,
 # EN 13757-4 (SiLabs radio profile, ST stack defaults), so the digest marks them UNSURE.
 LIMITS = {
     "S1": {"deviation_hz": (40e3, 80e3), "chip_rate_error_ppm": (-20000, 20000), "carrier_error_ppm": (-25, 25),
-           "preamble_chips": (558, None)},
+           "preamble_chips": (558, None), "postamble_chips": (2, None)},
     "T1": {"deviation_hz": (40e3, 80e3), "chip_rate_error_ppm": (-120000, 120000), "carrier_error_ppm": (-60, 60),
-           "preamble_chips": (38, None)},
+           "preamble_chips": (38, None), "postamble_chips": (2, None)},
     "C1": {"deviation_hz": (33.75e3, 56.25e3), "chip_rate_error_ppm": (-100, 100), "carrier_error_ppm": (-25, 25),
            "preamble_chips": (32, None)},
 }
-LIMIT_SOURCE = "phy.md §1.1 (SiLabs profile) and §3 (ST S2-LP defaults), marked UNSURE in the digest"
+# postamble: S and T send 2 to 8 alternating chips (phy.md §4); the upper end differs by vendor (TI
+# pads a T frame of an even byte count with a whole 0x55 byte), C sends none: only the minimum is checked
+LIMIT_SOURCE = "phy.md §1.1 (SiLabs profile), §3 (ST S2-LP defaults), §4 (postamble), marked UNSURE in the digest"
 
 
 def verdicts(m: Measurement) -> dict:

@@ -7,7 +7,7 @@ report.json, schema_version 1:
   frames: [{t_s, sample, mode, format, meter, telegram, rssi_dbfs, [rssi_dbm with --cal-offset], snr_db,
             measurements: {carrier_offset_hz, carrier_error_ppm, deviation_hz, deviation_peak_hz,
                            modulation_index, chip_rate_hz, chip_rate_error_ppm, timing_jitter_rms,
-                           drift_hz, preamble_chips, sync_ok, eye_opening, code_violations,
+                           drift_hz, preamble_chips, postamble_chips, sync_ok, eye_opening, code_violations,
                            duration_s, n_transitions, occupied_bw_hz (99 % power)},
             verdicts: {metric: {value, min, max, verdict: PASS|FAIL, status: PASS|FAIL|UNSURE}}}]
   meters: [{meter, modes, frames, interval_s: {mean, std, min, max} | null, access_numbers,
@@ -180,7 +180,8 @@ def schedule_fit(times: np.ndarray, accs: list) -> dict | None:
 
 def text_table(report: dict) -> str:
     lines = [f"{'t (s)':>9} {'mode':<5} {'meter':<14} {'carrier':>9} {'ppm':>6} {'dev kHz':>7} {'h':>5} "
-             f"{'chip rate':>10} {'ppm':>7} {'pre':>4} {'jitter':>6} {'eye':>5} {'drift':>6} {'OBW kHz':>7}  verdicts"]
+             f"{'chip rate':>10} {'ppm':>7} {'pre':>4} {'post':>4} {'jitter':>6} {'eye':>5} {'drift':>6} "
+             f"{'OBW kHz':>7}  verdicts"]
     for f in report["frames"]:
         m = f["measurements"]
         bad = [k for k, v in f["verdicts"].items() if v["verdict"] == "FAIL"]
@@ -189,7 +190,8 @@ def text_table(report: dict) -> str:
         lines.append(f"{f['t_s']:9.4f} {f['mode'] + '-' + (f['format'] or '?'):<5} {f['meter']:<14} "
                      f"{m['carrier_offset_hz'] / 1e3:+8.3f}k {m['carrier_error_ppm']:+6.1f} "
                      f"{m['deviation_hz'] / 1e3:7.2f} {m['modulation_index']:5.2f} {m['chip_rate_hz']:10.1f} "
-                     f"{m['chip_rate_error_ppm']:+7.0f} {m['preamble_chips']:4d} {m['timing_jitter_rms']:6.3f} "
+                     f"{m['chip_rate_error_ppm']:+7.0f} {m['preamble_chips']:4d} {m['postamble_chips']:4d} "
+                     f"{m['timing_jitter_rms']:6.3f} "
                      f"{m['eye_opening']:5.2f} {m['drift_hz']:+6.0f} {m['occupied_bw_hz'] / 1e3:7.1f}  {verdict}")
     if report["meters"]:
         lines.append("")

@@ -101,7 +101,8 @@ def _html(report: dict, images: list) -> str:
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
             f"{f['t_s']:.4f}", f"{f['mode']}-{f['format']}", f["meter"], f"{m['carrier_offset_hz']:+.0f}",
             f"{m['carrier_error_ppm']:+.1f}", f"{m['deviation_hz'] / 1e3:.2f}", f"{m['chip_rate_hz']:.1f}",
-            f"{m['chip_rate_error_ppm']:+.0f}", m["preamble_chips"], f"{m['timing_jitter_rms']:.3f}",
+            f"{m['chip_rate_error_ppm']:+.0f}", m["preamble_chips"], m["postamble_chips"],
+            f"{m['timing_jitter_rms']:.3f}",
             f"{m['eye_opening']:.2f}", f"{m['occupied_bw_hz'] / 1e3:.1f}",
             "FAIL " + ", ".join(bad) if bad else "pass (limits UNSURE)")) + "</tr>")
     figs = "\n".join(f'<figure><img src="{html.escape(n)}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}'
@@ -116,7 +117,8 @@ img{{max-width:100%;border:1px solid #ddd}} pre{{background:#f6f6f6;padding:8px;
 centre {cap['center_freq_hz'] / 1e6:.4f} MHz, {len(report['frames'])} frames from {len(report['meters'])} meters.
 Limits: {html.escape(report['limit_source'])}.</p>
 <table><tr><th>t (s)</th><th>mode</th><th>meter</th><th>carrier Hz</th><th>ppm</th><th>dev kHz</th>
-<th>chip rate</th><th>ppm</th><th>preamble</th><th>jitter</th><th>eye</th><th>OBW 99 % kHz</th><th>verdict</th></tr>
+<th>chip rate</th><th>ppm</th><th>preamble</th><th>postamble</th><th>jitter</th><th>eye</th><th>OBW 99 % kHz</th>
+<th>verdict</th></tr>
 {''.join(rows)}</table>
 {figs}
 <h2>Text summary</h2><pre>{html.escape(text_table(report))}</pre>

@@ -53,6 +53,7 @@ def test_accuracy_against_known_truth(mode, fmt, tol):
         assert abs(m.deviation_hz / spec.deviation_hz - 1) < 0.02
         assert abs(m.chip_rate_hz / (spec.chip_rate * (1 + rate_err)) - 1) < 0.0005
         assert m.preamble_chips == 2 * spec.preamble_pairs
+        assert m.postamble_chips == len(spec.postamble)
         assert m.sync_ok
 
 
@@ -82,6 +83,21 @@ def test_preamble_of_the_shared_real_recording():
     assert len(frames) == 2
     for f in frames:
         assert 38 <= f["measurements"]["preamble_chips"] <= 80
+
+
+@pytest.mark.parametrize(("mode", "post"), [("S1", ""), ("S1", "01010101"), ("T1", "01"), ("C1", ""),
+                                          ("C1", "0101")])
+def test_postamble_length(mode, post):
+    """The alternating chips after the last data chip, whatever tone the first one takes."""
+    import dataclasses
+
+    rng = np.random.default_rng(zlib.crc32(f"{mode}{post}".encode()))
+    info = StreamInfo(sample_rate_hz=2.4e6, center_freq_hz=868.625e6)
+    spec = dataclasses.replace(MODES[mode], postamble=tuple(int(c) for c in post))
+    for offset in (-35e3, 0.0, 35e3):
+        tel = bytes([0x31, 0x44]) + rng.integers(0, 256, 48, dtype=np.uint8).tobytes()  # 58 bytes on air: even
+        x = single_burst(spec, tel, rng=rng, ebn0_db=20, freq_offset_hz=offset, sample_rate_hz=2.4e6)
+        assert _measure(x, info, mode).postamble_chips == len(post), offset
 
 
 def test_deviation_and_drift_are_measured():
