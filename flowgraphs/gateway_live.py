@@ -25,7 +25,7 @@ from sdr.types import IQChunk, StreamInfo
 
 from .live import ArrivalClock
 from .receive import Receiver
-from .session import GatewayLogic, LinkProfile, reachable_windows
+from .session import GatewayLogic, LinkProfile, frame_end_estimate, reachable_windows
 
 
 @dataclass(slots=True)
@@ -121,7 +121,7 @@ class LiveGateway:
             for f in self.rx.process(chunk):
                 if not f.crc_ok:
                     continue
-                end = clock.on_air(f.end_sample)  # monotonic seconds
+                end = clock.on_air(frame_end_estimate(f, self.info.sample_rate_hz))  # monotonic s, after the postamble
                 for tel in self.logic.respond(f.telegram):
                     x = modulate_reply(self.profile, tel, self.sink.sample_rate_hz, self.sink.center_freq_hz)
                     ready = time.monotonic()

@@ -29,6 +29,7 @@ import numpy as np
 from dsp.channel import Burst, bit_rate, burst_samples, noise_power
 from dsp.modes import MODES, ModeSpec
 from mbus.builder import build, kind_name, kind_of
+from mbus.errors import DecodeError
 from mbus.keys import KeyStore
 from mbus.telegram import decode
 from sdr.types import IQChunk, StreamInfo
@@ -210,43 +211,45 @@ def _shift(f: RxFrame, by: int) -> RxFrame:
     return replace(f, sample=f.sample + by, end_sample=f.end_sample + by)
 
 
-def frame_end_estimate(f: RxFrame) -> float:
-    """Where the transmission ended: after the last data chip comes the postamble our TX sends for
-    the mode (S / T: 2-4 chips per EN 13757-4; C: 8 chips, see dsp.modes)."""
+def frame_end_estimate(f: RxFrame, sample_rate_hz: float) -> float:
+    """Sample where the transmission ended: after the last data chip comes the postamble our TX
+    sends for the mode (S / T: 2-4 chips per EN 13757-4; C: 8 chips, see dsp.modes)."""
     m = MODES[f.mode]
-    return f.end_sample + len(m.postamble) / f.chip_rate_hz * SIM_RATE
+    return f.end_sample + len(m.postamble) / f.chip_rate_hz * sample_rate_hz
 
 
-def frame_start_estimate(f: RxFrame) -> float:
-    """Where the transmission began: the sync word start minus the mode's preamble (nominal)."""
+def frame_start_estimate(f: RxFrame, sample_rate_hz: float) -> float:
+    """Sample where the transmission began: the sync word start minus the mode's preamble (the
+    short one for Manchester: S2 / T2 downlink, nominal length)."""
     m = MODES[f.mode]
     pairs = MODES["S2"].preamble_pairs if m.coding == "manchester" else m.preamble_pairs
-    chips = 2 * pairs
-    fs = SIM_RATE
-    return f.sample - chips / f.chip_rate_hz * fs
+    return f.sample - 2 * pairs / f.chip_rate_hz * sample_rate_hz
 
 
 # ----------------------------------------------------------------------------------------------
 # the two roles
 
 
-class MeterEmulator(Station):
-    """Sends installation requests / access demands, listens in its windows, answers requests."""
+class MeterLogic:
+    """What a meter sends and answers, radio aside: its frames (installation request, access demand,
+    readings with the access bits set) and the answer to a frame it hears — RSP-UD to a request,
+    ACK to a command, nothing to an ACK, CNF-IR (installed) or SND-NKE. Frames for other meters,
+    and frames from meters, get no answer."""
 
-    def __init__(self, channel: SimChannel, profile: LinkProfile, *, manufacturer: str = "ELS",
-                 id: str = "12345678", device_type: int = 7, key: bytes | None = None, volume_l: int = 12345678):
-        super().__init__("meter", channel, profile.uplink, profile.rx_downlink,
-                         KeyStore(default=key) if key else None, freq_offset_hz=8e3)
+    def __init__(self, profile: LinkProfile, *, manufacturer: str = "ELS", id: str = "12345678",
+                 device_type: int = 7, version: int = 1, key: bytes | None = None, volume_l: int = 12345678,
+                 synchronous: bool = False):
         self.profile = profile
-        self.address = {"manufacturer": manufacturer, "id": id, "version": 0x01, "device_type": device_type}
+        self.address = {"manufacturer": manufacturer, "id": id, "version": version, "device_type": device_type}
         self.key = key
         self.acc = 0
         self.volume_l = volume_l
+        self.synchronous = synchronous
         self.installed = False
 
     def frame(self, kind: str, with_data: bool = True) -> bytes:
         self.acc = (self.acc + 1) & 0xFF
-        spec = dict(self.address, kind=kind, acc=self.acc, access="limited")
+        spec = dict(self.address, kind=kind, acc=self.acc, access="limited", synchronous=self.synchronous)
         if with_data:  # volume in litres, 8 BCD digits LSB first
             spec["data"] = "0C13" + bytes.fromhex(f"{self.volume_l % 10**8:08d}")[::-1].hex()
         if self.key:
@@ -256,11 +259,23 @@ class MeterEmulator(Station):
             spec["fast_response"] = True
         return build(spec, self.key).telegram
 
+    def for_me(self, telegram: bytes) -> bool:
+        """A frame from the other station addressed to this meter."""
+        kind = kind_of(telegram[1]) if len(telegram) > 1 else None
+        if kind is None or kind.from_meter:
+            return False
+        try:
+            addr = decode(telegram, records=False).link.address
+        except DecodeError:
+            return False
+        return (addr.manufacturer_code, addr.id) == (self.address["manufacturer"], self.address["id"])
+
     def respond(self, telegram: bytes) -> list[bytes]:
         """The frames the meter answers with (an ACK or CNF-IR needs none; after an ACK the meter
         keeps listening, as run_dialogue does for every frame it receives)."""
-        kind = kind_of(telegram[1])
-        name = kind.name if kind else "?"
+        if not self.for_me(telegram):
+            return []
+        name = kind_name(telegram)
         if name in ("REQ-UD1", "REQ-UD2"):
             return [self.frame("RSP-UD")]
         if name in ("SND-UD", "SND-UD2"):
@@ -268,6 +283,22 @@ class MeterEmulator(Station):
         if name == "CNF-IR":
             self.installed = True
         return []  # ACK, CNF-IR, SND-NKE
+
+
+class MeterEmulator(Station):
+    """A station on the simulated channel that sends and answers with :class:`MeterLogic`."""
+
+    def __init__(self, channel: SimChannel, profile: LinkProfile, *, key: bytes | None = None, **address):
+        super().__init__("meter", channel, profile.uplink, profile.rx_downlink,
+                         KeyStore(default=key) if key else None, freq_offset_hz=8e3)
+        self.profile = profile
+        self.logic = MeterLogic(profile, key=key, **address)
+        self.frame = self.logic.frame
+        self.respond = self.logic.respond
+
+    @property
+    def installed(self) -> bool:
+        return self.logic.installed
 
 
 class GatewayLogic:
@@ -354,7 +385,7 @@ def run_dialogue(meter: MeterEmulator, gateway: Gateway, first: bytes, log: Sess
             span = (max(0, tx.start - int(5e-3 * fs)), tx.end + ch.delay + int(5e-3 * fs))
         heard = [f for f in listener.listen(*span) if f.telegram == telegram]
         if lo is not None:
-            heard = [f for f in heard if lo <= frame_start_estimate(f) <= hi]
+            heard = [f for f in heard if lo <= frame_start_estimate(f, fs) <= hi]
         if not heard:
             log.add(Event(tx.start / fs, listener.name, "LOST", kind_name(telegram),
                           text="no frame started inside the window" if lo is not None else "not received"))
@@ -363,18 +394,18 @@ def run_dialogue(meter: MeterEmulator, gateway: Gateway, first: bytes, log: Sess
         ev = Event(f.sample / fs, listener.name, "RX", kind_name(telegram), telegram,
                    text=f"{f.mode} SNR {f.snr_db:.0f} dB, offset {f.freq_offset_hz / 1e3:+.1f} kHz")
         if prev is not None:
-            ev.delay_ms = (frame_start_estimate(f) - end_estimate[listener.name]) / fs * 1e3
+            ev.delay_ms = (frame_start_estimate(f, fs) - end_estimate[listener.name]) / fs * 1e3
             prev_end_at_listener = prev.end + (ch.delay if prev.station != listener.name else 0)
             ev.true_delay_ms = (tx.start + ch.delay - prev_end_at_listener) / fs * 1e3
             ev.window_ms = window_ms
         log.add(ev)
         end_estimate[sender.name] = tx.end
-        end_estimate[listener.name] = frame_end_estimate(f)
+        end_estimate[listener.name] = frame_end_estimate(f, fs)
         if listener is gateway:
             seen = len(gateway.readings)
             pending.extend((gateway, a) for a in gateway.respond(telegram))
             for reading in gateway.readings[seen:]:
-                log.add(Event(frame_end_estimate(f) / fs, "gateway", "DATA", kind_name(telegram), text=reading))
+                log.add(Event(frame_end_estimate(f, fs) / fs, "gateway", "DATA", kind_name(telegram), text=reading))
         else:
             pending.extend((meter, a) for a in meter.respond(telegram))
         prev = tx
