@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from . import analyze_cli, decode_cli, gateway_cli, rx_cli, session_cli, telegram_cli, tx_cli
+from . import analyze_cli, decode_cli, gateway_cli, meter_cli, rx_cli, session_cli, telegram_cli, tx_cli
 
-COMMANDS = {"analyze": analyze_cli, "decode": decode_cli, "gateway": gateway_cli, "rx": rx_cli, "serve-rtltcp": rx_cli,
-            "session": session_cli, "telegram": telegram_cli, "tx": tx_cli}
+COMMANDS = {"analyze": analyze_cli, "decode": decode_cli, "gateway": gateway_cli, "meter": meter_cli, "rx": rx_cli,
+            "serve-rtltcp": rx_cli, "session": session_cli, "telegram": telegram_cli, "tx": tx_cli}
 
 
 def build_parser() -> argparse.ArgumentParser:

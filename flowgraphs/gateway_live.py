@@ -25,7 +25,7 @@ from sdr.types import IQChunk, StreamInfo
 
 from .live import ArrivalClock
 from .receive import Receiver
-from .session import GatewayLogic, LinkProfile, frame_end_estimate, reachable_windows
+from .session import GatewayLogic, LinkProfile, MeterLogic, frame_end_estimate, reachable_windows
 
 
 @dataclass(slots=True)
@@ -49,33 +49,41 @@ class ReplyEvent:
                 f"(ready after {self.latency_ms:.1f} ms), window {lo:g}-{hi:g} ms")
 
 
-def modulate_reply(profile: LinkProfile, telegram: bytes, sample_rate_hz: float, center_freq_hz: float) -> np.ndarray:
-    mode = MODES[profile.downlink]
+def modulate_burst(mode: str, telegram: bytes, sample_rate_hz: float, center_freq_hz: float) -> np.ndarray:
+    """One frame in mode ``mode`` (a MODES key) at its channel, as samples for a TX sink."""
+    spec = MODES[mode]
     from dsp.phy import frame_chips
 
-    dur = len(frame_chips(mode, telegram)) / mode.chip_rate + 1e-4
-    x, _ = render([Burst(mode=mode, telegram=telegram, start_s=0.0, amplitude=0.7)], sample_rate_hz=sample_rate_hz,
+    dur = len(frame_chips(spec, telegram)) / spec.chip_rate + 1e-4
+    x, _ = render([Burst(mode=spec, telegram=telegram, start_s=0.0, amplitude=0.7)], sample_rate_hz=sample_rate_hz,
                   center_freq_hz=center_freq_hz, duration_s=dur, rng=np.random.default_rng(0))
     return x
 
 
 def measure_turnaround(info: StreamInfo, profile: LinkProfile, chunk_samples: int, tx_rate_hz: float,
-                       repeats: int = 3) -> float:
-    """Seconds from the end of a meter frame to a modulated reply, on this machine: the time the
+                       repeats: int = 3, role: str = "gateway") -> float:
+    """Seconds from the end of a received frame to a modulated reply, on this machine: the time the
     chunk holding the frame's end still needs to fill, plus receiving it, plus building and
-    modulating the answer. The median of ``repeats`` generated frames."""
-    mode = MODES[profile.uplink]
+    modulating the answer. The median of ``repeats`` generated frames. ``role`` "gateway" hears a
+    meter's SND-IR and answers CNF-IR; "meter" hears a REQ-UD2 and answers RSP-UD."""
     fs = info.sample_rate_hz
-    meter = build({"kind": "SND-IR", "manufacturer": "ELS", "id": "12345678", "data": "0C1312345678"}).telegram
-    logic = GatewayLogic()
+    if role == "gateway":
+        hear, rx_modes, answer_mode = profile.uplink, profile.rx_uplink, profile.downlink
+        heard = build({"kind": "SND-IR", "manufacturer": "ELS", "id": "12345678", "data": "0C1312345678"}).telegram
+        respond = GatewayLogic().respond
+    else:
+        hear, rx_modes, answer_mode = profile.downlink, profile.rx_downlink, profile.uplink
+        meter = MeterLogic(profile)
+        heard = build({"kind": "REQ-UD2", **meter.address}).telegram
+        respond = meter.respond
     out = []
     for r in range(repeats):
         start = 0.004 + 0.0013 * r
-        x, notes = render([Burst(mode=mode, telegram=meter, start_s=start)], sample_rate_hz=fs,
+        x, notes = render([Burst(mode=MODES[hear], telegram=heard, start_s=start)], sample_rate_hz=fs,
                           center_freq_hz=info.center_freq_hz, duration_s=start + 0.05, rng=np.random.default_rng(r),
                           noise_rms=0.01)
         end = notes[0]["core:sample_start"] + notes[0]["core:sample_count"]
-        rx = Receiver(info, profile.rx_uplink)
+        rx = Receiver(info, rx_modes)
         latency = float("inf")
         for i in range(0, len(x), chunk_samples):
             t0 = time.perf_counter()
@@ -83,8 +91,8 @@ def measure_turnaround(info: StreamInfo, profile: LinkProfile, chunk_samples: in
             if not frames:
                 continue
             for f in frames:
-                for tel in logic.respond(f.telegram):
-                    modulate_reply(profile, tel, tx_rate_hz, MODES[profile.downlink].channel_hz)
+                for tel in respond(f.telegram):
+                    modulate_burst(answer_mode, tel, tx_rate_hz, MODES[answer_mode].channel_hz)
             waited = (min(i + chunk_samples, len(x)) - end) / fs  # stream time from frame end to this chunk
             latency = max(waited, 0.0) + time.perf_counter() - t0
             break
@@ -107,6 +115,11 @@ class LiveGateway:
         self.rx = Receiver(info, profile.rx_uplink)
 
     def statement(self, measured_s: float) -> str:
+        return self.statement_for(measured_s)
+
+    @staticmethod
+    def statement_for(measured_s: float) -> str:
+        """What a station with this measured turnaround can answer in time (phy.md §6 windows)."""
         can = reachable_windows(measured_s)
         ok = [m for m, v in can.items() if v]
         no = [m for m, v in can.items() if not v]
@@ -123,7 +136,7 @@ class LiveGateway:
                     continue
                 end = clock.on_air(frame_end_estimate(f, self.info.sample_rate_hz))  # monotonic s, after the postamble
                 for tel in self.logic.respond(f.telegram):
-                    x = modulate_reply(self.profile, tel, self.sink.sample_rate_hz, self.sink.center_freq_hz)
+                    x = modulate_burst(self.profile.downlink, tel, self.sink.sample_rate_hz, self.sink.center_freq_hz)
                     ready = time.monotonic()
                     ev = ReplyEvent(kind_name(f.telegram), kind_name(tel),
                                     (ready - end) * 1e3 if end is not None else float("inf"), None,
