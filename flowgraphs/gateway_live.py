@@ -66,6 +66,13 @@ def measure_turnaround(info: StreamInfo, profile: LinkProfile, chunk_samples: in
     chunk holding the frame's end still needs to fill, plus receiving it, plus building and
     modulating the answer. The median of ``repeats`` generated frames. ``role`` "gateway" hears a
     meter's SND-IR and answers CNF-IR; "meter" hears a REQ-UD2 and answers RSP-UD."""
+    return float(np.median(turnarounds(info, profile, chunk_samples, tx_rate_hz, repeats, role)))
+
+
+def turnarounds(info: StreamInfo, profile: LinkProfile, chunk_samples: int, tx_rate_hz: float,
+                repeats: int, role: str = "gateway") -> list[float]:
+    """Each of the ``repeats`` measurements of :func:`measure_turnaround` (frames at other sample
+    phases and noise draws)."""
     fs = info.sample_rate_hz
     if role == "gateway":
         hear, rx_modes, answer_mode = profile.uplink, profile.rx_uplink, profile.downlink
@@ -97,7 +104,7 @@ def measure_turnaround(info: StreamInfo, profile: LinkProfile, chunk_samples: in
             latency = max(waited, 0.0) + time.perf_counter() - t0
             break
         out.append(latency)
-    return float(np.median(out))
+    return out
 
 
 class LiveGateway:
@@ -130,7 +137,7 @@ class LiveGateway:
         lo, hi = self.profile.window_s
         clock = ArrivalClock(self.info.sample_rate_hz)
         for chunk in chunks:
-            clock.mark(chunk.end)
+            clock.mark(chunk.end, chunk.arrived)
             for f in self.rx.process(chunk):
                 if not f.crc_ok:
                     continue

@@ -152,15 +152,17 @@ def for_seconds(source, seconds: float):
 class ArrivalClock:
     """When samples reached us: each chunk's end sample with its monotonic arrival time, so the
     moment a frame ended on air can be placed in host time (the chunk that held its last chip
-    arrived at t, (end - sample) / rate after that sample was on air)."""
+    arrived at t, (end - sample) / rate after that sample was on air). The arrival time is the one
+    the source's reader thread stamped (``IQChunk.arrived``) when there is one — the consumer may
+    take a chunk much later, while it decodes or waits to send a reply — else the time of marking."""
 
     def __init__(self, sample_rate_hz: float, keep: int = 256):
         self.rate = sample_rate_hz
         self.keep = keep
         self._marks: list[tuple[int, float]] = []
 
-    def mark(self, chunk_end: int) -> None:
-        self._marks.append((chunk_end, time.monotonic()))
+    def mark(self, chunk_end: int, arrived: float | None = None) -> None:
+        self._marks.append((chunk_end, time.monotonic() if arrived is None else arrived))
         if len(self._marks) > self.keep:
             del self._marks[:self.keep // 2]
 
@@ -214,7 +216,7 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
 
     for chunk in chunks:
         dropped += chunk.dropped
-        clock.mark(chunk.end)
+        clock.mark(chunk.end, chunk.arrived)
         if save_iq is not None:
             save_iq.feed(chunk)
         for frame in rx.process(chunk):

@@ -150,7 +150,7 @@ class LiveMeter:
         clock = ArrivalClock(self.info.sample_rate_hz)
         self._t0 = self._next_tx = time.monotonic()
         for chunk in chunks:
-            clock.mark(chunk.end)
+            clock.mark(chunk.end, chunk.arrived)
             for f in self.rx.process(chunk):
                 if f.crc_ok:
                     self._heard(f, clock)

@@ -103,19 +103,23 @@ class Source:
             if isinstance(item, BaseException):
                 self.error = item
                 raise item
-            if isinstance(item, tuple):
+            if item[0] == "gap":
                 pending_gap += item[1]
                 self.gaps += 1
                 carry = b""  # a partial sample across a gap is meaningless
                 continue
-            whole, carry = whole_samples(carry + item, self.fmt)
+            _, data, arrived = item
+            whole, carry = whole_samples(carry + data, self.fmt)
             if not whole:
                 continue
             if pending_gap:
                 start += pending_gap
                 self.dropped += pending_gap
             samples = to_complex(whole, self.fmt)
-            yield IQChunk(samples=samples, info=self.info, start=start, time_ns=time.time_ns(), dropped=pending_gap)
+            # the reader thread stamped the bytes' arrival: the consumer may take them much later
+            wall = time.time_ns() - int((time.monotonic() - arrived) * 1e9)
+            yield IQChunk(samples=samples, info=self.info, start=start, time_ns=wall, dropped=pending_gap,
+                          arrived=arrived)
             pending_gap = 0
             start += len(samples)
             self.samples_read = start
@@ -131,10 +135,10 @@ class Source:
                     old = self._queue.get_nowait()
                 except queue.Empty:
                     continue
-                if isinstance(old, bytes):  # overflow: the oldest data goes, counted as a gap
-                    self._queue.put_nowait(("gap", len(old) // BYTES_PER_SAMPLE[self.fmt]))
+                if isinstance(old, tuple) and old[0] == "data":  # overflow: the oldest data goes, as a gap
+                    self._queue.put_nowait(("gap", len(old[1]) // BYTES_PER_SAMPLE[self.fmt]))
                     log.warning("%s: consumer too slow, dropped %d samples", self.info.source,
-                                len(old) // BYTES_PER_SAMPLE[self.fmt])
+                                len(old[1]) // BYTES_PER_SAMPLE[self.fmt])
                 elif old is not None:
                     self._queue.put_nowait(old)
 
@@ -145,7 +149,7 @@ class Source:
                 if data is None:
                     break
                 if data:
-                    self._queue_put(data)
+                    self._queue_put(("data", data, time.monotonic()))
         except SDRError as err:
             self._queue_put(err)
             return

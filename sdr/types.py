@@ -21,8 +21,9 @@ class IQChunk:
     samples: np.ndarray
     info: StreamInfo
     start: int
-    time_ns: int | None = None
+    time_ns: int | None = None  # wall clock (time.time_ns) when the chunk's last sample reached us
     dropped: int = 0  # samples lost before this chunk (start already accounts for them)
+    arrived: float | None = None  # the same moment on time.monotonic(), for timing replies
 
     @property
     def end(self) -> int:

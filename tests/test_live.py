@@ -325,3 +325,41 @@ def test_rtlsdr_usb_failure_reopens_and_counts_the_gap(monkeypatch):
     assert chunks[3].start == 3 * 1024 + src.dropped and chunks[3].dropped == src.dropped
     assert all(len(c.samples) == 1024 for c in chunks)
     assert all(np.array_equal(c.samples, chunks[0].samples) for c in chunks)
+
+
+def test_chunks_carry_their_arrival_time_not_their_consumption_time():
+    """A live station times its replies from when samples arrived: the reader thread stamps them,
+    so a consumer busy decoding (or waiting to send) does not mistake queued samples for late ones;
+    ArrivalClock places samples by that stamp."""
+    from flowgraphs.live import ArrivalClock
+    from sdr.source import Source
+    from sdr.types import StreamInfo
+
+    class Timed(Source):
+        def __init__(self):
+            super().__init__(StreamInfo(sample_rate_hz=1e6, center_freq_hz=868.95e6))
+            self.read_at: list[float] = []
+
+        def _open(self):
+            pass
+
+        def _read(self):
+            if len(self.read_at) == 3:
+                return None
+            time.sleep(0.02)
+            self.read_at.append(time.monotonic())
+            return bytes([127, 128]) * 1000  # 1000 cu8 samples = 1 ms at 1 Msps
+
+    src = Timed()
+    clock = ArrivalClock(1e6)
+    with src:
+        chunks = []
+        for c in src:
+            time.sleep(0.1)  # a slow consumer
+            clock.mark(c.end, c.arrived)
+            chunks.append(c)
+    assert [c.end for c in chunks] == [1000, 2000, 3000]
+    for c, t in zip(chunks, src.read_at, strict=True):
+        assert abs(c.arrived - t) < 0.005  # stamped when read, not 0.1-0.3 s later when consumed
+        assert abs(c.time_ns / 1e9 - (time.time() - (time.monotonic() - t))) < 0.01
+    assert abs(clock.on_air(1500) - (src.read_at[1] - 0.0005)) < 0.005

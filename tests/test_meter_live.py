@@ -105,7 +105,7 @@ class AirWithGateway:
                 lo, hi = max(s0, start), min(s0 + len(sig), stop)
                 if lo < hi:
                     x[lo - start:hi - start] += sig[lo - s0:hi - s0]
-            yield IQChunk(samples=x, info=self.info, start=start)
+            yield IQChunk(samples=x, info=self.info, start=start, arrived=t0 + stop / rate)
 
 
 def _run(profile_name, *, send, delay_s, duration_s, queue=(), interval_s=10.0, extra=(), count=None, slack_s=0.02):

@@ -1,0 +1,176 @@
+"""The live gateway and the live meter talking to each other in real time, each in its own process
+with its own receiver and TX sink (as on two machines), over a stand-in for the air: what one
+station hands to its sink is heard by the other — resampled to its receiver's rate and shifted to
+its centre — from the host time it was sent (CLOCK_MONOTONIC is shared by processes). Both keep
+host time, as on a radio without device timestamps. Ground truth comes from the send times, so the
+delays both stations log are checked against what really happened."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import time
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+TX_RATE = 1.2e6
+RX_RATE = 1.6e6
+
+
+def _stream(info, inbox, t0: float, duration_s: float, seed: int, chunk: int = 8192, latency_s: float = 0.008):
+    """Real-time chunks of what the other station sent (read from ``inbox``), plus a little noise.
+    Each is handed over ``latency_s`` after its last sample was on air — a multiprocessing queue
+    needs a moment to deliver a burst, which must not miss the start of its chunk — and stamped
+    with the on-air time, as a live source's reader thread stamps arrival (a radio's USB transfer
+    adds such a latency too)."""
+    from sdr.types import IQChunk
+
+    rng = np.random.default_rng(seed)
+    bursts: list[tuple[int, np.ndarray]] = []
+    for start in range(0, int(duration_s * info.sample_rate_hz), chunk):
+        stop = start + chunk
+        time.sleep(max(0.0, t0 + stop / info.sample_rate_hz + latency_s - time.monotonic()))
+        while True:
+            try:
+                sent, center, x = inbox.get_nowait()
+            except queue.Empty:
+                break
+            y = resample_poly(x, 4, 3)  # 1.2 -> 1.6 Msps
+            y = y * np.exp(2j * np.pi * (center - info.center_freq_hz) * np.arange(len(y)) / info.sample_rate_hz)
+            bursts.append((int(round((sent - t0) * info.sample_rate_hz)), (0.3 * y).astype(np.complex64)))
+        x = (0.003 * (rng.standard_normal(chunk) + 1j * rng.standard_normal(chunk))).astype(np.complex64)
+        for s0, y in bursts:
+            lo, hi = max(s0, start), min(s0 + len(y), stop)
+            if lo < hi:
+                x[lo - start:hi - start] += y[lo - s0:hi - s0]
+        yield IQChunk(samples=x, info=info, start=start, arrived=t0 + stop / info.sample_rate_hz)
+
+
+class _Sink:
+    """The part of SoapySink the live stations use; bursts go to the other station with their send time."""
+
+    def __init__(self, outbox, center_freq_hz: float, sent: list):
+        self.outbox, self.sent = outbox, sent
+        self.sample_rate_hz = TX_RATE
+        self.center_freq_hz = center_freq_hz
+
+    def send(self, x, at_ns=None) -> None:
+        t = time.monotonic()
+        self.outbox.put((t, self.center_freq_hz, np.asarray(x, np.complex64)))
+        self.sent.append((t, len(x) / TX_RATE))
+
+
+def station(role: str, mode: str, send: str, requests: list, duration_s: float, inbox, outbox, ready, go, t0v,
+            results) -> None:
+    from dsp.modes import MODES
+    from flowgraphs.gateway_live import LiveGateway, measure_turnaround
+    from flowgraphs.meter_live import LiveMeter, downlink_center
+    from flowgraphs.session import PROFILES, GatewayLogic, MeterLogic
+    from sdr.types import StreamInfo
+
+    profile = PROFILES[mode]
+    lines: list[str] = []
+    sent: list = []
+    if role == "gateway":
+        info = StreamInfo(sample_rate_hz=RX_RATE, center_freq_hz=868.625e6)
+        logic = GatewayLogic()
+        logic.queue.extend(requests)
+        sink = _Sink(outbox, MODES[profile.downlink].channel_hz, sent)
+        node = LiveGateway(info, profile, sink, logic=logic, log=lines.append)
+    else:
+        info = StreamInfo(sample_rate_hz=RX_RATE, center_freq_hz=downlink_center(profile))
+        sink = _Sink(outbox, MODES[profile.uplink].channel_hz, sent)
+        node = LiveMeter(info, profile, sink, MeterLogic(profile), send=send, count=1, log=lines.append)
+    measure_turnaround(info, profile, 8192, TX_RATE, role=role)  # as the commands do: also warms every cache
+    ready.put(role)
+    go.wait()
+    node.run(_stream(info, inbox, t0v.value, duration_s, seed=1 if role == "gateway" else 2))
+    if role == "gateway":
+        events = [(e.meter_frame, e.reply, e.sent, e.start_ms) for e in node.events]
+        extra = logic.readings
+    else:
+        events = [(e.action, e.kind, e.text) for e in node.events]
+        extra = node.logic.installed
+    results.put((role, events, lines, sent, extra))
+
+
+def _dialogue(mode: str, send: str, requests: list[str], duration_s: float) -> dict:
+    ctx = mp.get_context("spawn")
+    to_meter, to_gateway, ready, results = ctx.Queue(), ctx.Queue(), ctx.Queue(), ctx.Queue()
+    go, t0v = ctx.Event(), ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=station, args=("gateway", mode, send, requests, duration_s, to_gateway, to_meter,
+                                               ready, go, t0v, results)),
+             ctx.Process(target=station, args=("meter", mode, send, requests, duration_s, to_meter, to_gateway,
+                                               ready, go, t0v, results))]
+    for p in procs:
+        p.start()
+    try:
+        for _ in procs:
+            ready.get(timeout=120)
+        t0v.value = time.monotonic() + 0.05
+        go.set()
+        out = {}
+        for _ in procs:
+            role, events, lines, sent, extra = results.get(timeout=duration_s + 60)
+            out[role] = {"events": events, "lines": lines, "sent": sent, "extra": extra}
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+    return out
+
+
+def _delay(text: str) -> float:
+    return float(text.split("started ")[1].split(" ms")[0])
+
+
+def _gaps(a: list, b: list) -> list[float]:
+    """ms from the end of each burst in ``a`` to the start of the first burst in ``b`` after it."""
+    out = []
+    for t, dur in a:
+        later = [s for s, _ in b if s > t + dur]
+        if later:
+            out.append((min(later) - (t + dur)) * 1e3)
+    return out
+
+
+def _log(out: dict) -> str:
+    return "\n".join(out["meter"]["lines"] + ["--"] + out["gateway"]["lines"])
+
+
+@pytest.mark.parametrize("mode", ["S2", "C2"])
+def test_access_demand_between_live_gateway_and_live_meter(mode):
+    """ACC-DMD -> ACK, REQ-UD2 -> RSP-UD -> SND-NKE; the meter hears every gateway frame inside its
+    window (S2 3-50 ms; C2 99.5-100.5 ms, where host time gets within a few ms) and measures the
+    gateway's delays within 2 ms of the truth."""
+    out = _dialogue(mode, "ACC-DMD", ["REQ-UD2"], 1.2 if mode == "C2" else 0.8)
+    log = _log(out)
+    meter = out["meter"]["events"]
+    seq = [(a, k) for a, k, _ in meter if a in ("TX", "RX")]
+    assert seq == [("TX", "ACC-DMD"), ("RX", "ACK"), ("RX", "REQ-UD2"), ("TX", "RSP-UD"), ("RX", "SND-NKE")], log
+    assert [(m, r, s) for m, r, s, _ in out["gateway"]["events"]] == [
+        ("ACC-DMD", "ACK", True), ("ACC-DMD", "REQ-UD2", True), ("RSP-UD", "SND-NKE", True)], log
+    assert any("12345.678 m3" in r for r in out["gateway"]["extra"]), log
+    # truth from the send times: gateway frame i starts after the end of whichever frame precedes it
+    m_sent, g_sent = out["meter"]["sent"], out["gateway"]["sent"]
+    bursts = sorted([(t, d, "m") for t, d in m_sent] + [(t, d, "g") for t, d in g_sent])
+    truth = [(b[0] - (a[0] + a[1])) * 1e3 for a, b in zip(bursts, bursts[1:], strict=False) if b[2] == "g"]
+    measured = [_delay(text) for a, _, text in meter if a == "RX"]
+    lo, hi = {"S2": (3, 50), "C2": (99.5, 100.5)}[mode]
+    slack = {"S2": 0, "C2": 5}[mode]  # C2: the gateway's own host-time estimate of our frame's end
+    for t, m in zip(truth, measured, strict=True):
+        assert lo - slack <= t <= hi + slack, log
+        assert abs(m - t) < 2.0, (truth, measured, log)
+
+
+def test_c2_installation_between_live_gateway_and_live_meter():
+    out = _dialogue("C2", "SND-IR", [], 0.5)
+    log = _log(out)
+    rx = [(k, text) for a, k, text in out["meter"]["events"] if a == "RX"]
+    assert [k for k, _ in rx] == ["CNF-IR"], log
+    assert out["meter"]["extra"] is True  # installed
+    truth = _gaps(out["meter"]["sent"], out["gateway"]["sent"])[0]
+    assert 99.5 - 5 <= truth <= 100.5 + 5 and abs(_delay(rx[0][1]) - truth) < 2.0, (truth, log)
