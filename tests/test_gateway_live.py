@@ -74,32 +74,39 @@ def test_measured_turnaround_says_which_windows_are_reachable(monkeypatch):
     assert "reachable for" in text and "C2" in text.split(";")[0] and "not for T2" in text
 
 
-def test_gateway_cli_over_rtltcp_with_a_tx_stand_in(monkeypatch, capsys, tmp_path):
-    """The command end to end: a recording with a C1 installation request served over rtl_tcp, the
-    reply written to the SoapySDR stand-in; the measured turnaround is stated first."""
+def run_over_rtltcp(monkeypatch, tmp_path, x, notes, name: str, info: StreamInfo, argv: list[str]):
+    """``wmbus-sdr ARGV --device rtltcp://...`` with ``x`` served by our rtl_tcp server and the TX
+    going to the SoapySDR stand-in; (exit code, the stand-in's call log)."""
     from flowgraphs.cli import main
     from flowgraphs.transmit import write_recording
     from sdr.rtltcp import RtlTcpServer
 
-    x, notes = render([Burst(mode=MODES["C1"], telegram=build(METER).telegram, start_s=0.3)],
-                      sample_rate_hz=INFO.sample_rate_hz, center_freq_hz=INFO.center_freq_hz, duration_s=0.6,
-                      rng=np.random.default_rng(2), noise_rms=0.01)
-    path = write_recording(str(tmp_path / "ir_868.625M_1600k.cu8"), x, notes, sample_rate_hz=INFO.sample_rate_hz,
-                           center_freq_hz=INFO.center_freq_hz)
+    path = write_recording(str(tmp_path / name), x, notes, sample_rate_hz=info.sample_rate_hz,
+                           center_freq_hz=info.center_freq_hz)
     mod = fake_soapy()
     monkeypatch.setitem(sys.modules, "SoapySDR", mod)
     server = RtlTcpServer(path, port=0)
     server.start()
     try:
-        rc = main(["gateway", "--device", f"rtltcp://127.0.0.1:{server.port}", "--tx", "soapy:driver=fake",
-                   "--mode", "C2", "--duration", "0.55"])
+        rc = main([argv[0], "--device", f"rtltcp://127.0.0.1:{server.port}", "--tx", "soapy:driver=fake", *argv[1:]])
     finally:
         server.stop()
+    return rc, mod.log
+
+
+def test_gateway_cli_over_rtltcp_with_a_tx_stand_in(monkeypatch, capsys, tmp_path):
+    """The command end to end: a recording with a C1 installation request served over rtl_tcp, the
+    reply written to the SoapySDR stand-in; the measured turnaround is stated first."""
+    x, notes = render([Burst(mode=MODES["C1"], telegram=build(METER).telegram, start_s=0.3)],
+                      sample_rate_hz=INFO.sample_rate_hz, center_freq_hz=INFO.center_freq_hz, duration_s=0.6,
+                      rng=np.random.default_rng(2), noise_rms=0.01)
+    rc, log = run_over_rtltcp(monkeypatch, tmp_path, x, notes, "ir_868.625M_1600k.cu8", INFO,
+                              ["gateway", "--mode", "C2", "--duration", "0.55"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert err.startswith("measured turnaround") and "not for T2" in err
     assert "SND-IR -> CNF-IR: started" in out and "1 replies sent, 0 missed" in err
-    assert len(_bursts(mod.log)) == 1
+    assert len(_bursts(log)) == 1
 
 
 def test_gateway_cli_refusals(monkeypatch, capsys):

@@ -6,7 +6,6 @@ clock and the stream agree as they would on a radio."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
@@ -22,7 +21,7 @@ from mbus.builder import build, kind_name
 from mbus.telegram import decode
 from sdr.types import IQChunk, StreamInfo
 
-from .test_soapy_tx import _bursts, fake_soapy
+from .test_soapy_tx import _bursts
 
 TX_RATE = 1.2e6
 
@@ -182,29 +181,19 @@ def test_synchronous_schedule_follows_the_access_number():
 def test_meter_cli_over_rtltcp_with_a_tx_stand_in(monkeypatch, capsys, tmp_path):
     """The command end to end: a quiet downlink served over rtl_tcp, the meter's scheduled ACC-NR
     frames written to the SoapySDR stand-in on 868.95 MHz (T2's uplink), decodable as T1."""
-    from flowgraphs.cli import main
-    from flowgraphs.transmit import write_recording
-    from sdr.rtltcp import RtlTcpServer
+    from .test_gateway_live import run_over_rtltcp
 
     info = StreamInfo(sample_rate_hz=1.6e6, center_freq_hz=868.05e6)
     rng = np.random.default_rng(4)
     x = (0.01 * (rng.standard_normal(960_000) + 1j * rng.standard_normal(960_000))).astype(np.complex64)
-    path = write_recording(str(tmp_path / "quiet_868.05M_1600k.cu8"), x, [], sample_rate_hz=info.sample_rate_hz,
-                           center_freq_hz=info.center_freq_hz)
-    mod = fake_soapy()
-    monkeypatch.setitem(sys.modules, "SoapySDR", mod)
-    server = RtlTcpServer(path, port=0)
-    server.start()
-    try:
-        rc = main(["meter", "--device", f"rtltcp://127.0.0.1:{server.port}", "--tx", "soapy:driver=fake",
-                   "--mode", "T2", "--send", "ACC-NR", "--interval", "0.2", "--duration", "0.55", "--id", "11223344"])
-    finally:
-        server.stop()
+    rc, log = run_over_rtltcp(monkeypatch, tmp_path, x, [], "quiet_868.05M_1600k.cu8", info,
+                              ["meter", "--mode", "T2", "--send", "ACC-NR", "--interval", "0.2", "--duration", "0.55",
+                               "--id", "11223344"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert err.startswith("measured turnaround") and "T2" in err
-    assert mod.log["settings"]["freq"] == MODES["T1"].channel_hz
-    bursts = _bursts(mod.log)
+    assert log["settings"]["freq"] == MODES["T1"].channel_hz
+    bursts = _bursts(log)
     assert len(bursts) >= 2, out
     tels = [t for b in bursts for t in decode_burst(b, "T1", MODES["T1"].channel_hz)]
     assert len(tels) == len(bursts) and all(kind_name(t) == "ACC-NR" for t in tels)
