@@ -105,7 +105,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                     for s in shifts])
     top = fit[:-4] + fit[2:-2] + fit[4:]  # centred on shifts[2:-2], i.e. -0.75..0.75
     t0 += float(shifts[2:-2][int(np.argmax(top))]) * T
-    reach, rounds = 64, 0
+    reach, rounds = 256, 0
     while rounds < 3:
         rounds = rounds + 1 if reach >= n else 0
         carrier, dev = _levels(x, rate, seq, settled[settled < reach], t0, T)
@@ -223,7 +223,9 @@ def count_preamble(x: np.ndarray, rate: float, t0: float, T: float, carrier: flo
     # period 2T, whose fundamental's phase is the grid's offset. A block too weak to carry the
     # wave (noise before the preamble) keeps the previous block's offset.
     block, shift = 32, 0.0
-    dd = np.angle(cp[2:] - cp[1:-1]) * rate / (2 * np.pi) - carrier  # x[k + 2] x*[k + 1]: d[k + 2]
+    # frequency proxy without FM clicks: Im(x[k + 2] x*[k + 1]) with the carrier turned out (at 0 dB
+    # SNR per sample the angle's +-pi clicks swamp the wave); it sits at d[k + 2]
+    dd = np.imag((cp[2:] - cp[1:-1]) * np.exp(-2j * np.pi * carrier / rate))
     u = (np.arange(len(dd)) + 2 - t0) / T  # time in chips from the sync word, at each dd sample
     rot = np.exp(-1j * np.pi * u)
     mine, other, freq = (np.empty(jmax) for _ in range(3))
