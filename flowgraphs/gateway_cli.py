@@ -50,7 +50,7 @@ def run(args) -> int:
 
     from .gateway_live import LiveGateway, measure_turnaround
     from .live import for_seconds
-    from .session import PROFILES, GatewayLogic
+    from .session import PROFILES, GatewayLogic, reachable_statement
 
     profile = PROFILES[args.mode]
     try:
@@ -70,7 +70,7 @@ def run(args) -> int:
         gw = LiveGateway(source.info, profile, sink, logic=logic, turnaround_s=args.turnaround,
                          log=lambda line: print(line, flush=True))
         measured = measure_turnaround(source.info, profile, 1 << 15, args.tx_rate)
-        print(gw.statement(measured), file=sys.stderr, flush=True)
+        print(reachable_statement(measured), file=sys.stderr, flush=True)
         with sink:  # for_seconds opens and closes the source
             events = gw.run(for_seconds(source, args.duration or float("inf")))
     except (ValueError, SDRError, OSError) as err:

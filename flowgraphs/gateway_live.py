@@ -25,7 +25,7 @@ from sdr.types import IQChunk, StreamInfo
 
 from .live import ArrivalClock
 from .receive import Receiver
-from .session import GatewayLogic, LinkProfile, MeterLogic, frame_end_estimate, reachable_windows
+from .session import GatewayLogic, LinkProfile, MeterLogic, frame_end_estimate
 
 
 @dataclass(slots=True)
@@ -120,18 +120,6 @@ class LiveGateway:
         self.log = log
         self.events: list[ReplyEvent] = []
         self.rx = Receiver(info, profile.rx_uplink)
-
-    def statement(self, measured_s: float) -> str:
-        return self.statement_for(measured_s)
-
-    @staticmethod
-    def statement_for(measured_s: float) -> str:
-        """What a station with this measured turnaround can answer in time (phy.md §6 windows)."""
-        can = reachable_windows(measured_s)
-        ok = [m for m, v in can.items() if v]
-        no = [m for m, v in can.items() if not v]
-        return (f"measured turnaround {measured_s * 1e3:.1f} ms: windows reachable for {', '.join(ok) or 'no mode'}"
-                + (f"; not for {', '.join(no)}" if no else ""))
 
     def run(self, chunks: Iterable[IQChunk]) -> list[ReplyEvent]:
         lo, hi = self.profile.window_s

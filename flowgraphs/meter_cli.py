@@ -62,10 +62,10 @@ def run(args) -> int:
     from sdr.registry import open_device
     from sdr.soapy_tx import SoapySink
 
-    from .gateway_live import LiveGateway, measure_turnaround
+    from .gateway_live import measure_turnaround
     from .live import for_seconds
     from .meter_live import SENDS, LiveMeter, downlink_center
-    from .session import PROFILES, MeterLogic
+    from .session import PROFILES, MeterLogic, reachable_statement
 
     meter = None
     try:
@@ -90,7 +90,7 @@ def run(args) -> int:
         meter = LiveMeter(source.info, profile, sink, logic, send=args.send, interval_s=args.interval, count=args.count,
                           turnaround_s=args.turnaround, slack_s=args.slack, log=lambda line: print(line, flush=True))
         measured = measure_turnaround(source.info, profile, 1 << 15, args.tx_rate, role="meter")
-        print(LiveGateway.statement_for(measured), file=sys.stderr, flush=True)
+        print(reachable_statement(measured), file=sys.stderr, flush=True)
         with sink:  # for_seconds opens and closes the source
             meter.run(for_seconds(source, args.duration or float("inf")))
     except (ValueError, SDRError, OSError) as err:

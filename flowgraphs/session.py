@@ -70,6 +70,16 @@ def reachable_windows(turnaround_s: float) -> dict[str, bool]:
     return {name: turnaround_s <= p.window_s[1] for name, p in PROFILES.items()}
 
 
+def reachable_statement(turnaround_s: float) -> str:
+    """The line a live gateway or meter prints up front: its measured turnaround and the windows
+    it can meet."""
+    can = reachable_windows(turnaround_s)
+    ok = [m for m, v in can.items() if v]
+    no = [m for m, v in can.items() if not v]
+    return (f"measured turnaround {turnaround_s * 1e3:.1f} ms: windows reachable for {', '.join(ok) or 'no mode'}"
+            + (f"; not for {', '.join(no)}" if no else ""))
+
+
 @dataclass(frozen=True, slots=True)
 class Transmission:
     station: str
