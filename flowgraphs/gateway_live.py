@@ -13,7 +13,7 @@ not sent: it is logged as missed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +107,35 @@ def turnarounds(info: StreamInfo, profile: LinkProfile, chunk_samples: int, tx_r
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class TimedReply:
+    telegram: bytes
+    after: float | None  # monotonic end of the frame this reply is timed from (None: unknown)
+    ready: float  # when it was modulated
+    started: float | None  # when it went to the sink (None: missed the window, not sent)
+    end: float | None  # when its last sample is on air (a follow-up times from here)
+
+
+def send_in_window(sink, mode: str, telegrams: Iterable[bytes], after: float | None, window_hi_s: float,
+                   turnaround_s: float) -> Iterator[TimedReply]:
+    """Answer a frame that ended at monotonic time ``after``: each telegram is modulated in ``mode``
+    and sent ``turnaround_s`` after the end of the frame before it (the heard one, then the
+    previous answer). One that is ready only after the window closes (``window_hi_s``), or whose
+    reference end is unknown, is not sent: it comes out with ``started`` None and ends the answer."""
+    for tel in telegrams:
+        x = modulate_burst(mode, tel, sink.sample_rate_hz, sink.center_freq_hz)
+        ready = time.monotonic()
+        if after is None or ready > after + window_hi_s:
+            yield TimedReply(tel, after, ready, None, None)
+            return
+        time.sleep(max(0.0, after + turnaround_s - time.monotonic()))
+        started = time.monotonic()
+        sink.send(x)
+        end = started + len(x) / sink.sample_rate_hz
+        yield TimedReply(tel, after, ready, started, end)
+        after = end
+
+
 class LiveGateway:
     """Answers meters heard in ``chunks`` through ``sink`` (a :class:`sdr.soapy_tx.SoapySink`, opened)."""
 
@@ -130,22 +159,13 @@ class LiveGateway:
                 if not f.crc_ok:
                     continue
                 end = clock.on_air(frame_end_estimate(f, self.info.sample_rate_hz))  # monotonic s, after the postamble
-                for tel in self.logic.respond(f.telegram):
-                    x = modulate_burst(self.profile.downlink, tel, self.sink.sample_rate_hz, self.sink.center_freq_hz)
-                    ready = time.monotonic()
-                    ev = ReplyEvent(kind_name(f.telegram), kind_name(tel),
-                                    (ready - end) * 1e3 if end is not None else float("inf"), None,
+                for r in send_in_window(self.sink, self.profile.downlink, self.logic.respond(f.telegram), end, hi,
+                                        self.turnaround_s):
+                    ev = ReplyEvent(kind_name(f.telegram), kind_name(r.telegram),
+                                    (r.ready - r.after) * 1e3 if r.after is not None else float("inf"),
+                                    (r.started - r.after) * 1e3 if r.started is not None else None,
                                     (lo * 1e3, hi * 1e3))
-                    if end is None or ready > end + hi:
-                        self.log(ev.line())  # too late: the meter has stopped listening
-                        self.events.append(ev)
-                        break
-                    time.sleep(max(0.0, end + self.turnaround_s - time.monotonic()))
-                    sent = time.monotonic()
-                    self.sink.send(x)
-                    ev.start_ms = (sent - end) * 1e3
-                    self.log(ev.line())
+                    self.log(ev.line())  # a MISSED one: the meter has stopped listening
                     self.events.append(ev)
-                    end = sent + len(x) / self.sink.sample_rate_hz  # a follow-up frame times from here
         return self.events
 

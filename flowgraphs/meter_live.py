@@ -27,7 +27,7 @@ from mbus.builder import kind_name
 from sdr.types import IQChunk, StreamInfo
 
 from .analyze import sync_factor
-from .gateway_live import modulate_burst
+from .gateway_live import modulate_burst, send_in_window
 from .live import ArrivalClock
 from .receive import Receiver
 from .session import WINDOW_GUARD_S, LinkProfile, MeterLogic, frame_end_estimate, frame_start_estimate
@@ -87,14 +87,13 @@ class LiveMeter:
             return self.interval_s * sync_factor((self.logic.acc + 1) & 0xFF)
         return self.interval_s
 
-    def _transmit(self, telegram: bytes, what: str) -> float:
+    def _transmit(self, telegram: bytes, what: str) -> None:
         x = modulate_burst(self.profile.uplink, telegram, self.sink.sample_rate_hz, self.sink.center_freq_hz)
         start = time.monotonic()
         self.sink.send(x)
         end = start + len(x) / self.sink.sample_rate_hz
         self._last_end, self._last_what = end, f"our {kind_name(telegram)}"
         self._event("TX", kind_name(telegram), f"{self.profile.uplink} {len(telegram)} bytes{what}")
-        return end
 
     def _scheduled(self) -> None:
         kind = self.send_kind
@@ -127,20 +126,17 @@ class LiveMeter:
         self._event("RX", kind, f"started {delay * 1e3:.1f} ms after {self._last_what} ({verdict} the window "
                     f"{lo * 1e3:g}-{hi * 1e3:g} ms), SNR {f.snr_db:.0f} dB")
         self._last_end, self._last_what = end, f"the {kind}"  # the dialogue's next frame times from here
-        for tel in self.logic.respond(f.telegram):
-            x = modulate_burst(self.profile.uplink, tel, self.sink.sample_rate_hz, self.sink.center_freq_hz)
-            ready = time.monotonic()
-            if ready > end + hi:
+        for r in send_in_window(self.sink, self.profile.uplink, self.logic.respond(f.telegram), end, hi,
+                                self.turnaround_s):
+            if r.started is None:
                 self.counts["missed"] += 1
-                self._event("MISSED", kind_name(tel), f"ready {(ready - end) * 1e3:.1f} ms after the {kind}, "
-                            f"window {lo * 1e3:g}-{hi * 1e3:g} ms")
+                self._event("MISSED", kind_name(r.telegram), f"ready {(r.ready - end) * 1e3:.1f} ms after the "
+                            f"{kind}, window {lo * 1e3:g}-{hi * 1e3:g} ms")
                 return
-            time.sleep(max(0.0, end + self.turnaround_s - time.monotonic()))
-            started = time.monotonic()
-            self.sink.send(x)
-            self._last_end, self._last_what = started + len(x) / self.sink.sample_rate_hz, f"our {kind_name(tel)}"
+            self._last_end, self._last_what = r.end, f"our {kind_name(r.telegram)}"
             self.counts["answered"] += 1
-            self._event("TX", kind_name(tel), f"answer started {(started - end) * 1e3:.1f} ms after the {kind}")
+            self._event("TX", kind_name(r.telegram),
+                        f"answer started {(r.started - end) * 1e3:.1f} ms after the {kind}")
         if kind == "CNF-IR":
             self._event("DATA", kind, "installed: readings (SND-NR) from now on")
         if kind == "SND-NKE":
