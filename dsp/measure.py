@@ -141,7 +141,9 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     if dev > 0:
         for _ in range(2):  # the fit is linearised around the estimates: a second pass settles it
             carrier, dev, drift_rate = _phase_fit(x, rate, seq, t0, T, carrier, dev)
-    # chip frequencies over the central half of each chip, from phasor sums (robust to clicks)
+    # running sum of the phasor x[k] x*[k-1] (cp[k] sums k = 1..k): the frequency over any stretch,
+    # robust to clicks; chip frequencies over the central half of each chip, and the preamble and
+    # postamble counts, all come from it
     cp = np.concatenate(([0j], np.cumsum(x[1:] * np.conj(x[:-1]))))
 
     def chip_freq(idx):
@@ -153,12 +155,12 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     signed = lv * seq[settled]
     eye = float(np.clip(np.percentile(signed, 0.5) / dev, 0, 1)) if dev > 0 and len(signed) else 0.0
     drift = drift_rate * n * T / rate  # carrier change over the frame (sync to last chip)
-    pre = count_preamble(x, rate, t0, T, carrier, dev, -seq[0])
+    pre = count_preamble(x, cp, rate, t0, T, carrier, dev, -seq[0])
     # the frame's end on the grid of its last transitions: a real meter's chip clock wanders within
     # a frame (the shared capture: 0.14 chip rms), leaving the whole-frame fit half a chip off there
     tail = np.array(idx) >= n - 48
     t_end = t0 + n * T + (float(np.median(resid[tail])) if len(resid) == len(idx) and tail.sum() >= 4 else 0.0)
-    post = count_postamble(x, rate, t_end, T, carrier, dev)
+    post = count_postamble(x, cp, rate, t_end, T, carrier, dev)
     sync_len = len(spec.sync_b if frame_format == "B" and spec.sync_b else spec.sync)
     sync_vals = chip_freq(np.arange(sync_len)) - carrier
     sync_ok = bool(np.all(np.sign(sync_vals) == seq[:sync_len]))
@@ -174,10 +176,11 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                        occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0])
 
 
-def count_preamble(x: np.ndarray, rate: float, t0: float, T: float, carrier: float, dev: float, expect: float,
-                   window: int = 8, span: int = 10) -> int:
+def count_preamble(x: np.ndarray, cp: np.ndarray, rate: float, t0: float, T: float, carrier: float, dev: float,
+                   expect: float, window: int = 8, span: int = 10) -> int:
     """Alternating chips before the sync word (chip 1 ends where the sync word starts at ``t0`` and
-    carries the tone ``expect`` = +-1, the next one the other tone, and so on).
+    carries the tone ``expect`` = +-1, the next one the other tone, and so on). ``cp`` is the
+    running phasor sum of ``x`` that measure() computes.
 
     - The chip grid is tracked over the preamble itself (see below), since a real transmitter may
       start its preamble off the data's grid, and a small rate error grows over S's 558 chips.
@@ -199,10 +202,9 @@ def count_preamble(x: np.ndarray, rate: float, t0: float, T: float, carrier: flo
     js = np.arange(1, jmax + 1)
     want = np.where(js % 2 == 1, expect, -expect)
     n = np.arange(len(x))
-    # running sums of x against the upper and the lower tone, and of the phasor x[k+1] x*[k]
+    # running sums of x against the upper and the lower tone
     tones = {s: np.concatenate(([0j], np.cumsum(x * np.exp(-2j * np.pi * (carrier + s * dev) * n / rate))))
              for s in (1.0, -1.0)}
-    cp = np.concatenate(([0j], np.cumsum(x[1:] * np.conj(x[:-1])), [0j]))
 
     def chips(shift: float, sel: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(expected-tone magnitude, other-tone magnitude, frequency) of chips js[sel], the chip grid
@@ -258,15 +260,16 @@ def count_preamble(x: np.ndarray, rate: float, t0: float, T: float, carrier: flo
     return _settle_start(np.where(good, mine, 0.0), count, span)
 
 
-def count_postamble(x: np.ndarray, rate: float, t_end: float, T: float, carrier: float, dev: float,
-                    limit: int = 64) -> int:
+def count_postamble(x: np.ndarray, cp: np.ndarray, rate: float, t_end: float, T: float, carrier: float,
+                    dev: float, limit: int = 64) -> int:
     """Alternating chips after the frame's last data chip (which ends at ``t_end``, in discriminator
-    samples). phy.md §4 has SiLabs start the postamble with the inverse of the last data chip and ST
-    with "01" whatever came before, so the first chip may carry either tone; the next ones
-    alternate. Counted while each chip has the signal (magnitude against its tone over its central
-    70 % at least half that of the frame's last 16 chips) and a frequency (over the whole chip,
-    where alternating chips never reach the full deviation) of at least 0.3 of the deviation on
-    its side; a carrier held after the postamble (a transmitter ramping down) stops the count."""
+    samples; ``cp`` as for count_preamble). phy.md §4 has SiLabs start the postamble with the
+    inverse of the last data chip and ST with "01" whatever came before, so the first chip may carry
+    either tone; the next ones alternate. Counted while each chip has the signal (magnitude against
+    its tone over its central 70 % at least half that of the frame's last 16 chips) and a frequency
+    (over the whole chip, where alternating chips never reach the full deviation) of at least 0.3
+    of the deviation on its side; a carrier held after the postamble (a transmitter ramping down)
+    stops the count."""
     if dev <= 0:
         return 0
     edge, t0x = 0.15, t_end - 0.5
@@ -277,7 +280,6 @@ def count_postamble(x: np.ndarray, rate: float, t_end: float, T: float, carrier:
     if not inside[:16].all():
         return 0
     mags, freqs = np.zeros(len(js)), np.zeros(len(js))
-    cp = np.concatenate(([0j], np.cumsum(x[1:] * np.conj(x[:-1]))))
     n = np.arange(len(x))
     for i in np.flatnonzero(inside):
         a, b = lo[i], hi[i]
