@@ -25,27 +25,21 @@ def _stream(info, inbox, t0: float, duration_s: float, seed: int, chunk: int = 8
     needs a moment to deliver a burst, which must not miss the start of its chunk — and stamped
     with the on-air time, as a live source's reader thread stamps arrival (a radio's USB transfer
     adds such a latency too)."""
-    from sdr.types import IQChunk
+    from .test_meter_live import paced_chunks
 
-    rng = np.random.default_rng(seed)
     bursts: list[tuple[int, np.ndarray]] = []
-    for start in range(0, int(duration_s * info.sample_rate_hz), chunk):
-        stop = start + chunk
-        time.sleep(max(0.0, t0 + stop / info.sample_rate_hz + latency_s - time.monotonic()))
+
+    def update() -> None:
         while True:
             try:
                 sent, center, x = inbox.get_nowait()
             except queue.Empty:
-                break
+                return
             y = resample_poly(x, 4, 3)  # 1.2 -> 1.6 Msps
             y = y * np.exp(2j * np.pi * (center - info.center_freq_hz) * np.arange(len(y)) / info.sample_rate_hz)
             bursts.append((int(round((sent - t0) * info.sample_rate_hz)), (0.3 * y).astype(np.complex64)))
-        x = (0.003 * (rng.standard_normal(chunk) + 1j * rng.standard_normal(chunk))).astype(np.complex64)
-        for s0, y in bursts:
-            lo, hi = max(s0, start), min(s0 + len(y), stop)
-            if lo < hi:
-                x[lo - start:hi - start] += y[lo - s0:hi - s0]
-        yield IQChunk(samples=x, info=info, start=start, arrived=t0 + stop / info.sample_rate_hz)
+
+    yield from paced_chunks(info, t0, duration_s, bursts, update, np.random.default_rng(seed), 0.003, chunk, latency_s)
 
 
 class _Sink:

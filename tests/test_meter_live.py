@@ -47,6 +47,25 @@ def decode_burst(x: np.ndarray, mode: str, center: float, rate: float = TX_RATE)
     return [f.telegram for f in receive([chunk], info, [mode]) if f.crc_ok]
 
 
+def paced_chunks(info: StreamInfo, t0: float, duration_s: float, bursts: list, update, rng, noise_rms: float,
+                 chunk: int = 8192, latency_s: float = 0.0):
+    """IQ chunks handed over in real time from monotonic ``t0`` (``latency_s`` after their last
+    sample was on air) and stamped with that on-air time, as a live source's reader thread stamps
+    arrival: noise plus every (start sample, samples) in ``bursts`` that overlaps the chunk.
+    ``update()`` runs before each chunk is made and may add bursts."""
+    rate = info.sample_rate_hz
+    for start in range(0, int(duration_s * rate), chunk):
+        stop = start + chunk
+        time.sleep(max(0.0, t0 + stop / rate + latency_s - time.monotonic()))
+        update()
+        x = (noise_rms * (rng.standard_normal(chunk) + 1j * rng.standard_normal(chunk))).astype(np.complex64)
+        for s0, y in bursts:
+            lo, hi = max(s0, start), min(s0 + len(y), stop)
+            if lo < hi:
+                x[lo - start:hi - start] += y[lo - s0:hi - s0]
+        yield IQChunk(samples=x, info=info, start=start, arrived=t0 + stop / rate)
+
+
 class AirWithGateway:
     """Real-time IQ chunks at the meter's downlink; a gateway answers each meter frame it decodes
     from the sink ``delay_s`` after that frame's end (and each of its own follow-ups ``delay_s``
@@ -89,22 +108,11 @@ class AirWithGateway:
                     at = stop + int(round(self.delay_s * rate))
 
     def __iter__(self):
-        rate = self.info.sample_rate_hz
         t0 = time.monotonic()
         for t, tel in self.extra:
-            self._schedule(int(t * rate), tel)
-        n = int(self.duration_s * rate)
-        for start in range(0, n, self.chunk):
-            stop = start + self.chunk
-            time.sleep(max(0.0, t0 + stop / rate - time.monotonic()))  # samples arrive in real time
-            self._watch_sink(t0)
-            x = (0.005 * (self.rng.standard_normal(self.chunk) + 1j * self.rng.standard_normal(self.chunk)))
-            x = x.astype(np.complex64)
-            for s0, sig in self._scheduled:
-                lo, hi = max(s0, start), min(s0 + len(sig), stop)
-                if lo < hi:
-                    x[lo - start:hi - start] += sig[lo - s0:hi - s0]
-            yield IQChunk(samples=x, info=self.info, start=start, arrived=t0 + stop / rate)
+            self._schedule(int(t * self.info.sample_rate_hz), tel)
+        yield from paced_chunks(self.info, t0, self.duration_s, self._scheduled, lambda: self._watch_sink(t0), self.rng,
+                                0.005, self.chunk)
 
 
 def _run(profile_name, *, send, delay_s, duration_s, queue=(), interval_s=10.0, extra=(), count=None, slack_s=0.02):
