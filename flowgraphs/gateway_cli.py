@@ -22,63 +22,86 @@ examples:
 """
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("gateway", help="answer meters live (installation, access demand)", description=HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", required=True, help="receive from this source (as for rx)")
+def add_radio_options(p, *, device_help: str, center_default: float | None, center_help: str,
+                      turnaround_help: str) -> None:
+    """The options a live station (gateway or meter) needs for its receiver and its SoapySDR TX."""
+    p.add_argument("--device", required=True, help=device_help)
     p.add_argument("--tx", required=True, metavar="soapy:ARGS", help="transmit through this SoapySDR device")
-    p.add_argument("--mode", default="C2", choices=("T2", "S2", "C2"), type=str.upper)
     p.add_argument("--rate", type=float, default=1.6e6, help="receive sample rate (default 1.6e6)")
-    p.add_argument("--center", type=float, default=868.625e6, help="receive centre (default 868.625e6)")
+    p.add_argument("--center", type=float, default=center_default, help=center_help)
     p.add_argument("--tx-rate", type=float, default=1.2e6, help="transmit sample rate (default 1.2e6)")
     p.add_argument("--gain", type=float, default=0.0, help="TX gain in dB (default 0, the safe limit)")
     p.add_argument("--max-gain", type=float, default=0.0, help="raise the TX gain limit")
-    p.add_argument("--request", action="append", default=[], metavar="KIND",
-                   help="queue a request for the next access (REQ-UD2, REQ-UD1, SND-NKE); repeatable")
-    p.add_argument("--key", metavar="K", help="AES-128 key for any meter (to log decrypted readings)")
-    p.add_argument("--turnaround", type=float, help="seconds from a meter frame's end to the reply (default: "
-                   "the middle of the window)")
+    p.add_argument("--turnaround", type=float, help=turnaround_help)
     p.add_argument("--duration", type=float, help="stop after this many seconds")
 
 
+def open_tx(args, center_freq_hz: float):
+    """The SoapySDR sink named by ``--tx`` (not opened yet); ValueError when it names no SoapySDR device."""
+    from sdr.soapy_tx import SoapySink
+
+    if not args.tx.startswith("soapy:"):
+        raise ValueError(f"--tx {args.tx}: give a SoapySDR device, soapy:driver=...")
+    return SoapySink(args.tx[len("soapy:"):], sample_rate_hz=args.tx_rate, center_freq_hz=center_freq_hz,
+                     gain_db=args.gain, max_gain_db=args.max_gain)
+
+
+def run_station(station, source, sink, profile, tx_rate_hz: float, role: str, duration_s: float | None) -> None:
+    """Say which windows this machine can meet (its measured turnaround), then run ``station`` on the
+    source's chunks with the sink open, for ``duration_s`` or until the source ends."""
+    from .gateway_live import measure_turnaround
+    from .live import for_seconds
+    from .session import reachable_statement
+
+    measured = measure_turnaround(source.info, profile, 1 << 15, tx_rate_hz, role=role)
+    print(reachable_statement(measured), file=sys.stderr, flush=True)
+    with sink:  # for_seconds opens and closes the source
+        station.run(for_seconds(source, duration_s or float("inf")))
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("gateway", help="answer meters live (installation, access demand)", description=HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_radio_options(p, device_help="receive from this source (as for rx)", center_default=868.625e6,
+                      center_help="receive centre (default 868.625e6)",
+                      turnaround_help="seconds from a meter frame's end to the reply (default: the middle of the "
+                      "window)")
+    p.add_argument("--mode", default="C2", choices=("T2", "S2", "C2"), type=str.upper)
+    p.add_argument("--request", action="append", default=[], metavar="KIND",
+                   help="queue a request for the next access (REQ-UD2, REQ-UD1, SND-NKE); repeatable")
+    p.add_argument("--key", metavar="K", help="AES-128 key for any meter (to log decrypted readings)")
+
+
 def run(args) -> int:
+    from dsp.modes import MODES
     from mbus.builder import KINDS
     from mbus.keys import KeyStore, parse_key
     from sdr.errors import SDRError
     from sdr.registry import open_device
-    from sdr.soapy_tx import SoapySink
 
-    from .gateway_live import LiveGateway, measure_turnaround
-    from .live import for_seconds
-    from .session import PROFILES, GatewayLogic, reachable_statement
+    from .gateway_live import LiveGateway
+    from .session import PROFILES, GatewayLogic
 
     profile = PROFILES[args.mode]
+    gw = None
     try:
-        if not args.tx.startswith("soapy:"):
-            raise ValueError(f"--tx {args.tx}: give a SoapySDR device, soapy:driver=...")
+        sink = open_tx(args, MODES[profile.downlink].channel_hz)
         for kind in args.request:
             if kind.upper() not in KINDS or KINDS[kind.upper()].from_meter:
                 raise ValueError(f"--request {kind}: use a request to a meter (REQ-UD1, REQ-UD2, SND-NKE, ...)")
         logic = GatewayLogic(KeyStore(default=parse_key(args.key, where="--key")) if args.key else None)
         logic.queue.extend(k.upper() for k in args.request)
         source = open_device(args.device, sample_rate_hz=args.rate, center_freq_hz=args.center)
-        from dsp.modes import MODES
-
-        sink = SoapySink(args.tx[len("soapy:"):], sample_rate_hz=args.tx_rate,
-                         center_freq_hz=MODES[profile.downlink].channel_hz, gain_db=args.gain,
-                         max_gain_db=args.max_gain)
         gw = LiveGateway(source.info, profile, sink, logic=logic, turnaround_s=args.turnaround,
                          log=lambda line: print(line, flush=True))
-        measured = measure_turnaround(source.info, profile, 1 << 15, args.tx_rate)
-        print(reachable_statement(measured), file=sys.stderr, flush=True)
-        with sink:  # for_seconds opens and closes the source
-            events = gw.run(for_seconds(source, args.duration or float("inf")))
+        run_station(gw, source, sink, profile, args.tx_rate, "gateway", args.duration)
     except (ValueError, SDRError, OSError) as err:
         print(f"wmbus-sdr gateway: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        events = gw.events
-    sent = sum(e.sent for e in events)
-    print(f"{sent} replies sent, {len(events) - sent} missed; readings: {len(logic.readings)}", file=sys.stderr)
+        pass
+    if gw is not None:
+        sent = sum(e.sent for e in gw.events)
+        print(f"{sent} replies sent, {len(gw.events) - sent} missed; readings: {len(gw.logic.readings)}",
+              file=sys.stderr)
     return 0
-

@@ -6,6 +6,8 @@ import argparse
 import re
 import sys
 
+from .gateway_cli import add_radio_options, open_tx, run_station
+
 HELP = """\
 Act as a bidirectional meter for testing a gateway: send an installation request (SND-IR, then
 readings once a CNF-IR confirms it), access offers (ACC-NR), access demands (ACC-DMD) or readings
@@ -29,8 +31,10 @@ examples:
 def add_parser(sub) -> None:
     p = sub.add_parser("meter", help="emulate a bidirectional meter live (for testing gateways)", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", required=True, help="receive the downlink from this source (as for rx)")
-    p.add_argument("--tx", required=True, metavar="soapy:ARGS", help="transmit through this SoapySDR device")
+    add_radio_options(p, device_help="receive the downlink from this source (as for rx)", center_default=None,
+                      center_help="receive centre (default 250 kHz below the downlink channel)",
+                      turnaround_help="seconds from a request's end to the answer (default: the middle of the "
+                      "window)")
     p.add_argument("--mode", default="C2", type=str.upper, help="T2, S2 or C2 (default C2)")
     p.add_argument("--send", default="SND-IR", type=str.upper, metavar="KIND",
                    help="SND-IR (default), SND-NR, ACC-NR or ACC-DMD")
@@ -43,16 +47,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device-type", type=lambda v: int(v, 0), default=7, help="device type (default 7, water)")
     p.add_argument("--volume", type=int, default=12345678, help="the reading, in litres (default 12345678)")
     p.add_argument("--key", metavar="K", help="AES-128 key: frames with data are sent with security mode 5")
-    p.add_argument("--rate", type=float, default=1.6e6, help="receive sample rate (default 1.6e6)")
-    p.add_argument("--center", type=float, help="receive centre (default 250 kHz below the downlink channel)")
-    p.add_argument("--tx-rate", type=float, default=1.2e6, help="transmit sample rate (default 1.2e6)")
-    p.add_argument("--gain", type=float, default=0.0, help="TX gain in dB (default 0, the safe limit)")
-    p.add_argument("--max-gain", type=float, default=0.0, help="raise the TX gain limit")
-    p.add_argument("--turnaround", type=float, help="seconds from a request's end to the answer (default: the "
-                   "middle of the window)")
     p.add_argument("--slack", type=float, default=5e-3, help="widen the listening window by this many seconds "
                    "(host-time uncertainty, default 0.005)")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
 
 
 def run(args) -> int:
@@ -60,20 +56,16 @@ def run(args) -> int:
     from mbus.keys import parse_key
     from sdr.errors import SDRError
     from sdr.registry import open_device
-    from sdr.soapy_tx import SoapySink
 
-    from .gateway_live import measure_turnaround
-    from .live import for_seconds
     from .meter_live import SENDS, LiveMeter, downlink_center
-    from .session import PROFILES, MeterLogic, reachable_statement
+    from .session import PROFILES, MeterLogic
 
     meter = None
     try:
         if args.mode not in PROFILES:
             raise ValueError(f"--mode {args.mode}: bidirectional modes are {', '.join(PROFILES)}")
         profile = PROFILES[args.mode]
-        if not args.tx.startswith("soapy:"):
-            raise ValueError(f"--tx {args.tx}: give a SoapySDR device, soapy:driver=...")
+        sink = open_tx(args, MODES[profile.uplink].channel_hz)
         if args.send not in SENDS:
             raise ValueError(f"--send {args.send}: a meter sends {', '.join(SENDS)}")
         if not re.fullmatch(r"\d{8}", args.id):
@@ -85,14 +77,9 @@ def run(args) -> int:
                            key=key, volume_l=args.volume, synchronous=args.synchronous)
         source = open_device(args.device, sample_rate_hz=args.rate,
                              center_freq_hz=args.center or downlink_center(profile))
-        sink = SoapySink(args.tx[len("soapy:"):], sample_rate_hz=args.tx_rate,
-                         center_freq_hz=MODES[profile.uplink].channel_hz, gain_db=args.gain, max_gain_db=args.max_gain)
         meter = LiveMeter(source.info, profile, sink, logic, send=args.send, interval_s=args.interval, count=args.count,
                           turnaround_s=args.turnaround, slack_s=args.slack, log=lambda line: print(line, flush=True))
-        measured = measure_turnaround(source.info, profile, 1 << 15, args.tx_rate, role="meter")
-        print(reachable_statement(measured), file=sys.stderr, flush=True)
-        with sink:  # for_seconds opens and closes the source
-            meter.run(for_seconds(source, args.duration or float("inf")))
+        run_station(meter, source, sink, profile, args.tx_rate, "meter", args.duration)
     except (ValueError, SDRError, OSError) as err:
         print(f"wmbus-sdr meter: {err}", file=sys.stderr)
         return 2
