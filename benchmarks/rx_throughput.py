@@ -11,7 +11,7 @@ and prints the real-time factor, peak memory and frames found.
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import shutil
 import subprocess
 import sys
@@ -66,24 +66,35 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--rate", type=float, default=1.6e6)
     ap.add_argument("--workdir", default="/tmp/wmbus-sdr-bench")
+    ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     rate_tag = f"{args.rate / 1e6:g}".replace(".", "M")
     path = work / f"bench_868.625M_{rate_tag}{'' if 'M' in rate_tag else 'M'}_{int(args.seconds)}s.cu8"
-    if not path.exists():
+    if args.build_only:
         t0 = time.perf_counter()
         n = build(path, args.seconds, args.rate)
         print(f"built {path} ({n} frames) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        return
+    if not path.exists():
+        # in a process of its own, so that this one stays small (the decode is forked from it)
+        subprocess.run([sys.executable, __file__, "--build-only", "--seconds", str(args.seconds), "--rate",
+                        str(args.rate), "--workdir", str(work)], check=True)
     cmd = [sys.executable, "-m", "flowgraphs.cli", "decode", str(path), "--rate", str(args.rate), "--center",
            str(CENTER), "--output", "jsonl", "--quiet"]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0"] + cmd
+    out_path = work / "decode.jsonl"
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    with out_path.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out)
+        _, status, usage = os.wait4(proc.pid, 0)  # the decode's own peak, not the capture builder's
     elapsed = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    lines = [x for x in proc.stdout.splitlines() if x.strip()]
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"decode failed: {cmd}")
+    peak = usage.ru_maxrss / 1024
+    lines = [x for x in out_path.read_text().splitlines() if x.strip()]
     import json
     modes = {}
     for line in lines:
