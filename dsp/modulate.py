@@ -1,4 +1,8 @@
-"""(G)FSK modulation: chips -> complex baseband at a given sample rate.
+"""(G)FSK modulation: a frame's bytes -> complex baseband at a given sample rate, and where its parts lie.
+
+:func:`modulate_frame` is the one modulator: the live transmitter, the live gateway and meter, and
+the simulated channel (:mod:`dsp.channel`, which adds seeded impairments on top) all call it. It is
+deterministic: the same bytes, mode, rate, offset and phase give the same samples.
 
 The phase is the exact integral of the frequency waveform at every sample instant (no chip-edge
 jitter at fractional samples per chip), so generated signals have exactly the chip rate and
@@ -7,7 +11,13 @@ deviation asked for — the conformance analyser's accuracy depends on it.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
+
+from . import phy
+from .modes import ModeSpec
 
 
 def gaussian_taps(bt: float, samples_per_chip: float, span_chips: int = 4) -> np.ndarray:
@@ -45,3 +55,111 @@ def fsk(chips: np.ndarray, *, sample_rate_hz: float, chip_rate: float, deviation
         phase = 2 * np.pi * deviation_hz * np.cumsum(freq) / sample_rate_hz
     phase = phase + 2 * np.pi * (freq_offset_hz * t + 0.5 * drift_hz_per_s * t ** 2) + start_phase
     return np.exp(1j * phase).astype(np.complex64)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FramePlacement:
+    """Where one transmission lies on the sample clock: absolute indices of the first sample at or
+    after each boundary (``end`` is one past the last sample). ``start`` < ``preamble_start`` only
+    with a lead-in tone."""
+
+    start: int
+    preamble_start: int
+    sync_start: int
+    data_start: int
+    postamble_start: int
+    end: int
+
+    @property
+    def sample_count(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ModulatedFrame:
+    samples: np.ndarray  # complex, amplitude applied, ``placement.sample_count`` long
+    placement: FramePlacement
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    chips: np.ndarray  # what fsk() modulates (in half chips when the preamble is shaped)
+    fsk_rate: float  # chips per second of ``chips``
+    bounds_chips: tuple[float, float, float, float, float]  # preamble, sync, data, postamble, end (whole chips)
+    n_samples: int
+
+
+def _layout(telegram: bytes, mode: ModeSpec, frame_format: str, sample_rate_hz: float, chip_rate_hz: float,
+            preamble_pairs: int | None, lead_in_chips: int, preamble_half_chip: bool) -> _Layout:
+    chips = phy.frame_chips(mode, telegram, frame_format, preamble_pairs=preamble_pairs)
+    n_pre = 2 * (mode.preamble_pairs if preamble_pairs is None else preamble_pairs)
+    n_sync = len(mode.sync_b if frame_format == "B" else mode.sync)
+    n_data = len(phy.onair_bytes(telegram, frame_format)) * phy.chips_per_byte(mode)
+    n_post = len(chips) - n_pre - n_sync - n_data
+    rate = chip_rate_hz
+    if lead_in_chips or preamble_half_chip:
+        if mode.gaussian_bt is not None:
+            raise ValueError(f"a shaped preamble needs plain 2-FSK; {mode.name} is GFSK")
+        # in half chips: plain FSK at twice the rate is the same signal
+        chips = np.repeat(chips, 2)
+        if preamble_half_chip:
+            chips = np.insert(chips, n_pre * 2, chips[n_pre * 2 - 1])
+        chips = np.concatenate((np.zeros(2 * lead_in_chips, dtype=chips.dtype), chips))
+        rate *= 2
+    pre = float(lead_in_chips)
+    sync = pre + n_pre + 0.5 * preamble_half_chip
+    data = sync + n_sync
+    post = data + n_data
+    n = int(np.ceil(len(chips) / rate * sample_rate_hz))
+    return _Layout(chips, rate, (pre, sync, data, post, post + n_post), n)
+
+
+def _sample_at(chip_time: float, chip_rate_hz: float, sample_rate_hz: float) -> int:
+    """First sample at or after ``chip_time`` chips from the waveform's start."""
+    return math.ceil(chip_time / chip_rate_hz * sample_rate_hz - 1e-9)
+
+
+def frame_placement(telegram: bytes, mode: ModeSpec, *, frame_format: str = "A", sample_rate_hz: float,
+                    start_sample: int = 0, chip_rate_hz: float | None = None, preamble_pairs: int | None = None,
+                    lead_in_chips: int = 0, preamble_half_chip: bool = False) -> FramePlacement:
+    """The placement :func:`modulate_frame` would give, without modulating."""
+    rate = mode.chip_rate if chip_rate_hz is None else chip_rate_hz
+    lay = _layout(telegram, mode, frame_format, sample_rate_hz, rate, preamble_pairs, lead_in_chips,
+                  preamble_half_chip)
+    return _placement(lay, rate, sample_rate_hz, start_sample)
+
+
+def _placement(lay: _Layout, chip_rate_hz: float, sample_rate_hz: float, start: int) -> FramePlacement:
+    pre, sync, data, post, _ = (start + _sample_at(c, chip_rate_hz, sample_rate_hz) for c in lay.bounds_chips)
+    return FramePlacement(start=start, preamble_start=pre, sync_start=sync, data_start=data, postamble_start=post,
+                          end=start + lay.n_samples)
+
+
+def modulate_frame(telegram: bytes, mode: ModeSpec, *, frame_format: str = "A", sample_rate_hz: float,
+                   center_freq_hz: float, freq_offset_hz: float = 0.0, phase_rad: float = 0.0,
+                   start_sample: int = 0, amplitude: float = 1.0, chip_rate_hz: float | None = None,
+                   deviation_hz: float | None = None, drift_hz_per_s: float = 0.0,
+                   preamble_pairs: int | None = None, lead_in_chips: int = 0, preamble_half_chip: bool = False,
+                   dtype=np.complex64) -> ModulatedFrame:
+    """One transmission of a canonical ``telegram``: preamble, sync word, coded frame (CRCs of
+    ``frame_format``), postamble, (G)FSK at the mode's chip rate and deviation (or the ones given),
+    at the mode's channel seen from a stream centred at ``center_freq_hz``, plus ``freq_offset_hz``
+    (carrier error). ``start_sample`` is the first sample's index on the stream's clock: the phase
+    reference of that offset, and the origin of the placement. ``phase_rad`` is the carrier phase at
+    the first chip. ``lead_in_chips`` (a steady lower tone before the preamble) and
+    ``preamble_half_chip`` (the preamble's last chip half a chip long) shape the preamble as some
+    real transmitters do; plain 2-FSK only. ``dtype`` complex128 keeps full precision for a
+    simulator that sums frames and noise before rounding once."""
+    offset = mode.channel_hz - center_freq_hz + freq_offset_hz
+    if abs(offset) > sample_rate_hz / 2 * 0.9:
+        raise ValueError(f"{mode.name} at {mode.channel_hz / 1e6:.3f} MHz is outside the capture band")
+    rate = mode.chip_rate if chip_rate_hz is None else chip_rate_hz
+    lay = _layout(telegram, mode, frame_format, sample_rate_hz, rate, preamble_pairs, lead_in_chips,
+                  preamble_half_chip)
+    sig = fsk(lay.chips, sample_rate_hz=sample_rate_hz, chip_rate=lay.fsk_rate,
+              deviation_hz=mode.deviation_hz if deviation_hz is None else deviation_hz,
+              gaussian_bt=mode.gaussian_bt, drift_hz_per_s=drift_hz_per_s, start_phase=phase_rad)
+    t = (start_sample + np.arange(len(sig))) / sample_rate_hz
+    x = amplitude * (sig * np.exp(2j * np.pi * offset * t))
+    return ModulatedFrame(samples=x.astype(dtype, copy=False), placement=_placement(lay, rate, sample_rate_hz,
+                                                                                      start_sample))

@@ -1,16 +1,22 @@
-"""Transmit flowgraph: telegrams -> PHY frames -> (G)FSK IQ at a chosen rate and centre, with the
-channel model's impairments as options, written as a recording (and annotated when SigMF)."""
+"""Transmit flowgraph: telegrams -> PHY frames -> (G)FSK IQ at a chosen rate and centre.
+
+Two ends: :func:`live_burst` is one frame for a live TX sink (the modulator alone, deterministic);
+:func:`write_plan` writes a recording of a :class:`TxPlan` block by block (memory bounded whatever
+``--repeat``), through the channel model when the plan asks for impairments (noise, clicks,
+seeded carrier phases). SigMF annotations come from each frame's placement.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from dsp.channel import Burst, add_impulses, bit_rate, render
+from dsp.channel import DEFAULT_BLOCK, Burst, Capture, Impulses, PlacedBurst, bit_rate
 from dsp.modes import MODES
-from sdr.file import write_sigmf
-from sdr.formats import from_complex
+from dsp.modulate import modulate_frame
+from sdr.file import IQWriter
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,12 +39,25 @@ class TxPlan:
     impulses: bool = False
     seed: int = 1
 
+    @property
+    def center(self) -> float:
+        return self.center_freq_hz if self.center_freq_hz is not None else MODES[self.mode].channel_hz
 
-def render_plan(plan: TxPlan) -> tuple[np.ndarray, list[dict], float]:
-    """(complex64 samples, SigMF annotations, centre frequency)."""
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Written:
+    """What :func:`write_plan` wrote."""
+
+    path: str
+    n_samples: int
+    frames: int
+    center_freq_hz: float
+    first_frame: np.ndarray  # the first frame's samples as written (before the sample format), for OBW
+
+
+def plan_capture(plan: TxPlan) -> Capture:
+    """The plan as a capture of the channel model (carrier phases from ``plan.seed``)."""
     mode = MODES[plan.mode]
-    center = plan.center_freq_hz if plan.center_freq_hz is not None else mode.channel_hz
-    rng = np.random.default_rng(plan.seed)
     bursts, t = [], plan.lead_s
     for _ in range(plan.repeat):
         for tel in plan.telegrams:
@@ -51,11 +70,16 @@ def render_plan(plan: TxPlan) -> tuple[np.ndarray, list[dict], float]:
     noise = 0.0
     if plan.ebn0_db is not None:
         noise = float(np.sqrt(plan.amplitude ** 2 * plan.sample_rate_hz / (bit_rate(mode) * 10 ** (plan.ebn0_db / 10))))
-    x, notes = render(bursts, sample_rate_hz=plan.sample_rate_hz, center_freq_hz=center, duration_s=duration, rng=rng,
-                      noise_rms=noise)
-    if plan.impulses:
-        x = add_impulses(x, rng=rng, sample_rate_hz=plan.sample_rate_hz, amplitude=plan.amplitude * 2)
-    return x, notes, center
+    return Capture(bursts, sample_rate_hz=plan.sample_rate_hz, center_freq_hz=plan.center, duration_s=duration,
+                   rng=np.random.default_rng(plan.seed), noise_rms=noise,
+                   impulses=Impulses(amplitude=plan.amplitude * 2) if plan.impulses else None)
+
+
+def render_plan(plan: TxPlan) -> tuple[np.ndarray, list[dict], float]:
+    """(complex64 samples, SigMF annotations, centre frequency) at once: for short plans and tests."""
+    cap = plan_capture(plan)
+    x = np.concatenate([*cap.blocks(), np.zeros(0, np.complex64)])
+    return x, sigmf_annotations(cap.in_capture, cap.n_samples), plan.center
 
 
 def _airtime(mode, plan: TxPlan) -> float:
@@ -66,20 +90,63 @@ def _airtime(mode, plan: TxPlan) -> float:
     return longest / (mode.chip_rate * (1 + plan.chip_rate_error))
 
 
-def write_recording(path: str, x: np.ndarray, notes: list[dict], *, sample_rate_hz: float, center_freq_hz: float,
-                    fmt: str | None = None) -> str:
-    """Write by extension: .cu8 .cs8 .cs16 .cf32, or .sigmf-meta/.sigmf-data/.sigmf (SigMF, cs16 unless fmt)."""
-    lower = path.lower()
-    for suffix in (".sigmf-meta", ".sigmf-data", ".sigmf"):
-        if lower.endswith(suffix):
-            base = path[: -len(suffix)]
-            data, meta = write_sigmf(base, from_complex(x, fmt or "cs16"), fmt=fmt or "cs16",
-                                     sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, annotations=notes,
-                                     description="wmbus-sdr tx")
-            return str(meta)
-    ext = lower.rsplit(".", 1)[-1]
-    if ext not in ("cu8", "cs8", "cs16", "cf32"):
-        raise ValueError(f"{path}: unknown output type; use .cu8, .cs8, .cs16, .cf32 or .sigmf-meta")
-    with open(path, "wb") as f:
-        f.write(from_complex(x, fmt or ext))
-    return path
+def sigmf_annotations(placed: list[PlacedBurst], n_samples: int) -> list[dict]:
+    """One SigMF annotation per burst, from its placement (clipped at the capture's end)."""
+    notes = []
+    for p in placed:
+        b, where = p.burst, p.placement
+        notes.append({"core:sample_start": where.start, "core:sample_count": min(where.end, n_samples) - where.start,
+                      "core:freq_lower_edge": b.mode.channel_hz - 150e3,
+                      "core:freq_upper_edge": b.mode.channel_hz + 150e3,
+                      "core:label": f"{b.mode.name} {b.frame_format}", "wmbus:mode": b.mode.name,
+                      "wmbus:frame_format": b.frame_format, "wmbus:telegram": b.telegram.hex()})
+    return notes
+
+
+def write_plan(plan: TxPlan, path: str, *, block_samples: int = DEFAULT_BLOCK) -> Written:
+    """Render ``plan`` into ``path`` block by block (type by extension, as :func:`write_recording`)."""
+    cap = plan_capture(plan)
+    placed = cap.in_capture
+    a, b = (placed[0].placement.start, min(placed[0].placement.end, cap.n_samples)) if placed else (0, 0)
+    first = np.zeros(b - a, np.complex64)
+    with IQWriter(path, sample_rate_hz=plan.sample_rate_hz, center_freq_hz=plan.center,
+                  annotations=sigmf_annotations(placed, cap.n_samples), description="wmbus-sdr tx") as w:
+        pos = 0
+        for block in cap.blocks(block_samples):
+            lo, hi = max(a, pos), min(b, pos + len(block))
+            if lo < hi:
+                first[lo - a:hi - a] = block[lo - pos:hi - pos]
+            w.write(block)
+            pos += len(block)
+    return Written(path=w.path, n_samples=cap.n_samples, frames=len(placed), center_freq_hz=plan.center,
+                   first_frame=first)
+
+
+def write_recording(path: str, x: np.ndarray | Iterable[np.ndarray], notes: list[dict], *, sample_rate_hz: float,
+                    center_freq_hz: float, fmt: str | None = None) -> str:
+    """Write samples (one array, or blocks of any size) by extension: .cu8 .cs8 .cs16 .cf32, or
+    .sigmf-meta/.sigmf-data/.sigmf (SigMF, cs16 unless fmt) with ``notes`` as its annotations."""
+    blocks = [x] if isinstance(x, np.ndarray) else x
+    with IQWriter(path, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, fmt=fmt, annotations=notes,
+                  description="wmbus-sdr tx") as w:
+        for block in blocks:
+            w.write(block)
+    return w.path
+
+
+LIVE_PAD_S = 0.0005  # silence before and after a live frame (the SDR's ramp)
+
+
+def live_burst(plan: TxPlan, telegram: bytes) -> np.ndarray:
+    """One frame of ``plan`` for a live TX sink: the modulator alone (no channel model; carrier
+    phase 0), the plan's transmitter settings, ``LIVE_PAD_S`` of silence on both sides."""
+    if plan.ebn0_db is not None or plan.impulses:
+        raise ValueError("noise and clicks are simulated impairments: for files, not a live transmission")
+    mode = MODES[plan.mode]
+    frame = modulate_frame(telegram, mode, frame_format=plan.frame_format, sample_rate_hz=plan.sample_rate_hz,
+                           center_freq_hz=plan.center, freq_offset_hz=plan.freq_offset_hz,
+                           amplitude=plan.amplitude, chip_rate_hz=mode.chip_rate * (1 + plan.chip_rate_error),
+                           deviation_hz=mode.deviation_hz * (1 + plan.deviation_error),
+                           drift_hz_per_s=plan.drift_hz_per_s, preamble_pairs=plan.preamble_pairs)
+    pad = np.zeros(int(round(LIVE_PAD_S * plan.sample_rate_hz)), np.complex64)
+    return np.concatenate((pad, frame.samples, pad))

@@ -108,15 +108,15 @@ def build_frames(specs: list[str], sets: list[str], key_hex: str | None):
 
 
 def _live(args, plan, mode: str) -> int:
-    """Transmit through SoapySDR: each frame as its own burst, --interval apart."""
+    """Transmit through SoapySDR: each frame as its own burst, --interval apart. The modulator alone:
+    no channel model, nothing random."""
     import time
-    from dataclasses import replace
 
     from dsp.modes import MODES
     from sdr.errors import SDRError
     from sdr.soapy_tx import SoapySink
 
-    from .transmit import render_plan
+    from .transmit import live_burst
 
     spec = MODES[mode]
     if not args.device.startswith("soapy:"):
@@ -125,11 +125,10 @@ def _live(args, plan, mode: str) -> int:
     if abs(center + args.offset - spec.channel_hz) > 50e3 and not args.any_freq:
         raise ValueError(f"{(center + args.offset) / 1e6:.4f} MHz is outside the {mode} channel "
                          f"({spec.channel_hz / 1e6:.3f} MHz); add --any-freq if that is intended")
+    bursts = [live_burst(plan, tel) for tel in plan.telegrams]
     try:
         sink = SoapySink(args.device[len("soapy:"):], sample_rate_hz=args.rate, center_freq_hz=center,
                          gain_db=args.gain, max_gain_db=args.max_gain)
-        bursts = [render_plan(replace(plan, telegrams=[tel], repeat=1, center_freq_hz=center, lead_s=0.0005))[0]
-                  for tel in plan.telegrams]
         with sink:
             t_next = sink.now_ns()
             for _ in range(args.repeat):
@@ -147,12 +146,14 @@ def _live(args, plan, mode: str) -> int:
 
 
 def run(args) -> int:
+    from dataclasses import replace
+
     from dsp.modes import MODES
     from mbus.errors import DecodeError
     from mbus.frame import normalize
 
     from .telegram_cli import parse_hex
-    from .transmit import TxPlan, render_plan, write_recording
+    from .transmit import TxPlan, write_plan
 
     try:
         mode = args.mode.upper()
@@ -184,20 +185,19 @@ def run(args) -> int:
                       f"{args.offset:+.0f} Hz: {kind_name(t)} {t.hex()}")
             return 0
         if args.device:
-            return _live(args, plan, mode)
+            return _live(args, replace(plan, center_freq_hz=args.center or MODES[mode].channel_hz), mode)
         if not args.out:
             raise ValueError("give --out FILE (or --dry-run)")
-        x, notes, center = render_plan(plan)
-        path = write_recording(args.out, x, notes, sample_rate_hz=args.rate, center_freq_hz=center)
+        written = write_plan(plan, args.out)
     except (ValueError, DecodeError, OSError) as err:
         print(f"wmbus-sdr tx: {err}", file=sys.stderr)
         return 2
     from dsp.measure import occupied_bandwidth
 
-    first = notes[0]
-    span = x[first["core:sample_start"]:first["core:sample_start"] + first["core:sample_count"]]
-    obw, lo, hi = occupied_bandwidth(span, args.rate)
-    print(f"wrote {path}: {len(notes)} {mode}-{args.frame_format} frames, {len(x) / args.rate:.3f} s at "
+    obw, lo, hi = occupied_bandwidth(written.first_frame, args.rate)
+    center = written.center_freq_hz
+    print(f"wrote {written.path}: {written.frames} {mode}-{args.frame_format} frames, "
+          f"{written.n_samples / args.rate:.3f} s at "
           f"{args.rate / 1e6:g} Msps centred {center / 1e6:.4f} MHz; occupied bandwidth (99 %) {obw / 1e3:.1f} kHz "
           f"({(center + lo) / 1e6:.4f}-{(center + hi) / 1e6:.4f} MHz)", file=sys.stderr)
     return 0

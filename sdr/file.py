@@ -16,7 +16,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .errors import FormatError
-from .formats import BYTES_PER_SAMPLE, FORMATS, hints_from_name, to_complex, whole_samples
+from .formats import BYTES_PER_SAMPLE, FORMATS, from_complex, hints_from_name, to_complex, whole_samples
 from .types import IQChunk, StreamInfo
 
 SIGMF_TYPES = {"cu8": "cu8", "ci8": "cs8", "ci16_le": "cs16", "cf32_le": "cf32"}
@@ -159,17 +159,82 @@ class FileSource:
         return IQChunk(samples=samples, info=self.info, start=start)
 
 
-def write_sigmf(base: str | Path, data: bytes, *, fmt: str, sample_rate_hz: float, center_freq_hz: float,
-                annotations: list[dict] | None = None, description: str = "") -> tuple[Path, Path]:
-    """Write ``base.sigmf-data`` and ``base.sigmf-meta`` (through the sigmf package's schema names)."""
+def _sigmf_meta(*, fmt: str, sample_rate_hz: float, center_freq_hz: float, annotations: list[dict] | None,
+                description: str) -> str:
     inverse = {v: k for k, v in SIGMF_TYPES.items()}
-    data_path, meta_path = Path(f"{base}.sigmf-data"), Path(f"{base}.sigmf-meta")
-    data_path.write_bytes(data)
     meta = {
         "global": {"core:datatype": inverse[fmt], "core:sample_rate": sample_rate_hz, "core:version": "1.0.0",
                    "core:description": description, "core:recorder": "wmbus-sdr"},
         "captures": [{"core:sample_start": 0, "core:frequency": center_freq_hz}],
         "annotations": annotations or [],
     }
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return json.dumps(meta, indent=2) + "\n"
+
+
+def write_sigmf(base: str | Path, data: bytes, *, fmt: str, sample_rate_hz: float, center_freq_hz: float,
+                annotations: list[dict] | None = None, description: str = "") -> tuple[Path, Path]:
+    """Write ``base.sigmf-data`` and ``base.sigmf-meta`` (through the sigmf package's schema names)."""
+    data_path, meta_path = Path(f"{base}.sigmf-data"), Path(f"{base}.sigmf-meta")
+    data_path.write_bytes(data)
+    meta_path.write_text(_sigmf_meta(fmt=fmt, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
+                                     annotations=annotations, description=description))
     return data_path, meta_path
+
+
+class IQWriter:
+    """A recording written as its samples come: raw (.cu8 .cs8 .cs16 .cf32) or SigMF (.sigmf-meta,
+    .sigmf-data or .sigmf: cs16 unless ``fmt``), chosen by the extension. Each :meth:`write` converts
+    and appends one block, so memory stays bounded and the bytes do not depend on the block sizes;
+    the SigMF metadata, with ``annotations``, is written on :meth:`close`. ``path`` is the file to
+    name to the user (the .sigmf-meta for SigMF)."""
+
+    def __init__(self, path: str | Path, *, sample_rate_hz: float, center_freq_hz: float, fmt: str | None = None,
+                 annotations: list[dict] | None = None, description: str = ""):
+        text = str(path)
+        lower = text.lower()
+        self.sample_rate_hz = sample_rate_hz
+        self.center_freq_hz = center_freq_hz
+        self.annotations = annotations
+        self.description = description
+        self.samples_written = 0
+        self._meta_path: Path | None = None
+        for suffix in (".sigmf-meta", ".sigmf-data", ".sigmf"):
+            if lower.endswith(suffix):
+                base = text[: -len(suffix)]
+                self.fmt = fmt or "cs16"
+                self._meta_path = Path(f"{base}.sigmf-meta")
+                data_path = Path(f"{base}.sigmf-data")
+                self.path = str(self._meta_path)
+                break
+        else:
+            ext = lower.rsplit(".", 1)[-1]
+            if ext not in BYTES_PER_SAMPLE:
+                raise ValueError(f"{text}: unknown output type; use .cu8, .cs8, .cs16, .cf32 or .sigmf-meta")
+            self.fmt = fmt or ext
+            data_path = Path(text)
+            self.path = text
+        if self.fmt not in BYTES_PER_SAMPLE:
+            raise ValueError(f"unknown sample format {self.fmt!r}; use one of {', '.join(FORMATS)}")
+        self._file: BinaryIO | None = open(data_path, "wb")  # noqa: SIM115 - closed in close()
+
+    def write(self, samples: np.ndarray) -> None:
+        if self._file is None:
+            raise ValueError(f"{self.path}: writer is closed")
+        self._file.write(from_complex(samples, self.fmt))
+        self.samples_written += len(samples)
+
+    def close(self) -> None:
+        if self._file is None:
+            return
+        self._file.close()
+        self._file = None
+        if self._meta_path is not None:
+            self._meta_path.write_text(_sigmf_meta(fmt=self.fmt, sample_rate_hz=self.sample_rate_hz,
+                                                   center_freq_hz=self.center_freq_hz,
+                                                   annotations=self.annotations, description=self.description))
+
+    def __enter__(self) -> IQWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -70,6 +70,11 @@ def from_complex(samples: np.ndarray, fmt: str) -> bytes:
     raise FormatError(f"unknown sample format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
+def quantize(samples: np.ndarray, fmt: str = "cu8") -> np.ndarray:
+    """Round-trip through a sample format (8-bit quantisation and clipping for cu8)."""
+    return to_complex(from_complex(samples, fmt), fmt)
+
+
 @dataclass(frozen=True, slots=True)
 class NameHints:
     fmt: str | None = None
