@@ -26,10 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dsp.channel import Burst, add_impulses, bit_rate, noise_power, quantize, render  # noqa: E402
+from dsp.channel import Burst, add_impulses, bit_rate, noise_power, render  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
 from dsp.phy import frame_chips  # noqa: E402
 from flowgraphs.analyze import analyze  # noqa: E402
+from sdr.formats import quantize  # noqa: E402
 from sdr.types import IQChunk, StreamInfo  # noqa: E402
 
 CASES = (("S1", "A", 0.02), ("T1", "A", 0.12), ("C1", "A", 0.0), ("C1", "B", 0.0))

@@ -58,27 +58,28 @@ def run(args) -> int:
             from .live import for_seconds
 
             chunks = for_seconds(source, args.duration)
+            expected = int(args.duration * info.sample_rate_hz)
         else:
             source = FileSource(args.file, fmt=args.fmt, sample_rate_hz=args.rate, center_freq_hz=args.center)
             info = source.info
             chunks = source
+            expected = _file_samples(source)
 
         def progress(t, n):
             print(f"\r{t:.0f} s analysed, {n} frames", end="", file=sys.stderr, flush=True)
 
-        kept = []
-        report = analyze(_keep(chunks, kept, info) if args.report else chunks, info, modes=modes,
+        from .report import CaptureFigures
+
+        figures = CaptureFigures(expected) if args.report else None
+        report = analyze(_feed(chunks, figures) if figures is not None else chunks, info, modes=modes,
                          meter=args.meter, progress=progress, cal_offset_db=args.cal_offset)
     except (ValueError, SDRError) as err:
         print(f"wmbus-sdr analyze: {err}", file=sys.stderr)
         return 2
     if args.report:
-        import numpy as np
-
         from .report import write_report
 
-        capture = np.concatenate(kept) if kept else None
-        path = write_report(report, args.report, capture)
+        path = write_report(report, args.report, figures)
         print(f"report: {path}", file=sys.stderr)
     else:
         report.pop("_snippets", None)
@@ -89,11 +90,21 @@ def run(args) -> int:
     return 0
 
 
-def _keep(chunks, kept: list, info, limit_s: float = 20.0):
-    """Keep (decimated) samples for the spectrum and spectrogram figures, at most limit_s seconds."""
-    budget = int(limit_s * info.sample_rate_hz)
+def _feed(chunks, figures):
+    """Pass the chunks on, feeding the report's spectrum and spectrogram on the way."""
     for c in chunks:
-        if budget > 0:
-            kept.append(c.samples[:budget])
-            budget -= len(c.samples)
+        figures.add(c.samples)
         yield c
+
+
+def _file_samples(source) -> int | None:
+    """Samples in a recording, from its size (None for stdin)."""
+    import os
+
+    from sdr.formats import BYTES_PER_SAMPLE
+
+    if source.data_path == "-":
+        return None
+    if source.fmt == "wav":
+        return None
+    return os.path.getsize(source.data_path) // BYTES_PER_SAMPLE[source.fmt]

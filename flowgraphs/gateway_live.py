@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsp.channel import Burst, render
+from dsp.channel import Burst, Capture
 from dsp.modes import MODES
+from dsp.modulate import modulate_frame
 from mbus.builder import build, kind_name
 from sdr.types import IQChunk, StreamInfo
 
@@ -49,15 +50,15 @@ class ReplyEvent:
                 f"(ready after {self.latency_ms:.1f} ms), window {lo:g}-{hi:g} ms")
 
 
-def modulate_burst(mode: str, telegram: bytes, sample_rate_hz: float, center_freq_hz: float) -> np.ndarray:
-    """One frame in mode ``mode`` (a MODES key) at its channel, as samples for a TX sink."""
-    spec = MODES[mode]
-    from dsp.phy import frame_chips
+REPLY_TAIL_S = 1e-4  # silence after a reply, so the sink's last buffer carries the whole frame
 
-    dur = len(frame_chips(spec, telegram)) / spec.chip_rate + 1e-4
-    x, _ = render([Burst(mode=spec, telegram=telegram, start_s=0.0, amplitude=0.7)], sample_rate_hz=sample_rate_hz,
-                  center_freq_hz=center_freq_hz, duration_s=dur, rng=np.random.default_rng(0))
-    return x
+
+def modulate_burst(mode: str, telegram: bytes, sample_rate_hz: float, center_freq_hz: float) -> np.ndarray:
+    """One frame in mode ``mode`` (a MODES key) at its channel, as samples for a TX sink: the
+    modulator alone (carrier phase 0, nothing random), then ``REPLY_TAIL_S`` of silence."""
+    frame = modulate_frame(telegram, MODES[mode], sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
+                           amplitude=0.7)
+    return np.concatenate((frame.samples, np.zeros(int(REPLY_TAIL_S * sample_rate_hz), np.complex64)))
 
 
 def measure_turnaround(info: StreamInfo, profile: LinkProfile, chunk_samples: int, tx_rate_hz: float,
@@ -86,10 +87,11 @@ def turnarounds(info: StreamInfo, profile: LinkProfile, chunk_samples: int, tx_r
     out = []
     for r in range(repeats):
         start = 0.004 + 0.0013 * r
-        x, notes = render([Burst(mode=MODES[hear], telegram=heard, start_s=start)], sample_rate_hz=fs,
-                          center_freq_hz=info.center_freq_hz, duration_s=start + 0.05, rng=np.random.default_rng(r),
-                          noise_rms=0.01)
-        end = notes[0]["core:sample_start"] + notes[0]["core:sample_count"]
+        cap = Capture([Burst(mode=MODES[hear], telegram=heard, start_s=start)], sample_rate_hz=fs,
+                      center_freq_hz=info.center_freq_hz, duration_s=start + 0.05, rng=np.random.default_rng(r),
+                      noise_rms=0.01)
+        end = cap.placed[0].placement.end
+        x = np.concatenate(list(cap.blocks()))
         rx = Receiver(info, rx_modes)
         latency = float("inf")
         for i in range(0, len(x), chunk_samples):

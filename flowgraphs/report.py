@@ -1,5 +1,10 @@
 """HTML report of an analysis: report.json, index.html and matplotlib PNGs (spectrum, spectrogram
-with frames marked, instantaneous frequency with chip decisions, eye diagram, meter intervals)."""
+with frames marked, instantaneous frequency with chip decisions, eye diagram, meter intervals).
+
+The capture's figures are accumulated while the analysis streams (:class:`CaptureFigures`): the
+average spectrum over every 4096-sample segment and a spectrogram of at most ~1600 rows of 1024
+samples, so memory stays bounded however long the capture.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,71 @@ from pathlib import Path
 
 import numpy as np
 
+SPECTRUM_NFFT = 4096
+SPECTROGRAM_NFFT = 1024
+SPECTROGRAM_ROWS = 800  # at least this many rows (if the capture has them), fewer than twice as many
 
-def write_report(report: dict, directory: str | Path, capture: np.ndarray | None = None) -> Path:
+
+class CaptureFigures:
+    """Spectrum and spectrogram of a capture fed in chunks of any size, with the same result
+    whatever the chunking (segments are taken at absolute sample positions and summed in order).
+
+    Average spectrum: the mean of |FFT|^2 of Hann-windowed 4096-sample segments. Spectrogram: the
+    1024-sample segments whose index is a multiple of ``step``; with ``expected_samples`` known,
+    step = rows // 800 (at least 1), else the step starts at 1 and doubles (dropping every other
+    kept row) whenever 1600 rows are kept."""
+
+    def __init__(self, expected_samples: int | None = None):
+        self.n_samples = 0
+        self._win_spec = np.hanning(SPECTRUM_NFFT)
+        self._win_rows = np.hanning(SPECTROGRAM_NFFT)
+        self._spec_sum = np.zeros(SPECTRUM_NFFT)
+        self._spec_count = 0
+        self._spec_tail = np.zeros(0, np.complex64)
+        self._row_tail = np.zeros(0, np.complex64)
+        self._row_index = 0  # absolute index of the next whole 1024-sample segment
+        self._fixed = expected_samples is not None
+        self.step = max(1, (expected_samples or 0) // SPECTROGRAM_NFFT // SPECTROGRAM_ROWS)
+        self._rows: list[tuple[int, np.ndarray]] = []  # (segment index, power spectrum)
+
+    def add(self, samples: np.ndarray) -> None:
+        self.n_samples += len(samples)
+        x = np.concatenate((self._spec_tail, samples)) if len(self._spec_tail) else samples
+        whole = len(x) // SPECTRUM_NFFT * SPECTRUM_NFFT
+        for a in range(0, whole, 64 * SPECTRUM_NFFT):  # bounded work arrays
+            seg = x[a:min(whole, a + 64 * SPECTRUM_NFFT)].reshape(-1, SPECTRUM_NFFT)
+            p = np.abs(np.fft.fftshift(np.fft.fft(seg * self._win_spec, axis=1), axes=1)) ** 2
+            for row in p:  # in order: the sum does not depend on the chunking
+                self._spec_sum += row
+            self._spec_count += len(p)
+        self._spec_tail = x[whole:].copy()
+        y = np.concatenate((self._row_tail, samples)) if len(self._row_tail) else samples
+        nrows = len(y) // SPECTROGRAM_NFFT
+        first = self._row_index
+        pick = [j for j in range(first, first + nrows) if j % self.step == 0]
+        if pick:
+            idx = np.array(pick) - first
+            seg = y[: nrows * SPECTROGRAM_NFFT].reshape(-1, SPECTROGRAM_NFFT)[idx]
+            spec = np.abs(np.fft.fftshift(np.fft.fft(seg * self._win_rows, axis=1), axes=1)) ** 2
+            self._rows.extend(zip(pick, spec, strict=True))
+        self._row_index += nrows
+        self._row_tail = y[nrows * SPECTROGRAM_NFFT:].copy()
+        while not self._fixed and len(self._rows) >= 2 * SPECTROGRAM_ROWS:
+            self.step *= 2
+            self._rows = [(j, r) for j, r in self._rows if j % self.step == 0]
+
+    @property
+    def psd(self) -> np.ndarray | None:
+        """Mean power spectrum (fftshifted), None before one whole segment."""
+        return self._spec_sum / self._spec_count if self._spec_count else None
+
+    @property
+    def spectrogram(self) -> np.ndarray | None:
+        """Power spectra of the kept rows, one per row (fftshifted)."""
+        return np.array([r for _, r in self._rows]) if self._rows else None
+
+
+def write_report(report: dict, directory: str | Path, figures: CaptureFigures | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,22 +92,19 @@ def write_report(report: dict, directory: str | Path, capture: np.ndarray | None
     cap = report["capture"]
     fs, fc = cap["sample_rate_hz"], cap["center_freq_hz"]
 
-    if capture is not None and len(capture):
+    psd = figures.psd if figures is not None else None
+    if psd is not None:
         fig, ax = plt.subplots(figsize=(9, 3.2))
-        nfft = 4096
-        seg = capture[: nfft * (len(capture) // nfft)].reshape(-1, nfft)
-        psd = np.mean(np.abs(np.fft.fftshift(np.fft.fft(seg * np.hanning(nfft), axis=1), axes=1)) ** 2, axis=0)
+        nfft = SPECTRUM_NFFT
         f = (np.arange(nfft) - nfft / 2) * fs / nfft + fc
         ax.plot(f / 1e6, 10 * np.log10(psd + 1e-20), lw=0.7)
         ax.set(xlabel="MHz", ylabel="dB", title="Average spectrum")
         _save(fig, out / "spectrum.png", images, "Average spectrum of the capture")
+    spec = figures.spectrogram if figures is not None else None
+    if spec is not None:
         fig, ax = plt.subplots(figsize=(9, 3.6))
-        nseg = 1024
-        rows = capture[: nseg * (len(capture) // nseg)].reshape(-1, nseg)
-        step = max(1, len(rows) // 800)
-        spec = np.abs(np.fft.fftshift(np.fft.fft(rows[::step] * np.hanning(nseg), axis=1), axes=1)) ** 2
         ax.imshow(10 * np.log10(spec.T + 1e-20), aspect="auto", origin="lower", cmap="viridis",
-                  extent=[0, len(capture) / fs, (fc - fs / 2) / 1e6, (fc + fs / 2) / 1e6])
+                  extent=[0, figures.n_samples / fs, (fc - fs / 2) / 1e6, (fc + fs / 2) / 1e6])
         for fr in report["frames"]:
             ax.axvline(fr["t_s"], color="r", lw=0.6)
             ax.text(fr["t_s"], (fc + fs / 2.2) / 1e6, fr["mode"], color="w", fontsize=7)

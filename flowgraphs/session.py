@@ -22,12 +22,14 @@ Dialogues (phy.md §6.4):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from dsp.channel import Burst, bit_rate, burst_samples, noise_power
+from dsp.channel import DEFAULT_BLOCK, Burst, NoiseStream, bit_rate, modulate_burst, noise_power
 from dsp.modes import MODES, ModeSpec
+from dsp.modulate import FramePlacement
 from mbus.builder import build, kind_name, kind_of
 from mbus.errors import DecodeError
 from mbus.keys import KeyStore
@@ -87,6 +89,7 @@ class Transmission:
     telegram: bytes
     start: int  # sample index on the channel clock (at the transmitter)
     samples: np.ndarray  # baseband at the channel offset, amplitude applied
+    placement: FramePlacement  # preamble, sync word, data, postamble (at the transmitter)
 
     @property
     def end(self) -> int:
@@ -111,25 +114,34 @@ class SimChannel:
 
     def transmit(self, station: str, mode: ModeSpec, telegram: bytes, start: int,
                  freq_offset_hz: float = 0.0) -> Transmission:
-        sig = burst_samples(Burst(mode=mode, telegram=telegram, freq_offset_hz=freq_offset_hz),
-                            sample_rate_hz=self.info.sample_rate_hz, center_freq_hz=self.info.center_freq_hz,
-                            start=start, rng=self.rng)
-        tx = Transmission(station, mode.name, telegram, start, (self.amplitude * sig).astype(np.complex64))
+        frame = modulate_burst(Burst(mode=mode, telegram=telegram, freq_offset_hz=freq_offset_hz),
+                               sample_rate_hz=self.info.sample_rate_hz, center_freq_hz=self.info.center_freq_hz,
+                               start=start, phase_rad=float(self.rng.uniform(0, 2 * np.pi)))
+        tx = Transmission(station, mode.name, telegram, start, (self.amplitude * frame.samples).astype(np.complex64),
+                          frame.placement)
         self.log.append(tx)
         return tx
 
     def capture(self, listener: str, start: int, stop: int) -> np.ndarray:
+        return np.concatenate([*self.capture_blocks(listener, start, stop), np.zeros(0, np.complex64)])
+
+    def capture_blocks(self, listener: str, start: int, stop: int,
+                       block_samples: int = DEFAULT_BLOCK) -> Iterator[np.ndarray]:
+        """:meth:`capture` in blocks (the same samples whatever their size); the noise generator
+        ends where :meth:`capture` leaves it once all are taken."""
         n = stop - start
-        noise = self.rng.standard_normal(n) + 1j * self.rng.standard_normal(n)
-        out = (self.noise_rms / np.sqrt(2) * noise).astype(np.complex64)
-        for tx in self.log:
-            if tx.station == listener:
-                continue  # half duplex: a station does not receive while it sends, nor itself
-            a, b = tx.start + self.delay, tx.end + self.delay
-            lo, hi = max(a, start), min(b, stop)
-            if lo < hi:
-                out[lo - start:hi - start] += tx.samples[lo - a:hi - a]
-        return out
+        noise = NoiseStream(self.rng, n)
+        for a in range(start, stop, block_samples):
+            b = min(a + block_samples, stop)
+            out = (self.noise_rms / np.sqrt(2) * noise.take(b - a)).astype(np.complex64)
+            for tx in self.log:
+                if tx.station == listener:
+                    continue  # half duplex: a station does not receive while it sends, nor itself
+                ta, tb = tx.start + self.delay, tx.end + self.delay
+                lo, hi = max(ta, a), min(tb, b)
+                if lo < hi:
+                    out[lo - a:hi - a] += tx.samples[lo - ta:hi - ta]
+            yield out
 
     def true_start(self, telegram: bytes, station: str) -> int | None:
         """Ground truth for the log: when (at the receiver) a frame's first chip arrived."""
@@ -463,13 +475,21 @@ def access_demand(profile: str = "T2", *, ebn0_db: float = 20.0, key: bytes | No
 DIALOGUES = {"installation": installation, "access": access_demand}
 
 
-def channel_recording(ch: SimChannel) -> tuple[np.ndarray, list[dict]]:
-    """The whole session as one capture (what a third receiver in the middle would record), with a
-    SigMF annotation per transmission."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRecording:
+    """The whole session as one capture (what a third receiver in the middle would record): its
+    length, the blocks to write (once), and a SigMF annotation per transmission from its placement."""
+
+    n_samples: int
+    blocks: Iterator[np.ndarray]
+    annotations: list[dict]
+
+
+def channel_recording(ch: SimChannel, block_samples: int = DEFAULT_BLOCK) -> SessionRecording:
     end = max(tx.end for tx in ch.log) + ch.delay + int(2e-3 * ch.info.sample_rate_hz)
-    x = ch.capture("observer", 0, end)
-    notes = [{"core:sample_start": tx.start + ch.delay, "core:sample_count": len(tx.samples),
+    notes = [{"core:sample_start": tx.placement.start + ch.delay, "core:sample_count": tx.placement.sample_count,
               "core:label": f"{tx.station} {tx.mode} {kind_name(tx.telegram)}", "wmbus:mode": tx.mode,
               "wmbus:telegram": tx.telegram.hex(), "core:freq_lower_edge": MODES[tx.mode].channel_hz - 150e3,
               "core:freq_upper_edge": MODES[tx.mode].channel_hz + 150e3} for tx in ch.log]
-    return x, notes
+    return SessionRecording(n_samples=end, blocks=ch.capture_blocks("observer", 0, end, block_samples),
+                            annotations=notes)

@@ -61,13 +61,13 @@ def run(args) -> int:
     print(log.text())
     if args.out:
         try:
-            x, notes = channel_recording(ch)
-            path = write_recording(args.out, x, notes, sample_rate_hz=ch.info.sample_rate_hz,
+            rec = channel_recording(ch)
+            path = write_recording(args.out, rec.blocks, rec.annotations, sample_rate_hz=ch.info.sample_rate_hz,
                                    center_freq_hz=ch.info.center_freq_hz)
         except (ValueError, OSError) as err:
             print(f"wmbus-sdr session: {err}", file=sys.stderr)
             return 2
-        print(f"wrote {path}: {len(x) / ch.info.sample_rate_hz:.3f} s at {ch.info.sample_rate_hz / 1e6:g} Msps "
+        print(f"wrote {path}: {rec.n_samples / ch.info.sample_rate_hz:.3f} s at {ch.info.sample_rate_hz / 1e6:g} Msps "
               f"centred {ch.info.center_freq_hz / 1e6:.4f} MHz", file=sys.stderr)
     ok = log.completed and all(e.in_window for e in log.delays())
     return 0 if ok else 1

@@ -20,10 +20,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dsp.channel import Burst, add_impulses, bit_rate, render  # noqa: E402
+from dsp.channel import Burst, Capture, Impulses, bit_rate  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
-from sdr.file import write_sigmf  # noqa: E402
-from sdr.formats import from_complex  # noqa: E402
+from flowgraphs.transmit import sigmf_annotations  # noqa: E402
+from sdr.file import IQWriter  # noqa: E402
 
 RATE = 2.4e6
 CENTER = 868.625e6
@@ -58,15 +58,18 @@ def main() -> None:
         bursts.append(Burst(mode=mode, telegram=examples[idx][1], frame_format=fmt, start_s=t, amplitude=amp,
                             freq_offset_hz=TUNER_OFFSET + offset, chip_rate_error=rate_err))
         t += 0.23
-    x, notes = render(bursts, sample_rate_hz=RATE, center_freq_hz=CENTER, duration_s=DURATION, rng=rng,
-                      noise_rms=NOISE_RMS, dc_offset=0.015 - 0.01j, iq_gain_db=0.4, iq_phase_deg=2.0)
-    x = add_impulses(x, rng=rng, sample_rate_hz=RATE, amplitude=0.5)
+    cap = Capture(bursts, sample_rate_hz=RATE, center_freq_hz=CENTER, duration_s=DURATION, rng=rng,
+                  noise_rms=NOISE_RMS, dc_offset=0.015 - 0.01j, iq_gain_db=0.4, iq_phase_deg=2.0,
+                  impulses=Impulses(amplitude=0.5))
+    notes = sigmf_annotations(cap.in_capture, cap.n_samples)
     for note, (idx, *_rest) in zip(notes, plan, strict=True):
         note["core:comment"] = examples[idx][0]
     base = ROOT / "recordings" / "example_868.625M_2M4"
-    write_sigmf(base, from_complex(x, "cu8"), fmt="cu8", sample_rate_hz=RATE, center_freq_hz=CENTER,
-                annotations=notes, description="wmbus-sdr example capture: S1, T1, C1-A, C1-B frames made by "
-                "scripts/make_recording.py (our modulator, RTL-SDR-like impairments)")
+    with IQWriter(f"{base}.sigmf-meta", fmt="cu8", sample_rate_hz=RATE, center_freq_hz=CENTER, annotations=notes,
+                  description="wmbus-sdr example capture: S1, T1, C1-A, C1-B frames made by "
+                  "scripts/make_recording.py (our modulator, RTL-SDR-like impairments)") as out:
+        for block in cap.blocks():
+            out.write(block)
     print(f"wrote {base}.sigmf-data/-meta: {len(bursts)} frames, {DURATION} s at {RATE / 1e6} Msps")
 
 

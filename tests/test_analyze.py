@@ -103,7 +103,8 @@ def test_postamble_length(mode, post):
 def test_deviation_and_drift_are_measured():
     rng = np.random.default_rng(5)
     info = StreamInfo(sample_rate_hz=2.4e6, center_freq_hz=868.625e6)
-    from dsp.channel import Burst, quantize, render
+    from dsp.channel import Burst, render
+    from sdr.formats import quantize
 
     tel = bytes([0x32, 0x44]) + bytes(range(49))
     burst = Burst(mode=MODES["T1"], telegram=tel, start_s=0.002, amplitude=0.3, deviation_error=-0.2,

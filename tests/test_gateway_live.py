@@ -96,10 +96,10 @@ def run_over_rtltcp(monkeypatch, tmp_path, x, notes, name: str, info: StreamInfo
 def test_gateway_cli_over_rtltcp_with_a_tx_stand_in(monkeypatch, capsys, tmp_path):
     """The command end to end: a recording with a C1 installation request served over rtl_tcp, the
     reply written to the SoapySDR stand-in; the measured turnaround is stated first."""
-    x, notes = render([Burst(mode=MODES["C1"], telegram=build(METER).telegram, start_s=0.3)],
+    x, _ = render([Burst(mode=MODES["C1"], telegram=build(METER).telegram, start_s=0.3)],
                       sample_rate_hz=INFO.sample_rate_hz, center_freq_hz=INFO.center_freq_hz, duration_s=0.6,
                       rng=np.random.default_rng(2), noise_rms=0.01)
-    rc, log = run_over_rtltcp(monkeypatch, tmp_path, x, notes, "ir_868.625M_1600k.cu8", INFO,
+    rc, log = run_over_rtltcp(monkeypatch, tmp_path, x, [], "ir_868.625M_1600k.cu8", INFO,
                               ["gateway", "--mode", "C2", "--duration", "0.55"])
     out, err = capsys.readouterr()
     assert rc == 0, err

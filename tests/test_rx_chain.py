@@ -9,13 +9,14 @@ import zlib
 import numpy as np
 import pytest
 
-from dsp.channel import Burst, add_impulses, bit_rate, quantize, render, single_burst
+from dsp.channel import Burst, add_impulses, bit_rate, render, single_burst
 from dsp.channelizer import Channelizer
 from dsp.detect import BurstFinder
 from dsp.frontend import ImpulseBlanker
 from dsp.modes import MODES
 from flowgraphs.receive import Receiver, receive
 from sdr.file import FileSource
+from sdr.formats import quantize
 from sdr.types import IQChunk, StreamInfo
 
 from .conftest import REPO, load_jsonl, shared_path
@@ -163,10 +164,10 @@ def test_bursts_close_soon_after_the_signal_ends():
     late = []
     for seed in range(24):
         rng = np.random.default_rng(seed)
-        x, notes = render([Burst(mode=MODES["S1"], telegram=TEL, start_s=0.01, amplitude=0.3)],
+        x, placed = render([Burst(mode=MODES["S1"], telegram=TEL, start_s=0.01, amplitude=0.3)],
                           sample_rate_hz=1.6e6, center_freq_hz=868.625e6, duration_s=0.2, rng=rng, noise_rms=0.003)
         rx = Receiver(info, ["S1"])
-        end = notes[0]["core:sample_start"] + notes[0]["core:sample_count"]
+        end = placed[0].placement.end
         closed = []
         for i in range(0, len(x), 1024):  # small chunks: the frame comes out within 0.64 ms of the close
             if list(rx.process(IQChunk(samples=x[i:i + 1024], info=info, start=i))):
