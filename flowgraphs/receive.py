@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,8 +25,25 @@ CHANNELS = {
 DEFAULT_MODES = ("S1", "T1", "C1")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class BurstSnippet:
+    """The channel-rate IQ a frame was decoded from (kept with ``keep_detail``, for the analyser)."""
+
+    samples: np.ndarray  # complex64 at the channel rate
+    sample_rate_hz: float  # the channel rate
+    result: FrameResult  # the demodulator's view (positions in ``samples``)
+    bin_error_hz: float  # the channel's realised centre minus the nominal channel
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RxFrame:
+    """One link frame as heard: bytes, where it sits in the sample stream and in time, and its signal.
+
+    ``sample`` / ``end_sample`` are absolute indices into the input stream (true across gaps);
+    ``time_ns`` is the UTC wall clock of ``sample`` from the stream's anchor (None when the source
+    has no clock, e.g. a raw file without metadata). Frames compare and hash on everything but
+    ``detail``."""
+
     mode: str
     frame_format: str | None
     telegram: bytes  # canonical (L first, no CRCs) when crc_ok
@@ -34,7 +51,8 @@ class RxFrame:
     reason: str
     sample: int  # absolute input sample index where the sync word starts
     end_sample: int  # absolute input sample index just after the last chip
-    t_s: float
+    sample_rate_hz: float  # of the input stream
+    time_ns: int | None = None  # UTC wall clock (ns since the epoch) of ``sample``
     rssi_dbfs: float
     noise_dbfs: float
     snr_db: float
@@ -42,7 +60,12 @@ class RxFrame:
     chip_rate_hz: float
     channel_hz: float
     violations: int
-    detail: object = None  # (burst samples, FrameResult, channel rate, bin error Hz) with keep_detail
+    detail: BurstSnippet | None = field(default=None, compare=False, hash=False)
+
+    @property
+    def t_s(self) -> float:
+        """Seconds from the stream's sample 0 to the sync word."""
+        return self.sample / self.sample_rate_hz
 
 
 def plan_channels(info: StreamInfo, modes: Iterable[str]) -> dict[str, tuple[float, tuple[str, ...]]]:
@@ -130,11 +153,12 @@ class Receiver:
         end_sample = int(round((burst.start + r.end_position) * dec - self.channelizer.delay))
         return RxFrame(mode=r.mode, frame_format=r.frame_format, telegram=r.telegram, crc_ok=r.crc_ok,
                        reason=r.reason, sample=max(sample, 0), end_sample=max(end_sample, sample, 0),
-                       t_s=max(sample, 0) / fs,
+                       sample_rate_hz=fs,
                        rssi_dbfs=10 * np.log10(max(p, 1e-20)), noise_dbfs=10 * np.log10(noise),
                        snr_db=10 * np.log10(max(p - noise, 1e-20) / noise), freq_offset_hz=r.freq_offset_hz + bin_error,
                        chip_rate_hz=r.chip_rate_hz, channel_hz=freq, violations=r.violations,
-                       detail=(burst.samples, r, self.channelizer.out_rate, bin_error) if self.keep_detail else None)
+                       detail=BurstSnippet(samples=burst.samples, sample_rate_hz=self.channelizer.out_rate, result=r,
+                                           bin_error_hz=bin_error) if self.keep_detail else None)
 
 
 def receive(chunks: Iterable[IQChunk], info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES,
