@@ -84,6 +84,19 @@ def plan_channels(info: StreamInfo, modes: Iterable[str]) -> dict[str, tuple[flo
 
 
 class Receiver:
+    """IQ chunks in, link frames out, true to time.
+
+    Sample indices are absolute: a chunk whose ``start`` jumps past the previous chunk's end (samples
+    dropped by the source, or a reconnect) ends the current *segment* — its bursts are flushed as at
+    the end of a stream — and a new segment starts at the chunk's own index, its first channel sample
+    on the absolute decimation grid. So a frame's ``sample`` is where it was on air whatever was lost
+    before it, and the output depends on the input's absolute indices, never on its chunking.
+
+    Wall-clock time comes from the first chunk that carries one (``IQChunk.time_ns``, the arrival of
+    its last sample): that chunk anchors the sample clock, and every frame's ``time_ns`` is the anchor
+    plus its distance in samples at the nominal rate.
+    """
+
     def __init__(self, info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES, *, blank_impulses: bool = True,
                  keep_detail: bool = False):
         self.info = info
@@ -100,24 +113,71 @@ class Receiver:
         self.finders = {name: BurstFinder(name) for name in self.plan}
         self.demods = {name: Demodulator(self.channelizer.out_rate, list(ms)) for name, (_, ms) in self.plan.items()}
         self.stats: Counter = Counter()
-        self.samples_in = 0
+        self.samples_in = 0  # absolute index just after the last input sample
+        self.samples_lost = 0  # samples missing between chunks (gaps)
+        self.gaps = 0
+        self._segment: int | None = None  # absolute input index of the current segment's channel sample 0
+        self._anchor: tuple[int, int] | None = None  # (absolute sample, UTC ns) of the sample clock
 
     @property
     def modes(self) -> list[str]:
         return [m for _, ms in self.plan.values() for m in ms]
 
+    def time_ns(self, sample: int) -> int | None:
+        """UTC wall clock (ns) of an absolute sample index; None before any chunk carried a time."""
+        if self._anchor is None:
+            return None
+        a_sample, a_ns = self._anchor
+        return a_ns + int(round((sample - a_sample) * 1e9 / self.info.sample_rate_hz))
+
     def process(self, chunk: IQChunk) -> Iterator[RxFrame]:
-        self.samples_in = chunk.end
         x = chunk.samples
+        if self._anchor is None and chunk.time_ns is not None:
+            self._anchor = (chunk.end, chunk.time_ns)
+        if self._segment is None:
+            x = self._begin_segment(chunk.start, x)
+        elif chunk.start != self.samples_in:
+            if chunk.start < self.samples_in:
+                raise ValueError(f"{self.info.source}: chunk at sample {chunk.start} overlaps the previous one "
+                                 f"(which ended at {self.samples_in}); sample indices must not go back")
+            self.gaps += 1
+            self.samples_lost += chunk.start - self.samples_in
+            self.stats["gaps"] += 1
+            yield from self._end_segment()
+            x = self._begin_segment(chunk.start, x)
+        self.samples_in = chunk.end
         if self.blanker is not None:
             x = self.blanker.process(x)
         yield from self._channels(self.channelizer.process(x))
 
     def flush(self) -> Iterator[RxFrame]:
+        """End of stream: the bursts still open come out."""
+        if self._segment is not None:
+            yield from self._end_segment()
+
+    def _begin_segment(self, start: int, x: np.ndarray) -> np.ndarray:
+        """Restart every block at absolute index ``start``. The segment begins on the decimation grid
+        (zeros fill in before ``start``), so channel sample k is input sample segment + k * D as in
+        an unbroken stream, and the channeliser's mixing phase is that of the absolute index."""
+        dec = self.channelizer.decimation
+        lead = start % dec
+        self._segment = start - lead
+        if self.blanker is not None:
+            self.blanker.reset()
+        self.channelizer.reset(self._segment)
+        for finder in self.finders.values():
+            finder.reset()
+        if lead:
+            x = np.concatenate((np.zeros(lead, dtype=np.complex64), np.asarray(x, dtype=np.complex64)))
+        return x
+
+    def _end_segment(self) -> Iterator[RxFrame]:
         if self.blanker is not None:
             rest = self.blanker.flush()
             pad = np.zeros(self.channelizer.n_fft, dtype=np.complex64)
             yield from self._channels(self.channelizer.process(np.concatenate((rest, pad))))
+        else:
+            yield from self._channels(self.channelizer.process(np.zeros(self.channelizer.n_fft, np.complex64)))
         for name, finder in self.finders.items():
             for burst in finder.flush():
                 yield from self._burst(name, burst)
@@ -134,26 +194,29 @@ class Receiver:
         self.stats["bursts"] += 1
         freq, _ = self.plan[name]
         ch = next(c for c in self.channelizer.channels if c.name == name)
-        dec = self.channelizer.decimation
-        fs = self.info.sample_rate_hz
         for r in self.demods[name].demodulate(burst.samples):
-            frame = self._frame(r, burst, freq, ch.offset_hz - (freq - self.info.center_freq_hz), dec, fs)
+            frame = self._frame(r, burst, freq, ch.offset_hz - (freq - self.info.center_freq_hz))
             self.stats[f"frames {r.mode}" if r.crc_ok else f"rejected {r.reason}"] += 1
             yield frame
 
-    def _frame(self, r: FrameResult, burst, freq: float, bin_error: float, dec: int, fs: float) -> RxFrame:
+    def _input_index(self, burst, position: float) -> int:
+        """Absolute input sample index of a (fractional) position inside a burst."""
+        dec = self.channelizer.decimation
+        return int(round(self._segment + (burst.start + position) * dec - self.channelizer.delay))
+
+    def _frame(self, r: FrameResult, burst, freq: float, bin_error: float) -> RxFrame:
         # the sync template starts PREAMBLE_CHIPS before the sync word; report the sync word start
         sync_at = r.position - len(MODES[r.mode].sync) * self.channelizer.out_rate / r.chip_rate_hz
-        sample = int(round((burst.start + sync_at) * dec - self.channelizer.delay))
+        sample = max(self._input_index(burst, sync_at), self._segment)
+        end_sample = max(self._input_index(burst, r.end_position), sample)
         i0 = int(r.sync_position)
         i1 = max(i0 + 1, int(r.end_position))
         seg = burst.samples[i0:i1]
         p = float(np.mean(seg.real ** 2 + seg.imag ** 2)) if len(seg) else burst.power
         noise = max(burst.noise, 1e-20)
-        end_sample = int(round((burst.start + r.end_position) * dec - self.channelizer.delay))
         return RxFrame(mode=r.mode, frame_format=r.frame_format, telegram=r.telegram, crc_ok=r.crc_ok,
-                       reason=r.reason, sample=max(sample, 0), end_sample=max(end_sample, sample, 0),
-                       sample_rate_hz=fs,
+                       reason=r.reason, sample=sample, end_sample=end_sample,
+                       sample_rate_hz=self.info.sample_rate_hz, time_ns=self.time_ns(sample),
                        rssi_dbfs=10 * np.log10(max(p, 1e-20)), noise_dbfs=10 * np.log10(noise),
                        snr_db=10 * np.log10(max(p - noise, 1e-20) / noise), freq_offset_hz=r.freq_offset_hz + bin_error,
                        chip_rate_hz=r.chip_rate_hz, channel_hz=freq, violations=r.violations,
