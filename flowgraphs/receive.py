@@ -92,9 +92,9 @@ class Receiver:
     on the absolute decimation grid. So a frame's ``sample`` is where it was on air whatever was lost
     before it, and the output depends on the input's absolute indices, never on its chunking.
 
-    Wall-clock time comes from the first chunk that carries one (``IQChunk.time_ns``, the arrival of
-    its last sample): that chunk anchors the sample clock, and every frame's ``time_ns`` is the anchor
-    plus its distance in samples at the nominal rate.
+    Wall-clock time comes from the chunks that carry one (``IQChunk.time_ns``, the arrival of their
+    last sample): the earliest ``time_ns - end / rate`` (the least delayed arrival) anchors sample 0,
+    and every frame's ``time_ns`` is that anchor plus its index at the nominal rate.
     """
 
     def __init__(self, info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES, *, blank_impulses: bool = True,
@@ -132,8 +132,11 @@ class Receiver:
 
     def process(self, chunk: IQChunk) -> Iterator[RxFrame]:
         x = chunk.samples
-        if self._anchor is None and chunk.time_ns is not None:
-            self._anchor = (chunk.end, chunk.time_ns)
+        if chunk.time_ns is not None:
+            # the earliest arrival relative to the sample clock is the least delayed one
+            t0 = chunk.time_ns - int(round(chunk.end * 1e9 / self.info.sample_rate_hz))
+            if self._anchor is None or t0 < self._anchor[1]:
+                self._anchor = (0, t0)
         if self._segment is None:
             x = self._begin_segment(chunk.start, x)
         elif chunk.start != self.samples_in:
