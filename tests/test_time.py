@@ -95,7 +95,8 @@ def test_frames_after_gaps_keep_their_true_sample_index(recording, unbroken, gap
         truth = note["core:sample_start"] + 2 * mode.preamble_pairs / g.chip_rate_hz * info.sample_rate_hz
         assert abs(g.sample - truth) < info.sample_rate_hz / mode.chip_rate
     for f in hit:  # a frame cut by a gap never comes out at a wrong place
-        assert f.telegram not in got or abs(got[f.telegram].sample - f.sample) <= 0.25 * info.sample_rate_hz / f.chip_rate_hz
+        quarter_chip = 0.25 * info.sample_rate_hz / f.chip_rate_hz
+        assert f.telegram not in got or abs(got[f.telegram].sample - f.sample) <= quarter_chip
 
 
 def test_frame_time_is_the_anchor_plus_the_sample_clock(recording):
