@@ -47,7 +47,7 @@ def analyze(chunks: Iterable, info, *, modes=("S1", "T1", "C1"), meter: str | No
     def handle(f):
         if not f.crc_ok:
             return
-        xs, r, rate, bin_error = f.detail
+        xs, r, rate, bin_error = f.detail.samples, f.detail.result, f.detail.sample_rate_hz, f.detail.bin_error_hz
         mode = MODES[r.mode]
         sync_len = len(mode.sync_b if r.frame_format == "B" and mode.sync_b else mode.sync)
         sps = rate / r.chip_rate_hz

@@ -124,6 +124,9 @@ class IqSaver:
                   * self.info.sample_rate_hz) + self.margin
         a, b = frame.sample - pre, frame.end_sample + self.margin
         parts = [c for c in self._chunks if c.end > a and c.start < b]
+        # only samples contiguous with the frame's own: a frame never spans a gap, its margin may
+        while len(parts) > 1 and any(p.start != q.end for q, p in zip(parts, parts[1:], strict=False)):
+            parts = parts[1:]
         if not parts:
             return
         x = np.concatenate([c.samples for c in parts])
