@@ -82,7 +82,7 @@ class Impulses:
     length: tuple[int, int] = (2, 10)  # samples, inclusive
 
 
-def modulate_burst(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, start: int, phase_rad: float,
+def burst_frame(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, start: int, phase_rad: float,
                    amplitude: float = 1.0, dtype=np.complex128) -> ModulatedFrame:
     """The modulator's output for ``b`` (its amplitude not applied unless given) starting at
     capture sample ``start`` (the mixer's phase reference)."""
@@ -98,7 +98,7 @@ def burst_samples(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, sta
                   rng: np.random.Generator) -> np.ndarray:
     """One burst at unit amplitude (complex128), at its channel offset from ``center_freq_hz``, with
     a carrier phase drawn from ``rng``; ``start`` is its first sample on the capture clock."""
-    return modulate_burst(b, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, start=start,
+    return burst_frame(b, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, start=start,
                           phase_rad=float(rng.uniform(0, 2 * np.pi))).samples
 
 
@@ -227,7 +227,7 @@ class Capture:
             while nxt < len(order) and self.placed[order[nxt]].placement.start < b:
                 k = order[nxt]
                 p = self.placed[k]
-                active[k] = modulate_burst(p.burst, sample_rate_hz=self.sample_rate_hz,
+                active[k] = burst_frame(p.burst, sample_rate_hz=self.sample_rate_hz,
                                            center_freq_hz=self.center_freq_hz, start=p.placement.start,
                                            phase_rad=p.phase_rad, amplitude=p.burst.amplitude).samples
                 nxt += 1

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from dsp.channel import DEFAULT_BLOCK, Burst, NoiseStream, bit_rate, modulate_burst, noise_power
+from dsp.channel import DEFAULT_BLOCK, Burst, NoiseStream, bit_rate, burst_frame, noise_power
 from dsp.modes import MODES, ModeSpec
 from dsp.modulate import FramePlacement
 from mbus.builder import build, kind_name, kind_of
@@ -114,7 +114,7 @@ class SimChannel:
 
     def transmit(self, station: str, mode: ModeSpec, telegram: bytes, start: int,
                  freq_offset_hz: float = 0.0) -> Transmission:
-        frame = modulate_burst(Burst(mode=mode, telegram=telegram, freq_offset_hz=freq_offset_hz),
+        frame = burst_frame(Burst(mode=mode, telegram=telegram, freq_offset_hz=freq_offset_hz),
                                sample_rate_hz=self.info.sample_rate_hz, center_freq_hz=self.info.center_freq_hz,
                                start=start, phase_rad=float(self.rng.uniform(0, 2 * np.pi)))
         tx = Transmission(station, mode.name, telegram, start, (self.amplitude * frame.samples).astype(np.complex64),
