@@ -12,6 +12,7 @@ are always made with this checkout's TX.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -76,15 +77,21 @@ def main() -> None:
                 print(f"made {Path(cmd[1]).name} ({capture_s:g} s) in {time.perf_counter() - t0:.0f} s",
                       file=sys.stderr, flush=True)
             peak, wall = run(args.repo, cmd)
-            rows.append((name, peak, target, wall))
-            print(f"{name}: {peak:.0f} MB in {wall:.0f} s", file=sys.stderr, flush=True)
+            if capture_s is not None:  # the report found every frame the capture holds
+                found = len(json.loads((Path(cmd[3]) / "report.json").read_text())["frames"])
+                check = f"{found} of {int(capture_s / 0.5)} frames"
+            else:
+                out = Path(cmd[-1])
+                check = f"{out.stat().st_size / 2 / 2.4e6:.1f} s written"
+            rows.append((name, peak, target, wall, check))
+            print(f"{name}: {peak:.0f} MB in {wall:.0f} s, {check}", file=sys.stderr, flush=True)
             if capture_s is not None:
                 Path(cmd[1]).unlink()
     print(f"peak RSS of each command (its own, os.wait4), 2.4 Msps; code from {args.repo}")
-    print("| command | peak RSS | target | wall time |\n|---|---|---|---|")
-    for name, peak, target, wall in rows:
+    print("| command | peak RSS | target | wall time | output |\n|---|---|---|---|---|")
+    for name, peak, target, wall, check in rows:
         verdict = "-" if target is None else f"< {target} MB ({'met' if peak < target else 'MISSED'})"
-        print(f"| {name} | {peak:.0f} MB | {verdict} | {wall:.0f} s |")
+        print(f"| {name} | {peak:.0f} MB | {verdict} | {wall:.0f} s | {check} |")
 
 
 if __name__ == "__main__":
