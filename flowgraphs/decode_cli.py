@@ -24,7 +24,19 @@ if TYPE_CHECKING:  # numpy and scipy are imported only when a recording is decod
     from .receive import Receiver, RxFrame
 
 FORMATS = ("cu8", "cs8", "cs16", "cf32")
-DEFAULT_MODES = ("S1", "T1", "C1")
+
+
+class _DefaultModes:
+    """The receiver's default modes from the mode registry (dsp.modes), looked up only when used:
+    dsp imports numpy, which `wmbus-sdr telegram` must start without."""
+
+    def __str__(self) -> str:
+        from dsp.modes import default_rx_modes
+
+        return ",".join(default_rx_modes())
+
+
+DEFAULT_MODES = _DefaultModes()
 
 HELP = """\
 Decode wireless M-Bus frames from an IQ recording: every S1, T1 and C1 (format A and B) frame in
@@ -47,7 +59,7 @@ def add_parser(sub) -> None:
     p.add_argument("--format", dest="fmt", choices=FORMATS, help="sample format (default: from the file)")
     p.add_argument("--rate", type=float, help="sample rate in samples/s (default: from the file)")
     p.add_argument("--center", type=float, help="centre frequency in Hz (default: from the file)")
-    p.add_argument("--modes", default=",".join(DEFAULT_MODES), help="modes to receive (default: S1,T1,C1)")
+    p.add_argument("--modes", default=DEFAULT_MODES, help="modes to receive (default: %(default)s)")
     keys = p.add_mutually_exclusive_group()
     keys.add_argument("--key", metavar="K", help="AES-128 key for any meter")
     keys.add_argument("--keys", metavar="FILE", help="key file: lines 'METER_ID [MANUFACTURER] KEY'")
@@ -68,7 +80,7 @@ def run(args) -> int:
         if args.key and len(args.key) != 32:
             raise ValueError("--key: an AES-128 key has 32 hex digits")
         source = FileSource(args.file, fmt=args.fmt, sample_rate_hz=args.rate, center_freq_hz=args.center)
-        rx = Receiver(source.info, [m.strip() for m in args.modes.split(",") if m.strip()],
+        rx = Receiver(source.info, [m.strip() for m in str(args.modes).split(",") if m.strip()],
                       blank_impulses=not args.no_blank)
     except (ValueError, SDRError) as err:
         print(f"wmbus-sdr decode: {err}", file=sys.stderr)

@@ -34,12 +34,13 @@ def test_dependency_rule():
 
 
 def test_light_cli_constants_match_their_sources():
-    """decode_cli repeats two constants so that `wmbus-sdr telegram` starts without numpy."""
+    """decode_cli repeats the sample formats and looks the default modes up lazily, so that
+    `wmbus-sdr telegram` starts without numpy."""
     from flowgraphs import decode_cli, receive
     from sdr import formats
 
     assert decode_cli.FORMATS == formats.FORMATS
-    assert decode_cli.DEFAULT_MODES == receive.DEFAULT_MODES
+    assert str(decode_cli.DEFAULT_MODES) == ",".join(receive.DEFAULT_MODES)
 
 
 def test_telegram_command_does_not_import_numpy():
