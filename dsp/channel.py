@@ -16,6 +16,7 @@ from . import phy
 from .modes import ModeSpec
 from .modulate import fsk
 
+
 def bit_rate(mode: ModeSpec) -> float:
     return mode.bit_rate
 

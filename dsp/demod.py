@@ -18,7 +18,8 @@ from mbus import frame as mframe
 from mbus.crc import crc16
 from mbus.errors import DecodeError
 
-from .modes import ModeSpec, mode as mode_named, search_template_chips, shared_search
+from .modes import ModeSpec, search_template_chips, shared_search
+from .modes import mode as mode_named
 from .phy import onair_size
 
 
@@ -155,7 +156,6 @@ class Demodulator:
         if len(x) < 64:
             return []
         d = discriminator(x, self.rate)
-        power = float(np.mean(x.real ** 2 + x.imag ** 2))
         good: list[FrameResult] = []
         bad: list[FrameResult] = []
         for search in self._search:
@@ -164,7 +164,7 @@ class Demodulator:
             w = max(1, int(round(sps0)))
             m = _moving_average(d, w)
             span = len(tpl.chips)
-            for score, pos, sps, sign in self._candidates(m, tpl, sps0, search.factors, search.threshold):
+            for _score, pos, sps, sign in self._candidates(m, tpl, sps0, search.factors, search.threshold):
                 # a candidate inside a decoded frame (or its sync template) is that frame seen again
                 if any(r.sync_position - span * sps <= pos <= r.end_position for r in good):
                     continue

@@ -22,7 +22,8 @@ import numpy as np
 from mbus import frame as mframe
 
 from .demod import discriminator
-from .modes import MODES, mode as mode_named
+from .modes import MODES
+from .modes import mode as mode_named
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
