@@ -71,7 +71,7 @@ class _Search:
     must_check: bool  # a hit that matches none of ``checks`` is no frame
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Lock:
     """A candidate being decoded: where its chips are and the waveform they are read from."""
 
@@ -444,7 +444,8 @@ class Demodulator:
         return None
 
     def _decode_blocks(self, lock: _Lock, spec: ModeSpec, fmt: str, tracker: _ChipTracker) -> FrameResult | None:
-        """Head (4 bytes) -> L-field candidates -> chips for each -> block CRCs, with repair."""
+        """Head (4 bytes) -> L-field candidates -> chips for each -> block CRCs with repair: the first
+        candidate whose blocks check out, else the first failure, else None (noise)."""
         coding = spec.coding
         cpb = coding.chips_per_byte
         data_start = tracker.position  # first chip after the whole sync word
@@ -461,50 +462,51 @@ class Demodulator:
             return None
         # chips for the most likely L first; more only if another candidate needs them
         soft = first
-
-        def extend(n_bytes: int) -> None:
-            nonlocal soft
-            need = cpb * n_bytes - len(soft)
-            if need <= 0:
-                return
-            frame_end = int(tracker.position + (need + 8) * lock.sps + 2 * lock.w)
-            if frame_end > lock.done_to:
-                lock.tones_to(self, frame_end)
-                tracker.refresh()
-            soft = np.concatenate((soft, tracker.take(need)))
-
-        strip = mframe.strip_format_a if fmt == "A" else mframe.strip_format_b
-        sync_chips = len(spec.syncs[fmt])
         failure = None
         for lval, n_bytes in sizes.items():
-            extend(n_bytes)
-            chip_rate = self.rate / tracker.sps_mean
-            snr = 10 * np.log10(max(lock.amp * lock.amp / max(tracker.noise_var, 1e-12), 1e-9))
-            common = dict(position=data_start, sync_position=lock.pos,
-                          sync_start=data_start - sync_chips * self.rate / chip_rate, chip_rate_hz=chip_rate,
-                          freq_offset_hz=lock.sign * lock.offset, deviation_hz=lock.dev, snr_db=float(snr),
-                          violations=0, n_chips=n_bytes * cpb, end_position=data_start + n_bytes * cpb * lock.sps)
-            if len(soft) < n_bytes * cpb:
-                failure = failure or FrameResult(mode=spec.name, frame_format=fmt,
-                                                 telegram=coding.soft_decode(soft)[0], crc_ok=False,
-                                                 reason="truncated", **common)
-                continue
-            raw, violations = coding.soft_decode(soft[: n_bytes * cpb])
-            raw = bytes([lval]) + raw[1:n_bytes]
-            common["violations"] = violations
-            try:
-                canonical, _ = strip(raw)
-            except DecodeError as err:
-                repaired = repair_blocks(raw, fmt, *coding.alternatives(soft[: n_bytes * cpb]))
-                if repaired is None:
-                    failure = failure or FrameResult(mode=spec.name, frame_format=fmt, telegram=raw,
-                                                     crc_ok=False, reason=err.reason, **common)
-                    continue
-                canonical, _ = strip(repaired)
-                common["repaired"] = True
-            return FrameResult(mode=spec.name, frame_format=fmt, telegram=canonical, crc_ok=True, reason="ok",
-                               **common)
+            soft = self._extend(lock, tracker, soft, cpb * n_bytes)
+            res = self._check_blocks(lock, spec, fmt, tracker, soft, data_start, lval, n_bytes)
+            if res.crc_ok:
+                return res
+            failure = failure or res
         return failure
+
+    def _extend(self, lock: _Lock, tracker: _ChipTracker, soft: np.ndarray, n_chips: int) -> np.ndarray:
+        """Soft chips up to ``n_chips`` (fewer at the end of the burst), running the tones further first."""
+        need = n_chips - len(soft)
+        if need <= 0:
+            return soft
+        frame_end = int(tracker.position + (need + 8) * lock.sps + 2 * lock.w)
+        if frame_end > lock.done_to:
+            lock.tones_to(self, frame_end)
+            tracker.refresh()
+        return np.concatenate((soft, tracker.take(need)))
+
+    def _check_blocks(self, lock: _Lock, spec: ModeSpec, fmt: str, tracker: _ChipTracker, soft: np.ndarray,
+                      data_start: float, lval: int, n_bytes: int) -> FrameResult:
+        """The frame for one L-field value: decoded, block CRCs checked (repaired when they fail)."""
+        coding = spec.coding
+        n_chips = n_bytes * coding.chips_per_byte
+        chip_rate = self.rate / tracker.sps_mean
+        snr = 10 * np.log10(max(lock.amp * lock.amp / max(tracker.noise_var, 1e-12), 1e-9))
+        common = dict(mode=spec.name, frame_format=fmt, position=data_start, sync_position=lock.pos,
+                      sync_start=data_start - len(spec.syncs[fmt]) * self.rate / chip_rate, chip_rate_hz=chip_rate,
+                      freq_offset_hz=lock.sign * lock.offset, deviation_hz=lock.dev, snr_db=float(snr),
+                      violations=0, n_chips=n_chips, end_position=data_start + n_chips * lock.sps)
+        if len(soft) < n_chips:
+            return FrameResult(telegram=coding.soft_decode(soft)[0], crc_ok=False, reason="truncated", **common)
+        raw, common["violations"] = coding.soft_decode(soft[:n_chips])
+        raw = bytes([lval]) + raw[1:n_bytes]
+        strip = mframe.strip_format_a if fmt == "A" else mframe.strip_format_b
+        try:
+            canonical, _ = strip(raw)
+        except DecodeError as err:
+            repaired = repair_blocks(raw, fmt, *coding.alternatives(soft[:n_chips]))
+            if repaired is None:
+                return FrameResult(telegram=raw, crc_ok=False, reason=err.reason, **common)
+            canonical, _ = strip(repaired)
+            common["repaired"] = True
+        return FrameResult(telegram=canonical, crc_ok=True, reason="ok", **common)
 
     @staticmethod
     def _length_candidates(first_byte: int, alternatives, fmt: str) -> dict[int, int]:
