@@ -34,8 +34,9 @@ def test_dependency_rule():
 
 
 def test_light_cli_constants_match_their_sources():
-    """decode_cli repeats two constants so that `wmbus-sdr telegram` starts without numpy."""
-    from flowgraphs import decode_cli, receive
+    """cli.decode repeats two constants so that `wmbus-sdr telegram` starts without numpy."""
+    from flowgraphs import receive
+    from flowgraphs.cli import decode as decode_cli
     from sdr import formats
 
     assert decode_cli.FORMATS == formats.FORMATS

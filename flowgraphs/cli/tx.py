@@ -116,7 +116,7 @@ def _live(args, plan, mode: str) -> int:
     from sdr.errors import SDRError
     from sdr.soapy_tx import SoapySink
 
-    from .transmit import render_plan
+    from ..transmit import render_plan
 
     spec = MODES[mode]
     if not args.device.startswith("soapy:"):
@@ -151,8 +151,8 @@ def run(args) -> int:
     from mbus.errors import DecodeError
     from mbus.frame import normalize
 
-    from .telegram_cli import parse_hex
-    from .transmit import TxPlan, render_plan, write_recording
+    from .telegram import parse_hex
+    from ..transmit import TxPlan, render_plan, write_recording
 
     try:
         mode = args.mode.upper()

@@ -16,12 +16,12 @@ from mbus.keys import KeyStore
 from mbus.telegram import decode as decode_telegram
 from sdr.errors import SDRError
 
-from .telegram_cli import format_text
+from .telegram import format_text
 
 if TYPE_CHECKING:  # numpy and scipy are imported only when a recording is decoded
     from sdr.file import FileSource
 
-    from .receive import Receiver, RxFrame
+    from ..receive import Receiver, RxFrame
 
 FORMATS = ("cu8", "cs8", "cs16", "cf32")
 DEFAULT_MODES = ("S1", "T1", "C1")
@@ -60,7 +60,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from sdr.file import FileSource
 
-    from .receive import Receiver
+    from ..receive import Receiver
 
     try:
         keys = KeyStore.from_file(args.keys) if args.keys else (

@@ -6,7 +6,7 @@ import argparse
 import re
 import sys
 
-from .gateway_cli import add_radio_options, open_tx, run_station
+from .gateway import add_radio_options, open_tx, run_station
 
 HELP = """\
 Act as a bidirectional meter for testing a gateway: send an installation request (SND-IR, then
@@ -57,8 +57,8 @@ def run(args) -> int:
     from sdr.errors import SDRError
     from sdr.registry import open_device
 
-    from .meter_live import SENDS, LiveMeter, downlink_center
-    from .session import PROFILES, MeterLogic
+    from ..meter_live import SENDS, LiveMeter, downlink_center
+    from ..session import PROFILES, MeterLogic
 
     meter = None
     try:

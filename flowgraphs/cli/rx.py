@@ -90,8 +90,8 @@ def _rx(args) -> int:
     from sdr.errors import SDRError
     from sdr.registry import open_device
 
-    from .live import Inventory, IqSaver, MqttSink, jsonl_sink, rtlwmbus_sink, run_live, text_sink
-    from .receive import Receiver
+    from ..live import Inventory, IqSaver, MqttSink, jsonl_sink, rtlwmbus_sink, run_live, text_sink
+    from ..receive import Receiver
 
     outputs = [o.strip() for o in args.output.split(",") if o.strip()]
     bad = [o for o in outputs if o not in ("text", "jsonl", "rtlwmbus", "none")]

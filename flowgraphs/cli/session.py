@@ -42,8 +42,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from mbus.keys import parse_key
 
-    from .session import DIALOGUES, channel_recording
-    from .transmit import write_recording
+    from ..session import DIALOGUES, channel_recording
+    from ..transmit import write_recording
 
     try:
         key = parse_key(args.key, where="--key") if args.key else None

@@ -41,7 +41,7 @@ def run(args) -> int:
     from sdr.errors import SDRError
     from sdr.file import FileSource
 
-    from .analyze import analyze, text_table
+    from ..analyze import analyze, text_table
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     try:
@@ -55,7 +55,7 @@ def run(args) -> int:
             source = open_device(args.device, sample_rate_hz=args.rate or 2.4e6,
                                  center_freq_hz=args.center or 868.625e6)
             info = source.info
-            from .live import for_seconds
+            from ..live import for_seconds
 
             chunks = for_seconds(source, args.duration)
         else:
@@ -75,7 +75,7 @@ def run(args) -> int:
     if args.report:
         import numpy as np
 
-        from .report import write_report
+        from ..report import write_report
 
         capture = np.concatenate(kept) if kept else None
         path = write_report(report, args.report, capture)
