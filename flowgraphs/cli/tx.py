@@ -151,8 +151,8 @@ def run(args) -> int:
     from mbus.errors import DecodeError
     from mbus.frame import normalize
 
-    from .telegram import parse_hex
     from ..transmit import TxPlan, render_plan, write_recording
+    from .telegram import parse_hex
 
     try:
         mode = args.mode.upper()
