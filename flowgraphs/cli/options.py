@@ -52,17 +52,17 @@ def single_key(args: argparse.Namespace) -> bytes | None:
 def add_source_options(p: argparse.ArgumentParser, *, file: str | None = None, device: str | None = None,
                        rate_default: float | None = None, rate_help: str | None = None,
                        center_default: float | None = None, center_help: str | None = None,
-                       tuner: bool = False) -> None:
+                       device_help: str | None = None, tuner: bool = False) -> None:
     """Where IQ comes from. ``file``: "required" (positional FILE) or "optional"; ``device``:
     "required" or "optional" (``--device``); --rate and --center always, --format with a file,
     --gain/--ppm with ``tuner``."""
     if file is not None:
         p.add_argument("file", nargs=None if file == "required" else "?", metavar="FILE",
-                       help="recording (cu8/cs8/cs16/cf32, .sigmf-meta, .wav)"
-                            + (" or '-'" if file == "required" else " (as for decode)"))
+                       help="recording (cu8/cs8/cs16/cf32, .sigmf-meta, .wav) or '-'" if file == "required"
+                       else "recording (as for decode)")
     if device is not None:
-        p.add_argument("--device", required=device == "required",
-                       help=f"{SOURCE_KINDS}" if file is None else "live source instead of a file (as for rx)")
+        default_help = SOURCE_KINDS if file is None else "live source instead of a file (as for rx)"
+        p.add_argument("--device", required=device == "required", help=device_help or default_help)
     if file is not None:
         p.add_argument("--format", dest="fmt", choices=FORMATS, help="sample format (default: from the file)")
     p.add_argument("--rate", type=float, default=rate_default,
@@ -96,15 +96,13 @@ def open_source(args: argparse.Namespace, *, sample_rate_hz: float | None = None
 
 
 def open_tx(uri: str, *, sample_rate_hz: float, center_freq_hz: float, gain_db: float = 0.0,
-            max_gain_db: float = 0.0, option: str = "--tx"):
-    """The TX sink a URI names (:func:`sdr.registry.open_tx_sink`, not opened yet)."""
+            max_gain_db: float = 0.0):
+    """The TX sink a URI names (:func:`sdr.registry.open_tx_sink`: soapy:ARGS, file:PATH, memory:NAME
+    or a registered kind), not opened yet."""
     from sdr.registry import open_tx_sink
 
-    try:
-        return open_tx_sink(uri, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, gain_db=gain_db,
-                            max_gain_db=max_gain_db)
-    except ValueError as err:
-        raise ValueError(f"{option} {err}") from None
+    return open_tx_sink(uri, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, gain_db=gain_db,
+                        max_gain_db=max_gain_db)
 
 
 # --- outputs ---------------------------------------------------------------------------------
