@@ -58,8 +58,8 @@ INSTALL = {
 
 
 # how each built-in kind is written, for messages; a registered kind shows as KIND:...
-_USAGE = {"rtlsdr": "rtlsdr:N", "rtltcp": "rtltcp://HOST:PORT", "soapy": "soapy:ARGS", "file": "file:PATH",
-          "memory": "memory:NAME"}
+_USAGE = {"rtlsdr": "rtlsdr:N", "rtltcp": "rtltcp://HOST:PORT", "soapy": "soapy:ARGS", "file": "file:PATH"}
+_TX_USAGE = {"soapy": "soapy:ARGS (a SoapySDR device)", "file": "file:PATH.cu8", "memory": "memory:NAME"}
 
 
 def register_source(kind: str, module: str, class_name: str) -> None:
@@ -72,10 +72,10 @@ def register_tx_sink(kind: str, module: str, class_name: str) -> None:
     TX_SINKS[_kind_name(kind)] = (module, class_name)
 
 
-def split_uri(uri: str, table: dict[str, tuple[str, str]], what: str) -> tuple[str, str]:
+def split_uri(uri: str, table: dict[str, tuple[str, str]], what: str, usage: dict[str, str]) -> tuple[str, str]:
     """(kind, rest) of ``KIND:REST`` / ``KIND://REST``; ValueError naming the kinds there are."""
     kind, sep, rest = uri.partition(":")
-    kinds = ", ".join(_USAGE.get(k, f"{k}:...") for k in table)
+    kinds = ", ".join(usage.get(k, f"{k}:...") for k in table)
     if not sep or not kind:
         raise ValueError(f"{what} {uri!r}: use {kinds}")
     kind = kind.lower()
@@ -105,7 +105,7 @@ def load_driver(kind: str, table: dict[str, tuple[str, str]], base: type, uri: s
 def open_device(uri: str, *, sample_rate_hz: float, center_freq_hz: float, gain: float | None = None,
                 ppm: int = 0) -> Source:
     """The receiver source a device URI names (not started yet)."""
-    kind, rest = split_uri(uri, SOURCES, "device")
+    kind, rest = split_uri(uri, SOURCES, "device", _USAGE)
     cls = load_driver(kind, SOURCES, Source, uri)
     return cls(rest, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
                **_options(cls, uri, gain=(gain, None), ppm=(ppm, 0)))
@@ -114,7 +114,7 @@ def open_device(uri: str, *, sample_rate_hz: float, center_freq_hz: float, gain:
 def open_tx_sink(uri: str, *, sample_rate_hz: float, center_freq_hz: float, gain_db: float = 0.0,
                  max_gain_db: float = 0.0) -> TxSink:
     """The TX sink a URI names (not opened yet: use ``with sink:``)."""
-    kind, rest = split_uri(uri, TX_SINKS, "TX sink")
+    kind, rest = split_uri(uri, TX_SINKS, "TX sink", _TX_USAGE)
     cls = load_driver(kind, TX_SINKS, TxSink, uri)
     return cls(rest, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
                **_options(cls, uri, gain_db=(gain_db, 0.0), max_gain_db=(max_gain_db, 0.0)))
