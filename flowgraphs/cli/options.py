@@ -109,9 +109,10 @@ def open_tx(uri: str, *, sample_rate_hz: float, center_freq_hz: float, gain_db: 
 def add_sink_options(p: argparse.ArgumentParser, *, default: str = "text") -> None:
     """``--output NAME[,NAME]`` (repeatable; any sink of :data:`flowgraphs.sinks.SINKS`, or none),
     ``--mqtt URL`` (adds the mqtt sink) and ``--ha-discovery``."""
+    from ..sinks import SINKS
+
     p.add_argument("--output", action="append", metavar="NAME[,NAME]",
-                   help=f"outputs, comma-separated or repeated: text, jsonl, rtlwmbus, inventory, mqtt, none "
-                        f"(default {default})")
+                   help=f"outputs, comma-separated or repeated: {', '.join(SINKS)}, none (default {default})")
     p.add_argument("--mqtt", metavar="URL", help="publish each frame to mqtt://HOST[:PORT]/PREFIX")
     p.add_argument("--ha-discovery", action="store_true", help="announce standard records to Home Assistant")
     p.set_defaults(output_default=default)
