@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from .base import utc_iso
+
 if TYPE_CHECKING:
     from mbus.telegram import Telegram
 
@@ -15,7 +17,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 def frame_json(frame: RxFrame) -> dict:
-    from . import utc_iso
+
 
     return {"mode": frame.mode, "format": frame.frame_format, "telegram": frame.telegram.hex(),
             "crc_ok": frame.crc_ok, "reason": frame.reason, "t_s": round(frame.t_s, 6),

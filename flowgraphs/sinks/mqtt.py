@@ -7,11 +7,13 @@ import json
 import time
 from typing import TYPE_CHECKING
 
+from .base import utc_iso
+
 if TYPE_CHECKING:
     from mbus.telegram import Telegram
 
     from ..receive import RxFrame
-    from . import SinkOptions
+    from .base import SinkOptions
 
 
 class MqttSink:
@@ -47,7 +49,7 @@ class MqttSink:
     def __call__(self, frame: RxFrame, t: Telegram | None) -> None:
         if not frame.crc_ok:
             return
-        from . import utc_iso
+
 
         meter = t.meter.id if t is not None else frame.telegram[4:8][::-1].hex()
         payload = {"mode": frame.mode, "telegram": frame.telegram.hex(), "rssi_dbfs": round(frame.rssi_dbfs, 1),

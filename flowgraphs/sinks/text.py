@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from mbus import explain
 
+from .base import utc_iso
+
 if TYPE_CHECKING:
     from mbus.telegram import Telegram
 
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def text_event(frame: RxFrame, telegram: Telegram | None) -> str:
-    from . import utc_iso
+
 
     when = f"{utc_iso(frame.time_ns)}  " if frame.time_ns is not None else ""
     head = (f"{when}{frame.t_s:9.4f} s  {frame.mode}-{frame.frame_format or '?'}  "
