@@ -10,7 +10,7 @@ from .options import add_key_options, add_sink_options, add_source_options, key_
 
 HELP_RX = """\
 Receive wireless M-Bus live from an SDR and write frames as text, JSON lines, rtl_wmbus lines
-(for wmbusmeters' stdin:rtlwmbus) and/or MQTT messages.
+(for wmbusmeters' stdin:rtlwmbus), a meter inventory and/or MQTT messages (the outputs of decode).
 
 devices:
   rtlsdr:0                         RTL-SDR over USB (pip install 'wmbus-sdr[rtlsdr]')
