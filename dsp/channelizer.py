@@ -67,9 +67,10 @@ class Channelizer:
         self._alt = np.where(np.arange(nout) % 2, -1, 1).astype(np.complex64)[self.overlap // self.decimation:]
         self.reset()
 
-    def reset(self) -> None:
-        self._buf = np.zeros(self.overlap, dtype=np.complex64)  # the overlap tail, zeros before sample 0
-        self._consumed = -self.overlap  # absolute index of _buf[0]
+    def reset(self, start: int = 0) -> None:
+        """Start afresh with input sample ``start`` (absolute index: it sets the mixing phase)."""
+        self._buf = np.zeros(self.overlap, dtype=np.complex64)  # the overlap tail, zeros before the start
+        self._consumed = start - self.overlap  # absolute index of _buf[0]
 
     def process(self, samples: np.ndarray) -> dict[str, np.ndarray]:
         buf = np.concatenate((self._buf, np.asarray(samples, dtype=np.complex64)))

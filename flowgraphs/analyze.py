@@ -52,7 +52,7 @@ def analyze(chunks: Iterable, info, *, modes=("S1", "T1", "C1"), meter: str | No
     def handle(f):
         if not f.crc_ok:
             return
-        xs, r, rate, bin_error = f.detail
+        xs, r, rate, bin_error = f.detail.samples, f.detail.result, f.detail.sample_rate_hz, f.detail.bin_error_hz
         m = measure(xs, rate, mode=r.mode, canonical=r.telegram, frame_format=r.frame_format,
                     sync_start=r.sync_start, chip_rate_hz=r.chip_rate_hz, channel_offset_hz=bin_error,
                     violations=r.violations)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,8 +38,25 @@ def channels(specs: Iterable[ModeSpec]) -> dict[str, tuple[float, tuple[str, ...
     return out
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class BurstSnippet:
+    """The channel-rate IQ a frame was decoded from (kept with ``keep_detail``, for the analyser)."""
+
+    samples: np.ndarray  # complex64 at the channel rate
+    sample_rate_hz: float  # the channel rate
+    result: FrameResult  # the demodulator's view (positions in ``samples``)
+    bin_error_hz: float  # the channel's realised centre minus the nominal channel
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RxFrame:
+    """One link frame as heard: bytes, where it sits in the sample stream and in time, and its signal.
+
+    ``sample`` / ``end_sample`` are absolute indices into the input stream (true across gaps);
+    ``time_ns`` is the UTC wall clock of ``sample`` from the stream's anchor (None when the source
+    has no clock, e.g. a raw file without metadata). Frames compare and hash on everything but
+    ``detail``."""
+
     mode: str
     frame_format: str | None
     telegram: bytes  # canonical (L first, no CRCs) when crc_ok
@@ -47,7 +64,8 @@ class RxFrame:
     reason: str
     sample: int  # absolute input sample index where the sync word starts
     end_sample: int  # absolute input sample index just after the last chip
-    t_s: float
+    sample_rate_hz: float  # of the input stream
+    time_ns: int | None = None  # UTC wall clock (ns since the epoch) of ``sample``
     rssi_dbfs: float
     noise_dbfs: float
     snr_db: float
@@ -55,7 +73,12 @@ class RxFrame:
     chip_rate_hz: float
     channel_hz: float
     violations: int
-    detail: object = None  # (burst samples, FrameResult, channel rate, bin error Hz) with keep_detail
+    detail: BurstSnippet | None = field(default=None, compare=False, hash=False)
+
+    @property
+    def t_s(self) -> float:
+        """Seconds from the stream's sample 0 to the sync word."""
+        return self.sample / self.sample_rate_hz
 
 
 def plan_channels(info: StreamInfo, modes: Iterable[str]) -> dict[str, tuple[float, tuple[str, ...]]]:
@@ -73,6 +96,19 @@ def plan_channels(info: StreamInfo, modes: Iterable[str]) -> dict[str, tuple[flo
 
 
 class Receiver:
+    """IQ chunks in, link frames out, true to time.
+
+    Sample indices are absolute: a chunk whose ``start`` jumps past the previous chunk's end (samples
+    dropped by the source, or a reconnect) ends the current *segment* — its bursts are flushed as at
+    the end of a stream — and a new segment starts at the chunk's own index, its first channel sample
+    on the absolute decimation grid. So a frame's ``sample`` is where it was on air whatever was lost
+    before it, and the output depends on the input's absolute indices, never on its chunking.
+
+    Wall-clock time comes from the chunks that carry one (``IQChunk.time_ns``, the arrival of their
+    last sample): the earliest ``time_ns - end / rate`` (the least delayed arrival) anchors sample 0,
+    and every frame's ``time_ns`` is that anchor plus its index at the nominal rate.
+    """
+
     def __init__(self, info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES, *, blank_impulses: bool = True,
                  keep_detail: bool = False):
         self.info = info
@@ -89,24 +125,74 @@ class Receiver:
         self.finders = {name: BurstFinder(name) for name in self.plan}
         self.demods = {name: Demodulator(self.channelizer.out_rate, list(ms)) for name, (_, ms) in self.plan.items()}
         self.stats: Counter = Counter()
-        self.samples_in = 0
+        self.samples_in = 0  # absolute index just after the last input sample
+        self.samples_lost = 0  # samples missing between chunks (gaps)
+        self.gaps = 0
+        self._segment: int | None = None  # absolute input index of the current segment's channel sample 0
+        self._anchor: tuple[int, int] | None = None  # (absolute sample, UTC ns) of the sample clock
 
     @property
     def modes(self) -> list[str]:
         return [m for _, ms in self.plan.values() for m in ms]
 
+    def time_ns(self, sample: int) -> int | None:
+        """UTC wall clock (ns) of an absolute sample index; None before any chunk carried a time."""
+        if self._anchor is None:
+            return None
+        a_sample, a_ns = self._anchor
+        return a_ns + int(round((sample - a_sample) * 1e9 / self.info.sample_rate_hz))
+
     def process(self, chunk: IQChunk) -> Iterator[RxFrame]:
-        self.samples_in = chunk.end
         x = chunk.samples
+        if chunk.time_ns is not None:
+            # the earliest arrival relative to the sample clock is the least delayed one
+            t0 = chunk.time_ns - int(round(chunk.end * 1e9 / self.info.sample_rate_hz))
+            if self._anchor is None or t0 < self._anchor[1]:
+                self._anchor = (0, t0)
+        if self._segment is None:
+            x = self._begin_segment(chunk.start, x)
+        elif chunk.start != self.samples_in:
+            if chunk.start < self.samples_in:
+                raise ValueError(f"{self.info.source}: chunk at sample {chunk.start} overlaps the previous one "
+                                 f"(which ended at {self.samples_in}); sample indices must not go back")
+            self.gaps += 1
+            self.samples_lost += chunk.start - self.samples_in
+            self.stats["gaps"] += 1
+            yield from self._end_segment()
+            x = self._begin_segment(chunk.start, x)
+        self.samples_in = chunk.end
         if self.blanker is not None:
             x = self.blanker.process(x)
         yield from self._channels(self.channelizer.process(x))
 
     def flush(self) -> Iterator[RxFrame]:
+        """End of stream: the bursts still open come out."""
+        if self._segment is not None:
+            yield from self._end_segment()
+
+    def _begin_segment(self, start: int, x: np.ndarray) -> np.ndarray:
+        """Restart every block at absolute index ``start``. The segment begins on the decimation grid
+        (zeros fill in before ``start``), so channel sample k is input sample segment + k * D as in
+        an unbroken stream, and the channeliser's mixing phase is that of the absolute index."""
+        dec = self.channelizer.decimation
+        lead = start % dec
+        self._segment = start - lead
+        if self.blanker is not None:
+            self.blanker.reset()
+        self.channelizer.reset(self._segment)
+        for finder in self.finders.values():
+            finder.reset()
+        if lead:
+            x = np.concatenate((np.zeros(lead, dtype=np.complex64), np.asarray(x, dtype=np.complex64)))
+        return x
+
+    def _end_segment(self) -> Iterator[RxFrame]:
         if self.blanker is not None:
             rest = self.blanker.flush()
             pad = np.zeros(self.channelizer.n_fft, dtype=np.complex64)
             yield from self._channels(self.channelizer.process(np.concatenate((rest, pad))))
+        else:
+            yield from self._channels(self.channelizer.process(np.zeros(self.channelizer.n_fft, np.complex64)))
         for name, finder in self.finders.items():
             for burst in finder.flush():
                 yield from self._burst(name, burst)
@@ -123,29 +209,33 @@ class Receiver:
         self.stats["bursts"] += 1
         freq, _ = self.plan[name]
         ch = next(c for c in self.channelizer.channels if c.name == name)
-        dec = self.channelizer.decimation
-        fs = self.info.sample_rate_hz
         for r in self.demods[name].demodulate(burst.samples):
-            frame = self._frame(r, burst, freq, ch.offset_hz - (freq - self.info.center_freq_hz), dec, fs)
+            frame = self._frame(r, burst, freq, ch.offset_hz - (freq - self.info.center_freq_hz))
             self.stats[f"frames {r.mode}" if r.crc_ok else f"rejected {r.reason}"] += 1
             yield frame
 
-    def _frame(self, r: FrameResult, burst, freq: float, bin_error: float, dec: int, fs: float) -> RxFrame:
+    def _input_index(self, burst, position: float) -> int:
+        """Absolute input sample index of a (fractional) position inside a burst."""
+        dec = self.channelizer.decimation
+        return int(round(self._segment + (burst.start + position) * dec - self.channelizer.delay))
+
+    def _frame(self, r: FrameResult, burst, freq: float, bin_error: float) -> RxFrame:
         sync_at = r.sync_start  # the demodulator's sync word start, in channel samples
-        sample = int(round((burst.start + sync_at) * dec - self.channelizer.delay))
+        sample = max(self._input_index(burst, sync_at), self._segment)
+        end_sample = max(self._input_index(burst, r.end_position), sample)
         i0 = int(r.sync_position)
         i1 = max(i0 + 1, int(r.end_position))
         seg = burst.samples[i0:i1]
         p = float(np.mean(seg.real ** 2 + seg.imag ** 2)) if len(seg) else burst.power
         noise = max(burst.noise, 1e-20)
-        end_sample = int(round((burst.start + r.end_position) * dec - self.channelizer.delay))
         return RxFrame(mode=r.mode, frame_format=r.frame_format, telegram=r.telegram, crc_ok=r.crc_ok,
-                       reason=r.reason, sample=max(sample, 0), end_sample=max(end_sample, sample, 0),
-                       t_s=max(sample, 0) / fs,
+                       reason=r.reason, sample=sample, end_sample=end_sample,
+                       sample_rate_hz=self.info.sample_rate_hz, time_ns=self.time_ns(sample),
                        rssi_dbfs=10 * np.log10(max(p, 1e-20)), noise_dbfs=10 * np.log10(noise),
                        snr_db=10 * np.log10(max(p - noise, 1e-20) / noise), freq_offset_hz=r.freq_offset_hz + bin_error,
                        chip_rate_hz=r.chip_rate_hz, channel_hz=freq, violations=r.violations,
-                       detail=(burst.samples, r, self.channelizer.out_rate, bin_error) if self.keep_detail else None)
+                       detail=BurstSnippet(samples=burst.samples, sample_rate_hz=self.channelizer.out_rate, result=r,
+                                           bin_error_hz=bin_error) if self.keep_detail else None)
 
 
 def receive(chunks: Iterable[IQChunk], info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES,

@@ -8,8 +8,10 @@ option to give. Reading is chunked: memory stays bounded whatever the file size.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,6 +39,7 @@ class FileSource:
         self.annotations: list[dict] = []
         self._wav = None
         self._offset_bytes = 0
+        self.start_time_ns: int | None = None  # UTC of sample 0 (SigMF core:datetime), when the file says
         meta_rate = meta_freq = meta_fmt = None
         data_path = path
         if path != "-":
@@ -82,6 +85,9 @@ class FileSource:
         rate = glob.get("core:sample_rate")
         captures = meta.get("captures") or [{}]
         freq = captures[0].get("core:frequency")
+        stamp = captures[0].get("core:datetime")
+        if stamp is not None:
+            self.start_time_ns = parse_utc(stamp, where=f"{meta_path}: captures[0] core:datetime")
         self.annotations = meta.get("annotations", [])
         if not data_path.exists():
             raise FormatError(f"{data_path}: SigMF data file missing")
@@ -156,7 +162,10 @@ class FileSource:
                 samples = samples.copy()
                 samples[bad] = 0
         self.samples_read = start + len(samples)
-        return IQChunk(samples=samples, info=self.info, start=start)
+        wall = None
+        if self.start_time_ns is not None:
+            wall = self.start_time_ns + int(round(self.samples_read * 1e9 / self.info.sample_rate_hz))
+        return IQChunk(samples=samples, info=self.info, start=start, time_ns=wall)
 
 
 def write_sigmf(base: str | Path, data: bytes, *, fmt: str, sample_rate_hz: float, center_freq_hz: float,
@@ -173,3 +182,17 @@ def write_sigmf(base: str | Path, data: bytes, *, fmt: str, sample_rate_hz: floa
     }
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     return data_path, meta_path
+
+
+def parse_utc(text: str, *, where: str) -> int:
+    """ISO-8601 UTC time (SigMF ``core:datetime``, e.g. 2026-12-01T19:55:00.123456Z) -> ns since the epoch;
+    digits beyond microseconds are kept."""
+    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?", str(text).strip())
+    if not m:
+        raise FormatError(f"{where}: {text!r} is not an ISO-8601 time like 2026-12-01T19:55:00.123Z")
+    try:
+        whole = datetime.fromisoformat(m[1] + (m[3] or "Z").replace("Z", "+00:00"))
+    except ValueError as err:
+        raise FormatError(f"{where}: {text!r}: {err}") from None
+    frac = int((m[2] or "0")[:9].ljust(9, "0"))
+    return int(whole.timestamp()) * 1_000_000_000 + frac

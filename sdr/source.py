@@ -4,6 +4,12 @@ A subclass implements ``_open()``, ``_read() -> bytes | None`` (raw samples of i
 the end of the stream) and ``_close()``. A reader thread fills a bounded queue; when the consumer
 falls behind, the oldest chunk is dropped and counted, and the next chunk's ``start`` still
 advances by the dropped samples, so sample indices stay true to time.
+
+After the device or the connection broke and came back (``recover``), the samples lost cannot be
+counted from the stream: the new stream is placed on the sample clock instead. The reader thread
+stamps every block's arrival; the earliest ``arrival - end / rate`` seen is when sample 0 was on
+air, and the first chunk after the break starts at the index its arrival says (never before the
+end of the last chunk).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class Source:
         self.gaps = 0
         self.samples_read = 0
         self.error: BaseException | None = None
+        self._clock0: float | None = None  # monotonic time at which sample 0 was on air (earliest estimate)
 
     # --- for subclasses -----------------------------------------------------------------------
     def _open(self) -> None:
@@ -65,9 +72,9 @@ class Source:
                 delay = min(delay * 2, 8.0)
                 continue
             gap = int((time.monotonic() - lost_from) * self.info.sample_rate_hz)
-            log.warning("%s: %s; back after %.1f s (%d samples lost)", self.info.source, what,
+            log.warning("%s: %s; back after %.1f s (about %d samples lost)", self.info.source, what,
                         time.monotonic() - lost_from, gap)
-            self.lost(gap)
+            self._queue_put(("resync", gap))
             return True
         raise SDRError(f"{self.info.source}: {what} and {retries} attempts to reopen failed")
 
@@ -95,7 +102,10 @@ class Source:
         self.start()
         carry = b""
         start = 0
-        pending_gap = 0
+        pending_gap = 0  # samples known to be lost (overflow)
+        resync: int | None = None  # a break of unknown length: its estimate, until the clock places it
+        rate = self.info.sample_rate_hz
+        bps = BYTES_PER_SAMPLE[self.fmt]
         while True:
             item = self._queue.get()
             if item is None:
@@ -103,8 +113,11 @@ class Source:
             if isinstance(item, BaseException):
                 self.error = item
                 raise item
-            if item[0] == "gap":
-                pending_gap += item[1]
+            if item[0] in ("gap", "resync"):
+                if item[0] == "gap":
+                    pending_gap += item[1]
+                else:
+                    resync = max(resync or 0, item[1])
                 self.gaps += 1
                 carry = b""  # a partial sample across a gap is meaningless
                 continue
@@ -112,16 +125,26 @@ class Source:
             whole, carry = whole_samples(carry + data, self.fmt)
             if not whole:
                 continue
+            n = len(whole) // bps
+            if resync is not None:
+                if self._clock0 is not None:
+                    on_clock = int(round((arrived - self._clock0) * rate)) - n
+                    pending_gap = max(pending_gap, on_clock - start)
+                else:
+                    pending_gap += resync
+                resync = None
             if pending_gap:
                 start += pending_gap
                 self.dropped += pending_gap
             samples = to_complex(whole, self.fmt)
+            t0 = arrived - (start + n) / rate
+            self._clock0 = t0 if self._clock0 is None else min(self._clock0, t0)
             # the reader thread stamped the bytes' arrival: the consumer may take them much later
             wall = time.time_ns() - int((time.monotonic() - arrived) * 1e9)
             yield IQChunk(samples=samples, info=self.info, start=start, time_ns=wall, dropped=pending_gap,
                           arrived=arrived)
             pending_gap = 0
-            start += len(samples)
+            start += n
             self.samples_read = start
 
     # --- internals ------------------------------------------------------------------------------

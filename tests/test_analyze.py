@@ -28,7 +28,8 @@ def _measure(x, info, mode):
     rx = Receiver(info, [mode], keep_detail=True)
     frames = [f for f in [*rx.process(IQChunk(samples=x, info=info, start=0)), *rx.flush()] if f.crc_ok]
     assert len(frames) == 1
-    xs, r, rate, bin_error = frames[0].detail
+    d = frames[0].detail
+    xs, r, rate, bin_error = d.samples, d.result, d.sample_rate_hz, d.bin_error_hz
     spec = MODES[r.mode]
     sync_len = len(spec.sync_b if r.frame_format == "B" and spec.sync_b else spec.sync)
     return measure(xs, rate, mode=r.mode, canonical=r.telegram, frame_format=r.frame_format,

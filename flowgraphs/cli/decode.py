@@ -1,29 +1,29 @@
-"""``wmbus-sdr decode``: IQ recording (or stdin) -> link frames -> OMS stack -> text / jsonl / rtlwmbus."""
+"""``wmbus-sdr decode``: IQ recording (or stdin) -> link frames -> OMS stack -> output sinks (text, jsonl,
+rtlwmbus, inventory, mqtt, or any registered in :mod:`flowgraphs.sinks`)."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from mbus.compact import FormatCache
 from mbus.errors import DecodeError
-from mbus.keys import KeyStore
 from mbus.telegram import decode as decode_telegram
 from sdr.errors import SDRError
 
-from .telegram_cli import format_text
+from .options import add_key_options, add_sink_options, add_source_options, key_store, open_outputs, open_source
 
 if TYPE_CHECKING:  # numpy and scipy are imported only when a recording is decoded
     from sdr.file import FileSource
 
-    from .receive import Receiver, RxFrame
+    from ..receive import Receiver, RxFrame
+    from ..sinks import Sink
 
-FORMATS = ("cu8", "cs8", "cs16", "cf32")
+log = logging.getLogger(__name__)
 
 
 class _DefaultModes:
@@ -55,48 +55,40 @@ examples:
 def add_parser(sub) -> None:
     p = sub.add_parser("decode", help="decode frames from an IQ recording", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", metavar="FILE", help="recording (cu8/cs8/cs16/cf32, .sigmf-meta, .wav) or '-'")
-    p.add_argument("--format", dest="fmt", choices=FORMATS, help="sample format (default: from the file)")
-    p.add_argument("--rate", type=float, help="sample rate in samples/s (default: from the file)")
-    p.add_argument("--center", type=float, help="centre frequency in Hz (default: from the file)")
+    add_source_options(p, file="required")
     p.add_argument("--modes", default=DEFAULT_MODES, help="modes to receive (default: %(default)s)")
-    keys = p.add_mutually_exclusive_group()
-    keys.add_argument("--key", metavar="K", help="AES-128 key for any meter")
-    keys.add_argument("--keys", metavar="FILE", help="key file: lines 'METER_ID [MANUFACTURER] KEY'")
-    p.add_argument("--output", choices=("text", "jsonl", "rtlwmbus"), default="text")
+    add_key_options(p)
+    add_sink_options(p)
     p.add_argument("--show-bad", action="store_true", help="also print frames that fail their CRC")
     p.add_argument("--no-blank", action="store_true", help="do not blank impulsive interference")
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
 
 
 def run(args) -> int:
-    from sdr.file import FileSource
+    from ..receive import Receiver
 
-    from .receive import Receiver
-
+    sinks: list[Sink] = []
     try:
-        keys = KeyStore.from_file(args.keys) if args.keys else (
-            KeyStore(default=bytes.fromhex(args.key)) if args.key else None)
-        if args.key and len(args.key) != 32:
-            raise ValueError("--key: an AES-128 key has 32 hex digits")
-        source = FileSource(args.file, fmt=args.fmt, sample_rate_hz=args.rate, center_freq_hz=args.center)
+        keys = key_store(args)
+        source = open_source(args)
         rx = Receiver(source.info, [m.strip() for m in str(args.modes).split(",") if m.strip()],
                       blank_impulses=not args.no_blank)
+        sinks = open_outputs(args)
     except (ValueError, SDRError) as err:
         print(f"wmbus-sdr decode: {err}", file=sys.stderr)
         return 2
+    from ..sinks import close_sinks
+
     formats = FormatCache()
-    out = sys.stdout
     counts: Counter = Counter()
     t0 = time.perf_counter()
     last_progress = t0
     info = source.info
     total_s = _duration(args.file, source)
-    wall0 = datetime.now()
     try:
         for chunk in source:
             for frame in rx.process(chunk):
-                _emit(frame, args, keys, formats, out, counts, wall0)
+                _emit(frame, args.show_bad, keys, formats, sinks, counts)
             now = time.perf_counter()
             if not args.quiet and now - last_progress > 2.0 and (total_s is None or total_s > 10):
                 done = chunk.end / info.sample_rate_hz
@@ -104,11 +96,13 @@ def run(args) -> int:
                 print(f"\r{done:.1f} s{of}, {counts['frames']} frames", end="", file=sys.stderr, flush=True)
                 last_progress = now
         for frame in rx.flush():
-            _emit(frame, args, keys, formats, out, counts, wall0)
+            _emit(frame, args.show_bad, keys, formats, sinks, counts)
     except OSError as err:
         print(f"\nwmbus-sdr decode: {args.file}: {err}", file=sys.stderr)
         return 1
-    out.flush()
+    finally:
+        close_sinks(sinks)
+    sys.stdout.flush()
     if not args.quiet:
         _summary(rx, source, counts, time.perf_counter() - t0)
     return 0
@@ -126,60 +120,22 @@ def _duration(path: str, source: FileSource) -> float | None:
         return None
 
 
-def _emit(frame: RxFrame, args, keys, formats, out, counts: Counter, wall0: datetime) -> None:
+def _emit(frame: RxFrame, show_bad: bool, keys, formats, sinks: list[Sink], counts: Counter) -> None:
+    telegram = None
     if not frame.crc_ok:
         counts[f"rejected {frame.reason}"] += 1
-        if not args.show_bad:
+        if not show_bad:
             return
     else:
         counts["frames"] += 1
         counts[f"{frame.mode}"] += 1
-    decoded = None
-    if frame.crc_ok:
         try:
-            decoded = decode_telegram(frame.telegram, keys=keys, frame_format=None, formats=formats)
+            telegram = decode_telegram(frame.telegram, keys=keys, frame_format=None, formats=formats)
         except DecodeError as err:
             counts["undecodable"] += 1
-            decoded = err
-    if args.output == "jsonl":
-        obj = frame_json(frame)
-        obj["decoded"] = decoded.to_json() if decoded is not None and not isinstance(decoded, Exception) else None
-        if isinstance(decoded, Exception):
-            obj["decode_error"] = str(decoded)
-        out.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    elif args.output == "rtlwmbus":
-        if frame.crc_ok:
-            out.write(rtlwmbus_line(frame, wall0) + "\n")
-    else:
-        head = (f"{frame.t_s:9.4f} s  {frame.mode}-{frame.frame_format or '?'}  "
-                f"{'CRC ok' if frame.crc_ok else 'BAD ' + frame.reason}  RSSI {frame.rssi_dbfs:6.1f} dBFS  "
-                f"SNR {frame.snr_db:5.1f} dB  offset {frame.freq_offset_hz / 1e3:+6.1f} kHz  "
-                f"chip rate {frame.chip_rate_hz / 1e3:7.3f} kcps")
-        out.write(head + "\n")
-        if decoded is not None and not isinstance(decoded, Exception):
-            out.write(format_text(decoded) + "\n")
-        elif not frame.crc_ok:
-            out.write(f"  {frame.telegram.hex()}\n")
-        out.write("\n")
-
-
-def frame_json(frame: RxFrame) -> dict:
-    return {"mode": frame.mode, "format": frame.frame_format, "telegram": frame.telegram.hex(),
-            "crc_ok": frame.crc_ok, "reason": frame.reason, "t_s": round(frame.t_s, 6), "sample": frame.sample,
-            "rssi_dbfs": round(frame.rssi_dbfs, 2), "noise_dbfs": round(frame.noise_dbfs, 2),
-            "snr_db": round(frame.snr_db, 2), "freq_offset_hz": round(frame.freq_offset_hz, 1),
-            "chip_rate_hz": round(frame.chip_rate_hz, 1), "channel_hz": frame.channel_hz,
-            "code_violations": frame.violations}
-
-
-def rtlwmbus_line(frame: RxFrame, wall0: datetime) -> str:
-    """rtl_wmbus's line: MODE;CRC_OK;3OUTOF6OK;TIMESTAMP;PACKET_RSSI;CURRENT_RSSI;LINK_LAYER_IDENT_NO;0xHEX."""
-    stamp = (wall0 + timedelta(seconds=frame.t_s)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    ident = frame.telegram[4:8][::-1].hex() if len(frame.telegram) >= 8 else "00000000"
-    three = 1 if frame.mode.startswith("T") and frame.violations == 0 else (1 if not frame.mode.startswith("T") else 0)
-    rssi = int(round(frame.rssi_dbfs))
-    noise = int(round(frame.noise_dbfs))
-    return f"{frame.mode};{int(frame.crc_ok)};{three};{stamp};{rssi};{noise};{ident};0x{frame.telegram.hex()}"
+            log.info("undecodable frame %s: %s", frame.telegram.hex(), err)
+    for sink in sinks:
+        sink(frame, telegram)
 
 
 def _summary(rx: Receiver, source: FileSource, counts: Counter, elapsed: float) -> None:

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from .options import add_source_options, open_source
+
 HELP = """\
 Measure every decoded frame of a capture (or a live source): carrier error, deviation, modulation
 index, chip rate, preamble length, sync word, drift, timing jitter, eye opening, code violations;
@@ -21,12 +23,8 @@ examples:
 def add_parser(sub) -> None:
     p = sub.add_parser("analyze", help="conformance measurements and report", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", nargs="?", metavar="FILE", help="recording (as for decode)")
-    p.add_argument("--device", help="live source instead of a file (as for rx)")
+    add_source_options(p, file="optional", device="optional")
     p.add_argument("--duration", type=float, default=60.0, help="seconds to listen with --device")
-    p.add_argument("--format", dest="fmt", choices=("cu8", "cs8", "cs16", "cf32"))
-    p.add_argument("--rate", type=float)
-    p.add_argument("--center", type=float)
     p.add_argument("--modes", default="S1,T1,C1")
     p.add_argument("--meter", help="only frames of this meter id")
     p.add_argument("--cal-offset", type=float, metavar="DB", help="RSSI calibration: dBm = dBFS + DB (measure "
@@ -39,9 +37,8 @@ def run(args) -> int:
     import math
 
     from sdr.errors import SDRError
-    from sdr.file import FileSource
 
-    from .analyze import analyze, text_table
+    from ..analyze import analyze, text_table
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     try:
@@ -50,16 +47,13 @@ def run(args) -> int:
         if bool(args.file) == bool(args.device):
             raise ValueError("give a FILE or --device, one of them")
         if args.device:
-            from sdr.registry import open_device
-
-            source = open_device(args.device, sample_rate_hz=args.rate or 2.4e6,
-                                 center_freq_hz=args.center or 868.625e6)
+            source = open_source(args, sample_rate_hz=args.rate or 2.4e6, center_freq_hz=args.center or 868.625e6)
             info = source.info
-            from .live import for_seconds
+            from ..live import for_seconds
 
             chunks = for_seconds(source, args.duration)
         else:
-            source = FileSource(args.file, fmt=args.fmt, sample_rate_hz=args.rate, center_freq_hz=args.center)
+            source = open_source(args)
             info = source.info
             chunks = source
 
@@ -75,7 +69,7 @@ def run(args) -> int:
     if args.report:
         import numpy as np
 
-        from .report import write_report
+        from ..report import write_report
 
         capture = np.concatenate(kept) if kept else None
         path = write_report(report, args.report, capture)
