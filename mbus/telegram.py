@@ -21,7 +21,7 @@ from .ell import ExtendedLinkLayer
 from .errors import DecodeError, SecurityError, TruncatedError
 from .keys import KeyStore
 from .layers import LAYERS, DecodeState, EncodeState, unknown_layer
-from .records import DataRecord, parse_records
+from .records import DataRecord, decode_records
 from .tpl import OpaquePayload, TransportLayer
 from .vendors import vendor_payload_records, vendor_records
 
@@ -211,17 +211,19 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
     to_meter = tpl.info.direction == "to device"
     try:
         if kind == "records":
-            recs, err = parse_records(apl, to_meter=to_meter)
-            if formats is not None and err is None and recs:
+            result = decode_records(apl, to_meter=to_meter)
+            recs, errors = result.records, result.errors
+            if formats is not None and not errors and recs:
                 formats.learn_records(meter, recs)
-            if err is None and recs:
+            if not errors and recs:
                 recs = (*recs, *vendor_records(link.address, recs))
         elif kind == "compact":
             full, crc_ok = decode_compact(formats, meter, apl)
             if not crc_ok:
                 st.notes.append("compact frame: full-frame CRC differs from the expanded records "
                                 "(signature and length match)")
-            recs, err = parse_records(full)
+            result = decode_records(full)
+            recs, errors = result.records, result.errors
         elif kind == "format":
             sig, headers = parse_format_frame(apl)
             if formats is not None:
@@ -240,10 +242,10 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
             raise
         st.problems.append(str(err))
         return (), "error"
-    if err is not None:
+    if errors:
         if strict:
-            raise err
-        st.problems.append(str(err))
+            raise errors[0]
+        st.problems.extend(str(err) for err in errors)
         return recs, "error"
     return recs, "ok"
 
