@@ -1,11 +1,13 @@
 """Whole telegrams: bytes -> :class:`Telegram` (:func:`decode`) and back (:func:`encode`).
 
-decode: canonical form (frame.normalize) -> link header -> layers chosen by CI from registries
-(ELL, AFL, transport layer, opaque) -> security (ELL AES-CTR, TPL modes 5 / 7, AFL MAC) ->
-plaintext application data. Bad bytes never raise here (unless ``strict``): the result carries
+decode: canonical form (frame.normalize) -> link header -> layers chosen by CI from the registry
+:data:`mbus.layers.LAYERS` (ELL, AFL, transport layer, raw; each opened by its hook) -> security by
+the modes of :mod:`mbus.security` (ELL AES-CTR, TPL modes 5 / 7, AFL MAC) -> plaintext application
+data. Bad bytes never raise here (unless ``strict``): the result carries
 the outcome ``decryption`` and a list of ``problems``.
 
-encode: the reverse, inside out — payload, TPL encryption, AFL MAC, ELL CRC/encryption, L-field.
+encode: the reverse, inside out through the layers' seal hooks — payload, TPL encryption, AFL MAC,
+ELL CRC/encryption, L-field. :func:`open_transport` is the transport layer alone (wired M-Bus).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ UNSUPPORTED_MODE = "unsupported_mode"
 TRUNCATED = "truncated"
 OUTCOMES = (NOT_ENCRYPTED, OK, NO_KEY, WRONG_KEY, MAC_MISMATCH, UNSUPPORTED_MODE, TRUNCATED)
 
-Layer = ExtendedLinkLayer | AuthFragLayer | TransportLayer | OpaquePayload
+Layer = ExtendedLinkLayer | AuthFragLayer | TransportLayer | OpaquePayload  # + layers registered at runtime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .dll import Address
 from .errors import TruncatedError
-from .security import MODE_NAMES, ConfigExtension, mode_name, tpl_mode
+from .security import MODE_NAMES, TPL_MODES, ConfigExtension, mode_name, tpl_mode
 
 NONE, SHORT, LONG = "none", "short", "long"
 UP, DOWN = "from device", "to device"
@@ -190,7 +190,10 @@ class TransportLayer:
         acc, status = data[pos], data[pos + 1]
         cf = data[pos + 2] | data[pos + 3] << 8
         pos += 4
-        ext = tpl_mode((cf >> 8) & 0x1F).parse_extension(cf, data, pos)
+        mode = TPL_MODES.get((cf >> 8) & 0x1F)  # unregistered modes have no CF extension
+        if mode is None or not mode.cfe_size:
+            return cls(ci=ci, address=address, acc=acc, status=status, cf=cf)
+        ext = mode.parse_extension(cf, data, pos)
         return cls(ci=ci, address=address, acc=acc, status=status, cf=cf, cfe=ext.cfe, counter=ext.counter,
                    key_version=ext.key_version)
 
@@ -212,7 +215,9 @@ class TransportLayer:
         if self.acc is None or self.status is None or self.cf is None:
             raise ValueError(f"CI 0x{self.ci:02X} needs ACC, status and configuration field")
         out += bytes((self.acc, self.status)) + self.cf.to_bytes(2, "little")
-        out += tpl_mode(self.security_mode).extension_bytes(self.cf, self._extension())
+        mode = TPL_MODES.get((self.cf >> 8) & 0x1F)
+        if mode is not None and mode.cfe_size:
+            out += mode.extension_bytes(self.cf, self._extension())
         return bytes(out)
 
     def fields(self, offset: int) -> list[tuple[int, int, str, str]]:

@@ -66,7 +66,7 @@ class SecurityMode:
     name: str = ""
     layer: str = "TPL"
     implemented: bool = True  # False: the layout is known, decryption is not (-> unsupported_mode)
-    cfe_size: int = 0  # bytes of the CF extension (CFE) when the mode has one
+    cfe_size: int = 0  # bytes of the CF extension (CFE); 0: no extension, the hooks below are not called
 
     # --- configuration field -------------------------------------------------------------------
 
