@@ -33,6 +33,18 @@ def test_dependency_rule():
     assert not bad, bad
 
 
+def test_mbus_modules_import_no_private_names_of_each_other():
+    """One public entry per layer: e.g. wired.py opens the transport layer through
+    telegram.open_transport, not through telegram's private helpers."""
+    bad = []
+    for path in (REPO / "mbus").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("mbus")):
+                bad += [f"{path.relative_to(REPO)}: {a.name} from {node.module}" for a in node.names
+                        if a.name.startswith("_")]
+    assert not bad, bad
+
+
 def test_light_cli_constants_match_their_sources():
     """The CLI repeats the sample formats and looks the default modes up lazily, so that
     `wmbus-sdr telegram` starts without numpy."""
