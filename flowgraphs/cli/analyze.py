@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .options import add_source_options, open_source
+from .options import add_modes_option, add_source_options, open_source, wanted_modes
 
 HELP = """\
 Measure every decoded frame of a capture (or a live source): carrier error, deviation, modulation
@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_options(p, file="optional", device="optional")
     p.add_argument("--duration", type=float, default=60.0, help="seconds to listen with --device")
-    p.add_argument("--modes", default="S1,T1,C1")
+    add_modes_option(p)
     p.add_argument("--meter", help="only frames of this meter id")
     p.add_argument("--cal-offset", type=float, metavar="DB", help="RSSI calibration: dBm = dBFS + DB (measure "
                    "it once with a signal generator at the same gain)")
@@ -40,7 +40,7 @@ def run(args) -> int:
 
     from ..analyze import analyze, text_table
 
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    modes = wanted_modes(args)
     try:
         if args.cal_offset is not None and not math.isfinite(args.cal_offset):
             raise ValueError(f"--cal-offset {args.cal_offset}: give a number of dB")

@@ -15,7 +15,16 @@ from mbus.errors import DecodeError
 from mbus.telegram import decode as decode_telegram
 from sdr.errors import SDRError
 
-from .options import add_key_options, add_sink_options, add_source_options, key_store, open_outputs, open_source
+from .options import (
+    add_key_options,
+    add_modes_option,
+    add_sink_options,
+    add_source_options,
+    key_store,
+    open_outputs,
+    open_source,
+    wanted_modes,
+)
 
 if TYPE_CHECKING:  # numpy and scipy are imported only when a recording is decoded
     from sdr.file import FileSource
@@ -26,17 +35,6 @@ if TYPE_CHECKING:  # numpy and scipy are imported only when a recording is decod
 log = logging.getLogger(__name__)
 
 
-class _DefaultModes:
-    """The receiver's default modes from the mode registry (dsp.modes), looked up only when used:
-    dsp imports numpy, which `wmbus-sdr telegram` must start without."""
-
-    def __str__(self) -> str:
-        from dsp.modes import default_rx_modes
-
-        return ",".join(default_rx_modes())
-
-
-DEFAULT_MODES = _DefaultModes()
 
 HELP = """\
 Decode wireless M-Bus frames from an IQ recording: every S1, T1 and C1 (format A and B) frame in
@@ -56,7 +54,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("decode", help="decode frames from an IQ recording", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_options(p, file="required")
-    p.add_argument("--modes", default=DEFAULT_MODES, help="modes to receive (default: %(default)s)")
+    add_modes_option(p)
     add_key_options(p)
     add_sink_options(p)
     p.add_argument("--show-bad", action="store_true", help="also print frames that fail their CRC")
@@ -71,7 +69,7 @@ def run(args) -> int:
     try:
         keys = key_store(args)
         source = open_source(args)
-        rx = Receiver(source.info, [m.strip() for m in str(args.modes).split(",") if m.strip()],
+        rx = Receiver(source.info, wanted_modes(args),
                       blank_impulses=not args.no_blank)
         sinks = open_outputs(args)
     except (ValueError, SDRError) as err:

@@ -132,3 +132,26 @@ def open_outputs(args: argparse.Namespace, out: TextIO | None = None) -> list[Si
 
     return open_sinks(output_names(args), SinkOptions(out=out or sys.stdout, mqtt_url=args.mqtt,
                                                       ha_discovery=args.ha_discovery))
+
+
+class _DefaultModes:
+    """The receiver's default modes from the mode registry (dsp.modes), looked up only when used:
+    dsp imports numpy, which `wmbus-sdr telegram` must start without."""
+
+    def __str__(self) -> str:
+        from dsp.modes import default_rx_modes
+
+        return ",".join(default_rx_modes())
+
+
+DEFAULT_MODES = _DefaultModes()  # str() gives e.g. 'S1,T1,C1'
+
+
+def add_modes_option(p) -> None:
+    p.add_argument("--modes", default=DEFAULT_MODES,
+                   help="comma-separated link modes to receive (default: every meter->other mode whose channel "
+                        "the captured band holds: %(default)s)")
+
+
+def wanted_modes(args) -> list[str]:
+    return [m.strip() for m in str(args.modes).split(",") if m.strip()]

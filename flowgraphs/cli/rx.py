@@ -6,7 +6,16 @@ import argparse
 import signal
 import sys
 
-from .options import add_key_options, add_sink_options, add_source_options, key_store, open_outputs, open_source
+from .options import (
+    add_key_options,
+    add_modes_option,
+    add_sink_options,
+    add_source_options,
+    key_store,
+    open_outputs,
+    open_source,
+    wanted_modes,
+)
 
 HELP_RX = """\
 Receive wireless M-Bus live from an SDR and write frames as text, JSON lines, rtl_wmbus lines
@@ -30,7 +39,7 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_options(p, device="required", rate_default=1.6e6, rate_help="sample rate (default 1.6e6; 2.4e6 adds C2)",
                        center_default=868.625e6, center_help="centre frequency, Hz (default 868.625e6)", tuner=True)
-    p.add_argument("--modes", default="S1,T1,C1", help="modes to receive (default S1,T1,C1)")
+    add_modes_option(p)
     add_key_options(p)
     add_sink_options(p)
     p.add_argument("--dedup", type=float, default=0.0, metavar="SECONDS", help="suppress repeats within SECONDS")
@@ -91,7 +100,7 @@ def _rx(args) -> int:
     try:
         keys = key_store(args)
         source = open_source(args)
-        rx = Receiver(source.info, [m.strip() for m in args.modes.split(",") if m.strip()])
+        rx = Receiver(source.info, wanted_modes(args))
         sinks = open_outputs(args)
         saver = IqSaver(args.save_iq, source.info) if args.save_iq else None
         source.start()
