@@ -23,12 +23,11 @@ from . import phy
 from .modes import ModeSpec
 from .modulate import FramePlacement, ModulatedFrame, frame_placement, modulate_frame
 
-INFO_BIT_RATE = {"3of6": 2 / 3, "manchester": 0.5, "nrz": 1.0}  # information bits per chip
 DEFAULT_BLOCK = 1 << 18
 
 
 def bit_rate(mode: ModeSpec) -> float:
-    return mode.chip_rate * INFO_BIT_RATE[mode.coding]
+    return mode.bit_rate
 
 
 def noise_power(signal_power: float, ebn0_db: float, bitrate: float, sample_rate_hz: float) -> float:

@@ -1,9 +1,16 @@
 """Chip codings: 3-out-of-6 (T uplink), Manchester (S, T downlink), NRZ (C), with soft decoding.
 
 Chips are uint8 arrays of 0/1; soft values are floats, positive for chip 1. Bytes go MSB first.
+Each line code is one `Coding` (encode, soft decode, alternatives for repair, chips per byte,
+information bits per chip) in a registry keyed by name: a new line code is one `Coding` plus
+`register_coding(...)`; nothing else in the PHY branches on the coding's name.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -81,31 +88,93 @@ def decode_nrz_soft(soft: np.ndarray) -> tuple[bytes, int]:
     return bits_to_bytes((np.asarray(soft[:n]) > 0).astype(np.uint8)), 0
 
 
-CHIPS_PER_BYTE = {"3of6": 12, "manchester": 16, "nrz": 8}
-ENCODERS = {"3of6": encode_3of6, "manchester": encode_manchester, "nrz": encode_nrz}
-SOFT_DECODERS = {"3of6": decode_3of6_soft, "manchester": decode_manchester_soft, "nrz": decode_nrz_soft}
-
-
-def alternatives(coding: str, soft: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per decision, the next-best alternative: (byte index, XOR mask, reliability margin).
-
-    NRZ and Manchester: one entry per bit (flip it); 3-of-6: one per nibble (its second-best
-    code word). Small margins mark the decisions most likely to be wrong."""
-    s = np.asarray(soft, dtype=np.float32)
-    if coding == "3of6":
-        n = len(s) // 12 * 12
-        scores = s[:n].reshape(-1, 6) @ _CODE_SIGNS.T
-        order = np.argsort(-scores, axis=1)
-        best, second = order[:, 0], order[:, 1]
-        margin = scores[np.arange(len(best)), best] - scores[np.arange(len(best)), second]
-        idx = np.arange(len(best))
-        shift = np.where(idx % 2 == 0, 4, 0)
-        return idx // 2, ((best ^ second) << shift).astype(np.uint8), margin
-    if coding == "manchester":
-        n = len(s) // 16 * 16
-        d = s[1:n:2] - s[0:n:2]
-    else:
-        n = len(s) // 8 * 8
-        d = s[:n]
+def _bit_alternatives(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One alternative per bit (flip it), from per-bit soft values ``d`` (positive = 1)."""
     i = np.arange(len(d))
     return i // 8, (1 << (7 - i % 8)).astype(np.uint8), np.abs(d)
+
+
+def alternatives_3of6(soft: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One alternative per nibble: its second-best code word."""
+    s = np.asarray(soft, dtype=np.float32)
+    n = len(s) // 12 * 12
+    scores = s[:n].reshape(-1, 6) @ _CODE_SIGNS.T
+    order = np.argsort(-scores, axis=1)
+    best, second = order[:, 0], order[:, 1]
+    margin = scores[np.arange(len(best)), best] - scores[np.arange(len(best)), second]
+    idx = np.arange(len(best))
+    shift = np.where(idx % 2 == 0, 4, 0)
+    return idx // 2, ((best ^ second) << shift).astype(np.uint8), margin
+
+
+def alternatives_manchester(soft: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    s = np.asarray(soft, dtype=np.float32)
+    n = len(s) // 16 * 16
+    return _bit_alternatives(s[1:n:2] - s[0:n:2])
+
+
+def alternatives_nrz(soft: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    s = np.asarray(soft, dtype=np.float32)
+    return _bit_alternatives(s[: len(s) // 8 * 8])
+
+
+Encoder = Callable[[bytes], np.ndarray]
+SoftDecoder = Callable[[np.ndarray], tuple[bytes, int]]
+Alternatives = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Coding:
+    """One line code: bytes <-> chips.
+
+    ``soft_decode(soft)`` returns (bytes, coding violations); ``alternatives(soft)`` returns, per
+    decision, the next-best alternative as (byte index, XOR mask, reliability margin), which the
+    demodulator uses to try other L-fields and to repair blocks. ``max_head_violations`` is how
+    many violations the first 4 decoded bytes may carry before the sync match is taken for noise;
+    ``pad_to_byte`` is set when a whole frame's chips need not fill whole bytes on air (3-of-6: an
+    odd nibble count), so the transmitter appends alternating chips."""
+
+    name: str
+    encode: Encoder
+    soft_decode: SoftDecoder
+    alternatives: Alternatives
+    chips_per_byte: int
+    info_bits_per_chip: float
+    max_head_violations: int = 0
+    pad_to_byte: bool = False
+    source: str = ""
+
+
+THREE_OF_SIX_CODING = Coding(name="3of6", encode=encode_3of6, soft_decode=decode_3of6_soft,
+                             alternatives=alternatives_3of6, chips_per_byte=12, info_bits_per_chip=2 / 3,
+                             max_head_violations=1, pad_to_byte=True, source="phy.md §2.2")
+MANCHESTER = Coding(name="manchester", encode=encode_manchester, soft_decode=decode_manchester_soft,
+                    alternatives=alternatives_manchester, chips_per_byte=16, info_bits_per_chip=0.5,
+                    max_head_violations=6, source="phy.md §2.1")
+NRZ = Coding(name="nrz", encode=encode_nrz, soft_decode=decode_nrz_soft, alternatives=alternatives_nrz,
+             chips_per_byte=8, info_bits_per_chip=1.0, max_head_violations=1, source="phy.md §1 (chip = bit)")
+
+_CODINGS: dict[str, Coding] = {}
+CODINGS = MappingProxyType(_CODINGS)  # name -> Coding, read-only view of the registry
+
+
+def register_coding(c: Coding) -> Coding:
+    """Add a line code to the registry (its name must be new, or the very same object)."""
+    old = _CODINGS.get(c.name)
+    if old is not None and old is not c:
+        raise ValueError(f"coding {c.name!r} is already registered")
+    if c.chips_per_byte <= 0 or not 0 < c.info_bits_per_chip <= 8:
+        raise ValueError(f"coding {c.name!r}: chips per byte and information bits per chip must be positive")
+    _CODINGS[c.name] = c
+    return c
+
+
+def get_coding(name: str) -> Coding:
+    try:
+        return _CODINGS[name]
+    except KeyError:
+        raise ValueError(f"unknown coding {name!r}; known: {', '.join(_CODINGS)}") from None
+
+
+for _c in (THREE_OF_SIX_CODING, MANCHESTER, NRZ):
+    register_coding(_c)

@@ -18,14 +18,9 @@ from mbus import frame as mframe
 from mbus.crc import crc16
 from mbus.errors import DecodeError
 
-from .coding import SOFT_DECODERS, alternatives
-from .modes import MODES, ModeSpec
+from .modes import ModeSpec, search_template_chips, shared_search
+from .modes import mode as mode_named
 from .phy import onair_size
-
-# Preamble chips included in the sync template: more chips, better detection and chip-rate
-# estimates, but never more than the shortest preamble the mode allows (T >= 38, C >= 32 chips;
-# S2 / T2 downlink short preamble 30 chips).
-PREAMBLE_CHIPS = {"3of6": 32, "nrz": 32, "manchester": 28}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +32,7 @@ class FrameResult:
     reason: str  # "ok" or why it was rejected
     position: float  # sample index (channel rate) of the first chip after the sync word
     sync_position: float  # sample index where the preamble part of the template starts
+    sync_start: float  # sample index (channel rate) where the sync word starts
     chip_rate_hz: float
     freq_offset_hz: float  # carrier offset from the channel centre (Hz)
     deviation_hz: float
@@ -55,11 +51,54 @@ class _Template:
 
 
 def _template(mode: ModeSpec) -> _Template:
-    pre = np.tile([-1.0, 1.0], PREAMBLE_CHIPS[mode.coding] // 2)
-    sync = 2.0 * np.array(mode.sync, dtype=np.float64) - 1.0
-    if mode.coding == "nrz" and mode.sync_b is not None:
-        sync = sync[:16]  # 0x543D: common to format A and B; the rest is checked after sync
-    return _Template(mode, np.concatenate((pre, sync)), len(sync))
+    """The end of the preamble (mode.rx_preamble_chips) then the searched sync chips, as +-1."""
+    return _Template(mode, 2.0 * np.array(search_template_chips(mode), dtype=np.float64) - 1.0,
+                     len(mode.search_sync))
+
+
+@dataclass(frozen=True, slots=True)
+class _Search:
+    """One sync search: the mode searched, its template, the chip-rate grid and the threshold, and
+    the modes whose longer sync word is told apart after a hit (``checks``): other modes this
+    search serves (`shared_search`), then the mode itself when its formats differ after the
+    searched chips."""
+
+    mode: ModeSpec
+    tpl: _Template
+    factors: np.ndarray
+    threshold: float
+    checks: tuple[ModeSpec, ...]
+    must_check: bool  # a hit that matches none of ``checks`` is no frame
+
+
+@dataclass(slots=True, eq=False)
+class _Lock:
+    """A candidate being decoded: where its chips are and the waveform they are read from."""
+
+    x: np.ndarray  # channel samples of the burst
+    v: np.ndarray  # two-tone matched-filter output (filled up to done_to)
+    pos: float  # template start (on the matched filter's lagged clock)
+    sps: float
+    w: int
+    sign: int
+    offset: float  # carrier estimate in m's frame (sign applied by _tones)
+    dev: float
+    amp: float = 0.0
+    a0: int = 0  # first sample of the tone output
+    done_to: int = 0  # tone output is valid below this sample
+
+    def tones_to(self, demod: Demodulator, end: int) -> None:
+        """Fill the tone output up to sample ``end`` (recomputed from a0, as one block)."""
+        self.v[self.a0:end] = demod._tones(self.x[self.a0:end], self.sign * self.offset, self.dev, self.sign, self.w)
+        self.done_to = end
+
+
+def _bits(values: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(b) for b in (values > 0))
+
+
+def _sync_continues(spec: ModeSpec) -> bool:
+    return any(len(w) > len(spec.search_sync) for w in spec.syncs.values())
 
 
 def _upsample(chips: np.ndarray, sps: float) -> np.ndarray:
@@ -92,43 +131,44 @@ def _interp(m: np.ndarray, t: float) -> float:
 class Demodulator:
     """Finds and decodes frames of the given modes in bursts of one channel."""
 
-    def __init__(self, rate: float, modes: list[str], *, threshold: float | None = None, rate_step: float = 0.015):
+    def __init__(self, rate: float, modes: list[str] | list[ModeSpec], *, threshold: float | None = None,
+                 rate_step: float = 0.015):
         self.rate = rate
-        self.modes = [MODES[m] for m in modes]
+        self.modes = [mode_named(m) if isinstance(m, str) else m for m in modes]
         self.rate_step = rate_step
-        # T1 and C1 share a channel and the sync prefix: one search serves both (C is checked after).
-        self._search = []
+        # a mode another one's search serves (T1's finds C1: same channel, its template is the end of
+        # C's preamble + 0x543D) gets no search of its own; its sync word is checked after the hit
+        served = {id(b) for a in self.modes for b in self.modes if shared_search(a, b)}
+        self._search: list[_Search] = []
         for m in self.modes:
-            if m.name == "C1" and any(x.name == "T1" for x in self.modes):
+            if id(m) in served:
                 continue
-            tol = m.chip_rate_tolerance if m.name != "C1" else 0.005
-            if m.name == "T1":
-                tol = max(tol, 0.125)
+            tol = m.chip_rate_tolerance
             steps = max(1, int(np.ceil(tol / rate_step)))
             factors = 1 + rate_step * np.arange(-steps, steps + 1) if tol > 0.006 else np.array([1.0])
-            self._search.append((m, _template(m), factors))
-        # normalised sync correlation needed to try a decode: S (discriminator at ~0 dB per sample)
-        # correlates less at its sensitivity limit than T and C do at theirs
-        self._thresholds = {m.name: (threshold if threshold is not None else (0.5 if m.coding == "manchester" else 0.6))
-                            for m, _, _ in self._search}
+            riders = tuple(b for b in self.modes if shared_search(m, b))
+            own = _sync_continues(m)
+            self._search.append(_Search(m, _template(m), factors,
+                                        m.sync_threshold if threshold is None else threshold,
+                                        riders + ((m,) if own else ()), own))
 
     def demodulate(self, x: np.ndarray) -> list[FrameResult]:
         if len(x) < 64:
             return []
         d = discriminator(x, self.rate)
-        power = float(np.mean(x.real ** 2 + x.imag ** 2))
         good: list[FrameResult] = []
         bad: list[FrameResult] = []
-        for mode, tpl, factors in self._search:
-            sps0 = self.rate / mode.chip_rate
+        for search in self._search:
+            tpl = search.tpl
+            sps0 = self.rate / search.mode.chip_rate
             w = max(1, int(round(sps0)))
             m = _moving_average(d, w)
             span = len(tpl.chips)
-            for score, pos, sps, sign in self._candidates(m, tpl, sps0, factors):
+            for _score, pos, sps, sign in self._candidates(m, tpl, sps0, search.factors, search.threshold):
                 # a candidate inside a decoded frame (or its sync template) is that frame seen again
                 if any(r.sync_position - span * sps <= pos <= r.end_position for r in good):
                     continue
-                res = self._decode(x, m if sign > 0 else -m, mode, tpl, pos, sps, w, score, power, sign)
+                res = self._decode(x, m if sign > 0 else -m, search, pos, sps, w, sign)
                 if res is None:
                     continue
                 (good if res.crc_ok else bad).append(res)
@@ -142,7 +182,7 @@ class Demodulator:
                 kept.append(b)
         return sorted(good + kept, key=lambda r: r.position)
 
-    def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray):
+    def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray, thr: float):
         """(score, position, samples per chip, polarity) of sync-word candidates, best first.
 
         The search runs on the matched-filter output decimated to about 2 samples per chip, with
@@ -169,7 +209,6 @@ class Demodulator:
             # silent stretches (blanked, or zero padding at the end of a stream) must not score
             floor = 0.05 * float(np.median(energy)) + 1e-12
             norm = np.where(energy > floor, corr / np.sqrt(np.maximum(energy, floor) * L), 0.0)
-            thr = self._thresholds[tpl.mode.name]
             if np.abs(norm).max(initial=0.0) <= thr:
                 continue
             # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
@@ -251,10 +290,29 @@ class Demodulator:
         v = out[0] - out[1]
         return v if sign > 0 else -v
 
-    def _decode(self, x: np.ndarray, m: np.ndarray, mode: ModeSpec, tpl: _Template, pos: float, sps: float,
-                w: int, score: float, power: float, sign: int) -> FrameResult | None:
+    def _decode(self, x: np.ndarray, m: np.ndarray, search: _Search, pos: float, sps: float, w: int,
+                sign: int) -> FrameResult | None:
+        """One sync candidate -> a frame (CRC good or the reason it is not), or None for no frame."""
+        tpl = search.tpl
+        pos = self._refine_position(m, tpl, pos, sps)
+        lock = self._estimate_carrier(x, m, search.mode, tpl, pos, sps, w, sign)
+        if lock is None or not self._open_tones(lock, search.mode, tpl):
+            return None
+        # chip k of the template occupies [pos + k*sps, pos + (k+1)*sps); the sliding windows (matched
+        # filter, tones) end at the sample they are stored at, so their waveform lags the chips by
+        # (w - 1) / 2 samples: the template start found on them does too.
+        start = pos - (w - 1) / 2 + len(tpl.chips) * sps  # first chip after the searched sync part
+        shift = self._settle_sync(lock, tpl, start)
+        start += shift * sps
+        found = self._detect_format(lock, search, start, len(tpl.chips) + shift)
+        if found is None:
+            return None
+        spec, fmt, tracker = found
+        return self._decode_blocks(lock, spec, fmt, tracker)
+
+    def _refine_position(self, m: np.ndarray, tpl: _Template, pos: float, sps: float) -> float:
+        """Position to a fraction of a sample from the neighbours of the correlation peak."""
         L = int(np.floor(len(tpl.chips) * sps))
-        # refine position to a fraction of a sample from the neighbours of the correlation peak
         t = _upsample(tpl.chips, sps)
 
         def corr_at(p):
@@ -266,11 +324,19 @@ class Demodulator:
         c0, cm, cp = corr_at(pos), corr_at(pos - 1), corr_at(pos + 1)
         den = cm - 2 * c0 + cp
         frac = 0.5 * (cm - cp) / den if den < 0 else 0.0
-        pos = pos + float(np.clip(frac, -0.5, 0.5))
+        return pos + float(np.clip(frac, -0.5, 0.5))
+
+    def _estimate_carrier(self, x: np.ndarray, m: np.ndarray, spec: ModeSpec, tpl: _Template, pos: float,
+                          sps: float, w: int, sign: int) -> _Lock | None:
+        """Carrier offset from the preamble, then the discriminator's deviation on the template; None
+        when that is far from the mode's (not this mode's preamble).
+
+        Carrier: angle of the lag-1 autocorrelation over the balanced part of the template (the
+        +-deviation terms cancel). The mean discriminator output would shrink towards 0 Hz at low SNR
+        and carry the imbalance of the sync word."""
+        L = int(np.floor(len(tpl.chips) * sps))
+        t = _upsample(tpl.chips, sps)
         seg = m[int(pos):int(pos) + L]
-        # Carrier: angle of the lag-1 autocorrelation over the preamble part of the template (balanced
-        # chips, so the +-deviation terms cancel). The mean discriminator output would shrink towards
-        # 0 Hz at low SNR and carry the imbalance of the sync word.
         a0 = max(int(pos - (w - 1) / 2), 0)
         # the whole template when its sync word is balanced (S, T), else the preamble part only (C)
         span = len(tpl.chips) if abs(float(np.sum(tpl.chips))) < 1 else len(tpl.chips) - tpl.sync_len
@@ -284,39 +350,39 @@ class Demodulator:
         if sign < 0:
             offset = -offset  # m was negated for inverted polarity; keep offset in m's frame
         dev = float(np.dot(seg - offset, t[: len(seg)]) / len(seg))
-        # a matched-filter amplitude far from the mode's deviation is not this mode's preamble
-        if not 0.3 * mode.deviation_hz <= dev <= 2.5 * mode.deviation_hz:
+        if not 0.3 * spec.deviation_hz <= dev <= 2.5 * spec.deviation_hz:
             return None
-        # chip k of the template occupies [pos + k*sps, pos + (k+1)*sps); the moving average of width w
-        # sampled at the chip end sees the whole chip.
-        # the sliding windows (matched filter, tones) end at the sample they are stored at, so their
-        # waveform lags the chips by (w - 1) / 2 samples: the template start found on them does too.
-        start = pos - (w - 1) / 2 + len(tpl.chips) * sps  # first chip after the searched sync part
-        mode_name, fmt = mode.name, "A"
-        # chip decisions from the two-tone matched filter around the measured carrier. The
-        # discriminator underestimates the deviation at low SNR, so the tone spacing is chosen on
-        # the sync template from a grid around the mode's nominal deviation.
+        return _Lock(x=x, v=np.zeros(len(x)), pos=pos, sps=sps, w=w, sign=sign, offset=offset, dev=dev)
+
+    def _open_tones(self, lock: _Lock, spec: ModeSpec, tpl: _Template) -> bool:
+        """Chip decisions come from the two-tone matched filter around the measured carrier. The
+        discriminator underestimates the deviation at low SNR, so the tone spacing is chosen on the
+        sync template from a grid around the mode's nominal deviation; tones then run over the head
+        (template + 4 bytes) only, the whole frame once the head is good. False when the template's
+        amplitude on the tones is not positive."""
+        x, pos, sps, w, sign = lock.x, lock.pos, lock.sps, lock.w, lock.sign
+        L = int(np.floor(len(tpl.chips) * sps))
+        t = _upsample(tpl.chips, sps)
         a0, a1 = max(int(pos) - w, 0), min(int(pos) + L + w, len(x))
-        best_amp, best_dev = -np.inf, mode.deviation_hz
+        best_amp, best_dev = -np.inf, spec.deviation_hz
         for k in (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4):
-            trial = mode.deviation_hz * k
-            vt = self._tones(x[a0:a1], sign * offset, trial, sign, w)[int(pos) - a0:int(pos) - a0 + L]
+            trial = spec.deviation_hz * k
+            vt = self._tones(x[a0:a1], sign * lock.offset, trial, sign, w)[int(pos) - a0:int(pos) - a0 + L]
             ampt = float(np.dot(vt, t[: len(vt)])) / max(float(np.abs(vt).sum()), 1e-12)
             if ampt > best_amp:
                 best_amp, best_dev = ampt, trial
-        dev = best_dev
-        # tones over the head only first (template + 4 bytes); the whole frame once the head is good
-        cpb = {"3of6": 12, "manchester": 16, "nrz": 8}[mode.coding]
-        head_end = int(pos + L + (4 * cpb + 24) * sps + 2 * w)
-        v = np.zeros(len(x))
-        v[a0:head_end] = self._tones(x[a0:head_end], sign * offset, dev, sign, w)
-        tv = v[int(pos):int(pos) + L]
-        amp = float(np.dot(tv, t[: len(tv)]) / max(len(tv), 1))
-        if amp <= 0:
-            return None
-        carrier = sign * offset
-        # At low SNR the preamble part can pull the alignment a period off; settle it on the sync
-        # word alone, sampled on the more reliable tone output, within +-2 chips.
+        lock.dev, lock.a0 = best_dev, a0
+        lock.tones_to(self, int(pos + L + (4 * spec.coding.chips_per_byte + 24) * sps + 2 * w))
+        tv = lock.v[int(pos):int(pos) + L]
+        lock.amp = float(np.dot(tv, t[: len(tv)]) / max(len(tv), 1))
+        return lock.amp > 0
+
+    @staticmethod
+    def _settle_sync(lock: _Lock, tpl: _Template, start: float) -> int:
+        """At low SNR the preamble part can pull the alignment a period off; settle it on the sync
+        word alone, sampled on the more reliable tone output, within +-2 chips. Returns the shift in
+        chips."""
+        sps, w, v = lock.sps, lock.w, lock.v
         sync = 2.0 * np.array(tpl.chips[-tpl.sync_len:]) - 0.0
         best_shift, best_score = 0, -np.inf
         for shift in (-2, -1, 0, 1, 2):
@@ -326,104 +392,129 @@ class Demodulator:
             score_ = float(np.dot(vals, sync))
             if score_ > best_score:
                 best_score, best_shift = score_, shift
-        start += best_shift * sps
-        tracker = _ChipTracker(v, start, sps, w, 0.0, amp, track_carrier=False)
-        c_mode = "C2" if mode.name == "C2" else "C1"
-        if mode.coding == "nrz" or (mode.name == "T1" and any(m.name == "C1" for m in self.modes)):
-            # C-mode check: after 0x543D comes 0x54 then 0xCD (format A) or 0x3D (format B), NRZ. The
-            # shared T/C search estimated the chip rate within T's wide tolerance; C runs on a crystal,
-            # so its nominal rate is tried as well.
-            c_sps = self.rate / MODES[c_mode].chip_rate
-            matched = None
-            # format B repeats 543D: a lock on the second one is 16 chips late, so try 16 earlier too
-            trials = [(ts, back) for back in (0, 16)
-                      for ts in ((sps, c_sps) if abs(c_sps / sps - 1) > 1e-3 else (sps,))]
-            for trial_sps, back in trials:
-                t0 = start + (trial_sps - sps) * (len(tpl.chips) + best_shift) - back * trial_sps
-                trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False)
-                bits = (trial.peek(16) > 0).astype(np.uint8)
-                head = int(np.packbits(bits[:8])[0]) if len(bits) >= 8 else -1
-                tail = int(np.packbits(bits[8:16])[0]) if len(bits) >= 16 else -1
-                if back:
-                    # only a second 543D preceded by a first one; a T sync after its preamble reads
-                    # 543D too, but is preceded by preamble (5555)
-                    before = _ChipTracker(v, t0 - 16 * trial_sps, trial_sps, w, 0.0, amp, track_carrier=False)
-                    if bytes(np.packbits((before.peek(16) > 0).astype(np.uint8))) != b"\x54\x3d" or tail != 0x3D:
-                        continue
-                if head == 0x54 and tail in (0xCD, 0x3D):
-                    matched = trial, trial_sps, tail
-                    break
+        return best_shift
+
+    def _detect_format(self, lock: _Lock, search: _Search, start: float,
+                       chips_locked: int) -> tuple[ModeSpec, str, _ChipTracker] | None:
+        """Which mode and frame format the hit is: the sync chips after the searched ones decide
+        (C: 0x54 then 0xCD for format A, 0x3D for B). The mode, format and a tracker on the first
+        chip after the whole sync word; None when the search's own mode needs a match and none came."""
+        tracker = _ChipTracker(lock.v, start, lock.sps, lock.w, 0.0, lock.amp, track_carrier=False)
+        for spec in search.checks:
+            matched = self._match_sync(lock, spec, start, chips_locked)
             if matched is not None:
-                tracker, sps, tail = matched
-                mode = MODES[c_mode]
-                mode_name, fmt = c_mode, ("A" if tail == 0xCD else "B")
-                tracker.take(16)
-            elif mode.coding == "nrz":
-                return None
-        coding = mode.coding
-        decode = SOFT_DECODERS[coding]
-        cpb = {"3of6": 12, "manchester": 16, "nrz": 8}[coding]
-        data_start = tracker.position  # first chip after the whole sync word (C: after 54CD / 543D)
+                fmt, tracker, lock.sps = matched
+                tracker.take(len(spec.syncs[fmt]) - len(spec.search_sync))
+                return spec, fmt, tracker
+        if search.must_check:
+            return None
+        return search.mode, "A", tracker
+
+    def _match_sync(self, lock: _Lock, spec: ModeSpec, start: float,
+                    chips_locked: int) -> tuple[str, _ChipTracker, float] | None:
+        """Read the chips after the searched sync part and match them to ``spec``'s format sync
+        words. The search estimated the chip rate within the searching mode's tolerance; the mode's
+        nominal rate is tried as well. A sync word that repeats the searched part further on (C
+        format B: 543D 543D) may have been locked on its repeat, so the earlier start is tried too
+        (accepted only when the chips before it are the sync word's beginning)."""
+        sps, w, amp, v = lock.sps, lock.w, lock.amp, lock.v
+        head = spec.search_sync
+        p = len(head)
+        nominal = self.rate / spec.chip_rate
+        rates = (sps, nominal) if abs(nominal / sps - 1) > 1e-3 else (sps,)
+        backs = sorted({0} | {k for word in spec.syncs.values() for k in range(1, len(word) - p + 1)
+                              if word[k:k + p] == head})
+        for back in backs:
+            for trial_sps in rates:
+                t0 = start + (trial_sps - sps) * chips_locked - back * trial_sps
+                trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False)
+                for fmt, word in spec.syncs.items():
+                    rest = word[p:]
+                    if back and word[back:back + p] != head:
+                        continue
+                    if _bits(trial.peek(len(rest))) != rest:
+                        continue
+                    if back:
+                        # the chips before must be the sync word's beginning (a T sync after its
+                        # preamble reads 543D too, but is preceded by preamble, 5555)
+                        before = _ChipTracker(v, t0 - p * trial_sps, trial_sps, w, 0.0, amp, track_carrier=False)
+                        if _bits(before.peek(p)) != word[:p]:
+                            continue
+                    return fmt, trial, trial_sps
+        return None
+
+    def _decode_blocks(self, lock: _Lock, spec: ModeSpec, fmt: str, tracker: _ChipTracker) -> FrameResult | None:
+        """Head (4 bytes) -> L-field candidates -> chips for each -> block CRCs with repair: the first
+        candidate whose blocks check out, else the first failure, else None (noise)."""
+        coding = spec.coding
+        cpb = coding.chips_per_byte
+        data_start = tracker.position  # first chip after the whole sync word
         first = tracker.take(4 * cpb)
         if len(first) < 4 * cpb:
             return None
-        head, head_violations = decode(first)
+        head, head_violations = coding.soft_decode(first)
         # noise that happened to correlate with the sync word: 3-of-6 words that are no code word,
         # Manchester pairs with two equal chips (half of them in noise)
-        if head_violations > (6 if coding == "manchester" else 1):
+        if head_violations > coding.max_head_violations:
             return None
-        # The L-field fixes the frame length but no CRC protects it by itself: besides the best
-        # decision, try the values one or two unreliable decisions away; block 1's CRC decides.
-        l_cands = _l_candidates(head[0], *alternatives(coding, first[:cpb]))
-        sizes = {lv: onair_size(lv, fmt) for lv in l_cands}
-        sizes = {lv: n for lv, n in sizes.items() if n >= 12}
+        sizes = self._length_candidates(head[0], coding.alternatives(first[:cpb]), fmt)
         if not sizes:
             return None
         # chips for the most likely L first; more only if another candidate needs them
         soft = first
-        done_to = head_end
-
-        def extend(n_bytes: int) -> None:
-            nonlocal soft, done_to
-            need = cpb * n_bytes - len(soft)
-            if need <= 0:
-                return
-            frame_end = int(tracker.position + (need + 8) * sps + 2 * w)
-            if frame_end > done_to:
-                v[a0:frame_end] = self._tones(x[a0:frame_end], sign * offset, dev, sign, w)
-                done_to = frame_end
-                tracker.refresh()
-            soft = np.concatenate((soft, tracker.take(need)))
-        freq = carrier
-        strip = mframe.strip_format_a if fmt == "A" else mframe.strip_format_b
         failure = None
         for lval, n_bytes in sizes.items():
-            extend(n_bytes)
-            chip_rate = self.rate / tracker.sps_mean
-            snr = 10 * np.log10(max(amp * amp / max(tracker.noise_var, 1e-12), 1e-9))
-            common = dict(position=data_start, sync_position=pos, chip_rate_hz=chip_rate, freq_offset_hz=freq,
-                          deviation_hz=dev, snr_db=float(snr), violations=0, n_chips=n_bytes * cpb,
-                          end_position=data_start + n_bytes * cpb * sps)
-            if len(soft) < n_bytes * cpb:
-                failure = failure or FrameResult(mode=mode_name, frame_format=fmt, telegram=decode(soft)[0],
-                                                 crc_ok=False, reason="truncated", **common)
-                continue
-            raw, violations = decode(soft[: n_bytes * cpb])
-            raw = bytes([lval]) + raw[1:n_bytes]
-            common["violations"] = violations
-            try:
-                canonical, _ = strip(raw)
-            except DecodeError as err:
-                repaired = repair_blocks(raw, fmt, *alternatives(coding, soft[: n_bytes * cpb]))
-                if repaired is None:
-                    failure = failure or FrameResult(mode=mode_name, frame_format=fmt, telegram=raw,
-                                                     crc_ok=False, reason=err.reason, **common)
-                    continue
-                canonical, _ = strip(repaired)
-                common["repaired"] = True
-            return FrameResult(mode=mode_name, frame_format=fmt, telegram=canonical, crc_ok=True, reason="ok",
-                               **common)
+            soft = self._extend(lock, tracker, soft, cpb * n_bytes)
+            res = self._check_blocks(lock, spec, fmt, tracker, soft, data_start, lval, n_bytes)
+            if res.crc_ok:
+                return res
+            failure = failure or res
         return failure
+
+    def _extend(self, lock: _Lock, tracker: _ChipTracker, soft: np.ndarray, n_chips: int) -> np.ndarray:
+        """Soft chips up to ``n_chips`` (fewer at the end of the burst), running the tones further first."""
+        need = n_chips - len(soft)
+        if need <= 0:
+            return soft
+        frame_end = int(tracker.position + (need + 8) * lock.sps + 2 * lock.w)
+        if frame_end > lock.done_to:
+            lock.tones_to(self, frame_end)
+            tracker.refresh()
+        return np.concatenate((soft, tracker.take(need)))
+
+    def _check_blocks(self, lock: _Lock, spec: ModeSpec, fmt: str, tracker: _ChipTracker, soft: np.ndarray,
+                      data_start: float, lval: int, n_bytes: int) -> FrameResult:
+        """The frame for one L-field value: decoded, block CRCs checked (repaired when they fail)."""
+        coding = spec.coding
+        n_chips = n_bytes * coding.chips_per_byte
+        chip_rate = self.rate / tracker.sps_mean
+        snr = 10 * np.log10(max(lock.amp * lock.amp / max(tracker.noise_var, 1e-12), 1e-9))
+        common = dict(mode=spec.name, frame_format=fmt, position=data_start, sync_position=lock.pos,
+                      sync_start=data_start - len(spec.syncs[fmt]) * self.rate / chip_rate, chip_rate_hz=chip_rate,
+                      freq_offset_hz=lock.sign * lock.offset, deviation_hz=lock.dev, snr_db=float(snr),
+                      violations=0, n_chips=n_chips, end_position=data_start + n_chips * lock.sps)
+        if len(soft) < n_chips:
+            return FrameResult(telegram=coding.soft_decode(soft)[0], crc_ok=False, reason="truncated", **common)
+        raw, common["violations"] = coding.soft_decode(soft[:n_chips])
+        raw = bytes([lval]) + raw[1:n_bytes]
+        strip = mframe.strip_format_a if fmt == "A" else mframe.strip_format_b
+        try:
+            canonical, _ = strip(raw)
+        except DecodeError as err:
+            repaired = repair_blocks(raw, fmt, *coding.alternatives(soft[:n_chips]))
+            if repaired is None:
+                return FrameResult(telegram=raw, crc_ok=False, reason=err.reason, **common)
+            canonical, _ = strip(repaired)
+            common["repaired"] = True
+        return FrameResult(telegram=canonical, crc_ok=True, reason="ok", **common)
+
+    @staticmethod
+    def _length_candidates(first_byte: int, alternatives, fmt: str) -> dict[int, int]:
+        """The L-field fixes the frame length but no CRC protects it by itself: besides the best
+        decision, the values one or two unreliable decisions away; block 1's CRC decides. Maps each
+        plausible L to its on-air size in bytes, most likely first."""
+        sizes = {lv: onair_size(lv, fmt) for lv in _l_candidates(first_byte, *alternatives)}
+        return {lv: n for lv, n in sizes.items() if n >= 12}
 
 
 class _ChipTracker:

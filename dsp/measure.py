@@ -21,9 +21,9 @@ import numpy as np
 
 from mbus import frame as mframe
 
-from .coding import ENCODERS
 from .demod import discriminator
 from .modes import MODES
+from .modes import mode as mode_named
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,11 +54,11 @@ class Measurement:
 
 def frame_chip_sequence(mode_name: str, canonical: bytes, frame_format: str | None) -> np.ndarray:
     """Sync word + coded on-air frame (no preamble, no postamble), as +-1."""
-    mode = MODES[mode_name]
+    mode = mode_named(mode_name)
     fmt = frame_format or "A"
     onair = mframe.build_format_a(canonical) if fmt == "A" else mframe.build_format_b(canonical)
-    sync = mode.sync_b if fmt == "B" and mode.sync_b else mode.sync
-    chips = np.concatenate((np.array(sync, dtype=np.uint8), ENCODERS[mode.coding](onair)))
+    sync = mode.syncs.get(fmt, mode.sync)
+    chips = np.concatenate((np.array(sync, dtype=np.uint8), mode.coding.encode(onair)))
     return 2.0 * chips - 1.0
 
 
@@ -67,7 +67,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     """Measure a frame in channel baseband ``x`` (sample rate ``rate``), whose sync word starts at
     sample ``sync_start`` (as the demodulator found it). ``channel_offset_hz`` corrects the
     channeliser's bin rounding so the carrier offset is from the nominal channel frequency."""
-    spec = MODES[mode]
+    spec = mode_named(mode)
     seq = frame_chip_sequence(mode, canonical, frame_format)
     d = discriminator(x, rate)
     sps = rate / chip_rate_hz
@@ -161,7 +161,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     tail = np.array(idx) >= n - 48
     t_end = t0 + n * T + (float(np.median(resid[tail])) if len(resid) == len(idx) and tail.sum() >= 4 else 0.0)
     post = count_postamble(x, cp, rate, t_end, T, carrier, dev)
-    sync_len = len(spec.sync_b if frame_format == "B" and spec.sync_b else spec.sync)
+    sync_len = len(spec.syncs.get(frame_format or "A", spec.sync))
     sync_vals = chip_freq(np.arange(sync_len)) - carrier
     sync_ok = bool(np.all(np.sign(sync_vals) == seq[:sync_len]))
     levels = np.abs(lv)
@@ -344,18 +344,14 @@ def occupied_bandwidth(x: np.ndarray, rate: float, fraction: float = 0.99,
     return float(hi - lo + rate / nfft), float(lo), float(hi)
 
 
-# Limits per mode, from ../shared/spec/phy.md §1.1 and §3. All come from one vendor's reading of
-# EN 13757-4 (SiLabs radio profile, ST stack defaults), so the digest marks them UNSURE.
-LIMITS = {
-    "S1": {"deviation_hz": (40e3, 80e3), "chip_rate_error_ppm": (-20000, 20000), "carrier_error_ppm": (-25, 25),
-           "preamble_chips": (558, None), "postamble_chips": (2, None)},
-    "T1": {"deviation_hz": (40e3, 80e3), "chip_rate_error_ppm": (-120000, 120000), "carrier_error_ppm": (-60, 60),
-           "preamble_chips": (38, None), "postamble_chips": (2, None)},
-    "C1": {"deviation_hz": (33.75e3, 56.25e3), "chip_rate_error_ppm": (-100, 100), "carrier_error_ppm": (-25, 25),
-           "preamble_chips": (32, None)},
-}
-# postamble: S and T send 2 to 8 alternating chips (phy.md §4); the upper end differs by vendor (TI
-# pads a T frame of an even byte count with a whole 0x55 byte), C sends none: only the minimum is checked
+def conformance_limits() -> dict[str, dict[str, tuple]]:
+    """Limits per mode (``ModeSpec.limits``, from ../shared/spec/phy.md §1.1, §3, §4). All come from
+    one vendor's reading of EN 13757-4 (SiLabs radio profile, ST stack defaults), so the digest marks
+    them UNSURE."""
+    return {m.name: dict(m.limits) for m in MODES.values() if m.limits}
+
+
+LIMITS = conformance_limits()  # the registry's built-in modes; conformance_limits() sees later ones
 LIMIT_SOURCE = "phy.md §1.1 (SiLabs profile), §3 (ST S2-LP defaults), §4 (postamble), marked UNSURE in the digest"
 
 
@@ -363,7 +359,8 @@ def verdicts(m: Measurement) -> dict:
     """PASS / FAIL / UNSURE per metric: the verdict against the limit, UNSURE when the limit itself is
     unsure (all of them today, so 'verdict' says which side of the limit the value is on)."""
     out = {}
-    for key, (lo, hi) in LIMITS.get(m.mode, {}).items():
+    spec = MODES.get(m.mode)
+    for key, (lo, hi) in (spec.limits if spec is not None else ()):
         value = getattr(m, key)
         ok = (lo is None or value >= lo) and (hi is None or value <= hi)
         out[key] = {"value": value, "min": lo, "max": hi, "verdict": "PASS" if ok else "FAIL", "status": "UNSURE",

@@ -1,33 +1,96 @@
-"""Link modes as data (EN 13757-4; digest ../shared/spec/phy.md sections 1-4).
+"""Link modes as data (EN 13757-4; digest ../shared/spec/phy.md sections 1-7).
 
-A ModeSpec says where a mode is on air and how its chips are made; the modulator and the
-demodulator both read it, so TX and RX cannot disagree.
+A `ModeSpec` holds everything about one link mode: where it is on air, how its chips are made,
+what the receiver searches for, the conformance limits the analyser checks, the duty cycle of its
+sub-band and, for the modes a station answers with, the response window. The modulator, the
+demodulator, the receive channel plan, the analyser and the dialogue simulator all read it, so TX
+and RX cannot disagree and a new link mode is one `ModeSpec` (plus `register_mode`).
+
+Relations between modes are computed from the data, never named:
+- `rx_mode_for(spec)`: the receivable mode whose demodulator hears ``spec`` (same PHY: channel,
+  chip rate, coding, sync words; the modes differ only in preamble length or direction);
+- `shared_search(a, b)`: ``a``'s sync search also finds ``b`` (same channel, ``a``'s searched
+  preamble + sync is the end of ``b``'s, ``b``'s chip rate inside ``a``'s search range): one
+  search serves both and ``b``'s longer sync word is checked after.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
+
+from .coding import MANCHESTER, NRZ, THREE_OF_SIX_CODING, Coding
+
+Limit = tuple[float | None, float | None]  # (min, max); None = no bound
 
 
 def chips(text: str) -> tuple[int, ...]:
     return tuple(int(c) for c in text.replace(" ", ""))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModeSpec:
     name: str  # "S1", "T1", "C1", ...
     channel_hz: float  # nominal centre frequency
     chip_rate: float  # chips per second
     deviation_hz: float  # nominal peak deviation
-    coding: str  # "manchester" | "3of6" | "nrz"
-    sync: tuple[int, ...]  # chips after the preamble (format A for C modes)
-    sync_b: tuple[int, ...] | None = None  # C modes: sync announcing format B
+    coding: Coding
+    sync: tuple[int, ...]  # chips after the preamble, frame format A
+    sync_b: tuple[int, ...] | None = None  # sync announcing frame format B (None: format A only)
     preamble_pairs: int = 19  # n x "01" sent by our TX
     postamble: tuple[int, ...] = ()
     gaussian_bt: float | None = None  # None = plain 2-FSK
-    chip_rate_tolerance: float = 0.02  # relative, for RX search ranges
-    uplink: bool = True
+    uplink: bool = True  # meter -> other station
+    # receiver: relative chip-rate search range, preamble chips in the sync template (never more than
+    # the shortest preamble the mode allows), normalised correlation needed to try a decode
+    chip_rate_tolerance: float = 0.02
+    rx_preamble_chips: int = 32
+    sync_threshold: float = 0.6
+    search_sync_chips: int = 0  # leading sync chips searched (0: all of format A's; see search_sync)
+    # conformance limits checked by dsp.measure.verdicts: metric -> (min, max)
+    limits: tuple[tuple[str, Limit], ...] = ()
+    duty_cycle_percent: float = 0.1  # of the sub-band the mode transmits in (phy.md §7, UNSURE)
+    # modes another station answers with: the uplink mode answered, t_RO window, aimed turnaround
+    answers: str | None = None
+    response_window_s: tuple[float, float] | None = None
+    turnaround_s: float | None = None
+    fast_response: bool = False  # C2: ELL CC D bit (100 ms instead of 1000 ms)
     source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.chip_rate <= 0 or self.deviation_hz <= 0 or self.channel_hz <= 0:
+            raise ValueError(f"mode {self.name}: channel, chip rate and deviation must be positive")
+        if not self.sync or any(c not in (0, 1) for c in self.sync + (self.sync_b or ())):
+            raise ValueError(f"mode {self.name}: sync words are non-empty chip tuples of 0/1")
+        n = self.search_sync_chips
+        if n and any(w[:n] != self.sync[:n] for w in self.syncs.values()):
+            raise ValueError(f"mode {self.name}: the searched sync chips must begin every format's sync word")
+        if (self.response_window_s is None) != (self.answers is None):
+            raise ValueError(f"mode {self.name}: a response window goes with the mode it answers")
+
+    @property
+    def syncs(self) -> dict[str, tuple[int, ...]]:
+        """Sync word per frame format."""
+        return {"A": self.sync} if self.sync_b is None else {"A": self.sync, "B": self.sync_b}
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return tuple(self.syncs)
+
+    @property
+    def search_sync(self) -> tuple[int, ...]:
+        """The sync chips the receiver searches for; the rest of each format's sync word tells the
+        formats apart and is checked after the search."""
+        return self.sync[: self.search_sync_chips] if self.search_sync_chips else self.sync
+
+    @property
+    def bit_rate(self) -> float:
+        return self.chip_rate * self.coding.info_bits_per_chip
+
+    @property
+    def phy_key(self) -> tuple:
+        """What a receiver tells modes apart by (preamble length and direction aside)."""
+        return (self.channel_hz, self.chip_rate, self.coding.name, self.sync, self.sync_b)
 
 
 S_SYNC = chips("000111011010010110")
@@ -35,31 +98,110 @@ T_SYNC = chips("0000111101")
 C_SYNC_A = chips("0101010000111101 0101010011001101")  # 0x543D 0x54CD
 C_SYNC_B = chips("0101010000111101 0101010000111101")  # 0x543D 0x543D
 
-MODES: dict[str, ModeSpec] = {
-    "S1": ModeSpec("S1", 868.30e6, 32768.0, 50e3, "manchester", S_SYNC, preamble_pairs=279,
-                   postamble=chips("01"), source="phy.md §1, §3: 868.30 MHz, 32.768 kcps Manchester, long preamble"),
-    "S2": ModeSpec("S2", 868.30e6, 32768.0, 50e3, "manchester", S_SYNC, preamble_pairs=15,
-                   postamble=chips("01"), source="phy.md §3: S2 / S1-m short preamble (15 pairs)"),
-    "T1": ModeSpec("T1", 868.95e6, 100e3, 50e3, "3of6", T_SYNC, preamble_pairs=19, postamble=chips("0101"),
-                   chip_rate_tolerance=0.12, source="phy.md §1, §3: 868.95 MHz, 100 kcps 3-of-6, T sync 0000111101"),
-    "T2": ModeSpec("T2", 868.30e6, 32768.0, 50e3, "manchester", S_SYNC, preamble_pairs=15,
-                   postamble=chips("01"), uplink=False, source="phy.md §1: T2 other->meter, 32.768 kcps Manchester"),
-    # C has no postamble in the standard; our TX still sends 8 alternating chips after the last CRC so
-    # that receivers which need a final transition (rtl_433's FSK slicer) get every data bit.
-    "C1": ModeSpec("C1", 868.95e6, 100e3, 45e3, "nrz", C_SYNC_A, C_SYNC_B, preamble_pairs=16,
-                   postamble=chips("01010101"),
-                   source="phy.md §1, §3: 868.95 MHz, 100 kcps NRZ, sync 543D 54CD (A) / 543D 543D (B)"),
-    "C2": ModeSpec("C2", 869.525e6, 50e3, 25e3, "nrz", C_SYNC_A, C_SYNC_B, preamble_pairs=16, gaussian_bt=0.5,
-                   postamble=chips("01010101"),
-                   uplink=False, source="phy.md §1: C2 other->meter, 869.525 MHz, 50 kcps GFSK BT 0.5"),
-}
+# phy.md §1.1 (SiLabs profile), §3 (ST S2-LP defaults), §4 (postamble); all UNSURE in the digest.
+# postamble: S and T send 2 to 8 alternating chips (phy.md §4); the upper end differs by vendor (TI
+# pads a T frame of an even byte count with a whole 0x55 byte), C sends none: only the minimum is checked
+_S_LIMITS = (("deviation_hz", (40e3, 80e3)), ("chip_rate_error_ppm", (-20000, 20000)),
+             ("carrier_error_ppm", (-25, 25)), ("preamble_chips", (558, None)), ("postamble_chips", (2, None)))
+_T_LIMITS = (("deviation_hz", (40e3, 80e3)), ("chip_rate_error_ppm", (-120000, 120000)),
+             ("carrier_error_ppm", (-60, 60)), ("preamble_chips", (38, None)), ("postamble_chips", (2, None)))
+_C_LIMITS = (("deviation_hz", (33.75e3, 56.25e3)), ("chip_rate_error_ppm", (-100, 100)),
+             ("carrier_error_ppm", (-25, 25)), ("preamble_chips", (32, None)))
 
-# What the receiver listens for by default, per channel frequency.
-RX_MODES = ("S1", "T1", "C1", "C2")
+_S = dict(channel_hz=868.30e6, chip_rate=32768.0, deviation_hz=50e3, coding=MANCHESTER, sync=S_SYNC,
+          postamble=chips("01"), rx_preamble_chips=28, sync_threshold=0.5, duty_cycle_percent=1.0)
+# C has no postamble in the standard; our TX still sends 8 alternating chips after the last CRC so
+# that receivers which need a final transition (rtl_433's FSK slicer) get every data bit.
+# The receiver searches 0x543D (common to both formats; B repeats it) and reads the next 16 chips.
+_C = dict(coding=NRZ, sync=C_SYNC_A, sync_b=C_SYNC_B, preamble_pairs=16, postamble=chips("01010101"),
+          search_sync_chips=16)
+
+_MODES: dict[str, ModeSpec] = {}
+MODES = MappingProxyType(_MODES)  # name -> ModeSpec, read-only view of the registry
+
+
+def register_mode(spec: ModeSpec) -> ModeSpec:
+    """Add a link mode (its name must be new, or the very same object). Everything that plans
+    channels, modulates, demodulates or checks limits finds it from then on."""
+    old = _MODES.get(spec.name)
+    if old is not None and old is not spec:
+        raise ValueError(f"mode {spec.name!r} is already registered")
+    if spec.answers is not None and spec.answers not in _MODES and spec.answers != spec.name:
+        raise ValueError(f"mode {spec.name!r} answers unknown mode {spec.answers!r}")
+    _MODES[spec.name] = spec
+    return spec
+
+
+def unregister_mode(name: str) -> None:
+    """Remove a mode added at runtime (tests)."""
+    _MODES.pop(name, None)
+
+
+for _spec in (
+    ModeSpec(name="S1", **_S, preamble_pairs=279,
+             limits=_S_LIMITS, source="phy.md §1, §3: 868.30 MHz, 32.768 kcps Manchester, long preamble"),
+    ModeSpec(name="S2", **_S, preamble_pairs=15, answers="S2", response_window_s=(3e-3, 50e-3), turnaround_s=5e-3,
+             source="phy.md §3: S2 / S1-m short preamble (15 pairs); §6.1: t_RO 3-50 ms"),
+    ModeSpec(name="T1", channel_hz=868.95e6, chip_rate=100e3, deviation_hz=50e3, coding=THREE_OF_SIX_CODING,
+             sync=T_SYNC, preamble_pairs=19, postamble=chips("0101"), chip_rate_tolerance=0.125,
+             limits=_T_LIMITS, source="phy.md §1, §3: 868.95 MHz, 100 kcps 3-of-6, T sync 0000111101; "
+                                      "§1.1: chip rate +-12 % (RX searches +-12.5 %)"),
+    # T2: the meter sends T1's PHY at 868.95, the other station answers 32.768 kcps Manchester at 868.30
+    ModeSpec(name="T2", **{**_S, "preamble_pairs": 15}, uplink=False, answers="T1", response_window_s=(2e-3, 3e-3),
+             turnaround_s=2.5e-3, source="phy.md §1: T2 other->meter, 32.768 kcps Manchester; §6.1: t_RO 2-3 ms"),
+    ModeSpec(name="C1", channel_hz=868.95e6, chip_rate=100e3, deviation_hz=45e3, **_C, chip_rate_tolerance=0.005,
+             limits=_C_LIMITS,
+             source="phy.md §1, §3: 868.95 MHz, 100 kcps NRZ, sync 543D 54CD (A) / 543D 543D (B); "
+                    "§1.1: chip rate crystal-derived"),
+    # C2 fast response (D = 1): 100 ms +- 0.5 ms; the other station answers at 869.525 MHz GFSK
+    ModeSpec(name="C2", channel_hz=869.525e6, chip_rate=50e3, deviation_hz=25e3, **_C, gaussian_bt=0.5,
+             uplink=False, duty_cycle_percent=10.0, answers="C1", response_window_s=(99.5e-3, 100.5e-3),
+             turnaround_s=100e-3, fast_response=True,
+             source="phy.md §1: C2 other->meter, 869.525 MHz, 50 kcps GFSK BT 0.5; §6.1: t_RO 99.5-100.5 ms; "
+                    "§7: 10 % sub-band"),
+):
+    register_mode(_spec)
 
 
 def mode(name: str) -> ModeSpec:
     try:
-        return MODES[name.upper()]
+        return _MODES[name.upper()]
     except KeyError:
-        raise ValueError(f"unknown mode {name!r}; known: {', '.join(MODES)}") from None
+        raise ValueError(f"unknown mode {name!r}; known: {', '.join(_MODES)}") from None
+
+
+def rx_mode_for(spec: ModeSpec) -> ModeSpec:
+    """The receivable mode that hears ``spec``: the first registered mode with the same PHY."""
+    return next(m for m in _MODES.values() if m.phy_key == spec.phy_key)
+
+
+def receivable_modes() -> tuple[ModeSpec, ...]:
+    """Modes a receiver demodulates by name (one per PHY; the others are heard as it)."""
+    return tuple(m for m in _MODES.values() if rx_mode_for(m) is m)
+
+
+def default_rx_modes() -> tuple[str, ...]:
+    """What a receiver listens for unless told otherwise: every receivable meter -> other mode."""
+    return tuple(m.name for m in receivable_modes() if m.uplink)
+
+
+def shortest_preamble_pairs(spec: ModeSpec) -> int:
+    """The shortest preamble among the modes heard as ``spec`` (the one a received frame may have)."""
+    key = rx_mode_for(spec).phy_key
+    return min(m.preamble_pairs for m in _MODES.values() if m.phy_key == key)
+
+
+def search_template_chips(spec: ModeSpec) -> tuple[int, ...]:
+    """What the receiver correlates with: the end of the preamble, then the searched sync chips."""
+    return (0, 1) * (spec.rx_preamble_chips // 2) + spec.search_sync
+
+
+def shared_search(a: ModeSpec, b: ModeSpec) -> bool:
+    """True when ``a``'s sync search serves ``b`` too: same channel, ``a``'s template is the end of
+    ``b``'s preamble + searched sync, and ``a``'s chip-rate search range holds ``b``'s (so ``b`` needs
+    no search of its own)."""
+    if a.phy_key == b.phy_key or a.channel_hz != b.channel_hz:
+        return False
+    ta, tb = search_template_chips(a), (0, 1) * b.preamble_pairs + b.search_sync
+    return (len(ta) <= len(tb) and tb[len(tb) - len(ta):] == ta
+            and abs(b.chip_rate / a.chip_rate - 1) + b.chip_rate_tolerance <= a.chip_rate_tolerance)

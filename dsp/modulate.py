@@ -93,7 +93,7 @@ def _layout(telegram: bytes, mode: ModeSpec, frame_format: str, sample_rate_hz: 
             preamble_pairs: int | None, lead_in_chips: int, preamble_half_chip: bool) -> _Layout:
     chips = phy.frame_chips(mode, telegram, frame_format, preamble_pairs=preamble_pairs)
     n_pre = 2 * (mode.preamble_pairs if preamble_pairs is None else preamble_pairs)
-    n_sync = len(mode.sync_b if frame_format == "B" else mode.sync)
+    n_sync = len(mode.syncs[frame_format])
     n_data = len(phy.onair_bytes(telegram, frame_format)) * phy.chips_per_byte(mode)
     n_post = len(chips) - n_pre - n_sync - n_data
     rate = chip_rate_hz

@@ -1,6 +1,6 @@
 """PHY framing: canonical telegram <-> on-air chips (preamble, sync, coded frame, postamble).
 
-Block CRCs come from ``mbus.frame`` (format A or B); the coding from ``dsp.coding``.
+Block CRCs come from ``mbus.frame`` (format A or B); the coding is the mode's ``Coding``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import numpy as np
 
 from mbus import frame as mframe
 
-from .coding import CHIPS_PER_BYTE, ENCODERS
 from .modes import ModeSpec
 
 
@@ -29,18 +28,18 @@ def onair_size(first_byte: int, frame_format: str) -> int:
 def frame_chips(mode: ModeSpec, canonical: bytes, frame_format: str = "A", *,
                 preamble_pairs: int | None = None) -> np.ndarray:
     """All chips of one transmission."""
-    if frame_format == "B" and mode.sync_b is None:
-        raise ValueError(f"mode {mode.name} has no frame format B")
+    if frame_format not in mode.syncs:
+        raise ValueError(f"mode {mode.name} has no frame format {frame_format}")
     pairs = mode.preamble_pairs if preamble_pairs is None else preamble_pairs
-    sync = mode.sync_b if frame_format == "B" else mode.sync
-    payload = ENCODERS[mode.coding](onair_bytes(canonical, frame_format))
+    sync = mode.syncs[frame_format]
+    payload = mode.coding.encode(onair_bytes(canonical, frame_format))
     parts = [np.tile(np.array([0, 1], dtype=np.uint8), pairs), np.array(sync, dtype=np.uint8), payload]
     post = mode.postamble
-    if mode.coding == "3of6" and len(payload) % 8:
+    if mode.coding.pad_to_byte and len(payload) % 8:
         post = post or (0, 1, 0, 1)
     parts.append(np.array(post, dtype=np.uint8))
     return np.concatenate(parts)
 
 
 def chips_per_byte(mode: ModeSpec) -> int:
-    return CHIPS_PER_BYTE[mode.coding]
+    return mode.coding.chips_per_byte

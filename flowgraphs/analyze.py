@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from dsp.measure import LIMIT_SOURCE, LIMITS, measure, verdicts
+from dsp.measure import LIMIT_SOURCE, conformance_limits, measure, verdicts
 from dsp.modes import MODES
 from mbus.errors import DecodeError
 from mbus.telegram import decode as decode_telegram
@@ -32,8 +32,13 @@ from mbus.telegram import decode as decode_telegram
 from .receive import Receiver
 
 SCHEMA_VERSION = 1
-# duty-cycle limits of the 868 MHz sub-bands the modes transmit in (phy.md §7, UNSURE)
-DUTY_LIMIT = {"S1": 1.0, "T1": 0.1, "C1": 0.1, "C2": 10.0}
+DUTY_LIMIT_UNKNOWN = 0.1  # duty cycle assumed for a mode the registry does not know (the strictest band)
+
+
+def duty_limit(mode: str) -> float:
+    """Duty-cycle limit (percent) of the sub-band the mode transmits in (ModeSpec.duty_cycle_percent)."""
+    spec = MODES.get(mode)
+    return spec.duty_cycle_percent if spec is not None else DUTY_LIMIT_UNKNOWN
 
 
 def analyze(chunks: Iterable, info, *, modes=("S1", "T1", "C1"), meter: str | None = None, progress=None,
@@ -48,11 +53,8 @@ def analyze(chunks: Iterable, info, *, modes=("S1", "T1", "C1"), meter: str | No
         if not f.crc_ok:
             return
         xs, r, rate, bin_error = f.detail.samples, f.detail.result, f.detail.sample_rate_hz, f.detail.bin_error_hz
-        mode = MODES[r.mode]
-        sync_len = len(mode.sync_b if r.frame_format == "B" and mode.sync_b else mode.sync)
-        sps = rate / r.chip_rate_hz
         m = measure(xs, rate, mode=r.mode, canonical=r.telegram, frame_format=r.frame_format,
-                    sync_start=r.position - sync_len * sps, chip_rate_hz=r.chip_rate_hz, channel_offset_hz=bin_error,
+                    sync_start=r.sync_start, chip_rate_hz=r.chip_rate_hz, channel_offset_hz=bin_error,
                     violations=r.violations)
         try:
             t = decode_telegram(r.telegram, frame_format=None)
@@ -67,7 +69,7 @@ def analyze(chunks: Iterable, info, *, modes=("S1", "T1", "C1"), meter: str | No
                        **({} if cal_offset_db is None else {"rssi_dbm": round(f.rssi_dbfs + cal_offset_db, 2)}),
                        "measurements": m.to_json(), "verdicts": verdicts(m)})
         if len(snippets) < 32:
-            snippets.append({"meter": who, "mode": f.mode, "x": xs, "rate": rate, "t0": r.position - sync_len * sps,
+            snippets.append({"meter": who, "mode": f.mode, "x": xs, "rate": rate, "t0": r.sync_start,
                              "sps": rate / m.chip_rate_hz, "carrier": m.carrier_offset_hz - bin_error,
                              "deviation": m.deviation_hz})
 
@@ -83,7 +85,7 @@ def analyze(chunks: Iterable, info, *, modes=("S1", "T1", "C1"), meter: str | No
     return {"schema_version": SCHEMA_VERSION,
             "capture": {"source": info.source, "sample_rate_hz": info.sample_rate_hz,
                         "center_freq_hz": info.center_freq_hz, "duration_s": round(duration, 6)},
-            "limits": {m: {k: list(v) for k, v in lim.items()} for m, lim in LIMITS.items()},
+            "limits": {m: {k: list(v) for k, v in lim.items()} for m, lim in conformance_limits().items()},
             "limit_source": LIMIT_SOURCE, "frames": frames, "meters": _meters(frames, duration),
             "_snippets": snippets}
 
@@ -100,7 +102,7 @@ def _meters(frames: list[dict], duration: float) -> list[dict]:
         accs = [f["access_number"] for f in fs]
         repeats = sum(1 for a, b in zip(fs, fs[1:], strict=False) if a["telegram"] == b["telegram"])
         modes = sorted({f["mode"] for f in fs})
-        limit = min(DUTY_LIMIT.get(m, 0.1) for m in modes)
+        limit = min(duty_limit(m) for m in modes)
         duty = 100 * airtime / duration if duration > 0 else 0.0
         out.append({"meter": who, "modes": modes, "frames": len(fs),
                     "interval_s": None if len(iv) == 0 else {"mean": round(float(iv.mean()), 4),

@@ -1,71 +1,21 @@
-"""Live reception: source -> Receiver -> OMS stack -> outputs, with dedup and a meter inventory."""
+"""Live reception: source -> Receiver -> OMS stack -> output sinks (:mod:`flowgraphs.sinks`), with
+dedup and a meter inventory."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from mbus.compact import FormatCache
 from mbus.errors import DecodeError
 from mbus.keys import KeyStore
-from mbus.telegram import Telegram
 from mbus.telegram import decode as decode_telegram
 
 from .receive import Receiver, RxFrame
+from .sinks import Inventory, Sink
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class MeterStats:
-    manufacturer: str
-    id: str
-    device_type: str
-    modes: set = field(default_factory=set)
-    frames: int = 0
-    rssi: list = field(default_factory=list)
-    decryption: str = ""
-    last_seen_s: float = 0.0
-
-    def to_json(self) -> dict:
-        r = self.rssi
-        return {"manufacturer": self.manufacturer, "id": self.id, "device_type": self.device_type,
-                "modes": sorted(self.modes), "frames": self.frames,
-                "rssi_dbfs": {"min": round(min(r), 1), "mean": round(sum(r) / len(r), 1), "max": round(max(r), 1)},
-                "decryption": self.decryption}
-
-
-class Inventory:
-    """Every meter heard, for `--inventory` and the end summary (sorted by RSSI, strongest first)."""
-
-    def __init__(self):
-        self.meters: dict[str, MeterStats] = {}
-
-    def add(self, frame: RxFrame, t: Telegram | None) -> None:
-        if t is None:
-            return
-        m = t.meter
-        key = f"{m.manufacturer_code}{m.id}"
-        st = self.meters.get(key)
-        if st is None:
-            st = self.meters[key] = MeterStats(m.manufacturer_code, m.id, m.device_type_name)
-        st.modes.add(frame.mode)
-        st.frames += 1
-        st.rssi.append(frame.rssi_dbfs)
-        st.decryption = t.decryption
-        st.last_seen_s = frame.t_s
-
-    def table(self) -> str:
-        rows = sorted(self.meters.values(), key=lambda s: -max(s.rssi))
-        lines = [f"{'meter':<14} {'type':<24} {'modes':<9} {'frames':>6}  {'RSSI min/mean/max dBFS':<24} decryption"]
-        for s in rows:
-            j = s.to_json()["rssi_dbfs"]
-            lines.append(f"{s.manufacturer} {s.id:<10} {s.device_type[:24]:<24} {','.join(sorted(s.modes)):<9} "
-                         f"{s.frames:>6}  {j['min']:>6.1f} {j['mean']:>6.1f} {j['max']:>6.1f}       {s.decryption}")
-        return "\n".join(lines)
 
 
 class Dedup:
@@ -88,9 +38,6 @@ class Dedup:
             return False
         self._seen[telegram] = (t_s, 1)
         return True
-
-
-Sink = Callable[[RxFrame, "Telegram | None"], None]
 
 
 class IqSaver:
@@ -240,95 +187,3 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
             "cpu_percent": 100 * (time.process_time() - cpu0) / max(wall, 1e-9),
             "latency_max_s": max(latencies) if latencies else None,
             "latency_median_s": sorted(latencies)[len(latencies) // 2] if latencies else None}
-
-
-def jsonl_sink(out) -> Sink:
-    from .decode_cli import frame_json
-
-    def sink(frame: RxFrame, t: Telegram | None) -> None:
-        obj = frame_json(frame)
-        obj["decoded"] = t.to_json() if t is not None else None
-        out.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        out.flush()
-    return sink
-
-
-def rtlwmbus_sink(out) -> Sink:
-    from datetime import datetime
-
-    from .decode_cli import rtlwmbus_line
-    wall0 = datetime.now()
-
-    def sink(frame: RxFrame, t: Telegram | None) -> None:
-        out.write(rtlwmbus_line(frame, wall0) + "\n")
-        out.flush()
-    return sink
-
-
-def text_sink(out) -> Sink:
-    from .telegram_cli import format_text
-
-    def sink(frame: RxFrame, t: Telegram | None) -> None:
-        out.write(f"{frame.t_s:9.3f} s  {frame.mode}-{frame.frame_format}  RSSI {frame.rssi_dbfs:6.1f} dBFS  "
-                  f"SNR {frame.snr_db:5.1f} dB  offset {frame.freq_offset_hz / 1e3:+6.1f} kHz\n")
-        if t is not None:
-            out.write(format_text(t) + "\n")
-        out.write("\n")
-        out.flush()
-    return sink
-
-
-class MqttSink:
-    """One message per frame to ``PREFIX/<id>`` (JSON), optional Home Assistant discovery."""
-
-    def __init__(self, url: str, *, discovery: bool = False):
-        from urllib.parse import urlparse
-
-        try:
-            import paho.mqtt.client as mqtt  # noqa: PLC0415 - optional
-        except ImportError:
-            raise ValueError("--mqtt needs paho-mqtt: pip install 'wmbus-sdr[mqtt]'") from None
-        u = urlparse(url)
-        if u.scheme not in ("mqtt", "tcp"):
-            raise ValueError(f"--mqtt {url!r}: use mqtt://HOST[:PORT][/PREFIX]")
-        self.prefix = (u.path or "/wmbus").strip("/") or "wmbus"
-        self.discovery = discovery
-        self._announced: set[str] = set()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"wmbus-sdr-{int(time.time())}")
-        if u.username:
-            self.client.username_pw_set(u.username, u.password)
-        try:
-            self.client.connect(u.hostname or "localhost", u.port or 1883, keepalive=30)
-        except OSError as err:
-            raise ValueError(f"--mqtt {url}: cannot connect to the broker: {err.strerror or err}") from None
-        self.client.loop_start()
-        self.published = 0
-
-    def __call__(self, frame: RxFrame, t: Telegram | None) -> None:
-        meter = t.meter.id if t is not None else frame.telegram[4:8][::-1].hex()
-        payload = {"mode": frame.mode, "telegram": frame.telegram.hex(), "rssi_dbfs": round(frame.rssi_dbfs, 1),
-                   "t_s": round(frame.t_s, 3)}
-        if t is not None:
-            payload.update(manufacturer=t.meter.manufacturer_code, id=t.meter.id, decryption=t.decryption,
-                           records=[r.to_json() for r in t.records])
-            if self.discovery and meter not in self._announced:
-                self._announce(t)
-        info = self.client.publish(f"{self.prefix}/{meter}", json.dumps(payload), qos=1)
-        info.wait_for_publish(timeout=5)
-        self.published += 1
-
-    def _announce(self, t: Telegram) -> None:
-        meter = t.meter.id
-        for i, r in enumerate(t.records):
-            if r.value is None or r.storage or r.tariff or r.subunit:
-                continue
-            uid = f"wmbus_{meter}_{r.quantity}_{i}"
-            cfg = {"name": f"{t.meter.manufacturer_code} {meter} {r.quantity.replace('_', ' ')}", "unique_id": uid,
-                   "state_topic": f"{self.prefix}/{meter}", "unit_of_measurement": r.unit or None,
-                   "value_template": "{{ value_json.records[" + str(i) + "].value }}"}
-            self.client.publish(f"homeassistant/sensor/{uid}/config", json.dumps(cfg), qos=1, retain=True)
-        self._announced.add(meter)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()

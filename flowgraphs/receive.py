@@ -13,16 +13,29 @@ from dsp.channelizer import Channelizer
 from dsp.demod import Demodulator, FrameResult
 from dsp.detect import BurstFinder
 from dsp.frontend import ImpulseBlanker
-from dsp.modes import MODES
+from dsp.modes import MODES, ModeSpec, default_rx_modes, receivable_modes
 from sdr.types import IQChunk, StreamInfo
 
-# channel name -> (frequency, modes heard there)
-CHANNELS = {
-    "868.30": (868.30e6, ("S1",)),
-    "868.95": (868.95e6, ("T1", "C1")),
-    "869.525": (869.525e6, ("C2",)),
-}
-DEFAULT_MODES = ("S1", "T1", "C1")
+DEFAULT_MODES = default_rx_modes()  # every receivable meter -> other mode (dsp.modes)
+CHANNEL_HALF_WIDTH_HZ = 175e3  # a channel is planned when this much of it is inside the band's edge
+
+
+def channel_name(freq_hz: float) -> str:
+    """'868.30', '868.95', '869.525': MHz with at least two decimals, as many as the frequency needs."""
+    for decimals in range(2, 7):
+        text = f"{freq_hz / 1e6:.{decimals}f}"
+        if abs(float(text) * 1e6 - freq_hz) < 0.5:
+            return text
+    return f"{freq_hz / 1e6:.6f}"
+
+
+def channels(specs: Iterable[ModeSpec]) -> dict[str, tuple[float, tuple[str, ...]]]:
+    """Modes grouped by channel frequency, in the order they come: name -> (frequency, modes)."""
+    out: dict[str, tuple[float, tuple[str, ...]]] = {}
+    for m in specs:
+        name = channel_name(m.channel_hz)
+        out[name] = (m.channel_hz, out.get(name, (0.0, ()))[1] + (m.name,))
+    return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -69,18 +82,17 @@ class RxFrame:
 
 
 def plan_channels(info: StreamInfo, modes: Iterable[str]) -> dict[str, tuple[float, tuple[str, ...]]]:
-    """The channels (with their modes) that the capture band contains."""
+    """The channels (with their wanted modes) that the capture band contains: the receivable modes
+    (dsp.modes) grouped by channel frequency. A mode heard as another one (S2, T2 as S1) is known
+    but plans nothing by itself."""
     wanted = {m.upper() for m in modes}
+    known = receivable_modes()
     unknown = wanted - set(MODES)
     if unknown:
-        raise ValueError(f"unknown mode(s) {', '.join(sorted(unknown))}; known: S1, T1, C1, C2")
-    half = info.sample_rate_hz / 2 - 175e3
-    out = {}
-    for name, (freq, chmodes) in CHANNELS.items():
-        sel = tuple(m for m in chmodes if m in wanted)
-        if sel and abs(freq - info.center_freq_hz) <= half:
-            out[name] = (freq, sel)
-    return out
+        raise ValueError(f"unknown mode(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(m.name for m in known)}")
+    half = info.sample_rate_hz / 2 - CHANNEL_HALF_WIDTH_HZ
+    return channels(m for m in known if m.name in wanted and abs(m.channel_hz - info.center_freq_hz) <= half)
 
 
 class Receiver:
@@ -208,8 +220,7 @@ class Receiver:
         return int(round(self._segment + (burst.start + position) * dec - self.channelizer.delay))
 
     def _frame(self, r: FrameResult, burst, freq: float, bin_error: float) -> RxFrame:
-        # the sync template starts PREAMBLE_CHIPS before the sync word; report the sync word start
-        sync_at = r.position - len(MODES[r.mode].sync) * self.channelizer.out_rate / r.chip_rate_hz
+        sync_at = r.sync_start  # the demodulator's sync word start, in channel samples
         sample = max(self._input_index(burst, sync_at), self._segment)
         end_sample = max(self._input_index(burst, r.end_position), sample)
         i0 = int(r.sync_position)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from dsp.channel import DEFAULT_BLOCK, Burst, NoiseStream, bit_rate, burst_frame, noise_power
-from dsp.modes import MODES, ModeSpec
+from dsp.modes import MODES, ModeSpec, rx_mode_for, shortest_preamble_pairs
 from dsp.modulate import FramePlacement
 from mbus.builder import build, kind_name, kind_of
 from mbus.errors import DecodeError
@@ -57,13 +57,23 @@ class LinkProfile:
     fast_response: bool = False  # C2: ELL CC D bit (100 ms instead of 1000 ms)
 
 
+def link_profile(answer: ModeSpec) -> LinkProfile:
+    """The dialogue of a mode another station answers with (ModeSpec.answers / response_window_s):
+    the meter sends ``answer.answers``, the other station replies with ``answer``; each side listens
+    with the receivable mode that hears the other's PHY."""
+    if answer.answers is None or answer.response_window_s is None or answer.turnaround_s is None:
+        raise ValueError(f"mode {answer.name} is not answered with in a dialogue")
+    up = MODES[answer.answers]
+    return LinkProfile(answer.name, up.name, answer.name, (rx_mode_for(up).name,), (rx_mode_for(answer).name,),
+                       answer.response_window_s, answer.turnaround_s, fast_response=answer.fast_response)
+
+
+# T2: meter sends T1 PHY at 868.95, the other station answers 32.768 kcps Manchester at 868.30;
+# S2: both directions 868.30; C2 fast response (D = 1): 100 ms +- 0.5 ms, the answer at 869.525 MHz GFSK.
+# Tightest window first.
 PROFILES: dict[str, LinkProfile] = {
-    # T2: meter sends T1 PHY at 868.95, the other station answers 32.768 kcps Manchester at 868.30
-    "T2": LinkProfile("T2", "T1", "T2", ("T1",), ("S1",), (2e-3, 3e-3), 2.5e-3),
-    "S2": LinkProfile("S2", "S2", "S2", ("S1",), ("S1",), (3e-3, 50e-3), 5e-3),
-    # C2 fast response (D = 1): 100 ms +- 0.5 ms; the other station answers at 869.525 MHz GFSK
-    "C2": LinkProfile("C2", "C1", "C2", ("C1",), ("C2",), (99.5e-3, 100.5e-3), 100e-3, fast_response=True),
-}
+    p.name: p for p in sorted((link_profile(m) for m in MODES.values() if m.answers is not None),
+                              key=lambda p: p.window_s[1])}
 
 
 def reachable_windows(turnaround_s: float) -> dict[str, bool]:
@@ -243,8 +253,7 @@ def frame_end_estimate(f: RxFrame, sample_rate_hz: float) -> float:
 def frame_start_estimate(f: RxFrame, sample_rate_hz: float) -> float:
     """Sample where the transmission began: the sync word start minus the mode's preamble (the
     short one for Manchester: S2 / T2 downlink, nominal length)."""
-    m = MODES[f.mode]
-    pairs = MODES["S2"].preamble_pairs if m.coding == "manchester" else m.preamble_pairs
+    pairs = shortest_preamble_pairs(MODES[f.mode])
     return f.sample - 2 * pairs / f.chip_rate_hz * sample_rate_hz
 
 

@@ -99,6 +99,12 @@ class AuthFragLayer:
                              layer="AFL", offset=pos)
         return cls(fcl=fcl, mcl=mcl, ki=ki, mcr=mcr, mac=mac, ml=ml)
 
+    @classmethod
+    def split(cls, data: bytes) -> tuple[AuthFragLayer, bytes]:
+        """(layer, rest) for data starting at the CI."""
+        layer = cls.parse(data, 0)
+        return layer, data[2 + data[1]:]
+
     def _body(self) -> bytes:
         out = bytearray(self.fcl.to_bytes(2, "little"))
         if self.fcl & FCL_MCLP:

@@ -30,11 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .afl import FCL_MACP, FCL_MCLP, FCL_MCRP, AuthFragLayer
 from .dll import Address
 from .ell import ELL_CIS, ExtendedLinkLayer
 from .errors import FieldError
 from .keys import parse_key
+from .security import can_decrypt, tpl_mode
 from .tpl import TPL_CIS, TransportLayer
 
 
@@ -127,8 +127,9 @@ def build(spec: dict[str, Any], key: bytes | None = None) -> BuiltFrame:
 
     data = _hex(spec.get("data", ""), "data")
     security = _int(spec.get("security", 0), "security", 31)
-    if security not in (0, 5, 7):
-        raise FieldError(f"security {security}: the builder makes modes 0, 5 and 7")
+    if security and not can_decrypt(security):
+        raise FieldError(f"security {security}: the builder makes mode 0 and the modes of mbus.security "
+                         "(5 and 7)")
     access = str(spec.get("access", "limited" if kind.name in ("SND-IR", "ACC-NR", "ACC-DMD") else "none"))
     if access not in ACCESS:
         raise FieldError(f"access {access!r}: use one of {', '.join(ACCESS)}")
@@ -222,23 +223,31 @@ def _security(spec, security, data, b_bit, a_bit, sync, content):
     if blocks == 0:
         raise FieldError("blocks 0: give at least one encrypted block")
     plain = plain + b"\x2f" * (16 * blocks - len(plain))
-    if security == 5:
-        cf = b_bit << 15 | a_bit << 14 | int(sync) << 13 | 5 << 8 | blocks << 4 | content << 2
-        return cf, None, None, None, plain
-    # mode 7: CF = CC(15-14) Z(13) mode(12-8) N(7-4); CFE = KDF-A, key id; MAC in the AFL (profile B)
-    counter = _int(spec.get("counter", 1), "counter", 0xFFFFFFFF)
-    key_id = _int(spec.get("key_id", 0), "key_id", 15)
-    cf = content << 14 | 7 << 8 | blocks << 4
-    afl_spec = spec.get("afl", {})
-    if not isinstance(afl_spec, dict):
-        raise FieldError("afl: give a table (mac, mcr, mcl)")
-    _check_names(afl_spec, AFL_FIELDS, "afl.")
-    if afl_spec.get("mac", True):
-        mcl = _int(afl_spec.get("mcl", 0x25), "afl.mcl", 255)  # AT 5: 8-byte CMAC, MCR present
-        mcr = _int(afl_spec.get("mcr", counter), "afl.mcr", 0xFFFFFFFF)
-        afl = AuthFragLayer(fcl=FCL_MCLP | FCL_MCRP | FCL_MACP, mcl=mcl, mcr=mcr)
-        return cf, 0x10 | key_id, None, afl, plain
-    return cf | 0x2000, 0x10 | key_id, counter, None, plain  # counter travels in the TPL (Z)
+    cf, ext, afl = tpl_mode(security).build_config(blocks=blocks, b_bit=b_bit, a_bit=a_bit, sync=sync,
+                                                   content=content, options=_Options(spec))
+    return cf, ext.cfe, ext.counter, afl, plain
+
+
+class _Options:
+    """The frame spec as a security mode's ``build_config`` reads it (mbus.security)."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+
+    def int(self, name: str, default: int, maximum: int, value: Any = None) -> int:
+        """Field ``name`` of the spec (``value`` when the mode read it from a sub-table)."""
+        if value is None:
+            value = self.spec.get(name, default)
+        return _int(value, name, maximum)
+
+    def table(self, name: str, known: set[str]) -> dict[str, Any]:
+        table = self.spec.get(name, {})
+        if not isinstance(table, dict):
+            raise FieldError(f"{name}: give a table ({', '.join(sorted(known))})")
+        _check_names(table, known, f"{name}.")
+        return table
 
 
 def _ell(ell: Any, b_bit: int, a_bit: int, sync: bool, fast: bool) -> ExtendedLinkLayer:

@@ -88,6 +88,12 @@ class ExtendedLinkLayer:
                                  layer="ELL", offset=pos)
         return cls(ci=ci, cc=data[offset + 1], acc=data[offset + 2], receiver=receiver, session=session)
 
+    @classmethod
+    def split(cls, data: bytes) -> tuple[ExtendedLinkLayer, bytes]:
+        """(layer, rest) for data starting at the CI; the rest starts at the payload CRC, if any."""
+        layer = cls.parse(data, 0)
+        return layer, data[layer.header_size:]
+
     def to_bytes(self) -> bytes:
         """CI up to the session number; the payload CRC is added by the encoder."""
         has_rx, has_sn = ELL_CIS[self.ci]

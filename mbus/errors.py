@@ -34,6 +34,12 @@ class DecodeError(ValueError):
             where.append(f"byte {offset}")
         super().__init__(f"{' '.join(where)}: {message}" if where else message)
 
+    def shifted(self, by: int) -> DecodeError:
+        """The same error with its offset moved by ``by`` bytes (a layer parsed from a slice)."""
+        if self.offset is None or by == 0:
+            return self
+        return type(self)(self.message, layer=self.layer, offset=self.offset + by)
+
 
 class TruncatedError(DecodeError):
     """Fewer bytes than the length fields announce."""

@@ -1,7 +1,10 @@
 """Application data records (EN 13757-3): DIF [DIFE...] VIF [VIFE...] data.
 
-:func:`iter_records` is a lazy iterator over a plaintext APL; each :class:`DataRecord` keeps its
-raw bytes and offset. Values are exact: ``value`` is a :class:`decimal.Decimal` (raw x 10^exp).
+:func:`iter_results` is a lazy iterator over a plaintext APL; each :class:`DataRecord` keeps its
+raw bytes and offset; a record that cannot be decoded comes as a :class:`BadRecord`, and decoding
+resumes after it by its declared length (DIF/DIFE/VIF/VIFE + data). The stages of one record:
+:func:`_read_dib` -> :func:`_read_vib` (+ :func:`_read_vifes`) -> :func:`_read_data` -> :func:`_make_record`.
+Values are exact: ``value`` is a :class:`decimal.Decimal` (raw x 10^exp).
 :func:`build_record` encodes a record again (for the TX path and round-trip tests).
 """
 
@@ -176,181 +179,343 @@ def time_j(b: bytes) -> str:
 # --- parsing ----------------------------------------------------------------------------------------
 
 
-def iter_records(apl: bytes, *, to_meter: bool = False) -> Iterator[DataRecord]:
-    """Yield the data records of a plaintext APL. Raises RecordError/TruncatedError (with the APL
-    offset) on a record that cannot be decoded; records before it have been yielded."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BadRecord:
+    """A record that could not be decoded: its bytes (to its declared end when that is known, else
+    to the end of the APL), the error, and whether decoding went on after it."""
+
+    offset: int
+    raw: bytes
+    error: DecodeError
+    resynced: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordsResult:
+    records: tuple[DataRecord, ...]
+    errors: tuple[DecodeError, ...]  # one per bad record, in order
+
+
+# The stages hand plain tuples to each other (a dataclass per stage costs ~10 % of the decode):
+#   DIB = (dif, raw, storage, tariff, subunit)
+#   VIB = (raw, entry, plain_unit, modifiers, record error, exponent adjustment, unit suffix)
+
+
+def iter_results(apl: bytes, *, to_meter: bool = False) -> Iterator[DataRecord | BadRecord]:
+    """Every record of a plaintext APL, lazily: a :class:`DataRecord`, or a :class:`BadRecord`
+    after which decoding resumes at the bad record's declared end (DIF/DIFE/VIF/VIFE + data
+    length). When that length cannot be known (truncated, reserved DIF or LVAR) the BadRecord is
+    the last item."""
     n = len(apl)
     pos = 0
     while pos < n:
         start = pos
         dif = apl[pos]
-        if dif == 0x2F:
+        if dif == 0x2F:  # idle filler
             pos += 1
             continue
-        if dif in (0x0F, 0x1F):
-            rest = apl[pos + 1:]
-            yield DataRecord(offset=start, raw=apl[start:], dib=bytes((dif,)), vib=b"", data=rest,
-                             function="more_records_follow" if dif == 0x1F else "manufacturer_data",
-                             quantity="manufacturer_data", text=rest.hex())
+        if dif in (0x0F, 0x1F):  # manufacturer data / more records follow: the rest of the APL
+            yield _tail_record(apl, start)
             return
         if dif == 0x7F:
             yield DataRecord(offset=start, raw=bytes((dif,)), dib=bytes((dif,)), vib=b"", data=b"",
                              function="readout_request", quantity="global_readout_request")
             pos += 1
             continue
-        if dif & 0x0F == 0x0F:
-            raise RecordError(f"DIF 0x{dif:02X} is a reserved special function", layer="APL", offset=start)
-        # DIF + DIFEs
-        storage = (dif >> 6) & 1
-        tariff = subunit = 0
-        pos += 1
-        k = 0
-        ext = dif & 0x80
-        while ext:
-            if pos >= n:
-                raise TruncatedError(f"DIFE expected after 0x{apl[pos - 1]:02X}", layer="APL", offset=pos)
-            if k == 10:
-                raise RecordError("more than 10 DIFEs", layer="APL", offset=pos)
-            dife = apl[pos]
-            storage |= (dife & 0x0F) << (1 + 4 * k)
-            tariff |= ((dife >> 4) & 3) << (2 * k)
-            subunit |= ((dife >> 6) & 1) << k
-            ext = dife & 0x80
-            pos += 1
-            k += 1
-        dib = apl[start:pos]
-        # VIF + VIFEs
-        if pos >= n:
-            raise TruncatedError(f"VIF expected after DIF 0x{dif:02X}", layer="APL", offset=pos)
-        vstart = pos
-        vif = apl[pos]
-        pos += 1
-        modifiers: list[str] = []
-        error = None
-        exp_adjust = 0
-        unit_suffix = ""
-        code = vif & 0x7F
-        plain_unit = None
-        ext = vif & 0x80
-        if vif in (0xFB, 0xFD):  # table extensions; 0x7B / 0x7D without the E bit are reserved VIFs
-            if pos >= n:
-                raise TruncatedError("extension VIF without its table byte", layer="APL", offset=pos)
-            table_byte = apl[pos]
-            pos += 1
-            if code == 0x7B:
-                entry = TABLE_FB.get(table_byte & 0x7F, _UNKNOWN)
-            elif table_byte & 0x7F == 0x7D:
-                if pos >= n:
-                    raise TruncatedError("FD 7D without its second-level byte", layer="APL", offset=pos)
-                second = apl[pos]
+        try:
+            if dif & 0x80 or dif & 0x0F == 0x0F:
+                dib, pos = _read_dib(apl, start)
+            else:  # no DIFE: the common case, without the call
+                dib, pos = (dif, apl[start:start + 1], (dif >> 6) & 1, 0, 0), start + 1
+            if pos < n and apl[pos] < 0x7C:  # a primary VIF without VIFEs: the common case
+                vib = (apl[pos:pos + 1], PRIMARY.get(apl[pos], _UNKNOWN), None, (), None, 0, "")
                 pos += 1
-                entry = TABLE_FD_7D.get(second & 0x7F, _UNKNOWN)
-                table_byte = second
             else:
-                entry = TABLE_FD.get(table_byte & 0x7F, _UNKNOWN)
-            ext = table_byte & 0x80
-        elif code == 0x7C:
+                vib, pos = _read_vib(apl, pos, dif, to_meter)
+            length, coding = DATA_FIELDS[dif & 0x0F]
+            if length >= 0 and pos + length <= n:  # fixed length, all there: the common case
+                data = apl[pos:pos + length]
+                pos += length
+            else:
+                coding, data, pos = _read_data(apl, pos, dif)
+        except DecodeError as err:
+            end = None if isinstance(err, TruncatedError) else _declared_end(apl, start)
+            if end is None:
+                yield BadRecord(offset=start, raw=apl[start:], error=err, resynced=False)
+                return
+            err = type(err)(f"{err.message}; skipped the record's {end - start} declared bytes and went on",
+                            layer=err.layer, offset=err.offset)
+            yield BadRecord(offset=start, raw=apl[start:end], error=err, resynced=True)
+            pos = end
+            continue
+        yield _make_record(apl, start, pos, dib, vib, coding, data)
+
+
+def iter_records(apl: bytes, *, to_meter: bool = False) -> Iterator[DataRecord]:
+    """Yield the data records of a plaintext APL up to the first bad one, then raise its
+    RecordError/TruncatedError (with the APL offset). :func:`iter_results` goes on after it."""
+    for item in iter_results(apl, to_meter=to_meter):
+        if isinstance(item, BadRecord):
+            raise item.error
+        yield item
+
+
+def _tail_record(apl: bytes, start: int) -> DataRecord:
+    dif = apl[start]
+    rest = apl[start + 1:]
+    return DataRecord(offset=start, raw=apl[start:], dib=bytes((dif,)), vib=b"", data=rest,
+                      function="more_records_follow" if dif == 0x1F else "manufacturer_data",
+                      quantity="manufacturer_data", text=rest.hex())
+
+
+def _read_dib(apl: bytes, start: int) -> tuple[tuple, int]:
+    """DIF + DIFEs: storage number, tariff, subunit."""
+    n = len(apl)
+    dif = apl[start]
+    if dif & 0x0F == 0x0F:
+        raise RecordError(f"DIF 0x{dif:02X} is a reserved special function", layer="APL", offset=start)
+    storage = (dif >> 6) & 1
+    tariff = subunit = 0
+    pos = start + 1
+    k = 0
+    ext = dif & 0x80
+    while ext:
+        if pos >= n:
+            raise TruncatedError(f"DIFE expected after 0x{apl[pos - 1]:02X}", layer="APL", offset=pos)
+        if k == 10:
+            raise RecordError("more than 10 DIFEs", layer="APL", offset=pos)
+        dife = apl[pos]
+        storage |= (dife & 0x0F) << (1 + 4 * k)
+        tariff |= ((dife >> 4) & 3) << (2 * k)
+        subunit |= ((dife >> 6) & 1) << k
+        ext = dife & 0x80
+        pos += 1
+        k += 1
+    return (dif, apl[start:pos], storage, tariff, subunit), pos
+
+
+def _read_vib(apl: bytes, pos: int, dif: int, to_meter: bool) -> tuple[tuple, int]:
+    """VIF (primary, FB / FD / FD 7D tables, plain text, manufacturer) + VIFEs."""
+    n = len(apl)
+    if pos >= n:
+        raise TruncatedError(f"VIF expected after DIF 0x{dif:02X}", layer="APL", offset=pos)
+    vstart = pos
+    vif = apl[pos]
+    pos += 1
+    code = vif & 0x7F
+    plain_unit = None
+    ext = vif & 0x80
+    if vif in (0xFB, 0xFD):  # table extensions; 0x7B / 0x7D without the E bit are reserved VIFs
+        if pos >= n:
+            raise TruncatedError("extension VIF without its table byte", layer="APL", offset=pos)
+        table_byte = apl[pos]
+        pos += 1
+        if code == 0x7B:
+            entry = TABLE_FB.get(table_byte & 0x7F, _UNKNOWN)
+        elif table_byte & 0x7F == 0x7D:
             if pos >= n:
-                raise TruncatedError("plain-text VIF without its length", layer="APL", offset=pos)
-            length = apl[pos]
-            if pos + 1 + length > n:
-                raise TruncatedError(f"plain-text unit of {length} bytes runs past the end", layer="APL",
-                                     offset=pos)
-            plain_unit = apl[pos + 1:pos + 1 + length][::-1].decode("latin-1")
-            pos += 1 + length
-            entry = _PLAIN
-        elif code == 0x7F:
-            entry = _MANUFACTURER
+                raise TruncatedError("FD 7D without its second-level byte", layer="APL", offset=pos)
+            second = apl[pos]
+            pos += 1
+            entry = TABLE_FD_7D.get(second & 0x7F, _UNKNOWN)
+            table_byte = second
         else:
-            entry = PRIMARY.get(code, _UNKNOWN)
-        count = 0
-        manufacturer_vifes = code == 0x7F  # after a manufacturer VIF every VIFE is manufacturer-defined
-        while ext:
+            entry = TABLE_FD.get(table_byte & 0x7F, _UNKNOWN)
+        ext = table_byte & 0x80
+    elif code == 0x7C:
+        if pos >= n:
+            raise TruncatedError("plain-text VIF without its length", layer="APL", offset=pos)
+        length = apl[pos]
+        if pos + 1 + length > n:
+            raise TruncatedError(f"plain-text unit of {length} bytes runs past the end", layer="APL",
+                                 offset=pos)
+        plain_unit = apl[pos + 1:pos + 1 + length][::-1].decode("latin-1")
+        pos += 1 + length
+        entry = _PLAIN
+    elif code == 0x7F:
+        entry = _MANUFACTURER
+    else:
+        entry = PRIMARY.get(code, _UNKNOWN)
+    if not ext:
+        return (apl[vstart:pos], entry, plain_unit, (), None, 0, ""), pos
+    modifiers, error, exp_adjust, unit_suffix, pos = _read_vifes(apl, pos, ext, code == 0x7F, to_meter)
+    return (apl[vstart:pos], entry, plain_unit, modifiers, error, exp_adjust, unit_suffix), pos
+
+
+def _read_vifes(apl: bytes, pos: int, ext: int, manufacturer_vifes: bool, to_meter: bool):
+    """VIFEs: (modifiers, record error, exponent adjustment, unit suffix, end). After a
+    manufacturer VIF or VIFE every further VIFE is manufacturer-defined."""
+    n = len(apl)
+    modifiers: list[str] = []
+    error = None
+    exp_adjust = 0
+    unit_suffix = ""
+    count = 0
+    while ext:
+        if pos >= n:
+            raise TruncatedError("VIFE expected", layer="APL", offset=pos)
+        if count == 10:
+            raise RecordError("more than 10 VIFEs", layer="APL", offset=pos)
+        vife = apl[pos]
+        pos += 1
+        count += 1
+        ext = vife & 0x80
+        c = vife & 0x7F
+        if manufacturer_vifes:
+            continue
+        if c == 0x7F:
+            manufacturer_vifes = True
+            modifiers.append("manufacturer specific VIFE")
+        elif c == 0x7C:
             if pos >= n:
-                raise TruncatedError("VIFE expected", layer="APL", offset=pos)
-            if count == 10:
-                raise RecordError("more than 10 VIFEs", layer="APL", offset=pos)
-            vife = apl[pos]
+                raise TruncatedError("VIFE 7C without its FC-table byte", layer="APL", offset=pos)
+            fc = apl[pos]
             pos += 1
             count += 1
-            ext = vife & 0x80
-            c = vife & 0x7F
-            if manufacturer_vifes:
-                continue
-            if c == 0x7F:
-                manufacturer_vifes = True
-                modifiers.append("manufacturer specific VIFE")
-            elif c == 0x7C:
-                if pos >= n:
-                    raise TruncatedError("VIFE 7C without its FC-table byte", layer="APL", offset=pos)
-                fc = apl[pos]
-                pos += 1
-                count += 1
-                ext = fc & 0x80
-                modifiers.append(TABLE_FC.get(fc & 0x7F, f"FC 0x{fc & 0x7F:02X}"))
-            elif c <= 0x0F or 0x15 <= c <= 0x1C:
-                if to_meter and c <= 0x0F:
-                    modifiers.append(f"action 0x{c:X}")
-                elif c:
-                    error = RECORD_ERRORS.get(c, f"error code 0x{c:02X}")
-            elif 0x70 <= c <= 0x77:
-                exp_adjust += (c & 7) - 6
-                modifiers.append(f"correction x10^{(c & 7) - 6}")
-            elif 0x78 <= c <= 0x7B:
-                exp_adjust += (c & 3) - 3
-                modifiers.append("additive correction constant")
-            elif c == 0x7D:
-                exp_adjust += 3
-                modifiers.append("correction x10^3")
-            elif 0x20 <= c <= 0x26:
-                unit_suffix = "/" + ("s", "min", "h", "d", "week", "month", "year")[c - 0x20]
-                modifiers.append(ORTHOGONAL[c])
-            else:
-                modifiers.append(ORTHOGONAL.get(c, f"VIFE 0x{c:02X}"))
-        vib = apl[vstart:pos]
-        # data
-        field = dif & 0x0F
-        length, coding = DATA_FIELDS[field]
-        if coding == "lvar":
+            ext = fc & 0x80
+            modifiers.append(TABLE_FC.get(fc & 0x7F, f"FC 0x{fc & 0x7F:02X}"))
+        elif c <= 0x0F or 0x15 <= c <= 0x1C:
+            if to_meter and c <= 0x0F:
+                modifiers.append(f"action 0x{c:X}")
+            elif c:
+                error = RECORD_ERRORS.get(c, f"error code 0x{c:02X}")
+        elif 0x70 <= c <= 0x77:
+            exp_adjust += (c & 7) - 6
+            modifiers.append(f"correction x10^{(c & 7) - 6}")
+        elif 0x78 <= c <= 0x7B:
+            exp_adjust += (c & 3) - 3
+            modifiers.append("additive correction constant")
+        elif c == 0x7D:
+            exp_adjust += 3
+            modifiers.append("correction x10^3")
+        elif 0x20 <= c <= 0x26:
+            unit_suffix = "/" + ("s", "min", "h", "d", "week", "month", "year")[c - 0x20]
+            modifiers.append(ORTHOGONAL[c])
+        else:
+            modifiers.append(ORTHOGONAL.get(c, f"VIFE 0x{c:02X}"))
+    return tuple(modifiers), error, exp_adjust, unit_suffix, pos
+
+
+def _lvar(lvar: int) -> tuple[int, str] | None:
+    """(length, coding) of an LVAR byte; None when it is reserved."""
+    if lvar <= 0xBF:
+        return lvar, "text"
+    if lvar <= 0xC9:
+        return lvar - 0xC0, "bcd"
+    if 0xD0 <= lvar <= 0xD9:
+        return lvar - 0xD0, "negbcd"
+    if 0xE0 <= lvar <= 0xEF:
+        return lvar - 0xE0, "binary"
+    if 0xF0 <= lvar <= 0xF4:
+        return 4 * (lvar - 0xEC), "binary"
+    if lvar == 0xF5:
+        return 48, "binary"
+    if lvar == 0xF6:
+        return 64, "binary"
+    return None
+
+
+def _read_data(apl: bytes, pos: int, dif: int) -> tuple[str, bytes, int]:
+    """The data field the DIF announces: (coding, data, end)."""
+    n = len(apl)
+    length, coding = DATA_FIELDS[dif & 0x0F]
+    if coding == "lvar":
+        if pos >= n:
+            raise TruncatedError("LVAR byte expected", layer="APL", offset=pos)
+        lvar = apl[pos]
+        pos += 1
+        found = _lvar(lvar)
+        if found is None:
+            raise RecordError(f"LVAR 0x{lvar:02X} is reserved", layer="APL", offset=pos - 1)
+        length, coding = found
+    if pos + length > n:
+        raise TruncatedError(f"record data needs {length} bytes, {n - pos} left (DIF 0x{dif:02X})",
+                             layer="APL", offset=pos)
+    return coding, apl[pos:pos + length], pos + length
+
+
+def _make_record(apl: bytes, start: int, end: int, dib: tuple, vib: tuple, coding: str, data: bytes) -> DataRecord:
+    """Value (scaled by the VIF exponent and VIFE corrections), unit and the record itself."""
+    dif, dib_raw, storage, tariff, subunit = dib
+    vib_raw, entry, plain_unit, modifiers, error, exp_adjust, suffix = vib
+    value, text = _value(entry, coding, data, dif & 0x0F)
+    if value is not None:
+        if entry.kind == "number":
+            value = value.scaleb(entry.exponent + exp_adjust)
+        elif exp_adjust:
+            value = value.scaleb(exp_adjust)
+    unit = plain_unit if plain_unit is not None else entry.unit
+    if modifiers and ("compact profile" in modifiers or "inverse compact profile" in modifiers
+                      or "compact profile with register numbers" in modifiers):
+        value, text = None, data.hex()
+    return DataRecord(offset=start, raw=apl[start:end], dib=dib_raw, vib=vib_raw, data=data,
+                      function=FUNCTIONS[(dif >> 4) & 3], storage=storage, tariff=tariff, subunit=subunit,
+                      quantity=entry.quantity, unit=unit + suffix if unit else suffix.lstrip("/"),
+                      value=value, text=text, modifiers=modifiers, error=error)
+
+
+def _declared_end(apl: bytes, start: int) -> int | None:
+    """Where the record at ``start`` ends by its own length fields, ignoring the limits and
+    meanings that made it bad (more than 10 DIFEs / VIFEs). None when the length is unknowable:
+    a reserved special DIF, a reserved LVAR, or fields cut off by the end of the APL."""
+    n = len(apl)
+    dif = apl[start]
+    if dif & 0x0F == 0x0F:
+        return None
+    pos = start + 1
+    ext = dif & 0x80
+    while ext:  # DIFEs
+        if pos >= n:
+            return None
+        ext = apl[pos] & 0x80
+        pos += 1
+    if pos >= n:
+        return None
+    vif = apl[pos]
+    pos += 1
+    code, ext = vif & 0x7F, vif & 0x80
+    if vif in (0xFB, 0xFD):
+        if pos >= n:
+            return None
+        table_byte = apl[pos]
+        pos += 1
+        if code == 0x7D and table_byte & 0x7F == 0x7D:
             if pos >= n:
-                raise TruncatedError("LVAR byte expected", layer="APL", offset=pos)
-            lvar = apl[pos]
+                return None
+            table_byte = apl[pos]
             pos += 1
-            if lvar <= 0xBF:
-                length, coding = lvar, "text"
-            elif lvar <= 0xC9:
-                length, coding = lvar - 0xC0, "bcd"
-            elif 0xD0 <= lvar <= 0xD9:
-                length, coding = lvar - 0xD0, "negbcd"
-            elif 0xE0 <= lvar <= 0xEF:
-                length, coding = lvar - 0xE0, "binary"
-            elif 0xF0 <= lvar <= 0xF4:
-                length, coding = 4 * (lvar - 0xEC), "binary"
-            elif lvar == 0xF5:
-                length, coding = 48, "binary"
-            elif lvar == 0xF6:
-                length, coding = 64, "binary"
-            else:
-                raise RecordError(f"LVAR 0x{lvar:02X} is reserved", layer="APL", offset=pos - 1)
-        if pos + length > n:
-            raise TruncatedError(f"record data needs {length} bytes, {n - pos} left (DIF 0x{dif:02X})",
-                                 layer="APL", offset=pos)
-        data = apl[pos:pos + length]
-        pos += length
-        value, text = _value(entry, coding, data, field)
-        if value is not None:
-            if entry.kind == "number":
-                value = value.scaleb(entry.exponent + exp_adjust)
-            elif exp_adjust:
-                value = value.scaleb(exp_adjust)
-        unit = plain_unit if plain_unit is not None else entry.unit
-        if "compact profile" in modifiers or "inverse compact profile" in modifiers \
-                or "compact profile with register numbers" in modifiers:
-            value, text = None, data.hex()
-        yield DataRecord(offset=start, raw=apl[start:pos], dib=dib, vib=vib, data=data,
-                         function=FUNCTIONS[(dif >> 4) & 3], storage=storage, tariff=tariff, subunit=subunit,
-                         quantity=entry.quantity, unit=unit + unit_suffix if unit else unit_suffix.lstrip("/"),
-                         value=value, text=text, modifiers=tuple(modifiers), error=error)
+        ext = table_byte & 0x80
+    elif code == 0x7C:
+        if pos >= n:
+            return None
+        pos += 1 + apl[pos]
+    manufacturer = code == 0x7F
+    while ext:  # VIFEs
+        if pos >= n:
+            return None
+        c = apl[pos] & 0x7F
+        ext = apl[pos] & 0x80
+        pos += 1
+        if manufacturer:
+            continue
+        if c == 0x7F:
+            manufacturer = True
+        elif c == 0x7C:
+            if pos >= n:
+                return None
+            ext = apl[pos] & 0x80
+            pos += 1
+    length, coding = DATA_FIELDS[dif & 0x0F]
+    if coding == "lvar":
+        if pos >= n:
+            return None
+        found = _lvar(apl[pos])
+        if found is None:
+            return None
+        length = found[0]
+        pos += 1
+    end = pos + length
+    return end if end <= n else None
 
 
 def _value(entry: Vif, coding: str, data: bytes, field: int) -> tuple[Decimal | None, str | None]:
@@ -391,15 +556,23 @@ def _value(entry: Vif, coding: str, data: bytes, field: int) -> tuple[Decimal | 
     return Decimal(int.from_bytes(data, "little", signed=True)), None
 
 
+def decode_records(apl: bytes, *, to_meter: bool = False) -> RecordsResult:
+    """All records of an APL, resyncing after bad ones, and one error per bad record."""
+    records: list[DataRecord] = []
+    errors: list[DecodeError] = []
+    for item in iter_results(apl, to_meter=to_meter):
+        if isinstance(item, BadRecord):
+            errors.append(item.error)
+        else:
+            records.append(item)
+    return RecordsResult(records=tuple(records), errors=tuple(errors))
+
+
 def parse_records(apl: bytes, *, to_meter: bool = False) -> tuple[list[DataRecord], DecodeError | None]:
-    """All records of an APL, plus the error that stopped decoding (None when all decoded)."""
-    out: list[DataRecord] = []
-    try:
-        for rec in iter_records(apl, to_meter=to_meter):
-            out.append(rec)
-    except DecodeError as err:
-        return out, err
-    return out, None
+    """All records of an APL (decoding goes on after a bad record whose length is known), plus
+    the first error (None when all decoded)."""
+    result = decode_records(apl, to_meter=to_meter)
+    return list(result.records), (result.errors[0] if result.errors else None)
 
 
 def header_list(records: list[DataRecord]) -> bytes:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .dll import Address
 from .errors import TruncatedError
+from .security import MODE_NAMES, TPL_MODES, ConfigExtension, mode_name, tpl_mode
 
 NONE, SHORT, LONG = "none", "short", "long"
 UP, DOWN = "from device", "to device"
@@ -89,12 +90,7 @@ TPL_CIS: dict[int, CIInfo] = {
 for _ci, _baud in zip(range(0xB8, 0xC0), (300, 600, 1200, 2400, 4800, 9600, 19200, 38400), strict=True):
     TPL_CIS[_ci] = CIInfo(f"set baud rate {_baud}", NONE, "none", DOWN)
 
-SECURITY_MODES = {
-    0: "no encryption", 1: "manufacturer specific", 2: "DES-CBC, IV = 0", 3: "DES-CBC, IV != 0",
-    4: "specific usage", 5: "AES-128-CBC, IV from address and ACC", 6: "reserved",
-    7: "AES-128-CBC, IV = 0, KDF keys", 8: "AES-128-CTR + CMAC", 9: "AES-128-GCM",
-    10: "AES-128-CCM", 13: "TLS", 15: "specific usage",
-}
+SECURITY_MODES = MODE_NAMES  # names by number; the modes themselves: mbus.security
 
 STATUS_FLAGS = ((0x04, "power_low"), (0x08, "permanent_error"), (0x10, "temporary_error"))
 APP_STATUS = ("no_error", "application_busy", "application_error", "abnormal_condition")
@@ -125,27 +121,15 @@ class ConfigField:
 
     @property
     def has_counter(self) -> bool:  # modes 7 and 10: bit 13 = Z, a 4-byte counter follows
-        return self.mode in (7, 10) and bool(self.value & 0x2000)
+        return tpl_mode(self.mode).has_counter(self.value)
 
     def flags(self) -> dict:
-        v, mode = self.value, self.mode
-        if mode in (7, 10):
-            d = {"content": (v >> 14) & 3, "counter_present": bool(v & 0x2000)}
-            if mode == 7:
-                d.update(encrypted_blocks=self.encrypted_blocks, padding=bool(v & 8), content_index=v & 7)
-            else:
-                d.update(encrypted_bytes=v & 0xFF)
-            return d
-        d = {"bidirectional": bool(v & 0x8000), "accessibility": bool(v & 0x4000),
-             "synchronous": bool(v & 0x2000), "content": (v >> 2) & 3,
-             "repeated_access": bool(v & 2), "hop_count": v & 1}
-        if mode != 0:
-            d["encrypted_blocks"] = self.encrypted_blocks
-        return d
+        """The bits as the mode's own layout names them (mbus.security)."""
+        return tpl_mode(self.mode).flags(self.value)
 
     def describe(self) -> str:
         f = self.flags()
-        parts = [f"mode {self.mode} ({SECURITY_MODES.get(self.mode, 'reserved')})"]
+        parts = [f"mode {self.mode} ({mode_name(self.mode)})"]
         if "encrypted_blocks" in f:
             parts.append(f"{f['encrypted_blocks']} encrypted blocks")
         parts += [k for k in ("bidirectional", "accessibility", "synchronous", "counter_present",
@@ -206,28 +190,18 @@ class TransportLayer:
         acc, status = data[pos], data[pos + 1]
         cf = data[pos + 2] | data[pos + 3] << 8
         pos += 4
-        mode = (cf >> 8) & 0x1F
-        cfe = counter = key_version = None
-        if mode == 7:
-            _need(data, pos, 1, "mode 7 CF extension")
-            cfe = data[pos]
-            pos += 1
-            if cf & 0x2000:
-                _need(data, pos, 4, "mode 7 message counter")
-                counter = int.from_bytes(data[pos:pos + 4], "little")
-                pos += 4
-            if cfe & 0x40:
-                _need(data, pos, 1, "mode 7 key version")
-                key_version = data[pos]
-        elif mode == 10:
-            _need(data, pos, 2, "mode 10 CF extension")
-            cfe = data[pos] | data[pos + 1] << 8
-            pos += 2
-            if cf & 0x2000:
-                _need(data, pos, 4, "mode 10 message counter")
-                counter = int.from_bytes(data[pos:pos + 4], "little")
-        return cls(ci=ci, address=address, acc=acc, status=status, cf=cf, cfe=cfe, counter=counter,
-                   key_version=key_version)
+        mode = TPL_MODES.get((cf >> 8) & 0x1F)  # unregistered modes have no CF extension
+        if mode is None or not mode.cfe_size:
+            return cls(ci=ci, address=address, acc=acc, status=status, cf=cf)
+        ext = mode.parse_extension(cf, data, pos)
+        return cls(ci=ci, address=address, acc=acc, status=status, cf=cf, cfe=ext.cfe, counter=ext.counter,
+                   key_version=ext.key_version)
+
+    @classmethod
+    def split(cls, data: bytes) -> tuple[TransportLayer, bytes]:
+        """(layer, rest) for data starting at the CI."""
+        layer = cls.parse(data, 0)
+        return layer, data[layer.size:]
 
     def to_bytes(self) -> bytes:
         out = bytearray((self.ci,))
@@ -241,18 +215,9 @@ class TransportLayer:
         if self.acc is None or self.status is None or self.cf is None:
             raise ValueError(f"CI 0x{self.ci:02X} needs ACC, status and configuration field")
         out += bytes((self.acc, self.status)) + self.cf.to_bytes(2, "little")
-        mode = (self.cf >> 8) & 0x1F
-        if mode == 7:
-            cfe = self.cfe or 0
-            out.append(cfe)
-            if self.cf & 0x2000:
-                out += (self.counter or 0).to_bytes(4, "little")
-            if cfe & 0x40:
-                out.append(self.key_version or 0)
-        elif mode == 10:
-            out += (self.cfe or 0).to_bytes(2, "little")
-            if self.cf & 0x2000:
-                out += (self.counter or 0).to_bytes(4, "little")
+        mode = TPL_MODES.get((self.cf >> 8) & 0x1F)
+        if mode is not None and mode.cfe_size:
+            out += mode.extension_bytes(self.cf, self._extension())
         return bytes(out)
 
     def fields(self, offset: int) -> list[tuple[int, int, str, str]]:
@@ -271,20 +236,11 @@ class TransportLayer:
                 (pos + 1, 1, "STS", f"0x{self.status:02X} " + (", ".join(status_flags(self.status)) or "ok")),
                 (pos + 2, 2, "CF", f"0x{self.cf:04X} " + ConfigField(value=self.cf).describe())]
         pos += 4
-        if self.cfe is not None:
-            if self.security_mode == 7:
-                out.append((pos, 1, "CFE", f"0x{self.cfe:02X} key id {self.cfe & 15}, "
-                            f"KDF {(self.cfe >> 4) & 3}" + (", key version follows" if self.cfe & 0x40 else "")))
-                pos += 1
-            else:
-                out.append((pos, 2, "CFE", f"0x{self.cfe:04X}"))
-                pos += 2
-        if self.counter is not None:
-            out.append((pos, 4, "counter", f"message counter {self.counter}"))
-            pos += 4
-        if self.key_version is not None:
-            out.append((pos, 1, "key version", str(self.key_version)))
+        out += tpl_mode(self.security_mode).extension_fields(self.cf, self._extension(), pos)
         return out
+
+    def _extension(self) -> ConfigExtension:
+        return ConfigExtension(cfe=self.cfe, counter=self.counter, key_version=self.key_version)
 
     def to_json(self) -> dict:
         info = TPL_CIS[self.ci]
@@ -304,11 +260,6 @@ class TransportLayer:
         return d
 
 
-def _need(data: bytes, pos: int, n: int, what: str) -> None:
-    if len(data) < pos + n:
-        raise TruncatedError(f"{what} needs {n} bytes, {len(data) - pos} left", layer="TPL", offset=len(data))
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpaquePayload:
     """A layer kept as raw bytes: manufacturer-specific CIs 0xA0-0xB7, the network layer (0x81),
@@ -317,6 +268,11 @@ class OpaquePayload:
     ci: int
     known: bool
     name: str
+
+    @classmethod
+    def split(cls, data: bytes) -> tuple[OpaquePayload, bytes]:
+        """(layer, rest): the CI only; everything after it is the layer's raw payload."""
+        return opaque_for(data[0]), data[1:]
 
     def to_bytes(self) -> bytes:
         return bytes((self.ci,))

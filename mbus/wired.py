@@ -15,12 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .dll import Address, LinkHeader, c_field_name, is_from_meter
-from .errors import CRCError, DecodeError, FieldError, SecurityError, TruncatedError
+from .dll import c_field_name, is_from_meter
+from .errors import CRCError, DecodeError, FieldError, TruncatedError
 from .keys import KeyStore
+from .layers import LAYERS
 from .records import DataRecord, bcd_value, parse_records
-from .telegram import _describe_failure, _State, _tpl_security
-from .tpl import TPL_CIS, TransportLayer, status_flags
+from .telegram import open_transport
+from .tpl import TransportLayer, status_flags
 
 ACK = 0xE5
 SHORT_START, LONG_START, STOP = 0x10, 0x68, 0x16
@@ -189,51 +190,52 @@ def decode(data: bytes, *, keys: KeyStore | None = None, strict: bool = False) -
     frame = parse(data)
     if frame.kind in ("ack", "short") or frame.ci is None:
         return WiredTelegram(frame=frame, payload=None, message=f"{frame.kind} frame")
-    ci, apl = frame.ci, frame.data
-    if ci in (0x70, 0x6E, 0x6F) and ci in TPL_CIS:
-        try:
-            tpl = TransportLayer.parse(bytes((ci,)) + apl, 0) if ci != 0x70 else None
-        except DecodeError as err:
-            return WiredTelegram(frame=frame, problems=(str(err),))
-        rest = apl[(tpl.size - 1) if tpl else 0:]
-        code = rest[0] if rest else None
-        text = (APPLICATION_ERRORS.get(code, f"error code {code}") if code is not None
-                else "unspecified error (no error code byte)")
-        if strict:
-            raise ApplicationErrorReport(f"application error: {text}", layer="APL", offset=7)
-        return WiredTelegram(frame=frame, tpl=tpl, payload=rest, error=text, message=f"application error: {text}")
-    if ci in (0x73, 0x77):
-        t = _fixed(frame)
-        if strict and t.problems:
-            raise TruncatedError(t.problems[0], layer="APL", offset=7)
-        return t
-    if ci not in TPL_CIS:
-        problem = f"CI 0x{ci:02X} is not decoded here; payload kept raw"
+    handler = WIRED_APPLICATIONS.get(frame.ci)
+    if handler is not None:
+        return handler(frame, strict)
+    kind = LAYERS.get(frame.ci)
+    if kind is None or kind.name != "TPL":
+        problem = f"CI 0x{frame.ci:02X} is not decoded here; payload kept raw"
         if strict:
             raise FieldError(problem, layer="wired", offset=6)
-        return WiredTelegram(frame=frame, payload=apl, problems=(problem,))
-    buf = bytes((ci,)) + apl
-    tpl = TransportLayer.parse(buf, 0)
-    address = tpl.address or Address(manufacturer=0, id_bytes=bytes(4), version=0, device_type=0)
-    link = LinkHeader(length=len(buf) + 9, c_field=frame.c_field, address=address)
-    st = _State(buf=buf, pos=tpl.size)
-    st.add(tpl, 0)
-    try:
-        _tpl_security(st, link, tpl, None, keys, 0)
-    except SecurityError as err:
-        if strict:
-            raise
-        return WiredTelegram(frame=frame, tpl=tpl, payload=None, decryption=err.reason,
-                             message=_describe_failure(err, link, st))
-    records, err = parse_records(st.payload, to_meter=not is_from_meter(frame.c_field))
+        return WiredTelegram(frame=frame, payload=frame.data, problems=(problem,))
+    opened = open_transport(bytes((frame.ci,)) + frame.data, c_field=frame.c_field, keys=keys, strict=strict)
+    tpl = opened.tpl
+    if opened.payload is None:
+        return WiredTelegram(frame=frame, tpl=tpl, payload=None, decryption=opened.decryption,
+                             message=opened.message)
+    records, err = parse_records(opened.payload, to_meter=not is_from_meter(frame.c_field))
     if strict and err is not None:
         raise err
-    problems = tuple(st.problems) + ((str(err),) if err else ())
+    problems = opened.problems + ((str(err),) if err else ())
     more = any(r.function == "more_records_follow" for r in records)
     who = f"{tpl.address.manufacturer_code} {tpl.address.id}" if tpl.address else f"address {frame.address}"
-    return WiredTelegram(frame=frame, tpl=tpl, payload=st.payload, records=tuple(records),
-                         decryption=st.decryption, message=f"{who}: {len(records)} records", problems=problems,
+    return WiredTelegram(frame=frame, tpl=tpl, payload=opened.payload, records=tuple(records),
+                         decryption=opened.decryption, message=f"{who}: {len(records)} records", problems=problems,
                          more_records_follow=more)
+
+
+def _application_error(frame: WiredFrame, strict: bool) -> WiredTelegram:
+    """CI 0x70 (no header), 0x6E / 0x6F (short / long header): one error code byte."""
+    ci, apl = frame.ci, frame.data
+    try:
+        tpl = TransportLayer.parse(bytes((ci,)) + apl, 0) if ci != 0x70 else None
+    except DecodeError as err:
+        return WiredTelegram(frame=frame, problems=(str(err),))
+    rest = apl[(tpl.size - 1) if tpl else 0:]
+    code = rest[0] if rest else None
+    text = (APPLICATION_ERRORS.get(code, f"error code {code}") if code is not None
+            else "unspecified error (no error code byte)")
+    if strict:
+        raise ApplicationErrorReport(f"application error: {text}", layer="APL", offset=7)
+    return WiredTelegram(frame=frame, tpl=tpl, payload=rest, error=text, message=f"application error: {text}")
+
+
+def _fixed_structure(frame: WiredFrame, strict: bool) -> WiredTelegram:
+    t = _fixed(frame)
+    if strict and t.problems:
+        raise TruncatedError(t.problems[0], layer="APL", offset=7)
+    return t
 
 
 def _fixed(frame: WiredFrame) -> WiredTelegram:
@@ -253,6 +255,12 @@ def _fixed(frame: WiredFrame) -> WiredTelegram:
              "status_flags": status_flags(status & 0x1F), "counters_binary": binary,
              "medium": FIXED_MEDIA.get(medium, "unknown"), "counters": counters}
     return WiredTelegram(frame=frame, payload=apl, fixed=fixed, message=f"fixed data structure, id {fixed['id']}")
+
+
+# Wired-only meanings of CIs, looked up before the shared layer registry (mbus.layers): the
+# application errors and the fixed data structure (0x73 is a compact frame on the air).
+WIRED_APPLICATIONS = {0x70: _application_error, 0x6E: _application_error, 0x6F: _application_error,
+                      0x73: _fixed_structure, 0x77: _fixed_structure}
 
 
 def wired_value(record: DataRecord) -> Decimal | str | None:

@@ -13,10 +13,11 @@ from dsp.phy import frame_chips, onair_size
 
 @given(st.binary(max_size=300), st.sampled_from(["3of6", "manchester", "nrz"]))
 def test_coding_round_trip_hard_and_soft(data, name):
-    chips = coding.ENCODERS[name](data)
-    assert len(chips) == len(data) * coding.CHIPS_PER_BYTE[name]
+    code = coding.CODINGS[name]
+    chips = code.encode(data)
+    assert len(chips) == len(data) * code.chips_per_byte
     soft = chips.astype(np.float32) * 2 - 1
-    decoded, violations = coding.SOFT_DECODERS[name](soft)
+    decoded, violations = code.soft_decode(soft)
     assert decoded == data and violations == 0
 
 

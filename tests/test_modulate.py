@@ -50,7 +50,7 @@ def test_every_chip_lies_where_the_placement_says(mode, fmt, shape):
     assert p == frame_placement(TEL, spec, frame_format=fmt, sample_rate_hz=rate, start_sample=start, **shape)
     sps = rate / spec.chip_rate
     n_pre = 2 * spec.preamble_pairs
-    sync = spec.sync_b if fmt == "B" else spec.sync
+    sync = spec.syncs[fmt]
     data = phy.frame_chips(spec, TEL, fmt)[n_pre + len(sync):]
     x = f.samples * np.exp(-2j * np.pi * (spec.channel_hz - center) * (start + np.arange(len(f.samples))) / rate)
     rel = p.start

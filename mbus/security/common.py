@@ -48,3 +48,9 @@ def encrypt_cbc_part(key: bytes, iv: bytes, blocks: int, plain: bytes, what: str
     if not part:
         return tail
     return cbc_encrypt(key, iv, part) + tail
+
+
+def need(data: bytes, pos: int, n: int, what: str) -> None:
+    """Raise TruncatedError unless ``n`` bytes of ``what`` are there at ``pos`` (TPL header fields)."""
+    if len(data) < pos + n:
+        raise TruncatedError(f"{what} needs {n} bytes, {len(data) - pos} left", layer="TPL", offset=len(data))

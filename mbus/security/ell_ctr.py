@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..crc import crc16
 from ..errors import CRCError, WrongKeyError
+from . import SecurityContext, SecurityMode
 from .aes import ctr_crypt
 
 CC_CLEAR = ~0x12 & 0xFF  # H (hop) and R (repeated access) are set by repeaters
@@ -40,3 +41,21 @@ def with_crc(payload: bytes) -> bytes:
 
 def encrypt(key: bytes, link_address_bytes: bytes, cc: int, session: int, payload: bytes) -> bytes:
     return ctr_crypt(key, icb(link_address_bytes, cc, session), with_crc(payload))
+
+
+class EllCtr(SecurityMode):
+    """The ELL's AES-CTR under the same API as the TPL modes; ``ctx.address`` is the link
+    address, ``ctx.cc`` and ``ctx.session`` come from the ELL. Registered under ENC = 1."""
+
+    number = 1
+    name = "AES-128-CTR"
+    layer = "ELL"
+
+    def decrypt(self, key: bytes, ctx: SecurityContext, data: bytes) -> bytes:
+        return decrypt(key, ctx.address.dll_bytes(), ctx.cc, ctx.session, data)
+
+    def encrypt(self, key: bytes, ctx: SecurityContext, plain: bytes) -> bytes:
+        return encrypt(key, ctx.address.dll_bytes(), ctx.cc, ctx.session, plain)
+
+
+SECURITY_MODE = EllCtr()

@@ -6,6 +6,7 @@ bytes are in link-layer order (M before ID) in both cases.
 
 from __future__ import annotations
 
+from . import SecurityMode
 from .common import decrypt_cbc_part, encrypt_cbc_part
 
 MODE = 5
@@ -21,3 +22,19 @@ def decrypt(key: bytes, ctx, data: bytes) -> bytes:
 
 def encrypt(key: bytes, ctx, plain: bytes) -> bytes:
     return encrypt_cbc_part(key, iv(ctx), ctx.encrypted_blocks, plain, "mode 5")
+
+
+class Mode5(SecurityMode):
+    """CF layout of modes 0-5 (the base class's), AES-CBC with the address/ACC IV, no MAC."""
+
+    number = MODE
+    name = "AES-128-CBC, IV from address and ACC"
+
+    def decrypt(self, key: bytes, ctx, data: bytes) -> bytes:
+        return decrypt(key, ctx, data)
+
+    def encrypt(self, key: bytes, ctx, plain: bytes) -> bytes:
+        return encrypt(key, ctx, plain)
+
+
+SECURITY_MODE = Mode5()

@@ -6,9 +6,20 @@ import argparse
 import signal
 import sys
 
+from .options import (
+    add_key_options,
+    add_modes_option,
+    add_sink_options,
+    add_source_options,
+    key_store,
+    open_outputs,
+    open_source,
+    wanted_modes,
+)
+
 HELP_RX = """\
 Receive wireless M-Bus live from an SDR and write frames as text, JSON lines, rtl_wmbus lines
-(for wmbusmeters' stdin:rtlwmbus) and/or MQTT messages.
+(for wmbusmeters' stdin:rtlwmbus), a meter inventory and/or MQTT messages (the outputs of decode).
 
 devices:
   rtlsdr:0                         RTL-SDR over USB (pip install 'wmbus-sdr[rtlsdr]')
@@ -26,18 +37,11 @@ examples:
 def add_parser(sub) -> None:
     p = sub.add_parser("rx", help="receive live from an SDR", description=HELP_RX,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", required=True, help="rtlsdr:N, rtltcp://HOST:PORT, soapy:ARGS or file:PATH")
-    p.add_argument("--modes", default="S1,T1,C1", help="modes to receive (default S1,T1,C1)")
-    p.add_argument("--center", type=float, default=868.625e6, help="centre frequency, Hz (default 868.625e6)")
-    p.add_argument("--rate", type=float, default=1.6e6, help="sample rate (default 1.6e6; 2.4e6 adds C2)")
-    p.add_argument("--gain", default="auto", help="'auto' or a gain in dB")
-    p.add_argument("--ppm", type=int, default=0, help="tuner frequency correction")
-    keys = p.add_mutually_exclusive_group()
-    keys.add_argument("--key", metavar="K", help="AES-128 key for any meter")
-    keys.add_argument("--keys", metavar="FILE", help="key file: lines 'METER_ID [MANUFACTURER] KEY'")
-    p.add_argument("--output", default="text", help="comma-separated: text, jsonl, rtlwmbus, none (default text)")
-    p.add_argument("--mqtt", metavar="URL", help="publish each frame to mqtt://HOST[:PORT]/PREFIX")
-    p.add_argument("--ha-discovery", action="store_true", help="announce standard records to Home Assistant")
+    add_source_options(p, device="required", rate_default=1.6e6, rate_help="sample rate (default 1.6e6; 2.4e6 adds C2)",
+                       center_default=868.625e6, center_help="centre frequency, Hz (default 868.625e6)", tuner=True)
+    add_modes_option(p)
+    add_key_options(p)
+    add_sink_options(p)
     p.add_argument("--dedup", type=float, default=0.0, metavar="SECONDS", help="suppress repeats within SECONDS")
     p.add_argument("--inventory", action="store_true", help="print the meter inventory at the end")
     p.add_argument("--duration", type=float, help="stop after this many seconds of signal")
@@ -86,35 +90,22 @@ def _serve(args) -> int:
 
 
 def _rx(args) -> int:
-    from mbus.keys import KeyStore, parse_key
     from sdr.errors import SDRError
-    from sdr.registry import open_device
 
-    from .live import Inventory, IqSaver, MqttSink, jsonl_sink, rtlwmbus_sink, run_live, text_sink
-    from .receive import Receiver
+    from ..live import IqSaver, run_live
+    from ..receive import Receiver
+    from ..sinks import Inventory, close_sinks
 
-    outputs = [o.strip() for o in args.output.split(",") if o.strip()]
-    bad = [o for o in outputs if o not in ("text", "jsonl", "rtlwmbus", "none")]
-    sinks, mqtt = [], None
+    sinks = []
     try:
-        if bad:
-            raise ValueError(f"--output {','.join(bad)}: use text, jsonl, rtlwmbus or none")
-        gain = None if args.gain == "auto" else float(args.gain)
-        keys = KeyStore.from_file(args.keys) if args.keys else (
-            KeyStore(default=parse_key(args.key, where="--key")) if args.key else None)
-        source = open_device(args.device, sample_rate_hz=args.rate, center_freq_hz=args.center, gain=gain,
-                             ppm=args.ppm)
-        rx = Receiver(source.info, [m.strip() for m in args.modes.split(",") if m.strip()])
-        for o in outputs:
-            sinks.append({"text": text_sink, "jsonl": jsonl_sink, "rtlwmbus": rtlwmbus_sink}[o](sys.stdout)
-                         if o != "none" else None)
-        sinks = [s for s in sinks if s is not None]
-        if args.mqtt:
-            mqtt = MqttSink(args.mqtt, discovery=args.ha_discovery)
-            sinks.append(mqtt)
+        keys = key_store(args)
+        source = open_source(args)
+        rx = Receiver(source.info, wanted_modes(args))
+        sinks = open_outputs(args)
         saver = IqSaver(args.save_iq, source.info) if args.save_iq else None
         source.start()
     except (ValueError, SDRError, OSError) as err:
+        close_sinks(sinks)
         print(f"wmbus-sdr rx: {err}", file=sys.stderr)
         return 2
 
@@ -137,8 +128,7 @@ def _rx(args) -> int:
         rc = 1
     finally:
         source.close()
-        if mqtt is not None:
-            mqtt.close()
+        close_sinks(sinks)
     frames = result["frames"] if result else sum(s.frames for s in inventory.meters.values())
     extra = ""
     if result:

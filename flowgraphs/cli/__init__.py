@@ -1,4 +1,5 @@
-"""The ``wmbus-sdr`` command: one sub-command per job, each in its own module."""
+"""The ``wmbus-sdr`` command: one sub-command per job, each in its own module of this package;
+shared option helpers (keys, source, outputs) in :mod:`flowgraphs.cli.options`."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import argparse
 import logging
 import sys
 
-from . import analyze_cli, decode_cli, gateway_cli, meter_cli, rx_cli, session_cli, telegram_cli, tx_cli
+from . import analyze, decode, gateway, meter, rx, session, telegram, tx
 
-COMMANDS = {"analyze": analyze_cli, "decode": decode_cli, "gateway": gateway_cli, "meter": meter_cli, "rx": rx_cli,
-            "serve-rtltcp": rx_cli, "session": session_cli, "telegram": telegram_cli, "tx": tx_cli}
+COMMANDS = {"analyze": analyze, "decode": decode, "gateway": gateway, "meter": meter, "rx": rx, "serve-rtltcp": rx,
+            "session": session, "telegram": telegram, "tx": tx}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in dict.fromkeys(COMMANDS.values()):  # rx_cli defines two commands
+    for module in dict.fromkeys(COMMANDS.values()):  # rx defines two commands
         module.add_parser(sub)
     return parser
 
@@ -40,6 +41,3 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

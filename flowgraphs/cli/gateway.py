@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import options
+
 HELP = """\
 Listen for meter frames and answer them inside the meter's window: CNF-IR to an installation
 request (SND-IR), ACK to an access demand (ACC-DMD) followed by the queued --request, the next
@@ -24,11 +26,12 @@ examples:
 
 def add_radio_options(p, *, device_help: str, center_default: float | None, center_help: str,
                       turnaround_help: str) -> None:
-    """The options a live station (gateway or meter) needs for its receiver and its SoapySDR TX."""
-    p.add_argument("--device", required=True, help=device_help)
-    p.add_argument("--tx", required=True, metavar="soapy:ARGS", help="transmit through this SoapySDR device")
-    p.add_argument("--rate", type=float, default=1.6e6, help="receive sample rate (default 1.6e6)")
-    p.add_argument("--center", type=float, default=center_default, help=center_help)
+    """The options a live station (gateway or meter) needs for its receiver and its TX sink."""
+    options.add_source_options(p, device="required", device_help=device_help, rate_default=1.6e6,
+                               rate_help="receive sample rate (default 1.6e6)", center_default=center_default,
+                               center_help=center_help)
+    p.add_argument("--tx", required=True, metavar="SINK",
+                   help="transmit through this TX sink: soapy:ARGS (a SoapySDR device), file:PATH.cu8, memory:NAME")
     p.add_argument("--tx-rate", type=float, default=1.2e6, help="transmit sample rate (default 1.2e6)")
     p.add_argument("--gain", type=float, default=0.0, help="TX gain in dB (default 0, the safe limit)")
     p.add_argument("--max-gain", type=float, default=0.0, help="raise the TX gain limit")
@@ -37,21 +40,17 @@ def add_radio_options(p, *, device_help: str, center_default: float | None, cent
 
 
 def open_tx(args, center_freq_hz: float):
-    """The SoapySDR sink named by ``--tx`` (not opened yet); ValueError when it names no SoapySDR device."""
-    from sdr.soapy_tx import SoapySink
-
-    if not args.tx.startswith("soapy:"):
-        raise ValueError(f"--tx {args.tx}: give a SoapySDR device, soapy:driver=...")
-    return SoapySink(args.tx[len("soapy:"):], sample_rate_hz=args.tx_rate, center_freq_hz=center_freq_hz,
-                     gain_db=args.gain, max_gain_db=args.max_gain)
+    """The TX sink named by ``--tx`` (not opened yet); ValueError when it names none."""
+    return options.open_tx(args.tx, sample_rate_hz=args.tx_rate, center_freq_hz=center_freq_hz, gain_db=args.gain,
+                           max_gain_db=args.max_gain)
 
 
 def run_station(station, source, sink, profile, tx_rate_hz: float, role: str, duration_s: float | None) -> None:
     """Say which windows this machine can meet (its measured turnaround), then run ``station`` on the
     source's chunks with the sink open, for ``duration_s`` or until the source ends."""
-    from .gateway_live import measure_turnaround
-    from .live import for_seconds
-    from .session import reachable_statement
+    from ..gateway_live import measure_turnaround
+    from ..live import for_seconds
+    from ..session import reachable_statement
 
     measured = measure_turnaround(source.info, profile, 1 << 15, tx_rate_hz, role=role)
     print(reachable_statement(measured), file=sys.stderr, flush=True)
@@ -69,18 +68,16 @@ def add_parser(sub) -> None:
     p.add_argument("--mode", default="C2", choices=("T2", "S2", "C2"), type=str.upper)
     p.add_argument("--request", action="append", default=[], metavar="KIND",
                    help="queue a request for the next access (REQ-UD2, REQ-UD1, SND-NKE); repeatable")
-    p.add_argument("--key", metavar="K", help="AES-128 key for any meter (to log decrypted readings)")
+    options.add_key_options(p, key_help="AES-128 key for any meter (to log decrypted readings)")
 
 
 def run(args) -> int:
     from dsp.modes import MODES
     from mbus.builder import KINDS
-    from mbus.keys import KeyStore, parse_key
     from sdr.errors import SDRError
-    from sdr.registry import open_device
 
-    from .gateway_live import LiveGateway
-    from .session import PROFILES, GatewayLogic
+    from ..gateway_live import LiveGateway
+    from ..session import PROFILES, GatewayLogic
 
     profile = PROFILES[args.mode]
     gw = None
@@ -89,9 +86,9 @@ def run(args) -> int:
         for kind in args.request:
             if kind.upper() not in KINDS or KINDS[kind.upper()].from_meter:
                 raise ValueError(f"--request {kind}: use a request to a meter (REQ-UD1, REQ-UD2, SND-NKE, ...)")
-        logic = GatewayLogic(KeyStore(default=parse_key(args.key, where="--key")) if args.key else None)
+        logic = GatewayLogic(options.key_store(args))
         logic.queue.extend(k.upper() for k in args.request)
-        source = open_device(args.device, sample_rate_hz=args.rate, center_freq_hz=args.center)
+        source = options.open_source(args)
         gw = LiveGateway(source.info, profile, sink, logic=logic, turnaround_s=args.turnaround,
                          log=lambda line: print(line, flush=True))
         run_station(gw, source, sink, profile, args.tx_rate, "gateway", args.duration)

@@ -6,7 +6,8 @@ import argparse
 import re
 import sys
 
-from .gateway_cli import add_radio_options, open_tx, run_station
+from . import options
+from .gateway import add_radio_options, open_tx, run_station
 
 HELP = """\
 Act as a bidirectional meter for testing a gateway: send an installation request (SND-IR, then
@@ -46,19 +47,17 @@ def add_parser(sub) -> None:
     p.add_argument("--id", default="12345678", help="8-digit meter identification (default 12345678)")
     p.add_argument("--device-type", type=lambda v: int(v, 0), default=7, help="device type (default 7, water)")
     p.add_argument("--volume", type=int, default=12345678, help="the reading, in litres (default 12345678)")
-    p.add_argument("--key", metavar="K", help="AES-128 key: frames with data are sent with security mode 5")
+    options.add_key_options(p, key_file=False, key_help="AES-128 key: frames with data are sent with security mode 5")
     p.add_argument("--slack", type=float, default=5e-3, help="widen the listening window by this many seconds "
                    "(host-time uncertainty, default 0.005)")
 
 
 def run(args) -> int:
     from dsp.modes import MODES
-    from mbus.keys import parse_key
     from sdr.errors import SDRError
-    from sdr.registry import open_device
 
-    from .meter_live import SENDS, LiveMeter, downlink_center
-    from .session import PROFILES, MeterLogic
+    from ..meter_live import SENDS, LiveMeter, downlink_center
+    from ..session import PROFILES, MeterLogic
 
     meter = None
     try:
@@ -72,11 +71,10 @@ def run(args) -> int:
             raise ValueError(f"--id {args.id}: the identification number is 8 decimal digits")
         if not re.fullmatch(r"[A-Za-z]{3}", args.manufacturer):
             raise ValueError(f"--manufacturer {args.manufacturer}: give a three-letter code")
-        key = parse_key(args.key, where="--key") if args.key else None
+        key = options.single_key(args)
         logic = MeterLogic(profile, manufacturer=args.manufacturer.upper(), id=args.id, device_type=args.device_type,
                            key=key, volume_l=args.volume, synchronous=args.synchronous)
-        source = open_device(args.device, sample_rate_hz=args.rate,
-                             center_freq_hz=args.center or downlink_center(profile))
+        source = options.open_source(args, center_freq_hz=args.center or downlink_center(profile))
         meter = LiveMeter(source.info, profile, sink, logic, send=args.send, interval_s=args.interval, count=args.count,
                           turnaround_s=args.turnaround, slack_s=args.slack, log=lambda line: print(line, flush=True))
         run_station(meter, source, sink, profile, args.tx_rate, "meter", args.duration)

@@ -13,7 +13,10 @@ from mbus.afl import FragmentBuffer
 from mbus.compact import FormatCache
 from mbus.errors import DecodeError
 from mbus.keys import KeyStore, parse_key
-from mbus.telegram import Telegram, decode
+from mbus.telegram import decode
+
+from ..sinks.text import format_text
+from .options import add_key_options, key_store
 
 HELP = """\
 Decode a wireless M-Bus telegram given as hex (with or without link-layer CRCs, format A or B
@@ -37,9 +40,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("telegram", help="decode telegrams given as hex", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("hex", metavar="HEX", help="telegram as hex, or '-' to read lines from stdin")
-    keys = p.add_mutually_exclusive_group()
-    keys.add_argument("--key", metavar="K", help="AES-128 key (32 hex digits) for any meter")
-    keys.add_argument("--keys", metavar="FILE", help="key file: lines 'METER_ID [MANUFACTURER] KEY'")
+    add_key_options(p)
     p.add_argument("--output", choices=("text", "json", "explain"),
                    help="output form (default: text for one telegram, json for '-')")
     p.add_argument("--format", dest="frame_format", choices=("auto", "A", "B", "none"), default="auto",
@@ -80,7 +81,7 @@ def _decode(raw: bytes, keys: KeyStore | None, args, fragments=None, formats=Non
 
 def run(args) -> int:
     try:
-        keys = _load_keys(args)
+        keys = key_store(args)
     except ValueError as err:
         print(f"wmbus-sdr telegram: {err}", file=sys.stderr)
         return 2
@@ -103,14 +104,6 @@ def _render(t, output: str) -> str:
     if isinstance(t, wired.WiredTelegram):
         return t.describe()
     return explain.render(t) if output == "explain" else format_text(t)
-
-
-def _load_keys(args) -> KeyStore | None:
-    if args.keys:
-        return KeyStore.from_file(args.keys)
-    if args.key:
-        return KeyStore(default=parse_key(args.key, where="--key"))
-    return None
 
 
 def _run_stream(args, keys: KeyStore | None) -> int:
@@ -149,24 +142,3 @@ def _run_stream(args, keys: KeyStore | None) -> int:
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "lines")
     print(f"wmbus-sdr telegram: {counts['lines']} lines: {summary or 'nothing decoded'}", file=sys.stderr)
     return 0
-
-
-def format_text(t: Telegram) -> str:
-    m = t.meter
-    head = (f"{m.manufacturer_code} {m.id}  {m.device_type_name} (v{m.version:02x})  {t.link.c_field_name}  "
-            f"CI {' '.join(f'{ci:02x}' for ci in t.ci_chain) or '-'}")
-    if t.security_mode is not None:
-        head += f"  mode {t.security_mode}"
-    if t.access_number is not None:
-        head += f"  ACC {t.access_number}"
-    lines = [head, f"  {t.decryption}: {t.message}"]
-    if t.records_outcome == "format_unknown":
-        lines.append("  format_unknown: compact frame whose format has not been seen in a full frame yet")
-    if t.link.address != m:
-        lines.append(f"  via {t.link.address.describe()}")
-    for rec in t.records:
-        lines.append("  " + rec.describe())
-    if not t.records and t.payload:
-        lines.append(f"  payload {t.payload.hex()}")
-    lines += explain.problem_lines(t, "  ")
-    return "\n".join(lines)

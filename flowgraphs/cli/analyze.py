@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from .options import add_modes_option, add_source_options, open_source, wanted_modes
+
 HELP = """\
 Measure every decoded frame of a capture (or a live source): carrier error, deviation, modulation
 index, chip rate, preamble length, sync word, drift, timing jitter, eye opening, code violations;
@@ -21,13 +23,9 @@ examples:
 def add_parser(sub) -> None:
     p = sub.add_parser("analyze", help="conformance measurements and report", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", nargs="?", metavar="FILE", help="recording (as for decode)")
-    p.add_argument("--device", help="live source instead of a file (as for rx)")
+    add_source_options(p, file="optional", device="optional")
     p.add_argument("--duration", type=float, default=60.0, help="seconds to listen with --device")
-    p.add_argument("--format", dest="fmt", choices=("cu8", "cs8", "cs16", "cf32"))
-    p.add_argument("--rate", type=float)
-    p.add_argument("--center", type=float)
-    p.add_argument("--modes", default="S1,T1,C1")
+    add_modes_option(p)
     p.add_argument("--meter", help="only frames of this meter id")
     p.add_argument("--cal-offset", type=float, metavar="DB", help="RSSI calibration: dBm = dBFS + DB (measure "
                    "it once with a signal generator at the same gain)")
@@ -39,28 +37,24 @@ def run(args) -> int:
     import math
 
     from sdr.errors import SDRError
-    from sdr.file import FileSource
 
-    from .analyze import analyze, text_table
+    from ..analyze import analyze, text_table
 
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    modes = wanted_modes(args)
     try:
         if args.cal_offset is not None and not math.isfinite(args.cal_offset):
             raise ValueError(f"--cal-offset {args.cal_offset}: give a number of dB")
         if bool(args.file) == bool(args.device):
             raise ValueError("give a FILE or --device, one of them")
         if args.device:
-            from sdr.registry import open_device
-
-            source = open_device(args.device, sample_rate_hz=args.rate or 2.4e6,
-                                 center_freq_hz=args.center or 868.625e6)
+            source = open_source(args, sample_rate_hz=args.rate or 2.4e6, center_freq_hz=args.center or 868.625e6)
             info = source.info
-            from .live import for_seconds
+            from ..live import for_seconds
 
             chunks = for_seconds(source, args.duration)
             expected = int(args.duration * info.sample_rate_hz)
         else:
-            source = FileSource(args.file, fmt=args.fmt, sample_rate_hz=args.rate, center_freq_hz=args.center)
+            source = open_source(args)
             info = source.info
             chunks = source
             expected = _file_samples(source)
@@ -68,7 +62,7 @@ def run(args) -> int:
         def progress(t, n):
             print(f"\r{t:.0f} s analysed, {n} frames", end="", file=sys.stderr, flush=True)
 
-        from .report import CaptureFigures
+        from ..report import CaptureFigures
 
         figures = CaptureFigures(expected) if args.report else None
         report = analyze(_feed(chunks, figures) if figures is not None else chunks, info, modes=modes,
@@ -77,7 +71,7 @@ def run(args) -> int:
         print(f"wmbus-sdr analyze: {err}", file=sys.stderr)
         return 2
     if args.report:
-        from .report import write_report
+        from ..report import write_report
 
         path = write_report(report, args.report, figures)
         print(f"report: {path}", file=sys.stderr)

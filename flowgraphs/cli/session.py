@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .options import add_key_options, single_key
+
 HELP = """\
 Run a complete bidirectional dialogue between a gateway and a meter emulator joined by a simulated
 radio channel (sample-exact clock, white noise, propagation delay). Both stations modulate with
@@ -32,7 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--mode", default="T2", choices=("T2", "S2", "C2"), type=str.upper)
     p.add_argument("--dialogue", default="installation", choices=("installation", "access"))
     p.add_argument("--ebn0", type=float, default=20.0, help="channel Eb/N0 in dB (default 20)")
-    p.add_argument("--key", metavar="HEX", help="meter key: frames with data go out in security mode 5")
+    add_key_options(p, key_file=False, key_help="meter key: frames with data go out in security mode 5")
     p.add_argument("--turnaround", type=float, help="seconds from a frame's end to the reply (default: the "
                    "middle of the window)")
     p.add_argument("--seed", type=int, default=1)
@@ -40,13 +42,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from mbus.keys import parse_key
-
-    from .session import DIALOGUES, channel_recording
-    from .transmit import write_recording
+    from ..session import DIALOGUES, channel_recording
+    from ..transmit import write_recording
 
     try:
-        key = parse_key(args.key, where="--key") if args.key else None
+        key = single_key(args)
     except ValueError as err:
         print(f"wmbus-sdr session: {err}", file=sys.stderr)
         return 2

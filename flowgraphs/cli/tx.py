@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .options import add_key_options, single_key
+
 HELP = """\
 Modulate telegrams for a mode (S1, S2, T1, T2, C1, C2) into IQ: preamble, sync word, coding and
 CRCs per EN 13757-4, (G)FSK at the mode's chip rate and deviation, optional impairments; written
@@ -40,7 +42,7 @@ def add_parser(sub) -> None:
                    help="frame spec: a .toml / .json file or inline JSON; repeat for several")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="set a spec field (ell.ci=0x8D for tables); applies to every --frame")
-    p.add_argument("--key", metavar="HEX", help="AES key for frames whose spec asks for security")
+    add_key_options(p, key_file=False, key_help="AES key for frames whose spec asks for security")
     p.add_argument("--format", dest="frame_format", choices=("A", "B"), default="A", help="frame format (C modes: A/B)")
     p.add_argument("--out", help="output file (.cu8 .cs8 .cs16 .cf32 .sigmf-meta)")
     p.add_argument("--device", help="transmit live through SoapySDR (soapy:driver=hackrf) instead of a file")
@@ -89,12 +91,10 @@ def load_spec(text: str) -> dict:
     return spec
 
 
-def build_frames(specs: list[str], sets: list[str], key_hex: str | None):
+def build_frames(specs: list[str], sets: list[str], key: bytes | None):
     from mbus.builder import build, merge, parse_assignments
     from mbus.errors import FieldError
-    from mbus.keys import parse_key
 
-    key = parse_key(key_hex, where="--key") if key_hex else None
     over = parse_assignments(sets)
     out = []
     for text in specs:
@@ -116,7 +116,7 @@ def _live(args, plan, mode: str) -> int:
     from sdr.errors import SDRError
     from sdr.soapy_tx import SoapySink
 
-    from .transmit import live_burst
+    from ..transmit import live_burst
 
     spec = MODES[mode]
     if not args.device.startswith("soapy:"):
@@ -152,8 +152,8 @@ def run(args) -> int:
     from mbus.errors import DecodeError
     from mbus.frame import normalize
 
-    from .telegram_cli import parse_hex
-    from .transmit import TxPlan, write_plan
+    from ..transmit import TxPlan, write_plan
+    from .telegram import parse_hex
 
     try:
         mode = args.mode.upper()
@@ -165,7 +165,7 @@ def run(args) -> int:
             raise ValueError("--set changes a --frame spec; there is none")
         if not args.telegram and not args.frame:
             raise ValueError("give --telegram HEX or --frame SPEC")
-        telegrams = [built.telegram for built in build_frames(args.frame, args.set, args.key)]
+        telegrams = [built.telegram for built in build_frames(args.frame, args.set, single_key(args))]
         for text in args.telegram:
             fb = normalize(parse_hex(text))
             if fb.truncated:

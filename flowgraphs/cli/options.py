@@ -1,0 +1,157 @@
+"""Option helpers every command shares: keys, the IQ source, the outputs. Each pair is one
+``add_*`` (the argparse options) and one function building the object from the parsed options, so
+a command never builds a key store, a source or its sinks by itself.
+
+Imported by every command at start-up: it imports nothing heavy (numpy, the receiver) until a
+function below runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from mbus.keys import KeyStore
+
+    from ..sinks import Sink
+
+SOURCE_KINDS = "rtlsdr:N, rtltcp://HOST:PORT, soapy:ARGS or file:PATH"
+FORMATS = ("cu8", "cs8", "cs16", "cf32")  # = sdr.formats.FORMATS (tests/test_layout.py), without numpy
+
+
+# --- keys --------------------------------------------------------------------------------------
+def add_key_options(p: argparse.ArgumentParser, *, key_file: bool = True, key_help: str | None = None) -> None:
+    """``--key K`` (one AES-128 key for any meter) and, with ``key_file``, ``--keys FILE``."""
+    group = p.add_mutually_exclusive_group() if key_file else p
+    group.add_argument("--key", metavar="K", help=key_help or "AES-128 key (32 hex digits) for any meter")
+    if key_file:
+        group.add_argument("--keys", metavar="FILE", help="key file: lines 'METER_ID [MANUFACTURER] KEY'")
+
+
+def key_store(args: argparse.Namespace) -> KeyStore | None:
+    """The key store the options name (``--keys FILE``, ``--key K``), None without keys;
+    ValueError naming the option for a bad key or key file."""
+    from mbus.keys import KeyStore, parse_key
+
+    if getattr(args, "keys", None):
+        return KeyStore.from_file(args.keys)
+    if getattr(args, "key", None):
+        return KeyStore(default=parse_key(args.key, where="--key"))
+    return None
+
+
+def single_key(args: argparse.Namespace) -> bytes | None:
+    """``--key K`` as 16 bytes (commands that act as one meter: tx, session, meter)."""
+    store = key_store(args)
+    return store.default if store is not None else None
+
+
+# --- the IQ source -------------------------------------------------------------------------------
+def add_source_options(p: argparse.ArgumentParser, *, file: str | None = None, device: str | None = None,
+                       rate_default: float | None = None, rate_help: str | None = None,
+                       center_default: float | None = None, center_help: str | None = None,
+                       device_help: str | None = None, tuner: bool = False) -> None:
+    """Where IQ comes from. ``file``: "required" (positional FILE) or "optional"; ``device``:
+    "required" or "optional" (``--device``); --rate and --center always, --format with a file,
+    --gain/--ppm with ``tuner``."""
+    if file is not None:
+        p.add_argument("file", nargs=None if file == "required" else "?", metavar="FILE",
+                       help="recording (cu8/cs8/cs16/cf32, .sigmf-meta, .wav) or '-'" if file == "required"
+                       else "recording (as for decode)")
+    if device is not None:
+        default_help = SOURCE_KINDS if file is None else "live source instead of a file (as for rx)"
+        p.add_argument("--device", required=device == "required", help=device_help or default_help)
+    if file is not None:
+        p.add_argument("--format", dest="fmt", choices=FORMATS, help="sample format (default: from the file)")
+    p.add_argument("--rate", type=float, default=rate_default,
+                   help=rate_help or "sample rate in samples/s (default: from the file)")
+    p.add_argument("--center", type=float, default=center_default,
+                   help=center_help or "centre frequency in Hz (default: from the file)")
+    if tuner:
+        p.add_argument("--gain", dest="rx_gain", default="auto", help="'auto' or a gain in dB")
+        p.add_argument("--ppm", type=int, default=0, help="tuner frequency correction")
+
+
+def open_source(args: argparse.Namespace, *, sample_rate_hz: float | None = None, center_freq_hz: float | None = None):
+    """The source the options name: a recording (``FILE``: :class:`sdr.file.FileSource`) or a live
+    device (``--device``: :func:`sdr.registry.open_device`, not started). ``sample_rate_hz`` /
+    ``center_freq_hz`` replace --rate / --center (a command's computed defaults)."""
+    rate = sample_rate_hz if sample_rate_hz is not None else args.rate
+    center = center_freq_hz if center_freq_hz is not None else args.center
+    if getattr(args, "file", None):
+        from sdr.file import FileSource
+
+        return FileSource(args.file, fmt=getattr(args, "fmt", None), sample_rate_hz=rate, center_freq_hz=center)
+    from sdr.registry import open_device
+
+    gain = getattr(args, "rx_gain", "auto")
+    try:
+        gain_db = None if gain in (None, "auto") else float(gain)
+    except ValueError:
+        raise ValueError(f"--gain {gain}: give 'auto' or a number of dB") from None
+    return open_device(args.device, sample_rate_hz=rate, center_freq_hz=center, gain=gain_db,
+                       ppm=getattr(args, "ppm", 0))
+
+
+def open_tx(uri: str, *, sample_rate_hz: float, center_freq_hz: float, gain_db: float = 0.0,
+            max_gain_db: float = 0.0):
+    """The TX sink a URI names (:func:`sdr.registry.open_tx_sink`: soapy:ARGS, file:PATH, memory:NAME
+    or a registered kind), not opened yet."""
+    from sdr.registry import open_tx_sink
+
+    return open_tx_sink(uri, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, gain_db=gain_db,
+                        max_gain_db=max_gain_db)
+
+
+# --- outputs ---------------------------------------------------------------------------------
+def add_sink_options(p: argparse.ArgumentParser, *, default: str = "text") -> None:
+    """``--output NAME[,NAME]`` (repeatable; any sink of :data:`flowgraphs.sinks.SINKS`, or none),
+    ``--mqtt URL`` (adds the mqtt sink) and ``--ha-discovery``."""
+    from ..sinks import SINKS
+
+    p.add_argument("--output", action="append", metavar="NAME[,NAME]",
+                   help=f"outputs, comma-separated or repeated: {', '.join(SINKS)}, none (default {default})")
+    p.add_argument("--mqtt", metavar="URL", help="publish each frame to mqtt://HOST[:PORT]/PREFIX")
+    p.add_argument("--ha-discovery", action="store_true", help="announce standard records to Home Assistant")
+    p.set_defaults(output_default=default)
+
+
+def output_names(args: argparse.Namespace) -> list[str]:
+    names = [n.strip() for o in (args.output or [args.output_default]) for n in o.split(",") if n.strip()]
+    if args.mqtt and "mqtt" not in names:
+        names.append("mqtt")
+    return names
+
+
+def open_outputs(args: argparse.Namespace, out: TextIO | None = None) -> list[Sink]:
+    """The sinks the options name, writing lines to ``out`` (stdout); ValueError for an unknown
+    name or an unreachable broker. Close them with :func:`flowgraphs.sinks.close_sinks`."""
+    from ..sinks import SinkOptions, open_sinks
+
+    return open_sinks(output_names(args), SinkOptions(out=out or sys.stdout, mqtt_url=args.mqtt,
+                                                      ha_discovery=args.ha_discovery))
+
+
+class _DefaultModes:
+    """The receiver's default modes from the mode registry (dsp.modes), looked up only when used:
+    dsp imports numpy, which `wmbus-sdr telegram` must start without."""
+
+    def __str__(self) -> str:
+        from dsp.modes import default_rx_modes
+
+        return ",".join(default_rx_modes())
+
+
+DEFAULT_MODES = _DefaultModes()  # str() gives e.g. 'S1,T1,C1'
+
+
+def add_modes_option(p) -> None:
+    p.add_argument("--modes", default=DEFAULT_MODES,
+                   help="comma-separated link modes to receive (default: every meter->other mode whose channel "
+                        "the captured band holds: %(default)s)")
+
+
+def wanted_modes(args) -> list[str]:
+    return [m.strip() for m in str(args.modes).split(",") if m.strip()]

@@ -1,0 +1,70 @@
+"""Output sinks: where frames go once received (and decoded), for ``rx`` and ``decode`` alike.
+
+A sink is any callable ``sink(frame, telegram)`` taking an :class:`~flowgraphs.receive.RxFrame` and
+its decoded :class:`~mbus.telegram.Telegram` (None when the CRC failed or the bytes did not
+decode); a class only when it must flush or close (``close()`` is called at the end). ``SINKS``
+maps a name to a factory ``factory(options) -> sink``; adding an output is one function plus one
+``register_sink`` line, and every command that takes ``--output`` offers it::
+
+    def csv(frame, telegram):
+        return f"{frame.sample},{frame.mode},{frame.telegram.hex()}"
+
+    register_sink("csv", lines(csv))
+
+Every frame carries its absolute ``sample``, the stream's ``sample_rate_hz`` and, when the source
+has a clock, ``time_ns`` (UTC): the formats below print that time as ISO 8601 and print none when
+there is no clock.
+"""
+
+from __future__ import annotations
+
+from .base import Sink, SinkFactory, SinkOptions, lines, utc_iso
+from .inventory import Inventory, MeterStats
+from .jsonl import frame_json, jsonl_event
+from .mqtt import MqttSink
+from .rtlwmbus import rtlwmbus_event
+from .text import format_text, text_event
+
+
+def register_sink(name: str, factory: SinkFactory) -> None:
+    """Offer ``factory`` as ``--output NAME`` (replaces a sink of that name)."""
+    if not name or "," in name or name == "none":
+        raise ValueError(f"sink name {name!r}: give a word without commas (and not 'none')")
+    SINKS[name] = factory
+
+
+def open_sinks(names: list[str], options: SinkOptions) -> list[Sink]:
+    """The sinks named (``none`` names nothing); ValueError naming an unknown one. Sinks opened
+    before a failing one are closed again."""
+    unknown = [n for n in names if n != "none" and n not in SINKS]
+    if unknown:
+        raise ValueError(f"--output {','.join(unknown)}: use {', '.join(SINKS)} or none")
+    opened: list[Sink] = []
+    try:
+        for name in dict.fromkeys(n for n in names if n != "none"):
+            opened.append(SINKS[name](options))
+    except BaseException:
+        close_sinks(opened)
+        raise
+    return opened
+
+
+def close_sinks(sinks: list[Sink]) -> None:
+    """Call ``close()`` on the sinks that have one (flush files, disconnect, print tables)."""
+    for sink in sinks:
+        close = getattr(sink, "close", None)
+        if close is not None:
+            close()
+
+
+SINKS: dict[str, SinkFactory] = {
+    "text": lines(text_event),
+    "jsonl": lines(jsonl_event),
+    "rtlwmbus": lines(rtlwmbus_event),
+    "mqtt": MqttSink.from_options,
+    "inventory": lambda options: Inventory(out=options.out),
+}
+
+__all__ = ["SINKS", "Inventory", "MeterStats", "MqttSink", "Sink", "SinkFactory", "SinkOptions", "close_sinks",
+           "format_text", "frame_json", "jsonl_event", "lines", "open_sinks", "register_sink", "rtlwmbus_event",
+           "text_event", "utc_iso"]

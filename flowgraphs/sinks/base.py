@@ -1,0 +1,50 @@
+"""What every output sink shares: the sink type, the options its factory gets, line outputs, UTC time."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:  # this package is imported by light commands: no numpy at import time
+    from mbus.telegram import Telegram
+
+    from ..receive import RxFrame
+
+Sink = Callable[["RxFrame", "Telegram | None"], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SinkOptions:
+    """What a sink factory may need: the text stream for line outputs, the MQTT broker."""
+
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    mqtt_url: str | None = None
+    ha_discovery: bool = False
+
+
+SinkFactory = Callable[[SinkOptions], Sink]
+
+
+def utc_iso(time_ns: int) -> str:
+    """``2026-12-01T19:55:00.123456Z`` (microseconds, UTC)."""
+    s, ns = divmod(time_ns, 1_000_000_000)
+    return datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns // 1000:06d}Z"
+
+
+def lines(format_event: Callable[[RxFrame, Telegram | None], str | None]) -> SinkFactory:
+    """A factory for a line output: ``format_event(frame, telegram)`` gives the text (None: nothing),
+    written to ``options.out`` with a newline and flushed, so a pipe sees each frame at once."""
+
+    def factory(options: SinkOptions) -> Sink:
+        out = options.out
+
+        def sink(frame: RxFrame, telegram: Telegram | None) -> None:
+            text = format_event(frame, telegram)
+            if text is not None:
+                out.write(text + "\n")
+                out.flush()
+        return sink
+    return factory
