@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dsp.channel import Burst, add_impulses, bit_rate, noise_power, render  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
 from dsp.phy import frame_chips  # noqa: E402
-from flowgraphs.analyze import analyze  # noqa: E402
+from flowgraphs.pipelines.analyze import analyze  # noqa: E402
 from sdr.formats import quantize  # noqa: E402
 from sdr.types import IQChunk, StreamInfo  # noqa: E402
 

@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flowgraphs.receive import Receiver  # noqa: E402
+from flowgraphs.pipelines.receive import Receiver  # noqa: E402
 from sdr.formats import to_complex  # noqa: E402
 from sdr.types import IQChunk, StreamInfo  # noqa: E402
 

@@ -19,9 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flowgraphs.gateway_live import turnarounds  # noqa: E402
-from flowgraphs.meter_live import downlink_center  # noqa: E402
-from flowgraphs.session import PROFILES  # noqa: E402
+from flowgraphs.stations.gateway_live import turnarounds  # noqa: E402
+from flowgraphs.stations.meter_live import downlink_center  # noqa: E402
+from flowgraphs.stations.session import PROFILES  # noqa: E402
 from sdr.types import StreamInfo  # noqa: E402
 
 CHUNKS = (4096, 16384, 32768)

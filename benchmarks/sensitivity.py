@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dsp.channel import single_burst  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
-from flowgraphs.receive import receive  # noqa: E402
+from flowgraphs.pipelines.receive import receive  # noqa: E402
 from sdr.types import IQChunk, StreamInfo  # noqa: E402
 
 RATE, CENTER = 1.6e6, 868.625e6

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flowgraphs.session import access_demand, installation  # noqa: E402
+from flowgraphs.stations.session import access_demand, installation  # noqa: E402
 
 
 def main() -> None:

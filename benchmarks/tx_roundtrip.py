@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dsp.channel import single_burst  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
-from flowgraphs.receive import receive  # noqa: E402
+from flowgraphs.pipelines.receive import receive  # noqa: E402
 from mbus.builder import build  # noqa: E402
 from mbus.keys import KeyStore  # noqa: E402
 from mbus.telegram import decode  # noqa: E402

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from dsp.channel import Burst, Capture, Impulses, bit_rate  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
-from flowgraphs.transmit import sigmf_annotations  # noqa: E402
+from flowgraphs.pipelines.transmit import sigmf_annotations  # noqa: E402
 from sdr.file import IQWriter  # noqa: E402
 
 RATE = 2.4e6

@@ -16,7 +16,7 @@ import pytest
 from dsp.channel import single_burst
 from dsp.measure import measure
 from dsp.modes import MODES
-from flowgraphs.receive import Receiver
+from flowgraphs.pipelines.receive import Receiver
 from sdr.types import IQChunk, StreamInfo
 
 from .conftest import REPO, shared_path
@@ -161,7 +161,7 @@ def test_schedule_fit_tells_synchronous_from_periodic_meters():
     from its access numbers, crossing 128 where the factor turns), one at a plain period with two
     frames missing. The analyser recovers t_nom / the period and names each model."""
     from dsp.channel import Burst, render
-    from flowgraphs.analyze import analyze, sync_factor
+    from flowgraphs.pipelines.analyze import analyze, sync_factor
     from mbus.builder import build
 
     meter = {"manufacturer": "ELS", "version": 1, "device_type": 7, "kind": "SND-NR", "data": "0C1378563412"}

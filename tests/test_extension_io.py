@@ -14,7 +14,7 @@ import pytest
 
 from flowgraphs import sinks
 from flowgraphs.cli import main
-from flowgraphs.receive import RxFrame
+from flowgraphs.pipelines.receive import RxFrame
 from sdr import registry
 from sdr.errors import SDRError
 from sdr.file import FileSource

@@ -9,9 +9,9 @@ import numpy as np
 
 from dsp.channel import Burst, render
 from dsp.modes import MODES
-from flowgraphs.gateway_live import LiveGateway, measure_turnaround
-from flowgraphs.receive import receive
-from flowgraphs.session import PROFILES, reachable_statement
+from flowgraphs.pipelines.receive import receive
+from flowgraphs.stations.gateway_live import LiveGateway, measure_turnaround
+from flowgraphs.stations.session import PROFILES, reachable_statement
 from mbus.builder import build
 from sdr.soapy_tx import SoapySink
 from sdr.types import IQChunk, StreamInfo
@@ -77,7 +77,7 @@ def run_over_rtltcp(monkeypatch, tmp_path, x, notes, name: str, info: StreamInfo
     """``wmbus-sdr ARGV --device rtltcp://...`` with ``x`` served by our rtl_tcp server and the TX
     going to the SoapySDR stand-in; (exit code, the stand-in's call log)."""
     from flowgraphs.cli import main
-    from flowgraphs.transmit import write_recording
+    from flowgraphs.pipelines.transmit import write_recording
     from sdr.rtltcp import RtlTcpServer
 
     path = write_recording(str(tmp_path / name), x, notes, sample_rate_hz=info.sample_rate_hz,

@@ -266,7 +266,7 @@ def test_rtl_433_streams_from_our_server():
 
 
 def test_save_iq_snippets_decode_again(tmp_path):
-    from flowgraphs.receive import receive
+    from flowgraphs.pipelines.receive import receive
     from sdr.file import FileSource
 
     server = RtlTcpServer(RECORDING, port=0)
@@ -331,7 +331,7 @@ def test_chunks_carry_their_arrival_time_not_their_consumption_time():
     """A live station times its replies from when samples arrived: the reader thread stamps them,
     so a consumer busy decoding (or waiting to send) does not mistake queued samples for late ones;
     ArrivalClock places samples by that stamp."""
-    from flowgraphs.live import ArrivalClock
+    from flowgraphs.pipelines.live import ArrivalClock
     from sdr.source import Source
     from sdr.types import StreamInfo
 

@@ -59,9 +59,9 @@ class _Sink:
 def station(role: str, mode: str, send: str, requests: list, duration_s: float, inbox, outbox, ready, go, t0v,
             results) -> None:
     from dsp.modes import MODES
-    from flowgraphs.gateway_live import LiveGateway, measure_turnaround
-    from flowgraphs.meter_live import LiveMeter, downlink_center
-    from flowgraphs.session import PROFILES, GatewayLogic, MeterLogic
+    from flowgraphs.stations.gateway_live import LiveGateway, measure_turnaround
+    from flowgraphs.stations.meter_live import LiveMeter, downlink_center
+    from flowgraphs.stations.session import PROFILES, GatewayLogic, MeterLogic
     from sdr.types import StreamInfo
 
     profile = PROFILES[mode]

@@ -14,9 +14,9 @@ import pytest
 
 from dsp.channel import Burst, burst_samples
 from dsp.modes import MODES
-from flowgraphs.meter_live import LiveMeter, downlink_center
-from flowgraphs.receive import receive
-from flowgraphs.session import PROFILES, GatewayLogic, MeterLogic
+from flowgraphs.pipelines.receive import receive
+from flowgraphs.stations.meter_live import LiveMeter, downlink_center
+from flowgraphs.stations.session import PROFILES, GatewayLogic, MeterLogic
 from mbus.builder import build, kind_name
 from mbus.telegram import decode
 from sdr.types import IQChunk, StreamInfo

@@ -22,8 +22,8 @@ from dsp.channel import Burst, Capture, Impulses, adc_8bit, render
 from dsp.modes import MODES
 from dsp.modulate import frame_placement, modulate_frame
 from flowgraphs.cli import main
-from flowgraphs.report import SPECTROGRAM_NFFT, SPECTRUM_NFFT, CaptureFigures
-from flowgraphs.transmit import TxPlan, live_burst, write_plan
+from flowgraphs.pipelines.report import SPECTROGRAM_NFFT, SPECTRUM_NFFT, CaptureFigures
+from flowgraphs.pipelines.transmit import TxPlan, live_burst, write_plan
 from sdr.file import IQWriter, write_sigmf
 from sdr.formats import quantize
 
@@ -215,7 +215,7 @@ def test_session_recordings_are_the_bytes_main_wrote(tmp_path, capsys, args):
 
 
 def test_session_capture_blocks_do_not_depend_on_the_block_size():
-    from flowgraphs.session import channel_recording, installation
+    from flowgraphs.stations.session import channel_recording, installation
 
     _, ch = installation("S2", seed=3)
     state = ch.rng.bit_generator.state
@@ -272,7 +272,7 @@ def test_live_transmission_is_the_modulator_alone(monkeypatch, capsys):
     assert not a[:600].any() and not a[-600:].any()
     with pytest.raises(ValueError, match="simulated impairments"):
         live_burst(copy.copy(TxPlan(mode="T1", telegrams=[TEL], ebn0_db=20)), TEL)
-    from flowgraphs.gateway_live import modulate_burst
+    from flowgraphs.stations.gateway_live import modulate_burst
 
     np.testing.assert_array_equal(modulate_burst("C2", TEL, 1.2e6, 869.525e6), modulate_burst("C2", TEL, 1.2e6,
                                                                                             869.525e6))

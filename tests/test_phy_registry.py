@@ -27,8 +27,8 @@ from dsp.modes import (
 )
 from dsp.modulate import fsk
 from dsp.phy import frame_chips
-from flowgraphs.receive import Receiver, plan_channels
-from flowgraphs.session import PROFILES
+from flowgraphs.pipelines.receive import Receiver, plan_channels
+from flowgraphs.stations.session import PROFILES
 from sdr.types import IQChunk, StreamInfo
 
 from .conftest import REPO

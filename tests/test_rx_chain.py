@@ -14,7 +14,7 @@ from dsp.channelizer import Channelizer
 from dsp.detect import BurstFinder
 from dsp.frontend import ImpulseBlanker
 from dsp.modes import MODES
-from flowgraphs.receive import Receiver, receive
+from flowgraphs.pipelines.receive import Receiver, receive
 from sdr.file import FileSource
 from sdr.formats import quantize
 from sdr.types import IQChunk, StreamInfo

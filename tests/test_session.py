@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from flowgraphs.session import PROFILES, access_demand, installation
+from flowgraphs.stations.session import PROFILES, access_demand, installation
 
 from .conftest import REPO
 
@@ -85,7 +85,7 @@ def test_session_cli_log_and_recording(tmp_path):
 
 
 def test_reachable_windows_from_a_measured_turnaround():
-    from flowgraphs.session import reachable_windows
+    from flowgraphs.stations.session import reachable_windows
 
     assert reachable_windows(2.6e-3) == {"T2": True, "S2": True, "C2": True}
     assert reachable_windows(20e-3) == {"T2": False, "S2": True, "C2": True}  # USB latency: S2 and C2 only

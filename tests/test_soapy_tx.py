@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from flowgraphs.cli import main
-from flowgraphs.receive import receive
+from flowgraphs.pipelines.receive import receive
 from sdr.types import IQChunk, StreamInfo
 
 N21 = "2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3"

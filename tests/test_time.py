@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from dsp.channel import Burst, render
 from dsp.modes import MODES
-from flowgraphs.receive import Receiver
+from flowgraphs.pipelines.receive import Receiver
 from sdr.file import FileSource
 from sdr.rtltcp import RtlTcpSource
 from sdr.types import IQChunk, StreamInfo
@@ -231,7 +231,7 @@ class PacedRtlTcp:
 
 
 def test_rx_over_rtltcp_keeps_time_across_a_3_s_outage():
-    from flowgraphs.live import ArrivalClock
+    from flowgraphs.pipelines.live import ArrivalClock
 
     rate, center = 800_000.0, 868.95e6
     rng = np.random.default_rng(5)

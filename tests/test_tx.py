@@ -14,7 +14,7 @@ import pytest
 
 from dsp.channel import single_burst
 from dsp.modes import MODES
-from flowgraphs.receive import receive
+from flowgraphs.pipelines.receive import receive
 from sdr.file import FileSource
 from sdr.types import IQChunk, StreamInfo
 

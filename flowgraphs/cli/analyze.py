@@ -38,7 +38,7 @@ def run(args) -> int:
 
     from sdr.errors import SDRError
 
-    from ..analyze import analyze, text_table
+    from ..pipelines.analyze import analyze, text_table
 
     modes = wanted_modes(args)
     try:
@@ -49,7 +49,7 @@ def run(args) -> int:
         if args.device:
             source = open_source(args, sample_rate_hz=args.rate or 2.4e6, center_freq_hz=args.center or 868.625e6)
             info = source.info
-            from ..live import for_seconds
+            from ..pipelines.live import for_seconds
 
             chunks = for_seconds(source, args.duration)
             expected = int(args.duration * info.sample_rate_hz)
@@ -62,7 +62,7 @@ def run(args) -> int:
         def progress(t, n):
             print(f"\r{t:.0f} s analysed, {n} frames", end="", file=sys.stderr, flush=True)
 
-        from ..report import CaptureFigures
+        from ..pipelines.report import CaptureFigures
 
         figures = CaptureFigures(expected) if args.report else None
         report = analyze(_feed(chunks, figures) if figures is not None else chunks, info, modes=modes,
@@ -71,7 +71,7 @@ def run(args) -> int:
         print(f"wmbus-sdr analyze: {err}", file=sys.stderr)
         return 2
     if args.report:
-        from ..report import write_report
+        from ..pipelines.report import write_report
 
         path = write_report(report, args.report, figures)
         print(f"report: {path}", file=sys.stderr)

@@ -29,7 +29,7 @@ from .options import (
 if TYPE_CHECKING:  # numpy and scipy are imported only when a recording is decoded
     from sdr.file import FileSource
 
-    from ..receive import Receiver, RxFrame
+    from ..pipelines.receive import Receiver, RxFrame
     from ..sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..receive import Receiver
+    from ..pipelines.receive import Receiver
 
     sinks: list[Sink] = []
     try:

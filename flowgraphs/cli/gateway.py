@@ -48,9 +48,9 @@ def open_tx(args, center_freq_hz: float):
 def run_station(station, source, sink, profile, tx_rate_hz: float, role: str, duration_s: float | None) -> None:
     """Say which windows this machine can meet (its measured turnaround), then run ``station`` on the
     source's chunks with the sink open, for ``duration_s`` or until the source ends."""
-    from ..gateway_live import measure_turnaround
-    from ..live import for_seconds
-    from ..session import reachable_statement
+    from ..pipelines.live import for_seconds
+    from ..stations.gateway_live import measure_turnaround
+    from ..stations.session import reachable_statement
 
     measured = measure_turnaround(source.info, profile, 1 << 15, tx_rate_hz, role=role)
     print(reachable_statement(measured), file=sys.stderr, flush=True)
@@ -76,8 +76,8 @@ def run(args) -> int:
     from mbus.builder import KINDS
     from sdr.errors import SDRError
 
-    from ..gateway_live import LiveGateway
-    from ..session import PROFILES, GatewayLogic
+    from ..stations.gateway_live import LiveGateway
+    from ..stations.session import PROFILES, GatewayLogic
 
     profile = PROFILES[args.mode]
     gw = None

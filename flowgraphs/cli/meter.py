@@ -56,8 +56,8 @@ def run(args) -> int:
     from dsp.modes import MODES
     from sdr.errors import SDRError
 
-    from ..meter_live import SENDS, LiveMeter, downlink_center
-    from ..session import PROFILES, MeterLogic
+    from ..stations.meter_live import SENDS, LiveMeter, downlink_center
+    from ..stations.session import PROFILES, MeterLogic
 
     meter = None
     try:

@@ -92,8 +92,8 @@ def _serve(args) -> int:
 def _rx(args) -> int:
     from sdr.errors import SDRError
 
-    from ..live import IqSaver, run_live
-    from ..receive import Receiver
+    from ..pipelines.live import IqSaver, run_live
+    from ..pipelines.receive import Receiver
     from ..sinks import Inventory, close_sinks
 
     sinks = []

@@ -42,8 +42,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..session import DIALOGUES, channel_recording
-    from ..transmit import write_recording
+    from ..pipelines.transmit import write_recording
+    from ..stations.session import DIALOGUES, channel_recording
 
     try:
         key = single_key(args)

@@ -116,7 +116,7 @@ def _live(args, plan, mode: str) -> int:
     from sdr.errors import SDRError
     from sdr.soapy_tx import SoapySink
 
-    from ..transmit import live_burst
+    from ..pipelines.transmit import live_burst
 
     spec = MODES[mode]
     if not args.device.startswith("soapy:"):
@@ -152,7 +152,7 @@ def run(args) -> int:
     from mbus.errors import DecodeError
     from mbus.frame import normalize
 
-    from ..transmit import TxPlan, write_plan
+    from ..pipelines.transmit import TxPlan, write_plan
     from .telegram import parse_hex
 
     try:

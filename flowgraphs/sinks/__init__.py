@@ -1,6 +1,6 @@
 """Output sinks: where frames go once received (and decoded), for ``rx`` and ``decode`` alike.
 
-A sink is any callable ``sink(frame, telegram)`` taking an :class:`~flowgraphs.receive.RxFrame` and
+A sink is any callable ``sink(frame, telegram)`` taking an :class:`~flowgraphs.pipelines.receive.RxFrame` and
 its decoded :class:`~mbus.telegram.Telegram` (None when the CRC failed or the bytes did not
 decode); a class only when it must flush or close (``close()`` is called at the end). ``SINKS``
 maps a name to a factory ``factory(options) -> sink``; adding an output is one function plus one

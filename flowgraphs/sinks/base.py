@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:  # this package is imported by light commands: no numpy at import time
     from mbus.telegram import Telegram
 
-    from ..receive import RxFrame
+    from ..pipelines.receive import RxFrame
 
 Sink = Callable[["RxFrame", "Telegram | None"], None]
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from mbus.telegram import Telegram
 
-    from ..receive import RxFrame
+    from ..pipelines.receive import RxFrame
 
 
 @dataclass(slots=True)

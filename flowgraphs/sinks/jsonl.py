@@ -11,7 +11,7 @@ from .base import utc_iso
 if TYPE_CHECKING:
     from mbus.telegram import Telegram
 
-    from ..receive import RxFrame
+    from ..pipelines.receive import RxFrame
 
 _dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mbus.telegram import Telegram
 
-    from ..receive import RxFrame
+    from ..pipelines.receive import RxFrame
 
 
 def rtlwmbus_event(frame: RxFrame, telegram: Telegram | None) -> str | None:

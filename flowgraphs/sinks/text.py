@@ -12,7 +12,7 @@ from .base import utc_iso
 if TYPE_CHECKING:
     from mbus.telegram import Telegram
 
-    from ..receive import RxFrame
+    from ..pipelines.receive import RxFrame
 
 
 def text_event(frame: RxFrame, telegram: Telegram | None) -> str:

@@ -12,8 +12,8 @@ from mbus.errors import DecodeError
 from mbus.keys import KeyStore
 from mbus.telegram import decode as decode_telegram
 
+from ..sinks import Inventory, Sink
 from .receive import Receiver, RxFrame
-from .sinks import Inventory, Sink
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Bidirectional sessions: a gateway and a meter emulator joined by a simulated radio channel.
 
 Both stations modulate their frames with our TX (``dsp``) and decode what they hear with the full
-receiver (``flowgraphs.receive``): channeliser, burst finder, demodulator, CRCs and the OMS stack.
+receiver (``flowgraphs.pipelines.receive``): channeliser, burst finder, demodulator, CRCs and the OMS stack.
 Only the channel is simulated: one sample-exact clock at 2.4 Msps centred 868.9125 MHz, so that
 868.30 (S, T2 downlink), 868.95 (T1 / C1 uplink) and 869.525 MHz (C2 downlink) are all in band,
 with white noise, a propagation delay, and half-duplex stations that do not hear themselves.
@@ -36,7 +36,7 @@ from mbus.keys import KeyStore
 from mbus.telegram import decode
 from sdr.types import IQChunk, StreamInfo
 
-from .receive import Receiver, RxFrame
+from ..pipelines.receive import Receiver, RxFrame
 
 SIM_RATE = 2.4e6
 SIM_CENTER = 868.9125e6

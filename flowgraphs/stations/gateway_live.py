@@ -1,7 +1,7 @@
 """A live gateway: receive meter frames from any IQ source, answer through a TX sink in the window.
 
-The answer logic is the simulated session's (:class:`flowgraphs.session.GatewayLogic`). Timing:
-a frame's end is placed in host time by the same :class:`flowgraphs.live.ArrivalClock` that
+The answer logic is the simulated session's (:class:`flowgraphs.stations.session.GatewayLogic`). Timing:
+a frame's end is placed in host time by the same :class:`flowgraphs.pipelines.live.ArrivalClock` that
 measures ``rx`` latency, and the reply starts one turnaround later. Without hardware
 timestamps on both streams the reply can only be as early as the chain allows — the chunk still
 filling after the frame, demodulation, modulation of the reply, the write — so before it starts
@@ -24,8 +24,8 @@ from dsp.modulate import modulate_frame
 from mbus.builder import build, kind_name
 from sdr.types import IQChunk, StreamInfo
 
-from .live import ArrivalClock
-from .receive import Receiver
+from ..pipelines.live import ArrivalClock
+from ..pipelines.receive import Receiver
 from .session import GatewayLogic, LinkProfile, MeterLogic, frame_end_estimate
 
 

@@ -1,13 +1,13 @@
 """A live meter emulator: send a meter's frames on a schedule through a TX sink, listen in its
 response window on any IQ source, answer requests — for testing gateways with a real radio.
 
-The meter's frames and answers are the simulated session's (:class:`flowgraphs.session.MeterLogic`):
+The meter's frames and answers are the simulated session's (:class:`flowgraphs.stations.session.MeterLogic`):
 an installation request (SND-IR) until a CNF-IR arrives, then readings (SND-NR) that offer access;
 or access offers (ACC-NR) / access demands (ACC-DMD); RSP-UD to REQ-UD1/2, ACK to SND-UD.
 
 Timing (phy.md §6) is kept in host time, as the live gateway keeps it: our frame's end is when its
 last sample was handed to the sink plus nothing for the driver's buffer (unknown without device
-time); a received frame's start and end come from :class:`flowgraphs.live.ArrivalClock`. After
+time); a received frame's start and end come from :class:`flowgraphs.pipelines.live.ArrivalClock`. After
 each of its frames the meter accepts a frame that starts inside [t_RO min, t_RO max] after it,
 widened by phy.md's 200 us guard and ``slack_s`` for that host-time uncertainty; every received
 frame is logged with its measured delay and whether that is inside the strict window. An answer
@@ -26,10 +26,10 @@ from dsp.modes import MODES
 from mbus.builder import kind_name
 from sdr.types import IQChunk, StreamInfo
 
-from .analyze import sync_factor
+from ..pipelines.analyze import sync_factor
+from ..pipelines.live import ArrivalClock
+from ..pipelines.receive import Receiver
 from .gateway_live import modulate_burst, send_in_window
-from .live import ArrivalClock
-from .receive import Receiver
 from .session import WINDOW_GUARD_S, LinkProfile, MeterLogic, frame_end_estimate, frame_start_estimate
 
 SENDS = ("SND-IR", "SND-NR", "ACC-NR", "ACC-DMD")
