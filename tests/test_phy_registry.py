@@ -238,7 +238,7 @@ def test_demodulator_reports_the_sync_word_start(name, fmt):
 
 
 def test_receiver_takes_the_sync_start_from_the_demodulator():
-    tree = ast.parse((REPO / "flowgraphs" / "receive.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / "flowgraphs" / "pipelines" / "receive.py").read_text(encoding="utf-8"))
     frame = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_frame")
     assert "sync_start" in ast.unparse(frame) and ".sync)" not in ast.unparse(frame)
 
