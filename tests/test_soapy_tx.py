@@ -110,7 +110,7 @@ def test_live_transmit_writes_decodable_bursts(monkeypatch, capsys, hardware_tim
     (["--device", "soapy:driver=none"], {}, "no SoapySDR device matches"),
     (["--device", "soapy:driver=fake", "--gain", "10"], {}, "exceeds the safe limit"),
     (["--device", "soapy:driver=fake", "--center", "869.6e6"], {}, "outside the T1 channel"),
-    (["--device", "rtlsdr:0"], {}, "needs a SoapySDR device"),
+    (["--device", "rtlsdr:0"], {}, "unknown kind 'rtlsdr'; use soapy:ARGS"),
 ])
 def test_live_transmit_refusals(monkeypatch, capsys, args, mod_kw, needle):
     mod = fake_soapy(**mod_kw)

@@ -64,7 +64,7 @@ def test_tx_errors_are_one_line(tmp_path):
                          (["--mode", "T1", "--telegram", "zz", "--out", "x.cu8"], b"hexadecimal"),
                          (["--mode", "T1", "--telegram", N21, "--out", str(tmp_path / "x.wav")], b"unknown output"),
                          (["--mode", "T1", "--telegram", N21, "--device", "rtlsdr:0"],
-                          b"needs a SoapySDR device")):
+                          b"unknown kind 'rtlsdr'; use soapy:ARGS")):
         p = tx(*args)
         assert p.returncode == 2 and needle in p.stderr and b"Traceback" not in p.stderr, p.stderr
     p = tx("--mode", "S1", "--telegram", N21, "--dry-run")

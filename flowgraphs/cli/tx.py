@@ -45,7 +45,8 @@ def add_parser(sub) -> None:
     add_key_options(p, key_file=False, key_help="AES key for frames whose spec asks for security")
     p.add_argument("--format", dest="frame_format", choices=("A", "B"), default="A", help="frame format (C modes: A/B)")
     p.add_argument("--out", help="output file (.cu8 .cs8 .cs16 .cf32 .sigmf-meta)")
-    p.add_argument("--device", help="transmit live through SoapySDR (soapy:driver=hackrf) instead of a file")
+    p.add_argument("--device", help="transmit live through a TX device instead of writing a file: soapy:ARGS "
+                                    "(e.g. soapy:driver=hackrf), or file:PATH.cu8 / memory:NAME (timed dry run)")
     p.add_argument("--rate", type=float, default=1.2e6, help="sample rate (default 1.2e6)")
     p.add_argument("--center", type=float, help="centre frequency (default: the mode's channel)")
     p.add_argument("--repeat", type=int, default=1)
@@ -108,27 +109,25 @@ def build_frames(specs: list[str], sets: list[str], key: bytes | None):
 
 
 def _live(args, plan, mode: str) -> int:
-    """Transmit through SoapySDR: each frame as its own burst, --interval apart. The modulator alone:
-    no channel model, nothing random."""
+    """Transmit through a TX sink of the registry (soapy:ARGS, or file:/memory: for a timed dry run):
+    each frame as its own burst, --interval apart. The modulator alone: no channel model, nothing random."""
     import time
 
     from dsp.modes import MODES
     from sdr.errors import SDRError
-    from sdr.soapy_tx import SoapySink
 
     from ..pipelines.transmit import live_burst
+    from .options import open_tx
 
     spec = MODES[mode]
-    if not args.device.startswith("soapy:"):
-        raise ValueError(f"--device {args.device}: live transmission needs a SoapySDR device (soapy:driver=hackrf)")
     center = args.center or spec.channel_hz
     if abs(center + args.offset - spec.channel_hz) > 50e3 and not args.any_freq:
         raise ValueError(f"{(center + args.offset) / 1e6:.4f} MHz is outside the {mode} channel "
                          f"({spec.channel_hz / 1e6:.3f} MHz); add --any-freq if that is intended")
     bursts = [live_burst(plan, tel) for tel in plan.telegrams]
     try:
-        sink = SoapySink(args.device[len("soapy:"):], sample_rate_hz=args.rate, center_freq_hz=center,
-                         gain_db=args.gain, max_gain_db=args.max_gain)
+        sink = open_tx(args.device, sample_rate_hz=args.rate, center_freq_hz=center, gain_db=args.gain,
+                       max_gain_db=args.max_gain)
         with sink:
             t_next = sink.now_ns()
             for _ in range(args.repeat):
