@@ -88,11 +88,15 @@ class SecurityMode:
     def extension_bytes(self, cf: int, ext: ConfigExtension) -> bytes:
         return b""
 
+    def cfe_meaning(self, cfe: int) -> str:
+        """The explain text of the configuration-field extension byte(s)."""
+        return f"0x{cfe:0{2 * self.cfe_size}X}"
+
     def extension_fields(self, cf: int, ext: ConfigExtension, offset: int) -> list[tuple[int, int, str, str]]:
         """Explain rows (offset, size, name, meaning) of the extension bytes."""
         out, pos = [], offset
         if ext.cfe is not None:
-            out.append((pos, self.cfe_size, "CFE", f"0x{ext.cfe:0{2 * self.cfe_size}X}"))
+            out.append((pos, self.cfe_size, "CFE", self.cfe_meaning(ext.cfe)))
             pos += self.cfe_size
         if ext.counter is not None:
             out.append((pos, 4, "counter", f"message counter {ext.counter}"))

@@ -99,19 +99,9 @@ class Mode7(SecurityMode):
             out.append(ext.key_version or 0)
         return bytes(out)
 
-    def extension_fields(self, cf: int, ext: ConfigExtension, offset: int) -> list[tuple[int, int, str, str]]:
-        out = []
-        pos = offset
-        if ext.cfe is not None:
-            out.append((pos, 1, "CFE", f"0x{ext.cfe:02X} key id {ext.cfe & 15}, KDF {(ext.cfe >> 4) & 3}"
-                        + (", key version follows" if ext.cfe & 0x40 else "")))
-            pos += 1
-        if ext.counter is not None:
-            out.append((pos, 4, "counter", f"message counter {ext.counter}"))
-            pos += 4
-        if ext.key_version is not None:
-            out.append((pos, 1, "key version", str(ext.key_version)))
-        return out
+    def cfe_meaning(self, cfe: int) -> str:
+        return (f"0x{cfe:02X} key id {cfe & 15}, KDF {(cfe >> 4) & 3}"
+                + (", key version follows" if cfe & 0x40 else ""))
 
     def build_config(self, *, blocks, b_bit, a_bit, sync, content, options):
         """Profile B: the MAC travels in an AFL (default) or, with ``afl.mac = false``, the counter
