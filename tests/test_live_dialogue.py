@@ -10,7 +10,6 @@ stations log are checked against what really happened on the air."""
 from __future__ import annotations
 
 import multiprocessing as mp
-import queue
 import time
 
 import numpy as np

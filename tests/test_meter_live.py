@@ -115,7 +115,8 @@ def _run(monkeypatch, profile_name, *, send, delay_s, duration_s, queue=(), inte
 def test_s2_access_demand_dialogue(monkeypatch):
     """ACC-DMD -> gateway ACK, REQ-UD2 -> meter RSP-UD -> gateway SND-NKE, every gateway frame heard
     inside the meter's 3-50 ms window and the RSP-UD carrying the meter's reading."""
-    meter, air, sink, lines = _run(monkeypatch, "S2", send="ACC-DMD", delay_s=0.02, duration_s=0.6, queue=["REQ-UD2"], count=1)
+    meter, air, sink, lines = _run(monkeypatch, "S2", send="ACC-DMD", delay_s=0.02, duration_s=0.6, queue=["REQ-UD2"],
+                                   count=1)
     seq = [(e.action, e.kind) for e in meter.events if e.action in ("TX", "RX")]
     assert seq == [("TX", "ACC-DMD"), ("RX", "ACK"), ("RX", "REQ-UD2"), ("TX", "RSP-UD"), ("RX", "SND-NKE")], lines
     for e in meter.events:
@@ -132,7 +133,8 @@ def test_s2_access_demand_dialogue(monkeypatch):
 def test_c2_installation_then_readings(monkeypatch):
     """SND-IR -> CNF-IR 100 ms later (C2 fast response window 99.5-100.5 ms); installed, the next
     scheduled frame is a reading (SND-NR)."""
-    meter, air, sink, lines = _run(monkeypatch, "C2", send="SND-IR", delay_s=0.1, duration_s=0.75, interval_s=0.45, count=2)
+    meter, air, sink, lines = _run(monkeypatch, "C2", send="SND-IR", delay_s=0.1, duration_s=0.75, interval_s=0.45,
+                                   count=2)
     seq = [(e.action, e.kind) for e in meter.events if e.action in ("TX", "RX", "DATA")]
     assert seq == [("TX", "SND-IR"), ("RX", "CNF-IR"), ("DATA", "CNF-IR"), ("TX", "SND-NR")], lines
     rx = next(e for e in meter.events if e.action == "RX")
