@@ -20,7 +20,7 @@ from .air import AirClock, paced_chunks, use_air_clock
 
 TX_RATE = 1.2e6
 RX_RATE = 1.6e6
-WAIT_S = 60.0  # host seconds a station's air waits for the other station before giving up
+WAIT_S = 120.0  # host seconds a station's air waits for the other station before giving up (a hang)
 
 
 def _stream(info, clock: AirClock, inbox, mine, partner, duration_s: float, seed: int, chunk: int = 8192,
@@ -130,7 +130,7 @@ def _dialogue(mode: str, send: str, requests: list[str], duration_s: float) -> d
         p.start()
     try:
         for _ in procs:
-            ready.get(timeout=120)
+            ready.get(timeout=300)  # start-up on a busy machine: a guard against a hang, not a measure
         go.set()
         out = {}
         for _ in procs:
