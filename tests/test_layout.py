@@ -139,7 +139,8 @@ def test_the_rules_catch_what_they_forbid():
     assert bad("sdr.x", "from .types import IQChunk\nimport numpy\nfrom mbus.crc import crc16\n"
                "from dsp.modes import MODES\n") == ["dsp.modes", "mbus.crc"]
     assert bad("flowgraphs.x", "from .cli.decode import main\nfrom . import cli\nfrom .decode_cli import x\n"
-               "from .receive import Receiver\n") == ["flowgraphs.cli", "flowgraphs.cli.decode", "flowgraphs.decode_cli"]
+               "from .receive import Receiver\n") == [
+        "flowgraphs.cli", "flowgraphs.cli.decode", "flowgraphs.decode_cli"]
     assert bad("flowgraphs.rx_cli", "from .decode_cli import frame_json\nfrom .live import run_live\n") == []
     assert bad("flowgraphs.cli.keys", "from ..tx_cli import x\n", is_package=False) == []
     assert bad("flowgraphs.stations.gateway", "from ..cli.keys import key_store\n") == ["flowgraphs.cli.keys"]
