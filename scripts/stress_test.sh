@@ -18,8 +18,10 @@ COMMIT=$(git -C "$SRC" rev-parse --verify "$REF^{commit}") || exit 2
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/wmbus-stress.XXXXXX")
 CLONE="$WORK/wmbus-sdr"
 hogs=()
+job=
 
 cleanup() {
+    [ -n "$job" ] && kill -- "-$job" 2>/dev/null  # the running `make test`, its own process group
     [ ${#hogs[@]} -gt 0 ] && kill "${hogs[@]}" 2>/dev/null
     if [ "${KEEP:-0}" = 1 ]; then echo "stress: clone and logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
 }
@@ -44,8 +46,11 @@ failed=0
 for i in $(seq "$N"); do
     log="$WORK/run$i.log"
     t0=$(date +%s)
-    make -C "$CLONE" test >"$log" 2>&1
+    setsid make -C "$CLONE" test >"$log" 2>&1 &
+    job=$!
+    wait "$job"
     rc=$?
+    job=
     secs=$(( $(date +%s) - t0 ))
     summary=$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed)' "$log" | tail -1 | tr -d '=' | xargs)
     if [ $rc -eq 0 ]; then
