@@ -30,7 +30,7 @@ import numpy as np
 
 from sdr.types import IQChunk, StreamInfo
 
-STATION_MODULES = ("flowgraphs.gateway_live", "flowgraphs.meter_live", "flowgraphs.live")
+STATION_MODULES = ("flowgraphs.stations.gateway_live", "flowgraphs.stations.meter_live", "flowgraphs.pipelines.live")
 
 
 class AirClock:
@@ -88,6 +88,8 @@ def use_air_clock(clock: AirClock, setattr_: Callable | None = None) -> None:
 
     for name in STATION_MODULES:
         module = importlib.import_module(name)
+        if not (getattr(module, "time", None) is time or isinstance(getattr(module, "time", None), AirClock)):
+            raise AssertionError(f"{name} no longer keeps time through the time module: the air clock cannot reach it")
         (setattr_ or setattr)(module, "time", clock)
 
 

@@ -40,7 +40,7 @@ def _air(mode: str, clock: AirClock, chunk: int = 16384):
             clock.wait_until(end_s)
             yield IQChunk(samples=x[i:i + chunk], info=INFO, start=i, arrived=end_s)
 
-    return chunks(), notes[0]["core:sample_start"] + notes[0]["core:sample_count"]
+    return chunks(), notes[0].placement.end
 
 
 def _sink(monkeypatch, profile, clock: AirClock):

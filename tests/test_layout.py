@@ -20,14 +20,6 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("mbus", "dsp", "sdr", "flowgraphs")
 
-# Imports main still has that break a rule, each checked on its own and expected to fail until the
-# work of issue #11 removes it (strict: the case fails as soon as the import is gone, so the mark
-# comes off with the fix).
-KNOWN_OFFENDERS = {
-    ("dsp.channel", "sdr.formats"): "the test channel model converts sample formats (issue #11 scope 4)",
-}
-
-
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(REPO).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -96,8 +88,7 @@ def violations(module: str, path: Path, modules: set[str]) -> list[tuple[str, st
 @pytest.mark.parametrize("package", PACKAGES)
 def test_dependency_rule(package):
     modules = all_modules()
-    bad = [v for m, p in modules.items() if m.split(".")[0] == package
-           for v in violations(m, p, set(modules)) if v[:2] not in KNOWN_OFFENDERS]
+    bad = [v for m, p in modules.items() if m.split(".")[0] == package for v in violations(m, p, set(modules))]
     assert not bad, bad
 
 
@@ -113,15 +104,6 @@ def test_mbus_modules_import_no_private_names_of_each_other():
     assert not bad, bad
 
 
-@pytest.mark.parametrize("offender", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=why), id="->".join(k))
-                                      for k, why in KNOWN_OFFENDERS.items()])
-def test_known_offender_is_gone(offender):
-    module, imported = offender
-    modules = all_modules()
-    found = [v[:2] for v in violations(module, modules[module], set(modules))] if module in modules else []
-    assert offender not in found
-
-
 def test_the_rules_catch_what_they_forbid():
     """The checker on made-up modules: each kind of import it must refuse, and the ones it must let
     through (relative imports resolved, ``from package import module`` taken as that module)."""
@@ -130,8 +112,8 @@ def test_the_rules_catch_what_they_forbid():
     def bad(module: str, source: str, is_package: bool = False) -> list[str]:
         return sorted(n for n in imports(source, module, is_package, modules) if broken_rule(module, n))
 
-    assert bad("mbus.x", "import numpy\nfrom dsp import modes\nfrom ..flowgraphs import live\n") == [
-        "dsp.modes", "flowgraphs.live", "numpy"]
+    assert bad("mbus.x", "import numpy\nfrom dsp import modes\nfrom ..flowgraphs.pipelines import live\n") == [
+        "dsp.modes", "flowgraphs.pipelines.live", "numpy"]
     assert bad("mbus.security.x", "import hmac\nfrom ..crc import crc16\nfrom cryptography import x509\n") == []
     assert bad("dsp.x", "from sdr.formats import to_complex\nfrom sdr import types\nfrom mbus import frame\n"
                "def f():\n    from flowgraphs.receive import Receiver\n    from mbus.telegram import decode\n") == [
