@@ -1,5 +1,7 @@
 """Live gateway: meter frames from an IQ stream answered through a TX sink (the SoapySDR stand-in),
-inside the window when the chain is fast enough, logged as missed when it is not."""
+inside the window when the chain is fast enough, logged as missed when it is not. The stream and
+the gateway keep the air's clock (tests/air.py): the chain's work costs its CPU time, a busy
+machine costs nothing."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from mbus.builder import build
 from sdr.soapy_tx import SoapySink
 from sdr.types import IQChunk, StreamInfo
 
+from .air import AirClock, use_air_clock
 from .test_soapy_tx import _bursts, fake_soapy
 
 INFO = StreamInfo(sample_rate_hz=1.6e6, center_freq_hz=868.625e6)
@@ -23,31 +26,53 @@ METER = {"kind": "SND-IR", "manufacturer": "ELS", "id": "12345678", "version": 1
          "data": "0C1378563412"}
 
 
-def _chunks(mode: str, chunk: int = 16384):
+def _air(mode: str, clock: AirClock, chunk: int = 16384):
+    """A meter's SND-IR in ``mode`` on the air, handed over in chunks on ``clock`` as each one's last
+    sample is on air; and the sample where the burst ends."""
     tel = build(METER).telegram
-    x, _ = render([Burst(mode=MODES[mode], telegram=tel, start_s=0.01)], sample_rate_hz=INFO.sample_rate_hz,
-                  center_freq_hz=INFO.center_freq_hz, duration_s=0.06, rng=np.random.default_rng(1), noise_rms=0.01)
-    for i in range(0, len(x), chunk):
-        yield IQChunk(samples=x[i:i + chunk], info=INFO, start=i)  # time_ns None: arrival = now
+    x, notes = render([Burst(mode=MODES[mode], telegram=tel, start_s=0.01)], sample_rate_hz=INFO.sample_rate_hz,
+                      center_freq_hz=INFO.center_freq_hz, duration_s=0.06, rng=np.random.default_rng(1),
+                      noise_rms=0.01)
+
+    def chunks():
+        for i in range(0, len(x), chunk):
+            end_s = min(i + chunk, len(x)) / INFO.sample_rate_hz
+            clock.wait_until(end_s)
+            yield IQChunk(samples=x[i:i + chunk], info=INFO, start=i, arrived=end_s)
+
+    return chunks(), notes[0].placement.end
 
 
-def _sink(monkeypatch, profile):
+def _sink(monkeypatch, profile, clock: AirClock):
+    """The SoapySDR stand-in, opened; ``sent_at`` gets the air's time of each burst handed to it."""
     mod = fake_soapy()
     monkeypatch.setitem(sys.modules, "SoapySDR", mod)
+    use_air_clock(clock, monkeypatch.setattr)
     sink = SoapySink("driver=fake", sample_rate_hz=1.2e6, center_freq_hz=MODES[profile.downlink].channel_hz)
+    send, mod.sent_at = sink.send, []
+
+    def timed_send(x, at_ns=None):
+        mod.sent_at.append(clock.monotonic())
+        send(x, at_ns)
+
+    monkeypatch.setattr(sink, "send", timed_send)
     return mod, sink.open()
 
 
 def test_c2_installation_answered_inside_the_window(monkeypatch):
     profile = PROFILES["C2"]
-    mod, sink = _sink(monkeypatch, profile)
+    clock = AirClock()
+    mod, sink = _sink(monkeypatch, profile, clock)
     lines = []
-    events = LiveGateway(INFO, profile, sink, log=lines.append).run(_chunks("C1"))
+    chunks, frame_end = _air("C1", clock)
+    events = LiveGateway(INFO, profile, sink, log=lines.append).run(chunks)
     sink.close()
     assert [(e.meter_frame, e.reply, e.sent) for e in events] == [("SND-IR", "CNF-IR", True)], lines
     ev = events[0]
     assert ev.latency_ms < 99.5  # the chain was ready before the window opened ...
-    assert 99.5 <= ev.start_ms < 100.5 + 20  # ... and waited for it (20 ms: host scheduling under load)
+    assert 99.5 <= ev.start_ms <= 100.5  # ... and waited for it
+    truth_ms = (mod.sent_at[0] - frame_end / INFO.sample_rate_hz) * 1e3
+    assert 99.5 <= truth_ms <= 100.5, (truth_ms, lines)  # on the air: the reply started inside the window
     bursts = _bursts(mod.log)
     assert len(bursts) == 1
     out = StreamInfo(sample_rate_hz=1.2e6, center_freq_hz=MODES["C2"].channel_hz)
@@ -59,14 +84,16 @@ def test_c2_installation_answered_inside_the_window(monkeypatch):
 
 def test_t2_window_is_too_short_for_a_host_chain(monkeypatch):
     profile = PROFILES["T2"]
-    mod, sink = _sink(monkeypatch, profile)
+    clock = AirClock()
+    mod, sink = _sink(monkeypatch, profile, clock)
     lines = []
-    events = LiveGateway(INFO, profile, sink, log=lines.append).run(_chunks("T1"))
+    events = LiveGateway(INFO, profile, sink, log=lines.append).run(_air("T1", clock)[0])
     assert [(e.reply, e.sent) for e in events] == [("CNF-IR", False)]
     assert "MISSED" in lines[0] and not mod.log["writes"]
 
 
-def test_measured_turnaround_says_which_windows_are_reachable():
+def test_measured_turnaround_says_which_windows_are_reachable(monkeypatch):
+    use_air_clock(AirClock(), monkeypatch.setattr)  # the chain's work in CPU time, not time spent descheduled
     t = measure_turnaround(INFO, PROFILES["C2"], 16384, 1.2e6)
     assert 0.003 < t < 0.0995  # slower than T2's window, fast enough for C2's 100 ms
     text = reachable_statement(t)
