@@ -19,8 +19,9 @@ class RtlSdrSource(Source):
     def __init__(self, index: str, *, sample_rate_hz: float, center_freq_hz: float, gain: float | None = None,
                  ppm: int = 0, read_size: int = 1 << 16, retries: int = 5):
         index = index or "0"  # rtlsdr: is the first dongle
-        super().__init__(StreamInfo(sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
-                                    source=f"rtlsdr:{index}"))
+        info = StreamInfo(sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
+                          source=f"rtlsdr:{index}")
+        super().__init__(info, queue_chunks=self.queue_chunks_for(info, read_size))
         try:
             self.index = int(index)
         except ValueError:

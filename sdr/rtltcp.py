@@ -45,8 +45,9 @@ class RtlTcpSource(Source):
     def __init__(self, address: str, *, sample_rate_hz: float, center_freq_hz: float, gain: float | None = None,
                  ppm: int = 0, retries: int = 5, read_size: int = 1 << 16, rate_check_s: float = 3.0):
         host, port = parse_address(address)
-        super().__init__(StreamInfo(sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
-                                    source=f"rtltcp://{host}:{port}"))
+        info = StreamInfo(sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
+                          source=f"rtltcp://{host}:{port}")
+        super().__init__(info, queue_chunks=self.queue_chunks_for(info, read_size))
         self.host, self.port = host, port
         self.gain, self.ppm, self.retries = gain, ppm, retries
         self.read_size = read_size

@@ -30,6 +30,16 @@ log = logging.getLogger(__name__)
 class Source:
     fmt = "cu8"
 
+    QUEUE_S = 4.0  # seconds of samples the queue holds before the oldest are dropped
+
+    @classmethod
+    def queue_chunks_for(cls, info: StreamInfo, read_bytes: int) -> int:
+        """Queue length (in reads of ``read_bytes``) that holds QUEUE_S seconds: a consumer that
+        stalls for a moment (a busy machine) catches up instead of losing samples. A backed-up
+        driver delivers full reads, so counting reads counts seconds."""
+        per_s = info.sample_rate_hz * BYTES_PER_SAMPLE[cls.fmt]
+        return max(64, int(cls.QUEUE_S * per_s / max(read_bytes, 1)) + 1)
+
     def __init__(self, info: StreamInfo, *, queue_chunks: int = 64):
         self.info = info
         self._queue: queue.Queue = queue.Queue(maxsize=queue_chunks)
