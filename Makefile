@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench soak lint clean
+.PHONY: run test stress bench soak lint clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	@VENV=$(VENV) bash scripts/bootstrap.sh
@@ -18,12 +18,17 @@ test: $(STAMP)
 	@bash scripts/test_deps.sh
 	PATH="$$PATH:/usr/sbin" $(PY) -m pytest -q
 
+## stress: make test 5 times in a fresh clone of HEAD with a CPU hog on every core
+stress: $(STAMP)
+	bash scripts/stress_test.sh 5
+
 ## bench: the benchmarks quoted in the README
 bench: $(STAMP)
 	$(PY) benchmarks/telegram_throughput.py
 	$(PY) benchmarks/fuzz_stack.py
 	$(PY) benchmarks/rx_throughput.py
 	$(PY) benchmarks/rx_throughput.py --rate 2.4e6
+	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/sensitivity.py
 	$(PY) benchmarks/false_frames.py
 	$(PY) benchmarks/tx_roundtrip.py
