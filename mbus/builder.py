@@ -73,7 +73,6 @@ KNOWN_FIELDS = {"kind", "manufacturer", "id", "version", "device_type", "c_field
                 "header", "acc", "status", "security", "access", "synchronous", "content", "blocks", "data",
                 "counter", "key_id", "afl", "ell", "fast_response"}
 ELL_FIELDS = {"ci", "cc", "acc", "session", "encrypt", "receiver"}
-AFL_FIELDS = {"mac", "mcr", "mcl"}
 RECEIVER_FIELDS = {"manufacturer", "id", "version", "device_type"}
 
 

@@ -286,15 +286,10 @@ def seal_tpl(tpl: TransportLayer, inner: bytes, es: EncodeState) -> tuple[Transp
     return tpl, TPL_MODES[number].encrypt(es.key, ctx, inner)
 
 
-def open_raw(layer, st: DecodeState) -> None:
-    st.finish(st.buf[st.pos:])
-
-
 # ----------------------------------------------------------------------------------------------
 # the table
 
 ELL = register(ELL_CIS, LayerKind(name="ELL", split=ExtendedLinkLayer.split, open=open_ell, seal=seal_ell))
 AFL = register(CI_AFL, LayerKind(name="AFL", split=AuthFragLayer.split, open=open_afl, seal=seal_afl))
 TPL = register(TPL_CIS, LayerKind(name="TPL", split=TransportLayer.split, open=open_tpl, seal=seal_tpl, final=True))
-RAW = register((0x81, *range(0xA0, 0xB8)), LayerKind(name="raw", split=OpaquePayload.split, open=open_raw,
-                                                      final=True))
+RAW = register((0x81, *range(0xA0, 0xB8)), LayerKind(name="raw", split=OpaquePayload.split, final=True))

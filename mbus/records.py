@@ -251,15 +251,6 @@ def iter_results(apl: bytes, *, to_meter: bool = False) -> Iterator[DataRecord |
         yield _make_record(apl, start, pos, dib, vib, coding, data)
 
 
-def iter_records(apl: bytes, *, to_meter: bool = False) -> Iterator[DataRecord]:
-    """Yield the data records of a plaintext APL up to the first bad one, then raise its
-    RecordError/TruncatedError (with the APL offset). :func:`iter_results` goes on after it."""
-    for item in iter_results(apl, to_meter=to_meter):
-        if isinstance(item, BadRecord):
-            raise item.error
-        yield item
-
-
 def _tail_record(apl: bytes, start: int) -> DataRecord:
     dif = apl[start]
     rest = apl[start + 1:]

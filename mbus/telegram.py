@@ -22,18 +22,17 @@ from .dll import Address, LinkHeader
 from .ell import ExtendedLinkLayer
 from .errors import DecodeError, SecurityError, TruncatedError
 from .keys import KeyStore
-from .layers import LAYERS, DecodeState, EncodeState, unknown_layer
+from .layers import LAYERS, NOT_ENCRYPTED, OK, TRUNCATED, DecodeState, EncodeState, unknown_layer
 from .records import DataRecord, decode_records
 from .tpl import OpaquePayload, TransportLayer
 from .vendors import vendor_payload_records, vendor_records
 
-NOT_ENCRYPTED = "not_encrypted"
-OK = "ok"
+# decryption outcomes; the layers' open hooks set NOT_ENCRYPTED, OK and TRUNCATED (mbus.layers), the
+# others are the reasons of the SecurityError subclasses (mbus.errors)
 NO_KEY = "no_key"
 WRONG_KEY = "wrong_key"
 MAC_MISMATCH = "mac_mismatch"
 UNSUPPORTED_MODE = "unsupported_mode"
-TRUNCATED = "truncated"
 OUTCOMES = (NOT_ENCRYPTED, OK, NO_KEY, WRONG_KEY, MAC_MISMATCH, UNSUPPORTED_MODE, TRUNCATED)
 
 Layer = ExtendedLinkLayer | AuthFragLayer | TransportLayer | OpaquePayload  # + layers registered at runtime

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .dll import Address
 from .errors import TruncatedError
-from .security import MODE_NAMES, TPL_MODES, ConfigExtension, mode_name, tpl_mode
+from .security import TPL_MODES, ConfigExtension, mode_name, tpl_mode
 
 NONE, SHORT, LONG = "none", "short", "long"
 UP, DOWN = "from device", "to device"
@@ -89,8 +89,6 @@ TPL_CIS: dict[int, CIInfo] = {
 }
 for _ci, _baud in zip(range(0xB8, 0xC0), (300, 600, 1200, 2400, 4800, 9600, 19200, 38400), strict=True):
     TPL_CIS[_ci] = CIInfo(f"set baud rate {_baud}", NONE, "none", DOWN)
-
-SECURITY_MODES = MODE_NAMES  # names by number; the modes themselves: mbus.security
 
 STATUS_FLAGS = ((0x04, "power_low"), (0x08, "permanent_error"), (0x10, "temporary_error"))
 APP_STATUS = ("no_error", "application_busy", "application_error", "abnormal_condition")

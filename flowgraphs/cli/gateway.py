@@ -45,17 +45,33 @@ def open_tx(args, center_freq_hz: float):
                            max_gain_db=args.max_gain)
 
 
-def run_station(station, source, sink, profile, tx_rate_hz: float, role: str, duration_s: float | None) -> None:
-    """Say which windows this machine can meet (its measured turnaround), then run ``station`` on the
-    source's chunks with the sink open, for ``duration_s`` or until the source ends."""
+def run_live(args, role: str, open_station, summary) -> int:
+    """A live station (gateway or meter) from its options to the exit status: ``open_station()``
+    builds it and returns (station, source, sink, profile), raising ValueError for a bad option;
+    say which windows this machine can meet (its measured turnaround), run the station on the
+    source's chunks with the sink open, for --duration or until the source ends, then print
+    ``summary(station)``. Status 2 for an option or device error, 0 otherwise (Ctrl-C too)."""
+    from sdr.errors import SDRError
+
     from ..pipelines.live import for_seconds
     from ..stations.gateway_live import measure_turnaround
     from ..stations.session import reachable_statement
 
-    measured = measure_turnaround(source.info, profile, 1 << 15, tx_rate_hz, role=role)
-    print(reachable_statement(measured), file=sys.stderr, flush=True)
-    with sink:  # for_seconds opens and closes the source
-        station.run(for_seconds(source, duration_s or float("inf")))
+    station = None
+    try:
+        station, source, sink, profile = open_station()
+        measured = measure_turnaround(source.info, profile, 1 << 15, args.tx_rate, role=role)
+        print(reachable_statement(measured), file=sys.stderr, flush=True)
+        with sink:  # for_seconds opens and closes the source
+            station.run(for_seconds(source, args.duration or float("inf")))
+    except (ValueError, SDRError, OSError) as err:
+        print(f"wmbus-sdr {role}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    if station is not None:
+        print(summary(station), file=sys.stderr)
+    return 0
 
 
 def add_parser(sub) -> None:
@@ -74,14 +90,13 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from dsp.modes import MODES
     from mbus.builder import KINDS
-    from sdr.errors import SDRError
 
     from ..stations.gateway_live import LiveGateway
     from ..stations.session import PROFILES, GatewayLogic
 
     profile = PROFILES[args.mode]
-    gw = None
-    try:
+
+    def open_station():
         sink = open_tx(args, MODES[profile.downlink].channel_hz)
         for kind in args.request:
             if kind.upper() not in KINDS or KINDS[kind.upper()].from_meter:
@@ -91,14 +106,11 @@ def run(args) -> int:
         source = options.open_source(args)
         gw = LiveGateway(source.info, profile, sink, logic=logic, turnaround_s=args.turnaround,
                          log=lambda line: print(line, flush=True))
-        run_station(gw, source, sink, profile, args.tx_rate, "gateway", args.duration)
-    except (ValueError, SDRError, OSError) as err:
-        print(f"wmbus-sdr gateway: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    if gw is not None:
-        sent = sum(e.sent for e in gw.events)
-        print(f"{sent} replies sent, {len(gw.events) - sent} missed; readings: {len(gw.logic.readings)}",
-              file=sys.stderr)
-    return 0
+        return gw, source, sink, profile
+
+    return run_live(args, "gateway", open_station, _summary)
+
+
+def _summary(gw) -> str:
+    sent = sum(e.sent for e in gw.events)
+    return f"{sent} replies sent, {len(gw.events) - sent} missed; readings: {len(gw.logic.readings)}"

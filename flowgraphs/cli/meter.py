@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 
 from . import options
-from .gateway import add_radio_options, open_tx, run_station
+from .gateway import add_radio_options, open_tx, run_live
 
 HELP = """\
 Act as a bidirectional meter for testing a gateway: send an installation request (SND-IR, then
@@ -54,13 +53,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from dsp.modes import MODES
-    from sdr.errors import SDRError
 
     from ..stations.meter_live import SENDS, LiveMeter, downlink_center
     from ..stations.session import PROFILES, MeterLogic
 
-    meter = None
-    try:
+    def open_station():
         if args.mode not in PROFILES:
             raise ValueError(f"--mode {args.mode}: bidirectional modes are {', '.join(PROFILES)}")
         profile = PROFILES[args.mode]
@@ -77,12 +74,6 @@ def run(args) -> int:
         source = options.open_source(args, center_freq_hz=args.center or downlink_center(profile))
         meter = LiveMeter(source.info, profile, sink, logic, send=args.send, interval_s=args.interval, count=args.count,
                           turnaround_s=args.turnaround, slack_s=args.slack, log=lambda line: print(line, flush=True))
-        run_station(meter, source, sink, profile, args.tx_rate, "meter", args.duration)
-    except (ValueError, SDRError, OSError) as err:
-        print(f"wmbus-sdr meter: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    if meter is not None:
-        print(meter.summary(), file=sys.stderr)
-    return 0
+        return meter, source, sink, profile
+
+    return run_live(args, "meter", open_station, LiveMeter.summary)

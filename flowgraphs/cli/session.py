@@ -47,14 +47,12 @@ def run(args) -> int:
 
     try:
         key = single_key(args)
+        if args.seed < 0:
+            raise ValueError("--seed must be 0 or more")
+        if args.turnaround is not None and not 0 <= args.turnaround <= 2.0:
+            raise ValueError("--turnaround is in seconds, between 0 and 2")
     except ValueError as err:
         print(f"wmbus-sdr session: {err}", file=sys.stderr)
-        return 2
-    if args.seed < 0:
-        print("wmbus-sdr session: --seed must be 0 or more", file=sys.stderr)
-        return 2
-    if args.turnaround is not None and not 0 <= args.turnaround <= 2.0:
-        print("wmbus-sdr session: --turnaround is in seconds, between 0 and 2", file=sys.stderr)
         return 2
     log, ch = DIALOGUES[args.dialogue](args.mode, ebn0_db=args.ebn0, key=key, seed=args.seed,
                                        turnaround_s=args.turnaround)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # this package is imported by light commands: no numpy at import time
@@ -28,10 +28,15 @@ class SinkOptions:
 SinkFactory = Callable[[SinkOptions], Sink]
 
 
+def utc_datetime(time_ns: int) -> datetime:
+    """ns since the epoch as an aware UTC datetime, to the microsecond (truncated)."""
+    s, ns = divmod(time_ns, 1_000_000_000)
+    return datetime.fromtimestamp(s, UTC) + timedelta(microseconds=ns // 1000)
+
+
 def utc_iso(time_ns: int) -> str:
     """``2026-12-01T19:55:00.123456Z`` (microseconds, UTC)."""
-    s, ns = divmod(time_ns, 1_000_000_000)
-    return datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns // 1000:06d}Z"
+    return utc_datetime(time_ns).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def lines(format_event: Callable[[RxFrame, Telegram | None], str | None]) -> SinkFactory:

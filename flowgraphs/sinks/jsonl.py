@@ -17,8 +17,6 @@ _dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 def frame_json(frame: RxFrame) -> dict:
-
-
     return {"mode": frame.mode, "format": frame.frame_format, "telegram": frame.telegram.hex(),
             "crc_ok": frame.crc_ok, "reason": frame.reason, "t_s": round(frame.t_s, 6),
             "time": utc_iso(frame.time_ns) if frame.time_ns is not None else None, "sample": frame.sample,

@@ -49,8 +49,6 @@ class MqttSink:
     def __call__(self, frame: RxFrame, t: Telegram | None) -> None:
         if not frame.crc_ok:
             return
-
-
         meter = t.meter.id if t is not None else frame.telegram[4:8][::-1].hex()
         payload = {"mode": frame.mode, "telegram": frame.telegram.hex(), "rssi_dbfs": round(frame.rssi_dbfs, 1),
                    "t_s": round(frame.t_s, 3)}

@@ -7,8 +7,10 @@ fail their CRC are not written (wmbusmeters would reject them)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+from .base import utc_datetime
 
 if TYPE_CHECKING:
     from mbus.telegram import Telegram
@@ -19,11 +21,7 @@ if TYPE_CHECKING:
 def rtlwmbus_event(frame: RxFrame, telegram: Telegram | None) -> str | None:
     if not frame.crc_ok:
         return None
-    if frame.time_ns is not None:
-        s, ns = divmod(frame.time_ns, 1_000_000_000)
-        when = datetime.fromtimestamp(s, UTC) + timedelta(microseconds=ns // 1000)
-    else:
-        when = datetime.now(UTC)
+    when = utc_datetime(frame.time_ns) if frame.time_ns is not None else datetime.now(UTC)
     stamp = when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     ident = frame.telegram[4:8][::-1].hex() if len(frame.telegram) >= 8 else "00000000"
     three = 0 if frame.mode.startswith("T") and frame.violations else 1  # 3-of-6 coding only in T modes

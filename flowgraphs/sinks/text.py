@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
 
 def text_event(frame: RxFrame, telegram: Telegram | None) -> str:
-
-
     when = f"{utc_iso(frame.time_ns)}  " if frame.time_ns is not None else ""
     head = (f"{when}{frame.t_s:9.4f} s  {frame.mode}-{frame.frame_format or '?'}  "
             f"{'CRC ok' if frame.crc_ok else 'BAD ' + frame.reason}  RSSI {frame.rssi_dbfs:6.1f} dBFS  "

@@ -180,13 +180,6 @@ def mode_name(number: int) -> str:
     return mode.name if mode is not None else MODE_NAMES.get(number, "reserved")
 
 
-def mode_module(number: int) -> SecurityMode:
-    """The implemented TPL mode ``number``; UnsupportedModeError otherwise."""
-    if not can_decrypt(number):
-        raise UnsupportedModeError(f"security mode {number} is not supported", layer="TPL")
-    return TPL_MODES[number]
-
-
 _PLAIN_CACHE: dict[int, SecurityMode] = {}
 
 
