@@ -351,7 +351,6 @@ def conformance_limits() -> dict[str, dict[str, tuple]]:
     return {m.name: dict(m.limits) for m in MODES.values() if m.limits}
 
 
-LIMITS = conformance_limits()  # the registry's built-in modes; conformance_limits() sees later ones
 LIMIT_SOURCE = "phy.md §1.1 (SiLabs profile), §3 (ST S2-LP defaults), §4 (postamble), marked UNSURE in the digest"
 
 

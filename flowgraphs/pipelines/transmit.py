@@ -75,13 +75,6 @@ def plan_capture(plan: TxPlan) -> Capture:
                    impulses=Impulses(amplitude=plan.amplitude * 2) if plan.impulses else None)
 
 
-def render_plan(plan: TxPlan) -> tuple[np.ndarray, list[dict], float]:
-    """(complex64 samples, SigMF annotations, centre frequency) at once: for short plans and tests."""
-    cap = plan_capture(plan)
-    x = np.concatenate([*cap.blocks(), np.zeros(0, np.complex64)])
-    return x, sigmf_annotations(cap.in_capture, cap.n_samples), plan.center
-
-
 def _airtime(mode, plan: TxPlan) -> float:
     from dsp.phy import frame_chips
 
