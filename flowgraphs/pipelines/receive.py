@@ -129,7 +129,7 @@ class Receiver:
         self.samples_lost = 0  # samples missing between chunks (gaps)
         self.gaps = 0
         self._segment: int | None = None  # absolute input index of the current segment's channel sample 0
-        self._anchor: tuple[int, int] | None = None  # (absolute sample, UTC ns) of the sample clock
+        self._clock0_ns: int | None = None  # UTC ns of absolute sample 0 (the sample clock's anchor)
 
     @property
     def modes(self) -> list[str]:
@@ -137,18 +137,17 @@ class Receiver:
 
     def time_ns(self, sample: int) -> int | None:
         """UTC wall clock (ns) of an absolute sample index; None before any chunk carried a time."""
-        if self._anchor is None:
+        if self._clock0_ns is None:
             return None
-        a_sample, a_ns = self._anchor
-        return a_ns + int(round((sample - a_sample) * 1e9 / self.info.sample_rate_hz))
+        return self._clock0_ns + int(round(sample * 1e9 / self.info.sample_rate_hz))
 
     def process(self, chunk: IQChunk) -> Iterator[RxFrame]:
         x = chunk.samples
         if chunk.time_ns is not None:
             # the earliest arrival relative to the sample clock is the least delayed one
             t0 = chunk.time_ns - int(round(chunk.end * 1e9 / self.info.sample_rate_hz))
-            if self._anchor is None or t0 < self._anchor[1]:
-                self._anchor = (0, t0)
+            if self._clock0_ns is None or t0 < self._clock0_ns:
+                self._clock0_ns = t0
         if self._segment is None:
             x = self._begin_segment(chunk.start, x)
         elif chunk.start != self.samples_in:
@@ -187,12 +186,9 @@ class Receiver:
         return x
 
     def _end_segment(self) -> Iterator[RxFrame]:
-        if self.blanker is not None:
-            rest = self.blanker.flush()
-            pad = np.zeros(self.channelizer.n_fft, dtype=np.complex64)
-            yield from self._channels(self.channelizer.process(np.concatenate((rest, pad))))
-        else:
-            yield from self._channels(self.channelizer.process(np.zeros(self.channelizer.n_fft, np.complex64)))
+        rest = self.blanker.flush() if self.blanker is not None else np.zeros(0, np.complex64)
+        pad = np.zeros(self.channelizer.n_fft, dtype=np.complex64)
+        yield from self._channels(self.channelizer.process(np.concatenate((rest, pad))))
         for name, finder in self.finders.items():
             for burst in finder.flush():
                 yield from self._burst(name, burst)
