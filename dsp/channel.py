@@ -21,7 +21,7 @@ import numpy as np
 
 from . import phy
 from .modes import ModeSpec
-from .modulate import FramePlacement, ModulatedFrame, frame_placement, modulate_frame
+from .modulate import FramePlacement, ModulatedFrame, channel_offset_hz, frame_placement, modulate_frame
 
 DEFAULT_BLOCK = 1 << 18
 
@@ -192,9 +192,9 @@ class Capture:
             start = int(round(b.start_s * sample_rate_hz))
             if start < 0:
                 raise ValueError(f"burst at {b.start_s} s: starts before the capture")
-            offset = b.mode.channel_hz - center_freq_hz + b.freq_offset_hz
-            if abs(offset) > sample_rate_hz / 2 * 0.9:
-                raise ValueError(f"{b.mode.name} at {b.mode.channel_hz / 1e6:.3f} MHz is outside the capture band")
+            # refused here, before a block is rendered, as the modulator would refuse it later
+            channel_offset_hz(b.mode, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
+                              freq_offset_hz=b.freq_offset_hz)
             where = frame_placement(b.telegram, b.mode, frame_format=b.frame_format, sample_rate_hz=sample_rate_hz,
                                     start_sample=start, chip_rate_hz=b.chip_rate_hz, preamble_pairs=b.preamble_pairs,
                                     lead_in_chips=b.lead_in_chips, preamble_half_chip=b.preamble_half_chip)
