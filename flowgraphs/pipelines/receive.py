@@ -127,9 +127,13 @@ class Receiver:
         self.stats: Counter = Counter()
         self.samples_in = 0  # absolute index just after the last input sample
         self.samples_lost = 0  # samples missing between chunks (gaps)
-        self.gaps = 0
         self._segment: int | None = None  # absolute input index of the current segment's channel sample 0
         self._clock0_ns: int | None = None  # UTC ns of absolute sample 0 (the sample clock's anchor)
+
+    @property
+    def gaps(self) -> int:
+        """Breaks in the sample stream so far (counted in ``stats`` as "gaps")."""
+        return self.stats["gaps"]
 
     @property
     def modes(self) -> list[str]:
@@ -154,7 +158,6 @@ class Receiver:
             if chunk.start < self.samples_in:
                 raise ValueError(f"{self.info.source}: chunk at sample {chunk.start} overlaps the previous one "
                                  f"(which ended at {self.samples_in}); sample indices must not go back")
-            self.gaps += 1
             self.samples_lost += chunk.start - self.samples_in
             self.stats["gaps"] += 1
             yield from self._end_segment()
