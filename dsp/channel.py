@@ -82,7 +82,7 @@ class Impulses:
 
 
 def burst_frame(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, start: int, phase_rad: float,
-                   amplitude: float = 1.0, dtype=np.complex128) -> ModulatedFrame:
+                amplitude: float = 1.0, dtype=np.complex128) -> ModulatedFrame:
     """The modulator's output for ``b`` (its amplitude not applied unless given) starting at
     capture sample ``start`` (the mixer's phase reference)."""
     return modulate_frame(b.telegram, b.mode, frame_format=b.frame_format, sample_rate_hz=sample_rate_hz,
@@ -98,7 +98,7 @@ def burst_samples(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, sta
     """One burst at unit amplitude (complex128), at its channel offset from ``center_freq_hz``, with
     a carrier phase drawn from ``rng``; ``start`` is its first sample on the capture clock."""
     return burst_frame(b, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, start=start,
-                          phase_rad=float(rng.uniform(0, 2 * np.pi))).samples
+                       phase_rad=float(rng.uniform(0, 2 * np.pi))).samples
 
 
 def _advance_normals(rng: np.random.Generator, n: int, block: int = 1 << 20) -> None:
@@ -227,8 +227,8 @@ class Capture:
                 k = order[nxt]
                 p = self.placed[k]
                 active[k] = burst_frame(p.burst, sample_rate_hz=self.sample_rate_hz,
-                                           center_freq_hz=self.center_freq_hz, start=p.placement.start,
-                                           phase_rad=p.phase_rad, amplitude=p.burst.amplitude).samples
+                                        center_freq_hz=self.center_freq_hz, start=p.placement.start,
+                                        phase_rad=p.phase_rad, amplitude=p.burst.amplitude).samples
                 nxt += 1
             yield self._block(a, b, active)
             for k in [k for k in active if self.placed[k].placement.end <= b]:
