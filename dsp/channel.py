@@ -21,7 +21,7 @@ import numpy as np
 
 from . import phy
 from .modes import ModeSpec
-from .modulate import FramePlacement, ModulatedFrame, frame_placement, modulate_frame
+from .modulate import FramePlacement, ModulatedFrame, channel_offset_hz, frame_placement, modulate_frame
 
 DEFAULT_BLOCK = 1 << 18
 
@@ -82,7 +82,7 @@ class Impulses:
 
 
 def burst_frame(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, start: int, phase_rad: float,
-                   amplitude: float = 1.0, dtype=np.complex128) -> ModulatedFrame:
+                amplitude: float = 1.0, dtype=np.complex128) -> ModulatedFrame:
     """The modulator's output for ``b`` (its amplitude not applied unless given) starting at
     capture sample ``start`` (the mixer's phase reference)."""
     return modulate_frame(b.telegram, b.mode, frame_format=b.frame_format, sample_rate_hz=sample_rate_hz,
@@ -98,7 +98,7 @@ def burst_samples(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, sta
     """One burst at unit amplitude (complex128), at its channel offset from ``center_freq_hz``, with
     a carrier phase drawn from ``rng``; ``start`` is its first sample on the capture clock."""
     return burst_frame(b, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, start=start,
-                          phase_rad=float(rng.uniform(0, 2 * np.pi))).samples
+                       phase_rad=float(rng.uniform(0, 2 * np.pi))).samples
 
 
 def _advance_normals(rng: np.random.Generator, n: int, block: int = 1 << 20) -> None:
@@ -192,9 +192,9 @@ class Capture:
             start = int(round(b.start_s * sample_rate_hz))
             if start < 0:
                 raise ValueError(f"burst at {b.start_s} s: starts before the capture")
-            offset = b.mode.channel_hz - center_freq_hz + b.freq_offset_hz
-            if abs(offset) > sample_rate_hz / 2 * 0.9:
-                raise ValueError(f"{b.mode.name} at {b.mode.channel_hz / 1e6:.3f} MHz is outside the capture band")
+            # refused here, before a block is rendered, as the modulator would refuse it later
+            channel_offset_hz(b.mode, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
+                              freq_offset_hz=b.freq_offset_hz)
             where = frame_placement(b.telegram, b.mode, frame_format=b.frame_format, sample_rate_hz=sample_rate_hz,
                                     start_sample=start, chip_rate_hz=b.chip_rate_hz, preamble_pairs=b.preamble_pairs,
                                     lead_in_chips=b.lead_in_chips, preamble_half_chip=b.preamble_half_chip)
@@ -227,8 +227,8 @@ class Capture:
                 k = order[nxt]
                 p = self.placed[k]
                 active[k] = burst_frame(p.burst, sample_rate_hz=self.sample_rate_hz,
-                                           center_freq_hz=self.center_freq_hz, start=p.placement.start,
-                                           phase_rad=p.phase_rad, amplitude=p.burst.amplitude).samples
+                                        center_freq_hz=self.center_freq_hz, start=p.placement.start,
+                                        phase_rad=p.phase_rad, amplitude=p.burst.amplitude).samples
                 nxt += 1
             yield self._block(a, b, active)
             for k in [k for k in active if self.placed[k].placement.end <= b]:

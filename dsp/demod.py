@@ -294,9 +294,10 @@ class Demodulator:
                 sign: int) -> FrameResult | None:
         """One sync candidate -> a frame (CRC good or the reason it is not), or None for no frame."""
         tpl = search.tpl
-        pos = self._refine_position(m, tpl, pos, sps)
-        lock = self._estimate_carrier(x, m, search.mode, tpl, pos, sps, w, sign)
-        if lock is None or not self._open_tones(lock, search.mode, tpl):
+        t = _upsample(tpl.chips, sps)  # the template's waveform at this candidate's chip rate
+        pos = self._refine_position(m, t, pos)
+        lock = self._estimate_carrier(x, m, search.mode, tpl, t, pos, sps, w, sign)
+        if lock is None or not self._open_tones(lock, search.mode, t):
             return None
         # chip k of the template occupies [pos + k*sps, pos + (k+1)*sps); the sliding windows (matched
         # filter, tones) end at the sample they are stored at, so their waveform lags the chips by
@@ -310,10 +311,11 @@ class Demodulator:
         spec, fmt, tracker = found
         return self._decode_blocks(lock, spec, fmt, tracker)
 
-    def _refine_position(self, m: np.ndarray, tpl: _Template, pos: float, sps: float) -> float:
-        """Position to a fraction of a sample from the neighbours of the correlation peak."""
-        L = int(np.floor(len(tpl.chips) * sps))
-        t = _upsample(tpl.chips, sps)
+    @staticmethod
+    def _refine_position(m: np.ndarray, t: np.ndarray, pos: float) -> float:
+        """Position to a fraction of a sample from the neighbours of the correlation peak of the
+        template waveform ``t``."""
+        L = len(t)
 
         def corr_at(p):
             i = int(p)
@@ -326,17 +328,15 @@ class Demodulator:
         frac = 0.5 * (cm - cp) / den if den < 0 else 0.0
         return pos + float(np.clip(frac, -0.5, 0.5))
 
-    def _estimate_carrier(self, x: np.ndarray, m: np.ndarray, spec: ModeSpec, tpl: _Template, pos: float,
-                          sps: float, w: int, sign: int) -> _Lock | None:
+    def _estimate_carrier(self, x: np.ndarray, m: np.ndarray, spec: ModeSpec, tpl: _Template, t: np.ndarray,
+                          pos: float, sps: float, w: int, sign: int) -> _Lock | None:
         """Carrier offset from the preamble, then the discriminator's deviation on the template; None
         when that is far from the mode's (not this mode's preamble).
 
         Carrier: angle of the lag-1 autocorrelation over the balanced part of the template (the
         +-deviation terms cancel). The mean discriminator output would shrink towards 0 Hz at low SNR
         and carry the imbalance of the sync word."""
-        L = int(np.floor(len(tpl.chips) * sps))
-        t = _upsample(tpl.chips, sps)
-        seg = m[int(pos):int(pos) + L]
+        seg = m[int(pos):int(pos) + len(t)]
         a0 = max(int(pos - (w - 1) / 2), 0)
         # the whole template when its sync word is balanced (S, T), else the preamble part only (C)
         span = len(tpl.chips) if abs(float(np.sum(tpl.chips))) < 1 else len(tpl.chips) - tpl.sync_len
@@ -354,15 +354,14 @@ class Demodulator:
             return None
         return _Lock(x=x, v=np.zeros(len(x)), pos=pos, sps=sps, w=w, sign=sign, offset=offset, dev=dev)
 
-    def _open_tones(self, lock: _Lock, spec: ModeSpec, tpl: _Template) -> bool:
+    def _open_tones(self, lock: _Lock, spec: ModeSpec, t: np.ndarray) -> bool:
         """Chip decisions come from the two-tone matched filter around the measured carrier. The
         discriminator underestimates the deviation at low SNR, so the tone spacing is chosen on the
         sync template from a grid around the mode's nominal deviation; tones then run over the head
         (template + 4 bytes) only, the whole frame once the head is good. False when the template's
         amplitude on the tones is not positive."""
         x, pos, sps, w, sign = lock.x, lock.pos, lock.sps, lock.w, lock.sign
-        L = int(np.floor(len(tpl.chips) * sps))
-        t = _upsample(tpl.chips, sps)
+        L = len(t)
         a0, a1 = max(int(pos) - w, 0), min(int(pos) + L + w, len(x))
         best_amp, best_dev = -np.inf, spec.deviation_hz
         for k in (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4):

@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mbus import frame as mframe
-
+from . import phy
 from .demod import discriminator
 from .modes import MODES
 from .modes import mode as mode_named
@@ -56,9 +55,8 @@ def frame_chip_sequence(mode_name: str, canonical: bytes, frame_format: str | No
     """Sync word + coded on-air frame (no preamble, no postamble), as +-1."""
     mode = mode_named(mode_name)
     fmt = frame_format or "A"
-    onair = mframe.build_format_a(canonical) if fmt == "A" else mframe.build_format_b(canonical)
     sync = mode.syncs.get(fmt, mode.sync)
-    chips = np.concatenate((np.array(sync, dtype=np.uint8), mode.coding.encode(onair)))
+    chips = np.concatenate((np.array(sync, dtype=np.uint8), mode.coding.encode(phy.onair_bytes(canonical, fmt))))
     return 2.0 * chips - 1.0
 
 
@@ -351,7 +349,6 @@ def conformance_limits() -> dict[str, dict[str, tuple]]:
     return {m.name: dict(m.limits) for m in MODES.values() if m.limits}
 
 
-LIMITS = conformance_limits()  # the registry's built-in modes; conformance_limits() sees later ones
 LIMIT_SOURCE = "phy.md §1.1 (SiLabs profile), §3 (ST S2-LP defaults), §4 (postamble), marked UNSURE in the digest"
 
 

@@ -187,8 +187,7 @@ def default_rx_modes() -> tuple[str, ...]:
 
 def shortest_preamble_pairs(spec: ModeSpec) -> int:
     """The shortest preamble among the modes heard as ``spec`` (the one a received frame may have)."""
-    key = rx_mode_for(spec).phy_key
-    return min(m.preamble_pairs for m in _MODES.values() if m.phy_key == key)
+    return min(m.preamble_pairs for m in _MODES.values() if m.phy_key == spec.phy_key)
 
 
 def search_template_chips(spec: ModeSpec) -> tuple[int, ...]:

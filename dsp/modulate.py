@@ -135,6 +135,16 @@ def _placement(lay: _Layout, chip_rate_hz: float, sample_rate_hz: float, start: 
                           end=start + lay.n_samples)
 
 
+def channel_offset_hz(mode: ModeSpec, *, sample_rate_hz: float, center_freq_hz: float,
+                      freq_offset_hz: float = 0.0) -> float:
+    """Where ``mode``'s channel (plus a carrier error ``freq_offset_hz``) lies in a stream centred at
+    ``center_freq_hz``; ValueError when that is outside the inner 90 % of the band."""
+    offset = mode.channel_hz - center_freq_hz + freq_offset_hz
+    if abs(offset) > sample_rate_hz / 2 * 0.9:
+        raise ValueError(f"{mode.name} at {mode.channel_hz / 1e6:.3f} MHz is outside the capture band")
+    return offset
+
+
 def modulate_frame(telegram: bytes, mode: ModeSpec, *, frame_format: str = "A", sample_rate_hz: float,
                    center_freq_hz: float, freq_offset_hz: float = 0.0, phase_rad: float = 0.0,
                    start_sample: int = 0, amplitude: float = 1.0, chip_rate_hz: float | None = None,
@@ -150,9 +160,8 @@ def modulate_frame(telegram: bytes, mode: ModeSpec, *, frame_format: str = "A", 
     ``preamble_half_chip`` (the preamble's last chip half a chip long) shape the preamble as some
     real transmitters do; plain 2-FSK only. ``dtype`` complex128 keeps full precision for a
     simulator that sums frames and noise before rounding once."""
-    offset = mode.channel_hz - center_freq_hz + freq_offset_hz
-    if abs(offset) > sample_rate_hz / 2 * 0.9:
-        raise ValueError(f"{mode.name} at {mode.channel_hz / 1e6:.3f} MHz is outside the capture band")
+    offset = channel_offset_hz(mode, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
+                               freq_offset_hz=freq_offset_hz)
     rate = mode.chip_rate if chip_rate_hz is None else chip_rate_hz
     lay = _layout(telegram, mode, frame_format, sample_rate_hz, rate, preamble_pairs, lead_in_chips,
                   preamble_half_chip)

@@ -285,6 +285,35 @@ def test_save_iq_snippets_decode_again(tmp_path):
         assert [f.telegram.hex() for f in frames] == [note["wmbus:telegram"]], meta.name
 
 
+@pytest.mark.parametrize("gap_at", ["before", "after"])
+def test_save_iq_snippet_keeps_the_frames_own_samples_across_a_gap_in_either_margin(tmp_path, gap_at):
+    """A gap inside a frame's margin (before its preamble, or after its end: the frame flushed by
+    the gap, with the chunk after it already kept) cuts the snippet there; the frame's samples stay."""
+    from flowgraphs.pipelines.live import IqSaver
+    from flowgraphs.pipelines.receive import RxFrame
+    from sdr.types import IQChunk, StreamInfo
+
+    info = StreamInfo(sample_rate_hz=2.4e6, center_freq_hz=868.95e6)
+    saver = IqSaver(str(tmp_path), info)
+    cut = 50_000 if gap_at == "before" else 100_000  # the 1000 samples after ``cut`` are lost
+    for lo, hi in ((0, cut), (cut + 1000, 160_000)):
+        saver.feed(IQChunk(samples=np.arange(lo, hi).astype(np.complex64), info=info, start=lo))
+    sample, end = (52_000, 70_000) if gap_at == "before" else (80_000, 99_000)
+    saver.save(RxFrame(mode="T1", frame_format="A", telegram=bytes(12), crc_ok=True, reason="ok", sample=sample,
+                       end_sample=end, sample_rate_hz=2.4e6, rssi_dbfs=-20.0, noise_dbfs=-60.0, snr_db=40.0,
+                       freq_offset_hz=0.0, chip_rate_hz=1e5, channel_hz=868.95e6, violations=0))
+    (meta,) = tmp_path.glob("*.sigmf-meta")
+    note = json.loads(meta.read_text())["annotations"][0]
+    x = np.fromfile(meta.with_suffix(".sigmf-data"), np.complex64).real  # each sample holds its own index
+    assert np.all(np.diff(x) == 1)  # one contiguous run of the stream
+    pre = int(2 * 19 / 1e5 * 2.4e6) + saver.margin
+    first = cut + 1000 if gap_at == "before" else sample - pre
+    last = end + saver.margin if gap_at == "before" else cut
+    assert (x[0], x[-1] + 1) == (first, last)
+    assert note["core:sample_start"] == sample - first and note["core:sample_count"] == end - sample
+    assert x[note["core:sample_start"]] == sample
+
+
 def test_rtlsdr_usb_failure_reopens_and_counts_the_gap(monkeypatch):
     """A dongle whose USB read fails (stall, unplug) is closed and reopened with back-off; the
     samples before and after arrive intact and the time between is a counted gap."""

@@ -29,7 +29,7 @@ from dsp.modes import MODES
 from mbus.errors import DecodeError
 from mbus.telegram import decode as decode_telegram
 
-from .receive import Receiver
+from .receive import DEFAULT_MODES, Receiver
 
 SCHEMA_VERSION = 1
 DUTY_LIMIT_UNKNOWN = 0.1  # duty cycle assumed for a mode the registry does not know (the strictest band)
@@ -41,7 +41,7 @@ def duty_limit(mode: str) -> float:
     return spec.duty_cycle_percent if spec is not None else DUTY_LIMIT_UNKNOWN
 
 
-def analyze(chunks: Iterable, info, *, modes=("S1", "T1", "C1"), meter: str | None = None, progress=None,
+def analyze(chunks: Iterable, info, *, modes=DEFAULT_MODES, meter: str | None = None, progress=None,
             cal_offset_db: float | None = None) -> dict:
     """Measure every frame; ``cal_offset_db`` (dBm = dBFS + offset, from one measurement with a
     signal generator at the same gain) adds rssi_dbm to each frame."""

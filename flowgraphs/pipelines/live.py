@@ -71,11 +71,17 @@ class IqSaver:
                   * self.info.sample_rate_hz) + self.margin
         a, b = frame.sample - pre, frame.end_sample + self.margin
         parts = [c for c in self._chunks if c.end > a and c.start < b]
-        # only samples contiguous with the frame's own: a frame never spans a gap, its margin may
-        while len(parts) > 1 and any(p.start != q.end for q, p in zip(parts, parts[1:], strict=False)):
-            parts = parts[1:]
-        if not parts:
+        # only samples contiguous with the frame's own: a frame never spans a gap, either margin may
+        # (a frame flushed by a gap has the chunk after the gap here already)
+        k = next((i for i, c in enumerate(parts) if c.end > frame.sample and c.start < frame.end_sample), None)
+        if k is None:
             return
+        lo, hi = k, k + 1
+        while lo > 0 and parts[lo - 1].end == parts[lo].start:
+            lo -= 1
+        while hi < len(parts) and parts[hi - 1].end == parts[hi].start:
+            hi += 1
+        parts = parts[lo:hi]
         x = np.concatenate([c.samples for c in parts])
         base = parts[0].start
         x = x[max(a - base, 0):b - base]

@@ -127,9 +127,13 @@ class Receiver:
         self.stats: Counter = Counter()
         self.samples_in = 0  # absolute index just after the last input sample
         self.samples_lost = 0  # samples missing between chunks (gaps)
-        self.gaps = 0
         self._segment: int | None = None  # absolute input index of the current segment's channel sample 0
-        self._anchor: tuple[int, int] | None = None  # (absolute sample, UTC ns) of the sample clock
+        self._clock0_ns: int | None = None  # UTC ns of absolute sample 0 (the sample clock's anchor)
+
+    @property
+    def gaps(self) -> int:
+        """Breaks in the sample stream so far (counted in ``stats`` as "gaps")."""
+        return self.stats["gaps"]
 
     @property
     def modes(self) -> list[str]:
@@ -137,25 +141,23 @@ class Receiver:
 
     def time_ns(self, sample: int) -> int | None:
         """UTC wall clock (ns) of an absolute sample index; None before any chunk carried a time."""
-        if self._anchor is None:
+        if self._clock0_ns is None:
             return None
-        a_sample, a_ns = self._anchor
-        return a_ns + int(round((sample - a_sample) * 1e9 / self.info.sample_rate_hz))
+        return self._clock0_ns + int(round(sample * 1e9 / self.info.sample_rate_hz))
 
     def process(self, chunk: IQChunk) -> Iterator[RxFrame]:
         x = chunk.samples
         if chunk.time_ns is not None:
             # the earliest arrival relative to the sample clock is the least delayed one
             t0 = chunk.time_ns - int(round(chunk.end * 1e9 / self.info.sample_rate_hz))
-            if self._anchor is None or t0 < self._anchor[1]:
-                self._anchor = (0, t0)
+            if self._clock0_ns is None or t0 < self._clock0_ns:
+                self._clock0_ns = t0
         if self._segment is None:
             x = self._begin_segment(chunk.start, x)
         elif chunk.start != self.samples_in:
             if chunk.start < self.samples_in:
                 raise ValueError(f"{self.info.source}: chunk at sample {chunk.start} overlaps the previous one "
                                  f"(which ended at {self.samples_in}); sample indices must not go back")
-            self.gaps += 1
             self.samples_lost += chunk.start - self.samples_in
             self.stats["gaps"] += 1
             yield from self._end_segment()
@@ -187,12 +189,9 @@ class Receiver:
         return x
 
     def _end_segment(self) -> Iterator[RxFrame]:
-        if self.blanker is not None:
-            rest = self.blanker.flush()
-            pad = np.zeros(self.channelizer.n_fft, dtype=np.complex64)
-            yield from self._channels(self.channelizer.process(np.concatenate((rest, pad))))
-        else:
-            yield from self._channels(self.channelizer.process(np.zeros(self.channelizer.n_fft, np.complex64)))
+        rest = self.blanker.flush() if self.blanker is not None else np.zeros(0, np.complex64)
+        pad = np.zeros(self.channelizer.n_fft, dtype=np.complex64)
+        yield from self._channels(self.channelizer.process(np.concatenate((rest, pad))))
         for name, finder in self.finders.items():
             for burst in finder.flush():
                 yield from self._burst(name, burst)

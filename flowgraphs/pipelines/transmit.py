@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsp.channel import DEFAULT_BLOCK, Burst, Capture, Impulses, PlacedBurst, bit_rate
+from dsp.channel import DEFAULT_BLOCK, Burst, Capture, Impulses, PlacedBurst, bit_rate, noise_power
 from dsp.modes import MODES
 from dsp.modulate import modulate_frame
 from sdr.file import IQWriter
@@ -69,17 +69,10 @@ def plan_capture(plan: TxPlan) -> Capture:
     duration = t - plan.interval_s + _airtime(mode, plan) + plan.lead_s
     noise = 0.0
     if plan.ebn0_db is not None:
-        noise = float(np.sqrt(plan.amplitude ** 2 * plan.sample_rate_hz / (bit_rate(mode) * 10 ** (plan.ebn0_db / 10))))
+        noise = float(np.sqrt(noise_power(plan.amplitude ** 2, plan.ebn0_db, bit_rate(mode), plan.sample_rate_hz)))
     return Capture(bursts, sample_rate_hz=plan.sample_rate_hz, center_freq_hz=plan.center, duration_s=duration,
                    rng=np.random.default_rng(plan.seed), noise_rms=noise,
                    impulses=Impulses(amplitude=plan.amplitude * 2) if plan.impulses else None)
-
-
-def render_plan(plan: TxPlan) -> tuple[np.ndarray, list[dict], float]:
-    """(complex64 samples, SigMF annotations, centre frequency) at once: for short plans and tests."""
-    cap = plan_capture(plan)
-    x = np.concatenate([*cap.blocks(), np.zeros(0, np.complex64)])
-    return x, sigmf_annotations(cap.in_capture, cap.n_samples), plan.center
 
 
 def _airtime(mode, plan: TxPlan) -> float:

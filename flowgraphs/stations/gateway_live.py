@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsp.channel import Burst, Capture
+from dsp.channel import Burst, render
 from dsp.modes import MODES
 from dsp.modulate import modulate_frame
 from mbus.builder import build, kind_name
@@ -87,11 +87,10 @@ def turnarounds(info: StreamInfo, profile: LinkProfile, chunk_samples: int, tx_r
     out = []
     for r in range(repeats):
         start = 0.004 + 0.0013 * r
-        cap = Capture([Burst(mode=MODES[hear], telegram=heard, start_s=start)], sample_rate_hz=fs,
-                      center_freq_hz=info.center_freq_hz, duration_s=start + 0.05, rng=np.random.default_rng(r),
-                      noise_rms=0.01)
-        end = cap.placed[0].placement.end
-        x = np.concatenate(list(cap.blocks()))
+        x, placed = render([Burst(mode=MODES[hear], telegram=heard, start_s=start)], sample_rate_hz=fs,
+                           center_freq_hz=info.center_freq_hz, duration_s=start + 0.05, rng=np.random.default_rng(r),
+                           noise_rms=0.01)
+        end = placed[0].placement.end
         rx = Receiver(info, rx_modes)
         latency = float("inf")
         for i in range(0, len(x), chunk_samples):

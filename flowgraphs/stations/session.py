@@ -97,13 +97,17 @@ class Transmission:
     station: str
     mode: str
     telegram: bytes
-    start: int  # sample index on the channel clock (at the transmitter)
     samples: np.ndarray  # baseband at the channel offset, amplitude applied
-    placement: FramePlacement  # preamble, sync word, data, postamble (at the transmitter)
+    placement: FramePlacement  # start, preamble, sync word, data, postamble, end (at the transmitter)
+
+    @property
+    def start(self) -> int:
+        """Sample index of the first sample on the channel clock (at the transmitter)."""
+        return self.placement.start
 
     @property
     def end(self) -> int:
-        return self.start + len(self.samples)
+        return self.placement.end
 
 
 class SimChannel:
@@ -125,9 +129,9 @@ class SimChannel:
     def transmit(self, station: str, mode: ModeSpec, telegram: bytes, start: int,
                  freq_offset_hz: float = 0.0) -> Transmission:
         frame = burst_frame(Burst(mode=mode, telegram=telegram, freq_offset_hz=freq_offset_hz),
-                               sample_rate_hz=self.info.sample_rate_hz, center_freq_hz=self.info.center_freq_hz,
-                               start=start, phase_rad=float(self.rng.uniform(0, 2 * np.pi)))
-        tx = Transmission(station, mode.name, telegram, start, (self.amplitude * frame.samples).astype(np.complex64),
+                            sample_rate_hz=self.info.sample_rate_hz, center_freq_hz=self.info.center_freq_hz,
+                            start=start, phase_rad=float(self.rng.uniform(0, 2 * np.pi)))
+        tx = Transmission(station, mode.name, telegram, (self.amplitude * frame.samples).astype(np.complex64),
                           frame.placement)
         self.log.append(tx)
         return tx
