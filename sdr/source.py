@@ -39,7 +39,7 @@ class Source:
     fmt = "cu8"
 
     QUEUE_S = 4.0  # seconds of samples the queue holds before the oldest are dropped
-    STALL_TIMEOUT_S = 10.0  # default: no samples for this long -> reopen the device
+    STALL_TIMEOUT_S = 5.0  # default: no samples for this long -> reopen the device
     MAX_RESTARTS = 5  # default: reopens in a row (failed, or bringing no samples) before giving up
 
     @classmethod

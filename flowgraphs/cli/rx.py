@@ -53,8 +53,8 @@ def add_parser(sub) -> None:
     p.add_argument("--duration", type=float, help="stop after this many seconds of signal")
     p.add_argument("--save-iq", metavar="DIR", help="write each frame's IQ snippet to DIR as SigMF")
     p.add_argument("--quiet", action="store_true", help="no status line on stderr (the summary stays)")
-    p.add_argument("--stall-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="reopen the device after this long without samples (default 10)")
+    p.add_argument("--stall-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="reopen the device after this long without samples (default 5)")
     p.add_argument("--max-restarts", type=int, default=5, metavar="N",
                    help="exit (status 1) after N reopens in a row that failed or brought no samples (default 5)")
 

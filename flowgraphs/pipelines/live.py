@@ -167,8 +167,8 @@ def zero_frame_hint(stats, modes: Iterable[str], *, sample_rate_hz: float, cente
     if stats.get("frames", 0) or any(k.startswith("frames ") and v for k, v in stats.items()):
         return None
     rejected = {k.removeprefix("rejected "): v for k, v in stats.items() if k.startswith("rejected ") and v}
-    rate = f"--rate {sample_rate_hz:g}"
-    center = f"--center {center_freq_hz:g}"
+    rate = f"--rate {sample_rate_hz / 1e6:g}e6"
+    center = f"--center {center_freq_hz / 1e6:g}e6"
     modes = ",".join(modes)
     if rejected:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(rejected.items(), key=lambda kv: -kv[1]))
