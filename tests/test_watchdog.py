@@ -355,3 +355,20 @@ def test_gateway_keys_shown_in_its_help_work(tmp_path):
     (tmp_path / "bad.keys").write_text("12345678 nothex\n")
     p = subprocess.run([*base, "--keys", str(tmp_path / "bad.keys")], capture_output=True, cwd=REPO, timeout=60)
     assert p.returncode == 2 and b"bad.keys" in p.stderr and b"Traceback" not in p.stderr, p.stderr
+
+
+def test_soapysdr_hint_names_both_files_to_link():
+    """Without Debian's python3-soapysdr in the venv, the error says what to install and that both
+    the module and its compiled half must be linked into the venv."""
+    import importlib.util
+
+    if importlib.util.find_spec("SoapySDR") is not None:
+        pytest.skip("the SoapySDR bindings are importable here: the hint is not shown")
+    p = _rx("--device", "soapy:driver=nothing", timeout=60)
+    err = p.stderr.decode()
+    assert p.returncode == 2, err
+    assert "soapy:driver=nothing" in err and "python3-soapysdr" in err
+    assert "SoapySDR.py" in err and "_SoapySDR*.so" in err, err
+    from sdr.registry import INSTALL
+
+    assert "SoapySDR.py" in INSTALL["SoapySDR"] and "_SoapySDR*.so" in INSTALL["SoapySDR"]
