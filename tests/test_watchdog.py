@@ -372,3 +372,39 @@ def test_soapysdr_hint_names_both_files_to_link():
     from sdr.registry import INSTALL
 
     assert "SoapySDR.py" in INSTALL["SoapySDR"] and "_SoapySDR*.so" in INSTALL["SoapySDR"]
+
+
+def test_run_live_hands_a_live_status_to_every_callback_and_survives_ctrl_c():
+    """The status hook for outputs (metrics, MQTT diagnostics): every callback gets the same frozen
+    LiveStatus values, the last one final; a KeyboardInterrupt (Ctrl-C, SIGTERM in rx) mid-stream
+    still returns the summary with the frames so far."""
+    import dataclasses
+
+    from flowgraphs.pipelines.live import LiveStatus, run_live
+    from flowgraphs.pipelines.receive import Receiver
+    from sdr.file import FileSource
+
+    src = FileSource(str(RECORDING))
+    a, b = [], []
+    result = run_live(src, Receiver(src.info), [], on_status=[a.append, b.append], status_every_s=0.0)
+    assert a == b and all(isinstance(s, LiveStatus) for s in a) and len(a) >= 2
+    assert [s.final for s in a] == [False] * (len(a) - 1) + [True]
+    last = a[-1]
+    assert last.frames == result["frames"] == 8 and last.bursts >= 8 and last.rejected == 0
+    assert last.restarts == 0 and last.dropped_samples == 0 and not result["interrupted"]
+    assert last.signal_s == sum(len(c.samples) for c in FileSource(str(RECORDING))) / src.info.sample_rate_hz
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        last.frames = 0
+
+    def interrupted(chunks, after):
+        for i, c in enumerate(chunks):
+            if i == after:
+                raise KeyboardInterrupt
+            yield c
+
+    src = FileSource(str(RECORDING))
+    n_chunks = sum(1 for _ in FileSource(str(RECORDING)))
+    statuses = []
+    result = run_live(interrupted(src, n_chunks // 2), Receiver(src.info), [], on_status=statuses.append)
+    assert result["interrupted"] and 0 < result["frames"] < 8 and statuses[-1].final
+    assert statuses[-1].frames == result["frames"]
