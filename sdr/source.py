@@ -157,6 +157,10 @@ class Source:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+            if self._thread.is_alive():  # stuck inside the driver: closing under it could crash the process
+                log.warning("%s: the reader is stuck in the driver; leaving the device to the process exit",
+                            self.info.source)
+                return
         self._close()
 
     def __iter__(self) -> Iterator[IQChunk]:
