@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .errors import SDRError
 from .source import Source
 from .types import StreamInfo
 
-INSTALL = "sudo apt-get install python3-soapysdr soapysdr-module-all (then link SoapySDR.py into the venv)"
+log = logging.getLogger(__name__)
+
+INSTALL = ("sudo apt-get install python3-soapysdr soapysdr-module-all, then link both SoapySDR.py and "
+           "_SoapySDR*.so from /usr/lib/python3/dist-packages into the venv's site-packages (or create "
+           "the venv with --system-site-packages)")
 
 
 class SoapySource(Source):
@@ -56,6 +62,9 @@ class SoapySource(Source):
 
     def _close(self) -> None:
         if self._dev is not None:
-            self._dev.deactivateStream(self._stream)
-            self._dev.closeStream(self._stream)
-            self._dev = None
+            dev, self._dev = self._dev, None
+            try:
+                dev.deactivateStream(self._stream)
+                dev.closeStream(self._stream)
+            except (RuntimeError, OSError) as err:  # a device that vanished (the watchdog then reopens)
+                log.warning("%s: closing the stream failed: %s", self.info.source, err)
