@@ -57,6 +57,10 @@ def add_parser(sub) -> None:
     add_modes_option(p)
     add_key_options(p)
     add_sink_options(p)
+    p.add_argument("--ppm", type=float, default=0.0, metavar="PPM",
+                   help="correct a known tuner frequency error, in ppm as rtl_sdr -p takes it (+ = the tuner "
+                        "was high, signals lie below their channels); the summary prints the error the "
+                        "decoded meters show")
     p.add_argument("--show-bad", action="store_true", help="also print frames that fail their CRC")
     p.add_argument("--no-blank", action="store_true", help="do not blank impulsive interference")
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
@@ -69,8 +73,10 @@ def run(args) -> int:
     try:
         keys = key_store(args)
         source = open_source(args)
-        rx = Receiver(source.info, wanted_modes(args),
-                      blank_impulses=not args.no_blank)
+        if not -1000 <= args.ppm <= 1000:
+            raise ValueError(f"--ppm {args.ppm:g}: a tuner error is a few tens of ppm (at most +-1000)")
+        rx = Receiver(source.info, wanted_modes(args), blank_impulses=not args.no_blank, ppm=args.ppm,
+                      calibrate=True)
         sinks = open_outputs(args)
     except (ValueError, SDRError) as err:
         print(f"wmbus-sdr decode: {err}", file=sys.stderr)
@@ -144,6 +150,13 @@ def _summary(rx: Receiver, source: FileSource, counts: Counter, elapsed: float) 
     print(f"\r{source.info.source}: {dur:.2f} s of IQ at {source.info.sample_rate_hz / 1e6:g} Msps, "
           f"{source.info.center_freq_hz / 1e6:.3f} MHz: {counts['frames']} frames ({modes or 'none'}); "
           f"rejected: {rejects or 'none'}; {speed}", file=sys.stderr)
+    est = rx.ppm_estimate
+    if est is not None:
+        shift_khz = -est.ppm * 1e-6 * source.info.center_freq_hz / 1e3
+        print(f"  tuner frequency error: {est.describe()}; the meters lie {shift_khz:+.1f} kHz from their "
+              f"channels without correction" + (f" (--ppm {est.applied_ppm:g} applied)" if est.applied_ppm else "")
+              + (f"; decode with --ppm {est.ppm:.0f}" if est.settled and abs(est.ppm - est.applied_ppm) >= 5 else ""),
+              file=sys.stderr)
     if source.trailing_bytes:
         print(f"  note: the last {source.trailing_bytes} bytes do not form a whole {source.fmt} sample "
               "(file truncated?) and were ignored", file=sys.stderr)
