@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft as sfft
-from scipy.signal import lfilter
 
 OUT_RATE_TARGET = 400e3
-DC_TIME_CONSTANT_S = 0.05  # how fast the tuner's DC level is tracked (see Channelizer._remove_dc)
+DC_SPAN_S = 0.05  # the tuner's DC level is the mean over this much of the past (Channelizer._remove_dc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +46,7 @@ class Channelizer:
         overlap = numtaps - 1
         self.overlap = -(-overlap // self.decimation) * self.decimation
         self.hop = self.n_fft - self.overlap
+        self._dc_blocks = max(1, int(round(DC_SPAN_S * self.fs / self.hop)))
         self.delay = (numtaps - 1) / 2  # input samples
         h = np.zeros(self.n_fft)
         h[:numtaps] = taps
@@ -73,22 +73,28 @@ class Channelizer:
         """Start afresh with input sample ``start`` (absolute index: it sets the mixing phase)."""
         self._buf = np.zeros(self.overlap, dtype=np.complex64)  # the overlap tail, zeros before the start
         self._consumed = start - self.overlap  # absolute index of _buf[0]
-        self._dc: complex | None = None  # the tuner's DC level as tracked up to the last block
+        self._dc_hist = np.zeros(0, dtype=np.complex128)  # the last block means (at most DC span - 1)
 
     def _remove_dc(self, spec: np.ndarray) -> None:
         """Take the tuner's DC level (and its slow drift) out of bin 0 of every block, in place.
 
         A block's bin 0 is its mean times N: the DC offset is exactly there, but so is a signal's own
         mean over the block, which a signal tuned onto the channel needs (zeroing bins 0 and +-1
-        cost 1.5-1.9 dB there). The level removed is the mean tracked over the blocks with a time
-        constant of ``DC_TIME_CONSTANT_S``: a constant or drifting offset goes, while a burst's
-        own mean, changing from block to block, mostly stays. Recursive over blocks aligned to
-        absolute indices, so the result does not depend on the chunking."""
-        means = spec[:, 0] / np.float32(self.n_fft)
-        a = min(1.0, self.hop / (self.fs * DC_TIME_CONSTANT_S))
-        prev = complex(means[0]) if self._dc is None else self._dc
-        level = lfilter([a], [1.0, a - 1.0], means.astype(np.complex128), zi=[(1 - a) * prev])[0]
-        self._dc = complex(level[-1])
+        cost 1.5-1.9 dB there). The level removed is the average of the block means over the last
+        ``DC_SPAN_S`` (this block and those before it in the segment): a constant or drifting offset
+        goes, while a burst's own means, changing from block to block, mostly stay. Each level is the
+        sum of the same block means in the same order whatever the chunking, and the memory is
+        finite, so a run started a little earlier gives the same levels (decode --jobs relies on it)."""
+        means = (spec[:, 0] / np.float32(self.n_fft)).astype(np.complex128)
+        k = self._dc_blocks
+        hist = np.concatenate((self._dc_hist, means))
+        # the level of block i of hist is the mean of hist[max(0, i - k + 1) : i + 1]
+        i = np.arange(len(self._dc_hist), len(hist))
+        lo = np.maximum(i - k + 1, 0)
+        # sums of at most k terms, computed afresh per block (not a running difference of a long sum)
+        win = sliding_window_view(np.concatenate((np.zeros(k - 1, np.complex128), hist)), k)[i]
+        level = win.sum(axis=1) / (i - lo + 1)
+        self._dc_hist = hist[-(k - 1):] if k > 1 else hist[:0]
         spec[:, 0] -= (level * self.n_fft).astype(np.complex64)
 
     def process(self, samples: np.ndarray) -> dict[str, np.ndarray]:
