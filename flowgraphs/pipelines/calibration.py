@@ -82,8 +82,9 @@ class PpmCalibrator:
             return True
         return t_s - self._last_s.get(key, float("-inf")) >= self.refresh_s
 
-    def add(self, telegram: bytes, t_s: float, carrier_offset_hz: float) -> None:
-        """Record one frame's carrier offset from its nominal channel."""
+    def add(self, telegram: bytes, t_s: float, carrier_offset_hz: float, *, sample: int = 0) -> None:
+        """Record one frame's carrier offset from its nominal channel (``sample``: where the frame
+        is in the stream, for a subclass that keys fits by frame)."""
         key = self.meter_key(telegram)
         values = self._meters.pop(key, None)
         if values is None:

@@ -3,6 +3,7 @@ demodulator -> link frames (RxFrame), counted per mode and per rejection reason.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -113,7 +114,8 @@ class Receiver:
     """
 
     def __init__(self, info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES, *, blank_impulses: bool = True,
-                 keep_detail: bool = False, ppm: float = 0.0, calibrate: bool = False):
+                 keep_detail: bool = False, ppm: float = 0.0, calibrate: bool = False,
+                 calibrator: PpmCalibrator | None = None):
         self.info = info
         self.keep_detail = keep_detail
         self.plan = plan_channels(info, modes)
@@ -125,7 +127,9 @@ class Receiver:
         self.ppm = float(ppm)
         self._pending_ppm: float | None = None
         self.channelizer = self._channelizer()
-        self.calibrator = PpmCalibrator(info.center_freq_hz, applied_ppm=self.ppm) if calibrate else None
+        if calibrator is None and calibrate:
+            calibrator = PpmCalibrator(info.center_freq_hz, applied_ppm=self.ppm)
+        self.calibrator = calibrator  # learns the tuner error from the frames (calibrate=True)
         self.blanker = ImpulseBlanker() if blank_impulses else None
         self.finders = {name: BurstFinder(name) for name in self.plan}
         self.demods = {name: Demodulator(self.channelizer.out_rate, list(ms)) for name, (_, ms) in self.plan.items()}
@@ -170,6 +174,17 @@ class Receiver:
         if self._clock0_ns is None:
             return None
         return self._clock0_ns + int(round(sample * 1e9 / self.info.sample_rate_hz))
+
+    @property
+    def alignment(self) -> int:
+        """Input samples between starts that put every block (blanker blocks, channeliser FFT
+        blocks, burst-finder windows) on the grid of a stream started at sample 0: a run started at
+        a multiple of this, early enough, gives the same frames as the whole stream (decode --jobs)."""
+        grid = [self.channelizer.hop, self.channelizer.decimation]
+        grid += [f.window * self.channelizer.decimation for f in self.finders.values()]
+        if self.blanker is not None:
+            grid.append(self.blanker.block)
+        return math.lcm(*grid)
 
     def process(self, chunk: IQChunk) -> Iterator[RxFrame]:
         x = chunk.samples
@@ -258,7 +273,7 @@ class Receiver:
         fit = carrier_fit(burst.samples, self.channelizer.out_rate, mode=r.mode, canonical=r.telegram,
                           frame_format=r.frame_format, sync_start=r.sync_start, chip_rate_hz=r.chip_rate_hz)
         if fit is not None:
-            self.calibrator.add(frame.telegram, frame.t_s, fit[0] + bin_error)
+            self.calibrator.add(frame.telegram, frame.t_s, fit[0] + bin_error, sample=frame.sample)
 
     def _input_index(self, burst, position: float) -> int:
         """Absolute input sample index of a (fractional) position inside a burst."""
