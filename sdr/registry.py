@@ -22,7 +22,7 @@ TX sinks (``open_tx_sink``)::
     memory:NAME                      the bursts kept in a list (tests)
 
 A driver class is called as ``Class(REST, sample_rate_hz=..., center_freq_hz=..., **options)``;
-options it does not take (``ppm`` for a SoapySDR device) are left out, with a warning when set.
+options it does not take are left out, with a warning when set.
 """
 
 from __future__ import annotations

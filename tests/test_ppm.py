@@ -163,3 +163,24 @@ def test_decode_prints_the_tuner_error_and_applies_ppm(plus40, tmp_path):
     assert "--ppm 40 applied" in fixed.stderr and "decode with" not in fixed.stderr
     bad = subprocess.run([*base, "--ppm", "5000"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "--ppm 5000" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_rx_auto_ppm_corrects_once_the_meters_agree(tmp_path):
+    x, sent = _capture(40.0, repeats=3, seed=5)
+    path = tmp_path / "rtlsdr_868.625M_1M6_plus40.cu8"
+    codes = np.clip(np.rint(x.view(np.float32) * 127.5 + 127.5), 0, 255).astype(np.uint8)
+    path.write_bytes(codes.tobytes())
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "flowgraphs.cli", "rx", "--device", f"file:{path}", "--rate", str(FS), "--center",
+           str(FC), "--output", "jsonl", "--auto-ppm"]
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    frames = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(frames) == sent
+    offsets = [f["freq_offset_hz"] for f in frames]
+    assert abs(offsets[0]) > 30e3  # heard 35 kHz off at first ...
+    assert max(abs(o) for o in offsets[-8:]) < 4e3  # ... on their channels once corrected
+    said = re.search(r"tuner frequency error: ([-+][0-9.]+) ppm .*correction in force: ([0-9.]+) ppm", run.stderr)
+    assert said, run.stderr
+    assert float(said[1]) == pytest.approx(40.0, abs=2.0) and float(said[2]) == pytest.approx(40.0, abs=2.0)
+    assert "--auto-ppm" in run.stderr  # the correction is logged

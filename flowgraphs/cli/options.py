@@ -71,7 +71,9 @@ def add_source_options(p: argparse.ArgumentParser, *, file: str | None = None, d
                    help=center_help or "centre frequency in Hz (default: from the file)")
     if tuner:
         p.add_argument("--gain", dest="rx_gain", default="auto", help="'auto' or a gain in dB")
-        p.add_argument("--ppm", type=int, default=0, help="tuner frequency correction")
+        p.add_argument("--ppm", type=int, default=0,
+                       help="the tuner's frequency error in ppm, as rtl_sdr -p takes it (+ = the tuner is high); "
+                            "RTL-SDR and rtl_tcp correct it in the tuner, other devices in software")
 
 
 def open_source(args: argparse.Namespace, *, sample_rate_hz: float | None = None, center_freq_hz: float | None = None):

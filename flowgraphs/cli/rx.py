@@ -48,6 +48,9 @@ def add_parser(sub) -> None:
     add_modes_option(p)
     add_key_options(p)
     add_sink_options(p)
+    p.add_argument("--auto-ppm", action="store_true",
+                   help="correct the tuner's frequency error once the meters heard agree on it (the status line "
+                        "and summary show the estimate either way)")
     p.add_argument("--dedup", type=float, default=0.0, metavar="SECONDS", help="suppress repeats within SECONDS")
     p.add_argument("--inventory", action="store_true", help="print the meter inventory at the end")
     p.add_argument("--duration", type=float, help="stop after this many seconds of signal")
@@ -122,10 +125,14 @@ def _rx(args) -> int:
         keys = key_store(args)
         source = open_source(args)
         source.watchdog(stall_timeout_s=args.stall_timeout, max_restarts=args.max_restarts)
-        rx = Receiver(source.info, wanted_modes(args))
+        Receiver(source.info, wanted_modes(args))  # a band without wanted channels fails before the device opens
         sinks = open_outputs(args)
         saver = IqSaver(args.save_iq, source.info) if args.save_iq else None
         source.start()
+        # RTL-SDR, rtl_tcp and SoapySDR devices that can take --ppm correct it in the tuner (opened now:
+        # ``ppm`` says what the device applies); the rest is corrected in the channeliser
+        device_ppm = float(getattr(source, "ppm", 0) or 0)
+        rx = Receiver(source.info, wanted_modes(args), ppm=args.ppm, device_ppm=device_ppm, calibrate=True)
     except (ValueError, SDRError, OSError) as err:
         if source is not None:
             source.close()
@@ -139,15 +146,16 @@ def _rx(args) -> int:
     def status(s: LiveStatus) -> None:
         if not args.quiet and not s.final:
             restarts = f"  restarts {s.restarts}" if s.restarts else ""
+            ppm = f"  ppm {s.ppm:+.1f}" if s.ppm is not None else ""
             print(f"\r{s.seconds:7.0f} s  {s.frames} frames ({s.frames_per_min:.1f}/min)  "
-                  f"{s.meters} meters  CPU {s.cpu_percent:.0f} %  dropped {s.dropped_samples}{restarts}",
+                  f"{s.meters} meters  CPU {s.cpu_percent:.0f} %  dropped {s.dropped_samples}{ppm}{restarts}",
                   end="", file=sys.stderr, flush=True)
 
     inventory = Inventory()
     result, rc = None, 0
     try:
         result = run_live(source, rx, sinks, keys=keys, dedup_s=args.dedup, inventory=inventory, on_status=status,
-                          stop_after_s=args.duration, save_iq=saver)
+                          stop_after_s=args.duration, save_iq=saver, auto_ppm=args.auto_ppm)
     except KeyboardInterrupt:  # a second Ctrl-C while the last bursts were flushed
         pass
     except (SDRError, OSError) as err:
@@ -167,6 +175,11 @@ def _rx(args) -> int:
             extra += (f", latency median {result['latency_median_s']:.2f} s / max "
                       f"{result['latency_max_s']:.2f} s")
     print(f"\n{args.device}: {frames} frames from {len(inventory.meters)} meters{extra}", file=sys.stderr)
+    est = rx.ppm_estimate
+    if est is not None:
+        advice = f"; run with --ppm {est.ppm:.0f}" if est.settled and abs(est.ppm - rx.correction_ppm) >= 5 else ""
+        applied = f" (correction in force: {rx.correction_ppm:g} ppm)" if rx.correction_ppm else ""
+        print(f"tuner frequency error: {est.describe()}{applied}{advice}", file=sys.stderr)
     if not frames and rx.samples_in:
         hint = zero_frame_hint(rx.stats, rx.modes, sample_rate_hz=source.info.sample_rate_hz,
                                center_freq_hz=source.info.center_freq_hz)

@@ -152,6 +152,10 @@ class LiveStatus:
     restarts: int  # device reopens (watchdog or lost device / connection)
     stalls: int  # times no samples came for the stall timeout
     signal_s: float  # seconds of signal by the sample clock (last sample index / rate)
+    ppm: float | None = None  # the tuner's frequency error the meters show (rtl_sdr -p convention)
+    ppm_spread: float | None = None  # its spread over meters (None with fewer than two)
+    ppm_meters: int = 0  # meters the estimate stands on
+    ppm_applied: float = 0.0  # correction in force (--ppm, --auto-ppm)
     final: bool = False
 
     @property
@@ -186,7 +190,8 @@ def zero_frame_hint(stats, modes: Iterable[str], *, sample_rate_hz: float, cente
 def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStore | None = None,
              dedup_s: float = 0.0, inventory: Inventory | None = None,
              on_status: Callable[[LiveStatus], None] | Iterable[Callable[[LiveStatus], None]] | None = None,
-             status_every_s: float = 10.0, stop_after_s: float | None = None, save_iq: IqSaver | None = None) -> dict:
+             status_every_s: float = 10.0, stop_after_s: float | None = None, save_iq: IqSaver | None = None,
+             auto_ppm: bool = False) -> dict:
     """Drive the receiver from live chunks until the source ends (or ``stop_after_s`` of signal, or
     Ctrl-C / SIGTERM raised as KeyboardInterrupt: the bursts still open are flushed and the summary
     returned, with ``interrupted`` set).
@@ -194,6 +199,10 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
     ``on_status``: one callable or several, each given a :class:`LiveStatus` every
     ``status_every_s`` and a final one (``final=True``) at the end. When ``chunks`` is a source,
     its ``restarts`` and ``stalls`` counters are reported.
+
+    ``auto_ppm``: once the tuner-error estimate is settled (enough meters that agree, see
+    :class:`~flowgraphs.pipelines.calibration.PpmEstimate`) and more than 1 ppm from the correction
+    in force, the receiver corrects it (once), logged and reported as ``ppm_applied``.
 
     Latency: for each frame, the time from its last chip arriving (estimated from the arrival time
     of the chunk that held it) to its output."""
@@ -231,14 +240,28 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
         for sink in sinks:
             sink(frame, t)
 
+    auto = {"done": not auto_ppm}
+
+    def calibrate() -> None:
+        est = rx.ppm_estimate
+        if auto["done"] or est is None or not est.settled or abs(est.ppm - rx.correction_ppm) < 1.0:
+            return
+        log.warning("%s: the tuner is %s; correcting it from now on (--auto-ppm)", rx.info.source, est.describe())
+        rx.set_ppm(round(est.ppm, 1))
+        auto["done"] = True
+
     def status(final: bool = False) -> LiveStatus:
         wall = max(time.monotonic() - t0, 1e-9)
+        est = rx.ppm_estimate
         return LiveStatus(seconds=wall, frames=counts["frames"], frames_per_min=60 * counts["frames"] / wall,
                           rejected=counts["rejected"], duplicates=counts["duplicates"], bursts=rx.stats["bursts"],
                           meters=len(inventory.meters) if inventory is not None else None,
                           cpu_percent=100 * (time.process_time() - cpu0) / wall, dropped_samples=dropped,
                           gaps=rx.gaps, restarts=getattr(chunks, "restarts", 0), stalls=getattr(chunks, "stalls", 0),
-                          signal_s=rx.samples_in / rx.info.sample_rate_hz, final=final)
+                          signal_s=rx.samples_in / rx.info.sample_rate_hz,
+                          ppm=est.ppm if est is not None else None, ppm_spread=est.spread_ppm if est else None,
+                          ppm_meters=est.meters if est is not None else 0,
+                          ppm_applied=rx.correction_ppm, final=final)
 
     interrupted = False
     try:
@@ -249,6 +272,7 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
                 save_iq.feed(chunk)
             for frame in rx.process(chunk):
                 handle(frame)
+            calibrate()
             now = time.monotonic()
             if callbacks and now - last_status >= status_every_s:
                 s = status()
@@ -266,5 +290,6 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
         callback(final)
     return {**counts, "dropped_samples": dropped, "seconds": final.seconds, "cpu_percent": final.cpu_percent,
             "bursts": final.bursts, "restarts": final.restarts, "stalls": final.stalls, "interrupted": interrupted,
+            "ppm": final.ppm, "ppm_applied": final.ppm_applied, "ppm_estimate": rx.ppm_estimate,
             "latency_max_s": max(latencies) if latencies else None,
             "latency_median_s": sorted(latencies)[len(latencies) // 2] if latencies else None}

@@ -114,7 +114,7 @@ class Receiver:
     """
 
     def __init__(self, info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES, *, blank_impulses: bool = True,
-                 keep_detail: bool = False, ppm: float = 0.0, calibrate: bool = False,
+                 keep_detail: bool = False, ppm: float = 0.0, device_ppm: float = 0.0, calibrate: bool = False,
                  calibrator: PpmCalibrator | None = None):
         self.info = info
         self.keep_detail = keep_detail
@@ -124,7 +124,8 @@ class Receiver:
             hi = (info.center_freq_hz + info.sample_rate_hz / 2) / 1e6
             raise ValueError(f"no wanted channel inside the captured band {lo:.3f}-{hi:.3f} MHz; centre the "
                              "capture at 868.625 MHz (S, T, C at once) or 868.95 MHz (T1/C1) with >= 1.6 Msps")
-        self.ppm = float(ppm)
+        self.ppm = float(ppm)  # the tuner error corrected (rtl_sdr -p convention) ...
+        self.device_ppm = float(device_ppm)  # ... of which the device corrects this much itself
         self._pending_ppm: float | None = None
         self.channelizer = self._channelizer()
         if calibrator is None and calibrate:
@@ -142,17 +143,23 @@ class Receiver:
     @property
     def tuner_center_hz(self) -> float:
         """Where the tuner really is: the nominal centre moved by the tuner error in force (``ppm``,
-        the rtl_sdr -p convention: + = the tuner is high)."""
-        return self.info.center_freq_hz * (1 + self.ppm * 1e-6)
+        the rtl_sdr -p convention: + = the tuner is high) less what the device corrects itself."""
+        return self.info.center_freq_hz * (1 + (self.ppm - self.device_ppm) * 1e-6)
 
     def _channelizer(self) -> Channelizer:
         return Channelizer(self.info.sample_rate_hz, self.tuner_center_hz,
                            {name: f for name, (f, _) in self.plan.items()})
 
     def set_ppm(self, ppm: float) -> None:
-        """Correct a tuner error of ``ppm`` from the next chunk on (the channels are re-planned at
-        that chunk's first sample, as after a gap: a frame on air at that moment may be lost)."""
+        """Correct a tuner error of ``ppm`` (in all, the device's own correction included) from the
+        next chunk on: the channels are re-planned at that chunk's first sample, as after a gap (a
+        frame on air at that moment may be lost)."""
         self._pending_ppm = float(ppm)
+
+    @property
+    def correction_ppm(self) -> float:
+        """The tuner error corrected, or about to be from the next chunk (set_ppm)."""
+        return self._pending_ppm if self._pending_ppm is not None else self.ppm
 
     @property
     def ppm_estimate(self) -> PpmEstimate | None:
