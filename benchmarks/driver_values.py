@@ -116,6 +116,8 @@ class Value:
     words: frozenset[str] = frozenset()
     vendor: bool = False
     manufacturer: bool = False
+    novalue: bool = False  # a record that says "no value" (value null with a note)
+    profile: bool = False  # a compact-profile record not expanded into values
 
 
 @dataclass(slots=True)
@@ -150,6 +152,15 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(w for w in re.split(r"[^a-z0-9]+", text.lower()) if w)
 
 
+DATE_TEXT_RE = re.compile(r"^([0-9*]{4}-[0-9*]{2}-[0-9*]{2})(?:[ T]([0-9*]{2}:[0-9*]{2})(?::([0-9*]{2}))?)?")
+
+
+def _unit_family(unit: str, quantity: str) -> tuple[str, Fraction] | None:
+    if unit in ("", "-"):
+        return ("hca" if "hca" in quantity else "count"), F(1)
+    return RECORD_UNITS.get(unit)
+
+
 def record_values(records) -> list[Value]:
     out = []
     for r in records:
@@ -157,33 +168,41 @@ def record_values(records) -> list[Value]:
         vendor = "vendor" in mods
         manufacturer = r.quantity in ("manufacturer_data", "manufacturer_specific") or "manufacturer specific" in mods
         words = _words(r.quantity)
-        text = getattr(r, "text", None)
-        if text is not None and r.value is None:
-            m = DATE_RE.match(text.strip())
+        flags = {"words": words, "vendor": vendor, "manufacturer": manufacturer}
+        time_point = getattr(r, "time_point", None)
+        if time_point:
+            m = DATE_TEXT_RE.match(time_point)
             if m:
-                out.append(Value("date", date=(m.group(1), m.group(2), m.group(3)), words=words, vendor=vendor,
-                                 manufacturer=manufacturer))
-            continue
+                out.append(Value("date", date=(m.group(1), m.group(2), m.group(3)), **flags))
+        text = getattr(r, "text", None)
+        note = getattr(r, "note", None) or ""
+        unit = (r.unit or "").strip()
         if r.value is None:
+            if text is not None and DATE_TEXT_RE.match(text.strip()):
+                m = DATE_TEXT_RE.match(text.strip())
+                out.append(Value("date", date=(m.group(1), m.group(2), m.group(3)), **flags))
+            elif note.startswith("no date"):
+                out.append(Value("date", novalue=True, **flags))
+            elif note.startswith("no value"):
+                conv = _unit_family(unit, r.quantity)
+                if conv is not None:
+                    out.append(Value(conv[0], novalue=True, **flags))
+            elif "compact profile" in mods:
+                conv = _unit_family(unit, r.quantity)
+                out.append(Value(conv[0] if conv else "unit:" + unit, profile=True, **flags))
             continue
         number = F(Decimal(r.value))
-        unit = (r.unit or "").strip()
         if unit in ("°F", "F"):
-            out.append(Value("temperature" if "difference" not in r.quantity else "temperature_difference",
-                             number=_temperature_f(number) if "difference" not in r.quantity else number * F(5, 9),
-                             words=words, vendor=vendor, manufacturer=manufacturer))
+            diff = "difference" in r.quantity
+            out.append(Value("temperature_difference" if diff else "temperature",
+                             number=number * F(5, 9) if diff else _temperature_f(number), **flags))
             continue
-        if unit == "" or unit == "-":
-            family = "hca" if "hca" in r.quantity else "count"
-            out.append(Value(family, number=number, words=words, vendor=vendor, manufacturer=manufacturer))
-            continue
-        # a unit with a time suffix from a VIFE ("m3/h" exists; "kWh/month" etc. stay their own family)
-        conv = RECORD_UNITS.get(unit)
+        conv = _unit_family(unit, r.quantity)
         if conv is None:
-            out.append(Value("unit:" + unit, number=number, words=words, vendor=vendor, manufacturer=manufacturer))
+            out.append(Value("unit:" + unit, number=number, **flags))
             continue
         family, factor = conv
-        out.append(Value(family, number=number * factor, words=words, vendor=vendor, manufacturer=manufacturer))
+        out.append(Value(family, number=number * factor, **flags))
     return out
 
 
@@ -214,6 +233,15 @@ def number_matches(want, have: Fraction) -> bool:
     return False
 
 
+def is_no_value_marker(want) -> bool:
+    """The lowest signed number of a type B size at some decimal scale (-2147483648, -32768 ...):
+    wmbusmeters prints it, EN 13757-3 means "no value" by it."""
+    if isinstance(want, bool) or not isinstance(want, (int, float)) or want >= 0:
+        return False
+    exact = abs(F(Decimal(repr(want) if isinstance(want, float) else str(want))))
+    return any(exact == F(2 ** (bits - 1), 10**k) for bits in (8, 16, 24, 32, 48, 64) for k in range(10))
+
+
 def classify(name: str, want) -> Field | None:
     if name in HEADER_FIELDS or name.startswith("_") or name == "timestamp":
         return None
@@ -234,32 +262,38 @@ def classify(name: str, want) -> Field | None:
     return Field(name, want, None)
 
 
-def field_found(f: Field, values: list[Value]) -> bool:
+def _date_matches(want: str, v: Value) -> bool:
+    m = DATE_RE.match(want)
+    day, hm, sec = m.group(1), m.group(2), m.group(3)
+    if v.novalue:
+        return day[5:] == "00-00"  # wmbusmeters prints a missing date (month 0, day 0) as YYYY-00-00
+    if v.date is None:
+        return False
+    have = v.date[0]
+    if day[:4] == "2127" and have.startswith("****"):
+        day = "****" + day[4:]  # wmbusmeters prints the periodic year 127 ("every year") as 2000 + 127
+    if have != day:
+        return False
+    if hm is None or v.date[1] is None:
+        return hm is None or hm == "00:00"
+    return v.date[1] == hm and (sec is None or v.date[2] is None or v.date[2] == sec)
+
+
+def value_matches(f: Field, v: Value) -> bool:
     if f.family == "date":
-        m = DATE_RE.match(f.want)
-        day, hm, sec = m.group(1), m.group(2), m.group(3)
-        for v in values:
-            if v.family != "date" or v.date[0] != day:
-                continue
-            if hm is None or v.date[1] is None:
-                if hm is None or hm == "00:00":
-                    return True
-                continue
-            if v.date[1] == hm and (sec is None or v.date[2] is None or v.date[2] == sec):
-                return True
-        return False
+        return v.family == "date" and _date_matches(f.want, v)
     if f.family is None:
-        words = _words(f.name) - GENERIC_WORDS
-        for v in values:
-            if v.family == "count" and v.number is not None and v.words & words and number_matches(f.want, v.number):
-                return True
+        return (v.family == "count" and v.number is not None and bool(v.words & (_words(f.name) - GENERIC_WORDS))
+                and number_matches(f.want, v.number))
+    if v.family != f.family:
         return False
-    for v in values:
-        if v.family != f.family or v.number is None:
-            continue
-        if number_matches(f.want, v.number / f.factor):
-            return True
-    return False
+    if v.novalue:
+        return is_no_value_marker(f.want)
+    return v.number is not None and number_matches(f.want, v.number / f.factor)
+
+
+def field_found(f: Field, values: list[Value]) -> bool:
+    return any(value_matches(f, v) for v in values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,6 +384,22 @@ def reference_fields(expected: dict) -> list[Field]:
     return out
 
 
+def _judge_standard(fields: list[Field], values: list[Value], failed: bool) -> None:
+    """Which fields are standard data. A field of a DIF/VIF quantity is standard when a standard
+    (non-vendor, non-manufacturer) record of ours carries it; when it is not found, it is standard
+    if our decoding failed, or if a standard record of its family is left that no field explains (a
+    record we may have decoded wrongly), or a compact profile of its family was not expanded."""
+    std = [v for v in values if not v.vendor and not v.manufacturer]
+    claimed = {id(v) for f in fields for v in std if value_matches(f, v)}
+    for f in fields:
+        if f.family not in STANDARD_FAMILIES:
+            f.standard = False
+        elif f.found:
+            f.standard = any(value_matches(f, v) for v in std)
+        else:
+            f.standard = failed or any(v.family == f.family and (v.profile or id(v) not in claimed) for v in std)
+
+
 def measure(vectors: Path) -> list[Row]:
     rows: list[Row] = []
     for name, decoder in (("wireless.jsonl", decode_wireless), ("wired.jsonl", decode_wired)):
@@ -373,18 +423,15 @@ def measure(vectors: Path) -> list[Row]:
             row.error = "; ".join(problems) if problems else None
             values = record_values(records)
             if driver:
-                ours = {v.family for v in values if not v.vendor and not v.manufacturer}
                 failed = bool(problems) or outcome in ("error", "not_decrypted", "format_unknown")
-                for key, want in expected.items():
-                    f = classify(key, want)
-                    if f is None:
-                        continue
-                    f.standard = f.family in STANDARD_FAMILIES and (f.family in ours or failed)
-                    row.fields.append(f)
+                row.fields = [f for key, want in expected.items() if (f := classify(key, want)) is not None]
+                for f in row.fields:
+                    f.found = field_found(f, values)
+                _judge_standard(row.fields, values, failed)
             else:
                 row.fields = reference_fields(expected)
-            for f in row.fields:
-                f.found = field_found(f, values)
+                for f in row.fields:
+                    f.found = field_found(f, values)
             rows.append(row)
     return rows
 
