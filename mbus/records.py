@@ -79,7 +79,7 @@ class DataRecord:
         v = self.value_text()
         if v:
             parts.append(v)
-        if self.unit:
+        if self.unit and self.value is not None:
             parts.append(self.unit)
         extra = []
         if self.function != "instantaneous":
@@ -217,8 +217,8 @@ def _time_part(hour: int, minute: int, second: int | None = None) -> tuple[str |
 
 
 def _finish(text: str | None, periodic: list[str], invalid: str | None, flags: list[str],
-            data: bytes, type_name: str) -> tuple[str | None, str | None]:
-    if not any(data) or (type_name == "G" and data == b"\xff\xff"):
+            data: bytes, type_name: str, empty: bool = False) -> tuple[str | None, str | None]:
+    if empty or not any(data) or (type_name == "G" and data == b"\xff\xff"):
         return None, f"no date (type {type_name} {data.hex()}: the meter has none)"
     if invalid is not None:
         return None, f"invalid type {type_name} date/time {data.hex()}: {invalid}"
@@ -231,13 +231,13 @@ def _finish(text: str | None, periodic: list[str], invalid: str | None, flags: l
 def decode_date(data: bytes) -> tuple[str | None, str | None]:
     """(text, note) of a date/time record by its length: type G (2 bytes, date), J (3, time of
     day), F (4, date and time), I (6, date and time with seconds). Periodic parts are asterisks
-    (``****-01-01`` = every 1 January); no date (all zero, FFFF) and impossible fields give text
+    (``****-01-01`` = every 1 January); no date (day and month 0, FFFF) and impossible fields give text
     None and the reason in the note; the IV ("invalid") and SU (summer time) flags are notes."""
     n = len(data)
     b = data
     if n == 2:
         text, periodic, invalid = _date_part((b[0] >> 5) | ((b[1] >> 4) << 3), 0, b[1] & 0x0F, b[0] & 0x1F)
-        return _finish(text, periodic, invalid, [], data, "G")
+        return _finish(text, periodic, invalid, [], data, "G", empty=not b[0] & 0x1F and not b[1] & 0x0F)
     if n == 3:
         text, periodic, invalid = _time_part(b[2] & 0x1F, b[1] & 0x3F, b[0] & 0x3F)
         if not any(data):
@@ -252,7 +252,7 @@ def decode_date(data: bytes) -> tuple[str | None, str | None]:
         if b[1] & 0x80:
             flags.append("summer time")
         text = f"{day_text}T{time_text}" if day_text and time_text else None
-        return _finish(text, p1 + p2, inv1 or inv2, flags, data, "F")
+        return _finish(text, p1 + p2, inv1 or inv2, flags, data, "F", empty=not b[2] & 0x1F and not b[3] & 0x0F)
     if n == 6:
         day_text, p1, inv1 = _date_part((b[3] >> 5) | ((b[4] >> 4) << 3), 0, b[4] & 0x0F, b[3] & 0x1F)
         time_text, p2, inv2 = _time_part(b[2] & 0x1F, b[1] & 0x3F, b[0] & 0x3F)
@@ -268,7 +268,7 @@ def decode_date(data: bytes) -> tuple[str | None, str | None]:
         if b[5] & 0x3F:
             flags.append(f"week {b[5] & 0x3F}")
         text = f"{day_text}T{time_text}" if day_text and time_text else None
-        return _finish(text, p1 + p2, inv1 or inv2, flags, data, "I")
+        return _finish(text, p1 + p2, inv1 or inv2, flags, data, "I", empty=not b[3] & 0x1F and not b[4] & 0x0F)
     return None, f"date/time of {n} bytes: no type of EN 13757-3 Annex A has this length; bytes {data.hex()}"
 
 
@@ -680,11 +680,18 @@ def decode_records(apl: bytes, *, to_meter: bool = False) -> RecordsResult:
     """All records of an APL, resyncing after bad ones, and one error per bad record."""
     records: list[DataRecord] = []
     errors: list[DecodeError] = []
+    profiles = False
     for item in iter_results(apl, to_meter=to_meter):
         if isinstance(item, BadRecord):
             errors.append(item.error)
         else:
             records.append(item)
+            profiles = profiles or (item.value is None and item.text is not None
+                                    and "profile" in " ".join(item.modifiers))
+    if profiles:
+        from .compact import expand_profiles  # compact builds on records
+
+        records = expand_profiles(records)
     return RecordsResult(records=tuple(records), errors=tuple(errors))
 
 
@@ -697,7 +704,7 @@ def parse_records(apl: bytes, *, to_meter: bool = False) -> tuple[list[DataRecor
 
 def header_list(records: list[DataRecord]) -> bytes:
     """The concatenated DIB+VIB of data records (a format frame's body, a signature's input)."""
-    return b"".join(r.dib + r.vib for r in records if r.quantity != "manufacturer_data")
+    return b"".join(r.dib + r.vib for r in records if r.quantity != "manufacturer_data" and r.derived_from is None)
 
 
 # --- building -----------------------------------------------------------------------------------
