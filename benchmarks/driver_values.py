@@ -16,8 +16,10 @@ telegrams first, through one format cache, so compact frames find their format).
     device type, manufacturer, record count), manufacturer payloads included.
 
 Matching is exact: the converted value equals the field's (within 1e-9 relative), or, when the
-field carries at least 5 significant digits (a printed rounding of a computed conversion), equals
-it at its printed precision. Unit-less numbers (counters, levels) match only a unit-less record
+field carries at least 5 significant digits or 6 decimals (a printed rounding of a computed
+conversion), equals it at its printed precision. wmbusmeters' renderings of "no value" (the lowest
+signed number, a 2000-00-00 / 1999-11-30 date, the year 2127 for "every year") match our records
+that say so (value null with a "no value" / "no date" note, a periodic date). Unit-less numbers (counters, levels) match only a unit-less record
 whose quantity shares a word with the field name. Every unit-bearing match is also restricted to
 records of the same physical family, so a volume never matches an energy.
 
@@ -228,7 +230,7 @@ def number_matches(want, have: Fraction) -> bool:
     if exact != 0 and abs(have - exact) <= abs(exact) * F(1, 10**9):
         return True
     digits, decimals = _sig_digits(text)
-    if digits >= 5:
+    if digits >= 5 or decimals >= 6:  # a rounded print (wmbusmeters prints computed values to 6 decimals)
         return abs(have - exact) <= F(1, 2 * 10**decimals)
     return False
 
@@ -266,7 +268,8 @@ def _date_matches(want: str, v: Value) -> bool:
     m = DATE_RE.match(want)
     day, hm, sec = m.group(1), m.group(2), m.group(3)
     if v.novalue:
-        return day[5:] == "00-00"  # wmbusmeters prints a missing date (month 0, day 0) as YYYY-00-00
+        # wmbusmeters prints a missing date (day 0, month 0) as 2000-00-00, or normalised by mktime as 1999-11-30
+        return day[5:] == "00-00" or day == "1999-11-30"
     if v.date is None:
         return False
     have = v.date[0]
