@@ -19,9 +19,10 @@ Matching is exact: the converted value equals the field's (within 1e-9 relative)
 field carries at least 5 significant digits or 6 decimals (a printed rounding of a computed
 conversion), equals it at its printed precision. wmbusmeters' renderings of "no value" (the lowest
 signed number, a 2000-00-00 / 1999-11-30 date, the year 2127 for "every year") match our records
-that say so (value null with a "no value" / "no date" note, a periodic date). Unit-less numbers (counters, levels) match only a unit-less record
-whose quantity shares a word with the field name. Every unit-bearing match is also restricted to
-records of the same physical family, so a volume never matches an energy.
+that say so (value null with a "no value" / "no date" note, a periodic date). Unit-less numbers
+(counters, levels) match only a unit-less record whose quantity shares a word with the field name.
+Every unit-bearing match is also restricted to records of the same physical family, so a volume
+never matches an energy.
 
 Besides wmbusmeters' driver outputs, the reference decoders' record lists (libmbus, exmbus,
 m-bus-parser, wireless-mbus-parser) are matched the same way in a separate "reference records"
