@@ -108,7 +108,24 @@ class FormatCache:
         return self.learn(meter, headers) if headers else None
 
     def lookup(self, meter: bytes, sig: int) -> bytes | None:
-        return self._by_meter.get((meter, sig)) or self._by_sig.get(sig)
+        return self._by_meter.get((meter, sig)) or self._by_sig.get(sig) or KNOWN_FORMATS.get(sig)
+
+
+# Formats known without seeing their full frame (e.g. a vendor's published compact-frame layouts):
+# signature -> header list. Consulted after the learned ones; filled by register_format.
+KNOWN_FORMATS: dict[int, bytes] = {}
+
+
+def register_format(headers: bytes) -> int:
+    """Make a format (its concatenated record headers) known to every FormatCache; returns its
+    signature. The headers must cut into whole records (split_headers)."""
+    split_headers(headers)
+    sig = signature(headers)
+    known = KNOWN_FORMATS.get(sig)
+    if known is not None and known != headers:
+        raise ValueError(f"format signature {sig:04x} is already registered with other headers")
+    KNOWN_FORMATS[sig] = headers
+    return sig
 
 
 def decode_compact(cache: FormatCache | None, meter: bytes, apl: bytes) -> tuple[bytes, bool]:

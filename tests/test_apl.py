@@ -178,3 +178,16 @@ def test_vector_profiles_expand_in_whole_telegrams(wireless_vectors):
     t = decode(bytes.fromhex(supercom["canonical_hex"]))
     months = [(r.time_point, r.value) for r in t.records if r.derived_from is not None]
     assert months[0] == ("2017-10-01", Decimal("0.033")) and months[-1] == ("2018-11-01", Decimal("1.834"))
+
+
+def test_registered_format_decodes_a_compact_frame_never_learned():
+    from mbus import compact
+
+    headers = bytes.fromhex("0202" "0215" "022A")  # EN 13757-3 G.5.2: energy, volume, power
+    try:
+        assert compact.register_format(headers) == 0x3B31
+        full, crc_ok = compact.decode_compact(FormatCache(), b"any meter", bytes.fromhex("313B42A6D2042E163423"))
+        assert crc_ok and [r.describe() for r in decode_records(full).records] == [
+            "energy 0.1234 kWh", "volume 567.8 m3", "power 901.2 W"]
+    finally:
+        compact.KNOWN_FORMATS.pop(0x3B31, None)
