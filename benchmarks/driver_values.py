@@ -20,7 +20,9 @@ field carries at least 5 significant digits or 6 decimals (a printed rounding of
 conversion), equals it at its printed precision. wmbusmeters' renderings of "no value" (the lowest
 signed number, a 2000-00-00 / 1999-11-30 date, the year 2127 for "every year") match our records
 that say so (value null with a "no value" / "no date" note, a periodic date). Unit-less numbers
-(counters, levels) match only a unit-less record whose quantity shares a word with the field name.
+(counters, levels) match a unit-less record whose quantity shares a word with the field name, or
+any unit-less record (bit fields and identification numbers excepted) when the value is neither 0
+nor 1.
 Every unit-bearing match is also restricted to records of the same physical family, so a volume
 never matches an energy.
 
@@ -59,6 +61,7 @@ VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors"
 # units: (family, factor to the family's base unit); temperatures in °F convert affinely
 
 F = Fraction
+YEAR_S = F(3652425, 10000) * 86400  # the Gregorian mean year (wmbusmeters converts days to years by it)
 RECORD_UNITS: dict[str, tuple[str, Fraction]] = {
     "Wh": ("energy", F(1, 1000)), "kWh": ("energy", F(1)), "MWh": ("energy", F(1000)),
     "GWh": ("energy", F(10**6)), "J": ("energy", F(1, 3600000)), "kJ": ("energy", F(1, 3600)),
@@ -72,7 +75,7 @@ RECORD_UNITS: dict[str, tuple[str, Fraction]] = {
     "bar": ("pressure", F(1)), "mbar": ("pressure", F(1, 1000)), "Pa": ("pressure", F(1, 100000)),
     "V": ("voltage", F(1)), "A": ("current", F(1)), "Hz": ("frequency", F(1)),
     "s": ("time", F(1)), "min": ("time", F(60)), "h": ("time", F(3600)), "d": ("time", F(86400)),
-    "month": ("months", F(1)), "year": ("years", F(1)), "y": ("years", F(1)),
+    "month": ("time", YEAR_S / 12), "year": ("time", YEAR_S), "y": ("time", YEAR_S),
     "kg": ("mass", F(1)), "t": ("mass", F(1000)), "kg/h": ("mass_flow", F(1)),
     "%": ("percent", F(1)), "%RH": ("percent", F(1)), "dBm": ("rf_level", F(1)),
     "kVARh": ("reactive_energy", F(1)), "kvarh": ("reactive_energy", F(1)), "kVAh": ("apparent_energy", F(1)),
@@ -90,7 +93,7 @@ FIELD_SUFFIXES: dict[str, tuple[str, Fraction]] = {
     "bar": ("pressure", F(1)), "pa": ("pressure", F(1, 100000)), "mbar": ("pressure", F(1, 1000)),
     "v": ("voltage", F(1)), "a": ("current", F(1)), "hz": ("frequency", F(1)),
     "s": ("time", F(1)), "min": ("time", F(60)), "h": ("time", F(3600)), "d": ("time", F(86400)),
-    "month": ("months", F(1)), "y": ("years", F(1)),
+    "month": ("time", YEAR_S / 12), "y": ("time", YEAR_S),
     "kg": ("mass", F(1)), "t": ("mass", F(1000)), "kgh": ("mass_flow", F(1)),
     "rh": ("percent", F(1)), "pct": ("percent", F(1)), "dbm": ("rf_level", F(1)),
     "kvarh": ("reactive_energy", F(1)), "kvah": ("apparent_energy", F(1)),
@@ -99,7 +102,7 @@ FIELD_SUFFIXES: dict[str, tuple[str, Fraction]] = {
 }
 # families that DIF/VIF records can carry (standard data)
 STANDARD_FAMILIES = {"energy", "volume", "power", "flow", "temperature", "temperature_difference", "pressure",
-                     "voltage", "current", "frequency", "time", "months", "years", "mass", "mass_flow", "percent",
+                     "voltage", "current", "frequency", "time", "mass", "mass_flow", "percent",
                      "rf_level", "reactive_energy", "apparent_energy", "reactive_power", "apparent_power", "hca",
                      "date"}
 HEADER_FIELDS = {"id", "version", "access_number", "device_type", "manufacturer", "record_count", "ci",
@@ -287,8 +290,12 @@ def value_matches(f: Field, v: Value) -> bool:
     if f.family == "date":
         return v.family == "date" and _date_matches(f.want, v)
     if f.family is None:
-        return (v.family == "count" and v.number is not None and bool(v.words & (_words(f.name) - GENERIC_WORDS))
-                and number_matches(f.want, v.number))
+        # a unit-less number: a unit-less record with the same value whose name shares a word with the
+        # field's, or any unit-less record when the value is not 0 or 1 (too common to count)
+        if v.family != "count" or v.number is None or not number_matches(f.want, v.number):
+            return False
+        shared = bool(v.words & (_words(f.name) - GENERIC_WORDS))
+        return shared or (f.want not in (0, 1) and not v.words & {"flags", "error", "status", "number"})
     if v.family != f.family:
         return False
     if v.novalue:
