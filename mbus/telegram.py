@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from . import frame as _frame
 from .afl import AuthFragLayer, FragmentBuffer
 from .compact import FormatCache, FormatUnknownError, decode_compact, parse_format_frame
+from .crc import crc16_bytes
 from .dll import Address, LinkHeader
 from .ell import ExtendedLinkLayer
 from .errors import DecodeError, SecurityError, TruncatedError
@@ -189,7 +190,7 @@ def decode(
         raise DecodeError(st.problems[0], layer="telegram")
     if not st.message:
         st.message = _describe_success(link, st)
-    recs, outcome = _application(st, link, formats, strict) if records else ((), "none")
+    recs, outcome = _application(st, link, formats, strict, fb.canonical) if records else ((), "none")
     return Telegram(frame=fb, link=link, layers=tuple(st.layers), layer_offsets=tuple(st.offsets),
                     payload=st.payload, payload_offset=st.pos, encrypted_offset=st.encrypted_offset,
                     decryption=st.decryption, message=st.message, problems=tuple(st.problems),
@@ -197,7 +198,8 @@ def decode(
                     in_clear=st.in_clear)
 
 
-def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None, strict: bool):
+def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None, strict: bool,
+                 canonical: bytes = b""):
     """Records from the plaintext APL, by the payload kind of the transport layer's CI."""
     tpl = next((x for x in st.layers if isinstance(x, TransportLayer)), None)
     opaque = next((x for x in st.layers if isinstance(x, OpaquePayload)), None)
@@ -213,6 +215,10 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
     try:
         if kind == "records":
             result = decode_records(apl, to_meter=to_meter)
+            if result.errors and apl[-2:] == canonical[-2:] and _stray_last_block_crc(canonical):
+                result = decode_records(apl[:-2], to_meter=to_meter)
+                st.notes.append(f"the last 2 bytes ({canonical[-2:].hex()}) are the frame format A CRC of the last "
+                                "block, counted by the L-field but no data; ignored")
             recs, errors = result.records, result.errors
             if formats is not None and not errors and recs:
                 formats.learn_records(meter, recs)
@@ -249,6 +255,16 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
         st.problems.extend(str(err) for err in errors)
         return recs, "error"
     return recs, "ok"
+
+
+def _stray_last_block_crc(buf: bytes) -> bool:
+    """A canonical frame that still ends with the format A CRC of its last block (some published
+    telegrams keep it, and their L-field counts it)."""
+    body = buf[:-2]
+    if len(body) <= 10:
+        return False
+    last = (len(body) - 10) % 16 or 16
+    return crc16_bytes(body[-last:]) == buf[-2:]
 
 
 def _decode_layers(st: DecodeState) -> None:

@@ -96,14 +96,18 @@ def run(args) -> int:
     if output == "json":
         print(json.dumps(t.to_json(), ensure_ascii=False))
     else:
-        print(_render(t, output))
+        print(_render(t, output, parse_hex(args.hex), keys))
     return 0
 
 
-def _render(t, output: str) -> str:
+def _render(t, output: str, raw: bytes = b"", keys: KeyStore | None = None, formats=None) -> str:
+    """Text or explain output; explain adds the analysis of every decoder that could apply."""
+    if output != "explain":
+        return t.describe() if isinstance(t, wired.WiredTelegram) else format_text(t)
+    analysis = explain.render_analysis(explain.analyze(raw, keys=keys, formats=formats)) if raw else ""
     if isinstance(t, wired.WiredTelegram):
-        return t.describe()
-    return explain.render(t) if output == "explain" else format_text(t)
+        return t.describe() + ("\n" + analysis if analysis else "")
+    return explain.render(t) + ("\n" + analysis if analysis else "")
 
 
 def _run_stream(args, keys: KeyStore | None) -> int:
@@ -137,7 +141,8 @@ def _run_stream(args, keys: KeyStore | None) -> int:
         if output == "json":
             write(dumps(t.to_json()) + "\n")
         else:
-            write(_render(t, output) + ("\n\n" if output == "explain" else "\n"))
+            raw = parse_hex(parts[0] if ";" not in text else text) if output == "explain" else b""
+            write(_render(t, output, raw, line_keys) + ("\n\n" if output == "explain" else "\n"))
     sys.stdout.flush()
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "lines")
     print(f"wmbus-sdr telegram: {counts['lines']} lines: {summary or 'nothing decoded'}", file=sys.stderr)
