@@ -25,6 +25,7 @@ from .errors import DecodeError, SecurityError, TruncatedError
 from .keys import KeyStore
 from .layers import LAYERS, NOT_ENCRYPTED, OK, TRUNCATED, DecodeState, EncodeState, unknown_layer
 from .records import DataRecord, decode_records
+from .security.manufacturer import MANUFACTURER_SPECIFIC as _MANUFACTURER_SPECIFIC
 from .tpl import OpaquePayload, TransportLayer
 from .vendors import vendor_payload_records, vendor_records
 
@@ -34,7 +35,9 @@ NO_KEY = "no_key"
 WRONG_KEY = "wrong_key"
 MAC_MISMATCH = "mac_mismatch"
 UNSUPPORTED_MODE = "unsupported_mode"
-OUTCOMES = (NOT_ENCRYPTED, OK, NO_KEY, WRONG_KEY, MAC_MISMATCH, UNSUPPORTED_MODE, TRUNCATED)
+# a manufacturer-specific CI (0xA0-0xB7) no vendor decoder serves: its bytes are not decoded
+MANUFACTURER_SPECIFIC = _MANUFACTURER_SPECIFIC
+OUTCOMES = (NOT_ENCRYPTED, OK, NO_KEY, WRONG_KEY, MAC_MISMATCH, UNSUPPORTED_MODE, TRUNCATED, MANUFACTURER_SPECIFIC)
 
 Layer = ExtendedLinkLayer | AuthFragLayer | TransportLayer | OpaquePayload  # + layers registered at runtime
 
@@ -191,6 +194,7 @@ def decode(
     if not st.message:
         st.message = _describe_success(link, st)
     recs, outcome = _application(st, link, formats, strict, fb.canonical) if records else ((), "none")
+    _manufacturer_outcome(st, link, recs)
     return Telegram(frame=fb, link=link, layers=tuple(st.layers), layer_offsets=tuple(st.offsets),
                     payload=st.payload, payload_offset=st.pos, encrypted_offset=st.encrypted_offset,
                     decryption=st.decryption, message=st.message, problems=tuple(st.problems),
@@ -267,6 +271,24 @@ def _stray_last_block_crc(buf: bytes) -> bool:
     return crc16_bytes(body[-last:]) == buf[-2:]
 
 
+def _manufacturer_outcome(st: DecodeState, link: LinkHeader, recs) -> None:
+    """The decryption outcome of a manufacturer-specific CI (0xA0-0xB7) as the last layer: records
+    from a vendor decoder keep it (``not_encrypted`` / ``ok``); otherwise ``manufacturer_specific``
+    when nothing was decrypted (after an ELL that decrypted, ``ok`` stays and a note says why no
+    records follow). The vendor decoders hook in through ``mbus.vendors.vendor_payload_records``."""
+    opaque = st.layers[-1] if st.layers else None
+    if not isinstance(opaque, OpaquePayload) or not opaque.known or not 0xA0 <= opaque.ci <= 0xB7 or recs:
+        return
+    meter = f"{link.address.manufacturer_code} {link.address.id}"
+    if st.decryption == NOT_ENCRYPTED:
+        st.decryption = MANUFACTURER_SPECIFIC
+        st.message = (f"{meter}: manufacturer-specific CI 0x{opaque.ci:02X}, no vendor decoder serves "
+                      f"this meter (version 0x{link.address.version:02X}, type 0x{link.address.device_type:02X})")
+    elif st.decryption == OK:
+        st.notes.append(f"manufacturer-specific CI 0x{opaque.ci:02X} after decryption: no vendor decoder "
+                        "serves this meter, its bytes are not decoded")
+
+
 def _decode_layers(st: DecodeState) -> None:
     """Layers by CI from the registry (mbus.layers) until one takes the rest as its payload."""
     while st.pos < len(st.buf) and not st.done:
@@ -302,8 +324,6 @@ def _describe_success(link: LinkHeader, st: DecodeState) -> str:
         ell = next((x for x in st.layers if isinstance(x, ExtendedLinkLayer)), None)
         if ell is not None and ell.encryption == 1:
             how.append("ELL AES-CTR, payload CRC verified")
-        if tpl is not None and tpl.security_mode:
-            how.append(f"mode {tpl.security_mode}, 2F2F verified")
         how += st.verified
         return f"{who}: decrypted ({'; '.join(how)})"
     if st.decryption == TRUNCATED:
@@ -318,8 +338,7 @@ def _describe_failure(err: SecurityError, link: LinkHeader, st: DecodeState) -> 
     reason = {
         NO_KEY: f"no key for meter {meter.id}",
         WRONG_KEY: f"wrong key for meter {meter.id}",
-        MAC_MISMATCH: f"MAC mismatch for meter {meter.id} (the key decrypts, the message was altered "
-                      "or the MAC key differs)",
+        MAC_MISMATCH: f"MAC mismatch for meter {meter.id} (wrong key, or the message was altered)",
         UNSUPPORTED_MODE: "unsupported security",
     }.get(err.reason, err.reason)
     return f"{who}: {reason} — {err.message}"
@@ -353,7 +372,7 @@ def open_transport(tpdu: bytes, *, c_field: int, keys: KeyStore | None = None,
     tpl, rest = kind.split(tpdu)
     address = tpl.address or Address(manufacturer=0, id_bytes=bytes(4), version=0, device_type=0)
     link = LinkHeader(length=len(tpdu) + 9, c_field=c_field, address=address)
-    st = DecodeState(buf=tpdu, link=link, keys=keys, pos=len(tpdu) - len(rest))
+    st = DecodeState(buf=tpdu, link=link, keys=keys, pos=len(tpdu) - len(rest), wired=True)
     st.add(tpl, 0)
     try:
         kind.open(tpl, st)
