@@ -25,7 +25,7 @@ from .keys import KeyStore
 from .layers import LAYERS, NOT_ENCRYPTED, OK, TRUNCATED, DecodeState, EncodeState, unknown_layer
 from .records import DataRecord, decode_records
 from .tpl import OpaquePayload, TransportLayer
-from .vendors import vendor_payload_records, vendor_records
+from .vendors import unscramble, vendor_apl_records, vendor_payload_records, vendor_records
 
 # decryption outcomes; the layers' open hooks set NOT_ENCRYPTED, OK and TRUNCATED (mbus.layers), the
 # others are the reasons of the SecurityError subclasses (mbus.errors)
@@ -183,6 +183,7 @@ def decode(
         st.problems.append(str(err))
         if isinstance(err, TruncatedError):
             st.decryption = TRUNCATED
+    _vendor_unscramble(st)
     if fb.truncated and st.decryption in (NOT_ENCRYPTED, OK):
         st.decryption = TRUNCATED
     if strict and st.problems:
@@ -202,7 +203,8 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
     tpl = next((x for x in st.layers if isinstance(x, TransportLayer)), None)
     opaque = next((x for x in st.layers if isinstance(x, OpaquePayload)), None)
     if tpl is None and opaque is not None and st.payload:
-        recs = vendor_payload_records(link.address, opaque.ci, st.payload)
+        key = st.keys.lookup(link.address) if st.keys is not None else None
+        recs = vendor_payload_records(link.address, opaque.ci, st.payload, st.buf, key)
         return (tuple(recs), "ok") if recs else ((), "none")
     if tpl is None or st.payload is None and tpl.info.payload in ("records", "compact", "format"):
         return (), "not_decrypted" if tpl is not None else "none"
@@ -211,7 +213,9 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
     meter = (tpl.address or link.address).dll_bytes()
     to_meter = tpl.info.direction == "to device"
     try:
-        if kind == "records":
+        if kind == "records" and (whole := vendor_apl_records(link.address, apl)) is not None:
+            recs, errors = whole, ()
+        elif kind == "records":
             result = decode_records(apl, to_meter=to_meter)
             recs, errors = result.records, result.errors
             if formats is not None and not errors and recs:
@@ -249,6 +253,24 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
         st.problems.extend(str(err) for err in errors)
         return recs, "error"
     return recs, "ok"
+
+
+def _vendor_unscramble(st: DecodeState) -> None:
+    """Diehl "real data" frames (mbus.vendors.unscramble): their CF reads as a reserved mode."""
+    tpl = next((x for x in st.layers if isinstance(x, TransportLayer)), None)
+    if tpl is None or tpl.ci != 0x7A or not (tpl.security_mode or 0) & 0x10:
+        return
+    if st.decryption not in (NOT_ENCRYPTED, UNSUPPORTED_MODE) or st.layers[0] is not tpl:
+        return
+    start = st.offsets[0] + 5
+    key = st.keys.lookup(st.link.address) if st.keys is not None else None
+    got = unscramble(st.buf, st.link.address, start, key)
+    if got is None:
+        return
+    st.payload = got.payload
+    st.decryption = OK if got.scrambled else NOT_ENCRYPTED
+    st.notes.append(got.how)
+    st.message = f"{st.link.address.manufacturer_code} {st.link.address.id}: {got.how}"
 
 
 def _decode_layers(st: DecodeState) -> None:
