@@ -220,7 +220,7 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
             recs, errors = result.records, result.errors
             if formats is not None and not errors and recs:
                 formats.learn_records(meter, recs)
-            if not errors and recs:
+            if recs:  # vendor layouts check their record's header and shape: safe after a bad record too
                 recs = (*recs, *vendor_records(link.address, recs))
         elif kind == "compact":
             full, crc_ok = decode_compact(formats, meter, apl)
