@@ -244,26 +244,34 @@ def unscramble(frame: bytes, address: Address, start: int, key: bytes | None = N
     return None
 
 
-def candidates(address: Address, *, ci: int | None = None, records=(), apl: bytes | None = None,
-               frame: bytes = b"") -> list[tuple[VendorDecoder, bool, str]]:
-    """Every decoder, whether it applies to this telegram and why (for ``--output explain``)."""
+def candidates(telegram) -> list[tuple[VendorDecoder, bool, str]]:
+    """Every decoder, whether it applied to this decoded telegram (mbus.telegram.Telegram) and why
+    (for ``--output explain``): the meter check first, then where the bytes are, then their shape."""
+    address = telegram.link.address
+    frame = telegram.canonical
+    tagged = {r.modifiers[-1] for r in telegram.records if r.modifiers}
+    ci = telegram.ci_chain[-1] if telegram.ci_chain else None
     out = []
     for dec in DECODERS:
         why = dec.why_not(address, frame)
         if why is not None:
             out.append((dec, False, why))
             continue
-        if dec.source == "ci":
-            if ci not in dec.cis:
-                out.append((dec, False, f"CI {'none' if ci is None else f'0x{ci:02X}'} is not {_hexes(dec.cis)}"))
-                continue
-            got = vendor_payload_records(address, ci, apl or b"", frame) if apl is not None else []
-            out.append((dec, bool(got), "decoded" if got else "bytes do not fit the layout or the check failed"))
-        elif dec.source in ("tail", "record"):
-            got = [r for r in vendor_records(address, list(records)) if r.modifiers[-1] == dec.tag]
-            where = "DIF 0x0F tail" if dec.source == "tail" else f"record {dec.record.hex().upper()}"
-            out.append((dec, bool(got), "decoded" if got else f"no {where} with the layout's shape"))
+        done = dec.tag in tagged
+        if done:
+            out.append((dec, True, f"decoded ({len([r for r in telegram.records if r.modifiers[-1:] == (dec.tag,)])} "
+                                   "records)"))
+        elif telegram.payload is None:
+            out.append((dec, False, f"no plaintext application data ({telegram.decryption})"))
+        elif dec.source == "ci" and ci not in dec.cis:
+            out.append((dec, False, f"CI {'none' if ci is None else f'0x{ci:02X}'} is not {_hexes(dec.cis)}"))
+        elif dec.source == "ci" and dec.cipher:
+            out.append((dec, False, "descrambling failed with every key (check byte differs)"))
+        elif dec.source == "tail":
+            out.append((dec, False, "no DIF 0x0F / 0x1F manufacturer data with the layout's shape"))
+        elif dec.source == "record":
+            out.append((dec, False, f"no record {dec.record.hex().upper()} with the layout's shape"))
         else:
-            got = vendor_apl_records(address, apl) if apl is not None else None
-            out.append((dec, bool(got), "decoded" if got else "application data does not fit the layout"))
+            out.append((dec, False, "the bytes do not have the layout's shape"
+                                    + (f": {dec.fits(telegram.payload)}" if dec.fits(telegram.payload) else "")))
     return out

@@ -17,7 +17,7 @@ from ..records import DataRecord, bcd_value, date_g
 from ..vif_tables import PRIMARY
 
 ENCODINGS = ("uint_le", "uint_be", "int_le", "bcd", "bits", "table", "exp2", "date_g", "date_bcd_ymd",
-             "date_bcd_dmy", "date_techem")
+             "date_bcd_dmy", "date_techem", "date_techem_current")
 
 
 class LayoutError(ValueError):
@@ -53,6 +53,7 @@ class Field:
     default: str | None = None  # table: value for raw values not listed
     add: int = 0  # exp2: value = 2 ** (raw + add)
     hidden: bool = False  # read (for sums) but not emitted
+    after: str = ""  # date_techem_current: the previous date field whose year (or the next) it is in
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,7 +105,7 @@ def parse_field(d: dict, where: str) -> Field:
             parts=tuple(tuple(p) for p in d.get("parts", ())),
             table=tuple((int(k, 0), str(v)) for k, v in d.get("table", {}).items()),
             mask=d.get("mask"), default=d.get("default"), add=int(d.get("add", 0)),
-            hidden=bool(d.get("hidden", False)))
+            hidden=bool(d.get("hidden", False)), after=d.get("after", ""))
     except KeyError as err:
         raise LayoutError(f"{where}: field lacks {err.args[0]!r}") from None
 
@@ -139,7 +140,7 @@ def _raw(f: Field, b: bytes) -> int | None:
     return raw
 
 
-def _date_text(f: Field, b: bytes) -> str | None:
+def _date_text(f: Field, b: bytes, dates: dict[str, tuple[int, int, int]]) -> str | None:
     if f.encoding == "date_g":
         return date_g(b)
     if f.encoding in ("date_bcd_ymd", "date_bcd_dmy"):
@@ -151,8 +152,20 @@ def _date_text(f: Field, b: bytes) -> str | None:
     if f.encoding == "date_techem":  # day bits 0-4, month bits 5-8, year bits 9-15 (+2000)
         raw = int.from_bytes(b, "little")
         day, month, year = raw & 0x1F, (raw >> 5) & 0x0F, 2000 + (raw >> 9)
-        return f"{year:04d}-{month:02d}-{day:02d}" if 1 <= month <= 12 and 1 <= day <= 31 else None
-    return None
+    elif f.encoding == "date_techem_current":  # day bits 4-8, month bits 9-12; the year is the
+        # previous date's, or the next one when month / day did not move past it
+        raw = int.from_bytes(b, "little")
+        day, month = (raw >> 4) & 0x1F, (raw >> 9) & 0x0F
+        if f.after not in dates:
+            return None
+        py, pm, pd = dates[f.after]
+        year = py + (month < pm or (month == pm and day <= pd))
+    else:
+        return None
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return None
+    dates[f.name] = (year, month, day)
+    return f"{year:04d}-{month:02d}-{day:02d}"
 
 
 def read_fields(fields: tuple[Field, ...], sums: tuple[Sum, ...], data: bytes, offset: int,
@@ -161,6 +174,7 @@ def read_fields(fields: tuple[Field, ...], sums: tuple[Sum, ...], data: bytes, o
     of the bytes: a short frame gives the fields that fit."""
     out: list[DataRecord] = []
     values: dict[str, tuple[Decimal, int, bytes]] = {}
+    dates: dict[str, tuple[int, int, int]] = {}
     pos = begin
     for f in fields:
         if f.when is not None:
@@ -178,7 +192,7 @@ def read_fields(fields: tuple[Field, ...], sums: tuple[Sum, ...], data: bytes, o
             if len(chunk) < f.length:
                 return _finish(out, sums, values, offset, tag)
             pos = at + f.length
-            rec = _record(f, k, chunk, data, offset + at, tag)
+            rec = _record(f, k, chunk, data, offset + at, tag, dates)
             if rec is None:
                 continue
             if rec.value is not None and f.repeat == 1:
@@ -188,7 +202,8 @@ def read_fields(fields: tuple[Field, ...], sums: tuple[Sum, ...], data: bytes, o
     return _finish(out, sums, values, offset, tag)
 
 
-def _record(f: Field, k: int, chunk: bytes, data: bytes, at: int, tag: str) -> DataRecord | None:
+def _record(f: Field, k: int, chunk: bytes, data: bytes, at: int, tag: str,
+            dates: dict[str, tuple[int, int, int]]) -> DataRecord | None:
     mods = (*f.modifiers, *(f.labels[k:k + 1]), tag)
     unit, scale, quantity = f.unit, f.scale, f.quantity
     if f.unit_from_vif is not None:
@@ -202,7 +217,7 @@ def _record(f: Field, k: int, chunk: bytes, data: bytes, at: int, tag: str) -> D
     value: Decimal | None = None
     text: str | None = None
     if f.encoding.startswith("date"):
-        text = _date_text(f, chunk)
+        text = _date_text(f, chunk, dates)
         if text is None:
             return None
     else:
