@@ -25,7 +25,7 @@ from .keys import KeyStore
 from .layers import LAYERS, NOT_ENCRYPTED, OK, TRUNCATED, DecodeState, EncodeState, unknown_layer
 from .records import DataRecord, decode_records
 from .tpl import OpaquePayload, TransportLayer
-from .vendors import unscramble, vendor_apl_records, vendor_payload_records, vendor_records
+from .vendors import known_format, unscramble, vendor_apl_records, vendor_payload_records, vendor_records
 
 # decryption outcomes; the layers' open hooks set NOT_ENCRYPTED, OK and TRUNCATED (mbus.layers), the
 # others are the reasons of the SecurityError subclasses (mbus.errors)
@@ -223,6 +223,7 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
             if recs:  # vendor layouts check their record's header and shape: safe after a bad record too
                 recs = (*recs, *vendor_records(link.address, recs))
         elif kind == "compact":
+            formats = _vendor_formats(formats, tpl.address or link.address, meter, apl)
             full, crc_ok = decode_compact(formats, meter, apl)
             if not crc_ok:
                 st.notes.append("compact frame: full-frame CRC differs from the expanded records "
@@ -253,6 +254,23 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
         st.problems.extend(str(err) for err in errors)
         return recs, "error"
     return recs, "ok"
+
+
+def _vendor_formats(formats: FormatCache | None, address: Address, meter: bytes, apl: bytes) -> FormatCache | None:
+    """The cache, taught a manufacturer's published compact format when it lacks this signature."""
+    body = apl.lstrip(b"\x2f")
+    if len(body) < 2:
+        return formats
+    sig = body[0] | body[1] << 8
+    if formats is not None and formats.lookup(meter, sig) is not None:
+        return formats
+    headers = known_format(address, sig)
+    if headers is None:
+        return formats
+    if formats is None:
+        formats = FormatCache(max_entries=1)
+    formats.learn(meter, headers)
+    return formats
 
 
 def _vendor_unscramble(st: DecodeState) -> None:

@@ -262,3 +262,25 @@ def test_decoders_take_any_length():
             for fill in (0x00, 0xFF, 0x10, 0x11, 0x95):
                 data = bytes([fill]) + bytes(range(n))
                 assert isinstance(dec.decode(data, 0), list)
+
+
+def test_kamstrup_compact_frame_decodes_without_its_full_frame():
+    # wl-wmbusmeters-0192 (multical21, compact frame CI 0x79, signature a8ed): no full frame seen before
+    t = decode(bytes.fromhex("23442D2C998734761B168D2087D19EAD217F1779EDA86AB6710008190000081900007F13"))
+    assert t.records_outcome == "ok", (t.problems, t.notes)
+    got = {(r.quantity, r.storage, r.value_text()) for r in t.records}
+    assert {("volume", 0, "6.408"), ("volume", 1, "6.408"), ("flow_temperature", 1, "127"),
+            ("external_temperature", 1, "19")} <= got
+    # another manufacturer with the same signature is not given Kamstrup's format
+    other = bytearray(bytes.fromhex("23442D2C998734761B168D2087D19EAD217F1779EDA86AB6710008190000081900007F13"))
+    other[2:4] = bytes.fromhex("9315")
+    assert decode(bytes(other)).records_outcome == "format_unknown"
+
+
+def test_known_formats_are_checked_against_their_signature(tmp_path):
+    from mbus.vendors import load_formats
+
+    bad = tmp_path / "f.toml"
+    bad.write_text('[[compact_format]]\nmanufacturers = ["KAM"]\nsignature = 0x1234\nheaders = "02FF2004134413"\n')
+    with pytest.raises(LayoutError, match="signature 0x1234 is not the CRC of its headers .0xDD34."):
+        load_formats(bad)

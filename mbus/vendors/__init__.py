@@ -7,7 +7,8 @@ Every record made here carries ``vendor <name>`` in its modifiers so nobody mist
 OMS-defined data. Layouts are facts from public decoders (wmbusmeters drivers), checked against
 published telegrams (tests/test_vendors.py); code is our own.
 
-Hooks for mbus.telegram: :func:`vendor_records` (DIF 0x0F tail and DIF/VIF manufacturer records),
+Hooks for mbus.telegram: :func:`known_format` (Kamstrup compact-frame formats by signature),
+:func:`vendor_records` (DIF 0x0F tail and DIF/VIF manufacturer records),
 :func:`vendor_payload_records` (payload behind a manufacturer CI), :func:`vendor_apl_records`
 (whole APL behind a transport header), :func:`unscramble` (Diehl real-data frames). For
 ``--output explain``: :func:`candidates`.
@@ -149,7 +150,46 @@ def load(path: Path = DATA_FILE) -> tuple[VendorDecoder, ...]:
     return tuple(out)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KnownFormat:
+    """A compact-frame format a manufacturer uses, known by its signature (no full frame needed)."""
+
+    manufacturers: frozenset[str]
+    signature: int
+    headers: bytes
+
+
+def load_formats(path: Path = DATA_FILE) -> tuple[KnownFormat, ...]:
+    """The ``[[compact_format]]`` tables; a signature that is not its headers' CRC is a LayoutError."""
+    from ..compact import signature
+
+    with path.open("rb") as f:
+        doc = tomllib.load(f)
+    out = []
+    for i, d in enumerate(doc.get("compact_format", [])):
+        where = f"{path.name} compact_format #{i + 1}"
+        try:
+            fmt = KnownFormat(manufacturers=frozenset(d["manufacturers"]), signature=int(d["signature"]),
+                              headers=bytes.fromhex(d["headers"]))
+        except (KeyError, ValueError) as err:
+            raise LayoutError(f"{where}: {err}") from None
+        if signature(fmt.headers) != fmt.signature:
+            raise LayoutError(f"{where}: signature 0x{fmt.signature:04X} is not the CRC of its headers "
+                              f"(0x{signature(fmt.headers):04X})")
+        out.append(fmt)
+    return tuple(out)
+
+
 DECODERS: tuple[VendorDecoder, ...] = load()
+FORMATS: tuple[KnownFormat, ...] = load_formats()
+
+
+def known_format(address: Address, sig: int) -> bytes | None:
+    """The record headers of a compact-frame format this manufacturer is known to use."""
+    for fmt in FORMATS:
+        if fmt.signature == sig and address.manufacturer_code in fmt.manufacturers:
+            return fmt.headers
+    return None
 
 
 def _tagged(records: list[DataRecord], note: str) -> list[DataRecord]:
