@@ -101,6 +101,12 @@ CASES = [
      [("volume", "m3", "159.832"), ("volume", "m3", "157.760")]),
     ("19442423860775035048A251520015BEB6B2E1ED623A18FC74A5",
      [("volume", "m3", "521.602"), ("volume", "m3", "519.147"), ("date", "", "2021-11-15")]),
+    # Apator E-ITN dates (season start with its implied high byte, seal break, current date)
+    ("29441486333737370408B60EFFFFF1460186EC1B934EE91BA57BA0A1000059009C250100322DE413B415",
+     [("date", "", "2016-05-01"), ("date", "", "2018-12-28"), ("date", "", "2022-09-18"), ("hca_units", "", "89")]),
+    # Techem smoke detector TSD2: status and previous billing date
+    ("294468506935639176F0A0809F2782290060822900000401D6311AF93E1BF93E008DC3009ED4000FE580",
+     [("smoke_detector_status", "", "defect"), ("date", "", "2019-12-31")]),
 ]
 
 
@@ -128,7 +134,7 @@ def test_not_installed_months_have_no_value():
 SAMPLE = {
     "hydrodigit": 0, "techem compact5": 2, "techem vario451": 4, "techem mkradio3": 5, "apator e-itn": 6,
     "hydroclima": 8, "techem mkradio4": 13, "techem fhkvdataiii": 14, "apator08": 17, "qundis": 19,
-    "bfw240radio": 22, "diehl izar prios": 24,
+    "bfw240radio": 22, "diehl izar prios": 24, "techem tsd2": 31,
 }
 
 

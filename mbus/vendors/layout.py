@@ -51,7 +51,7 @@ class Field:
     table: tuple[tuple[int, str], ...] = ()  # table: raw -> value text
     mask: int | None = None
     default: str | None = None  # table: value for raw values not listed
-    add: int = 0  # exp2: value = 2 ** (raw + add)
+    add: int = 0  # exp2: value = 2 ** (raw + add); date_techem: added to the raw date
     hidden: bool = False  # read (for sums) but not emitted
     after: str = ""  # date_techem_current: the previous date field whose year (or the next) it is in
 
@@ -150,7 +150,9 @@ def _date_text(f: Field, b: bytes, dates: dict[str, tuple[int, int, int]]) -> st
         text = f"20{y:02x}-{m:02x}-{d:02x}"
         return text if text.replace("-", "").isdigit() else None
     if f.encoding == "date_techem":  # day bits 0-4, month bits 5-8, year bits 9-15 (+2000)
-        raw = int.from_bytes(b, "little")
+        raw = int.from_bytes(b, "little") + f.add  # add: constant high bits some layouts leave out
+        if f.mask is not None:
+            raw &= f.mask
         day, month, year = raw & 0x1F, (raw >> 5) & 0x0F, 2000 + (raw >> 9)
     elif f.encoding == "date_techem_current":  # day bits 4-8, month bits 9-12; the year is the
         # previous date's, or the next one when month / day did not move past it
@@ -230,7 +232,10 @@ def _record(f: Field, k: int, chunk: bytes, data: bytes, at: int, tag: str,
             hit = dict(f.table).get(raw, f.default)
             if hit is None:
                 return None
-            value = Decimal(hit)
+            try:
+                value = Decimal(hit)
+            except ArithmeticError:  # a state name (smoke detector status ...)
+                text = hit
         elif f.encoding == "exp2":
             value = Decimal(2) ** (raw + f.add) * scale
         else:
