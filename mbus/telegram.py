@@ -25,7 +25,14 @@ from .keys import KeyStore
 from .layers import LAYERS, NOT_ENCRYPTED, OK, TRUNCATED, DecodeState, EncodeState, unknown_layer
 from .records import DataRecord, decode_records
 from .tpl import OpaquePayload, TransportLayer
-from .vendors import known_format, unscramble, vendor_apl_records, vendor_payload_records, vendor_records
+from .vendors import (
+    known_format,
+    unscramble,
+    vendor_apl_records,
+    vendor_frame_records,
+    vendor_payload_records,
+    vendor_records,
+)
 
 # decryption outcomes; the layers' open hooks set NOT_ENCRYPTED, OK and TRUNCATED (mbus.layers), the
 # others are the reasons of the SecurityError subclasses (mbus.errors)
@@ -206,6 +213,8 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
         key = st.keys.lookup(link.address) if st.keys is not None else None
         recs = vendor_payload_records(link.address, opaque.ci, st.payload, st.buf, key)
         return (tuple(recs), "ok") if recs else ((), "none")
+    if tpl is not None and (tpl.security_mode or 0) >= 16 and (recs := vendor_frame_records(link.address, st.buf)):
+        return tuple(recs), "ok"  # a manufacturer mode whose values a vendor layout reads from the frame
     if tpl is None or st.payload is None and tpl.info.payload in ("records", "compact", "format"):
         return (), "not_decrypted" if tpl is not None else "none"
     kind = tpl.info.payload

@@ -107,6 +107,11 @@ CASES = [
     # Techem smoke detector TSD2: status and previous billing date
     ("294468506935639176F0A0809F2782290060822900000401D6311AF93E1BF93E008DC3009ED4000FE580",
      [("smoke_detector_status", "", "defect"), ("date", "", "2019-12-31")]),
+    # Apator 172: a counter in 1/3 m3 steps behind CI 0xA0 (wmbusmeters apator172.xmq)
+    ("1C44148607A814000411A01D5400000840030000000005FF05D83D0000", [("volume", "m3", "7177.7")]),
+    # B METERS RFM-TX1: CF 0x1006, reading scrambled with the access number (wmbusmeters rfmtx1.xmq)
+    ("4644B4097172737405077AA50006101115F78184AB0F1D1E200000005904103103208047004A4800E73C00193E00453F003E4000"
+     "E64000E74100F442000144001545005B460000", [("volume", "m3", "188.560")]),
 ]
 
 
@@ -135,6 +140,7 @@ SAMPLE = {
     "hydrodigit": 0, "techem compact5": 2, "techem vario451": 4, "techem mkradio3": 5, "apator e-itn": 6,
     "hydroclima": 8, "techem mkradio4": 13, "techem fhkvdataiii": 14, "apator08": 17, "qundis": 19,
     "bfw240radio": 22, "diehl izar prios": 24, "techem tsd2": 31,
+    "apator172": 32, "rfmtx1": 33,
 }
 
 
@@ -174,6 +180,13 @@ def test_prios_with_a_damaged_byte_gives_no_values():
     raw[15] ^= 0x01  # the check byte (0x4B after descrambling) no longer fits any key
     t = decode(bytes(raw))
     assert not _vendor(t) and t.records_outcome == "none"
+
+
+def test_rfmtx1_with_another_access_number_reads_another_value():
+    raw = bytearray(bytes.fromhex(CASES[SAMPLE["rfmtx1"]][0]))
+    raw[11] ^= 0x01  # the key byte: the descrambled bytes are no longer the BCD reading
+    got = [r.value_text() for r in _vendor(decode(bytes(raw)), "rfmtx1")]
+    assert got != ["188.560"]
 
 
 def test_prios_default_keys_and_check_byte():

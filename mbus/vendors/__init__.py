@@ -23,13 +23,14 @@ from pathlib import Path
 
 from ..dll import Address
 from ..records import DataRecord, decode_records
-from . import diehl
+from . import bmeters, diehl
 from .layout import Field, LayoutError, Sum, parse_field, parse_sum, read_fields
 
 log = logging.getLogger(__name__)
 
 DATA_FILE = Path(__file__).with_name("vendors.toml")
-SOURCES = ("ci", "tail", "record", "apl")
+SOURCES = ("ci", "tail", "record", "apl", "frame")
+CIPHERS = ("", "diehl_prios", "bmeters_rfmtx1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,7 +39,7 @@ class VendorDecoder:
     manufacturers: frozenset[str]
     versions: frozenset[int]
     device_types: frozenset[int]
-    source: str  # ci | tail | record | apl
+    source: str  # ci | tail | record | apl | frame
     cis: frozenset[int] = frozenset()
     record: bytes = b""  # source "record": the DIF/VIF header of the record holding the bytes
     fields: tuple[Field, ...] = ()
@@ -100,6 +101,10 @@ class VendorDecoder:
             data, offset = data[skip + 1:], offset + skip + 1
         if self.fits(data) is not None:
             return []
+        return self.read(data, offset)
+
+    def read(self, data: bytes, offset: int = 0) -> list[DataRecord]:
+        """The fields from bytes already checked (or opened by a cipher)."""
         return read_fields(self.fields, self.sums, data, offset, self.tag, self.start)
 
 
@@ -140,7 +145,7 @@ def load(path: Path = DATA_FILE) -> tuple[VendorDecoder, ...]:
                 checked_on=tuple(d.get("checked_on", ())), facts=d.get("facts", ""))
         except KeyError as err:
             raise LayoutError(f"{where}: lacks {err.args[0]!r}") from None
-        if dec.cipher not in ("", "diehl_prios") or dec.address not in ("", "diehl_prios"):
+        if dec.cipher not in CIPHERS or dec.address not in ("", "diehl_prios"):
             raise LayoutError(f"{where}: unknown cipher / address method")
         if source == "ci" and not dec.cis:
             raise LayoutError(f"{where}: source ci needs cis")
@@ -255,6 +260,26 @@ def vendor_apl_records(address: Address, apl: bytes) -> list[DataRecord] | None:
     return None
 
 
+def vendor_frame_records(address: Address, frame: bytes) -> list[DataRecord]:
+    """Records of a frame whose values sit at fixed frame offsets behind a vendor scrambler
+    (B METERS RFM-TX1), when a decoder serves this meter and the frame has its shape."""
+    for dec in DECODERS:
+        if dec.source != "frame" or not dec.serves(address, frame) or dec.fits(frame) is not None:
+            continue
+        view = bmeters.rfmtx1_unscramble(frame) if dec.cipher == "bmeters_rfmtx1" else None
+        if view is not None:
+            got = dec.read(view, 0)
+            if got:
+                return _tagged(got, "descrambled with the access number")
+    return []
+
+
+def vendor_serves(address: Address, frame: bytes = b"") -> bool:
+    """Whether any vendor decoder is checked on this meter (for the decryption outcome of
+    manufacturer-specific CIs and modes)."""
+    return any(dec.serves(address, frame) for dec in DECODERS)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unscrambled:
     payload: bytes
@@ -305,6 +330,8 @@ def candidates(telegram) -> list[tuple[VendorDecoder, bool, str]]:
             out.append((dec, False, f"no plaintext application data ({telegram.decryption})"))
         elif dec.source == "ci" and ci not in dec.cis:
             out.append((dec, False, f"CI {'none' if ci is None else f'0x{ci:02X}'} is not {_hexes(dec.cis)}"))
+        elif dec.source == "frame":
+            out.append((dec, False, f"the frame does not have the layout's shape: {dec.fits(frame) or 'empty'}"))
         elif dec.source == "ci" and dec.cipher:
             out.append((dec, False, "descrambling failed with every key (check byte differs)"))
         elif dec.source == "tail":
