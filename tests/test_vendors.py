@@ -112,6 +112,9 @@ CASES = [
     # B METERS RFM-TX1: CF 0x1006, reading scrambled with the access number (wmbusmeters rfmtx1.xmq)
     ("4644B4097172737405077AA50006101115F78184AB0F1D1E200000005904103103208047004A4800E73C00193E00453F003E4000"
      "E64000E74100F442000144001545005B460000", [("volume", "m3", "188.560")]),
+    # Techem MK Radio 3a: current date and total (wmbusmeters mkradio3a.xmq)
+    ("36446850420656625072A20C007C3110250000293400373A002E38000E15002F37003A39003835002F24003930001D25003125"
+     "00162900", [("volume", "m3", "948.8"), ("date", "", "2024-11-28")]),
 ]
 
 
@@ -140,7 +143,7 @@ SAMPLE = {
     "hydrodigit": 0, "techem compact5": 2, "techem vario451": 4, "techem mkradio3": 5, "apator e-itn": 6,
     "hydroclima": 8, "techem mkradio4": 13, "techem fhkvdataiii": 14, "apator08": 17, "qundis": 19,
     "bfw240radio": 22, "diehl izar prios": 24, "techem tsd2": 31,
-    "apator172": 32, "rfmtx1": 33,
+    "apator172": 32, "rfmtx1": 33, "techem mkradio3a": 34,
 }
 
 
