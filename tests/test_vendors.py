@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from mbus.telegram import decode
-from mbus.vendors import DECODERS, candidates, diehl, load
+from mbus.vendors import DECODERS, candidates, diehl, load, unscramble
 from mbus.vendors.layout import LayoutError
 
 CASES = [
@@ -224,7 +224,12 @@ def test_diehl_real_data_flag_on_plaintext_keeps_the_records():
     t = decode(bytes.fromhex("1E4424238B07797389607A8F00107D041312170100426CBF23441344100100"))
     assert t.decryption == "not_encrypted"
     assert [r.value_text() for r in t.records] == ["71.442", "2021-03-31", "69.700"]
-    assert any("plaintext" in n for n in t.notes)
+    assert any("already in the clear" in n for n in t.notes)
+    frame = bytes.fromhex("1E4424238B07797389607A8F00107D041312170100426CBF23441344100200")
+    from mbus.dll import LinkHeader
+
+    # one byte changed: neither the sum nor a key's descrambling fits (the frame keeps its security outcome)
+    assert unscramble(frame, LinkHeader.parse(frame).address, 15) is None
 
 
 def test_candidates_say_why():

@@ -289,12 +289,16 @@ class Unscrambled:
 
 def unscramble(frame: bytes, address: Address, start: int, key: bytes | None = None) -> Unscrambled | None:
     """Diehl "real data" frames (CI 0x7A whose CF mode bits have bit 4 set — read as modes 16-31 by a
-    standard parser): the application data from ``start`` descrambled if a key's checksum fits and
-    the result parses as records; else the bytes as they are if they parse as records (meters that set
-    the bit without scrambling); else None (leave the frame to the security outcome)."""
+    standard parser). The CF's high byte (bit 4 masked) is the byte sum of the plaintext: the data
+    from ``start`` is taken as it is when its own sum fits (already descrambled), else descrambled
+    with the meter's key or a published default key whose output fits the sum and parses as
+    records; else None (the frame keeps its security outcome, no records)."""
     if start != 15 or not diehl.is_real_data(frame, address):
         return None
     raw = frame[15:]
+    if raw and sum(raw) & 0xEF == frame[14] & 0xEF:
+        return Unscrambled(payload=raw, how="vendor diehl real data: bytes already in the clear (their sum "
+                                            "matches the CF checksum)", scrambled=False)
     opened = diehl.real_data_descramble(frame, key)
     if opened is not None:
         plain, which = opened
@@ -302,10 +306,6 @@ def unscramble(frame: bytes, address: Address, start: int, key: bytes | None = N
         if not result.errors and result.records:
             return Unscrambled(payload=plain, how=f"vendor diehl real data: LFSR descrambled ({which}), "
                                                    "checksum verified", scrambled=True)
-    result = decode_records(raw)
-    if not result.errors and result.records:
-        return Unscrambled(payload=raw, how="vendor diehl real data flag set, bytes are plaintext "
-                                            "(no key's checksum fits; the records parse)", scrambled=False)
     return None
 
 
