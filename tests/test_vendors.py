@@ -236,10 +236,11 @@ def test_candidates_say_why():
     t = decode(bytes.fromhex(CASES[SAMPLE["techem mkradio3"]][0]))
     got = {(d.name, ok, why) for d, ok, why in candidates(t)}
     assert ("techem mkradio3", True, "decoded (5 records)") in got
-    assert ("techem mkradio4", False, "version 0x74 not checked (checked: 0x70, 0x95)") in got
+    assert ("techem mkradio4", False, "version 0x74 not checked (checked: 0x95)") in got
+    assert ("techem mkradio3a", False, "version 0x74 not checked (checked: 0x50)") in got
     assert ("qundis", False, "manufacturer TCH is not QDS") in got
-    t = decode(bytes.fromhex("49449344825253303608780DFF5F350082430035E3DFC4EAC97A58B8610713D93549E2601258D617D2"
-                             "67E7515C764B002A88CD341A9F9DF3C6034DE5B6D1FAB3619CBA9F046D250DDA2C"))
+    qcaloric = CASES[SAMPLE["qundis"]][0].replace("0DFF5F350082180000800007B06E", "0DFF5F350082180000800006B06E")
+    t = decode(bytes.fromhex(qcaloric))  # byte 7 of the record is no longer 0x07: not the layout's shape
     assert ("qundis", False, "no record 0DFF5F with the layout's shape") in {(d.name, ok, why) for d, ok, why in
                                                                               candidates(t)}
 
@@ -311,3 +312,24 @@ def test_known_formats_are_checked_against_their_signature(tmp_path):
     bad.write_text('[[compact_format]]\nmanufacturers = ["KAM"]\nsignature = 0x1234\nheaders = "02FF2004134413"\n')
     with pytest.raises(LayoutError, match="signature 0x1234 is not the CRC of its headers .0xDD34."):
         load_formats(bad)
+
+
+def test_only_checked_meter_triples_are_served():
+    # compact5 is checked on 0x39 and 0x45 with type 0x43 only: a combination the public driver names
+    # but no telegram checked (0x45 with type 0xC3) is not decoded
+    dec = next(d for d in DECODERS if d.name == "techem compact5")
+    assert ("TCH", 0x45, 0xC3) in dec.declared
+    raw = bytearray(bytes.fromhex(CASES[SAMPLE["techem compact5"]][0]))
+    raw[9] = 0xC3
+    t = decode(bytes(raw))
+    assert not _vendor(t)
+    why = {d.name: w for d, ok, w in candidates(t)}["techem compact5"]
+    assert why == "device type 0xC3 not checked (checked: 0x43)"
+    # qwaterv2 checked as QDS 0x16 with type 0x06; version 0x16 and type 0x37 are each checked, not together
+    raw = bytearray(bytes.fromhex(CASES[SAMPLE["qundis"] + 1][0]))
+    assert raw[8:10] == bytes([0x16, 0x06])
+    raw[9] = 0x37
+    t = decode(bytes(raw))
+    assert not _vendor(t)
+    why = [w for d, ok, w in candidates(t) if d.name == "qundis"][1]
+    assert why.startswith("QDS version 0x16 with device type 0x37 not checked (checked: QDS 0x16/0x06, QDS 0x18/0x06")

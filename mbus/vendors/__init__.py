@@ -52,6 +52,8 @@ class VendorDecoder:
     skip_block: tuple[int, int] | None = None  # (offset of a length byte, byte that must follow the block)
     checked_on: tuple[str, ...] = ()
     facts: str = ""
+    meters: frozenset[tuple[str, int, int]] = frozenset()  # the exact (manufacturer, version, type) checked
+    declared: tuple[tuple[str, int, int], ...] = ()  # named by the public source but not checked: not applied
 
     @property
     def tag(self) -> str:
@@ -76,6 +78,9 @@ class VendorDecoder:
             return f"version 0x{version:02X} not checked (checked: {_hexes(self.versions)})"
         if device_type not in self.device_types:
             return f"device type 0x{device_type:02X} not checked (checked: {_hexes(self.device_types)})"
+        if self.meters and (m, version, device_type) not in self.meters:
+            return (f"{m} version 0x{version:02X} with device type 0x{device_type:02X} not checked (checked: "
+                    + ", ".join(f"{a} 0x{b:02X}/0x{c:02X}" for a, b, c in sorted(self.meters)) + ")")
         return None
 
     def fits(self, data: bytes) -> str | None:
@@ -119,6 +124,16 @@ def _ints(v, where: str) -> frozenset[int]:
     return frozenset(items)
 
 
+def _triples(v, where: str) -> list[tuple[str, int, int]]:
+    out = []
+    for item in v:
+        if (not isinstance(item, list) or len(item) != 3 or not isinstance(item[0], str)
+                or not all(isinstance(x, int) for x in item[1:])):
+            raise LayoutError(f"{where}: a meter is [manufacturer, version, device type], got {item!r}")
+        out.append((item[0], item[1], item[2]))
+    return out
+
+
 def load(path: Path = DATA_FILE) -> tuple[VendorDecoder, ...]:
     """Parse vendors.toml. A defect in the file raises LayoutError naming the decoder and field."""
     with path.open("rb") as f:
@@ -130,9 +145,15 @@ def load(path: Path = DATA_FILE) -> tuple[VendorDecoder, ...]:
         if source not in SOURCES:
             raise LayoutError(f"{where}: source {source!r} is not one of {SOURCES}")
         skip = d.get("skip_block")
+        meters = _triples(d.get("meters", []), where)
+        declared = _triples(d.get("declared", []), where)
+        if meters:
+            d = {**d, "manufacturers": sorted({m for m, _, _ in meters}), "versions": sorted({v for _, v, _ in meters}),
+                 "device_types": sorted({t for _, _, t in meters})}
         try:
             dec = VendorDecoder(
-                name=d["name"], manufacturers=frozenset(d["manufacturers"]),
+                name=d["name"], manufacturers=frozenset(d["manufacturers"]), meters=frozenset(meters),
+                declared=tuple(sorted(declared)),
                 versions=_ints(d["versions"], where), device_types=_ints(d["device_types"], where),
                 source=source, cis=_ints(d.get("cis", []), where), record=bytes.fromhex(d.get("record", "")),
                 fields=tuple(parse_field(f, f"{where} field {f.get('name', j)}")
