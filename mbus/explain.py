@@ -311,46 +311,9 @@ def _application_attempts(t: Telegram) -> list[Attempt]:
 
 
 def _vendor_attempts(t: Telegram) -> list[Attempt]:
-    decoders = getattr(vendors, "DECODERS", None)
-    if decoders is None:
-        return [Attempt("vendor", "vendor decoders", False, "the vendor registry has no DECODERS list")]
-    meter = t.link.address
-    out: list[Attempt] = []
-    payload = t.payload
-    ci = t.ci_chain[-1] if t.ci_chain else None
-    tail = None
-    if payload is not None and t.tpl is not None and t.tpl.info.payload == "records":
-        tail = next((r for r in decode_records(payload).records if r.quantity == "manufacturer_data"
-                     and r.dib[:1] == b"\x0f"), None)
-    for dec in decoders:
-        name = f"vendor {getattr(dec, 'name', dec)}"
-        wants_ci = getattr(dec, "ci", None)
-        where = f"CI 0x{wants_ci:02X} payload" if wants_ci is not None else "bytes after DIF 0x0F"
-        reasons = []
-        mans = getattr(dec, "manufacturers", ())
-        if mans and meter.manufacturer_code not in mans:
-            reasons.append(f"manufacturer {meter.manufacturer_code} not in {sorted(mans)}")
-        versions = getattr(dec, "versions", ())
-        if versions and meter.version not in versions:
-            reasons.append(f"version 0x{meter.version:02X} not in {sorted(f'0x{v:02X}' for v in versions)}")
-        types = getattr(dec, "device_types", ())
-        if types and meter.device_type not in types:
-            reasons.append(f"device type 0x{meter.device_type:02X} not in {sorted(f'0x{v:02X}' for v in types)}")
-        if wants_ci is not None and wants_ci != ci:
-            reasons.append(f"reads the {where}, this telegram ends in CI {'none' if ci is None else f'0x{ci:02X}'}")
-        if wants_ci is None and tail is None:
-            reasons.append("reads the bytes after DIF 0x0F, this telegram has none")
-        if reasons:
-            out.append(Attempt("vendor", name, False, "; ".join(reasons)))
-            continue
-        source = payload if wants_ci is not None else tail.data
-        try:
-            recs = dec.decode(source, 0 if wants_ci is not None else tail.offset + 1)
-        except Exception as err:  # noqa: BLE001 - a decoder tried on bytes: its failure is the answer
-            out.append(Attempt("vendor", name, False, f"serves this meter, but failed: {type(err).__name__}: {err}"))
-            continue
-        out.append(Attempt("vendor", name, bool(recs), f"serves this meter: {len(recs)} records from the {where}"))
-    return out
+    """Every vendor decoder, whether it served this telegram and why (mbus.vendors.candidates)."""
+    return [Attempt("vendor", f"vendor {dec.name}", applied, reason)
+            for dec, applied, reason in vendors.candidates(t)]
 
 
 def render_analysis(attempts: list[Attempt]) -> str:

@@ -27,7 +27,13 @@ from .layers import LAYERS, NOT_ENCRYPTED, OK, TRUNCATED, DecodeState, EncodeSta
 from .records import DataRecord, decode_records
 from .security.manufacturer import MANUFACTURER_SPECIFIC as _MANUFACTURER_SPECIFIC
 from .tpl import OpaquePayload, TransportLayer
-from .vendors import vendor_payload_records, vendor_records
+from .vendors import (
+    known_format,
+    vendor_apl_records,
+    vendor_frame_records,
+    vendor_payload_records,
+    vendor_records,
+)
 
 # decryption outcomes; the layers' open hooks set NOT_ENCRYPTED, OK and TRUNCATED (mbus.layers), the
 # others are the reasons of the SecurityError subclasses (mbus.errors)
@@ -208,8 +214,11 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
     tpl = next((x for x in st.layers if isinstance(x, TransportLayer)), None)
     opaque = next((x for x in st.layers if isinstance(x, OpaquePayload)), None)
     if tpl is None and opaque is not None and st.payload:
-        recs = vendor_payload_records(link.address, opaque.ci, st.payload)
+        key = st.keys.lookup(link.address) if st.keys is not None else None
+        recs = vendor_payload_records(link.address, opaque.ci, st.payload, st.buf, key)
         return (tuple(recs), "ok") if recs else ((), "none")
+    if tpl is not None and (tpl.security_mode or 0) >= 16 and (recs := vendor_frame_records(link.address, st.buf)):
+        return tuple(recs), "ok"  # a manufacturer mode whose values a vendor layout reads from the frame
     if tpl is None or st.payload is None and tpl.info.payload in ("records", "compact", "format"):
         return (), "not_decrypted" if tpl is not None else "none"
     kind = tpl.info.payload
@@ -217,7 +226,9 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
     meter = (tpl.address or link.address).dll_bytes()
     to_meter = tpl.info.direction == "to device"
     try:
-        if kind == "records":
+        if kind == "records" and (whole := vendor_apl_records(link.address, apl)) is not None:
+            recs, errors = whole, ()
+        elif kind == "records":
             result = decode_records(apl, to_meter=to_meter)
             if result.errors and apl[-2:] == canonical[-2:] and _stray_last_block_crc(canonical):
                 result = decode_records(apl[:-2], to_meter=to_meter)
@@ -226,9 +237,10 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
             recs, errors = result.records, result.errors
             if formats is not None and not errors and recs:
                 formats.learn_records(meter, recs)
-            if not errors and recs:
+            if recs:  # vendor layouts check their record's header and shape: safe after a bad record too
                 recs = (*recs, *vendor_records(link.address, recs))
         elif kind == "compact":
+            formats = _vendor_formats(formats, tpl.address or link.address, meter, apl)
             full, crc_ok = decode_compact(formats, meter, apl)
             if not crc_ok:
                 st.notes.append("compact frame: full-frame CRC differs from the expanded records "
@@ -287,6 +299,23 @@ def _manufacturer_outcome(st: DecodeState, link: LinkHeader, recs) -> None:
     elif st.decryption == OK:
         st.notes.append(f"manufacturer-specific CI 0x{opaque.ci:02X} after decryption: no vendor decoder "
                         "serves this meter, its bytes are not decoded")
+
+
+def _vendor_formats(formats: FormatCache | None, address: Address, meter: bytes, apl: bytes) -> FormatCache | None:
+    """The cache, taught a manufacturer's published compact format when it lacks this signature."""
+    body = apl.lstrip(b"\x2f")
+    if len(body) < 2:
+        return formats
+    sig = body[0] | body[1] << 8
+    if formats is not None and formats.lookup(meter, sig) is not None:
+        return formats
+    headers = known_format(address, sig)
+    if headers is None:
+        return formats
+    if formats is None:
+        formats = FormatCache(max_entries=1)
+    formats.learn(meter, headers)
+    return formats
 
 
 def _decode_layers(st: DecodeState) -> None:

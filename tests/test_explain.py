@@ -35,7 +35,7 @@ def test_mode5_telegram_fits_its_mode_and_says_why_the_others_do_not():
     assert app.fitted and app.reason.startswith("3 records")
     vendors = [a for a in attempts if a.stage == "vendor"]
     assert vendors and not any(a.fitted for a in vendors)
-    assert all("manufacturer ELS not in" in a.reason for a in vendors)
+    assert all("manufacturer ELS is not" in a.reason for a in vendors)
 
 
 def test_without_a_key_the_modes_say_they_could_not_be_tried():
@@ -57,10 +57,10 @@ def test_vendor_payload_is_served_by_its_decoder_only(wireless_vectors):
     attempts = explain.analyze(bytes.fromhex(techem["canonical_hex"]))
     vendors = [a for a in attempts if a.stage == "vendor"]
     fitted = [a for a in vendors if a.fitted]
-    assert [a.decoder for a in fitted] == ["vendor compact5"]
-    assert "serves this meter" in fitted[0].reason
-    vario = next(a for a in vendors if a.decoder == "vendor vario451")
-    assert "version 0x39 not in" in vario.reason
+    assert [a.decoder for a in fitted] == ["vendor techem compact5"]
+    assert fitted[0].reason.startswith("decoded (") and "records)" in fitted[0].reason
+    vario = next(a for a in vendors if a.decoder == "vendor techem vario451")
+    assert "version 0x39 not checked" in vario.reason
     app = _by(attempts, "application")["EN 13757-3 data records"]
     assert "CI 0xA2 does not announce records" in app.reason
 

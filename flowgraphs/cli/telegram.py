@@ -181,7 +181,7 @@ def _run_stream(args, keys: KeyStore | None) -> int:
         if output == "json":
             write(dumps(t.to_json()) + "\n")
         else:
-            raw = parse_hex(parts[0] if ";" not in text else text) if output == "explain" else b""
+            raw = parse_hex(hex_text) if output == "explain" else b""
             write(_render(t, output, raw, line_keys) + ("\n\n" if output == "explain" else "\n"))
     sys.stdout.flush()
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "lines")

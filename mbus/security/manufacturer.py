@@ -5,10 +5,10 @@ Two situations reach it (both decided in :func:`mbus.layers.open_tpl` / :func:`m
 
 1. A transport layer whose configuration field names a mode this stack cannot decrypt: 1 and 4
    (manufacturer / specific usage), 8, 9, 13, 15 and the reserved numbers 6, 11, 12, 14, 16-31
-   (Diehl "real data" frames show up as 16-31). Every registered opener is asked in order; the
-   first that returns an :class:`Opened` wins (decryption ``ok``, its ``how`` in the message).
-   When none does, decoding reports ``unsupported_mode`` naming the number and parses **no
-   records** from the undecrypted bytes.
+   (Diehl "real data" frames show up as 16-31: ``mbus.vendors`` registers their opener). Every
+   registered opener is asked in order; the first that returns an :class:`Opened` wins
+   (decryption ``ok``, its ``how`` in the message). When none does, decoding reports
+   ``unsupported_mode`` naming the number and parses **no records** from the undecrypted bytes.
 2. A manufacturer-specific CI (0xA0-0xB7) after the link layer: the payload belongs to a vendor
    decoder (``mbus.vendors.vendor_payload_records``); when none serves the meter the decryption
    outcome is ``manufacturer_specific`` (:data:`MANUFACTURER_SPECIFIC`) and there are no records.
@@ -74,26 +74,3 @@ def open_frame(frame: ManufacturerFrame) -> Opened | None:
         if opened is not None:
             return opened
     return None
-
-
-# --- built in: Diehl "real data" already descrambled ---------------------------------------------
-# Diehl meters (manufacturers DME EWT HYD SAP SPL) send SND-NR / SND-IR frames with CI 0x7A whose
-# CF has bit 12 set (seen as modes 16-31) and a scrambled APL; the CF high byte (bit 4 masked) is
-# the byte sum of the plaintext (facts: wmbusmeters src/manufacturer_specificities.cc). The
-# descrambler is a vendor decoder's (mbus.vendors); this fallback accepts only data that is
-# *already* plaintext, proven by that checksum (logs of descrambled telegrams, simulations).
-DIEHL_MANUFACTURERS = frozenset({"DME", "EWT", "HYD", "SAP", "SPL"})
-
-
-def diehl_real_data_in_clear(frame: ManufacturerFrame) -> Opened | None:
-    if (frame.link_address.manufacturer_code not in DIEHL_MANUFACTURERS or frame.c_field not in (0x44, 0x46)
-            or frame.ci != 0x7A or not frame.mode & 0x10 or not frame.data or frame.tpl.cf is None):
-        return None
-    check = frame.tpl.cf >> 8
-    if sum(frame.data) & 0xEF != check & 0xEF:
-        return None
-    return Opened(payload=frame.data, in_clear=True,
-                  how="Diehl real-data frame already descrambled: the byte sum matches the CF checksum")
-
-
-register_opener(diehl_real_data_in_clear, fallback=True)
