@@ -229,15 +229,15 @@ def test_recording_gives_seven_meter_devices_that_follow_ha_rules(recording_tele
     configs += receiver[:-1]
     states[receiver[-1].topic] = receiver[-1].payload
     assert ha_violations(configs) == []
-    meters = {json.loads(m.payload)["device"]["identifiers"][0] for m in configs if m.topic.count("wmbus_sdr") == 0}
+    meters = {json.loads(m.payload)["device"]["identifiers"][0] for m in configs if "wmbus_receiver" not in m.topic}
     assert len(meters) == 7 and len(ha.meters()) == 7
     assert "wmbus_wsm_20261126" in meters  # its full frame (CI 7A) and compact frame (CI 7B): one device
     cfgs = _configs(configs)
     for topic, c in cfgs.items():
-        if "wmbus_sdr" in topic:
-            assert c["device"]["identifiers"] == ["wmbus_sdr_rx1"]
+        if "wmbus_receiver" in topic:
+            assert c["device"]["identifiers"] == ["wmbus_receiver_rx1"]
         else:
-            assert c["device"]["via_device"] == "wmbus_sdr_rx1"
+            assert c["device"]["via_device"] == "wmbus_receiver_rx1"
         assert c["availability"] == [{"topic": STATUS, "payload_available": "online",
                                       "payload_not_available": "offline"}]
         check_state(c, states[c["state_topic"]])
@@ -405,7 +405,7 @@ def test_receiver_device_and_bad_options():
     assert len(configs) == 4 and ha_violations(configs) == []
     assert state.topic == "wmbus/receiver/rx1" and not state.retain
     for c in _configs(configs).values():
-        assert c["device"]["identifiers"] == ["wmbus_sdr_rx1"] and c["entity_category"] == "diagnostic"
+        assert c["device"]["identifiers"] == ["wmbus_receiver_rx1"] and c["entity_category"] == "diagnostic"
         check_state(c, state.payload)
     assert json.loads(state.payload) == {"frames_per_minute": 12.5, "dropped_samples": 3, "freq_error_ppm": None,
                                          "last_frame": "2025-12-01T20:00:00.123456+00:00"}

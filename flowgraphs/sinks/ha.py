@@ -2,7 +2,7 @@
 publish what this module returns).
 
 One HA device per meter (``wmbus_<manufacturer>_<id>``: a full and a compact frame of one meter are one
-device), one per receiver (``wmbus_sdr_<receiver>``, the meters' ``via_device``). A meter's entities are
+device), one per receiver (``wmbus_receiver_<receiver>``, the meters' ``via_device``). A meter's entities are
 built from the records it actually sends: each record has a stable identity (quantity, function,
 modifiers, tariff, subunit, storage) turned into a slug key (:func:`record_key`), so a sensor never picks
 a value by record position, and a record first sent later gets its entity then. The meter's state JSON
@@ -378,7 +378,7 @@ class HaDiscovery:
         self.forget_after_s = forget_after_s
         self.meter_tz = meter_tz
         self.history = history
-        self.receiver_node = f"wmbus_sdr_{_slug(receiver_id) or 'receiver'}"
+        self.receiver_node = f"wmbus_receiver_{receiver_id}"  # never a meter node: not 3 letters
         self.receiver_state_topic = f"{prefix}/receiver/{receiver_id}"
         self._origin = {"name": "wmbus-sdr", **({"sw_version": sw_version} if sw_version else {})}
         self._receiver_device = {"identifiers": [self.receiver_node], "name": f"wmbus-sdr {receiver_id}",
