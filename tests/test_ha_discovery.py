@@ -73,7 +73,13 @@ SENSOR_KEYS = {"name", "unique_id", "state_topic", "value_template", "device_cla
                "availability", "expire_after", "device", "origin"}
 DEVICE_KEYS = {"identifiers", "name", "manufacturer", "model", "serial_number", "via_device", "sw_version",
                "hw_version"}
-TEMPLATE = re.compile(r"\{\{ value_json(?:\['readings'\])?\['([a-z0-9_]+)'\] \}\}")
+# the two shapes we emit: a meter's reading, a receiver's field; "" when the key is absent
+TEMPLATE = re.compile(r"\{\{ (?:\(value_json\['readings'\] \| default\(\{\}\)\)|value_json)"
+                      r"\['([a-z0-9_]+)'\] \| default\(''\) \}\}")
+
+
+def _key(config: dict) -> str:
+    return TEMPLATE.fullmatch(config["value_template"])[1]
 
 
 def ha_violations(configs: list[Message]) -> list[str]:
@@ -151,9 +157,10 @@ def render(template: str, payload: str) -> str:
     try:
         from jinja2.sandbox import ImmutableSandboxedEnvironment
     except ImportError:
-        keys = re.findall(r"\['([a-z0-9_]+)'\]", template)
         value = value_json
-        for k in keys:
+        for k in re.findall(r"\['([a-z0-9_]+)'\]", template):
+            if not isinstance(value, dict) or k not in value:
+                return ""
             value = value[k]
         return str(value)
     return ImmutableSandboxedEnvironment().from_string(template).render(value_json=value_json)
@@ -162,6 +169,7 @@ def render(template: str, payload: str) -> str:
 def check_state(config: dict, state: str, cls_kind: str | None = None) -> None:
     """The rendered state is what HA's MQTT sensor accepts for the config's class."""
     got = render(config["value_template"], state)
+    assert got != "", (config["unique_id"], "the key is not in the state")
     if got == "None":  # HA's PAYLOAD_NONE: the sensor becomes "unknown"
         return
     cls = config.get("device_class")
@@ -269,10 +277,13 @@ def test_recording_gives_seven_meter_devices_that_follow_ha_rules(recording_tele
     assert json.loads(states["wmbus/20261126"])["readings"] == {"volume": 4.25, "volume_flow": 0.009}
 
 
+READ_VOLUME = "{{ (value_json['readings'] | default({}))['volume'] | default('') }}"
+
+
 def test_rule_checker_catches_each_broken_rule():
     """The rule list is not vacuous: each deliberately broken config is reported."""
     good = {"name": "Volume", "unique_id": "u1", "state_topic": "wmbus/1", "device_class": "water",
-            "value_template": "{{ value_json['readings']['volume'] }}", "state_class": "total_increasing",
+            "value_template": READ_VOLUME, "state_class": "total_increasing",
             "unit_of_measurement": "m³", "device": {"identifiers": ["wmbus_x_1"], "name": "X 1"}}
     assert ha_violations([Message("homeassistant/sensor/wmbus_x_1/volume/config", json.dumps(good))]) == []
     broken = [({"unit_of_measurement": "m3"}, "not accepted"), ({"unit_of_measurement": "kWh"}, "not accepted"),
@@ -280,6 +291,7 @@ def test_rule_checker_catches_each_broken_rule():
               ({"device_class": "temperature", "unit_of_measurement": "C", "state_class": "measurement"},
                "not accepted"), ({"value_template": "{{ value_json.values.volume }}"}, "template"),
               ({"value_template": "{{ value_json.records[0].value }}"}, "template"),
+              ({"value_template": "{{ value_json['readings']['volume'] }}"}, "template"),
               ({"device": {"name": "X 1"}}, "device block"), ({"entity_category": "config"}, "diagnostic"),
               ({"name": "X 1 volume"}, "repeats the device name"), ({"icon": "mdi:water"}, "does not know"),
               ({"device_class": "timestamp", "state_class": None, "unit_of_measurement": None}, None)]
@@ -295,11 +307,15 @@ def test_rule_checker_catches_each_broken_rule():
                                                                retain=False)]))
 
 
-def test_jinja_attribute_read_of_values_is_the_dict_method():
-    """Why the state field is ``readings`` read by subscripts: ``value_json.values`` is dict.values."""
+def test_templates_in_jinja():
+    """Why the state field is ``readings`` read by subscripts: ``value_json.values`` is dict.values.
+    Our template renders the value, "None" for null, and "" (ignored by HA) when the key is absent."""
     pytest.importorskip("jinja2")
     assert render("{{ value_json.values.volume }}", '{"values": {"volume": 1.5}}') == ""
-    assert render("{{ value_json['readings']['volume'] }}", '{"readings": {"volume": 1.5}}') == "1.5"
+    assert render(READ_VOLUME, '{"readings": {"volume": 1.5}}') == "1.5"
+    assert render(READ_VOLUME, '{"readings": {"volume": null}}') == "None"
+    assert render(READ_VOLUME, '{"readings": {"volume_flow": 1}}') == ""
+    assert render(READ_VOLUME, '{"telegram": "2e44"}') == ""
 
 
 # --- records over time -----------------------------------------------------------------------------------
@@ -316,7 +332,7 @@ def test_new_record_later_gets_its_entity_and_keys_are_not_positions(recording_t
     assert ha.on_telegram(heat) == []
     state = json.dumps(ha.state(replace(heat, records=heat.records[::-1])))
     for c in _configs(first + later).values():
-        r = next(r for r in heat.records if record_key(r) == c["value_template"].split("'")[-2])
+        r = next(r for r in heat.records if record_key(r) == _key(c))
         got = render(c["value_template"], state)
         assert Decimal(got) == r.value if r.value is not None else got == "2026-11-25T06:15:00+00:00"
     # a frame without some records keeps their last values, so every template finds its key
@@ -334,7 +350,7 @@ def test_units_ha_does_not_accept_are_converted(recording_telegrams):
     t = replace(gas, records=recs)
     configs = ha.on_telegram(t)
     assert ha_violations(configs) == []
-    got = {c["value_template"].split("'")[-2]: (c.get("device_class"), c.get("unit_of_measurement"))
+    got = {_key(c): (c.get("device_class"), c.get("unit_of_measurement"))
            for c in _configs(configs).values()}
     readings = ha.state(t)["readings"]
     # two records of one identity in a frame (J/h and GJ/h power): both kept, the second as "_2"
@@ -349,6 +365,13 @@ def test_units_ha_does_not_accept_are_converted(recording_telegrams):
     assert Decimal(str(readings["volume_flow_2"])) == 3600 * recs[7].value
     names = [c["name"] for c in _configs(configs).values()]
     assert len(set(names)) == len(names)
+    # a modifier that makes the value another quantity drops the class and the unit, and converts nothing
+    odd = replace(recs[0], modifiers=("duration of last lower limit exceed (h)",))
+    c = _configs(ha.on_telegram(replace(gas, records=(odd,))))
+    (cfg,) = c.values()
+    assert cfg["name"] == "Volume flow (duration of last lower limit exceed (h))"
+    assert not {"device_class", "state_class", "unit_of_measurement"} & set(cfg)
+    assert Decimal(str(ha.state(replace(gas, records=(odd,)))["readings"][_key(cfg)])) == odd.value
 
 
 def test_nulls_dates_and_secrets(recording_telegrams):
@@ -373,7 +396,7 @@ def test_nulls_dates_and_secrets(recording_telegrams):
     tz.on_telegram(water)
     assert tz.state(water)["readings"]["datetime"] == "2026-11-25T06:00:00+01:00"
     no_history = _ha(history=False)
-    keys = {c["value_template"].split("'")[-2] for c in _configs(no_history.on_telegram(water)).values()}
+    keys = {_key(c) for c in _configs(no_history.on_telegram(water)).values()}
     assert keys == {"volume", "datetime", "volume_flow", "error_flags"}
 
 
@@ -501,3 +524,36 @@ def test_configs_retained_by_a_real_broker_and_forget_removes_them(mosquitto, re
     left = _retained(mosquitto, "homeassistant/#", len(configs) - len(gone))
     assert set(left) == {m.topic for m in configs} - {m.topic for m in gone}
     assert not any("31415926" in t for t in left)
+
+
+def test_every_public_vector_gives_payloads_that_follow_ha_rules(wireless_vectors):
+    """358 telegrams of real meters (many makes, vendors' records, history, dates, odd units) through one
+    discovery instance: every config follows HA's rules and every template renders a state HA accepts."""
+    ha = _ha()
+    configs: list[Message] = []
+    states: dict[str, str] = {}
+    last_on_topic: dict[str, str] = {}
+    formats = FormatCache()
+    for row in wireless_vectors:
+        key = row.get("key")
+        keys = KeyStore(default=bytes.fromhex(key)) if key and len(key) == 32 else None
+        t = decode(bytes.fromhex(row["canonical_hex"][: len(row["canonical_hex"]) // 2 * 2]), keys=keys,
+                   frame_format=None, formats=formats)
+        configs += ha.on_telegram(t)
+        node = f"wmbus_{t.meter.manufacturer_code.lower()}_{t.meter.id}"
+        states[node] = json.dumps(ha.state(t))
+        last_on_topic[f"{PREFIX}/{t.meter.id}"] = node
+    print(f"\n{len(configs)} configs for {len(ha.meters())} meters")
+    assert len(configs) > 500 and len(ha.meters()) > 100
+    assert ha_violations(configs) == []
+    classes = {json.loads(m.payload).get("device_class") for m in configs}
+    assert {"water", "gas", "energy", "volume_flow_rate", "temperature", "timestamp", "date"} <= classes
+    shared = 0
+    for c in _configs(configs).values():
+        node = c["device"]["identifiers"][0]
+        check_state(c, states[node])
+        other = last_on_topic[c["state_topic"]]  # the sample data reuse ids across makes: one topic, two meters
+        if other != node and _key(c) not in json.loads(states[other])["readings"]:
+            shared += 1
+            assert render(c["value_template"], states[other]) == ""  # HA ignores it, keeps its value
+    assert shared > 0

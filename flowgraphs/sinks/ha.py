@@ -7,7 +7,9 @@ built from the records it actually sends: each record has a stable identity (qua
 modifiers, tariff, subunit, storage) turned into a slug key (:func:`record_key`), so a sensor never picks
 a value by record position, and a record first sent later gets its entity then. The meter's state JSON
 on ``PREFIX/<meter id>`` carries ``{"readings": {key: value}}`` (merge :meth:`HaDiscovery.state` into
-it); each sensor's template reads ``value_json['readings']['<key>']``.
+it); each sensor's template reads ``value_json['readings']['<key>']``, and renders "" (which HA's MQTT
+sensor ignores) when a message on that topic lacks the key: a frame that did not decode, or another
+meter with the same 8-digit id.
 
 Why ``readings`` with subscripts, and not ``value_json.values.<key>``: Jinja2 (HA's template engine)
 resolves ``a.b`` by attribute first, and every dict has a ``values`` method, so
@@ -138,7 +140,7 @@ _MEDIUM_TYPES = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x09, 0x0A, 0x0B, 0x0
 _PRIMARY = {"energy", "volume", "mass", "power", "volume_flow", "mass_flow", "flow_temperature",
             "return_temperature", "temperature_difference", "external_temperature", "pressure", "hca_units",
             "voltage", "current", "frequency", "reactive_energy", "apparent_energy", "reactive_power",
-            "apparent_power", "relative_humidity", "moisture", "credit", "debit", "dimensionless"}
+            "apparent_power", "relative_humidity", "moisture", "credit", "debit", "dimensionless", "temperature"}
 _DATE_QUANTITIES = {"date", "datetime", "battery_change_datetime", "tariff_start"}
 # never announced: secrets, containers, raw manufacturer bytes, records without meaning
 _SKIP = {"security_key", "password", "access_code_user", "access_code_operator", "access_code_system_operator",
@@ -152,6 +154,10 @@ _NEUTRAL = {"forward flow", "backward flow", "uncorrected", "at base conditions"
             "between L3-L1", "quadrant Q1", "quadrant Q2", "quadrant Q3", "quadrant Q4", "end date",
             "current billing period", "total = previous + current"}
 _HISTORY = {"previous billing period"}
+# modifiers that make the value another quantity (a duration, a date, a count, a ratio): no class, no unit
+_REINTERPRET = ("duration of", "date of", "number of", "start date", "increment per", "multiplied by",
+                "relative deviation", "OBIS declaration", "per litre", "per m3", "per kg", "per K", "per kWh",
+                "per GJ", "per kW", "per V", "per A", "per revolution")
 _NET = {"delta import-export"}
 _FUNCTION_NAMES = {"maximum": "maximum", "minimum": "minimum", "error": "value during error"}
 _FUNCTION_KEYS = {"maximum": "max", "minimum": "min", "error": "err"}
@@ -200,7 +206,7 @@ def record_key(record: DataRecord) -> str:
     return _slug("_".join(parts)) or "value"
 
 
-_NAMES = {"hca_units": "HCA units", "datetime": "Date and time", "rf_level": "RF level"}
+_NAMES = {"hca_units": "HCA units", "datetime": "date and time", "rf_level": "RF level"}
 
 
 def _name(record: DataRecord) -> str:
@@ -249,11 +255,13 @@ def entity_for(record: DataRecord, *, key: str, device_type: int) -> Entity | No
         return Entity(key=key, name=name, kind=kind, device_class=kind, diagnostic=True, enabled=not history)
     if kind == "text":
         return Entity(key=key, name=name, kind=kind, diagnostic=diagnostic, enabled=not history)
+    mods = set(_semantic_modifiers(record))
     unit_row = _UNITS.get(record.unit)
     unit = unit_row[0] if unit_row else (record.unit or None)
     family = unit_row[3] if unit_row else None
+    if any(m.startswith(_REINTERPRET) for m in mods):
+        unit_row, unit, family = None, None, None
     device_class = _device_class(record.quantity, family, device_type)
-    mods = set(_semantic_modifiers(record))
     plain = not history and record.function == "instantaneous" and mods <= _NEUTRAL | _NET
     state_class = None
     if plain and (family in _TOTAL_FAMILIES or record.quantity in _TOTAL_QUANTITIES):
@@ -262,7 +270,7 @@ def entity_for(record: DataRecord, *, key: str, device_type: int) -> Entity | No
         state_class = "measurement"
     precision = None
     if record.value is not None:
-        exponent = _convert(record.value, record.unit).as_tuple().exponent
+        exponent = (_convert(record.value, record.unit) if unit_row else record.value).as_tuple().exponent
         precision = max(0, -exponent) if isinstance(exponent, int) else None
     return Entity(key=key, name=name, kind=kind, device_class=device_class, state_class=state_class, unit=unit,
                   diagnostic=diagnostic, enabled=not history, precision=precision)
@@ -296,7 +304,11 @@ def _convert(value: Decimal, unit: str) -> Decimal:
 def _reading(record: DataRecord, entity: Entity, tz: tzinfo):
     """The JSON value HA gets for a record (None when the meter gave no usable value)."""
     if entity.kind == "number":
-        return None if record.value is None else json_number(_convert(record.value, record.unit))
+        if record.value is None:
+            return None
+        row = _UNITS.get(record.unit)
+        converted = row is not None and entity.unit == row[0]  # else the modifiers made it another quantity
+        return json_number(_convert(record.value, record.unit) if converted else record.value)
     text = record.text
     if entity.kind == "text":
         return None if text is None else text[:_MAX_STATE_CHARS]
@@ -492,14 +504,14 @@ class HaDiscovery:
 
     def _config(self, meter: _Meter, entity: Entity) -> Message:
         cfg = self._entity_config(entity, f"{meter.node}_{entity.key}", meter.state_topic, meter.device,
-                                  "{{ value_json['readings']['" + entity.key + "'] }}")
+                                  "{{ (value_json['readings'] | default({}))['" + entity.key + "'] | default('') }}")
         if self.expire_after_s is not None:
             cfg["expire_after"] = int(self.expire_after_s)
         return Message(self._topic(meter.node, entity.key), json.dumps(cfg, ensure_ascii=False))
 
     def _receiver_config(self, entity: Entity) -> Message:
         cfg = self._entity_config(entity, f"{self.receiver_node}_{entity.key}", self.receiver_state_topic,
-                                  self._receiver_device, "{{ value_json['" + entity.key + "'] }}")
+                                  self._receiver_device, "{{ value_json['" + entity.key + "'] | default('') }}")
         return Message(self._topic(self.receiver_node, entity.key), json.dumps(cfg, ensure_ascii=False))
 
     def _entity_config(self, entity: Entity, unique_id: str, state_topic: str, device: dict, template: str) -> dict:
