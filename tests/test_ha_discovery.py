@@ -15,6 +15,8 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flowgraphs.sinks.ha import HaDiscovery, Message, ReceiverStats, record_key
 from mbus.compact import FormatCache
@@ -557,3 +559,41 @@ def test_every_public_vector_gives_payloads_that_follow_ha_rules(wireless_vector
             shared += 1
             assert render(c["value_template"], states[other]) == ""  # HA ignores it, keeps its value
     assert shared > 0
+
+
+_LENGTHS = {0x1: 1, 0x2: 2, 0x3: 3, 0x4: 4, 0x5: 4, 0x6: 6, 0x7: 8, 0x9: 1, 0xA: 2, 0xB: 3, 0xC: 4, 0xE: 6}
+
+
+@st.composite
+def _record_bytes(draw) -> bytes:
+    """One well-formed record: any data field, function, storage, tariff / subunit (one DIFE), any primary
+    or FB / FD VIF, perhaps one VIFE (combinable or not), random data."""
+    field = draw(st.sampled_from(sorted(_LENGTHS)))
+    dif = field | draw(st.integers(0, 3)) << 4 | draw(st.sampled_from([0, 0x40]))
+    dife = draw(st.one_of(st.none(), st.integers(0, 0x7F)))
+    head = bytes([dif | 0x80, dife]) if dife is not None else bytes([dif])
+    table = draw(st.sampled_from([None, 0xFB, 0xFD]))
+    vif = draw(st.integers(0, 0x7B)) if table is None else draw(st.integers(0, 0x7F))
+    vife = draw(st.one_of(st.none(), st.integers(0, 0x7F)))
+    vib = (bytes([table]) if table else b"") + bytes([vif | (0x80 if vife is not None else 0)])
+    vib += bytes([vife]) if vife is not None else b""
+    return head + vib + draw(st.binary(min_size=_LENGTHS[field], max_size=_LENGTHS[field]))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recs=st.lists(_record_bytes(), max_size=12), device_type=st.integers(0, 0x3F))
+def test_any_records_give_payloads_that_follow_ha_rules(recording_telegrams, recs, device_type):
+    """Whatever records a meter sends, the configs follow HA's rules and every template renders a state HA
+    accepts (the meter's device type chosen at random too: water, gas, heat ...)."""
+    gas = next(t for t in recording_telegrams if t.meter.id == "55443322")
+    address = replace(gas.meter, device_type=device_type)
+    tpl = replace(gas.tpl, address=address)
+    t = replace(gas, records=decode_records(b"".join(recs)).records,
+                layers=tuple(tpl if layer is gas.tpl else layer for layer in gas.layers))
+    assert t.meter.device_type == device_type
+    ha = _ha()
+    configs = ha.on_telegram(t)
+    state = json.dumps(ha.state(t))
+    assert ha_violations(configs) == []
+    for c in _configs(configs).values():
+        check_state(c, state)

@@ -57,7 +57,7 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING
 
 from mbus.dll import device_type_name
@@ -163,6 +163,7 @@ _FUNCTION_NAMES = {"maximum": "maximum", "minimum": "minimum", "error": "value d
 _FUNCTION_KEYS = {"maximum": "max", "minimum": "min", "error": "err"}
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?")
+_TIME_RE = re.compile(r"\d{2}:\d{2}:\d{2}")
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 _NODE_RE = re.compile(r"[A-Za-z0-9_-]+")
 _MAX_STATE_CHARS = 255  # HA rejects longer states
@@ -229,12 +230,14 @@ def _kind(record: DataRecord) -> str | None:
     if record.quantity in _SKIP or any("compact profile" in m for m in record.modifiers):
         return None
     text = record.text
-    if record.quantity in _DATE_QUANTITIES or (record.value is None and text is not None
-                                               and _DATE_RE.fullmatch(text.split(" ")[0])):
-        if text is not None and _DATETIME_RE.fullmatch(text.split(" ")[0]):
-            return "timestamp"
-        if text is not None and _DATE_RE.fullmatch(text):
-            return "date"
+    first = "" if text is None else text.split(" ")[0]  # "2026-11-25T06:00 invalid"
+    if _TIME_RE.fullmatch(first):  # a time of day (type J) is no point in time: shown as text
+        return "text"
+    if _DATETIME_RE.fullmatch(first):
+        return "timestamp"
+    if _DATE_RE.fullmatch(first):
+        return "date"
+    if record.quantity in _DATE_QUANTITIES:  # "invalid", or bytes that are no date
         return "date" if record.quantity == "date" else "timestamp"
     if record.value is not None or record.unit in _UNITS:
         return "number"
@@ -297,8 +300,8 @@ def _convert(value: Decimal, unit: str) -> Decimal:
     if den == 1:
         return out
     step = value.as_tuple().exponent
-    quantum = Decimal(1).scaleb((step if isinstance(step, int) else 0) - 5)
-    return (out / den).quantize(quantum)
+    with localcontext(prec=80):  # room for any 8-byte register at any VIF exponent
+        return (out / den).quantize(Decimal(1).scaleb((step if isinstance(step, int) else 0) - 5))
 
 
 def _reading(record: DataRecord, entity: Entity, tz: tzinfo):
