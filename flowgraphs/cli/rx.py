@@ -138,6 +138,9 @@ def _rx(args) -> int:
             extra += (f", latency median {result['latency_median_s']:.2f} s / max "
                       f"{result['latency_max_s']:.2f} s")
     print(f"\n{args.device}: {frames} frames from {len(inventory.meters)} meters{extra}", file=sys.stderr)
+    for sink in sinks:  # e.g. the mqtt output: published, dropped, reconnects
+        if hasattr(sink, "summary"):
+            print(sink.summary(), file=sys.stderr)
     if args.inventory and inventory.meters:
         print(inventory.table(), file=sys.stderr)
     return rc
