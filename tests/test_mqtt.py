@@ -452,3 +452,48 @@ def test_mqtts_with_ca_client_certificate_and_a_password_that_never_shows(tmp_pa
     for run in runs:
         out = run.stderr + "".join(run.stdout_text).encode()
         assert secret.encode() not in out and b"wrong-Qz9" not in out and b"Traceback" not in out
+
+
+def test_last_will_says_offline_when_rx_dies(tmp_path):
+    """The availability topic: retained ``online`` on connect; when rx dies without closing (SIGKILL),
+    the broker publishes its last will ``offline``."""
+    broker = Mosquitto(tmp_path / "broker").start()
+    sub = Subscriber(broker.port, ["test/status/#"]).start()
+    rx = RxRun(f"mqtt://127.0.0.1:{broker.port}/test", "--raw", "--receiver-id", "edge9", seconds=60)
+    try:
+        wait_for(lambda: sub.status() == ["online"], 60, "online")
+        rx.proc.kill()
+        rx.wait(30)
+        wait_for(lambda: sub.status() == ["online", "offline"], 30, "the last will")
+        with sub.lock:
+            assert {t for t, _, _ in sub.messages} == {"test/status/edge9"}
+    finally:
+        sub.stop()
+        broker.stop()
+
+
+def test_link_checks_the_broker_certificate_unless_insecure(tmp_path, caplog):
+    """The link as a library (the hub reuses it): without the CA the broker's certificate is refused
+    (a warning, no crash, the message stays queued); with insecure=True it connects and delivers."""
+    from flowgraphs.sinks.mqtt_link import MqttLink
+
+    pki = _make_pki(tmp_path)
+    broker = Mosquitto(tmp_path / "broker", extra=f"cafile {pki['ca']}\ncertfile {pki['server']}\n"
+                                                  f"keyfile {pki['server_key']}\nallow_anonymous true").start()
+    sub = Subscriber(broker.port, ["t/#"], tls={"ca_certs": str(pki["ca"])}).start()
+    url = f"mqtts://127.0.0.1:{broker.port}/t"
+    strict = MqttLink(MqttSettings.from_url(url, receiver_id="strict", env={}), availability=False).start()
+    loose = MqttLink(MqttSettings.from_url(url, receiver_id="loose", insecure=True, env={}), availability=False).start()
+    try:
+        with caplog.at_level("WARNING", logger="flowgraphs.sinks.mqtt_link"):
+            strict.publish("t/strict", "must not arrive")
+            loose.publish("t/loose", "hello")
+            wait_for(lambda: [p for _, p, _ in sub.messages] == [b"hello"], 30, "the insecure link's message")
+            wait_for(lambda: "cannot connect" in caplog.text, 30, "the strict link's warning")
+        assert loose.close().published == 1
+        stats = strict.close(timeout_s=0.5)
+        assert (stats.published, stats.unsent, stats.connects) == (0, 1, 0)
+    finally:
+        sub.stop()
+        broker.stop()
+    assert [t for t, _, _ in sub.messages] == ["t/loose"]
