@@ -271,13 +271,19 @@ class MqttLink:
         return self
 
     def close(self, timeout_s: float = 5.0) -> MqttStats:
-        """Send what is queued (up to ``timeout_s`` while connected), publish ``offline``,
-        disconnect. What could not be sent is counted as ``unsent`` (and logged)."""
+        """Send what is queued (until nothing moved for ``timeout_s``; not at all when the broker
+        was never reached), publish ``offline``, disconnect. What could not be sent is counted as
+        ``unsent`` (and logged)."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while ((self._queue or self._inflight or self._sending) and self._connected
-                   and time.monotonic() < deadline):
+            done = self._counts["published"]
+            # a broker that was there may be restarting: wait for it too; one never seen, not
+            while ((self._queue or self._inflight or self._sending)
+                   and (self._connected or self._counts["connects"]) and time.monotonic() < deadline):
                 self._cond.wait(0.05)
+                if self._counts["published"] > done:  # still moving (a long decode run): keep waiting
+                    done = self._counts["published"]
+                    deadline = time.monotonic() + timeout_s
             self._closing = True
             self._cond.notify_all()
         self._sender.join(timeout=2)
@@ -358,6 +364,7 @@ class MqttLink:
                 else:
                     self._queue.appendleft(msg)
                     self._cond.wait(0.2)
+                self._early_acks.clear()  # any other early ack was a status message's
                 self._cond.notify_all()
 
     def _can_send(self) -> bool:
