@@ -497,3 +497,35 @@ def test_link_checks_the_broker_certificate_unless_insecure(tmp_path, caplog):
         sub.stop()
         broker.stop()
     assert [t for t, _, _ in sub.messages] == ["t/loose"]
+
+
+def test_link_as_an_mqtt5_subscriber_for_the_hub(tmp_path):
+    """The link the hub reuses: MQTT 5 with a persistent session and subscriptions made again on
+    every connect; what is published to it while it is away (the broker restarted meanwhile) is
+    delivered when it is back."""
+    from flowgraphs.sinks.mqtt_link import MqttLink
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    url = f"mqtt://127.0.0.1:{broker.port}/t"
+    got: list[bytes] = []
+    hub = MqttLink(MqttSettings.from_url(url, receiver_id="hub", mqtt5=True, env={}), role="hub",
+                   subscriptions=[("t/raw/+", 1)], on_message=lambda topic, payload: got.append(payload)).start()
+    edge = MqttLink(MqttSettings.from_url(url, receiver_id="edge", env={}), availability=False).start()
+    try:
+        edge.publish("t/raw/edge", "1")
+        wait_for(lambda: got == [b"1"], 30, "the first message")
+        wait_for(lambda: hub.stats().connects == 1, 10, "the hub connected")
+        broker.stop()
+        edge.publish("t/raw/edge", "2")
+        broker.start()
+        wait_for(lambda: got == [b"1", b"2"], 30, "the message sent while the broker was away")
+        hub.close()
+        edge.publish("t/raw/edge", "3")  # the hub is away: its session keeps this
+        wait_for(lambda: edge.stats().published == 3, 30, "the edge's third message acknowledged")
+        hub = MqttLink(MqttSettings.from_url(url, receiver_id="hub", mqtt5=True, env={}), role="hub",
+                       subscriptions=[], on_message=lambda topic, payload: got.append(payload)).start()
+        wait_for(lambda: got == [b"1", b"2", b"3"], 30, "the message kept by the hub's session")
+    finally:
+        hub.close()
+        edge.close()
+        broker.stop()
