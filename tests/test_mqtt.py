@@ -207,6 +207,22 @@ def expected_telegrams(loops: int) -> list[str]:
     return [n["wmbus:telegram"] for n in notes] * loops
 
 
+def check_heard_the_recording(rx: RxRun, loops: int) -> None:
+    """rx's frames are the recording's, each where the looped recording has it; all of them unless
+    rx reports samples dropped (a machine too busy to keep up: not what these tests are about)."""
+    notes = json.loads(RECORDING.read_text())["annotations"]
+    loop_samples = int(LOOP_S * 2.4e6)
+    for f in rx.frames:
+        within = f["sample"] % loop_samples
+        note = [n for n in notes if n["core:sample_start"] <= within][-1]
+        assert f["telegram"] == note["wmbus:telegram"], (f["sample"], f["telegram"])
+    assert len({f["sample"] for f in rx.frames}) == len(rx.frames)
+    if re.search(rb", 0 samples dropped", rx.stderr):
+        assert [f["telegram"] for f in rx.frames] == expected_telegrams(loops)
+    else:
+        assert len(rx.frames) >= 4 * loops, rx.stderr.decode(errors="replace")
+
+
 def key(msg: dict) -> tuple[str, int]:
     return msg["telegram"], msg["sample"]
 
@@ -288,7 +304,7 @@ def test_rx_starts_without_a_broker_and_delivers_when_it_comes(tmp_path):
         broker.stop()
     err = rx.stderr.decode(errors="replace")
     assert f"mqtt 127.0.0.1:{broker.port}: cannot connect" in err
-    assert [f["telegram"] for f in rx.frames] == expected_telegrams(4)
+    check_heard_the_recording(rx, 4)
     assert [key(m) for m in got] == sent  # all of them, once each, in order
     for m, f in zip(got, rx.frames, strict=True):
         assert set(m) == RAW_FIELDS
@@ -327,7 +343,7 @@ def test_broker_killed_twice_every_frame_arrives_exactly_once(tmp_path):
         sub.stop()
         broker.stop()
     assert broker.starts == 3
-    assert [t for t, _ in sent] == expected_telegrams(loops)
+    check_heard_the_recording(rx, loops)
     assert len(got) == len(set(got)), "duplicates"
     assert got == sent
     assert rx.summary_count("dropped") == 0 and rx.summary_count("max_depth") >= 4
@@ -436,19 +452,23 @@ def test_mqtts_with_ca_client_certificate_and_a_password_that_never_shows(tmp_pa
         runs = [RxRun(url, "--raw", "--mqtt-password-file", str(tmp_path / "pw.txt"), *files, seconds=2.05,
                       verbose=True)]
         assert runs[0].wait(90) == 0, runs[0].stderr.decode(errors="replace")
-        wait_for(lambda: len(sub.raw()) >= 8, 30, "8 raw messages over TLS")
-        assert [m["telegram"] for m in sub.raw()] == expected_telegrams(1) == [f["telegram"] for f in runs[0].frames]
+        wait_for(lambda: len(sub.raw()) >= len(runs[0].frames), 30, "the raw messages over TLS")
+        check_heard_the_recording(runs[0], 1)
+        assert [key(m) for m in sub.raw()] == [key(f) for f in runs[0].frames]
         runs.append(RxRun(f"mqtts://edge:{secret}@127.0.0.1:{broker.port}/test", "--raw", *files, seconds=2.05))
         assert runs[1].wait(90) == 0
         assert f"mqtts://edge:***@127.0.0.1:{broker.port}/test".encode() in runs[1].stderr
         runs.append(RxRun(url, "--raw", *files, seconds=2.05, verbose=True, env={"WMBUS_MQTT_PASSWORD": "wrong-Qz9"}))
         assert runs[2].wait(90) == 0
-        assert len(runs[2].frames) == 8 and b"refused" in runs[2].stderr, runs[2].stderr
-        wait_for(lambda: len(sub.raw()) >= 16, 30, "the second run's messages")
+        check_heard_the_recording(runs[2], 1)
+        assert b"refused" in runs[2].stderr, runs[2].stderr
+        n = len(runs[0].frames) + len(runs[1].frames)
+        wait_for(lambda: len(sub.raw()) >= n, 30, "the second run's messages")
+        time.sleep(0.5)
     finally:
         sub.stop()
         broker.stop()
-    assert len(sub.raw()) == 16  # not the third run's
+    assert len(sub.raw()) == n  # not the third run's
     for run in runs:
         out = run.stderr + "".join(run.stdout_text).encode()
         assert secret.encode() not in out and b"wrong-Qz9" not in out and b"Traceback" not in out
@@ -512,6 +532,7 @@ def test_link_as_an_mqtt5_subscriber_for_the_hub(tmp_path):
                    subscriptions=[("t/raw/+", 1)], on_message=lambda topic, payload: got.append(payload)).start()
     edge = MqttLink(MqttSettings.from_url(url, receiver_id="edge", env={}), availability=False).start()
     try:
+        wait_for(hub.subscribed.is_set, 30, "the hub's subscription")
         edge.publish("t/raw/edge", "1")
         wait_for(lambda: got == [b"1"], 30, "the first message")
         wait_for(lambda: hub.stats().connects == 1, 10, "the hub connected")

@@ -206,6 +206,8 @@ class MqttLink:
         self._inflight: set[int] = set()
         self._early_acks: set[int] = set()
         self._sending = False
+        self._pending_subs: set[int] = set()
+        self.subscribed = threading.Event()  # set once the broker granted every subscription
         self._carried = False  # messages in flight when the connection dropped: resent first
         self._connected = False
         self._closing = False
@@ -233,6 +235,7 @@ class MqttLink:
         c.on_disconnect = self._disconnected_cb
         c.on_publish = self._published_cb
         c.on_message = self._message_cb
+        c.on_subscribe = self._subscribed_cb
         self._sender = threading.Thread(target=self._send_loop, name=f"mqtt-sender-{settings.address}", daemon=True)
 
     def __repr__(self) -> str:
@@ -384,8 +387,11 @@ class MqttLink:
             return
         if self.availability:
             client.publish(s.status_topic, "online", qos=1, retain=True)
-        for topic, qos in self._subscriptions:
-            client.subscribe(topic, qos=qos)
+        self.subscribed.clear()
+        with self._cond:
+            self._pending_subs = {client.subscribe(topic, qos=qos)[1] for topic, qos in self._subscriptions}
+        if not self._subscriptions:
+            self.subscribed.set()
         with self._cond:
             self._connected = True
             self._carried = bool(self._inflight)  # paho resends these right after this callback
@@ -422,6 +428,16 @@ class MqttLink:
                 self._cond.notify_all()
             elif self._sending:  # acknowledged before the sender thread noted it as in flight
                 self._early_acks.add(mid)
+
+    def _subscribed_cb(self, client, userdata, mid, reason_codes, properties=None) -> None:
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            log.warning("mqtt %s: the broker refused a subscription: %s", self.settings.address, ", ".join(refused))
+        with self._cond:
+            self._pending_subs.discard(mid)
+            done = not self._pending_subs
+        if done:
+            self.subscribed.set()
 
     def _message_cb(self, client, userdata, message) -> None:
         if self._on_message is not None:
