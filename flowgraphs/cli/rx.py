@@ -175,6 +175,9 @@ def _rx(args) -> int:
             extra += (f", latency median {result['latency_median_s']:.2f} s / max "
                       f"{result['latency_max_s']:.2f} s")
     print(f"\n{args.device}: {frames} frames from {len(inventory.meters)} meters{extra}", file=sys.stderr)
+    for sink in sinks:  # e.g. the mqtt output: published, dropped, reconnects
+        if hasattr(sink, "summary"):
+            print(sink.summary(), file=sys.stderr)
     est = rx.ppm_estimate
     if est is not None:
         advice = f"; run with --ppm {est.ppm:.0f}" if est.settled and abs(est.ppm - rx.correction_ppm) >= 5 else ""

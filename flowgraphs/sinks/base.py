@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # this package is imported by light commands: no numpy at imp
     from mbus.telegram import Telegram
 
     from ..pipelines.receive import RxFrame
+    from .mqtt_link import MqttSettings
 
 Sink = Callable[["RxFrame", "Telegram | None"], None]
 
@@ -23,6 +24,7 @@ class SinkOptions:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     mqtt_url: str | None = None
     ha_discovery: bool = False
+    mqtt: MqttSettings | None = None  # all the --mqtt-* options (built from mqtt_url when None)
 
 
 SinkFactory = Callable[[SinkOptions], Sink]
