@@ -5,6 +5,7 @@ clear line when a device or driver is missing."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import socket
@@ -233,12 +234,19 @@ def test_home_assistant_discovery_points_at_real_values(broker):
     states = {t: m for t, m in got if t.startswith("test/")}
     assert len(configs) >= 4
     assert len({c["unique_id"] for c in configs}) == len(configs)
-    for c in configs:
+    ha_units = {"m3": "m³", "m3/h": "m³/h"}
+    meters = [c for c in configs if "readings" in c["value_template"] and "/receiver" not in c["state_topic"]]
+    assert len(meters) >= 4
+    for c in meters:
         msg = states[c["state_topic"]]
-        i = int(c["value_template"].split("records[")[1].split("]")[0])
-        rec = msg["records"][i]
-        assert rec["value"] is not None and c["unit_of_measurement"] == (rec["unit"] or None)
-        assert rec["quantity"].replace("_", " ") in c["name"]
+        key = re.search(r"\['([a-z0-9_]+)'\] \| default\(''\)", c["value_template"])[1]
+        value = msg["readings"][key]
+        assert value is not None
+        rec = next(r for r in msg["records"] if key.startswith(r["quantity"])
+                   and (r["value"] == value or str(value).startswith(r.get("text") or "-")))
+        assert c.get("unit_of_measurement") == (ha_units.get(rec["unit"], rec["unit"]) or None)
+    # the receiver is a device of its own, with its diagnostics
+    assert any(c.get("entity_category") == "diagnostic" for c in configs)
 
 
 def _free_port() -> int:

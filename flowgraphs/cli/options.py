@@ -139,7 +139,11 @@ def add_mqtt_options(p: argparse.ArgumentParser, *, raw: bool = True) -> None:
     g = p.add_argument_group("MQTT")
     g.add_argument("--mqtt", metavar="URL", help="publish each frame to mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]/PREFIX "
                    "(keeps receiving and queues while the broker is away)")
-    g.add_argument("--ha-discovery", action="store_true", help="announce standard records to Home Assistant")
+    g.add_argument("--ha-discovery", action="store_true",
+                   help="announce every meter as a Home Assistant device (MQTT discovery), one sensor per record "
+                        "it sends, with HA's device and state classes and units; the receiver as a device too")
+    g.add_argument("--forget-after", type=float, metavar="SECONDS",
+                   help="with --ha-discovery: remove a meter's Home Assistant device when not heard for this long")
     if raw:
         g.add_argument("--raw", action="store_true",
                        help="publish every CRC-valid frame undecrypted to PREFIX/raw/RECEIVER (a hub decodes)")
@@ -185,7 +189,17 @@ def open_outputs(args: argparse.Namespace, out: TextIO | None = None) -> list[Si
     from ..sinks import SinkOptions, open_sinks
 
     return open_sinks(output_names(args), SinkOptions(out=out or sys.stdout, mqtt_url=args.mqtt,
-                                                      ha_discovery=args.ha_discovery, mqtt=mqtt_settings(args)))
+                                                      ha_discovery=args.ha_discovery, mqtt=mqtt_settings(args),
+                                                      forget_after_s=_forget_after(args)))
+
+
+def _forget_after(args: argparse.Namespace) -> float | None:
+    seconds = getattr(args, "forget_after", None)
+    if seconds is not None and seconds <= 0:
+        raise ValueError(f"--forget-after {seconds:g}: give a positive number of seconds")
+    if seconds is not None and not args.ha_discovery:
+        raise ValueError("--forget-after removes Home Assistant devices: use it with --ha-discovery")
+    return seconds
 
 
 class _DefaultModes:

@@ -154,7 +154,9 @@ def _rx(args) -> int:
     inventory = Inventory()
     result, rc = None, 0
     try:
-        result = run_live(source, rx, sinks, keys=keys, dedup_s=args.dedup, inventory=inventory, on_status=status,
+        # sinks that report the receiver's health (MQTT: HA receiver device, ppm in raw messages)
+        watchers = [status, *(s.on_status for s in sinks if hasattr(s, "on_status"))]
+        result = run_live(source, rx, sinks, keys=keys, dedup_s=args.dedup, inventory=inventory, on_status=watchers,
                           stop_after_s=args.duration, save_iq=saver, auto_ppm=args.auto_ppm)
     except KeyboardInterrupt:  # a second Ctrl-C while the last bursts were flushed
         pass

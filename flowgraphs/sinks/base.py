@@ -25,6 +25,7 @@ class SinkOptions:
     mqtt_url: str | None = None
     ha_discovery: bool = False
     mqtt: MqttSettings | None = None  # all the --mqtt-* options (built from mqtt_url when None)
+    forget_after_s: float | None = None  # Home Assistant: remove a meter not heard for this long
 
 
 SinkFactory = Callable[[SinkOptions], Sink]

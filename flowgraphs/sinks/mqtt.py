@@ -11,9 +11,11 @@ The availability of the receiver is ``PREFIX/status/<receiver>``: ``online`` / `
 from __future__ import annotations
 
 import json
+import threading
 from typing import TYPE_CHECKING
 
 from .base import utc_iso
+from .ha import HaDiscovery, ReceiverStats
 from .mqtt_link import MqttLink, MqttSettings
 
 if TYPE_CHECKING:
@@ -42,7 +44,8 @@ class MqttSink:
     later). ``close()`` sends what is queued, publishes ``offline`` and keeps the link's figures
     for :meth:`summary`."""
 
-    def __init__(self, settings: MqttSettings | str, *, discovery: bool = False, link: MqttLink | None = None):
+    def __init__(self, settings: MqttSettings | str, *, discovery: bool = False, link: MqttLink | None = None,
+                 forget_after_s: float | None = None):
         if isinstance(settings, str):
             settings = MqttSettings.from_url(settings)
         if discovery and settings.raw:
@@ -52,8 +55,17 @@ class MqttSink:
         self.prefix = settings.prefix
         self.receiver = settings.receiver_id
         self.discovery = discovery
-        self._announced: set[str] = set()
-        self.link = link or MqttLink(settings).start()
+        self.ha = (HaDiscovery(prefix=self.prefix, receiver_id=self.receiver, forget_after_s=forget_after_s,
+                               availability_topic=f"{self.prefix}/status/{self.receiver}")
+                   if discovery else None)
+        # HA says "online" on its birth topic when it (re)starts: every config again, sent from the
+        # receive thread (HaDiscovery is not thread-safe; paho calls back on its own thread)
+        self._reannounce = threading.Event()
+        subs = [(self.ha.birth_topic, 1)] if self.ha is not None else []
+        self.link = link or MqttLink(settings, subscriptions=subs, on_message=self._on_message).start()
+        self._ppm: float | None = None  # the tuner error the receiver estimates (LiveStatus)
+        self._last_frame_ns: int | None = None
+        self._receiver_sent_s: float | None = None
         self.closed = None
 
     @classmethod
@@ -63,7 +75,7 @@ class MqttSink:
             if not options.mqtt_url:
                 raise ValueError("--output mqtt needs --mqtt mqtt://HOST[:PORT][/PREFIX]")
             settings = MqttSettings.from_url(options.mqtt_url)
-        return cls(settings, discovery=options.ha_discovery)
+        return cls(settings, discovery=options.ha_discovery, forget_after_s=options.forget_after_s)
 
     @property
     def published(self) -> int:
@@ -72,8 +84,10 @@ class MqttSink:
     def __call__(self, frame: RxFrame, t: Telegram | None) -> None:
         if not frame.crc_ok:
             return
+        if frame.time_ns is not None:
+            self._last_frame_ns = frame.time_ns
         if self.settings.raw:
-            self.link.publish(self.settings.raw_topic, json.dumps(raw_message(frame, self.receiver)))
+            self.link.publish(self.settings.raw_topic, json.dumps(raw_message(frame, self.receiver, ppm=self._ppm)))
             return
         meter = t.meter.id if t is not None else frame.telegram[4:8][::-1].hex()
         payload = {"mode": frame.mode, "telegram": frame.telegram.hex(), "rssi_dbfs": round(frame.rssi_dbfs, 1),
@@ -82,21 +96,38 @@ class MqttSink:
         if t is not None:
             payload.update(manufacturer=t.meter.manufacturer_code, id=t.meter.id, decryption=t.decryption,
                            records=[r.to_json() for r in t.records])
-            if self.discovery and meter not in self._announced:
-                self._announce(t)
+            if self.ha is not None:
+                self._send(self.ha.on_telegram(t, heard_s=frame.t_s) + self.ha.due_forgets(frame.t_s))
+                payload.update(self.ha.state(t))
         self.link.publish(f"{self.prefix}/{meter}", json.dumps(payload))
+        self._check_reannounce()
 
-    def _announce(self, t: Telegram) -> None:
-        meter = t.meter.id
-        for i, r in enumerate(t.records):
-            if r.value is None or r.storage or r.tariff or r.subunit:
-                continue
-            uid = f"wmbus_{meter}_{r.quantity}_{i}"
-            cfg = {"name": f"{t.meter.manufacturer_code} {meter} {r.quantity.replace('_', ' ')}", "unique_id": uid,
-                   "state_topic": f"{self.prefix}/{meter}", "unit_of_measurement": r.unit or None,
-                   "value_template": "{{ value_json.records[" + str(i) + "].value }}"}
-            self.link.publish(f"homeassistant/sensor/{uid}/config", json.dumps(cfg), qos=1, retain=True)
-        self._announced.add(meter)
+    def on_status(self, status) -> None:
+        """The live receiver's health (flowgraphs.pipelines.live.LiveStatus): the tuner error for the
+        raw messages, and with discovery the receiver device's diagnostics about once a minute."""
+        self._ppm = None if status.ppm is None else round(float(status.ppm), 2)
+        self._check_reannounce()
+        if self.ha is None:
+            return
+        if self._receiver_sent_s is not None and status.seconds - self._receiver_sent_s < 60 and not status.final:
+            return
+        self._receiver_sent_s = status.seconds
+        self._send(self.ha.receiver(ReceiverStats(frames_per_minute=round(status.frames_per_min, 2),
+                                                  dropped_samples=status.dropped_samples, freq_error_ppm=self._ppm,
+                                                  last_frame_ns=self._last_frame_ns)))
+
+    def _send(self, messages) -> None:
+        for m in messages:
+            self.link.publish(m.topic, m.payload, retain=m.retain)
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if self.ha is not None and topic == self.ha.birth_topic and payload.strip() == b"online":
+            self._reannounce.set()
+
+    def _check_reannounce(self) -> None:
+        if self.ha is not None and self._reannounce.is_set():
+            self._reannounce.clear()
+            self._send(self.ha.reannounce())
 
     def summary(self) -> str:
         return self.link.summary()
