@@ -7,9 +7,9 @@ import argparse
 import logging
 import sys
 
-from . import analyze, decode, gateway, meter, rx, session, telegram, tx
+from . import analyze, decode, gateway, hub, meter, rx, session, telegram, tx
 
-COMMANDS = {"analyze": analyze, "decode": decode, "gateway": gateway, "meter": meter, "rx": rx, "serve-rtltcp": rx,
+COMMANDS = {"analyze": analyze, "decode": decode, "gateway": gateway, "hub": hub, "meter": meter, "rx": rx, "serve-rtltcp": rx,
             "session": session, "telegram": telegram, "tx": tx}
 
 
