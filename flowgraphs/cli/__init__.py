@@ -9,8 +9,8 @@ import sys
 
 from . import analyze, decode, gateway, hub, meter, rx, session, telegram, tx
 
-COMMANDS = {"analyze": analyze, "decode": decode, "gateway": gateway, "hub": hub, "meter": meter, "rx": rx, "serve-rtltcp": rx,
-            "session": session, "telegram": telegram, "tx": tx}
+COMMANDS = {"analyze": analyze, "decode": decode, "gateway": gateway, "meter": meter, "rx": rx, "serve-rtltcp": rx,
+            "session": session, "telegram": telegram, "tx": tx, "hub": hub}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -351,6 +351,7 @@ class PostgresStore(Store):
         super().__init__()
         self.url = url
         self.dialect = _Dialect(placeholder="%s", greatest="GREATEST")
+        self._psycopg = psycopg
         try:
             self._w = psycopg.connect(url)
             self._r = psycopg.connect(url)
@@ -366,9 +367,13 @@ class PostgresStore(Store):
                 self._w.commit()
 
     def _writer(self):
+        if self._w.closed:  # the server went away: connect again (the failed batch is retried by the hub)
+            self._w = self._psycopg.connect(self.url)
         return self._w
 
     def _reader(self):
+        if self._r.closed:
+            self._r = self._psycopg.connect(self.url)
         return self._r
 
     def close(self) -> None:
