@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
@@ -51,42 +51,62 @@ SCHEMA = [
         interval_s DOUBLE PRECISION, last_seen_ns BIGINT, PRIMARY KEY (meter, kind, raised_ns))""",
 ]
 
-_RECEPTION = """INSERT INTO receptions (meter, telegram, bucket, time_ns, manufacturer, device_type, mode,
-    frame_format, decryption, best_receiver, best_rssi_dbfs, source, hub) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
-    ON CONFLICT (meter, telegram, bucket) DO UPDATE SET
+# Inserts: (table, columns with their PostgreSQL types, conflict clause). SQLite runs them with
+# executemany over VALUES (?, ...); PostgreSQL as one statement per table and batch, over
+# unnest() of one array per column (a few statements per batch instead of one per row).
+# Rows of one batch are made unique per conflict key first (PostgreSQL refuses to update a row
+# twice in one statement).
+_INSERTS = {
+    "receptions": (
+        (("meter", "text"), ("telegram", "text"), ("bucket", "bigint"), ("time_ns", "bigint"),
+         ("manufacturer", "text"), ("device_type", "text"), ("mode", "text"), ("frame_format", "text"),
+         ("decryption", "text"), ("best_receiver", "text"), ("best_rssi_dbfs", "float8"), ("source", "text"),
+         ("hub", "text")),
+        """ON CONFLICT (meter, telegram, bucket) DO UPDATE SET
     best_receiver = CASE WHEN excluded.best_rssi_dbfs > receptions.best_rssi_dbfs
                          OR receptions.best_rssi_dbfs IS NULL THEN excluded.best_receiver
                          ELSE receptions.best_receiver END,
     best_rssi_dbfs = CASE WHEN excluded.best_rssi_dbfs > receptions.best_rssi_dbfs
                          OR receptions.best_rssi_dbfs IS NULL THEN excluded.best_rssi_dbfs
                          ELSE receptions.best_rssi_dbfs END,
-    time_ns = CASE WHEN excluded.time_ns < receptions.time_ns THEN excluded.time_ns ELSE receptions.time_ns END"""
-_HEARING = """INSERT INTO hearings (meter, telegram, bucket, receiver, time_ns, rssi_dbfs, snr_db, freq_offset_hz,
-    ppm) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (meter, telegram, bucket, receiver) DO NOTHING"""
-_READING = """INSERT INTO readings (meter, telegram, bucket, idx, time_ns, quantity, unit, value, storage, tariff,
-    subunit) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (meter, telegram, bucket, idx) DO NOTHING"""
-_METER = """INSERT INTO meters (id, manufacturer, device_type, version, first_seen_ns, last_seen_ns, last_time_ns,
-    interval_s, last_reading, decryption) VALUES (?,?,?,?,?,?,?,?,?,?)
-    ON CONFLICT (id) DO UPDATE SET manufacturer = excluded.manufacturer, device_type = excluded.device_type,
-    version = excluded.version,
+    time_ns = CASE WHEN excluded.time_ns < receptions.time_ns THEN excluded.time_ns ELSE receptions.time_ns END"""),
+    "hearings": (
+        (("meter", "text"), ("telegram", "text"), ("bucket", "bigint"), ("receiver", "text"), ("time_ns", "bigint"),
+         ("rssi_dbfs", "float8"), ("snr_db", "float8"), ("freq_offset_hz", "float8"), ("ppm", "float8")),
+        "ON CONFLICT (meter, telegram, bucket, receiver) DO NOTHING"),
+    "readings": (
+        (("meter", "text"), ("telegram", "text"), ("bucket", "bigint"), ("idx", "integer"), ("time_ns", "bigint"),
+         ("quantity", "text"), ("unit", "text"), ("value", "float8"), ("storage", "integer"), ("tariff", "integer"),
+         ("subunit", "integer")),
+        "ON CONFLICT (meter, telegram, bucket, idx) DO NOTHING"),
+    "meters": (
+        (("id", "text"), ("manufacturer", "text"), ("device_type", "text"), ("version", "integer"),
+         ("first_seen_ns", "bigint"), ("last_seen_ns", "bigint"), ("last_time_ns", "bigint"), ("interval_s", "float8"),
+         ("last_reading", "text"), ("decryption", "text")),
+        """ON CONFLICT (id) DO UPDATE SET manufacturer = excluded.manufacturer,
+    device_type = excluded.device_type, version = excluded.version,
     last_reading = CASE WHEN excluded.last_time_ns >= meters.last_time_ns AND excluded.last_reading IS NOT NULL
                         THEN excluded.last_reading ELSE meters.last_reading END,
     decryption = CASE WHEN excluded.last_time_ns >= meters.last_time_ns THEN excluded.decryption
                       ELSE meters.decryption END,
     last_time_ns = {greatest}(meters.last_time_ns, excluded.last_time_ns),
     last_seen_ns = {greatest}(meters.last_seen_ns, excluded.last_seen_ns),
-    interval_s = COALESCE(excluded.interval_s, meters.interval_s)"""
-_METER_RECEIVER = """INSERT INTO meter_receivers (meter, receiver, rssi_dbfs, last_seen_ns) VALUES (?,?,?,?)
-    ON CONFLICT (meter, receiver) DO UPDATE SET
+    interval_s = COALESCE(excluded.interval_s, meters.interval_s)"""),
+    "meter_receivers": (
+        (("meter", "text"), ("receiver", "text"), ("rssi_dbfs", "float8"), ("last_seen_ns", "bigint")),
+        """ON CONFLICT (meter, receiver) DO UPDATE SET
     rssi_dbfs = CASE WHEN excluded.last_seen_ns >= meter_receivers.last_seen_ns THEN excluded.rssi_dbfs
                      ELSE meter_receivers.rssi_dbfs END,
-    last_seen_ns = {greatest}(meter_receivers.last_seen_ns, excluded.last_seen_ns)"""
-_RECEIVER = """INSERT INTO receivers (id, last_seen_ns, frames, frames_per_min, ppm, dropped_samples, source)
-    VALUES (?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET
+    last_seen_ns = {greatest}(meter_receivers.last_seen_ns, excluded.last_seen_ns)"""),
+    "receivers": (
+        (("id", "text"), ("last_seen_ns", "bigint"), ("frames", "bigint"), ("frames_per_min", "float8"),
+         ("ppm", "float8"), ("dropped_samples", "bigint"), ("source", "text")),
+        """ON CONFLICT (id) DO UPDATE SET
     last_seen_ns = {greatest}(receivers.last_seen_ns, excluded.last_seen_ns),
     frames = receivers.frames + excluded.frames, frames_per_min = excluded.frames_per_min,
     ppm = COALESCE(excluded.ppm, receivers.ppm),
-    dropped_samples = COALESCE(excluded.dropped_samples, receivers.dropped_samples), source = excluded.source"""
+    dropped_samples = COALESCE(excluded.dropped_samples, receivers.dropped_samples), source = excluded.source"""),
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,11 +171,38 @@ class ReceiverRow:
 class _Dialect:
     placeholder: str
     greatest: str
-    sql: dict = field(default_factory=dict)
+    arrays: bool  # one unnest() statement per table (PostgreSQL) instead of executemany
 
     def q(self, text: str) -> str:
         text = text.replace("{greatest}", self.greatest)
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def insert(self, table: str) -> str:
+        columns, conflict = _INSERTS[table]
+        names = ", ".join(name for name, _ in columns)
+        if self.arrays:
+            arrays = ", ".join(f"%b::{kind}[]" for _, kind in columns)  # binary: no text escaping
+            return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {self.q(conflict)}"
+        return f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))}) {self.q(conflict)}"
+
+
+def _unique(rows: list[tuple], key_len: int, better) -> list[tuple]:
+    """One row per key (the first ``key_len`` columns), keeping the ``better(old, new)`` one."""
+    by_key: dict = {}
+    for row in rows:
+        key = row[:key_len]
+        old = by_key.get(key)
+        by_key[key] = row if old is None else better(old, row)
+    return list(by_key.values())
+
+
+def _stronger(old: tuple, new: tuple) -> tuple:
+    """Of two rows of one reception (a late copy in the same batch), the one with the best RSSI."""
+    return new if new[10] is not None and (old[10] is None or new[10] > old[10]) else old
+
+
+def _later(col: int):
+    return lambda old, new: new if (new[col] or 0) >= (old[col] or 0) else old
 
 
 def _last_reading(readings: tuple[ReadingRow, ...]) -> str | None:
@@ -196,7 +243,7 @@ class Store:
         """Store a batch in one transaction (idempotent: writing it again changes nothing)."""
         if not receptions and not receivers:
             return
-        q = self.dialect.q
+        d = self.dialect
         rec_rows, hear_rows, read_rows, meter_rows, mr_rows = [], [], [], [], []
         for r in receptions:
             best = r.best
@@ -213,14 +260,20 @@ class Store:
                                r.interval_s, _last_reading(r.readings), r.decryption))
         recv_rows = [(x.id, x.last_seen_ns, x.frames, x.frames_per_min, x.ppm, x.dropped_samples, x.source)
                      for x in receivers]
+        batches = (("receptions", _unique(rec_rows, 3, _stronger)), ("hearings", hear_rows), ("readings", read_rows),
+                   ("meters", _unique(meter_rows, 1, _later(6))), ("meter_receivers", _unique(mr_rows, 2, _later(3))),
+                   ("receivers", _unique(recv_rows, 1, _later(1))))
         with self._write_lock:
             conn = self._writer()
             cur = conn.cursor()
             try:
-                for sql, rows in ((_RECEPTION, rec_rows), (_HEARING, hear_rows), (_READING, read_rows),
-                                  (_METER, meter_rows), (_METER_RECEIVER, mr_rows), (_RECEIVER, recv_rows)):
-                    if rows:
-                        cur.executemany(q(sql), rows)
+                for table, rows in batches:
+                    if not rows:
+                        continue
+                    if d.arrays:
+                        cur.execute(d.insert(table), [list(col) for col in zip(*rows, strict=True)])
+                    else:
+                        cur.executemany(d.insert(table), rows)
                 conn.commit()
             except BaseException:
                 conn.rollback()
@@ -319,7 +372,7 @@ class SqliteStore(Store):
 
         super().__init__()
         self.url = f"sqlite:///{path}"
-        self.dialect = _Dialect(placeholder="?", greatest="MAX")
+        self.dialect = _Dialect(placeholder="?", greatest="MAX", arrays=False)
         self._path = path
         try:
             self._w = sqlite3.connect(path, check_same_thread=False, timeout=30)
@@ -350,7 +403,7 @@ class PostgresStore(Store):
             raise ValueError("--db postgresql://... needs psycopg 3: pip install 'wmbus-sdr[hub]'") from None
         super().__init__()
         self.url = url
-        self.dialect = _Dialect(placeholder="%s", greatest="GREATEST")
+        self.dialect = _Dialect(placeholder="%s", greatest="GREATEST", arrays=True)
         self._psycopg = psycopg
         try:
             self._w = psycopg.connect(url)
