@@ -22,7 +22,7 @@ from mbus.errors import DecodeError
 from mbus.frame import build_format_a, strip_format_a, strip_format_b
 
 RAW_VERSION = 1
-_RECEIVER_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_RECEIVER_RE = re.compile(r"^[^/+#\x00-\x1f]{1,64}$")  # an MQTT topic level (what rx --receiver-id allows)
 _HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 MIN_FRAME_BYTES = 11  # L C M(2) A(6) CI
 
@@ -125,7 +125,7 @@ def parse_raw(payload: bytes, *, topic_receiver: str | None, arrived_ns: int) ->
         raise BadInput("bad_field", f"field 'v': expected {RAW_VERSION}")
     receiver = obj.get("receiver")
     if not isinstance(receiver, str) or not _RECEIVER_RE.match(receiver):
-        raise BadInput("bad_field", "field 'receiver': expected 1-64 of A-Z a-z 0-9 _ . : -")
+        raise BadInput("bad_field", "field 'receiver': expected 1 to 64 characters without / + # or controls")
     if topic_receiver is not None and receiver != topic_receiver:
         raise BadInput("bad_field", f"field 'receiver' {receiver!r} differs from the topic's {topic_receiver!r}")
     data = _hex(obj.get("telegram"), where="field 'telegram'")
