@@ -84,8 +84,8 @@ if [ -n "${HUB_DEMO_SECONDS:-}" ]; then
   curl -s "http://127.0.0.1:$HTTP_PORT/api/meters" 2>/dev/null | "$PY" -c '
 import json, sys
 for m in json.load(sys.stdin):
-    rx = ", ".join(f"{r[\"id\"]} {r[\"rssi\"]:.1f}" for r in m["receivers"])
-    print(f"  {m[\"id\"]} {m[\"manufacturer\"]} {m[\"device_type\"]}: {rx}")' || true
+    rx = ", ".join("%s %.1f dBFS" % (r["id"], r["rssi"]) for r in m["receivers"])
+    print("  %s %s %s: %s" % (m["id"], m["manufacturer"], m["device_type"], rx))' || true
   exit 0
 fi
 wait
