@@ -194,7 +194,7 @@ class Hub:
             self._unwritten.append((rows, tokens))
             all_rows = [r for batch, _ in self._unwritten for r in batch]
             try:
-                self.store.write(all_rows, receivers)
+                self.store.write(all_rows, receivers, window_ns=int(self.merger.window_s * 1e9))
             except Exception as err:  # noqa: BLE001 - any driver error: keep the batch, retry, never ack
                 self.stats["store_errors"] += 1
                 log.error("store %s: %s (%d receptions kept for the next try)", type(err).__name__, err,

@@ -12,6 +12,7 @@ for each meter), receivers (health), alarms (history: raised, cleared)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -239,10 +240,56 @@ class Store:
             cur.execute(statement)
         conn.commit()
 
-    def write(self, receptions: list[ReceptionRow], receivers: list[ReceiverRow] = ()) -> None:
-        """Store a batch in one transaction (idempotent: writing it again changes nothing)."""
+    def _neighbours(self, cur, receptions: list[ReceptionRow], window_ns: int) -> list[ReceptionRow]:
+        """Receptions moved into the bucket next door when the same telegram is stored there
+        less than a window earlier or later (two receivers' copies on both sides of a bucket
+        boundary, or two hubs' halves of one reception)."""
+        d = self.dialect
+        lo = min(r.bucket for r in receptions) - 1
+        hi = max(r.bucket for r in receptions) + 1
+        meters = sorted({r.meter for r in receptions})
+        telegrams = sorted({r.telegram for r in receptions})
+        known: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for i in range(0, len(telegrams), 500):
+            chunk = telegrams[i:i + 500]
+            if d.arrays:
+                cur.execute("SELECT meter, telegram, bucket, time_ns FROM receptions WHERE meter = ANY(%b::text[]) "
+                            "AND telegram = ANY(%b::text[]) AND bucket BETWEEN %s AND %s", (meters, chunk, lo, hi))
+            else:
+                cur.execute(f"SELECT meter, telegram, bucket, time_ns FROM receptions WHERE meter IN "  # noqa: S608
+                            f"({', '.join('?' * len(meters))}) AND telegram IN ({', '.join('?' * len(chunk))}) "
+                            "AND bucket BETWEEN ? AND ?", (*meters, *chunk, lo, hi))
+            for meter, telegram, bucket, time_ns in cur.fetchall():
+                known.setdefault((meter, telegram), []).append((bucket, time_ns))
+        out = []
+        for r in receptions:
+            stored = known.setdefault((r.meter, r.telegram), [])
+            if all(b != r.bucket for b, _ in stored):
+                near = [b for b, t in stored if abs(b - r.bucket) == 1 and abs(t - r.time_ns) < window_ns]
+                if near:
+                    r = dataclasses.replace(r, bucket=near[0])
+            stored.append((r.bucket, r.time_ns))
+            out.append(r)
+        return out
+
+    def write(self, receptions: list[ReceptionRow], receivers: list[ReceiverRow] = (), *,
+              window_ns: int | None = None) -> None:
+        """Store a batch in one transaction (idempotent: writing it again changes nothing). With
+        ``window_ns``, a reception joins the same telegram stored in the neighbouring bucket less
+        than a window away."""
         if not receptions and not receivers:
             return
+        with self._write_lock:
+            conn = self._writer()
+            try:
+                if window_ns and receptions:
+                    receptions = self._neighbours(conn.cursor(), receptions, window_ns)
+                self._write(conn, receptions, receivers)
+            except BaseException:
+                conn.rollback()
+                raise
+
+    def _write(self, conn, receptions: list[ReceptionRow], receivers: list[ReceiverRow]) -> None:
         d = self.dialect
         rec_rows, hear_rows, read_rows, meter_rows, mr_rows = [], [], [], [], []
         for r in receptions:
@@ -263,21 +310,15 @@ class Store:
         batches = (("receptions", _unique(rec_rows, 3, _stronger)), ("hearings", hear_rows), ("readings", read_rows),
                    ("meters", _unique(meter_rows, 1, _later(6))), ("meter_receivers", _unique(mr_rows, 2, _later(3))),
                    ("receivers", _unique(recv_rows, 1, _later(1))))
-        with self._write_lock:
-            conn = self._writer()
-            cur = conn.cursor()
-            try:
-                for table, rows in batches:
-                    if not rows:
-                        continue
-                    if d.arrays:
-                        cur.execute(d.insert(table), [list(col) for col in zip(*rows, strict=True)])
-                    else:
-                        cur.executemany(d.insert(table), rows)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
+        cur = conn.cursor()
+        for table, rows in batches:
+            if not rows:
+                continue
+            if d.arrays:
+                cur.execute(d.insert(table), [list(col) for col in zip(*rows, strict=True)])
+            else:
+                cur.executemany(d.insert(table), rows)
+        conn.commit()
 
     def set_alarm(self, meter: str, *, active: bool, now_ns: int, interval_s: float | None,
                   last_seen_ns: int | None) -> bool:
