@@ -85,9 +85,12 @@ def run(args) -> int:
             client_id = args.client_id or f"wmbus-sdr-hub-{hostname}" + (f"-{args.share}" if args.share else "")
             bus = HubBus(args.mqtt, hub, client_id=client_id, share=args.share, lines_topic=args.lines_topic)
         if args.ha_discovery:
-            # HOOK(--ha-discovery): the lead wires flowgraphs.sinks.ha.HaDiscovery here: one device set for
-            # the fleet, announced from hub.listeners (row: ReceptionRow, telegram: Telegram) through
-            # bus.client (retained config under homeassistant/), state topic PREFIX/meter/<id>.
+            # HOOK(--ha-discovery), for the lead to wire once flowgraphs/sinks/ha.py is merged: one
+            # HaDiscovery for the fleet (receiver_id = the hub's id), e.g.
+            #   ha = HaDiscovery(prefix=bus.broker.prefix, receiver_id=hub.hub_id)
+            #   hub.meter_fields.append(ha.state)          # readings merged into PREFIX/meter/<id>
+            #   hub.listeners.append(lambda row, t: publish every ha.on_telegram(t) message via bus.client)
+            # (needs --mqtt; answer ha.birth_topic with ha.reannounce()).
             log.warning("--ha-discovery is not wired into the hub yet")
         if args.http:
             from ..hub.web import Dashboard

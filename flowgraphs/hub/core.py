@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 KEPT_OUTCOMES = ("ok", "not_encrypted", "no_key", "unsupported_mode")  # others: the bytes are not a good telegram
 PENDING_PER_METER = 16
+PENDING_METERS = 10_000
 
 
 def iso(time_ns: int) -> str:
@@ -74,9 +75,11 @@ class Hub:
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.ack: Callable[[object], None] | None = None
         self.publish: Publish | None = None
-        # Listeners get every stored reception with its telegram. HOOK(--ha-discovery): the lead wires
-        # flowgraphs.sinks.ha.HaDiscovery here (one device set for the fleet), see flowgraphs/cli/hub.py.
+        # Listeners get every stored reception with its telegram; meter_fields add fields to the
+        # PREFIX/meter/<id> message. HOOK(--ha-discovery): flowgraphs.sinks.ha.HaDiscovery plugs in
+        # here (one device set for the fleet), see flowgraphs/cli/hub.py.
         self.listeners: list[Listener] = []
+        self.meter_fields: list[Callable[[Telegram], dict]] = []
         self._receivers: dict[str, _ReceiverState] = {}
         self._pending: dict[str, deque] = {}  # compact frames waiting for their meter's format
         self._unwritten: list[tuple[list[ReceptionRow], list]] = []
@@ -235,6 +238,8 @@ class Hub:
         meter = t.meter.id
         interval = self.intervals.heard(meter, seen_ns)
         if t.records_outcome == "format_unknown":
+            if meter not in self._pending and len(self._pending) >= PENDING_METERS:
+                self._pending.pop(next(iter(self._pending)))  # bounded: the longest-waiting meter gives way
             waiting = self._pending.setdefault(meter, deque(maxlen=PENDING_PER_METER))
             waiting.append(rec)
         return self._row(rec, t, seen_ns, interval), t
@@ -277,6 +282,8 @@ class Hub:
                    "receivers": [{"id": h.receiver, "rssi_dbfs": h.rssi_dbfs, "snr_db": h.snr_db}
                                  for h in row.hearings],
                    "records": [r.to_json() for r in t.records]}
+        for fields in self.meter_fields:
+            payload.update(fields(t))
         self.publish(f"meter/{row.meter}", json.dumps(payload), False)
 
     def _check_alarms(self, *, force: bool = False) -> None:
