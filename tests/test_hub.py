@@ -719,3 +719,29 @@ def test_real_rtl_433_json_lines_join_the_hub(tmp_path):
     assert sqlite_rows(db, "SELECT telegram, decryption, source FROM receptions") == [(N21, "ok", "rtl433")]
     assert sqlite_rows(db, "SELECT value FROM readings WHERE meter = '12345678' AND quantity = 'volume'") == \
         [(28504.27,)]
+
+
+# --- compact frames across receivers ---------------------------------------------------------------------
+def test_compact_frame_learns_its_format_from_another_receiver(tmp_path, frames):
+    """20261126's compact frame heard only by south, before its full frame (heard only by north): the
+    compact reception is stored at once, and gets its readings when north's full frame teaches the format."""
+    from flowgraphs.hub.core import Hub
+    from flowgraphs.hub.store import open_store
+    from mbus.keys import KeyStore
+
+    full, compact = (f for f in frames if meter_of(f) == "20261126")
+    assert compact["telegram"][20:22] == "7b"  # CI 7B: compact
+    store = open_store(f"sqlite:///{tmp_path / 'hub.db'}")
+    hub = Hub(store, keys=KeyStore.from_file(KEYS), window_s=0.5)
+    hub.submit("raw", raw_message(compact, "south", time_text=frame_time(1)).encode(), "south")
+    hub.pump(timeout_s=0)
+    hub.flush()
+    assert [r["telegram"] for r in store.receptions()] == [compact["telegram"]]
+    assert store.readings("20261126") == []
+    hub.submit("raw", raw_message(full, "north", time_text=frame_time(0)).encode(), "north")
+    hub.pump(timeout_s=0)
+    hub.flush()
+    volumes = [(r["value"], r["time_ns"]) for r in store.readings("20261126") if r["quantity"] == "volume"]
+    assert [v for v, _ in volumes] == [4.242, 4.25]  # ordered by the frames' own times
+    assert hub.stats["compact_late"] == 1 and len(store.receptions()) == 2
+    store.close()
