@@ -425,15 +425,17 @@ def test_bad_input_is_counted_and_never_stored(broker, hubs, tmp_path, frames):
            raw_message(heat, "south").encode()]  # published on north's topic: a receiver mismatch
     for payload in bad:
         rx.publish("north", payload)
+    rx.publish("north", b"maybe", topic=f"{PREFIX}/status/north")  # availability is online or offline
     rx.publish("north", good)
     wait_for(lambda: count(db, "receptions") == 1, "the good telegram stored")
-    status = wait_for(lambda: (s := hub.api("/api/status"))["stats"].get("rejected") == len(bad) and s,
+    status = wait_for(lambda: (s := hub.api("/api/status"))["stats"].get("rejected") == len(bad) + 1 and s,
                       "every bad message counted")
-    assert status["rejects"] == {"not_json": 2, "bad_field": 4, "bad_hex": 2, "bad_crc": 1, "undecodable": 1}
+    assert status["rejects"] == {"not_json": 2, "bad_field": 4, "bad_hex": 2, "bad_crc": 1, "undecodable": 1,
+                                 "bad_status": 1}
     assert sqlite_rows(db, "SELECT telegram FROM receptions") == [(heat["telegram"],)]
     assert count(db, "hearings") == 1 and hub.proc.poll() is None
     text = hub.stop()
-    assert "rejected: bad_crc 1, bad_field 4, bad_hex 2, not_json 2, undecodable 1" in text
+    assert "rejected: bad_crc 1, bad_field 4, bad_hex 2, bad_status 1, not_json 2, undecodable 1" in text
     assert "Traceback" not in text
     rx.close()
 
@@ -580,6 +582,8 @@ def test_dashboard_in_headless_chromium(broker, hubs, tmp_path, frames):
     hub = hubs("--mqtt", f"mqtt://127.0.0.1:{broker}/{PREFIX}", "--db", f"sqlite:///{db}", "--keys", str(KEYS),
                "--window", "0.5", "--http", "127.0.0.1:0", http=True)
     rx = Receivers(broker)
+    rx.client.publish(f"{PREFIX}/status/north", "online", qos=1, retain=True).wait_for_publish(10)
+    rx.client.publish(f"{PREFIX}/status/south", "offline", qos=1, retain=True).wait_for_publish(10)
     publish_fleet(rx, frames)
     # the heat meter again, later, with new readings: a line on its plot
     heat = next(f for f in frames if meter_of(f) == "31415926")
@@ -595,7 +599,10 @@ def test_dashboard_in_headless_chromium(broker, hubs, tmp_path, frames):
     assert m["receivers"][0]["id"] == "north" and all(isinstance(r["rssi"], float) for r in m["receivers"])
     readings = hub.api("/api/meters/31415926/readings")
     assert [r["value"] for r in readings if r["quantity"] == "energy"] == [4711.0] * 4
-    assert {r["id"] for r in hub.api("/api/receivers")} == {"north", "south"}
+    wait_for(lambda: {r["id"]: r["status"] for r in hub.api("/api/receivers")} == {"north": "online",
+                                                                                     "south": "offline"},
+             "the receivers' availability")
+    assert {r["id"]: r["frames"] for r in hub.api("/api/receivers")} == {"north": 11, "south": 8}
 
     pages = {"": "meters", "meter/31415926": "meter", "receivers": "receivers"}
     for path, kind in pages.items():
@@ -609,6 +616,7 @@ def test_dashboard_in_headless_chromium(broker, hubs, tmp_path, frames):
             assert dom.count("<circle") >= 4 and "4711" in dom
         else:
             assert "<td>north</td>" in dom and "<td>south</td>" in dom
+            assert '<span class="ok">online</span>' in dom and '<span class="alarm">offline</span>' in dom
     shot = Path(os.environ.get("WMBUS_HUB_SCREENSHOT", tmp_path / "hub.png"))
     chromium(f"--screenshot={shot}", "--window-size=1280,720", hub.url, tmp=tmp_path / "chrome-shot")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

@@ -54,6 +54,9 @@ class HubBus:
             self.raw_topic = f"$share/{share}/{self.raw_topic}"
         self.lines_topic = lines_topic
         self._raw_prefix = f"{prefix}/raw/"
+        # not shared: every hub keeps the receivers' availability, and shared subscriptions get no retained
+        self.status_topic = f"{prefix}/status/+"
+        self._status_prefix = f"{prefix}/status/"
         self.connected = threading.Event()
         self._mqtt = mqtt
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
@@ -81,7 +84,8 @@ class HubBus:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
-        topics = [(self.raw_topic, self._mqtt.SubscribeOptions(qos=1))]
+        topics = [(self.raw_topic, self._mqtt.SubscribeOptions(qos=1)),
+                  (self.status_topic, self._mqtt.SubscribeOptions(qos=1))]
         if self.lines_topic:
             topics.append((self.lines_topic, self._mqtt.SubscribeOptions(qos=1)))
         client.subscribe(topics)
@@ -99,6 +103,8 @@ class HubBus:
         token = (msg.mid, msg.qos)
         if topic.startswith(self._raw_prefix):
             self.hub.submit("raw", msg.payload, topic[len(self._raw_prefix):], token)
+        elif topic.startswith(self._status_prefix):
+            self.hub.submit("status", msg.payload, topic[len(self._status_prefix):], token)
         else:
             self.hub.submit("line", msg.payload, topic.rsplit("/", 1)[-1], token)
 

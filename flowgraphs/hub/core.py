@@ -89,7 +89,8 @@ class Hub:
 
     # --- input (any thread) -----------------------------------------------------------------------
     def submit(self, kind: str, payload: bytes | str, receiver: str | None, token=None) -> None:
-        """kind "raw" (edge JSON; receiver = the topic's) or "line" (rtl_433 JSON / rtlwmbus)."""
+        """kind "raw" (edge JSON; receiver = the topic's), "line" (rtl_433 JSON / rtlwmbus) or "status"
+        (the edge's availability: online / offline)."""
         self.idle.clear()
         self.queue.put((kind, payload, receiver, time.time_ns(), token))
 
@@ -133,6 +134,9 @@ class Hub:
         self.step(None)
 
     def _take(self, kind: str, payload, receiver: str | None, arrived_ns: int, token) -> None:
+        if kind == "status":
+            self._status(payload, receiver, arrived_ns, token)
+            return
         self.stats["frames_in"] += 1
         try:
             if kind == "raw":
@@ -145,6 +149,20 @@ class Hub:
             return
         self._note_receiver(heard)
         self.merger.add(heard, time.monotonic(), token)
+
+    def _status(self, payload: bytes, receiver: str | None, arrived_ns: int, token) -> None:
+        text = payload.decode("utf-8", "replace").strip() if isinstance(payload, bytes) else str(payload)
+        if text not in ("online", "offline") or not receiver:
+            self._reject("bad_status", f"status of {receiver}: {text[:40]!r} is not online/offline", (token,))
+            return
+        try:
+            self.store.set_receiver_status(receiver, text, arrived_ns)
+        except Exception as err:  # noqa: BLE001 - the store may be away: the broker delivers it again
+            self.stats["store_errors"] += 1
+            log.error("store %s: %s (receiver status not stored)", type(err).__name__, err)
+            return
+        if token is not None and self.ack is not None:
+            self.ack(token)
 
     def _reject(self, reason: str, message: str, tokens: tuple) -> None:
         self.rejects[reason] += 1

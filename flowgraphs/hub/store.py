@@ -46,7 +46,8 @@ SCHEMA = [
         PRIMARY KEY (meter, receiver))""",
     """CREATE TABLE IF NOT EXISTS receivers (
         id TEXT PRIMARY KEY, last_seen_ns BIGINT, frames BIGINT NOT NULL DEFAULT 0,
-        frames_per_min DOUBLE PRECISION, ppm DOUBLE PRECISION, dropped_samples BIGINT, source TEXT)""",
+        frames_per_min DOUBLE PRECISION, ppm DOUBLE PRECISION, dropped_samples BIGINT, source TEXT,
+        status TEXT, status_ns BIGINT)""",
     """CREATE TABLE IF NOT EXISTS alarms (
         meter TEXT NOT NULL, kind TEXT NOT NULL, raised_ns BIGINT NOT NULL, cleared_ns BIGINT,
         interval_s DOUBLE PRECISION, last_seen_ns BIGINT, PRIMARY KEY (meter, kind, raised_ns))""",
@@ -103,7 +104,7 @@ _INSERTS = {
         (("id", "text"), ("last_seen_ns", "bigint"), ("frames", "bigint"), ("frames_per_min", "float8"),
          ("ppm", "float8"), ("dropped_samples", "bigint"), ("source", "text")),
         """ON CONFLICT (id) DO UPDATE SET
-    last_seen_ns = {greatest}(receivers.last_seen_ns, excluded.last_seen_ns),
+    last_seen_ns = {greatest}(COALESCE(receivers.last_seen_ns, 0), excluded.last_seen_ns),
     frames = receivers.frames + excluded.frames, frames_per_min = excluded.frames_per_min,
     ppm = COALESCE(excluded.ppm, receivers.ppm),
     dropped_samples = COALESCE(excluded.dropped_samples, receivers.dropped_samples), source = excluded.source"""),
@@ -320,6 +321,20 @@ class Store:
                 cur.executemany(d.insert(table), rows)
         conn.commit()
 
+    def set_receiver_status(self, receiver: str, status: str, now_ns: int) -> None:
+        """The edge's availability (``PREFIX/status/<receiver>``: online / offline)."""
+        q = self.dialect.q
+        with self._write_lock:
+            conn = self._writer()
+            try:
+                conn.cursor().execute(q("INSERT INTO receivers (id, frames, status, status_ns) VALUES (?, 0, ?, ?) "
+                                        "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+                                        "status_ns = excluded.status_ns"), (receiver, status, now_ns))
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+
     def set_alarm(self, meter: str, *, active: bool, now_ns: int, interval_s: float | None,
                   last_seen_ns: int | None) -> bool:
         """Raise or clear the silence alarm; False when it already was in that state (another hub)."""
@@ -390,8 +405,8 @@ class Store:
                           f"{where} ORDER BY time_ns, receiver", params)
 
     def receivers(self) -> list[dict]:
-        return self.query("SELECT id, last_seen_ns, frames, frames_per_min, ppm, dropped_samples, source "
-                          "FROM receivers ORDER BY id")
+        return self.query("SELECT id, last_seen_ns, frames, frames_per_min, ppm, dropped_samples, source, status, "
+                          "status_ns FROM receivers ORDER BY id")
 
     def alarms(self) -> list[dict]:
         return self.query("SELECT meter, kind, raised_ns, cleared_ns, interval_s, last_seen_ns FROM alarms "

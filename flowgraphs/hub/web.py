@@ -51,7 +51,8 @@ def readings_json(store, meter: str) -> list[dict]:
 def receivers_json(store) -> list[dict]:
     return [{"id": r["id"], "last_seen": _iso_or_none(r["last_seen_ns"]), "last_seen_ns": r["last_seen_ns"],
              "frames": r["frames"], "frames_per_min": r["frames_per_min"], "ppm": r["ppm"],
-             "dropped_samples": r["dropped_samples"], "source": r["source"]} for r in store.receivers()]
+             "dropped_samples": r["dropped_samples"], "source": r["source"], "status": r["status"],
+             "status_since": _iso_or_none(r["status_ns"])} for r in store.receivers()]
 
 
 def _page(kind: str, title: str, meter: str = "") -> bytes:

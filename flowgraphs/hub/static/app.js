@@ -110,8 +110,9 @@
 
   async function receiversPage() {
     const receivers = await api("/api/receivers");
-    main.append(table("receivers", ["Receiver", "Last seen", "Frames", "Frames/min", "ppm", "Dropped samples", "Input"],
-      receivers.map((r) => [r.id, el("td", { title: r.last_seen || "" }, ago(r.last_seen)), el("td", { class: "num" }, r.frames),
+    main.append(table("receivers", ["Receiver", "Status", "Last seen", "Frames", "Frames/min", "ppm", "Dropped samples", "Input"],
+      receivers.map((r) => [r.id, el("td", {}, r.status == null ? "" : el("span", { class: r.status === "online" ? "ok" : "alarm" }, r.status)),
+                            el("td", { title: r.last_seen || "" }, ago(r.last_seen)), el("td", { class: "num" }, r.frames),
                             el("td", { class: "num" }, fmt(r.frames_per_min)), el("td", { class: "num" }, r.ppm == null ? "" : r.ppm.toFixed(2)),
                             el("td", { class: "num" }, r.dropped_samples == null ? "" : r.dropped_samples), r.source])));
   }
