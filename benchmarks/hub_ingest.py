@@ -47,25 +47,28 @@ PLAIN_GAS = "27446d1e22334455330372223344556d1e3303050000000c1427048502046d1e055
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def telegrams(n: int, *, seed: int = 0) -> list[bytes]:
-    """``n`` distinct telegrams: mode 5 re-encrypted for other ids and access numbers, and plain ones."""
+def telegrams(n: int, *, seed: int = 0, fixed_ids: bool = False) -> list[bytes]:
+    """``n`` distinct telegrams: mode 5 re-encrypted for other ids and access numbers, and plain ones.
+    With ``fixed_ids`` the same ``n`` meters every time (ids 20000000...), only the counters change."""
     key = parse_key(KEY_HEX)
     enc = decode(bytes.fromhex(OMS_MODE5), keys=KeyStore(default=key), frame_format=None)
     tpl = enc.layers[0]
     out = []
     for i in range(n):
-        meter = 10_000_000 + (seed * 7_919 + i) % 90_000_000
+        meter = 20_000_000 + i if fixed_ids else 10_000_000 + (seed * 7_919 + i) % 90_000_000
+        acc = (seed + i // 2) & 0xFF if fixed_ids else (i // 2) & 0xFF
         id_bytes = bytes.fromhex(f"{meter:08d}")[::-1]
         if i % 2 == 0:
             address = dataclasses.replace(enc.link.address, id_bytes=id_bytes)
-            layer = dataclasses.replace(tpl, acc=(i // 2) & 0xFF)
+            layer = dataclasses.replace(tpl, acc=acc)
             out.append(encode(c_field=enc.link.c_field, address=address, layers=(layer,), payload=enc.payload,
                               key=key))
         else:
             t = bytearray.fromhex(PLAIN_GAS)
             t[4:8] = id_bytes
             t[11:15] = id_bytes
-            t[19] = i & 0xFF
+            t[19] = acc if fixed_ids else i & 0xFF
+            t[23] = int(f"{seed % 100:02d}", 16) if fixed_ids else t[23]
             out.append(bytes(t))
     return out
 
@@ -277,17 +280,7 @@ def soak(minutes: float, tmp: Path, *, meters: int = 200, interval_s: float = 10
     next_print = t0
     try:
         while time.monotonic() - t0 < minutes * 60:
-            batch = telegrams(meters, seed=k)
-            for m, t in enumerate(batch):
-                # the same meters every round (ids repeat), new counters: ids come from m
-                t = bytearray(t)
-                t[4:8] = bytes.fromhex(f"{20_000_000 + m:08d}")[::-1]
-                if m % 2:
-                    t[11:15] = t[4:8]
-                    t[19] = k & 0xFF
-                    t[23] = int(f"{k % 100:02d}", 16)
-                else:  # re-encrypting with the new id is done by telegrams(); keep its own id for those
-                    t = bytearray(batch[m])
+            for m, t in enumerate(telegrams(meters, seed=k, fixed_ids=True)):  # the same meters every round
                 for r in range(3):
                     rx = f"rx{(m + r) % receivers}"
                     client.publish(f"s/raw/{rx}", raw(bytes(t), rx, -30.0 - 3 * r), qos=1)
