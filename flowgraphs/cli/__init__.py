@@ -7,10 +7,10 @@ import argparse
 import logging
 import sys
 
-from . import analyze, decode, gateway, meter, rx, session, telegram, tx
+from . import analyze, decode, gateway, hub, meter, rx, session, telegram, tx
 
 COMMANDS = {"analyze": analyze, "decode": decode, "gateway": gateway, "meter": meter, "rx": rx, "serve-rtltcp": rx,
-            "session": session, "telegram": telegram, "tx": tx}
+            "session": session, "telegram": telegram, "tx": tx, "hub": hub}
 
 
 def version() -> str:

@@ -1,0 +1,353 @@
+"""Fleet hub ingest: simulated receivers (the edge's raw JSON) into the hub, stored in SQLite and in
+PostgreSQL. Half of the telegrams are OMS mode 5 (AES-CBC, decrypted by the hub), half plain; every
+telegram is heard by ``--receivers-per-telegram`` receivers, so the hub merges, decrypts once,
+decodes and stores one reception with every receiver's hearing.
+
+Two figures per store:
+  core  frames handed to the hub in-process (parse, merge, decrypt, decode, batch insert, commit)
+  mqtt  end to end: a publisher process -> mosquitto (QoS 1) -> `wmbus-sdr hub` subprocess -> store,
+        timed from the first publish to the last hearing in the store
+
+``--soak-minutes N``: 10 simulated receivers at a steady rate into a `wmbus-sdr hub` subprocess
+(SQLite) for N minutes, printing the hub's RSS, the queue and the receptions stored over time.
+
+    python benchmarks/hub_ingest.py [--frames 20000] [--no-postgres] [--no-mqtt]
+    python benchmarks/hub_ingest.py --soak-minutes 30
+
+PostgreSQL (Debian's initdb/pg_ctl) and mosquitto are started here on free ports, and stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from flowgraphs.hub.core import Hub  # noqa: E402
+from flowgraphs.hub.store import open_store  # noqa: E402
+from mbus.keys import KeyStore, parse_key  # noqa: E402
+from mbus.telegram import decode, encode  # noqa: E402
+
+KEY_HEX = "0102030405060708090a0b0c0d0e0f11"  # OMS Annex N example key (recordings/keys.txt, meter 12345678)
+OMS_MODE5 = "2e4493157856341233037a2a0020255923c95aaa26d1b2e7493b013ec4a6f6d3529b520edff0ea6defc99d6d69ebf3"
+PLAIN_GAS = "27446d1e22334455330372223344556d1e3303050000000c1427048502046d1e05593b02fd170000"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def telegrams(n: int, *, seed: int = 0, fixed_ids: bool = False) -> list[bytes]:
+    """``n`` distinct telegrams: mode 5 re-encrypted for other ids and access numbers, and plain ones.
+    With ``fixed_ids`` the same ``n`` meters every time (ids 20000000...), only the counters change."""
+    key = parse_key(KEY_HEX)
+    enc = decode(bytes.fromhex(OMS_MODE5), keys=KeyStore(default=key), frame_format=None)
+    tpl = enc.layers[0]
+    out = []
+    for i in range(n):
+        meter = 20_000_000 + i if fixed_ids else 10_000_000 + (seed * 7_919 + i) % 90_000_000
+        acc = (seed + i // 2) & 0xFF if fixed_ids else (i // 2) & 0xFF
+        id_bytes = bytes.fromhex(f"{meter:08d}")[::-1]
+        if i % 2 == 0:
+            address = dataclasses.replace(enc.link.address, id_bytes=id_bytes)
+            layer = dataclasses.replace(tpl, acc=acc)
+            out.append(encode(c_field=enc.link.c_field, address=address, layers=(layer,), payload=enc.payload,
+                              key=key))
+        else:
+            t = bytearray.fromhex(PLAIN_GAS)
+            t[4:8] = id_bytes
+            t[11:15] = id_bytes
+            t[19] = acc if fixed_ids else i & 0xFF
+            t[23] = int(f"{seed % 100:02d}", 16) if fixed_ids else t[23]
+            out.append(bytes(t))
+    return out
+
+
+def raw(telegram: bytes, receiver: str, rssi: float, time_text: str | None = None) -> bytes:
+    return json.dumps({"v": 1, "receiver": receiver, "telegram": telegram.hex(), "mode": "T1", "format": "A",
+                       "time": time_text, "time_ns": None, "sample": 0, "sample_rate_hz": 2.4e6, "rssi_dbfs": rssi,
+                       "snr_db": 20.0, "freq_offset_hz": 1000.0, "chip_rate_hz": 100000.0, "channel_hz": 868.95e6,
+                       "ppm": 1.0}).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+class Mosquitto:
+    def __init__(self, tmp: Path):
+        exe = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+        if exe is None:
+            raise RuntimeError("mosquitto is not installed")
+        self.port = free_port()
+        conf = tmp / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n"
+                        "max_inflight_messages 0\n")
+        self.proc = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+class Postgres:
+    def __init__(self):
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+        if not bins:
+            raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+        self.bin = bins[0]
+        self.base = Path(tempfile.mkdtemp(prefix="wmbus-hub-bench-pg-"))
+        self.prefix = []
+        if os.geteuid() == 0:
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.base, "postgres")
+            os.chmod(self.base, 0o755)
+        self.data = self.base / "data"
+        port = free_port()
+        subprocess.run([*self.prefix, str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U",
+                        "postgres", "--no-sync"], check=True, capture_output=True)
+        # durability as shipped (fsync on), a commit per batch
+        subprocess.run([*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.base / "log"),
+                        "-w", "-o", f"-p {port} -k {self.base} -c listen_addresses=127.0.0.1", "start"],
+                       check=True, capture_output=True)
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def reset(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for table in ("receptions", "hearings", "readings", "meters", "meter_receivers", "receivers", "alarms"):
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def stop(self) -> None:
+        subprocess.run([*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def hearings_in(url: str) -> int:
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url[len("sqlite:///"):], timeout=30)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM hearings").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        try:
+            return conn.execute("SELECT COUNT(*) FROM hearings").fetchone()[0]
+        except psycopg.errors.UndefinedTable:
+            return 0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU time of a process (s), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_core(url: str, frames: list[tuple[bytes, str]]) -> tuple[float, float]:
+    """(frames/s, frames per CPU-second of the hub) through the hub in-process, to the last commit."""
+    store = open_store(url)
+    hub = Hub(store, keys=KeyStore(default=parse_key(KEY_HEX)), window_s=0.2, hub_id="bench")
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    for payload, receiver in frames:
+        hub.submit("raw", payload, receiver)
+        if hub.queue.qsize() >= 2000:
+            hub.pump(timeout_s=0)
+    while not hub.queue.empty():
+        hub.pump(timeout_s=0)
+    hub.flush()
+    elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    stored = store.counts()["hearings"]
+    store.close()
+    if stored != len(frames) or hub.rejects:
+        raise RuntimeError(f"stored {stored} hearings of {len(frames)} frames, rejected {dict(hub.rejects)}")
+    return len(frames) / elapsed, len(frames) / cpu
+
+
+def _publisher(port: int, prefix: str, frames: list[tuple[bytes, str]]) -> None:
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = [client.publish(f"{prefix}/raw/{receiver}", payload, qos=1) for payload, receiver in frames]
+    for info in infos:
+        info.wait_for_publish(timeout=120)
+    client.loop_stop()
+    client.disconnect()
+
+
+def bench_mqtt(url: str, frames: list[tuple[bytes, str]], tmp: Path) -> tuple[float, float]:
+    broker = Mosquitto(tmp)
+    log = (tmp / "hub.log").open("w")
+    hub = subprocess.Popen([sys.executable, "-m", "flowgraphs.cli", "hub", "--mqtt", f"mqtt://127.0.0.1:{broker.port}/b",
+                            "--db", url, "--key", KEY_HEX, "--window", "0.5", "--client-id", f"bench-{time.time_ns()}"],
+                           stderr=log, env=ENV)
+    try:
+        deadline = time.monotonic() + 60
+        while "subscribed" not in (tmp / "hub.log").read_text():
+            if time.monotonic() > deadline or hub.poll() is not None:
+                raise RuntimeError("the hub did not start: " + (tmp / "hub.log").read_text())
+            time.sleep(0.1)
+        c0 = cpu_s(hub.pid)
+        t0 = time.perf_counter()
+        pub = threading.Thread(target=_publisher, args=(broker.port, "b", frames))
+        pub.start()
+        while hearings_in(url) < len(frames):
+            if time.perf_counter() - t0 > 600 or hub.poll() is not None:
+                raise RuntimeError(f"only {hearings_in(url)} of {len(frames)} stored")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - t0
+        cpu = cpu_s(hub.pid) - c0
+        pub.join()
+    finally:
+        hub.terminate()
+        hub.wait(timeout=60)
+        log.close()
+        broker.stop()
+    return len(frames) / elapsed, len(frames) / cpu
+
+
+def fleet_frames(n_telegrams: int, per_telegram: int, seed: int) -> list[tuple[bytes, str]]:
+    out = []
+    for i, t in enumerate(telegrams(n_telegrams, seed=seed)):
+        for r in range(per_telegram):
+            rx = f"rx{(i + r) % 10}"
+            out.append((raw(t, rx, -30.0 - 3 * r), rx))
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def soak(minutes: float, tmp: Path, *, meters: int = 200, interval_s: float = 10.0, receivers: int = 10) -> None:
+    """10 receivers, ``meters`` meters each sending every ``interval_s``, heard by 3 receivers each."""
+    import paho.mqtt.client as mqtt
+
+    broker = Mosquitto(tmp)
+    db = tmp / "soak.db"
+    log = (tmp / "hub.log").open("w")
+    hub = subprocess.Popen([sys.executable, "-m", "flowgraphs.cli", "hub", "--mqtt", f"mqtt://127.0.0.1:{broker.port}/s",
+                            "--db", f"sqlite:///{db}", "--key", KEY_HEX, "--window", "2"], stderr=log, env=ENV)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="soak-pub")
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    time.sleep(2)
+    rate = meters / interval_s
+    print(f"soak: {receivers} receivers, {meters} meters every {interval_s:.0f} s, 3 receivers per telegram "
+          f"({3 * rate:.0f} frames/s), {minutes:g} min, SQLite")
+    print(f"{'t (s)':>7} {'hub RSS (MB)':>13} {'frames sent':>12} {'hearings stored':>16}")
+    t0 = time.monotonic()
+    sent = 0
+    k = 0
+    next_print = t0
+    try:
+        while time.monotonic() - t0 < minutes * 60:
+            for m, t in enumerate(telegrams(meters, seed=k, fixed_ids=True)):  # the same meters every round
+                for r in range(3):
+                    rx = f"rx{(m + r) % receivers}"
+                    client.publish(f"s/raw/{rx}", raw(bytes(t), rx, -30.0 - 3 * r), qos=1)
+                    sent += 1
+                time.sleep(interval_s / meters)
+                now = time.monotonic()
+                if now >= next_print:
+                    print(f"{now - t0:7.0f} {rss_mb(hub.pid):13.1f} {sent:12d} {hearings_in(f'sqlite:///{db}'):16d}",
+                          flush=True)
+                    next_print = now + 15
+            k += 1
+        time.sleep(4)
+        print(f"{time.monotonic() - t0:7.0f} {rss_mb(hub.pid):13.1f} {sent:12d} {hearings_in(f'sqlite:///{db}'):16d}")
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        hub.terminate()
+        hub.wait(timeout=60)
+        log.close()
+        broker.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=20000, help="raw frames per run (default 20000)")
+    ap.add_argument("--receivers-per-telegram", type=int, default=2)
+    ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--no-mqtt", action="store_true")
+    ap.add_argument("--soak-minutes", type=float, help="run the soak instead")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="wmbus-hub-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if args.soak_minutes:
+            soak(args.soak_minutes, tmp)
+            return
+        per = args.receivers_per_telegram
+        n = args.frames // per
+        pg = None if args.no_postgres else Postgres()
+        rows = []
+        try:
+            for store in ("sqlite", "postgresql"):
+                if store == "postgresql" and pg is None:
+                    continue
+                for how in ("core", "mqtt"):
+                    if how == "mqtt" and args.no_mqtt:
+                        continue
+                    if store == "sqlite":
+                        url = f"sqlite:///{tmp / f'{how}.db'}"
+                    else:
+                        pg.reset()
+                        url = pg.url
+                    frames = fleet_frames(n, per, seed=len(rows) + 1)
+                    rate, per_cpu = bench_core(url, frames) if how == "core" else bench_mqtt(url, frames, tmp)
+                    rows.append((store, how, len(frames), rate, per_cpu))
+        finally:
+            if pg is not None:
+                pg.stop()
+    target = {"sqlite": 2000, "postgresql": 5000}
+    load = os.getloadavg()[0]
+    print(f"hub ingest: {per} receivers per telegram, half OMS mode 5 (decrypted), half plain; "
+          f"{os.cpu_count()} cores, load average {load:.1f} at the end")
+    print(f"{'store':<11} {'path':<5} {'frames':>7} {'frames/s':>9} {'frames/CPU-s':>13} {'target':>7}")
+    for store, how, count, rate, per_cpu in rows:
+        print(f"{store:<11} {how:<5} {count:7d} {rate:9.0f} {per_cpu:13.0f} {target[store]:7d}")
+    print("frames/CPU-s: frames per second of CPU time of the hub process alone (the database server's and "
+          "the broker's not counted)")
+
+
+if __name__ == "__main__":
+    main()

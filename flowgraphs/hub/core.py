@@ -1,0 +1,329 @@
+"""The hub's work, independent of where frames come from: check (:mod:`.ingest`) -> merge
+(:mod:`.merge`) -> decrypt and decode centrally (one key store, one compact-format cache for all
+receivers) -> store (:mod:`.store`, one transaction per batch) -> acknowledge -> republish.
+
+Frames are acknowledged (``ack(token)``, the MQTT PUBACK) only after their reception is committed,
+so a hub that stops or crashes at any point gets the unacknowledged ones again from the broker's
+persistent session; the idempotent store makes the second copy harmless.
+
+One worker thread runs :meth:`Hub.run`; the MQTT network thread and stdin readers only
+:meth:`Hub.submit` into a bounded queue."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mbus.compact import FormatCache
+from mbus.errors import DecodeError
+from mbus.telegram import Telegram, decode
+
+from .alarms import IntervalTracker, silence_changes
+from .ingest import BadInput, Heard, parse_line, parse_raw
+from .merge import Merger, Reception
+from .store import HearingRow, ReadingRow, ReceiverRow, ReceptionRow, Store
+
+log = logging.getLogger(__name__)
+
+KEPT_OUTCOMES = ("ok", "not_encrypted", "no_key", "unsupported_mode")  # others: the bytes are not a good telegram
+PENDING_PER_METER = 16
+PENDING_METERS = 10_000
+
+
+def iso(time_ns: int) -> str:
+    from ..sinks.base import utc_iso
+
+    return utc_iso(time_ns)
+
+
+@dataclass(slots=True)
+class _ReceiverState:
+    new_frames: int = 0
+    recent: deque = field(default_factory=lambda: deque(maxlen=200_000))  # arrival times (s), last minute
+    last_seen_ns: int = 0
+    ppm: float | None = None
+    dropped_samples: int | None = None
+    source: str = "raw"
+    dirty: bool = False
+
+
+Publish = Callable[[str, str, bool], None]  # (topic below the prefix, payload, retain)
+Listener = Callable[[ReceptionRow, Telegram], None]
+
+
+class Hub:
+    def __init__(self, store: Store, *, keys=None, window_s: float = 2.0, hub_id: str = "hub",
+                 missed_intervals: float = 3.0, alarm_check_s: float = 1.0, min_interval_s: float = 0.5,
+                 queue_size: int = 200_000, batch_max: int = 5000):
+        self.store = store
+        self.keys = keys
+        self.hub_id = hub_id
+        self.merger = Merger(window_s)
+        self.formats = FormatCache()
+        self.intervals = IntervalTracker(min_gap_s=min(min_interval_s, window_s))
+        self.missed_intervals = missed_intervals
+        self.alarm_check_s = alarm_check_s
+        self.batch_max = batch_max
+        self.stats: Counter = Counter()
+        self.rejects: Counter = Counter()
+        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.ack: Callable[[object], None] | None = None
+        self.publish: Publish | None = None
+        # Listeners get every stored reception with its telegram; meter_fields add fields to the
+        # PREFIX/meter/<id> message. HOOK(--ha-discovery): flowgraphs.sinks.ha.HaDiscovery plugs in
+        # here (one device set for the fleet), see flowgraphs/cli/hub.py.
+        self.listeners: list[Listener] = []
+        self.meter_fields: list[Callable[[Telegram], dict]] = []
+        self._receivers: dict[str, _ReceiverState] = {}
+        self._pending: dict[str, deque] = {}  # compact frames waiting for their meter's format
+        self._unwritten: list[tuple[list[ReceptionRow], list]] = []
+        self._next_alarm_check = 0.0
+        self._stop = threading.Event()
+        self.idle = threading.Event()  # set while the queue is empty and nothing waits in the merger
+
+    # --- input (any thread) -----------------------------------------------------------------------
+    def submit(self, kind: str, payload: bytes | str, receiver: str | None, token=None) -> None:
+        """kind "raw" (edge JSON; receiver = the topic's), "line" (rtl_433 JSON / rtlwmbus) or "status"
+        (the edge's availability: online / offline)."""
+        self.idle.clear()
+        self.queue.put((kind, payload, receiver, time.time_ns(), token))
+
+    # --- the worker ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.pump(timeout_s=0.1)
+            except Exception:  # a bug of ours must not stop the fleet: log it loudly, count it, go on
+                self.stats["internal_errors"] += 1
+                log.exception("hub worker")
+                time.sleep(0.5)
+        self.pump(timeout_s=0)
+        self.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def pump(self, timeout_s: float = 0.1) -> None:
+        """Take what is queued (waiting up to ``timeout_s`` for the first), then close due groups."""
+        try:
+            item = self.queue.get(timeout=timeout_s) if timeout_s > 0 else self.queue.get_nowait()
+        except queue.Empty:
+            item = None
+        n = 0
+        while item is not None:
+            self._take(*item)
+            n += 1
+            if n >= self.batch_max:
+                break
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                item = None
+        self.step(time.monotonic())
+        if self.queue.empty() and not len(self.merger) and not self._unwritten:
+            self.idle.set()
+
+    def flush(self) -> None:
+        """Close every open group now and store it (at shutdown)."""
+        self.step(None)
+
+    def _take(self, kind: str, payload, receiver: str | None, arrived_ns: int, token) -> None:
+        if kind == "status":
+            self._status(payload, receiver, arrived_ns, token)
+            return
+        self.stats["frames_in"] += 1
+        try:
+            if kind == "raw":
+                heard = parse_raw(payload, topic_receiver=receiver, arrived_ns=arrived_ns)
+            else:
+                text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+                heard = parse_line(text, receiver=receiver or "stdin", arrived_ns=arrived_ns)
+        except BadInput as err:
+            self._reject(err.reason, f"{kind} from {receiver or 'stdin'}: {err}", (token,))
+            return
+        self._note_receiver(heard)
+        self.merger.add(heard, time.monotonic(), token)
+
+    def _status(self, payload: bytes, receiver: str | None, arrived_ns: int, token) -> None:
+        text = payload.decode("utf-8", "replace").strip() if isinstance(payload, bytes) else str(payload)
+        if text not in ("online", "offline") or not receiver:
+            self._reject("bad_status", f"status of {receiver}: {text[:40]!r} is not online/offline", (token,))
+            return
+        try:
+            self.store.set_receiver_status(receiver, text, arrived_ns)
+        except Exception as err:  # noqa: BLE001 - the store may be away: the broker delivers it again
+            self.stats["store_errors"] += 1
+            log.error("store %s: %s (receiver status not stored)", type(err).__name__, err)
+            return
+        if token is not None and self.ack is not None:
+            self.ack(token)
+
+    def _reject(self, reason: str, message: str, tokens: tuple) -> None:
+        self.rejects[reason] += 1
+        self.stats["rejected"] += 1
+        log.warning("rejected %s", message[:300])
+        for token in tokens:
+            if token is not None and self.ack is not None:
+                self.ack(token)  # bad input is dropped, not redelivered forever
+
+    def _note_receiver(self, heard: Heard) -> None:
+        state = self._receivers.get(heard.receiver)
+        if state is None:
+            state = self._receivers[heard.receiver] = _ReceiverState()
+        state.new_frames += 1
+        state.recent.append(heard.arrived_ns / 1e9)
+        state.last_seen_ns = max(state.last_seen_ns, heard.arrived_ns)
+        if heard.ppm is not None:
+            state.ppm = heard.ppm
+        if heard.dropped_samples is not None:
+            state.dropped_samples = heard.dropped_samples
+        state.source = heard.source
+        state.dirty = True
+
+    def _receiver_rows(self) -> list[ReceiverRow]:
+        now_s = time.time()
+        rows = []
+        for rid, state in self._receivers.items():
+            while state.recent and state.recent[0] < now_s - 60:
+                state.recent.popleft()
+            if not state.dirty:
+                continue
+            rows.append(ReceiverRow(id=rid, last_seen_ns=state.last_seen_ns, frames=state.new_frames,
+                                    frames_per_min=float(len(state.recent)), ppm=state.ppm,
+                                    dropped_samples=state.dropped_samples, source=state.source))
+        return rows
+
+    def step(self, now_s: float | None) -> None:
+        receptions = self.merger.due(now_s)
+        rows: list[ReceptionRow] = []
+        decoded: list[tuple[ReceptionRow, Telegram, Reception]] = []
+        for rec in receptions:
+            row_t = self._decode(rec)
+            if row_t is not None:
+                rows.append(row_t[0])
+                decoded.append((*row_t, rec))
+        rows.extend(self._retry_pending(decoded))
+        receivers = self._receiver_rows()
+        tokens = [t for rec in receptions for t in rec.tokens]
+        if rows or receivers or self._unwritten:
+            self._unwritten.append((rows, tokens))
+            all_rows = [r for batch, _ in self._unwritten for r in batch]
+            try:
+                self.store.write(all_rows, receivers, window_ns=int(self.merger.window_s * 1e9))
+            except Exception as err:  # noqa: BLE001 - any driver error: keep the batch, retry, never ack
+                self.stats["store_errors"] += 1
+                log.error("store %s: %s (%d receptions kept for the next try)", type(err).__name__, err,
+                          len(all_rows))
+                time.sleep(0.5)
+                return
+            for state in self._receivers.values():
+                if state.dirty:
+                    state.new_frames = 0
+                    state.dirty = False
+            for _, batch_tokens in self._unwritten:
+                for token in batch_tokens:
+                    if self.ack is not None:
+                        self.ack(token)
+            self._unwritten.clear()
+            self.stats["stored"] += len(rows)
+        elif tokens and self.ack is not None:  # every group of this step was rejected
+            for token in tokens:
+                self.ack(token)
+        for row, t, _ in decoded:
+            self._republish(row, t)
+            for listener in self.listeners:
+                listener(row, t)
+        self._check_alarms()
+
+    def _decode(self, rec: Reception) -> tuple[ReceptionRow, Telegram] | None:
+        try:
+            t = decode(rec.telegram, keys=self.keys, frame_format=None, formats=self.formats)
+        except DecodeError as err:
+            self._reject("undecodable", f"telegram from {rec.best.receiver}: {err}", ())
+            return None
+        if t.decryption not in KEPT_OUTCOMES or (t.records_outcome == "error" and not t.records):
+            why = t.problems[0] if t.problems else t.decryption
+            self._reject("undecodable", f"telegram of meter {t.link.address.id} from {rec.best.receiver}: {why}", ())
+            return None
+        self.stats["decoded_" + t.decryption] += 1
+        seen_ns = min(h.arrived_ns for h in rec.hearings)
+        meter = t.meter.id
+        interval = self.intervals.heard(meter, seen_ns)
+        if t.records_outcome == "format_unknown":
+            if meter not in self._pending and len(self._pending) >= PENDING_METERS:
+                self._pending.pop(next(iter(self._pending)))  # bounded: the longest-waiting meter gives way
+            waiting = self._pending.setdefault(meter, deque(maxlen=PENDING_PER_METER))
+            waiting.append(rec)
+        return self._row(rec, t, seen_ns, interval), t
+
+    def _row(self, rec: Reception, t: Telegram, seen_ns: int, interval: float | None) -> ReceptionRow:
+        readings = tuple(ReadingRow(idx=i, quantity=r.quantity, unit=r.unit, value=float(r.value),
+                                    storage=r.storage, tariff=r.tariff, subunit=r.subunit)
+                         for i, r in enumerate(t.records) if r.value is not None)
+        hearings = tuple(HearingRow(receiver=h.receiver, time_ns=h.time_ns, rssi_dbfs=h.rssi_dbfs, snr_db=h.snr_db,
+                                    freq_offset_hz=h.freq_offset_hz, ppm=h.ppm) for h in rec.hearings)
+        best = rec.best
+        return ReceptionRow(meter=t.meter.id, telegram=rec.telegram.hex(), bucket=rec.bucket, time_ns=rec.time_ns,
+                            seen_ns=seen_ns, manufacturer=t.meter.manufacturer_code,
+                            device_type=t.meter.device_type_name, version=t.meter.version, mode=best.mode,
+                            frame_format=best.frame_format, decryption=t.decryption, source=best.source,
+                            hub=self.hub_id, hearings=hearings, readings=readings, interval_s=interval)
+
+    def _retry_pending(self, decoded) -> list[ReceptionRow]:
+        """Compact frames stored before their format was known get their readings now."""
+        out = []
+        for row, t, _ in decoded:
+            waiting = self._pending.get(row.meter)
+            if not waiting or t.records_outcome != "ok":
+                continue
+            del self._pending[row.meter]
+            for rec in waiting:
+                again = decode(rec.telegram, keys=self.keys, frame_format=None, formats=self.formats)
+                if again.records_outcome == "ok":
+                    self.stats["compact_late"] += 1
+                    out.append(self._row(rec, again, min(h.arrived_ns for h in rec.hearings), None))
+        return out
+
+    def _republish(self, row: ReceptionRow, t: Telegram) -> None:
+        if self.publish is None:
+            return
+        best = row.best
+        payload = {"id": row.meter, "manufacturer": row.manufacturer, "device_type": row.device_type,
+                   "time": iso(row.time_ns), "telegram": row.telegram, "decryption": row.decryption,
+                   "best_receiver": best.receiver,
+                   "receivers": [{"id": h.receiver, "rssi_dbfs": h.rssi_dbfs, "snr_db": h.snr_db}
+                                 for h in row.hearings],
+                   "records": [r.to_json() for r in t.records]}
+        for fields in self.meter_fields:
+            payload.update(fields(t))
+        self.publish(f"meter/{row.meter}", json.dumps(payload), False)
+
+    def _check_alarms(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next_alarm_check:
+            return
+        self._next_alarm_check = now + self.alarm_check_s
+        try:
+            candidates = self.store.silence_candidates()
+        except Exception as err:  # noqa: BLE001 - the database may be away for a while; try again later
+            log.error("alarm check: %s: %s", type(err).__name__, err)
+            return
+        for change in silence_changes(candidates, time.time_ns(), missed=self.missed_intervals):
+            if not self.store.set_alarm(change.meter, active=change.active, now_ns=change.now_ns,
+                                        interval_s=change.interval_s, last_seen_ns=change.last_seen_ns):
+                continue  # another hub instance got there first
+            self.stats["alarms_raised" if change.active else "alarms_cleared"] += 1
+            log.warning("meter %s: silence alarm %s (interval %.1f s)", change.meter,
+                        "raised" if change.active else "cleared", change.interval_s)
+            if self.publish is not None:
+                self.publish(f"alarm/{change.meter}", json.dumps(change.to_json()), True)
+
+    def status(self) -> dict:
+        return {"hub": self.hub_id, "stats": dict(self.stats), "rejects": dict(self.rejects),
+                "queue": self.queue.qsize(), "open_groups": len(self.merger), "formats": len(self.formats)}
