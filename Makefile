@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test stress bench soak lint clean
+.PHONY: run test stress bench soak lint clean hub-demo
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	@VENV=$(VENV) bash scripts/bootstrap.sh
@@ -40,6 +40,11 @@ bench: $(STAMP)
 ## soak: 30 minutes of live reception over rtl_tcp (memory, frames, CPU)
 soak: $(STAMP)
 	$(PY) benchmarks/soak_rtltcp.py --minutes 30
+
+## hub-demo: mosquitto, two rx edges on rtl_tcp streams of the bundled recording (one 6 dB weaker) and the
+## hub with SQLite; prints the dashboard URL
+hub-demo: $(STAMP)
+	bash scripts/hub_demo.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

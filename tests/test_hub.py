@@ -753,3 +753,32 @@ def test_compact_frame_learns_its_format_from_another_receiver(tmp_path, frames)
     assert [v for v, _ in volumes] == [4.242, 4.25]  # ordered by the frames' own times
     assert hub.stats["compact_late"] == 1 and len(store.receptions()) == 2
     store.close()
+
+
+def test_ha_discovery_one_device_per_meter_for_the_fleet(broker, hubs, tmp_path, frames):
+    """--ha-discovery on the hub: the fleet's 7 meters as 7 HA devices (not one set per receiver), each
+    sensor's template reading a value the hub publishes on PREFIX/meter/<id>."""
+    from flowgraphs.sinks.ha import Message
+    from tests.test_ha_discovery import ha_violations
+
+    db = tmp_path / "hub.db"
+    hubs("--mqtt", f"mqtt://127.0.0.1:{broker}/{PREFIX}", "--db", f"sqlite:///{db}", "--keys", str(KEYS),
+         "--window", "1", "--ha-discovery", name="fleet.hub")
+    out = Listener(broker, "#")
+    rx = Receivers(broker)
+    publish_fleet(rx, frames)
+    wait_for(lambda: len([t for t, _ in out.got if t.startswith(f"{PREFIX}/meter/")]) >= 8, "8 readings")
+    announced = [(t, m) for t, m in out.got if t.startswith("homeassistant/sensor/") and m]
+    configs = [m for _, m in announced]
+    devices = {c["device"]["identifiers"][0] for c in configs}
+    assert len(devices) == 7
+    assert all(c["state_topic"].startswith(f"{PREFIX}/meter/") for c in configs)
+    assert not ha_violations([Message(t, json.dumps(m)) for t, m in announced])
+    states = {t: m for t, m in out.got if t.startswith(f"{PREFIX}/meter/")}
+    for c in configs:
+        key = c["value_template"].split("['readings']")[1].split("['")[1].split("']")[0]
+        assert key in states[c["state_topic"]]["readings"]
+    heat = [c for c in configs if c["state_topic"].endswith("/31415926") and c.get("device_class") == "energy"]
+    assert heat and heat[0]["unit_of_measurement"] == "kWh" and heat[0]["state_class"] == "total_increasing"
+    out.close()
+    rx.close()

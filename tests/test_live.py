@@ -5,8 +5,8 @@ clear line when a device or driver is missing."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import socket
 import struct

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import socket
 import sys
@@ -63,6 +64,23 @@ def add_parser(sub) -> None:
                    help="announce the fleet's meters to Home Assistant (MQTT discovery)")
 
 
+def _wire_home_assistant(hub, bus) -> None:
+    """One Home Assistant device per meter of the fleet (not one per receiver): the configs when a
+    meter or a record is new, its readings merged into PREFIX/meter/<id>; on the hub's worker
+    thread (HaDiscovery is not thread-safe)."""
+    from ..sinks.ha import HaDiscovery
+
+    node = re.sub(r"[^A-Za-z0-9_-]", "_", hub.hub_id)  # a host name may hold dots
+    ha = HaDiscovery(prefix=bus.broker.prefix, receiver_id=node, meter_topic="{prefix}/meter/{id}")
+
+    def announce_then_state(t) -> dict:
+        # the configs of a new meter or record go out before the state message that carries them
+        for m in ha.on_telegram(t):
+            bus.client.publish(m.topic, m.payload, qos=1, retain=m.retain)
+        return ha.state(t)
+    hub.meter_fields.append(announce_then_state)
+
+
 def run(args) -> int:
     from ..hub.core import Hub
     from ..hub.store import open_store
@@ -85,13 +103,9 @@ def run(args) -> int:
             client_id = args.client_id or f"wmbus-sdr-hub-{hostname}" + (f"-{args.share}" if args.share else "")
             bus = HubBus(args.mqtt, hub, client_id=client_id, share=args.share, lines_topic=args.lines_topic)
         if args.ha_discovery:
-            # HOOK(--ha-discovery), for the lead to wire once flowgraphs/sinks/ha.py is merged: one
-            # HaDiscovery for the fleet (receiver_id = the hub's id), e.g.
-            #   ha = HaDiscovery(prefix=bus.broker.prefix, receiver_id=hub.hub_id)
-            #   hub.meter_fields.append(ha.state)          # readings merged into PREFIX/meter/<id>
-            #   hub.listeners.append(lambda row, t: publish every ha.on_telegram(t) message via bus.client)
-            # (needs --mqtt; answer ha.birth_topic with ha.reannounce()).
-            log.warning("--ha-discovery is not wired into the hub yet")
+            if bus is None:
+                raise ValueError("--ha-discovery announces over MQTT: give --mqtt")
+            _wire_home_assistant(hub, bus)
         if args.http:
             from ..hub.web import Dashboard
 

@@ -374,7 +374,7 @@ class HaDiscovery:
     def __init__(self, *, prefix: str, receiver_id: str, discovery_prefix: str = "homeassistant",
                  availability_topic: str | None = None, expire_after_s: int | None = None,
                  forget_after_s: float | None = None, meter_tz: tzinfo = UTC, history: bool = True,
-                 sw_version: str | None = None):
+                 sw_version: str | None = None, meter_topic: str = "{prefix}/{id}"):
         if not _NODE_RE.fullmatch(receiver_id):
             raise ValueError(f"receiver id {receiver_id!r}: use letters, digits, '_' and '-'")
         for what, topic in (("prefix", prefix), ("discovery prefix", discovery_prefix),
@@ -385,7 +385,10 @@ class HaDiscovery:
             raise ValueError(f"expire_after_s {expire_after_s}: give a positive number of seconds")
         if forget_after_s is not None and forget_after_s <= 0:
             raise ValueError(f"forget_after_s {forget_after_s}: give a positive number of seconds")
+        if "{id}" not in meter_topic:
+            raise ValueError(f"meter topic {meter_topic!r}: it must contain {{id}}")
         self.prefix = prefix
+        self.meter_topic = meter_topic  # where a meter's state (with "readings") is published
         self.receiver_id = receiver_id
         self.discovery_prefix = discovery_prefix
         self.availability_topic = availability_topic
@@ -479,7 +482,7 @@ class HaDiscovery:
             device = {"identifiers": [node], "name": f"{code} {address.id}",
                       "manufacturer": MANUFACTURERS.get(code, code), "model": _model(address),
                       "serial_number": address.id, "via_device": self.receiver_node}
-            meter = _Meter(node=node, meter_id=address.id, device=device, state_topic=f"{self.prefix}/{address.id}")
+            meter = _Meter(node=node, meter_id=address.id, device=device, state_topic=self.meter_topic.format(prefix=self.prefix, id=address.id))
             self._meters[node] = meter
         if heard_s is not None:
             meter.heard_s = heard_s
