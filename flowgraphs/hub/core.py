@@ -76,7 +76,7 @@ class Hub:
         self.ack: Callable[[object], None] | None = None
         self.publish: Publish | None = None
         # Listeners get every stored reception with its telegram; meter_fields add fields to the
-        # PREFIX/meter/<id> message. HOOK(--ha-discovery): flowgraphs.sinks.ha.HaDiscovery plugs in
+        # PREFIX/meter/<id> message. --ha-discovery: flowgraphs.sinks.ha.HaDiscovery plugs in
         # here (one device set for the fleet), see flowgraphs/cli/hub.py.
         self.listeners: list[Listener] = []
         self.meter_fields: list[Callable[[Telegram], dict]] = []

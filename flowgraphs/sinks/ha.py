@@ -482,7 +482,8 @@ class HaDiscovery:
             device = {"identifiers": [node], "name": f"{code} {address.id}",
                       "manufacturer": MANUFACTURERS.get(code, code), "model": _model(address),
                       "serial_number": address.id, "via_device": self.receiver_node}
-            meter = _Meter(node=node, meter_id=address.id, device=device, state_topic=self.meter_topic.format(prefix=self.prefix, id=address.id))
+            meter = _Meter(node=node, meter_id=address.id, device=device,
+                           state_topic=self.meter_topic.format(prefix=self.prefix, id=address.id))
             self._meters[node] = meter
         if heard_s is not None:
             meter.heard_s = heard_s
