@@ -274,6 +274,8 @@ def classify(name: str, want) -> Field | None:
     suffix = parts[-1] if len(parts) > 1 else ""
     if suffix in FIELD_SUFFIXES:
         family, factor = FIELD_SUFFIXES[suffix]
+        if family == "temperature" and "difference" in parts:
+            family = "temperature_difference"  # a difference in °C is the same number in K
         return Field(name, want, family, factor)
     return Field(name, want, None)
 
