@@ -1,9 +1,14 @@
 """Coverage of wmbusmeters' driver values by our records, on ../shared/vectors (issue 14).
 
-Every telegram is decoded with our stack (its key as the default key; the ``preceding_hex``
-telegrams first, through one format cache, so compact frames find their format). Measured:
+Every telegram is decoded with our stack (its key as the default key). Compact frames find their
+format as in the sources: each source file's telegrams are decoded in line order through one format
+cache (wmbusmeters runs a driver file's tests and a simulation file in one process; jmbus feeds the
+full frame before the short one), after the vector's own ``preceding_hex``. Measured:
 
-* parse: the share of telegrams decoded without a problem (every problem is listed with its reason);
+* parse: the share of telegrams decoded without a problem. Every problem must be listed with its
+  reason in tests/data/wireless_exceptions.json ("decode": malformed in the source, or encrypted
+  with no key in the source); ``--errors`` prints each with its reason and flags any NOT LISTED one
+  (tests/test_vectors_decode.py fails on it);
 * found: the share of the drivers' numeric fields whose value is among our records' values, in the
   field's unit after unit conversion (``total_m3`` = a record in m3 / l / ft3 ..., ``*_kwh`` = an
   energy record in kWh / MJ / GJ / MWh / Mcal, ``*_c`` = a temperature in °C (or °F), dates = a
@@ -11,7 +16,8 @@ telegrams first, through one format cache, so compact frames find their format).
 
   - "standard": fields whose unit is a DIF/VIF quantity and whose telegram carries DIF/VIF records
     of that quantity (judged on our non-vendor records; when our decoding failed or the telegram
-    could not be decrypted, the field counts as standard: our failures lower the score);
+    could not be decrypted, the field counts as standard: our failures lower the score; a record
+    saying "no value" is explained by a field of its family the driver prints as null);
   - "all": every numeric or date field (header fields excepted: id, version, access number,
     device type, manufacturer, record count), manufacturer payloads included.
 
@@ -24,7 +30,9 @@ that say so (value null with a "no value" / "no date" note, a periodic date). Un
 any unit-less record (bit fields and identification numbers excepted) when the value is neither 0
 nor 1.
 Every unit-bearing match is also restricted to records of the same physical family, so a volume
-never matches an energy.
+never matches an energy (a "difference" printed in °C is a temperature difference, K).
+Expected values that contradict the telegram's own bytes (the source's typo) are listed in the same
+file ("expected", with the bytes that show it) and not counted.
 
 Besides wmbusmeters' driver outputs, the reference decoders' record lists (libmbus, exmbus,
 m-bus-parser, wireless-mbus-parser) are matched the same way in a separate "reference records"
