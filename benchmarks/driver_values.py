@@ -1,9 +1,14 @@
 """Coverage of wmbusmeters' driver values by our records, on ../shared/vectors (issue 14).
 
-Every telegram is decoded with our stack (its key as the default key; the ``preceding_hex``
-telegrams first, through one format cache, so compact frames find their format). Measured:
+Every telegram is decoded with our stack (its key as the default key). Compact frames find their
+format as in the sources: each source file's telegrams are decoded in line order through one format
+cache (wmbusmeters runs a driver file's tests and a simulation file in one process; jmbus feeds the
+full frame before the short one), after the vector's own ``preceding_hex``. Measured:
 
-* parse: the share of telegrams decoded without a problem (every problem is listed with its reason);
+* parse: the share of telegrams decoded without a problem. Every problem must be listed with its
+  reason in tests/data/wireless_exceptions.json ("decode": malformed in the source, or encrypted
+  with no key in the source); ``--errors`` prints each with its reason and flags any NOT LISTED one
+  (tests/test_vectors_decode.py fails on it);
 * found: the share of the drivers' numeric fields whose value is among our records' values, in the
   field's unit after unit conversion (``total_m3`` = a record in m3 / l / ft3 ..., ``*_kwh`` = an
   energy record in kWh / MJ / GJ / MWh / Mcal, ``*_c`` = a temperature in °C (or °F), dates = a
@@ -11,7 +16,8 @@ telegrams first, through one format cache, so compact frames find their format).
 
   - "standard": fields whose unit is a DIF/VIF quantity and whose telegram carries DIF/VIF records
     of that quantity (judged on our non-vendor records; when our decoding failed or the telegram
-    could not be decrypted, the field counts as standard: our failures lower the score);
+    could not be decrypted, the field counts as standard: our failures lower the score; a record
+    saying "no value" is explained by a field of its family the driver prints as null);
   - "all": every numeric or date field (header fields excepted: id, version, access number,
     device type, manufacturer, record count), manufacturer payloads included.
 
@@ -24,7 +30,9 @@ that say so (value null with a "no value" / "no date" note, a periodic date). Un
 any unit-less record (bit fields and identification numbers excepted) when the value is neither 0
 nor 1.
 Every unit-bearing match is also restricted to records of the same physical family, so a volume
-never matches an energy.
+never matches an energy (a "difference" printed in °C is a temperature difference, K).
+Expected values that contradict the telegram's own bytes (the source's typo) are listed in the same
+file ("expected", with the bytes that show it) and not counted.
 
 Besides wmbusmeters' driver outputs, the reference decoders' record lists (libmbus, exmbus,
 m-bus-parser, wireless-mbus-parser) are matched the same way in a separate "reference records"
@@ -56,6 +64,15 @@ from mbus.keys import KeyStore  # noqa: E402
 from mbus.telegram import decode  # noqa: E402
 
 VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors"
+EXCEPTIONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "wireless_exceptions.json"
+
+
+def load_exceptions(path: Path = EXCEPTIONS) -> dict:
+    """The vectors that do not decode cleanly, with their reasons (``decode``: id -> {kind, reason}),
+    and the expected fields a source got wrong (``expected``: id -> {field: reason})."""
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())
 
 # ---------------------------------------------------------------------------------------------
 # units: (family, factor to the family's base unit); temperatures in °F convert affinely
@@ -144,6 +161,7 @@ class Row:
     source: str  # "driver" or "reference"
     error: str | None = None
     fields: list[Field] = field(default_factory=list)
+    source_errors: list[str] = field(default_factory=list)  # expected fields the source got wrong (listed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,6 +282,8 @@ def classify(name: str, want) -> Field | None:
     suffix = parts[-1] if len(parts) > 1 else ""
     if suffix in FIELD_SUFFIXES:
         family, factor = FIELD_SUFFIXES[suffix]
+        if family == "temperature" and "difference" in parts:
+            family = "temperature_difference"  # a difference in °C is the same number in K
         return Field(name, want, family, factor)
     return Field(name, want, None)
 
@@ -325,10 +345,11 @@ def _keys(key_hex: str | None):
         return None
 
 
-def decode_wireless(row: dict):
-    """(records, problems, payload_kind_ok) for one wireless vector."""
+def decode_wireless(row: dict, formats: FormatCache | None = None):
+    """(records, problems, records outcome) for one wireless vector; ``formats`` is the format cache
+    of the vector's source file (the telegrams before it in that file have taught it)."""
     keys = _keys(row.get("key"))
-    formats = FormatCache()
+    formats = FormatCache() if formats is None else formats
     for pre in row.get("preceding_hex") or ():
         try:
             decode(_even_hex(pre), keys=keys, formats=formats)
@@ -344,7 +365,7 @@ def decode_wireless(row: dict):
     return t.records, problems, t.records_outcome
 
 
-def decode_wired(row: dict):
+def decode_wired(row: dict, formats: FormatCache | None = None):  # noqa: ARG001 - wired frames have no compact form
     t = _wired.decode(_even_hex(row["hex"]), keys=_keys(row.get("key")))
     problems = list(t.problems)
     if t.decryption not in ("not_encrypted", "ok"):
@@ -395,13 +416,16 @@ def reference_fields(expected: dict) -> list[Field]:
     return out
 
 
-def _judge_standard(fields: list[Field], values: list[Value], failed: bool) -> None:
+def _judge_standard(fields: list[Field], values: list[Value], failed: bool, nulls: set[str] = frozenset()) -> None:
     """Which fields are standard data. A field of a DIF/VIF quantity is standard when a standard
     (non-vendor, non-manufacturer) record of ours carries it; when it is not found, it is standard
     if our decoding failed, or if a standard record of its family is left that no field explains (a
-    record we may have decoded wrongly), or a compact profile of its family was not expanded."""
+    record we may have decoded wrongly), or a compact profile of its family was not expanded.
+    A record that says "no value" is explained by a field of its family the driver prints as null
+    (``nulls``: wmbusmeters' own "no value", e.g. ``set_date: null`` for a date FFFF)."""
     std = [v for v in values if not v.vendor and not v.manufacturer]
     claimed = {id(v) for f in fields for v in std if value_matches(f, v)}
+    claimed |= {id(v) for v in std if v.novalue and v.family in nulls}
     for f in fields:
         if f.family not in STANDARD_FAMILIES:
             f.standard = False
@@ -411,34 +435,69 @@ def _judge_standard(fields: list[Field], values: list[Value], failed: bool) -> N
             f.standard = failed or any(v.family == f.family and (v.profile or id(v) not in claimed) for v in std)
 
 
-def measure(vectors: Path) -> list[Row]:
+def _source_file_and_line(source: str) -> tuple[str, int]:
+    """("repo:path", line) of a vector's ``source`` ("repo:path:line")."""
+    head, _, line = source.rpartition(":")
+    return (head, int(line)) if line.isdigit() else (source, 0)
+
+
+def decoding_order(vectors: list[dict]) -> list[int]:
+    """Indexes of ``vectors`` in the order their sources run them: by source file, then by line.
+
+    A compact frame (EN 13757-3 Annex G) carries only the signature of a format that an earlier
+    full frame of the meter taught the receiver. The sources test compact frames the same way:
+    wmbusmeters runs a simulation file's telegrams, and a driver file's tests, through one process,
+    and jmbus' ShortTelegramTest feeds the full frame before the short one. So every source file
+    gets one format cache, fed in its line order (besides a vector's own ``preceding_hex``)."""
+    return sorted(range(len(vectors)), key=lambda i: (_source_file_and_line(vectors[i].get("source", "")), i))
+
+
+def _null_family(name: str) -> str | None:
+    """The family a field printed as null stands for (a date, or the unit in its name)."""
+    if "date" in name or "time" in name:
+        return "date"
+    parts = name.lower().split("_")
+    return FIELD_SUFFIXES[parts[-1]][0] if len(parts) > 1 and parts[-1] in FIELD_SUFFIXES else None
+
+
+def measure(vectors: Path, exceptions: dict | None = None) -> list[Row]:
+    exceptions = load_exceptions() if exceptions is None else exceptions
+    wrong_expected = exceptions.get("expected", {})
     rows: list[Row] = []
     for name, decoder in (("wireless.jsonl", decode_wireless), ("wired.jsonl", decode_wired)):
         path = vectors / name
         if not path.exists():
             continue
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            vec = json.loads(line)
+        vecs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        caches: dict[str, FormatCache] = defaultdict(FormatCache)
+        decoded: dict[int, tuple] = {}
+        for i in decoding_order(vecs):
+            vec = vecs[i]
+            cache = caches[_source_file_and_line(vec.get("source", ""))[0]]
+            try:
+                decoded[i] = decoder(vec, cache)
+            except DecodeError as err:
+                decoded[i] = (), [f"{type(err).__name__}: {err}"], "error"
+            except Exception as err:  # noqa: BLE001 - a benchmark reports every failure, it must not stop
+                decoded[i] = (), [f"EXCEPTION {type(err).__name__}: {err}"], "error"
+        for i, vec in enumerate(vecs):
             expected = vec.get("expected") if isinstance(vec.get("expected"), dict) else {}
             driver = vec.get("driver")
             row = Row(vid=vec["id"], driver=driver or f"({vec.get('kind', '?')})",
                       manufacturer=vec.get("manufacturer") or "?", source="driver" if driver else "reference")
-            try:
-                records, problems, outcome = decoder(vec)
-            except DecodeError as err:
-                records, problems, outcome = (), [f"{type(err).__name__}: {err}"], "error"
-            except Exception as err:  # noqa: BLE001 - a benchmark reports every failure, it must not stop
-                records, problems, outcome = (), [f"EXCEPTION {type(err).__name__}: {err}"], "error"
+            records, problems, outcome = decoded[i]
             row.error = "; ".join(problems) if problems else None
             values = record_values(records)
             if driver:
                 failed = bool(problems) or outcome in ("error", "not_decrypted", "format_unknown")
-                row.fields = [f for key, want in expected.items() if (f := classify(key, want)) is not None]
+                wrong = wrong_expected.get(vec["id"], {})
+                row.fields = [f for key, want in expected.items()
+                              if key not in wrong and (f := classify(key, want)) is not None]
+                row.source_errors = sorted(wrong)
                 for f in row.fields:
                     f.found = field_found(f, values)
-                _judge_standard(row.fields, values, failed)
+                nulls = {fam for key, want in expected.items() if want is None and (fam := _null_family(key))}
+                _judge_standard(row.fields, values, failed, nulls)
             else:
                 row.fields = reference_fields(expected)
                 for f in row.fields:
@@ -465,7 +524,7 @@ def _line(label: str, rows: list[Row], width: int) -> str:
             f"{af:>5}/{len(alls):<5} {_pct(af, len(alls)):>8}")
 
 
-def report(rows: list[Row], *, by: str, missing: bool, errors: bool) -> str:
+def report(rows: list[Row], *, by: str, missing: bool, errors: bool, exceptions: dict | None = None) -> str:
     width = 28
     head = (f"{'':<{width}} {'tlgs':>5} {'parse':>8} {'standard found':>14} {'':>6} "
             f"{'all numbers found':>17} {'':>3}")
@@ -486,16 +545,30 @@ def report(rows: list[Row], *, by: str, missing: bool, errors: bool) -> str:
         out += ["", f"per {key}:", head, "-" * len(head)]
         for name in sorted(groups):
             out.append(_line(name[:width], groups[name], width))
+    listed = (exceptions or {}).get("decode", {})
+    bad = [r for r in rows if r.error]
+    unlisted = [r for r in bad if r.vid not in listed]
+    kinds: dict[str, int] = defaultdict(int)
+    for r in bad:
+        if r.vid in listed:
+            kinds[listed[r.vid]["kind"]] += 1
+    out += ["", f"telegrams with problems: {len(bad)}, listed with a reason (tests/data/wireless_exceptions.json): "
+            f"{len(bad) - len(unlisted)} (" + ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items())) +
+            f"), NOT LISTED: {len(unlisted)}"]
     if errors:
-        bad = [r for r in rows if r.error]
-        out += ["", f"telegrams with problems ({len(bad)}):"]
-        out += [f"  {r.vid:<24} {r.driver:<18} {r.error}" for r in bad]
+        for r in bad:
+            entry = listed.get(r.vid)
+            why = f"{entry['kind']}: {entry['reason']}" if entry else "NOT LISTED"
+            out += [f"  {r.vid:<24} {r.driver:<18} {r.error}", f"  {'':<24} {'':<18} -> {why}"]
+    wrong = (exceptions or {}).get("expected", {})
     if missing:
         out += ["", "values not found (S = standard data):"]
         for r in rows:
             for f in r.fields:
                 if not f.found:
                     out.append(f"  {r.vid:<24} {r.driver:<18} {'S' if f.standard else ' '} {f.name} = {f.want}")
+        out += ["", "expected values the source got wrong (not counted):"]
+        out += [f"  {r.vid:<24} {r.driver:<18} {name}: {wrong[r.vid][name]}" for r in rows for name in r.source_errors]
     return "\n".join(out)
 
 
@@ -509,8 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.vectors / "wireless.jsonl").exists():
         print(f"no vectors in {args.vectors}", file=sys.stderr)
         return 2
-    rows = measure(args.vectors)
-    print(report(rows, by=args.by, missing=args.missing, errors=args.errors))
+    exceptions = load_exceptions()
+    rows = measure(args.vectors, exceptions)
+    print(report(rows, by=args.by, missing=args.missing, errors=args.errors, exceptions=exceptions))
     return 0
 
 

@@ -293,7 +293,8 @@ def _application_attempts(t: Telegram) -> list[Attempt]:
     profiles = sum(1 for r in result.records if r.derived_from is None and "profile" in " ".join(r.modifiers))
     std = [r for r in result.records if r.derived_from is None and r.quantity != "manufacturer_data"]
     name = "EN 13757-3 data records"
-    where = "" if kind == "records" else f"CI 0x{t.ci_chain[-1]:02X} does not announce records, tried anyway: "
+    announced = f"CI 0x{t.ci_chain[-1]:02X}" if t.ci_chain else "no CI"
+    where = "" if kind == "records" else f"{announced} does not announce records, tried anyway: "
     if result.errors:
         out.append(Attempt("application", name, False, f"{where}{len(std)} records, {len(result.errors)} bad: "
                            + "; ".join(str(e) for e in result.errors[:3])))

@@ -34,6 +34,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -93,8 +94,11 @@ class KeyStore:
         if meter_id.isdigit() and len(meter_id) < 8:
             meter_id = meter_id.zfill(8)
         if len(meter_id) != 8 or not re.fullmatch(r"[0-9a-fA-F]{8}", meter_id):
-            raise ValueError(f"meter id must have 8 digits, not {meter_id!r}")
-        m = manufacturer_value(manufacturer) if manufacturer else None
+            raise ValueError(f"meter id must have 8 digits, not {_shown(meter_id)}")
+        try:
+            m = manufacturer_value(manufacturer) if manufacturer else None
+        except ValueError:
+            raise ValueError(f"manufacturer code must be three letters A-Z, not {_shown(manufacturer)}") from None
         self._by_id.setdefault(meter_id.lower(), []).append((m, key))
 
     def lookup(self, *addresses: Address | None) -> bytes | None:
@@ -179,11 +183,16 @@ class KeyStore:
     def _load_csv(self, path: Path, text: str) -> None:
         lines = text.splitlines()
         first = next(i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#"))
-        delimiter = max(",;\t", key=lines[first].count)
-        reader = csv.reader(io.StringIO("\n".join(lines[first:])), delimiter=delimiter)
-        header = [c.strip().lower() for c in next(reader)]
-        id_col = next(header.index(c) for c in _ID_COLUMNS if c in header)
-        key_col = next(header.index(c) for c in _KEY_COLUMNS if c in header)
+        for delimiter in sorted(",;\t", key=lines[first].count, reverse=True):  # the one naming both columns
+            reader = csv.reader(io.StringIO("\n".join(lines[first:])), delimiter=delimiter)
+            header = [c.strip().lower() for c in next(reader, [])]
+            id_col = next((header.index(c) for c in _ID_COLUMNS if c in header), None)
+            key_col = next((header.index(c) for c in _KEY_COLUMNS if c in header), None)
+            if id_col is not None and key_col is not None:
+                break
+        else:
+            raise ValueError(f"{path}:{first + 1}: the CSV header names no id column and key column "
+                             "separated by one delimiter (comma, semicolon or tab)")
         m_col = header.index("manufacturer") if "manufacturer" in header else None
         for offset, row in enumerate(reader, start=1):
             where = f"{path}:{first + 1 + offset}"
@@ -240,6 +249,12 @@ class KeyStore:
             raise ValueError(f"{path}: the meter list holds no meters")
 
 
+def _shown(field: str) -> str:
+    """A field of a key line as an error may show it: a value long enough to be a key (a key in the
+    wrong column) is described by its length, never echoed."""
+    return repr(field) if len(field) < 16 else f"a field of {len(field)} characters"
+
+
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
@@ -260,6 +275,8 @@ def _parse_xml(path: Path, xml: bytes, *, decrypted: bool = False):
         if decrypted:
             raise ValueError(f"{path}: the decrypted KEM content is not XML: wrong password?") from None
         raise ValueError(f"{path}: not well-formed XML (line {err.position[0]}, column {err.position[1]})") from None
+    except LookupError as err:  # an XML declaration naming an encoding Python does not know
+        raise ValueError(f"{path}: XML in an unknown encoding ({err})") from None
 
 
 def kem_key(password: str) -> bytes:
@@ -310,5 +327,7 @@ def _kem_from_zip(path: Path, raw: bytes) -> bytes:
             if info.file_size > 64 << 20:
                 raise ValueError(f"{path}: {names[0]} in the zip is {info.file_size} bytes; refused")
             return z.read(names[0])
-    except zipfile.BadZipFile as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         raise ValueError(f"{path}: damaged zip archive ({err})") from None
+    except (NotImplementedError, RuntimeError) as err:  # a compression method / encryption zipfile lacks
+        raise ValueError(f"{path}: zip archive not readable ({err})") from None

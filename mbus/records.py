@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from .errors import DecodeError, TruncatedError
 from .vif_tables import (
+    FD_UNSIGNED,
     ORTHOGONAL,
     PRIMARY,
     RECORD_ERRORS,
@@ -668,8 +669,8 @@ def _value(entry: Vif, coding: str, data: bytes, vib: bytes = b"") -> tuple[Deci
             return None, None, f"no value: real {'NaN' if f != f else f}"
         return Decimal(repr(f)), None, None
     # integers
-    if kind == "flags":
-        return Decimal(int.from_bytes(data, "little")), None, None
+    if kind == "flags" or (vib[:1] == b"\xfd" and len(vib) > 1 and vib[1] & 0x7F in FD_UNSIGNED):
+        return Decimal(int.from_bytes(data, "little")), None, None  # type D bits / type C (Table 12 remark k)
     if kind == "number" and data == _SIGNED_NO_VALUE.get(len(data)):
         return None, None, (f"no value: 0x{data[::-1].hex()} (the lowest signed {8 * len(data)}-bit number "
                             "marks a missing value)")

@@ -144,6 +144,14 @@ def _fd() -> dict[int, Vif]:
     return t
 
 
+# EN 13757-3 Table 12 remark k: the binary data of these FD codes (identification, version numbers,
+# access codes, storage numbers, durations since readout, transmission period, battery lifetime,
+# stop count ...) is data type C (unsigned integer), or type A when BCD-coded; so the lowest signed
+# number is a value here, not the type B "no value" marker (codes as exmbus vif_table_fd.ex marks
+# them with fd_remark_k).
+FD_UNSIGNED = frozenset([*range(0x08, 0x17), *range(0x18, 0x1E), *range(0x20, 0x24), 0x2B, *range(0x2C, 0x30),
+                         *range(0x3C, 0x40), 0x74, 0x75])
+
 PRIMARY = _primary()
 TABLE_FB = _fb()
 TABLE_FD = _fd()

@@ -65,3 +65,34 @@ def test_short_input_raises_decode_error():
             assert err.reason == "truncated"
         else:
             raise AssertionError("short input must raise")
+
+
+def test_structured_inputs_of_the_fuzz_benchmark():
+    """A slice of benchmarks/fuzz_stack.py's structured inputs (records with compact profiles,
+    compact frames, vendor layouts, frames secured by the stack, wired frames): decode raises only
+    DecodeError, and the secured ones with the right key and no mutation decrypt."""
+    from benchmarks import fuzz_stack as fz
+    from mbus.compact import FormatCache
+
+    rng = random.Random(14)
+    cache = FormatCache(max_entries=64)
+    gens = fz.structured(rng, cache)
+    ok = 0
+    for name, gen in gens.items():
+        for _ in range(150):
+            made = gen()
+            data, keys = made if isinstance(made, tuple) else (made, KEY)
+            outcome, t = fz._run_one(data, keys, cache)
+            assert outcome, name
+            ok += outcome == "ok"
+            if t is not None:
+                t.to_json()
+    assert ok >= 30  # secured frames that were not mutated decrypt and verify
+
+
+def test_key_files_of_the_fuzz_benchmark_raise_only_value_errors():
+    from benchmarks import fuzz_stack as fz
+
+    outcomes, crashes = fz.fuzz_key_files(random.Random(14), 600)
+    assert not crashes, crashes[:2]
+    assert outcomes["loaded"] > 50 and outcomes["ValueError"] > 200

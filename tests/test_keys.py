@@ -140,6 +140,11 @@ def test_tr03_key_exchange_is_reported_as_not_supported(tmp_path):
     ("d.jsonl", f'{{"id": "12345678", "key": "{N21_KEY.hex()}"}}\n{{"id": "55667788", "key": "{N53_KEY.hex()}"\n',
      ":2:"),
     ("e.jsonl", f'{{"id": "1234567890", "key": "{N53_KEY.hex()}"}}\n', ":1:"),
+    # found by benchmarks/fuzz_stack.py: a key that lands in the manufacturer or id column
+    ("f.keys", f"12345678 {N21_KEY.hex()}\n55667788\t{N53_KEY.hex()}N* {N21_KEY.hex()}\n", ":2:"),
+    ("g.keys", f"{N53_KEY.hex()} {N21_KEY.hex()}\n", ":1:"),
+    # a header whose id and key columns are split by different delimiters
+    ("h.csv", f"meter_id;manufacturer;aes,key\n12345678;KAM;{N21_KEY.hex()}\n", ":1:"),
 ])
 def test_bad_key_files_name_file_and_line_never_the_key(tmp_path, caplog, name, content, where):
     caplog.set_level(logging.DEBUG)
@@ -223,3 +228,25 @@ def test_stream_hex_key_lines_never_echo_the_key(monkeypatch, capsys, caplog):
     assert objs[0]["decryption"] == "ok" and objs[4]["decryption"] == "wrong_key"
     assert objs[1]["input"] == f"{N21.hex()}zz (key not repeated)"
     assert objs[2]["input"] == f"{N21.hex()} (key not repeated)"
+
+
+def test_key_files_that_python_cannot_read_are_value_errors(tmp_path):
+    """An XML declaration with an unknown encoding, a zip with an unsupported compression method:
+    clear ValueErrors naming the file (found by benchmarks/fuzz_stack.py)."""
+    xml = tmp_path / "odd.kem"
+    xml.write_text('<?xml version="1.0" encoding="ut-8"?><EncryptedData/>')
+    with pytest.raises(ValueError, match="unknown encoding") as err:
+        KeyStore.from_file(xml)
+    assert str(xml) in str(err.value)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("order.kem", METERS_IN_ORDER)
+    raw = bytearray(buf.getvalue())
+    raw[8] = 99  # compression method 99 (AES, WinZip): zipfile cannot read it
+    central = raw.rfind(b"PK\x01\x02")
+    raw[central + 10] = 99
+    path = tmp_path / "odd.zip"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="zip archive") as err:
+        KeyStore.from_file(path, kem_password=PASSWORD)
+    assert str(path) in str(err.value)

@@ -192,3 +192,17 @@ def test_wmbusmeters_readings_coverage(wireless_vectors):
     assert total >= 1300
     # The issue asks for 90 %; vendor decoders (mbus/vendors) carry the last points.
     assert hits / total >= 0.90
+
+
+def test_fd_codes_of_remark_k_are_unsigned_not_no_value():
+    """EN 13757-3 Table 12 remark k: binary data of FD identification / counter codes is type C
+    (unsigned), so 0x80 in an 8-bit access number is 128 (topaseskr's access counter), while the
+    same byte in a type B quantity (volume) stays the "no value" marker."""
+    recs, err = parse_records(bytes.fromhex("01FD0880" "02FD0CFFFF" "01FD7580" "011380" "01FD1780"))
+    assert err is None
+    got = [(r.quantity, r.value, r.note) for r in recs]
+    assert got[0] == ("access_number", Decimal(128), None)
+    assert got[1] == ("model_version", Decimal(65535), None)
+    assert got[2] == ("meter_stopped_count", Decimal(128), None)
+    assert got[3][0] == "volume" and got[3][1] is None and got[3][2].startswith("no value")
+    assert got[4] == ("error_flags", Decimal(128), None)
