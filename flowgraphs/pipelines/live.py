@@ -89,10 +89,15 @@ class IqSaver:
         name = f"{frame.mode}_{frame.telegram[4:8][::-1].hex()}_{frame.sample}"
         note = {"core:sample_start": frame.sample - start, "core:sample_count": frame.end_sample - frame.sample,
                 "core:label": f"{frame.mode} {frame.frame_format}", "wmbus:mode": frame.mode,
-                "wmbus:frame_format": frame.frame_format, "wmbus:telegram": frame.telegram.hex()}
+                "wmbus:frame_format": frame.frame_format, "wmbus:telegram": frame.telegram.hex(),
+                "wmbus:stream_sample": frame.sample}
+        # the snippet's first sample in the stream (core:global_index) and, with a clock, in UTC
+        first_ns = (None if frame.time_ns is None else
+                    frame.time_ns - int(round((frame.sample - start) * 1e9 / self.info.sample_rate_hz)))
         write_sigmf(self.dir / name, x.astype(np.complex64).tobytes(), fmt="cf32",
                     sample_rate_hz=self.info.sample_rate_hz, center_freq_hz=self.info.center_freq_hz,
-                    annotations=[note], description=f"wmbus-sdr rx --save-iq, stream sample {start}")
+                    annotations=[note], description=f"wmbus-sdr rx --save-iq, stream sample {start}",
+                    global_index=start, datetime_ns=first_ns)
         self.saved += 1
 
 
@@ -146,6 +151,9 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
     dropped = 0
     latencies: list[float] = []
     clock = ArrivalClock(rx.info.sample_rate_hz)
+    # status goes to on_status and to the sinks that take it (metrics, influx)
+    status_hooks = [on_status] if on_status is not None else []
+    status_hooks += [s.on_status for s in sinks if callable(getattr(s, "on_status", None))]
 
     def handle(frame: RxFrame) -> None:
         t_end = clock.on_air(frame.end_sample)
@@ -178,11 +186,14 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
         for frame in rx.process(chunk):
             handle(frame)
         now = time.monotonic()
-        if on_status is not None and now - last_status >= status_every_s:
+        if status_hooks and now - last_status >= status_every_s:
             wall = now - t0
-            on_status({"seconds": wall, "frames": counts["frames"], "frames_per_min": 60 * counts["frames"] / wall,
-                       "meters": len(inventory.meters) if inventory else None,
-                       "cpu_percent": 100 * (time.process_time() - cpu0) / wall, "dropped": dropped})
+            status = {"seconds": wall, "frames": counts["frames"], "frames_per_min": 60 * counts["frames"] / wall,
+                      "meters": len(inventory.meters) if inventory else None,
+                      "cpu_percent": 100 * (time.process_time() - cpu0) / wall, "dropped": dropped,
+                      "rejected": {k.split(" ", 1)[1]: n for k, n in rx.stats.items() if k.startswith("rejected ")}}
+            for hook in status_hooks:
+                hook(status)
             last_status = now
         if stop_after_s is not None and chunk.end >= stop_after_s * rx.info.sample_rate_hz:
             break
