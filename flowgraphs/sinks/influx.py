@@ -60,10 +60,12 @@ STATUS_MEASUREMENT = "wmbus_receiver"
 TOKEN_ENV = "INFLUX_TOKEN"  # an InfluxDB 2.x API token (or 1.x "user:password")
 USER_ENV, PASSWORD_ENV = "INFLUX_USERNAME", "INFLUX_PASSWORD"  # InfluxDB 1.x with auth-enabled
 
-_CONTROL = {c: " " for c in range(0x20)} | {0x7F: " "}
-_MEASUREMENT_ESCAPES = str.maketrans({**_CONTROL, ord("\\"): "/", ord(","): r"\,", ord(" "): r"\ "})
-_KEY_ESCAPES = str.maketrans({**_CONTROL, ord("\\"): "/", ord(","): r"\,", ord("="): r"\=", ord(" "): r"\ "})
-_STRING_ESCAPES = str.maketrans({**_CONTROL, ord("\\"): "\\\\", ord('"'): '\\"'})
+_CONTROL = [*range(0x20), 0x7F]  # a control character becomes a space (escaped where a space must be)
+_MEASUREMENT_ESCAPES = str.maketrans({**dict.fromkeys(_CONTROL, r"\ "), ord("\\"): "/", ord(","): r"\,",
+                                      ord(" "): r"\ "})
+_KEY_ESCAPES = str.maketrans({**dict.fromkeys(_CONTROL, r"\ "), ord("\\"): "/", ord(","): r"\,", ord("="): r"\=",
+                              ord(" "): r"\ "})
+_STRING_ESCAPES = str.maketrans({**dict.fromkeys(_CONTROL, " "), ord("\\"): "\\\\", ord('"'): '\\"'})
 
 
 def escape_measurement(name: str) -> str:
@@ -338,7 +340,7 @@ class InfluxWriter:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(self.close_timeout_s + self.timeout_s)
+        self._thread.join(self.close_timeout_s + 2 * self.timeout_s + 1)  # a POST under way, then the last
         level = logging.WARNING if self.dropped or self.rejected else logging.INFO
         log.log(level, "InfluxDB %s: %d points written, %d dropped, %d refused by the server, %d failed attempts",
                 self.where, self.sent, self.dropped, self.rejected, self.failures)
