@@ -229,3 +229,21 @@ def test_metrics_options_give_one_clear_line():
         busy.listen(1)
         p = _cli("decode", str(RECORDING), "--quiet", "--metrics", f"127.0.0.1:{busy.getsockname()[1]}")
     assert p.returncode == 2 and b"cannot listen" in p.stderr and b"Traceback" not in p.stderr
+
+
+def test_rejections_come_from_the_receiver_when_the_live_loop_reports_them():
+    from flowgraphs.sinks.metrics import Metrics
+
+    bad = RxFrame(mode="T1", frame_format="A", telegram=bytes(12), crc_ok=False, reason="crc", sample=0,
+                  end_sample=10, sample_rate_hz=2.4e6, rssi_dbfs=-30.0, noise_dbfs=-60.0, snr_db=30.0,
+                  freq_offset_hz=0.0, chip_rate_hz=1e5, channel_hz=868.95e6, violations=0)
+    m = Metrics()
+    m.add(bad, None)  # decode --show-bad gives the sink its bad frames
+    m.add(bad, None)
+    got = _samples(m.render())
+    assert got["wmbus_rejected_frames_total"] == [({"reason": "crc"}, 2.0)] and "wmbus_frames_total" not in got
+    m.on_status({"rejected": {"crc": 5, "coding": 1}, "dropped": 4096, "ppm": -12.5})  # rx: the receiver's count
+    got = _samples(m.render())
+    assert sorted((labels["reason"], v) for labels, v in got["wmbus_rejected_frames_total"]) == [
+        ("coding", 1.0), ("crc", 5.0)]
+    assert got["wmbus_dropped_samples_total"] == [({}, 4096.0)] and got["wmbus_frequency_error_ppm"] == [({}, -12.5)]
