@@ -12,8 +12,9 @@ without a clock: the server then stamps the arrival):
 - ``wmbus_frame`` — one per frame: tags ``meter``, ``manufacturer``, ``type``, ``mode``; fields
   ``rssi_dbfs``, ``noise_dbfs``, ``snr_db``, ``freq_offset_hz`` and ``sample`` (the absolute input
   sample index, an integer).
-- ``wmbus_receiver`` — with ``rx``, once per status interval: the live loop's figures
-  (``frames``, ``dropped_samples``, ``cpu_percent`` ...), stamped with the host clock.
+- ``wmbus_receiver`` — with ``rx``, once per status interval: the live loop's figures as float
+  fields (``frames``, ``frames_per_min``, ``meters``, ``dropped``, ``cpu_percent``, ``seconds``),
+  stamped with the host clock.
 
 Escaping follows the line-protocol reference: commas and spaces in the measurement, commas, equals
 signs and spaces in tag keys, tag values and field keys with a backslash; double quotes and
