@@ -6,9 +6,11 @@ telegram is 51 bytes canonical (L = 0x32: 10-byte link header, CI, 40 payload by
 trial; a success is the telegram recovered byte-exact by the full receiver (blanker, channeliser,
 burst finder, demodulator) from cu8 at 1.6 Msps centred at 868.625 MHz. "impaired" draws the
 carrier offset uniformly in +-25 kHz and the chip-rate error uniformly within the mode's
-tolerance (T +-12 %, S +-2 %, C +-0.1 %). Seeded.
+tolerance (T +-12 %, S +-2 %, C +-0.1 %). The "centre" conditions tune the capture onto the mode's
+channel (``rtl_sdr -f 868.95M``, the commonest setup: the signal sits on the tuner's DC), "centre-dc"
+adds a DC offset of a fifth of the signal amplitude at a random phase. Seeded.
 
-    python benchmarks/sensitivity.py [--trials 60] [--modes T1,C1A,C1B,S1]
+    python benchmarks/sensitivity.py [--trials 60] [--modes T1,C1A,C1B,S1] [--conditions nominal,centre]
 """
 
 from __future__ import annotations
@@ -37,21 +39,49 @@ def telegram(rng) -> bytes:
     return bytes([0x32, 0x44]) + rng.integers(0, 256, 49, dtype=np.uint8).tobytes()
 
 
-def success_rate(case: str, ebn0: float, trials: int, impaired: bool, seed: int) -> float:
+# condition -> (tuned on the mode's channel?, impaired?, DC offset as a fraction of the signal amplitude)
+CONDITIONS = {
+    "nominal": (False, False, 0.0),
+    "impaired": (False, True, 0.0),
+    "centre": (True, False, 0.0),
+    "centre-impaired": (True, True, 0.0),
+    "centre-dc": (True, False, 0.2),
+}
+DESCRIBE = {
+    "nominal": "band centre 868.625 MHz, nominal",
+    "impaired": "band centre, offset +-25 kHz, chip rate in tolerance",
+    "centre": "tuned on the channel, nominal",
+    "centre-impaired": "tuned on the channel, offset +-25 kHz, chip rate in tolerance",
+    "centre-dc": "tuned on the channel, DC offset 1/5 of the signal",
+}
+
+
+def success_rate(case: str, ebn0: float, trials: int, condition: str, seed: int) -> float:
     mode_name, fmt, tol = CASES[case]
     mode = MODES[mode_name]
+    on_channel, impaired, dc = CONDITIONS[condition]
+    center = mode.channel_hz if on_channel else CENTER
     rng = np.random.default_rng(seed)
-    info = StreamInfo(sample_rate_hz=RATE, center_freq_hz=CENTER)
+    info = StreamInfo(sample_rate_hz=RATE, center_freq_hz=center)
+    amplitude = 0.25  # single_burst's default
     ok = 0
     for _ in range(trials):
         tel = telegram(rng)
         offset = float(rng.uniform(-25e3, 25e3)) if impaired else 0.0
         rate_err = float(rng.uniform(-tol, tol)) if impaired else 0.0
+        dc_offset = dc * amplitude * np.exp(2j * np.pi * rng.uniform()) if dc else 0j
         x = single_burst(mode, tel, frame_format=fmt, rng=rng, ebn0_db=ebn0, freq_offset_hz=offset,
-                         chip_rate_error=rate_err, sample_rate_hz=RATE, center_freq_hz=CENTER)
+                         chip_rate_error=rate_err, sample_rate_hz=RATE, center_freq_hz=center,
+                         amplitude=amplitude, dc_offset=dc_offset)
         frames = receive([IQChunk(samples=x, info=info, start=0)], info, [mode_name])
         ok += any(f.crc_ok and f.telegram == tel for f in frames)
     return ok / trials
+
+
+def seed(condition: str, point: int) -> int:
+    """The seed of a grid point: nominal and impaired keep the ones this benchmark always used."""
+    base = {"nominal": 0, "impaired": 1}.get(condition, 100_000 * list(CONDITIONS).index(condition))
+    return 1000 * point + base
 
 
 def threshold(grid, rates, target=0.9) -> float | None:
@@ -69,19 +99,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=60)
     ap.add_argument("--modes", default="T1,C1A,C1B,S1")
+    ap.add_argument("--conditions", default=",".join(CONDITIONS),
+                    help=f"comma-separated, of: {', '.join(CONDITIONS)}")
     args = ap.parse_args()
+    conditions = args.conditions.split(",")
+    unknown = set(conditions) - set(CONDITIONS)
+    if unknown:
+        ap.error(f"--conditions {','.join(sorted(unknown))}: use {', '.join(CONDITIONS)}")
     t0 = time.perf_counter()
     summary = []
     for case in args.modes.split(","):
-        for impaired in (False, True):
+        for condition in conditions:
             grid = GRID[case]
             rates = []
             for k, e in enumerate(grid):
-                rates.append(success_rate(case, float(e), args.trials, impaired, seed=1000 * k + impaired))
+                rates.append(success_rate(case, float(e), args.trials, condition, seed=seed(condition, k)))
                 if len(rates) >= 2 and rates[-1] >= 0.99 and rates[-2] >= 0.99:
                     break
             thr = threshold(grid[: len(rates)], rates)
-            cond = "offset +-25 kHz, chip rate in tolerance" if impaired else "nominal"
+            cond = DESCRIBE[condition]
             cells = " ".join(f"{e:.1f}:{r:.0%}" for e, r in zip(grid, rates, strict=False))
             summary.append((case, cond, thr, cells))
             print(f"{case:4} {cond:40} 90 % at {thr if thr is None else round(thr, 2)} dB   {cells}",

@@ -281,7 +281,7 @@ def single_burst(mode: ModeSpec, telegram: bytes, *, frame_format: str = "A", sa
                  center_freq_hz: float = 868.625e6, ebn0_db: float | None = None, rng: np.random.Generator,
                  freq_offset_hz: float = 0.0, chip_rate_error: float = 0.0, amplitude: float = 0.25,
                  pad_s: float = 2e-3, adc: bool = True, lead_in_chips: int = 0,
-                 preamble_half_chip: bool = False) -> np.ndarray:
+                 preamble_half_chip: bool = False, dc_offset: complex = 0j) -> np.ndarray:
     """One frame with noise at a given Eb/N0 — the unit of the sensitivity benchmark; through an
     8-bit ADC unless ``adc`` is False."""
     chips = len(phy.frame_chips(mode, telegram, frame_format)) + lead_in_chips + 0.5 * preamble_half_chip
@@ -291,7 +291,7 @@ def single_burst(mode: ModeSpec, telegram: bytes, *, frame_format: str = "A", sa
                   preamble_half_chip=preamble_half_chip)
     rms = 0.0 if ebn0_db is None else np.sqrt(noise_power(amplitude ** 2, ebn0_db, bit_rate(mode), sample_rate_hz))
     x, _ = render([burst], sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, duration_s=dur, rng=rng,
-                  noise_rms=rms)
+                  noise_rms=rms, dc_offset=dc_offset)
     return adc_8bit(x) if adc else x
 
 

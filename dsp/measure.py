@@ -60,6 +60,33 @@ def frame_chip_sequence(mode_name: str, canonical: bytes, frame_format: str | No
     return 2.0 * chips - 1.0
 
 
+def carrier_fit(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_format: str | None,
+                sync_start: float, chip_rate_hz: float) -> tuple[float, float] | None:
+    """A quick (carrier, deviation) in Hz of a decoded frame in channel baseband ``x``, from the
+    demodulator's sync start and chip rate: levels over the settled chips near the sync word, then the
+    coherent phase fit over a growing span (128 chips, 512, the whole frame), each span's result the
+    start of the next. About a tenth of :func:`measure`'s cost (no timing fit, no counts), and within a
+    few Hz of it at moderate SNR. None when the fit is not plausible (deviation off by more than a
+    third of the mode's, or not finite): a frame to leave out of an average."""
+    spec = mode_named(mode)
+    seq = frame_chip_sequence(mode, canonical, frame_format)
+    n = len(seq)
+    T = rate / chip_rate_hz
+    same_prev = np.concatenate(([False], seq[1:] == seq[:-1]))
+    same_next = np.concatenate((seq[:-1] == seq[1:], [False]))
+    settled = np.flatnonzero(same_prev & same_next) if T < 8 else np.arange(n)
+    carrier, dev = _levels(x, rate, seq, settled[settled < 256], float(sync_start), T)
+    if dev <= 0:
+        return None
+    for span in (128, 512, n):
+        carrier, dev, _ = _phase_fit(x, rate, seq, float(sync_start), T, carrier, dev, chips=(0, min(span, n)))
+        if span >= n:
+            break
+    if not (np.isfinite(carrier) and np.isfinite(dev)) or abs(dev / spec.deviation_hz - 1) > 1 / 3:
+        return None
+    return float(carrier), float(dev)
+
+
 def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_format: str | None,
             sync_start: float, chip_rate_hz: float, channel_offset_hz: float, violations: int = 0) -> Measurement:
     """Measure a frame in channel baseband ``x`` (sample rate ``rate``), whose sync word starts at

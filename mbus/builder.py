@@ -7,7 +7,7 @@ A spec is a mapping (from a TOML / JSON file or ``--set field=value`` options)::
     id = "12345678"
     version = 0x33
     device_type = 7
-    security = 5                    # 0 (default), 5 or 7
+    security = 5                    # 0 (default), 2, 5, 7 or 10
     access = "limited"              # none | no-window | limited | unlimited
     data = "0C13 78563412"          # plaintext application data (records), hex
     acc = 0x2A
@@ -71,7 +71,7 @@ ACCESS = {"none": (0, 0), "no-window": (0, 1), "limited": (1, 0), "unlimited": (
 
 KNOWN_FIELDS = {"kind", "manufacturer", "id", "version", "device_type", "c_field", "fcb", "direction", "ci",
                 "header", "acc", "status", "security", "access", "synchronous", "content", "blocks", "data",
-                "counter", "key_id", "afl", "ell", "fast_response"}
+                "counter", "key_id", "tag", "afl", "ell", "fast_response"}
 ELL_FIELDS = {"ci", "cc", "acc", "session", "encrypt", "receiver"}
 RECEIVER_FIELDS = {"manufacturer", "id", "version", "device_type"}
 
@@ -128,7 +128,7 @@ def build(spec: dict[str, Any], key: bytes | None = None) -> BuiltFrame:
     security = _int(spec.get("security", 0), "security", 31)
     if security and not can_decrypt(security):
         raise FieldError(f"security {security}: the builder makes mode 0 and the modes of mbus.security "
-                         "(5 and 7)")
+                         "(2, 3, 5, 7, 10)")
     access = str(spec.get("access", "limited" if kind.name in ("SND-IR", "ACC-NR", "ACC-DMD") else "none"))
     if access not in ACCESS:
         raise FieldError(f"access {access!r}: use one of {', '.join(ACCESS)}")
@@ -214,16 +214,13 @@ def _security(spec, security, data, b_bit, a_bit, sync, content):
             raise FieldError("blocks: only meaningful with security 5 or 7")
         cf = b_bit << 15 | a_bit << 14 | int(sync) << 13 | content << 2
         return cf, None, None, None, data
-    plain = b"\x2f\x2f" + data  # the verification bytes every OMS CBC mode starts with
-    need = -(-len(plain) // 16)
-    blocks = _int(spec.get("blocks", need), "blocks", 15)
-    if blocks < need:
-        raise FieldError(f"blocks {blocks}: the data needs {need} blocks of 16 bytes")
-    if blocks == 0:
-        raise FieldError("blocks 0: give at least one encrypted block")
-    plain = plain + b"\x2f" * (16 * blocks - len(plain))
-    cf, ext, afl = tpl_mode(security).build_config(blocks=blocks, b_bit=b_bit, a_bit=a_bit, sync=sync,
-                                                   content=content, options=_Options(spec))
+    mode = tpl_mode(security)
+    try:  # the mode shapes its plaintext: 2F2F + 2F padding to N blocks (CBC modes), as is (mode 10)
+        plain, blocks = mode.prepare_plain(data, _int(spec["blocks"], "blocks", 255) if "blocks" in spec else None)
+    except ValueError as err:
+        raise FieldError(str(err)) from None
+    cf, ext, afl = mode.build_config(blocks=blocks, b_bit=b_bit, a_bit=a_bit, sync=sync, content=content,
+                                     options=_Options(spec))
     return cf, ext.cfe, ext.counter, afl, plain
 
 

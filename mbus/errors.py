@@ -12,7 +12,7 @@ Examples::
     MissingKeyError   mode 5 payload and no key for meter 12345678 (reason "no_key")
     WrongKeyError     decrypted payload does not start with 2F2F (reason "wrong_key")
     MACMismatchError  the AFL CMAC differs from the one computed with Kmac (reason "mac_mismatch")
-    UnsupportedModeError  security mode 10 (AES-CCM) is not implemented (reason "unsupported_mode")
+    UnsupportedModeError  security mode 9 (AES-GCM) is not supported (reason "unsupported_mode")
 """
 
 from __future__ import annotations

@@ -27,9 +27,10 @@ from .afl import CI_AFL, FCL_MACP, AuthFragLayer, FragmentBuffer
 from .crc import crc16
 from .dll import Address, LinkHeader, is_from_meter
 from .ell import ELL_CIS, ExtendedLinkLayer
-from .errors import FieldError, MissingKeyError, TruncatedError, UnsupportedModeError
+from .errors import FieldError, MissingKeyError, TruncatedError, UnsupportedModeError, WrongKeyError
 from .keys import KeyStore
 from .security import ELL_MODES, TPL_MODES, SecurityContext, can_decrypt, ell_ctr, is_known, mode_name
+from .security.manufacturer import ManufacturerFrame, open_frame
 from .tpl import TPL_CIS, OpaquePayload, TransportLayer
 
 NOT_ENCRYPTED = "not_encrypted"
@@ -58,6 +59,7 @@ class DecodeState:
     in_clear: bool = False
     afl: AuthFragLayer | None = None
     done: bool = False  # set by a hook: nothing after this point is a layer
+    wired: bool = False  # wired M-Bus: a reserved CF mode is the old "signature" field, data in the clear
 
     def add(self, layer, offset: int) -> None:
         self.layers.append(layer)
@@ -115,10 +117,20 @@ def unknown_layer(ci: int) -> OpaquePayload:
 
 def tpl_context(tpl: TransportLayer, link_address: Address, c_field: int, afl: AuthFragLayer | None,
                 blocks: int | None = None) -> SecurityContext:
-    counter = afl.mcr if afl is not None and afl.mcr is not None else tpl.counter
+    mode = TPL_MODES.get(tpl.security_mode or 0)
+    counter = tpl.counter if mode is not None and not mode.uses_blocks else None  # mode 10: its own counter
+    if counter is None:
+        counter = afl.mcr if afl is not None and afl.mcr is not None else tpl.counter
     return SecurityContext(address=tpl.address or link_address, acc=tpl.acc,
                            encrypted_blocks=tpl.config.encrypted_blocks if blocks is None else blocks,
-                           from_meter=is_from_meter(c_field), counter=counter)
+                           from_meter=is_from_meter(c_field), counter=counter, header=tpl.to_bytes(),
+                           cfe=tpl.cfe, encrypted_bytes=tpl.cf & 0xFF if tpl.cf is not None else None)
+
+
+def _check_key_size(key: bytes, mode, meter: Address) -> None:
+    if len(key) != mode.key_size:
+        raise WrongKeyError(f"the key for meter {meter.id} has {len(key)} bytes, security mode {mode.number} "
+                            f"takes {mode.key_size}", layer=mode.layer)
 
 
 def ell_context(ell: ExtendedLinkLayer, link_address: Address) -> SecurityContext:
@@ -150,6 +162,7 @@ def open_ell(ell: ExtendedLinkLayer, st: DecodeState) -> None:
         st.encrypted_offset = st.pos
         if key is None:
             raise MissingKeyError("ELL AES-CTR payload and no key", layer="ELL", offset=st.pos)
+        _check_key_size(key, mode, st.link.address)
         plain = mode.decrypt(key, ell_context(ell, st.link.address), region)
         st.decryption = OK
     else:
@@ -215,7 +228,11 @@ def seal_afl(afl: AuthFragLayer, inner: bytes, es: EncodeState) -> tuple[AuthFra
 
 
 def open_tpl(tpl: TransportLayer, st: DecodeState) -> None:
-    """The transport layer's security mode: decrypt, verify 2F2F and the MAC, set the payload."""
+    """The transport layer's security mode: decrypt, verify (2F2F, CCM tag, AFL MAC), set the payload.
+
+    Mode 0 is plaintext. A mode this stack cannot decrypt (manufacturer, specific usage, 8, 9, 13,
+    reserved numbers) is offered to the manufacturer openers (:mod:`mbus.security.manufacturer`);
+    when none opens it, UnsupportedModeError: no records are ever parsed from undecrypted bytes."""
     tpl_start = st.offsets[-1]
     buf, afl = st.buf, st.afl
     number = tpl.security_mode
@@ -224,29 +241,50 @@ def open_tpl(tpl: TransportLayer, st: DecodeState) -> None:
             st.notes.append("AFL MAC not verified: security mode 0 has no MAC key")
         st.finish(buf[st.pos:])
         return
-    if not is_known(number):
-        st.notes.append(f"configuration field names reserved security mode {number}: data taken as plaintext "
-                        "(manufacturer use of the field)")
+    meter = tpl.address or st.link.address
+    data = buf[st.pos:]
+    st.encrypted_offset = st.pos
+    if st.wired and not is_known(number):
+        # EN 13757-3:2004 wired frames carry a 2-byte "signature" here that many meters fill with
+        # status bits or FF FF (libmbus ignores it): a reserved number there is not a cipher.
+        st.notes.append(f"wired frame whose signature / configuration field names reserved mode {number}: "
+                        "data taken as plaintext (pre-EN 13757-7 use of the field)")
         st.in_clear = True
-        st.finish(buf[st.pos:])
+        st.encrypted_offset = None
+        st.finish(data)
         return
-    if can_decrypt(number) and buf[st.pos:st.pos + 2] == b"\x2f\x2f":
+    if not can_decrypt(number):
+        key = st.keys.lookup(meter, st.link.address) if st.keys is not None else None
+        opened = open_frame(ManufacturerFrame(link_address=st.link.address, c_field=st.link.c_field, ci=tpl.ci,
+                                              mode=number, tpl=tpl, header=buf[:st.pos], data=data, key=key))
+        if opened is None:
+            raise UnsupportedModeError(f"security mode {number} ({mode_name(number)}) is not supported; "
+                                       "no records are decoded from its encrypted bytes", layer="TPL",
+                                       offset=tpl_start)
+        st.buf = buf[:st.pos] + opened.payload
+        if opened.in_clear:
+            st.notes.append(f"security mode {number}: {opened.how}; taken as plaintext")
+            st.in_clear = True
+            st.encrypted_offset = None
+        else:
+            st.verified.append(opened.how)
+            st.decryption = OK
+        st.finish(opened.payload)
+        return
+    mode = TPL_MODES[number]
+    if mode.filler_check and data[:2] == b"\x2f\x2f":
         st.notes.append(f"security mode {number} announced but the data starts 2F2F in the clear: "
                         "taken as already decrypted")
         st.in_clear = True
-        st.finish(buf[st.pos:])
+        st.encrypted_offset = None
+        st.finish(data)
         return
-    st.encrypted_offset = st.pos
-    if not can_decrypt(number):
-        raise UnsupportedModeError(f"security mode {number} ({mode_name(number)}) "
-                                   "is not supported", layer="TPL", offset=tpl_start)
-    meter = tpl.address or st.link.address
     key = st.keys.lookup(meter, st.link.address) if st.keys is not None else None
     if key is None:
         raise MissingKeyError(f"mode {number} payload and no key", layer="TPL", offset=st.pos)
-    data = buf[st.pos:]
+    _check_key_size(key, mode, meter)
     blocks = tpl.config.encrypted_blocks
-    short = blocks and len(data) < 16 * blocks
+    short = mode.uses_blocks and blocks and len(data) < 16 * blocks
     if short:
         # Decrypt the whole blocks that did arrive (their 2F2F still proves the key), report the rest.
         whole = len(data) // 16
@@ -257,8 +295,7 @@ def open_tpl(tpl: TransportLayer, st: DecodeState) -> None:
                            f"({len(data)} bytes); decrypted those, dropped {len(data) - 16 * whole} bytes")
         blocks, data = whole, data[:16 * whole]
     ctx = tpl_context(tpl, st.link.address, st.link.c_field, afl, blocks)
-    mode = TPL_MODES[number]
-    plain = mode.decrypt(key, ctx, data)
+    plain = mode.decrypt(key, ctx, data)  # verifies 2F2F / the CCM tag before anything is parsed
     st.buf = buf[:st.pos] + plain
     if short:
         st.decryption = TRUNCATED
@@ -268,6 +305,7 @@ def open_tpl(tpl: TransportLayer, st: DecodeState) -> None:
     check = mode.verify(key, ctx, afl, buf[tpl_start:])
     if check.note:
         st.notes.append(check.note)
+    st.verified.append(mode.verified_text())
     if check.verified:
         st.verified.append(check.verified)
     st.decryption = OK
@@ -279,13 +317,16 @@ def seal_tpl(tpl: TransportLayer, inner: bytes, es: EncodeState) -> tuple[Transp
     if not number or not es.encrypt:
         return tpl, inner
     if not can_decrypt(number):
-        raise UnsupportedModeError(f"cannot encrypt with security mode {number}", layer="TPL")
+        raise UnsupportedModeError(f"cannot encrypt with security mode {number} ({mode_name(number)})",
+                                   layer="TPL")
     if es.key is None:
         raise MissingKeyError(f"mode {number} needs a key", layer="TPL")
+    mode = TPL_MODES[number]
+    if len(es.key) != mode.key_size:
+        raise FieldError(f"security mode {number} takes a {mode.key_size}-byte key, not {len(es.key)} bytes",
+                         layer="TPL")
     ctx = tpl_context(tpl, es.address, es.c_field, es.afl)
-    return tpl, TPL_MODES[number].encrypt(es.key, ctx, inner)
-
-
+    return tpl, mode.encrypt(es.key, ctx, inner)
 # ----------------------------------------------------------------------------------------------
 # the table
 

@@ -61,6 +61,9 @@ class DataRecord:
     text: str | None = None
     modifiers: tuple[str, ...] = ()
     error: str | None = None
+    note: str | None = None  # why value / text is None ("no value" markers), or what a date flag says
+    time_point: str | None = None  # a compact-profile element's time (ISO 8601, local meter time)
+    derived_from: int | None = None  # offset of the compact-profile record this value was expanded from
 
     @property
     def header(self) -> bytes:
@@ -76,7 +79,7 @@ class DataRecord:
         v = self.value_text()
         if v:
             parts.append(v)
-        if self.unit:
+        if self.unit and self.value is not None:
             parts.append(self.unit)
         extra = []
         if self.function != "instantaneous":
@@ -88,8 +91,12 @@ class DataRecord:
         if self.subunit:
             extra.append(f"subunit {self.subunit}")
         extra += self.modifiers
+        if self.time_point:
+            extra.append(f"at {self.time_point}")
         if self.error:
             extra.append(f"error: {self.error}")
+        if self.note:
+            extra.append(self.note)
         return " ".join(parts) + (f" ({', '.join(extra)})" if extra else "")
 
     def to_json(self) -> dict:
@@ -102,6 +109,12 @@ class DataRecord:
             d["modifiers"] = list(self.modifiers)
         if self.error:
             d["error"] = self.error
+        if self.note:
+            d["note"] = self.note
+        if self.time_point is not None:
+            d["time_point"] = self.time_point
+        if self.derived_from is not None:
+            d["derived_from"] = self.derived_from
         return d
 
 
@@ -139,41 +152,140 @@ def bcd_value(data: bytes) -> int | None:
 
 
 def _year(y: int, hundred: int) -> int:
+    """EN 13757-3 Annex A: without hundred-year bits, years 0-80 are 2000-2080 and 81-99 are
+    1981-1999; with them, 1900 + 100 x hundred + year (hundred 1 and year 26 = 2026)."""
     if hundred == 0:
         return 2000 + y if y <= 80 else 1900 + y
     return 1900 + 100 * hundred + y
 
 
-def date_g(b: bytes) -> str:
-    if b == b"\xff\xff":
-        return "invalid"
-    day, month = b[0] & 0x1F, b[1] & 0x0F
-    year = _year((b[0] >> 5) | ((b[1] >> 4) << 3), 0)
-    return f"{year:04d}-{month:02d}-{day:02d}"
+# periodic ("every ...") codes of the date/time types: minute 63, hour 31, day 0, month 15, year 127
+_EVERY = {"year": "****", "month": "**", "day": "**", "hour": "**", "minute": "**", "second": "**"}
 
 
-def datetime_f(b: bytes) -> str:
-    minute, hour = b[0] & 0x3F, b[1] & 0x1F
-    day, month = b[2] & 0x1F, b[3] & 0x0F
-    year = _year((b[2] >> 5) | ((b[3] >> 4) << 3), (b[1] >> 5) & 3)
-    text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}"
-    if b[0] & 0x80:
-        text += " invalid"
-    return text
+def _date_part(year7: int, hundred: int, month: int, day: int) -> tuple[str | None, list[str], str | None]:
+    """(YYYY-MM-DD with periodic parts as asterisks, periodic part names, invalid reason)."""
+    periodic = []
+    if year7 == 127:
+        y = _EVERY["year"]
+        periodic.append("year")
+    elif year7 > 99:
+        return None, [], f"year {year7} out of range"
+    else:
+        y = f"{_year(year7, hundred):04d}"
+    if month == 15:
+        m = _EVERY["month"]
+        periodic.append("month")
+    elif not 1 <= month <= 12:
+        return None, [], f"month {month} out of range"
+    else:
+        m = f"{month:02d}"
+    if day == 0:
+        d = _EVERY["day"]
+        periodic.append("day")
+    else:
+        d = f"{day:02d}"
+    return f"{y}-{m}-{d}", periodic, None
 
 
-def datetime_i(b: bytes) -> str:
-    second, minute, hour = b[0] & 0x3F, b[1] & 0x3F, b[2] & 0x1F
-    day, month = b[3] & 0x1F, b[4] & 0x0F
-    year = _year((b[3] >> 5) | ((b[4] >> 4) << 3), 0)
-    text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
-    if b[1] & 0x80:
-        text += " invalid"
-    return text
+def _time_part(hour: int, minute: int, second: int | None = None) -> tuple[str | None, list[str], str | None]:
+    periodic = []
+    if hour == 31:
+        h = _EVERY["hour"]
+        periodic.append("hour")
+    elif hour > 23:
+        return None, [], f"hour {hour} out of range"
+    else:
+        h = f"{hour:02d}"
+    if minute == 63:
+        mi = _EVERY["minute"]
+        periodic.append("minute")
+    elif minute > 59:
+        return None, [], f"minute {minute} out of range"
+    else:
+        mi = f"{minute:02d}"
+    text = f"{h}:{mi}"
+    if second is not None:
+        if second == 63:
+            text += ":" + _EVERY["second"]
+            periodic.append("second")
+        elif second > 59:
+            return None, [], f"second {second} out of range"
+        else:
+            text += f":{second:02d}"
+    return text, periodic, None
 
 
-def time_j(b: bytes) -> str:
-    return f"{b[2] & 0x1F:02d}:{b[1] & 0x3F:02d}:{b[0] & 0x3F:02d}"
+def _finish(text: str | None, periodic: list[str], invalid: str | None, flags: list[str],
+            data: bytes, type_name: str, empty: bool = False) -> tuple[str | None, str | None]:
+    if empty or not any(data) or (type_name == "G" and data == b"\xff\xff"):
+        return None, f"no date (type {type_name} {data.hex()}: the meter has none)"
+    if invalid is not None:
+        return None, f"invalid type {type_name} date/time {data.hex()}: {invalid}"
+    notes = list(flags)
+    if periodic:
+        notes.append("periodic: every " + ", every ".join(periodic))
+    return text, "; ".join(notes) or None
+
+
+def decode_date(data: bytes) -> tuple[str | None, str | None]:
+    """(text, note) of a date/time record by its length: type G (2 bytes, date), J (3, time of
+    day), F (4, date and time), I (6, date and time with seconds). Periodic parts are asterisks
+    (``****-01-01`` = every 1 January); no date (day and month 0, FFFF) and impossible fields give text
+    None and the reason in the note; the IV ("invalid") and SU (summer time) flags are notes."""
+    n = len(data)
+    b = data
+    if n == 2:
+        text, periodic, invalid = _date_part((b[0] >> 5) | ((b[1] >> 4) << 3), 0, b[1] & 0x0F, b[0] & 0x1F)
+        return _finish(text, periodic, invalid, [], data, "G", empty=not b[0] & 0x1F and not b[1] & 0x0F)
+    if n == 3:
+        text, periodic, invalid = _time_part(b[2] & 0x1F, b[1] & 0x3F, b[0] & 0x3F)
+        if not any(data):
+            return "00:00:00", None  # midnight is a time, not a missing one
+        return _finish(text, periodic, invalid, [], data, "J")
+    if n == 4:
+        day_text, p1, inv1 = _date_part((b[2] >> 5) | ((b[3] >> 4) << 3), (b[1] >> 5) & 3, b[3] & 0x0F, b[2] & 0x1F)
+        time_text, p2, inv2 = _time_part(b[1] & 0x1F, b[0] & 0x3F)
+        flags = []
+        if b[0] & 0x80:
+            flags.append("IV bit set: the meter marks this time as invalid")
+        if b[1] & 0x80:
+            flags.append("summer time")
+        text = f"{day_text}T{time_text}" if day_text and time_text else None
+        return _finish(text, p1 + p2, inv1 or inv2, flags, data, "F", empty=not b[2] & 0x1F and not b[3] & 0x0F)
+    if n == 6:
+        day_text, p1, inv1 = _date_part((b[3] >> 5) | ((b[4] >> 4) << 3), 0, b[4] & 0x0F, b[3] & 0x1F)
+        time_text, p2, inv2 = _time_part(b[2] & 0x1F, b[1] & 0x3F, b[0] & 0x3F)
+        flags = []
+        if b[1] & 0x80:
+            flags.append("IV bit set: the meter marks this time as invalid")
+        if b[0] & 0x40:
+            flags.append("summer time")
+        if b[5] >> 6:
+            flags.append(f"DST deviation {'+' if b[1] & 0x40 else '-'}{b[5] >> 6} h")
+        if b[2] >> 5:
+            flags.append(f"day of week {b[2] >> 5}")
+        if b[5] & 0x3F:
+            flags.append(f"week {b[5] & 0x3F}")
+        text = f"{day_text}T{time_text}" if day_text and time_text else None
+        return _finish(text, p1 + p2, inv1 or inv2, flags, data, "I", empty=not b[3] & 0x1F and not b[4] & 0x0F)
+    return None, f"date/time of {n} bytes: no type of EN 13757-3 Annex A has this length; bytes {data.hex()}"
+
+
+def date_g(b: bytes) -> str | None:
+    return decode_date(b[:2])[0]
+
+
+def datetime_f(b: bytes) -> str | None:
+    return decode_date(b[:4])[0]
+
+
+def datetime_i(b: bytes) -> str | None:
+    return decode_date(b[:6])[0]
+
+
+def time_j(b: bytes) -> str | None:
+    return decode_date(b[:3])[0]
 
 
 # --- parsing ----------------------------------------------------------------------------------------
@@ -425,24 +537,30 @@ def _read_data(apl: bytes, pos: int, dif: int) -> tuple[str, bytes, int]:
     return coding, apl[pos:pos + length], pos + length
 
 
+_PROFILE_MODIFIERS = ("compact profile", "inverse compact profile", "compact profile with register numbers")
+
+
 def _make_record(apl: bytes, start: int, end: int, dib: tuple, vib: tuple, coding: str, data: bytes) -> DataRecord:
     """Value (scaled by the VIF exponent and VIFE corrections), unit and the record itself."""
     dif, dib_raw, storage, tariff, subunit = dib
     vib_raw, entry, plain_unit, modifiers, error, exp_adjust, suffix = vib
-    value, text = _value(entry, coding, data, dif & 0x0F)
+    if modifiers and any(m.startswith(("date of ", "start date")) for m in modifiers) and coding in ("int", "bcd"):
+        entry = Vif(entry.quantity, kind="date")  # the VIFE makes the data a date/time of that quantity
+    value, text, note = _value(entry, coding, data, vib_raw)
     if value is not None:
         if entry.kind == "number":
             value = value.scaleb(entry.exponent + exp_adjust)
         elif exp_adjust:
             value = value.scaleb(exp_adjust)
     unit = plain_unit if plain_unit is not None else entry.unit
-    if modifiers and ("compact profile" in modifiers or "inverse compact profile" in modifiers
-                      or "compact profile with register numbers" in modifiers):
-        value, text = None, data.hex()
+    if modifiers and any(m in _PROFILE_MODIFIERS for m in modifiers):
+        value, text, note = None, data.hex(), None
+    if error == "no data available" and value is not None:
+        value, text, note = None, None, f"no value: the meter says no data available (bytes {data.hex()})"
     return DataRecord(offset=start, raw=apl[start:end], dib=dib_raw, vib=vib_raw, data=data,
                       function=FUNCTIONS[(dif >> 4) & 3], storage=storage, tariff=tariff, subunit=subunit,
                       quantity=entry.quantity, unit=unit + suffix if unit else suffix.lstrip("/"),
-                      value=value, text=text, modifiers=modifiers, error=error)
+                      value=value, text=text, modifiers=modifiers, error=error, note=note)
 
 
 def _declared_end(apl: bytes, start: int) -> int | None:
@@ -509,53 +627,71 @@ def _declared_end(apl: bytes, start: int) -> int | None:
     return end if end <= n else None
 
 
-def _value(entry: Vif, coding: str, data: bytes, field: int) -> tuple[Decimal | None, str | None]:
+# The lowest signed number of each size marks "no value" (EN 13757-3 Annex A, types B: the coding
+# for "illegal"); it is never printed as a number.
+_SIGNED_NO_VALUE = {n: bytes(n - 1) + b"\x80" for n in (1, 2, 3, 4, 6, 8)}
+
+
+def _value(entry: Vif, coding: str, data: bytes, vib: bytes = b"") -> tuple[Decimal | None, str | None, str | None]:
+    """(value, text, note) of the data field."""
     if coding in ("none", "selection"):
-        return None, None
+        return None, None, None
     kind = entry.kind
     if kind == "date":
-        if len(data) == 2:
-            return None, date_g(data)
-        if len(data) == 4:
-            return None, datetime_f(data)
-        if len(data) == 6:
-            return None, datetime_i(data)
-        if len(data) == 3:
-            return None, time_j(data)
-        return None, data.hex()
+        if coding == "text":  # LVAR date/time: type M
+            return None, data.hex(), "type M date/time (LVAR): layout not public, bytes kept raw"
+        if coding in ("binary", "bcd", "negbcd"):
+            return None, data.hex(), f"date/time in a {coding} field: not an Annex A date type, bytes kept raw"
+        return (None, *decode_date(data))
+    if vib[-1:] and vib[0] == 0xFD and len(vib) > 1 and vib[1] & 0x7F in (0x72, 0x73):
+        what = "K (daylight saving)" if vib[1] & 0x7F == 0x72 else "L (listening window management)"
+        return None, data.hex(), f"type {what}: layout not public, bytes kept raw"
     if coding == "binary":
-        return None, data[::-1].hex()  # an LVAR binary number, most significant byte first
+        return None, data[::-1].hex(), None  # an LVAR binary number, most significant byte first
     if kind == "raw" and coding not in ("int", "bcd"):
-        return None, data.hex()
+        return None, data.hex(), None
     if coding == "text":
         if all(0x20 <= b < 0x7F or b >= 0xA0 for b in data):
-            return None, data[::-1].decode("latin-1")
-        return None, data[::-1].hex()  # not text: bytes in the same (reversed) order as characters
+            return None, data[::-1].decode("latin-1"), None
+        return None, data[::-1].hex(), None  # not text: bytes in the same (reversed) order as characters
     if coding in ("bcd", "negbcd"):
         n = bcd_value(data)
         if n is None:
-            return None, data[::-1].hex()
-        return Decimal(-n if coding == "negbcd" else n), None
+            if kind in ("id", "raw", "flags"):
+                return None, data[::-1].hex(), None
+            return None, None, (f"no value: BCD {data[::-1].hex()} has non-decimal digits (the meter's marker "
+                                "for a missing or erroneous value)")
+        return Decimal(-n if coding == "negbcd" else n), None, None
     if coding == "real":
         f = struct.unpack("<f", data)[0]
         if f != f or f in (float("inf"), float("-inf")):
-            return None, "NaN" if f != f else str(f)
-        return Decimal(repr(f)), None
+            return None, None, f"no value: real {'NaN' if f != f else f}"
+        return Decimal(repr(f)), None, None
     # integers
     if kind == "flags":
-        return Decimal(int.from_bytes(data, "little")), None
-    return Decimal(int.from_bytes(data, "little", signed=True)), None
+        return Decimal(int.from_bytes(data, "little")), None, None
+    if kind == "number" and data == _SIGNED_NO_VALUE.get(len(data)):
+        return None, None, (f"no value: 0x{data[::-1].hex()} (the lowest signed {8 * len(data)}-bit number "
+                            "marks a missing value)")
+    return Decimal(int.from_bytes(data, "little", signed=True)), None, None
 
 
 def decode_records(apl: bytes, *, to_meter: bool = False) -> RecordsResult:
     """All records of an APL, resyncing after bad ones, and one error per bad record."""
     records: list[DataRecord] = []
     errors: list[DecodeError] = []
+    profiles = False
     for item in iter_results(apl, to_meter=to_meter):
         if isinstance(item, BadRecord):
             errors.append(item.error)
         else:
             records.append(item)
+            profiles = profiles or (item.value is None and item.text is not None
+                                    and "profile" in " ".join(item.modifiers))
+    if profiles:
+        from .compact import expand_profiles  # compact builds on records
+
+        records = expand_profiles(records)
     return RecordsResult(records=tuple(records), errors=tuple(errors))
 
 
@@ -568,7 +704,7 @@ def parse_records(apl: bytes, *, to_meter: bool = False) -> tuple[list[DataRecor
 
 def header_list(records: list[DataRecord]) -> bytes:
     """The concatenated DIB+VIB of data records (a format frame's body, a signature's input)."""
-    return b"".join(r.dib + r.vib for r in records if r.quantity != "manufacturer_data")
+    return b"".join(r.dib + r.vib for r in records if r.quantity != "manufacturer_data" and r.derived_from is None)
 
 
 # --- building -----------------------------------------------------------------------------------

@@ -18,14 +18,22 @@ from dataclasses import dataclass
 from . import frame as _frame
 from .afl import AuthFragLayer, FragmentBuffer
 from .compact import FormatCache, FormatUnknownError, decode_compact, parse_format_frame
+from .crc import crc16_bytes
 from .dll import Address, LinkHeader
 from .ell import ExtendedLinkLayer
 from .errors import DecodeError, SecurityError, TruncatedError
 from .keys import KeyStore
 from .layers import LAYERS, NOT_ENCRYPTED, OK, TRUNCATED, DecodeState, EncodeState, unknown_layer
 from .records import DataRecord, decode_records
+from .security.manufacturer import MANUFACTURER_SPECIFIC as _MANUFACTURER_SPECIFIC
 from .tpl import OpaquePayload, TransportLayer
-from .vendors import vendor_payload_records, vendor_records
+from .vendors import (
+    known_format,
+    vendor_apl_records,
+    vendor_frame_records,
+    vendor_payload_records,
+    vendor_records,
+)
 
 # decryption outcomes; the layers' open hooks set NOT_ENCRYPTED, OK and TRUNCATED (mbus.layers), the
 # others are the reasons of the SecurityError subclasses (mbus.errors)
@@ -33,7 +41,9 @@ NO_KEY = "no_key"
 WRONG_KEY = "wrong_key"
 MAC_MISMATCH = "mac_mismatch"
 UNSUPPORTED_MODE = "unsupported_mode"
-OUTCOMES = (NOT_ENCRYPTED, OK, NO_KEY, WRONG_KEY, MAC_MISMATCH, UNSUPPORTED_MODE, TRUNCATED)
+# a manufacturer-specific CI (0xA0-0xB7) no vendor decoder serves: its bytes are not decoded
+MANUFACTURER_SPECIFIC = _MANUFACTURER_SPECIFIC
+OUTCOMES = (NOT_ENCRYPTED, OK, NO_KEY, WRONG_KEY, MAC_MISMATCH, UNSUPPORTED_MODE, TRUNCATED, MANUFACTURER_SPECIFIC)
 
 Layer = ExtendedLinkLayer | AuthFragLayer | TransportLayer | OpaquePayload  # + layers registered at runtime
 
@@ -189,7 +199,8 @@ def decode(
         raise DecodeError(st.problems[0], layer="telegram")
     if not st.message:
         st.message = _describe_success(link, st)
-    recs, outcome = _application(st, link, formats, strict) if records else ((), "none")
+    recs, outcome = _application(st, link, formats, strict, fb.canonical) if records else ((), "none")
+    _manufacturer_outcome(st, link, recs)
     return Telegram(frame=fb, link=link, layers=tuple(st.layers), layer_offsets=tuple(st.offsets),
                     payload=st.payload, payload_offset=st.pos, encrypted_offset=st.encrypted_offset,
                     decryption=st.decryption, message=st.message, problems=tuple(st.problems),
@@ -197,13 +208,17 @@ def decode(
                     in_clear=st.in_clear)
 
 
-def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None, strict: bool):
+def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None, strict: bool,
+                 canonical: bytes = b""):
     """Records from the plaintext APL, by the payload kind of the transport layer's CI."""
     tpl = next((x for x in st.layers if isinstance(x, TransportLayer)), None)
     opaque = next((x for x in st.layers if isinstance(x, OpaquePayload)), None)
     if tpl is None and opaque is not None and st.payload:
-        recs = vendor_payload_records(link.address, opaque.ci, st.payload)
+        key = st.keys.lookup(link.address) if st.keys is not None else None
+        recs = vendor_payload_records(link.address, opaque.ci, st.payload, st.buf, key)
         return (tuple(recs), "ok") if recs else ((), "none")
+    if tpl is not None and (tpl.security_mode or 0) >= 16 and (recs := vendor_frame_records(link.address, st.buf)):
+        return tuple(recs), "ok"  # a manufacturer mode whose values a vendor layout reads from the frame
     if tpl is None or st.payload is None and tpl.info.payload in ("records", "compact", "format"):
         return (), "not_decrypted" if tpl is not None else "none"
     kind = tpl.info.payload
@@ -211,14 +226,21 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
     meter = (tpl.address or link.address).dll_bytes()
     to_meter = tpl.info.direction == "to device"
     try:
-        if kind == "records":
+        if kind == "records" and (whole := vendor_apl_records(link.address, apl)) is not None:
+            recs, errors = whole, ()
+        elif kind == "records":
             result = decode_records(apl, to_meter=to_meter)
+            if result.errors and apl[-2:] == canonical[-2:] and _stray_last_block_crc(canonical):
+                result = decode_records(apl[:-2], to_meter=to_meter)
+                st.notes.append(f"the last 2 bytes ({canonical[-2:].hex()}) are the frame format A CRC of the last "
+                                "block, counted by the L-field but no data; ignored")
             recs, errors = result.records, result.errors
             if formats is not None and not errors and recs:
                 formats.learn_records(meter, recs)
-            if not errors and recs:
+            if recs:  # vendor layouts check their record's header and shape: safe after a bad record too
                 recs = (*recs, *vendor_records(link.address, recs))
         elif kind == "compact":
+            formats = _vendor_formats(formats, tpl.address or link.address, meter, apl)
             full, crc_ok = decode_compact(formats, meter, apl)
             if not crc_ok:
                 st.notes.append("compact frame: full-frame CRC differs from the expanded records "
@@ -249,6 +271,51 @@ def _application(st: DecodeState, link: LinkHeader, formats: FormatCache | None,
         st.problems.extend(str(err) for err in errors)
         return recs, "error"
     return recs, "ok"
+
+
+def _stray_last_block_crc(buf: bytes) -> bool:
+    """A canonical frame that still ends with the format A CRC of its last block (some published
+    telegrams keep it, and their L-field counts it)."""
+    body = buf[:-2]
+    if len(body) <= 10:
+        return False
+    last = (len(body) - 10) % 16 or 16
+    return crc16_bytes(body[-last:]) == buf[-2:]
+
+
+def _manufacturer_outcome(st: DecodeState, link: LinkHeader, recs) -> None:
+    """The decryption outcome of a manufacturer-specific CI (0xA0-0xB7) as the last layer: records
+    from a vendor decoder keep it (``not_encrypted`` / ``ok``); otherwise ``manufacturer_specific``
+    when nothing was decrypted (after an ELL that decrypted, ``ok`` stays and a note says why no
+    records follow). The vendor decoders hook in through ``mbus.vendors.vendor_payload_records``."""
+    opaque = st.layers[-1] if st.layers else None
+    if not isinstance(opaque, OpaquePayload) or not opaque.known or not 0xA0 <= opaque.ci <= 0xB7 or recs:
+        return
+    meter = f"{link.address.manufacturer_code} {link.address.id}"
+    if st.decryption == NOT_ENCRYPTED:
+        st.decryption = MANUFACTURER_SPECIFIC
+        st.message = (f"{meter}: manufacturer-specific CI 0x{opaque.ci:02X}, no vendor decoder serves "
+                      f"this meter (version 0x{link.address.version:02X}, type 0x{link.address.device_type:02X})")
+    elif st.decryption == OK:
+        st.notes.append(f"manufacturer-specific CI 0x{opaque.ci:02X} after decryption: no vendor decoder "
+                        "serves this meter, its bytes are not decoded")
+
+
+def _vendor_formats(formats: FormatCache | None, address: Address, meter: bytes, apl: bytes) -> FormatCache | None:
+    """The cache, taught a manufacturer's published compact format when it lacks this signature."""
+    body = apl.lstrip(b"\x2f")
+    if len(body) < 2:
+        return formats
+    sig = body[0] | body[1] << 8
+    if formats is not None and formats.lookup(meter, sig) is not None:
+        return formats
+    headers = known_format(address, sig)
+    if headers is None:
+        return formats
+    if formats is None:
+        formats = FormatCache(max_entries=1)
+    formats.learn(meter, headers)
+    return formats
 
 
 def _decode_layers(st: DecodeState) -> None:
@@ -286,8 +353,6 @@ def _describe_success(link: LinkHeader, st: DecodeState) -> str:
         ell = next((x for x in st.layers if isinstance(x, ExtendedLinkLayer)), None)
         if ell is not None and ell.encryption == 1:
             how.append("ELL AES-CTR, payload CRC verified")
-        if tpl is not None and tpl.security_mode:
-            how.append(f"mode {tpl.security_mode}, 2F2F verified")
         how += st.verified
         return f"{who}: decrypted ({'; '.join(how)})"
     if st.decryption == TRUNCATED:
@@ -302,8 +367,7 @@ def _describe_failure(err: SecurityError, link: LinkHeader, st: DecodeState) -> 
     reason = {
         NO_KEY: f"no key for meter {meter.id}",
         WRONG_KEY: f"wrong key for meter {meter.id}",
-        MAC_MISMATCH: f"MAC mismatch for meter {meter.id} (the key decrypts, the message was altered "
-                      "or the MAC key differs)",
+        MAC_MISMATCH: f"MAC mismatch for meter {meter.id} (wrong key, or the message was altered)",
         UNSUPPORTED_MODE: "unsupported security",
     }.get(err.reason, err.reason)
     return f"{who}: {reason} — {err.message}"
@@ -337,7 +401,7 @@ def open_transport(tpdu: bytes, *, c_field: int, keys: KeyStore | None = None,
     tpl, rest = kind.split(tpdu)
     address = tpl.address or Address(manufacturer=0, id_bytes=bytes(4), version=0, device_type=0)
     link = LinkHeader(length=len(tpdu) + 9, c_field=c_field, address=address)
-    st = DecodeState(buf=tpdu, link=link, keys=keys, pos=len(tpdu) - len(rest))
+    st = DecodeState(buf=tpdu, link=link, keys=keys, pos=len(tpdu) - len(rest), wired=True)
     st.add(tpl, 0)
     try:
         kind.open(tpl, st)

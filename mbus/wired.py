@@ -6,8 +6,9 @@
     long frame        68 L L 68 C A CI data... CS 16     (L = bytes from C to the end of data)
 
 CS is the byte sum (mod 256) from C to the last data byte. The application part after CI is the
-same as in wireless M-Bus (variable data structure CI 0x72 with a long header); CI 0x73 / 0x77 is
-the older fixed data structure and CI 0x70 an application error.
+same as in wireless M-Bus (variable data structure CI 0x72 with a long header; CI 0x76 is the same
+sent most significant byte first); CI 0x73 / 0x77 is the older fixed data structure and CI 0x70 an
+application error.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .dll import c_field_name, is_from_meter
 from .errors import CRCError, DecodeError, FieldError, TruncatedError
 from .keys import KeyStore
 from .layers import LAYERS
-from .records import DataRecord, bcd_value, parse_records
+from .records import BadRecord, DataRecord, bcd_value, iter_results, parse_records
 from .telegram import open_transport
 from .tpl import TransportLayer, status_flags
 
@@ -193,6 +194,8 @@ def decode(data: bytes, *, keys: KeyStore | None = None, strict: bool = False) -
     handler = WIRED_APPLICATIONS.get(frame.ci)
     if handler is not None:
         return handler(frame, strict)
+    if frame.ci == 0x76:
+        return _variable_msb_first(frame, keys, strict)
     kind = LAYERS.get(frame.ci)
     if kind is None or kind.name != "TPL":
         problem = f"CI 0x{frame.ci:02X} is not decoded here; payload kept raw"
@@ -213,6 +216,52 @@ def decode(data: bytes, *, keys: KeyStore | None = None, strict: bool = False) -
     return WiredTelegram(frame=frame, tpl=tpl, payload=opened.payload, records=tuple(records),
                          decryption=opened.decryption, message=f"{who}: {len(records)} records", problems=problems,
                          more_records_follow=more)
+
+
+def msb_first_to_lsb_first(apl: bytes) -> tuple[bytes, list[str]]:
+    """The records of an MSB-first APL (CI 0x76) with every fixed-length data field reversed, so
+    that the usual LSB-first decoding applies; LVAR data (text, containers) keeps its order.
+    Returns the bytes and the problems of records whose length could not be known (left as sent)."""
+    out = bytearray()
+    problems = []
+    for item in iter_results(apl):
+        if isinstance(item, BadRecord):
+            out += item.raw
+            problems.append(str(item.error))
+            continue
+        data = item.data
+        fixed = item.dib[:1] and item.dib[0] & 0x0F not in (0x0D, 0x0F) and data
+        out += item.raw[:len(item.raw) - len(data)] + data[::-1] if fixed else item.raw
+    return bytes(out), problems
+
+
+def _variable_msb_first(frame: WiredFrame, keys: KeyStore | None, strict: bool) -> WiredTelegram:
+    """CI 0x76: the variable data structure sent most significant byte first (EN 1434-3 "mode 2";
+    libmbus names it RESP_VARIABLE_MSB). The 12-byte long header's multi-byte fields (identification,
+    manufacturer, configuration) and every fixed-length record data field are reversed, then it is
+    decoded as CI 0x72. No public example frame exists in the vectors: the layout is inferred from the
+    mode's definition (every multi-byte field MSB first)."""
+    data = frame.data
+    if len(data) < 12:
+        problem = f"CI 0x76 needs the 12-byte long header, {len(data)} bytes present"
+        if strict:
+            raise TruncatedError(problem, layer="wired", offset=7)
+        return WiredTelegram(frame=frame, payload=data, problems=(problem,))
+    head = bytearray(data[:12])
+    head[0:4], head[4:6], head[10:12] = head[0:4][::-1], head[4:6][::-1], head[10:12][::-1]
+    opened = open_transport(b"\x72" + bytes(head) + data[12:], c_field=frame.c_field, keys=keys, strict=strict)
+    tpl = opened.tpl
+    if opened.payload is None:
+        return WiredTelegram(frame=frame, tpl=tpl, payload=None, decryption=opened.decryption, message=opened.message)
+    apl, problems = msb_first_to_lsb_first(opened.payload)
+    records, err = parse_records(apl, to_meter=not is_from_meter(frame.c_field))
+    if strict and err is not None:
+        raise err
+    problems = opened.problems + tuple(problems) + ((str(err),) if err and str(err) not in problems else ())
+    who = f"{tpl.address.manufacturer_code} {tpl.address.id}" if tpl.address else f"address {frame.address}"
+    return WiredTelegram(frame=frame, tpl=tpl, payload=apl, records=tuple(records), decryption=opened.decryption,
+                         message=f"{who}: {len(records)} records (CI 0x76, MSB first)", problems=problems,
+                         more_records_follow=any(r.function == "more_records_follow" for r in records))
 
 
 def _application_error(frame: WiredFrame, strict: bool) -> WiredTelegram:

@@ -124,6 +124,39 @@ class FileSource:
             if close:
                 stream.close()
 
+    @property
+    def n_samples(self) -> int | None:
+        """Whole samples in the file (None for stdin)."""
+        if self._wav is not None:
+            return len(self._wav)
+        if self.data_path == "-":
+            return None
+        return Path(self.data_path).stat().st_size // BYTES_PER_SAMPLE[self.fmt]
+
+    def read_range(self, start: int, stop: int) -> Iterator[IQChunk]:
+        """The chunks of samples ``start`` to ``stop`` (absolute indices, ``stop`` clipped to the
+        file's end), for reading a file in pieces (decode --jobs). Not for stdin."""
+        if self.data_path == "-":
+            raise FormatError("stdin cannot be read in pieces; give a file")
+        stop = min(stop, self.n_samples or 0)
+        if start >= stop:
+            return
+        if self._wav is not None:
+            for a in range(start, stop, self.chunk_samples):
+                part = self._wav[a:min(a + self.chunk_samples, stop)]
+                yield from self._wav_chunks(part, a)
+            return
+        bps = BYTES_PER_SAMPLE[self.fmt]
+        with open(self.data_path, "rb") as f:
+            f.seek(start * bps)
+            for a in range(start, stop, self.chunk_samples):
+                n = min(self.chunk_samples, stop - a)
+                data = f.read(n * bps)
+                if len(data) < n * bps:
+                    raise FormatError(f"{self.data_path}: ended at byte {f.tell()} while reading sample {a + n}; "
+                                      "was it truncated meanwhile?")
+                yield self._chunk(to_complex(data, self.fmt), a)
+
     def _iter_stream(self, stream: BinaryIO) -> Iterator[IQChunk]:
         bps = BYTES_PER_SAMPLE[self.fmt]
         want = self.chunk_samples * bps
@@ -142,17 +175,21 @@ class FileSource:
 
     def _iter_wav(self) -> Iterator[IQChunk]:
         data = self._wav
+        for start in range(0, len(data), self.chunk_samples):
+            yield from self._wav_chunks(data[start:start + self.chunk_samples], start)
+
+    def _wav_chunks(self, part: np.ndarray, start: int) -> Iterator[IQChunk]:
+        data = self._wav
         scale = {np.dtype("int16"): 1 / 32768, np.dtype("uint8"): None, np.dtype("float32"): 1.0,
                  np.dtype("int32"): 1 / 2**31}.get(data.dtype)
-        for start in range(0, len(data), self.chunk_samples):
-            part = np.asarray(data[start:start + self.chunk_samples])
-            if data.dtype == np.uint8:
-                f = (part.astype(np.float32) - 127.5) / 127.5
-            elif scale is None:
-                raise FormatError(f"{self.path}: WAV sample type {data.dtype} not supported")
-            else:
-                f = part.astype(np.float32) * np.float32(scale)
-            yield self._chunk((f[:, 0] + 1j * f[:, 1]).astype(np.complex64), start)
+        part = np.asarray(part)
+        if data.dtype == np.uint8:
+            f = (part.astype(np.float32) - 127.5) / 127.5
+        elif scale is None:
+            raise FormatError(f"{self.path}: WAV sample type {data.dtype} not supported")
+        else:
+            f = part.astype(np.float32) * np.float32(scale)
+        yield self._chunk((f[:, 0] + 1j * f[:, 1]).astype(np.complex64), start)
 
     def _chunk(self, samples: np.ndarray, start: int) -> IQChunk:
         if self.fmt in ("cf32", "wav"):

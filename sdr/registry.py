@@ -22,7 +22,7 @@ TX sinks (``open_tx_sink``)::
     memory:NAME                      the bursts kept in a list (tests)
 
 A driver class is called as ``Class(REST, sample_rate_hz=..., center_freq_hz=..., **options)``;
-options it does not take (``ppm`` for a SoapySDR device) are left out, with a warning when set.
+options it does not take are left out, with a warning when set.
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ TX_SINKS: dict[str, tuple[str, str]] = {
 # missing Python package -> how to install it (default: pip install PACKAGE)
 INSTALL = {
     "rtlsdr": "pip install 'wmbus-sdr[rtlsdr]' (pyrtlsdr and pyrtlsdrlib)",
-    "SoapySDR": "sudo apt-get install python3-soapysdr soapysdr-module-all (then link SoapySDR.py into the venv)",
+    "SoapySDR": ("sudo apt-get install python3-soapysdr soapysdr-module-all, then link both SoapySDR.py and "
+                 "_SoapySDR*.so from /usr/lib/python3/dist-packages into the venv's site-packages (or create "
+                 "the venv with --system-site-packages)"),
 }
 
 

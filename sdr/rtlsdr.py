@@ -17,7 +17,7 @@ class RtlSdrSource(Source):
     fmt = "cu8"
 
     def __init__(self, index: str, *, sample_rate_hz: float, center_freq_hz: float, gain: float | None = None,
-                 ppm: int = 0, read_size: int = 1 << 16, retries: int = 5):
+                 ppm: int = 0, read_size: int = 1 << 16, retries: int | None = None):
         index = index or "0"  # rtlsdr: is the first dongle
         info = StreamInfo(sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
                           source=f"rtlsdr:{index}")
@@ -26,7 +26,9 @@ class RtlSdrSource(Source):
             self.index = int(index)
         except ValueError:
             raise ValueError(f"rtlsdr:{index}: the device index must be a number") from None
-        self.gain, self.ppm, self.read_size, self.retries = gain, ppm, read_size, retries
+        self.gain, self.ppm, self.read_size = gain, ppm, read_size
+        if retries is not None:
+            self.watchdog(max_restarts=retries)
         self.reopens = 0
         self._dev = None
 
@@ -60,7 +62,7 @@ class RtlSdrSource(Source):
                     return None
                 log.warning("%s: read failed (%s); reopening", self.info.source, err)
                 self._close()
-                if not self.recover(self._open, self.retries, f"USB read failed ({err})"):
+                if not self.recover(self._open, None, f"USB read failed ({err})"):
                     return None
                 self.reopens += 1
 

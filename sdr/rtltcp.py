@@ -4,7 +4,9 @@ Facts of the protocol: after connecting, the server sends 12 bytes — ``RTL0``,
 the number of gain steps (big-endian uint32) — then unsigned 8-bit I/Q for ever. The client sends
 5-byte commands ``struct.pack(">BI", command, value)``: 0x01 centre frequency (Hz), 0x02 sample rate,
 0x03 gain mode (0 auto, 1 manual), 0x04 gain (tenths of a dB), 0x05 frequency correction (ppm),
-0x08 AGC mode. No command is acknowledged, so the client checks the data rate it actually gets.
+0x08 AGC mode. No command is acknowledged, so the client checks the data rate it actually gets —
+over a window of continuous flow only (a stall, a reconnect or a server catching up is not a rate),
+and once: a rate found right stays right, since every connection asks for it again.
 """
 
 from __future__ import annotations
@@ -38,37 +40,50 @@ def parse_address(text: str, default_port: int = 1234) -> tuple[str, int]:
 
 
 class RtlTcpSource(Source):
-    """rtl_tcp client with reconnection (back-off 0.5 s doubling to 8 s, ``retries`` times)."""
+    """rtl_tcp client with reconnection (back-off 0.5 s doubling to 8 s, ``retries`` times, default
+    the watchdog's ``max_restarts``). A connection that stays open but brings no samples is the
+    watchdog's: after ``stall_timeout_s`` the client connects anew."""
 
     fmt = "cu8"
+    CONNECT_TIMEOUT_S = 5.0  # to connect and to receive the 12-byte header
+    POLL_S = 0.5  # a recv waits this long before the reader thread looks at the watchdog
+    FLOW_GAP_S = 0.5  # a pause longer than this ends a window of continuous flow (rate check)
 
     def __init__(self, address: str, *, sample_rate_hz: float, center_freq_hz: float, gain: float | None = None,
-                 ppm: int = 0, retries: int = 5, read_size: int = 1 << 16, rate_check_s: float = 3.0):
+                 ppm: int = 0, retries: int | None = None, read_size: int = 1 << 16, rate_check_s: float = 3.0):
         host, port = parse_address(address)
         info = StreamInfo(sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
                           source=f"rtltcp://{host}:{port}")
         super().__init__(info, queue_chunks=self.queue_chunks_for(info, read_size))
         self.host, self.port = host, port
-        self.gain, self.ppm, self.retries = gain, ppm, retries
+        self.gain, self.ppm = gain, ppm
+        if retries is not None:
+            self.watchdog(max_restarts=retries)
         self.read_size = read_size
         self.rate_check_s = rate_check_s
         self.tuner: str | None = None
         self.gain_count = 0
         self.reconnects = 0
         self._sock: socket.socket | None = None
-        self._t0 = 0.0
-        self._bytes = 0
+        self._flow_t0: float | None = None  # start of the current window of continuous flow
+        self._flow_bytes = 0  # bytes received in it after its first block
+        self._last_recv = 0.0
         self._rate_checked = False
 
     def _connect(self) -> None:
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=5)
+            sock = socket.create_connection((self.host, self.port), timeout=self.CONNECT_TIMEOUT_S)
         except OSError as err:
             raise SDRError(f"{self.info.source}: cannot connect: {err.strerror or err}") from err
-        sock.settimeout(5)
         header = b""
         while len(header) < HEADER.size:
-            part = sock.recv(HEADER.size - len(header))
+            try:
+                part = sock.recv(HEADER.size - len(header))
+            except OSError as err:
+                sock.close()
+                why = f"no 12-byte rtl_tcp header within {self.CONNECT_TIMEOUT_S:g} s" if isinstance(
+                    err, TimeoutError) else f"reading the rtl_tcp header failed: {err.strerror or err}"
+                raise SDRError(f"{self.info.source}: {why}") from err
             if not part:
                 sock.close()
                 raise SDRError(f"{self.info.source}: connection closed before the 12-byte rtl_tcp header")
@@ -85,36 +100,52 @@ class RtlTcpSource(Source):
             cmds.append((CMD_GAIN_MODE, 0))
         else:
             cmds += [(CMD_GAIN_MODE, 1), (CMD_GAIN, int(round(self.gain * 10)))]
-        sock.sendall(b"".join(struct.pack(">BI", c, v) for c, v in cmds))
+        try:
+            sock.sendall(b"".join(struct.pack(">BI", c, v) for c, v in cmds))
+        except OSError as err:
+            sock.close()
+            raise SDRError(f"{self.info.source}: sending the tuning commands failed: {err.strerror or err}") from err
+        sock.settimeout(self.POLL_S)
         self._sock = sock
-        self._t0, self._bytes, self._rate_checked = time.monotonic(), 0, False
+        self._flow_t0 = None
         log.info("%s: connected, tuner %s, %d gain steps", self.info.source, self.tuner, gains)
 
     def _open(self) -> None:
         self._connect()
 
     def _read(self) -> bytes | None:
+        """Samples, or b"" when none came within POLL_S (the watchdog counts that silence); a
+        closed or broken connection is reconnected here."""
         while True:
             try:
                 data = self._sock.recv(self.read_size) if self._sock else b""
+            except TimeoutError:
+                return b""
             except OSError:
                 data = b""
             if data:
-                self._bytes += len(data)
-                self._check_rate()
+                self._check_rate(len(data))
                 return data
             if self._stop.is_set():
                 return None
             self._reconnect()
 
-    def _check_rate(self) -> None:
+    def _check_rate(self, n_bytes: int) -> None:
+        """The rate over ``rate_check_s`` of continuous flow: a pause longer than FLOW_GAP_S (a
+        stall, a reconnect) starts the window again, so only a steady stream is judged."""
         if self._rate_checked:
             return
-        elapsed = time.monotonic() - self._t0
+        now = time.monotonic()
+        if self._flow_t0 is None or now - self._last_recv > self.FLOW_GAP_S:
+            self._flow_t0, self._flow_bytes = now, 0  # this block arrived by now: count what comes after
+        else:
+            self._flow_bytes += n_bytes
+        self._last_recv = now
+        elapsed = now - self._flow_t0
         if elapsed < self.rate_check_s:
             return
         self._rate_checked = True
-        got = self._bytes / 2 / elapsed
+        got = self._flow_bytes / 2 / elapsed
         want = self.info.sample_rate_hz
         if got < 0.8 * want or got > 1.25 * want:
             raise SDRError(f"{self.info.source}: the server streams about {got / 1e6:.2f} Msps, not the "
@@ -124,7 +155,7 @@ class RtlTcpSource(Source):
         if self._sock:
             self._sock.close()
             self._sock = None
-        if self.recover(self._connect, self.retries, "connection lost"):
+        if self.recover(self._connect, None, "connection lost"):
             self.reconnects += 1
 
     def _close(self) -> None:

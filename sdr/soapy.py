@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .errors import SDRError
 from .source import Source
 from .types import StreamInfo
 
-INSTALL = "sudo apt-get install python3-soapysdr soapysdr-module-all (then link SoapySDR.py into the venv)"
+log = logging.getLogger(__name__)
+
+INSTALL = ("sudo apt-get install python3-soapysdr soapysdr-module-all, then link both SoapySDR.py and "
+           "_SoapySDR*.so from /usr/lib/python3/dist-packages into the venv's site-packages (or create "
+           "the venv with --system-site-packages)")
 
 
 class SoapySource(Source):
     fmt = "cf32"
 
     def __init__(self, args: str, *, sample_rate_hz: float, center_freq_hz: float, gain: float | None = None,
-                 read_samples: int = 1 << 15):
+                 ppm: float = 0, read_samples: int = 1 << 15):
         super().__init__(StreamInfo(sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
                                     source=f"soapy:{args}"))
         self.args, self.gain, self.read_samples = args, gain, read_samples
+        self.wanted_ppm = ppm
+        self.ppm = 0  # the correction the device applies (set when opened, if it can)
         self._dev = self._stream = None
 
     def _open(self) -> None:
@@ -33,6 +41,13 @@ class SoapySource(Source):
                            "(SoapySDRUtil --find lists what is there)")
         dev = SoapySDR.Device(self.args)
         dev.setSampleRate(SoapySDR.SOAPY_SDR_RX, 0, self.info.sample_rate_hz)
+        if self.wanted_ppm:
+            if dev.hasFrequencyCorrection(SoapySDR.SOAPY_SDR_RX, 0):
+                dev.setFrequencyCorrection(SoapySDR.SOAPY_SDR_RX, 0, float(self.wanted_ppm))
+                self.ppm = self.wanted_ppm
+            else:
+                log.info("%s: the device has no frequency correction; --ppm %s is applied in software",
+                         self.info.source, self.wanted_ppm)
         dev.setFrequency(SoapySDR.SOAPY_SDR_RX, 0, self.info.center_freq_hz)
         if self.gain is None:
             dev.setGainMode(SoapySDR.SOAPY_SDR_RX, 0, True)
@@ -56,6 +71,9 @@ class SoapySource(Source):
 
     def _close(self) -> None:
         if self._dev is not None:
-            self._dev.deactivateStream(self._stream)
-            self._dev.closeStream(self._stream)
-            self._dev = None
+            dev, self._dev = self._dev, None
+            try:
+                dev.deactivateStream(self._stream)
+                dev.closeStream(self._stream)
+            except (RuntimeError, OSError) as err:  # a device that vanished (the watchdog then reopens)
+                log.warning("%s: closing the stream failed: %s", self.info.source, err)

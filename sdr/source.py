@@ -10,6 +10,14 @@ counted from the stream: the new stream is placed on the sample clock instead. T
 stamps every block's arrival; the earliest ``arrival - end / rate`` seen is when sample 0 was on
 air, and the first chunk after the break starts at the index its arrival says (never before the
 end of the last chunk).
+
+The watchdog: a driver's ``_read()`` returns ``b""`` when nothing came within its own short
+timeout. When no samples have come for ``stall_timeout_s`` the reader thread closes and reopens
+the device (``recover``: counted in ``restarts``, logged with the device name); the new stream is
+placed on the sample clock as after any break. After ``max_restarts`` reopens in a row that failed
+or brought no samples, the stream ends with an ``SDRError`` naming the device, so that the service
+manager (systemd) restarts the program. A driver call that never returns (a hung USB transfer) is
+noticed by the consumer: it ends the stream the same way.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ class Source:
     fmt = "cu8"
 
     QUEUE_S = 4.0  # seconds of samples the queue holds before the oldest are dropped
+    STALL_TIMEOUT_S = 5.0  # default: no samples for this long -> reopen the device
+    MAX_RESTARTS = 5  # default: reopens in a row (failed, or bringing no samples) before giving up
 
     @classmethod
     def queue_chunks_for(cls, info: StreamInfo, read_bytes: int) -> int:
@@ -50,6 +60,13 @@ class Source:
         self.samples_read = 0
         self.error: BaseException | None = None
         self._clock0: float | None = None  # monotonic time at which sample 0 was on air (earliest estimate)
+        self.stall_timeout_s = self.STALL_TIMEOUT_S
+        self.max_restarts = self.MAX_RESTARTS
+        self.restarts = 0  # successful reopens (after a stall or a lost device / connection)
+        self.stalls = 0  # times no samples came for stall_timeout_s
+        self._in_a_row = 0  # reopens since samples last came
+        self._last_data: float | None = None  # monotonic time of the last samples read
+        self._busy_since: float | None = None  # the reader thread is inside a driver call since then
 
     # --- for subclasses -----------------------------------------------------------------------
     def _open(self) -> None:
@@ -66,13 +83,28 @@ class Source:
         if samples > 0:
             self._queue_put(("gap", samples))
 
-    def recover(self, reopen, retries: int, what: str) -> bool:
+    def watchdog(self, *, stall_timeout_s: float | None = None, max_restarts: int | None = None) -> None:
+        """Set the watchdog: reopen after ``stall_timeout_s`` without samples, give up (SDRError)
+        after ``max_restarts`` reopens in a row that failed or brought no samples."""
+        if stall_timeout_s is not None:
+            if not stall_timeout_s > 0:
+                raise ValueError(f"--stall-timeout {stall_timeout_s}: give a positive number of seconds")
+            self.stall_timeout_s = float(stall_timeout_s)
+        if max_restarts is not None:
+            if max_restarts < 1:
+                raise ValueError(f"--max-restarts {max_restarts}: give at least 1")
+            self.max_restarts = int(max_restarts)
+
+    def recover(self, reopen, retries: int | None, what: str, *, lost_from: float | None = None) -> bool:
         """After the stream broke: call ``reopen`` with back-off (0.5 s doubling to 8 s) up to
-        ``retries`` times; the time without samples becomes a counted gap. False when stopping;
-        SDRError when every attempt failed."""
-        lost_from = time.monotonic()
+        ``retries`` times (default ``max_restarts``); the time without samples (since ``lost_from``,
+        default now) becomes a counted gap, placed by the sample clock. False when stopping;
+        SDRError naming the device when every attempt failed."""
+        retries = self.max_restarts if retries is None else retries
+        lost_from = time.monotonic() if lost_from is None else lost_from
         delay = 0.5
         for attempt in range(1, retries + 1):
+            self._busy_since = time.monotonic() + delay  # waiting is not hanging
             if self._stop.wait(delay):
                 return False
             try:
@@ -82,11 +114,30 @@ class Source:
                 delay = min(delay * 2, 8.0)
                 continue
             gap = int((time.monotonic() - lost_from) * self.info.sample_rate_hz)
-            log.warning("%s: %s; back after %.1f s (about %d samples lost)", self.info.source, what,
-                        time.monotonic() - lost_from, gap)
+            self.restarts += 1
+            log.warning("%s: %s; reopened (restart %d), back after %.1f s (about %d samples lost)",
+                        self.info.source, what, self.restarts, time.monotonic() - lost_from, gap)
             self._queue_put(("resync", gap))
             return True
-        raise SDRError(f"{self.info.source}: {what} and {retries} attempts to reopen failed")
+        raise SDRError(f"{self.info.source}: {what} and {retries} attempts to reopen it failed; giving up")
+
+    def _reopen(self) -> None:
+        """Close and open the device again (the watchdog's remedy); a driver may do more."""
+        self._close()
+        self._open()
+
+    def _stalled(self, silent_s: float) -> bool:
+        """No samples for ``silent_s`` seconds (>= stall_timeout_s): reopen, or give up after
+        ``max_restarts`` in a row. False when stopping."""
+        self.stalls += 1
+        self._in_a_row += 1
+        if self._in_a_row > self.max_restarts:
+            raise SDRError(f"{self.info.source}: no samples for {silent_s:.0f} s although reopened "
+                           f"{self.max_restarts} times in a row; giving up (the device or server is stuck)")
+        log.warning("%s: no samples for %.1f s; reopening the device (%d/%d)", self.info.source, silent_s,
+                    self._in_a_row, self.max_restarts)
+        return self.recover(self._reopen, None, f"stalled ({silent_s:.0f} s without samples)",
+                            lost_from=self._last_data)
 
     # --- public ---------------------------------------------------------------------------------
     def __enter__(self) -> Source:
@@ -106,6 +157,10 @@ class Source:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+            if self._thread.is_alive():  # stuck inside the driver: closing under it could crash the process
+                log.warning("%s: the reader is stuck in the driver; leaving the device to the process exit",
+                            self.info.source)
+                return
         self._close()
 
     def __iter__(self) -> Iterator[IQChunk]:
@@ -117,7 +172,11 @@ class Source:
         rate = self.info.sample_rate_hz
         bps = BYTES_PER_SAMPLE[self.fmt]
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                self._check_hung()
+                continue
             if item is None:
                 break
             if isinstance(item, BaseException):
@@ -158,6 +217,23 @@ class Source:
             self.samples_read = start
 
     # --- internals ------------------------------------------------------------------------------
+    def hang_limit_s(self) -> float:
+        """A driver call that has not returned for this long is hung (a reopen attempt may take a
+        connect timeout or two, so well above the stall timeout)."""
+        return max(2 * self.stall_timeout_s, self.stall_timeout_s + 20.0)
+
+    def _check_hung(self) -> None:
+        if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
+            raise SDRError(f"{self.info.source}: the reader thread ended without a word (a driver bug: "
+                           "its traceback is above)")
+        since = self._busy_since
+        if self._thread is None or since is None:
+            return
+        busy = time.monotonic() - since
+        if busy > self.hang_limit_s():
+            raise SDRError(f"{self.info.source}: the driver has not returned for {busy:.0f} s (device hung); "
+                           "giving up so that the service manager can restart the receiver")
+
     def _queue_put(self, item) -> None:
         while not self._stop.is_set():
             try:
@@ -176,13 +252,23 @@ class Source:
                     self._queue.put_nowait(old)
 
     def _pump(self) -> None:
+        self._last_data = quiet_from = time.monotonic()
         try:
             while not self._stop.is_set():
+                self._busy_since = time.monotonic()
                 data = self._read()
+                now = time.monotonic()
+                self._busy_since = None
                 if data is None:
                     break
                 if data:
-                    self._queue_put(("data", data, time.monotonic()))
+                    self._last_data = quiet_from = now
+                    self._in_a_row = 0
+                    self._queue_put(("data", data, now))
+                elif now - quiet_from >= self.stall_timeout_s and not self._stop.is_set():
+                    if not self._stalled(now - self._last_data):
+                        break
+                    quiet_from = time.monotonic()  # the next stall is counted from the reopen
         except SDRError as err:
             self._queue_put(err)
             return

@@ -22,6 +22,9 @@ runs on the machine.
 
 from __future__ import annotations
 
+import socket
+import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -120,3 +123,127 @@ def paced_chunks(info: StreamInfo, clock: AirClock, duration_s: float, bursts: l
                     x[lo - start:hi - start] += y[lo - s0:hi - s0]
         clock.wait_until(end_s + latency_s)
         yield IQChunk(samples=x, info=info, start=start, arrived=end_s)
+
+
+class PacedRtlTcp:
+    """An rtl_tcp stand-in with a sample clock that keeps running, whatever the connection does:
+    sample k of ``payload`` (cu8) is on air at ``t0 + k / rate`` (t0: the first connection) and is
+    sent when due, to the newest client (an earlier one is closed, as rtl_tcp serves one at a time);
+    a new client gets the 12-byte header at once and the samples from "now" on.
+
+    ``stall_at_s`` / ``stall_s``: from then on, for that long, nothing is sent to anyone while the
+    connections stay open (a dongle that stopped delivering; the samples of that time are lost).
+    ``drop_at_s`` / ``down_s``: the connection and the listening socket close for that long
+    (clients cannot connect), then the server listens again on the same port.
+    ``truth_ns(sample)``: the UTC time sample ``sample`` was on air."""
+
+    def __init__(self, payload: bytes, rate: float, *, stall_at_s: float | None = None, stall_s: float = 0.0,
+                 drop_at_s: float | None = None, down_s: float = 0.0, tick_s: float = 0.005):
+        self.payload, self.rate = payload, rate
+        self.stall_at_s, self.stall_s, self.drop_at_s, self.down_s = stall_at_s, stall_s, drop_at_s, down_s
+        self.tick_s = tick_s
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.t0_mono: float | None = None
+        self.t0_wall_ns: int | None = None
+        self.connections = 0
+        self.stalled = threading.Event()  # the stall began
+        self.resumed = threading.Event()  # the stall is over
+        self.dropped = threading.Event()
+        self.done = threading.Event()  # the payload is played out (or stop() was called)
+        self._lock = threading.Lock()
+        self._conn = None
+        self._sent = 0
+        self._listening = threading.Event()
+        self._listening.set()
+        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=self._send, daemon=True).start()
+
+    @property
+    def total(self) -> int:
+        return len(self.payload) // 2
+
+    def now_s(self) -> float:
+        return 0.0 if self.t0_mono is None else time.monotonic() - self.t0_mono
+
+    def truth_ns(self, sample: float) -> int:
+        return self.t0_wall_ns + int(round(sample * 1e9 / self.rate))
+
+    def stop(self) -> None:
+        self.done.set()
+        self._listening.clear()
+        self.sock.close()
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _accept(self) -> None:
+        while not self.done.is_set():
+            if not self._listening.wait(0.05):
+                continue
+            sock = self.sock
+            try:
+                sock.settimeout(0.2)
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self.done.is_set():
+                    return
+                time.sleep(0.01)  # the listener closed for an outage: it comes back
+                continue
+            conn.settimeout(5)
+            try:
+                conn.sendall(b"RTL0" + struct.pack(">II", 5, 29))
+            except OSError:
+                conn.close()
+                continue
+            with self._lock:
+                if self.t0_mono is None:
+                    self.t0_mono, self.t0_wall_ns = time.monotonic(), time.time_ns()
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = conn
+                self.connections += 1
+                self._sent = int(self.now_s() * self.rate)  # a new client gets "now" on
+
+    def _send(self) -> None:
+        while not self.done.is_set():
+            time.sleep(self.tick_s)
+            if self.t0_mono is None:
+                continue
+            now = self.now_s()
+            k = min(int(now * self.rate), self.total)
+            with self._lock:
+                if self.drop_at_s is not None and not self.dropped.is_set() and now >= self.drop_at_s:
+                    self.dropped.set()
+                    self._listening.clear()
+                    self.sock.close()
+                    if self._conn is not None:
+                        self._conn.close()
+                        self._conn = None
+                    timer = threading.Timer(self.down_s, self._listen_again)
+                    timer.daemon = True
+                    timer.start()
+                stalling = self.stall_at_s is not None and self.stall_at_s <= now < self.stall_at_s + self.stall_s
+                if stalling:
+                    self.stalled.set()
+                elif self.stalled.is_set():
+                    self.resumed.set()
+                if stalling or self._conn is None:
+                    self._sent = k  # nobody hears these samples
+                elif k > self._sent:
+                    try:
+                        self._conn.sendall(self.payload[2 * self._sent:2 * k])
+                    except OSError:  # the client went away
+                        self._conn.close()
+                        self._conn = None
+                    self._sent = k
+            if k >= self.total:
+                self.stop()
+
+    def _listen_again(self) -> None:
+        if not self.done.is_set():
+            self.sock = socket.create_server(("127.0.0.1", self.port))
+            self._listening.set()

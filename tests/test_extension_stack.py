@@ -117,11 +117,13 @@ def test_security_mode_is_one_module_plus_one_registry_line(tmp_path, clean_regi
 
 def test_unregistered_mode_number_stays_reserved(clean_registries):
     plain = build(_spec(0), key=None).telegram
-    # the same frame with CF naming mode 20: no module for it, so the data is taken as plaintext
+    # the same frame with CF naming mode 20: no module for it, so the data is NOT taken as plaintext
+    # (issue 14: reserved / manufacturer modes gave junk records); the mode is named, no records
     reserved = plain[:13] + bytes.fromhex("0014") + plain[15:]
     t = decode(reserved)
-    assert any("reserved security mode 20" in n for n in t.notes)
-    assert [r.raw for r in t.records] == [VOLUME, DATETIME]
+    assert t.decryption == "unsupported_mode"
+    assert "security mode 20 (reserved / manufacturer use) is not supported" in t.message
+    assert t.records == () and t.payload is None
 
 
 def test_registering_a_taken_mode_number_is_refused():

@@ -371,3 +371,25 @@ def test_points_without_a_clock_have_no_timestamp_and_bad_frames_none():
     assert lines == ["wmbus_frame,meter=31415926,mode=T1 rssi_dbfs=-30.25,noise_dbfs=-60.0,snr_db=30.25,"
                      "freq_offset_hz=1000.0,sample=2400000i"]
     assert influx_points(_frame(crc_ok=False, reason="crc"), None) == []
+
+
+def test_the_live_loop_writes_frames_and_its_status_to_a_real_influxdb(tmp_path, influxd):
+    from flowgraphs.pipelines.live import run_live
+    from flowgraphs.pipelines.receive import Receiver
+    from flowgraphs.sinks import SinkOptions, influx_sink
+    from mbus.keys import KeyStore
+    from sdr.file import FileSource
+
+    sink = influx_sink(SinkOptions(influx_url=f"http://127.0.0.1:{influxd.port}/write?db=wmbus"))
+    src = FileSource(str(_timed_recording(tmp_path)))
+    statuses = []
+    try:
+        result = run_live(src, Receiver(src.info), [sink], keys=KeyStore.from_file(KEYS), on_status=statuses.append)
+    finally:
+        sink.close()
+    assert sink.writer.sent > 8 and sink.writer.dropped == sink.writer.rejected == 0
+    assert len(influxd.rows("SELECT rssi_dbfs FROM wmbus_frame")) == result["frames"] == 8
+    (row,) = influxd.rows("SELECT * FROM wmbus_receiver")  # the final status (the run is shorter than 10 s)
+    final = statuses[-1]
+    assert final.final and row["frames"] == 8.0 and row["dropped_samples"] == 0.0
+    assert row["signal_s"] == pytest.approx(final.signal_s) and "final" not in row and "rejected_reasons" not in row

@@ -72,23 +72,24 @@ def _timed_recording(tmp_path) -> Path:
 @pytest.fixture
 def served(tmp_path):
     """The bundled recording (with a clock) run through the live loop into a metrics sink that is
-    still serving; yields (sink, frames given to it, receiver)."""
+    still serving; yields (sink, frames given to it, receiver, the loop's final status)."""
     from mbus.keys import KeyStore
 
     sink = MetricsSink("127.0.0.1:0")
     frames: list[RxFrame] = []
+    statuses = []
     src = FileSource(str(_timed_recording(tmp_path)))
     rx = Receiver(src.info)
     try:
         run_live(src, rx, [sink, lambda f, t: frames.append(f)], keys=KeyStore.from_file(KEYS), inventory=Inventory(),
-                 status_every_s=0.0)
-        yield sink, frames, rx
+                 status_every_s=0.0, on_status=statuses.append)
+        yield sink, frames, rx, statuses[-1]
     finally:
         sink.close()
 
 
 def test_metrics_count_what_the_receiver_saw(served):
-    sink, frames, rx = served
+    sink, frames, rx, final = served
     ctype, text = _scrape(sink.port)
     assert ctype == "text/plain; version=0.0.4; charset=utf-8"
     got = _samples(text)
@@ -111,8 +112,11 @@ def test_metrics_count_what_the_receiver_saw(served):
     seen = {labels["meter"]: v for labels, v in got["wmbus_meter_last_frame_timestamp_seconds"]}
     assert all(seen[m] == pytest.approx(f.time_ns / 1e9, abs=1e-6) for m, f in last.items())
     assert got["wmbus_last_frame_timestamp_seconds"][0][1] == pytest.approx(max(f.time_ns for f in frames) / 1e9)
-    offsets = sorted(f.freq_offset_hz / f.channel_hz * 1e6 for f in frames)
-    assert got["wmbus_frequency_error_ppm"][0][1] == pytest.approx((offsets[3] + offsets[4]) / 2, abs=1e-3)
+    # the tuner's error as rx's status line gives it: absent until the estimate stands
+    assert final.final
+    assert got.get("wmbus_frequency_error_ppm", []) == ([] if final.ppm is None else [({}, round(final.ppm, 3))])
+    for name in ("wmbus_source_restarts_total", "wmbus_source_stalls_total", "wmbus_duplicate_frames_total"):
+        assert got[name] == [({}, 0.0)]
     manufacturers = {labels["manufacturer"] for labels, _ in got["wmbus_meter_rssi_dbfs"]}
     assert {"HMS", "ELS", "WSM"} <= manufacturers
 
@@ -120,7 +124,7 @@ def test_metrics_count_what_the_receiver_saw(served):
 def test_promtool_accepts_the_exposition(served):
     if shutil.which("promtool") is None:
         pytest.skip("promtool is not installed (Debian package prometheus; make test installs it)")
-    sink, _, _ = served
+    sink = served[0]
     _, text = _scrape(sink.port)
     p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
     assert p.returncode == 0, (p.stdout + p.stderr).decode()
@@ -153,7 +157,7 @@ def test_nothing_received_yet_is_a_valid_page_without_guesses():
 def test_a_real_prometheus_scrapes_us(served, tmp_path):
     if shutil.which("prometheus") is None:
         pytest.skip("prometheus is not installed (Debian package prometheus; make test installs it)")
-    sink, frames, _ = served
+    sink, frames = served[:2]
     port = _free_port()
     conf = tmp_path / "prometheus.yml"
     conf.write_text(f"global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: wmbus\n"
@@ -212,7 +216,7 @@ def test_rx_serves_metrics_while_it_receives():
     assert {labels["meter"] for labels, _ in got["wmbus_meter_rssi_dbfs"]} >= {"31415926", "12345678"}
     now = time.time()
     assert all(abs(v - now) < 60 for _, v in got["wmbus_meter_last_frame_timestamp_seconds"])  # rtl_tcp's clock
-    assert all(math.isfinite(v) for _, v in got["wmbus_frequency_error_ppm"])
+    assert all(math.isfinite(v) for _, v in got.get("wmbus_frequency_error_ppm", []))
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -232,6 +236,7 @@ def test_metrics_options_give_one_clear_line():
 
 
 def test_rejections_come_from_the_receiver_when_the_live_loop_reports_them():
+    from flowgraphs.pipelines.live import LiveStatus
     from flowgraphs.sinks.metrics import Metrics
 
     bad = RxFrame(mode="T1", frame_format="A", telegram=bytes(12), crc_ok=False, reason="crc", sample=0,
@@ -242,8 +247,12 @@ def test_rejections_come_from_the_receiver_when_the_live_loop_reports_them():
     m.add(bad, None)
     got = _samples(m.render())
     assert got["wmbus_rejected_frames_total"] == [({"reason": "crc"}, 2.0)] and "wmbus_frames_total" not in got
-    m.on_status({"rejected": {"crc": 5, "coding": 1}, "dropped": 4096, "ppm": -12.5})  # rx: the receiver's count
+    status = LiveStatus(seconds=1.0, frames=0, frames_per_min=0.0, rejected=6, duplicates=2, bursts=9, meters=0,
+                        cpu_percent=5.0, dropped_samples=4096, gaps=1, restarts=1, stalls=0, signal_s=1.0, ppm=-12.5,
+                        rejected_reasons=(("coding", 1), ("crc", 5)))
+    m.on_status(status)  # rx: the receiver's own count
     got = _samples(m.render())
     assert sorted((labels["reason"], v) for labels, v in got["wmbus_rejected_frames_total"]) == [
         ("coding", 1.0), ("crc", 5.0)]
     assert got["wmbus_dropped_samples_total"] == [({}, 4096.0)] and got["wmbus_frequency_error_ppm"] == [({}, -12.5)]
+    assert got["wmbus_source_restarts_total"] == [({}, 1.0)] and got["wmbus_duplicate_frames_total"] == [({}, 2.0)]

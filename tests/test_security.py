@@ -90,9 +90,13 @@ def test_wrong_key_is_named_for_each_scheme():
 def test_no_key_and_unsupported_mode():
     t = decode(N21)
     assert t.decryption == "no_key" and "no key for meter 12345678" in t.message
+    # mode 10 is decrypted since issue 14: a wrong key fails its CCM tag; mode 9 stays unsupported
     t = decode(MODE10, keys=keys(bytes(16)))
+    assert t.decryption == "mac_mismatch" and t.records == ()
+    mode9 = MODE10[:17] + bytes([0x29]) + MODE10[18:]  # CF high byte: mode 9
+    t = decode(mode9, keys=keys(bytes(16)))
     assert t.decryption == "unsupported_mode"
-    assert "mode 10" in t.message
+    assert "mode 9" in t.message
 
 
 def test_ell_ctr_decrypts_and_checks_payload_crc():

@@ -1,8 +1,8 @@
 """Acceptance over ../shared/vectors/wireless.jsonl: link fields, transport layer, security.
 
 Definitions: "parsed through the transport layer without error" = decode() reports no problem;
-"keyed standard-security entry" = an entry with a key whose telegram uses TPL mode 5 / 7 or ELL
-AES-CTR. Exceptions are named in tests/data/wireless_exceptions.json with their outcomes.
+"keyed standard-security entry" = an entry with a key whose telegram uses TPL mode 2 / 5 / 7 / 10 or
+ELL AES-CTR. Exceptions are named in tests/data/wireless_exceptions.json with their outcomes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ EXCEPTIONS = json.loads((DATA / "wireless_exceptions.json").read_text())
 
 def _keys(row) -> KeyStore | None:
     key = row.get("key")
-    return KeyStore(default=bytes.fromhex(key)) if key and len(key) == 32 else None
+    return KeyStore(default=bytes.fromhex(key)) if key and len(key) in (16, 32) else None  # AES-128 or DES
 
 
 def test_every_link_header_parses_byte_exact(wireless_vectors):

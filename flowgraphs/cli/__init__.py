@@ -13,15 +13,31 @@ COMMANDS = {"analyze": analyze, "decode": decode, "gateway": gateway, "meter": m
             "session": session, "telegram": telegram, "tx": tx}
 
 
+def version() -> str:
+    """The installed package's version (its metadata), or a note that it is not installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("wmbus-sdr")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e . gives it its version)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wmbus-sdr",
         description="Wireless M-Bus (EN 13757 / OMS) receiver, transmitter and protocol analyser.",
     )
+    shown = f"%(prog)s {version()}"
+    parser.add_argument("--version", action="version", version=shown)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in dict.fromkeys(COMMANDS.values()):  # rx defines two commands
         module.add_parser(sub)
+    for name, command in sub.choices.items():  # `wmbus-sdr rx --version` too
+        command.add_argument("--version", action="version", version=f"wmbus-sdr {name} {version()}",
+                             help="show the version and exit")
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -57,6 +58,12 @@ def add_parser(sub) -> None:
     add_modes_option(p)
     add_key_options(p)
     add_sink_options(p)
+    p.add_argument("--ppm", type=float, default=0.0, metavar="PPM",
+                   help="correct a known tuner frequency error, in ppm as rtl_sdr -p takes it (+ = the tuner "
+                        "was high, signals lie below their channels); the summary prints the error the "
+                        "decoded meters show")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="decode a long file on N cores (segments with overlap; the same frames as one core)")
     p.add_argument("--show-bad", action="store_true", help="also print frames that fail their CRC")
     p.add_argument("--no-blank", action="store_true", help="do not blank impulsive interference")
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
@@ -69,8 +76,13 @@ def run(args) -> int:
     try:
         keys = key_store(args)
         source = open_source(args)
-        rx = Receiver(source.info, wanted_modes(args),
-                      blank_impulses=not args.no_blank)
+        if not -1000 <= args.ppm <= 1000:
+            raise ValueError(f"--ppm {args.ppm:g}: a tuner error is a few tens of ppm (at most +-1000)")
+        if args.jobs < 1:
+            raise ValueError(f"--jobs {args.jobs}: give 1 or more")
+        rx = Receiver(source.info, wanted_modes(args), blank_impulses=not args.no_blank, ppm=args.ppm,
+                      calibrate=True)
+        parallel = _parallel(args, source, rx) if args.jobs > 1 else None
         sinks = open_outputs(args)
     except (ValueError, SDRError) as err:
         print(f"wmbus-sdr decode: {err}", file=sys.stderr)
@@ -80,22 +92,21 @@ def run(args) -> int:
     formats = FormatCache()
     counts: Counter = Counter()
     t0 = time.perf_counter()
-    last_progress = t0
-    info = source.info
-    total_s = _duration(args.file, source)
+    progress = _Progress(args, source, t0)
     try:
-        for chunk in source:
-            for frame in rx.process(chunk):
+        if parallel is not None:
+            for frame in parallel.frames():
                 _emit(frame, args.show_bad, keys, formats, sinks, counts)
-            now = time.perf_counter()
-            if not args.quiet and now - last_progress > 2.0 and (total_s is None or total_s > 10):
-                done = chunk.end / info.sample_rate_hz
-                of = f" of {total_s:.1f} s ({100 * done / total_s:.0f} %)" if total_s else ""
-                print(f"\r{done:.1f} s{of}, {counts['frames']} frames", end="", file=sys.stderr, flush=True)
-                last_progress = now
-        for frame in rx.flush():
-            _emit(frame, args.show_bad, keys, formats, sinks, counts)
-    except OSError as err:
+                progress.show(parallel.samples_in, counts)
+            rx = parallel
+        else:
+            for chunk in source:
+                for frame in rx.process(chunk):
+                    _emit(frame, args.show_bad, keys, formats, sinks, counts)
+                progress.show(chunk.end, counts)
+            for frame in rx.flush():
+                _emit(frame, args.show_bad, keys, formats, sinks, counts)
+    except (OSError, SDRError) as err:
         print(f"\nwmbus-sdr decode: {args.file}: {err}", file=sys.stderr)
         return 1
     finally:
@@ -104,6 +115,42 @@ def run(args) -> int:
     if not args.quiet:
         _summary(rx, source, counts, time.perf_counter() - t0)
     return 0
+
+
+class _Progress:
+    """``12.0 s of 600.0 s (2 %), 20 frames`` on stderr every 2 s for recordings over 10 s."""
+
+    def __init__(self, args, source: FileSource, t0: float):
+        self.quiet = args.quiet
+        self.rate = source.info.sample_rate_hz
+        self.total_s = _duration(args.file, source)
+        self.last = t0
+
+    def show(self, samples_done: int, counts: Counter) -> None:
+        now = time.perf_counter()
+        if self.quiet or now - self.last <= 2.0 or (self.total_s is not None and self.total_s <= 10):
+            return
+        done = samples_done / self.rate
+        of = f" of {self.total_s:.1f} s ({100 * done / self.total_s:.0f} %)" if self.total_s else ""
+        print(f"\r{done:.1f} s{of}, {counts['frames']} frames", end="", file=sys.stderr, flush=True)
+        self.last = now
+
+
+def _parallel(args, source: FileSource, rx: Receiver):
+    """The ParallelReceiver for --jobs N, or None when the file is too short to split."""
+    from ..pipelines.parallel import ParallelReceiver, ReceiverSettings, SourceSpec
+
+    n = source.n_samples if args.file != "-" else None
+    if n is None:
+        raise ValueError("--jobs needs a file to read in pieces, not stdin")
+    settings = ReceiverSettings(modes=tuple(rx.modes), blank_impulses=not args.no_blank, ppm=args.ppm)
+    spec = SourceSpec(path=args.file, fmt=source.fmt, sample_rate_hz=source.info.sample_rate_hz,
+                      center_freq_hz=source.info.center_freq_hz)
+    par = ParallelReceiver(spec, source.info, n, settings, args.jobs)
+    if len(par.segments) < 2:
+        log.info("%s: too short to split for --jobs %d; decoding on one core", args.file, args.jobs)
+        return None
+    return par
 
 
 def _duration(path: str, source: FileSource) -> float | None:
@@ -144,8 +191,21 @@ def _summary(rx: Receiver, source: FileSource, counts: Counter, elapsed: float) 
     print(f"\r{source.info.source}: {dur:.2f} s of IQ at {source.info.sample_rate_hz / 1e6:g} Msps, "
           f"{source.info.center_freq_hz / 1e6:.3f} MHz: {counts['frames']} frames ({modes or 'none'}); "
           f"rejected: {rejects or 'none'}; {speed}", file=sys.stderr)
-    if source.trailing_bytes:
-        print(f"  note: the last {source.trailing_bytes} bytes do not form a whole {source.fmt} sample "
+    est = rx.ppm_estimate
+    if est is not None:
+        shift_khz = -est.ppm * 1e-6 * source.info.center_freq_hz / 1e3
+        print(f"  tuner frequency error: {est.describe()}; the meters lie {shift_khz:+.1f} kHz from their "
+              f"channels without correction" + (f" (--ppm {est.applied_ppm:g} applied)" if est.applied_ppm else "")
+              + (f"; decode with --ppm {est.ppm:.0f}" if est.settled and abs(est.ppm - est.applied_ppm) >= 5 else ""),
+              file=sys.stderr)
+    trailing = source.trailing_bytes
+    bad = source.bad_samples
+    if hasattr(rx, "bad_samples"):  # the parallel receiver read the file itself
+        from sdr.formats import BYTES_PER_SAMPLE
+        bad = rx.bad_samples
+        trailing = os.path.getsize(source.data_path) % BYTES_PER_SAMPLE.get(source.fmt, 1)
+    if trailing:
+        print(f"  note: the last {trailing} bytes do not form a whole {source.fmt} sample "
               "(file truncated?) and were ignored", file=sys.stderr)
-    if source.bad_samples:
-        print(f"  note: {source.bad_samples} samples were not finite (NaN/inf) and were zeroed", file=sys.stderr)
+    if bad:
+        print(f"  note: {bad} samples were not finite (NaN/inf) and were zeroed", file=sys.stderr)

@@ -22,21 +22,33 @@ FORMATS = ("cu8", "cs8", "cs16", "cf32")  # = sdr.formats.FORMATS (tests/test_la
 
 
 # --- keys --------------------------------------------------------------------------------------
+KEM_PASSWORD_ENV = "WMBUS_KEM_PASSWORD"
+
+
 def add_key_options(p: argparse.ArgumentParser, *, key_file: bool = True, key_help: str | None = None) -> None:
-    """``--key K`` (one AES-128 key for any meter) and, with ``key_file``, ``--keys FILE``."""
+    """``--key K`` (one AES-128 key for any meter) and, with ``key_file``, ``--keys FILE`` and
+    ``--kem-password``."""
     group = p.add_mutually_exclusive_group() if key_file else p
     group.add_argument("--key", metavar="K", help=key_help or "AES-128 key (32 hex digits) for any meter")
     if key_file:
-        group.add_argument("--keys", metavar="FILE", help="key file: lines 'METER_ID [MANUFACTURER] KEY'")
+        group.add_argument("--keys", metavar="FILE",
+                           help="key file, format detected: lines 'METER_ID [MANUFACTURER] KEY', CSV with an "
+                                "id,key header, JSON lines {\"id\": ..., \"key\": ...}, or a Kamstrup KEM file "
+                                "(.kem/.kem2 or a zip holding one)")
+        p.add_argument("--kem-password", metavar="PASSWORD",
+                       help=f"password of a Kamstrup KEM key file (default: ${KEM_PASSWORD_ENV})")
 
 
 def key_store(args: argparse.Namespace) -> KeyStore | None:
     """The key store the options name (``--keys FILE``, ``--key K``), None without keys;
     ValueError naming the option for a bad key or key file."""
+    import os
+
     from mbus.keys import KeyStore, parse_key
 
     if getattr(args, "keys", None):
-        return KeyStore.from_file(args.keys)
+        password = getattr(args, "kem_password", None) or os.environ.get(KEM_PASSWORD_ENV) or None
+        return KeyStore.from_file(args.keys, kem_password=password)
     if getattr(args, "key", None):
         return KeyStore(default=parse_key(args.key, where="--key"))
     return None
@@ -71,7 +83,9 @@ def add_source_options(p: argparse.ArgumentParser, *, file: str | None = None, d
                    help=center_help or "centre frequency in Hz (default: from the file)")
     if tuner:
         p.add_argument("--gain", dest="rx_gain", default="auto", help="'auto' or a gain in dB")
-        p.add_argument("--ppm", type=int, default=0, help="tuner frequency correction")
+        p.add_argument("--ppm", type=int, default=0,
+                       help="the tuner's frequency error in ppm, as rtl_sdr -p takes it (+ = the tuner is high); "
+                            "RTL-SDR and rtl_tcp correct it in the tuner, other devices in software")
 
 
 def open_source(args: argparse.Namespace, *, sample_rate_hz: float | None = None, center_freq_hz: float | None = None):

@@ -27,6 +27,12 @@ devices:
   soapy:driver=hackrf              any SoapySDR device (Debian's python3-soapysdr)
   file:PATH                        a recording replayed at real-time pace
 
+watchdog: when no samples come for --stall-timeout seconds the device is reopened (rtl_tcp
+reconnects, a USB dongle or SoapySDR device is closed and opened again), and frames keep their
+true times; after --max-restarts reopens in a row that failed or brought no samples, rx exits with
+status 1 naming the device, for systemd (Restart=on-failure) to start it afresh.
+Ctrl-C or SIGTERM ends the run with the summary, status 0.
+
 examples:
   wmbus-sdr rx --device rtlsdr:0 --keys meters.keys
   wmbus-sdr rx --device rtltcp://192.168.1.20:1234 --output rtlwmbus | wmbusmeters stdin:rtlwmbus ...
@@ -42,11 +48,18 @@ def add_parser(sub) -> None:
     add_modes_option(p)
     add_key_options(p)
     add_sink_options(p)
+    p.add_argument("--auto-ppm", action="store_true",
+                   help="correct the tuner's frequency error once the meters heard agree on it (the status line "
+                        "and summary show the estimate either way)")
     p.add_argument("--dedup", type=float, default=0.0, metavar="SECONDS", help="suppress repeats within SECONDS")
     p.add_argument("--inventory", action="store_true", help="print the meter inventory at the end")
     p.add_argument("--duration", type=float, help="stop after this many seconds of signal")
     p.add_argument("--save-iq", metavar="DIR", help="write each frame's IQ snippet to DIR as SigMF")
     p.add_argument("--quiet", action="store_true", help="no status line on stderr (the summary stays)")
+    p.add_argument("--stall-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="reopen the device after this long without samples (default 5)")
+    p.add_argument("--max-restarts", type=int, default=5, metavar="N",
+                   help="exit (status 1) after N reopens in a row that failed or brought no samples (default 5)")
 
     s = sub.add_parser("serve-rtltcp", help="serve a cu8 recording to rtl_tcp clients",
                        description="Play a cu8 recording (raw or SigMF) at real-time pace to rtl_tcp clients "
@@ -89,42 +102,64 @@ def _serve(args) -> int:
     return 0
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM (systemd stopping the service) ends the run as Ctrl-C does: with the summary."""
+    raise KeyboardInterrupt
+
+
 def _rx(args) -> int:
     from sdr.errors import SDRError
 
-    from ..pipelines.live import IqSaver, run_live
+    from ..pipelines.live import IqSaver, LiveStatus, run_live, zero_frame_hint
     from ..pipelines.receive import Receiver
     from ..sinks import Inventory, close_sinks
 
-    sinks = []
+    def named(err: BaseException) -> str:
+        """The error with the device's name in front when it does not say it (a socket's "timed out")."""
+        text = str(err) or type(err).__name__
+        return text if isinstance(err, ValueError | SDRError) or args.device in text else f"{args.device}: {text}"
+
+    signal.signal(signal.SIGTERM, _terminate)
+    sinks, source = [], None
     try:
         keys = key_store(args)
         source = open_source(args)
-        rx = Receiver(source.info, wanted_modes(args))
+        source.watchdog(stall_timeout_s=args.stall_timeout, max_restarts=args.max_restarts)
+        Receiver(source.info, wanted_modes(args))  # a band without wanted channels fails before the device opens
         sinks = open_outputs(args)
         saver = IqSaver(args.save_iq, source.info) if args.save_iq else None
         source.start()
+        # RTL-SDR, rtl_tcp and SoapySDR devices that can take --ppm correct it in the tuner (opened now:
+        # ``ppm`` says what the device applies); the rest is corrected in the channeliser
+        device_ppm = float(getattr(source, "ppm", 0) or 0)
+        rx = Receiver(source.info, wanted_modes(args), ppm=args.ppm, device_ppm=device_ppm, calibrate=True)
     except (ValueError, SDRError, OSError) as err:
+        if source is not None:
+            source.close()
         close_sinks(sinks)
-        print(f"wmbus-sdr rx: {err}", file=sys.stderr)
+        print(f"wmbus-sdr rx: {named(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        close_sinks(sinks)
+        return 0
 
-    def status(s: dict) -> None:
-        if not args.quiet:
-            print(f"\r{s['seconds']:7.0f} s  {s['frames']} frames ({s['frames_per_min']:.1f}/min)  "
-                  f"{s['meters']} meters  CPU {s['cpu_percent']:.0f} %  dropped {s['dropped']}",
+    def status(s: LiveStatus) -> None:
+        if not args.quiet and not s.final:
+            restarts = f"  restarts {s.restarts}" if s.restarts else ""
+            ppm = f"  ppm {s.ppm:+.1f}" if s.ppm is not None else ""
+            print(f"\r{s.seconds:7.0f} s  {s.frames} frames ({s.frames_per_min:.1f}/min)  "
+                  f"{s.meters} meters  CPU {s.cpu_percent:.0f} %  dropped {s.dropped_samples}{ppm}{restarts}",
                   end="", file=sys.stderr, flush=True)
 
     inventory = Inventory()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     result, rc = None, 0
     try:
         result = run_live(source, rx, sinks, keys=keys, dedup_s=args.dedup, inventory=inventory, on_status=status,
-                          stop_after_s=args.duration, save_iq=saver)
-    except KeyboardInterrupt:
+                          stop_after_s=args.duration, save_iq=saver, auto_ppm=args.auto_ppm)
+    except KeyboardInterrupt:  # a second Ctrl-C while the last bursts were flushed
         pass
-    except SDRError as err:
-        print(f"\nwmbus-sdr rx: {err}", file=sys.stderr)
+    except (SDRError, OSError) as err:
+        print(f"\nwmbus-sdr rx: {named(err)}", file=sys.stderr)
         rc = 1
     finally:
         source.close()
@@ -134,10 +169,22 @@ def _rx(args) -> int:
     if result:
         extra = (f", {result['rejected']} rejected, {result['duplicates']} duplicates, "
                  f"{result['dropped_samples']} samples dropped, CPU {result['cpu_percent']:.0f} %")
+        if result["restarts"] or result["stalls"]:
+            extra += f", {result['stalls']} stalls, {result['restarts']} reopens"
         if result["latency_max_s"] is not None:
             extra += (f", latency median {result['latency_median_s']:.2f} s / max "
                       f"{result['latency_max_s']:.2f} s")
     print(f"\n{args.device}: {frames} frames from {len(inventory.meters)} meters{extra}", file=sys.stderr)
+    est = rx.ppm_estimate
+    if est is not None:
+        advice = f"; run with --ppm {est.ppm:.0f}" if est.settled and abs(est.ppm - rx.correction_ppm) >= 5 else ""
+        applied = f" (correction in force: {rx.correction_ppm:g} ppm)" if rx.correction_ppm else ""
+        print(f"tuner frequency error: {est.describe()}{applied}{advice}", file=sys.stderr)
+    if not frames and rx.samples_in:
+        hint = zero_frame_hint(rx.stats, rx.modes, sample_rate_hz=source.info.sample_rate_hz,
+                               center_freq_hz=source.info.center_freq_hz)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
     if args.inventory and inventory.meters:
         print(inventory.table(), file=sys.stderr)
     return rc

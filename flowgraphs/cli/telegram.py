@@ -24,8 +24,10 @@ detected) and show every layer: link, ELL, AFL, transport header, security, appl
 Wired M-Bus frames (E5, 10 C A CS 16, 68 L L 68 ... 16) are recognised and decoded too.
 
 With HEX = '-', read lines 'HEX [KEY]' from stdin and write one JSON object per line, in order
-(a bad line gives an object with "error"; the batch goes on). Lines in rtl_wmbus format
-('T1;1;1;...;0x2E44...') are accepted too; blank lines and lines starting with '#' are skipped.
+(a bad line gives an object with "error" and the telegram part of the line, never its key; the
+batch goes on). Lines in rtl_wmbus format ('T1;1;1;...;0x2E44...') and JSON lines in wmbusmeters'
+stdin:jsonl shape ({"_": "decode", "telegram": "HEX", "key": "HEX"}, key optional; the key is
+this telegram's) are accepted too; blank lines and lines starting with '#' are skipped.
 
 examples:
   wmbus-sdr telegram 2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3 \\
@@ -96,14 +98,61 @@ def run(args) -> int:
     if output == "json":
         print(json.dumps(t.to_json(), ensure_ascii=False))
     else:
-        print(_render(t, output))
+        print(_render(t, output, parse_hex(args.hex), keys))
     return 0
 
 
-def _render(t, output: str) -> str:
+def _render(t, output: str, raw: bytes = b"", keys: KeyStore | None = None, formats=None) -> str:
+    """Text or explain output; explain adds the analysis of every decoder that could apply."""
+    if output != "explain":
+        return t.describe() if isinstance(t, wired.WiredTelegram) else format_text(t)
+    analysis = explain.render_analysis(explain.analyze(raw, keys=keys, formats=formats)) if raw else ""
     if isinstance(t, wired.WiredTelegram):
-        return t.describe()
-    return explain.render(t) if output == "explain" else format_text(t)
+        return t.describe() + ("\n" + analysis if analysis else "")
+    return explain.render(t) + ("\n" + analysis if analysis else "")
+
+
+def _stream_line(text: str, lineno: int, keys: KeyStore | None) -> tuple[str, KeyStore | None]:
+    """(telegram text, key store) of one stdin line: 'HEX [KEY]', an rtl_wmbus line, or a JSON line
+    {"_": "decode", "telegram": HEX, "key": HEX}. Errors never quote the key."""
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"line {lineno}: not a JSON object (column {err.colno}: {err.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("telegram"), str):
+            raise ValueError(f"line {lineno}: a JSON line needs \"telegram\": \"HEX\"")
+        if obj.get("_", "decode") != "decode":
+            raise ValueError(f"line {lineno}: JSON line with \"_\" = {str(obj['_'])[:40]!r}; only \"decode\" is read")
+        key = obj.get("key")
+        if key is None or (isinstance(key, str) and key.strip().upper() in ("", "NOKEY")):
+            return obj["telegram"], keys
+        if not isinstance(key, str):
+            raise ValueError(f"line {lineno}: \"key\" must be a hex string")
+        return obj["telegram"], KeyStore(default=parse_key(key, where=f"line {lineno}"))
+    if ";" in text:
+        return text, keys
+    parts = text.split()
+    if len(parts) == 2:
+        return parts[0], (keys or KeyStore()).with_default(parse_key(parts[1], where=f"line {lineno}"))
+    if len(parts) > 2:
+        raise ValueError(f"expected 'HEX [KEY]', found {len(parts)} fields")
+    return text, keys
+
+
+def _echo(text: str) -> str:
+    """The part of a bad input line an error may repeat: the telegram, never a key."""
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            return "(JSON line not repeated: it may hold a key)"
+        telegram = obj.get("telegram") if isinstance(obj, dict) else None
+        return telegram[:600] if isinstance(telegram, str) else "(JSON line without a telegram)"
+    if ";" in text:
+        return text[:600]
+    parts = text.split()
+    return parts[0][:600] + (" (key not repeated)" if len(parts) > 1 else "")
 
 
 def _run_stream(args, keys: KeyStore | None) -> int:
@@ -119,17 +168,12 @@ def _run_stream(args, keys: KeyStore | None) -> int:
             continue
         counts["lines"] += 1
         try:
-            parts = text.split()
-            line_keys = keys
-            if len(parts) == 2 and ";" not in parts[1]:
-                line_keys = (keys or KeyStore()).with_default(parse_key(parts[1], where=f"line {lineno}"))
-            elif len(parts) > 2 and ";" not in text:
-                raise ValueError(f"expected 'HEX [KEY]', found {len(parts)} fields")
-            t = _decode(parse_hex(parts[0] if ";" not in text else text), line_keys, args, fragments, formats)
+            hex_text, line_keys = _stream_line(text, lineno, keys)
+            t = _decode(parse_hex(hex_text), line_keys, args, fragments, formats)
         except (ValueError, DecodeError) as err:
             counts["error"] += 1
             if output == "json":
-                write(dumps({"line": lineno, "input": text[:600], "error": str(err)}) + "\n")
+                write(dumps({"line": lineno, "input": _echo(text), "error": str(err)}) + "\n")
             else:
                 write(f"line {lineno}: error: {err}\n")
             continue
@@ -137,7 +181,8 @@ def _run_stream(args, keys: KeyStore | None) -> int:
         if output == "json":
             write(dumps(t.to_json()) + "\n")
         else:
-            write(_render(t, output) + ("\n\n" if output == "explain" else "\n"))
+            raw = parse_hex(hex_text) if output == "explain" else b""
+            write(_render(t, output, raw, line_keys) + ("\n\n" if output == "explain" else "\n"))
     sys.stdout.flush()
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "lines")
     print(f"wmbus-sdr telegram: {counts['lines']} lines: {summary or 'nothing decoded'}", file=sys.stderr)

@@ -1,11 +1,16 @@
 """Live reception: source -> Receiver -> OMS stack -> output sinks (:mod:`flowgraphs.sinks`), with
-dedup and a meter inventory."""
+dedup and a meter inventory.
+
+Status: every ``status_every_s`` (and once at the end) :func:`run_live` hands a :class:`LiveStatus`
+to each ``on_status`` callback — the status line of ``rx``, and any output that reports the
+receiver's health (metrics, MQTT diagnostics)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from mbus.compact import FormatCache
 from mbus.errors import DecodeError
@@ -135,13 +140,80 @@ class ArrivalClock:
         return None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveStatus:
+    """The live receiver's health at one moment (``final``: at the end of the run)."""
+
+    seconds: float  # host time since the run started
+    frames: int  # frames passed on (CRC good, not duplicates)
+    frames_per_min: float
+    rejected: int  # frames with a bad CRC (or otherwise rejected)
+    duplicates: int
+    bursts: int  # transmissions the burst finders heard
+    meters: int | None  # meters in the inventory (None without one)
+    cpu_percent: float  # of one core, this process, since the start
+    dropped_samples: int  # samples lost (overflow, gaps, reconnects)
+    gaps: int  # breaks in the sample stream
+    restarts: int  # device reopens (watchdog or lost device / connection)
+    stalls: int  # times no samples came for the stall timeout
+    signal_s: float  # seconds of signal by the sample clock (last sample index / rate)
+    ppm: float | None = None  # the tuner's frequency error the meters show (rtl_sdr -p convention)
+    ppm_spread: float | None = None  # its spread over meters (None with fewer than two)
+    ppm_meters: int = 0  # meters the estimate stands on
+    ppm_applied: float = 0.0  # correction in force (--ppm, --auto-ppm)
+    rejected_reasons: tuple[tuple[str, int], ...] = ()  # the receiver's rejections by reason (Receiver.stats)
+    final: bool = False
+
+    @property
+    def dropped(self) -> int:
+        """(The name of the status line's field.)"""
+        return self.dropped_samples
+
+
+def zero_frame_hint(stats, modes: Iterable[str], *, sample_rate_hz: float, center_freq_hz: float) -> str | None:
+    """For a run that passed on no frame: which option is likely wrong, from what the receiver saw
+    (``Receiver.stats``: bursts heard, frames rejected by reason); None when there is nothing to say."""
+    bursts = stats.get("bursts", 0)
+    if stats.get("frames", 0) or any(k.startswith("frames ") and v for k, v in stats.items()):
+        return None
+    rejected = {k.removeprefix("rejected "): v for k, v in stats.items() if k.startswith("rejected ") and v}
+    rate = f"--rate {sample_rate_hz / 1e6:g}e6"
+    center = f"--center {center_freq_hz / 1e6:g}e6"
+    modes = ",".join(modes)
+    if rejected:
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(rejected.items(), key=lambda kv: -kv[1]))
+        return (f"{sum(rejected.values())} frames were found but rejected ({reasons}): the signal is weak or "
+                f"disturbed (antenna, --gain), or the tuner is off frequency (--ppm); if the sample rate the "
+                f"device really runs at is not {rate}, say so")
+    if bursts:
+        return (f"{bursts} transmissions were heard but none carried a sync word of the modes received ({modes}): "
+                f"the sample rate ({rate}: is it the rate the device or recording really has?), the centre "
+                f"frequency ({center}) or --modes is likely wrong")
+    return (f"nothing was heard on the channels of {modes}: check the antenna and --gain, and that {center} "
+            "(Hz) is the 868 MHz band the meters use")
+
+
 def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStore | None = None,
-             dedup_s: float = 0.0, inventory: Inventory | None = None, on_status: Callable | None = None,
-             status_every_s: float = 10.0, stop_after_s: float | None = None, save_iq: IqSaver | None = None) -> dict:
-    """Drive the receiver from live chunks until the source ends (or ``stop_after_s`` of signal).
+             dedup_s: float = 0.0, inventory: Inventory | None = None,
+             on_status: Callable[[LiveStatus], None] | Iterable[Callable[[LiveStatus], None]] | None = None,
+             status_every_s: float = 10.0, stop_after_s: float | None = None, save_iq: IqSaver | None = None,
+             auto_ppm: bool = False) -> dict:
+    """Drive the receiver from live chunks until the source ends (or ``stop_after_s`` of signal, or
+    Ctrl-C / SIGTERM raised as KeyboardInterrupt: the bursts still open are flushed and the summary
+    returned, with ``interrupted`` set).
+
+    ``on_status``: one callable or several, each given a :class:`LiveStatus` every
+    ``status_every_s`` and a final one (``final=True``) at the end. When ``chunks`` is a source,
+    its ``restarts`` and ``stalls`` counters are reported.
+
+    ``auto_ppm``: once the tuner-error estimate is settled (enough meters that agree, see
+    :class:`~flowgraphs.pipelines.calibration.PpmEstimate`) and more than 1 ppm from the correction
+    in force, the receiver corrects it (once), logged and reported as ``ppm_applied``.
 
     Latency: for each frame, the time from its last chip arriving (estimated from the arrival time
     of the chunk that held it) to its output."""
+    callbacks = [] if on_status is None else [on_status] if callable(on_status) else list(on_status)
+    callbacks += [s.on_status for s in sinks if callable(getattr(s, "on_status", None))]  # metrics, influx
     formats = FormatCache()
     dedup = Dedup(dedup_s)
     counts = {"frames": 0, "rejected": 0, "duplicates": 0}
@@ -151,9 +223,6 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
     dropped = 0
     latencies: list[float] = []
     clock = ArrivalClock(rx.info.sample_rate_hz)
-    # status goes to on_status and to the sinks that take it (metrics, influx)
-    status_hooks = [on_status] if on_status is not None else []
-    status_hooks += [s.on_status for s in sinks if callable(getattr(s, "on_status", None))]
 
     def handle(frame: RxFrame) -> None:
         t_end = clock.on_air(frame.end_sample)
@@ -178,29 +247,58 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
         for sink in sinks:
             sink(frame, t)
 
-    for chunk in chunks:
-        dropped += chunk.dropped
-        clock.mark(chunk.end, chunk.arrived)
-        if save_iq is not None:
-            save_iq.feed(chunk)
-        for frame in rx.process(chunk):
-            handle(frame)
-        now = time.monotonic()
-        if status_hooks and now - last_status >= status_every_s:
-            wall = now - t0
-            status = {"seconds": wall, "frames": counts["frames"], "frames_per_min": 60 * counts["frames"] / wall,
-                      "meters": len(inventory.meters) if inventory else None,
-                      "cpu_percent": 100 * (time.process_time() - cpu0) / wall, "dropped": dropped,
-                      "rejected": {k.split(" ", 1)[1]: n for k, n in rx.stats.items() if k.startswith("rejected ")}}
-            for hook in status_hooks:
-                hook(status)
-            last_status = now
-        if stop_after_s is not None and chunk.end >= stop_after_s * rx.info.sample_rate_hz:
-            break
+    auto = {"done": not auto_ppm}
+
+    def calibrate() -> None:
+        est = rx.ppm_estimate
+        if auto["done"] or est is None or not est.settled or abs(est.ppm - rx.correction_ppm) < 1.0:
+            return
+        log.warning("%s: the tuner is %s; correcting it from now on (--auto-ppm)", rx.info.source, est.describe())
+        rx.set_ppm(round(est.ppm, 1))
+        auto["done"] = True
+
+    def status(final: bool = False) -> LiveStatus:
+        wall = max(time.monotonic() - t0, 1e-9)
+        est = rx.ppm_estimate
+        return LiveStatus(seconds=wall, frames=counts["frames"], frames_per_min=60 * counts["frames"] / wall,
+                          rejected=counts["rejected"], duplicates=counts["duplicates"], bursts=rx.stats["bursts"],
+                          meters=len(inventory.meters) if inventory is not None else None,
+                          cpu_percent=100 * (time.process_time() - cpu0) / wall, dropped_samples=dropped,
+                          gaps=rx.gaps, restarts=getattr(chunks, "restarts", 0), stalls=getattr(chunks, "stalls", 0),
+                          signal_s=rx.samples_in / rx.info.sample_rate_hz,
+                          ppm=est.ppm if est is not None else None, ppm_spread=est.spread_ppm if est else None,
+                          ppm_meters=est.meters if est is not None else 0,
+                          ppm_applied=rx.correction_ppm, final=final,
+                          rejected_reasons=tuple(sorted((k.removeprefix("rejected "), v) for k, v in rx.stats.items()
+                                                        if k.startswith("rejected "))))
+
+    interrupted = False
+    try:
+        for chunk in chunks:
+            dropped += chunk.dropped
+            clock.mark(chunk.end, chunk.arrived)
+            if save_iq is not None:
+                save_iq.feed(chunk)
+            for frame in rx.process(chunk):
+                handle(frame)
+            calibrate()
+            now = time.monotonic()
+            if callbacks and now - last_status >= status_every_s:
+                s = status()
+                for callback in callbacks:
+                    callback(s)
+                last_status = now
+            if stop_after_s is not None and chunk.end >= stop_after_s * rx.info.sample_rate_hz:
+                break
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: end the run as if the source had ended
+        interrupted = True
     for frame in rx.flush():
         handle(frame)
-    wall = time.monotonic() - t0
-    return {**counts, "dropped_samples": dropped, "seconds": wall,
-            "cpu_percent": 100 * (time.process_time() - cpu0) / max(wall, 1e-9),
+    final = status(final=True)
+    for callback in callbacks:
+        callback(final)
+    return {**counts, "dropped_samples": dropped, "seconds": final.seconds, "cpu_percent": final.cpu_percent,
+            "bursts": final.bursts, "restarts": final.restarts, "stalls": final.stalls, "interrupted": interrupted,
+            "ppm": final.ppm, "ppm_applied": final.ppm_applied, "ppm_estimate": rx.ppm_estimate,
             "latency_max_s": max(latencies) if latencies else None,
             "latency_median_s": sorted(latencies)[len(latencies) // 2] if latencies else None}

@@ -3,6 +3,7 @@ demodulator -> link frames (RxFrame), counted per mode and per rejection reason.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -13,8 +14,11 @@ from dsp.channelizer import Channelizer
 from dsp.demod import Demodulator, FrameResult
 from dsp.detect import BurstFinder
 from dsp.frontend import ImpulseBlanker
+from dsp.measure import carrier_fit
 from dsp.modes import MODES, ModeSpec, default_rx_modes, receivable_modes
 from sdr.types import IQChunk, StreamInfo
+
+from .calibration import PpmCalibrator, PpmEstimate
 
 DEFAULT_MODES = default_rx_modes()  # every receivable meter -> other mode (dsp.modes)
 CHANNEL_HALF_WIDTH_HZ = 175e3  # a channel is planned when this much of it is inside the band's edge
@@ -110,7 +114,8 @@ class Receiver:
     """
 
     def __init__(self, info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES, *, blank_impulses: bool = True,
-                 keep_detail: bool = False):
+                 keep_detail: bool = False, ppm: float = 0.0, device_ppm: float = 0.0, calibrate: bool = False,
+                 calibrator: PpmCalibrator | None = None):
         self.info = info
         self.keep_detail = keep_detail
         self.plan = plan_channels(info, modes)
@@ -119,8 +124,13 @@ class Receiver:
             hi = (info.center_freq_hz + info.sample_rate_hz / 2) / 1e6
             raise ValueError(f"no wanted channel inside the captured band {lo:.3f}-{hi:.3f} MHz; centre the "
                              "capture at 868.625 MHz (S, T, C at once) or 868.95 MHz (T1/C1) with >= 1.6 Msps")
-        self.channelizer = Channelizer(info.sample_rate_hz, info.center_freq_hz,
-                                       {name: f for name, (f, _) in self.plan.items()})
+        self.ppm = float(ppm)  # the tuner error corrected (rtl_sdr -p convention) ...
+        self.device_ppm = float(device_ppm)  # ... of which the device corrects this much itself
+        self._pending_ppm: float | None = None
+        self.channelizer = self._channelizer()
+        if calibrator is None and calibrate:
+            calibrator = PpmCalibrator(info.center_freq_hz, applied_ppm=self.ppm)
+        self.calibrator = calibrator  # learns the tuner error from the frames (calibrate=True)
         self.blanker = ImpulseBlanker() if blank_impulses else None
         self.finders = {name: BurstFinder(name) for name in self.plan}
         self.demods = {name: Demodulator(self.channelizer.out_rate, list(ms)) for name, (_, ms) in self.plan.items()}
@@ -129,6 +139,33 @@ class Receiver:
         self.samples_lost = 0  # samples missing between chunks (gaps)
         self._segment: int | None = None  # absolute input index of the current segment's channel sample 0
         self._clock0_ns: int | None = None  # UTC ns of absolute sample 0 (the sample clock's anchor)
+
+    @property
+    def tuner_center_hz(self) -> float:
+        """Where the tuner really is: the nominal centre moved by the tuner error in force (``ppm``,
+        the rtl_sdr -p convention: + = the tuner is high) less what the device corrects itself."""
+        return self.info.center_freq_hz * (1 + (self.ppm - self.device_ppm) * 1e-6)
+
+    def _channelizer(self) -> Channelizer:
+        return Channelizer(self.info.sample_rate_hz, self.tuner_center_hz,
+                           {name: f for name, (f, _) in self.plan.items()})
+
+    def set_ppm(self, ppm: float) -> None:
+        """Correct a tuner error of ``ppm`` (in all, the device's own correction included) from the
+        next chunk on: the channels are re-planned at that chunk's first sample, as after a gap (a
+        frame on air at that moment may be lost)."""
+        self._pending_ppm = float(ppm)
+
+    @property
+    def correction_ppm(self) -> float:
+        """The tuner error corrected, or about to be from the next chunk (set_ppm)."""
+        return self._pending_ppm if self._pending_ppm is not None else self.ppm
+
+    @property
+    def ppm_estimate(self) -> PpmEstimate | None:
+        """The tuner error learnt from the frames decoded so far (None without ``calibrate`` or
+        before the first frame was fitted)."""
+        return self.calibrator.estimate() if self.calibrator is not None else None
 
     @property
     def gaps(self) -> int:
@@ -145,6 +182,17 @@ class Receiver:
             return None
         return self._clock0_ns + int(round(sample * 1e9 / self.info.sample_rate_hz))
 
+    @property
+    def alignment(self) -> int:
+        """Input samples between starts that put every block (blanker blocks, channeliser FFT
+        blocks, burst-finder windows) on the grid of a stream started at sample 0: a run started at
+        a multiple of this, early enough, gives the same frames as the whole stream (decode --jobs)."""
+        grid = [self.channelizer.hop, self.channelizer.decimation]
+        grid += [f.window * self.channelizer.decimation for f in self.finders.values()]
+        if self.blanker is not None:
+            grid.append(self.blanker.block)
+        return math.lcm(*grid)
+
     def process(self, chunk: IQChunk) -> Iterator[RxFrame]:
         x = chunk.samples
         if chunk.time_ns is not None:
@@ -153,6 +201,16 @@ class Receiver:
             if self._clock0_ns is None or t0 < self._clock0_ns:
                 self._clock0_ns = t0
         if self._segment is None:
+            x = self._begin_segment(chunk.start, x)
+        elif self._pending_ppm is not None and chunk.start >= self.samples_in:
+            yield from self._end_segment()
+            self.ppm, self._pending_ppm = self._pending_ppm, None
+            self.channelizer = self._channelizer()
+            if self.calibrator is not None:
+                self.calibrator.reapply(self.ppm)
+            if chunk.start != self.samples_in:
+                self.samples_lost += chunk.start - self.samples_in
+                self.stats["gaps"] += 1
             x = self._begin_segment(chunk.start, x)
         elif chunk.start != self.samples_in:
             if chunk.start < self.samples_in:
@@ -208,10 +266,21 @@ class Receiver:
         self.stats["bursts"] += 1
         freq, _ = self.plan[name]
         ch = next(c for c in self.channelizer.channels if c.name == name)
+        bin_error = ch.offset_hz - (freq - self.tuner_center_hz)
         for r in self.demods[name].demodulate(burst.samples):
-            frame = self._frame(r, burst, freq, ch.offset_hz - (freq - self.info.center_freq_hz))
+            frame = self._frame(r, burst, freq, bin_error)
             self.stats[f"frames {r.mode}" if r.crc_ok else f"rejected {r.reason}"] += 1
+            if r.crc_ok and self.calibrator is not None:
+                self._calibrate(frame, r, burst, bin_error)
             yield frame
+
+    def _calibrate(self, frame: RxFrame, r: FrameResult, burst, bin_error: float) -> None:
+        if not self.calibrator.wants(frame.telegram, frame.t_s):
+            return
+        fit = carrier_fit(burst.samples, self.channelizer.out_rate, mode=r.mode, canonical=r.telegram,
+                          frame_format=r.frame_format, sync_start=r.sync_start, chip_rate_hz=r.chip_rate_hz)
+        if fit is not None:
+            self.calibrator.add(frame.telegram, frame.t_s, fit[0] + bin_error, sample=frame.sample)
 
     def _input_index(self, burst, position: float) -> int:
         """Absolute input sample index of a (fractional) position inside a burst."""

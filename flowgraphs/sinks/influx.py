@@ -12,9 +12,9 @@ without a clock: the server then stamps the arrival):
 - ``wmbus_frame`` — one per frame: tags ``meter``, ``manufacturer``, ``type``, ``mode``; fields
   ``rssi_dbfs``, ``noise_dbfs``, ``snr_db``, ``freq_offset_hz`` and ``sample`` (the absolute input
   sample index, an integer).
-- ``wmbus_receiver`` — with ``rx``, once per status interval: the live loop's figures as float
-  fields (``frames``, ``frames_per_min``, ``meters``, ``dropped``, ``cpu_percent``, ``seconds``),
-  stamped with the host clock.
+- ``wmbus_receiver`` — with ``rx``, once per status interval and at the end: the numbers of the
+  live loop's status (``frames``, ``frames_per_min``, ``rejected``, ``dropped_samples``, ``restarts``,
+  ``stalls``, ``ppm``, ``cpu_percent`` ...) as float fields, stamped with the host clock.
 
 Escaping follows the line-protocol reference: commas and spaces in the measurement, commas, equals
 signs and spaces in tag keys, tag values and field keys with a backslash; double quotes and
@@ -31,6 +31,7 @@ points, wrong database or token) is dropped and logged. Nothing here raises into
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.client
 import logging
 import math
@@ -50,6 +51,7 @@ from .base import lines
 if TYPE_CHECKING:
     from mbus.telegram import Telegram
 
+    from ..pipelines.live import LiveStatus
     from ..pipelines.receive import RxFrame
     from .base import Sink, SinkOptions
 
@@ -144,14 +146,15 @@ def influx_points(frame: RxFrame, telegram: Telegram | None) -> list[str]:
     return out
 
 
-def status_point(status: dict, time_ns: int | None = None) -> str | None:
-    """The live loop's status figures as one ``wmbus_receiver`` point: its numbers, all as floats
-    (a field keeps one type in InfluxDB, and a figure may come as an int once and a float later)."""
+def status_point(status: LiveStatus, time_ns: int | None = None) -> str | None:
+    """The live loop's status as one ``wmbus_receiver`` point: its numbers, all as floats (a field
+    keeps one type in InfluxDB, and a figure may come as an int once and a float later)."""
     fields: dict[str, str | None] = {}
-    for key, value in status.items():
+    for f in dataclasses.fields(status):
+        value = getattr(status, f.name)
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
-        fields[key] = float_field(value)
+        fields[f.name] = float_field(value)
     return point(STATUS_MEASUREMENT, {}, fields, time_ns if time_ns is not None else time.time_ns())
 
 
@@ -363,7 +366,7 @@ class InfluxSink:
     def __call__(self, frame: RxFrame, telegram: Telegram | None) -> None:
         self.writer.put(influx_points(frame, telegram))
 
-    def on_status(self, status: dict) -> None:
+    def on_status(self, status: LiveStatus) -> None:
         line = status_point(status)
         if line is not None:
             self.writer.put([line])

@@ -7,8 +7,10 @@
   receiver's own count with ``rx`` (the live loop's status), else those the sink was given
   (``decode --show-bad``);
 - ``wmbus_dropped_samples_total`` (counter): IQ samples the source lost (``rx``);
-- ``wmbus_frequency_error_ppm`` (gauge): the live loop's estimate when it gives one, else the
-  median carrier offset of the last frames relative to their channel; absent until a frame came;
+- ``wmbus_frequency_error_ppm`` (gauge): the tuner's frequency error the meters show, as ``rx``'s
+  status line gives it (rtl_sdr -p convention); absent until known (and with ``decode``);
+- ``wmbus_source_restarts_total``, ``wmbus_source_stalls_total``, ``wmbus_duplicate_frames_total``
+  (counters, ``rx``): device reopens, stalls of the sample stream, repeats suppressed by ``--dedup``;
 - ``process_cpu_seconds_total`` (counter): CPU time of this process (all threads);
 - ``wmbus_meter_rssi_dbfs{meter,manufacturer}`` and ``wmbus_meter_last_frame_timestamp_seconds``
   (gauges): each meter's last frame; ``wmbus_last_frame_timestamp_seconds``: the last frame of
@@ -26,23 +28,22 @@ from __future__ import annotations
 import logging
 import math
 import socket
-import statistics
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mbus.telegram import Telegram
 
+    from ..pipelines.live import LiveStatus
     from ..pipelines.receive import RxFrame
     from .base import SinkOptions
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-PPM_FRAMES = 50  # frames in the median frequency offset
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -88,9 +89,11 @@ class Metrics:
         self.frames: Counter = Counter()  # mode -> frames passed on
         self.rejected_seen: Counter = Counter()  # reason -> bad frames given to the sink
         self.rejected_receiver: dict[str, int] | None = None  # reason -> count, from the live loop
-        self.dropped_samples: int | None = None
-        self.status_ppm: float | None = None
-        self._offsets_ppm: deque[float] = deque(maxlen=PPM_FRAMES)
+        self.dropped_samples: int | None = None  # these from the live loop's status (rx)
+        self.restarts: int | None = None
+        self.stalls: int | None = None
+        self.duplicates: int | None = None
+        self.ppm: float | None = None
         self.meters: dict[tuple[str, str], tuple[float, int | None]] = {}  # (id, manufacturer) -> (rssi, time_ns)
         self.last_frame_ns: int | None = None
 
@@ -100,8 +103,6 @@ class Metrics:
                 self.rejected_seen[frame.reason] += 1
                 return
             self.frames[frame.mode] += 1
-            if frame.channel_hz > 0 and math.isfinite(frame.freq_offset_hz):
-                self._offsets_ppm.append(frame.freq_offset_hz / frame.channel_hz * 1e6)
             if telegram is not None:
                 key = (telegram.meter.id, telegram.meter.manufacturer_code)
             else:
@@ -110,23 +111,19 @@ class Metrics:
             if frame.time_ns is not None:
                 self.last_frame_ns = max(frame.time_ns, self.last_frame_ns or frame.time_ns)
 
-    def on_status(self, status: dict) -> None:
-        """The live loop's figures: ``dropped`` samples, ``rejected`` {reason: count}, ``ppm``."""
+    def on_status(self, status: LiveStatus) -> None:
+        """The live loop's figures: dropped samples, rejections by reason, restarts, stalls,
+        duplicates and the tuner's ppm (kept while the estimate is unknown)."""
         with self._lock:
-            if isinstance(status.get("dropped"), int):
-                self.dropped_samples = status["dropped"]
-            if isinstance(status.get("rejected"), dict):
-                self.rejected_receiver = dict(status["rejected"])
-            ppm = status.get("ppm")
-            if isinstance(ppm, int | float) and math.isfinite(ppm):
-                self.status_ppm = float(ppm)
+            self.dropped_samples = status.dropped_samples
+            self.rejected_receiver = dict(status.rejected_reasons)
+            self.restarts, self.stalls, self.duplicates = status.restarts, status.stalls, status.duplicates
+            if status.ppm is not None and math.isfinite(status.ppm):
+                self.ppm = float(status.ppm)
 
     def render(self) -> str:
         with self._lock:
             rejected = self.rejected_receiver if self.rejected_receiver is not None else self.rejected_seen
-            ppm = self.status_ppm
-            if ppm is None and self._offsets_ppm:
-                ppm = statistics.median(self._offsets_ppm)
             out: list[str] = []
             out += family("wmbus_frames_total", "counter",
                           "Frames with a good CRC passed to the outputs, by link mode.",
@@ -135,9 +132,15 @@ class Metrics:
                           [({"reason": r}, n) for r, n in sorted(rejected.items())])
             out += family("wmbus_dropped_samples_total", "counter", "IQ samples lost by the source.",
                           [] if self.dropped_samples is None else [({}, self.dropped_samples)])
+            for name, help_text, value in (
+                    ("wmbus_source_restarts_total", "Device reopens (watchdog, lost device or connection).",
+                     self.restarts),
+                    ("wmbus_source_stalls_total", "Times no samples came for the stall timeout.", self.stalls),
+                    ("wmbus_duplicate_frames_total", "Repeated frames suppressed by --dedup.", self.duplicates)):
+                out += family(name, "counter", help_text, [] if value is None else [({}, value)])
             out += family("wmbus_frequency_error_ppm", "gauge",
-                          "Receiver frequency error estimate in ppm (median carrier offset of recent frames).",
-                          [] if ppm is None else [({}, round(ppm, 3))])
+                          "The tuner's frequency error the meters show, in ppm (rtl_sdr -p convention).",
+                          [] if self.ppm is None else [({}, round(self.ppm, 3))])
             out += family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
                           [({}, round(time.process_time(), 3))])
             meters = sorted(self.meters.items())
@@ -203,7 +206,7 @@ class MetricsSink:
     def __call__(self, frame: RxFrame, telegram: Telegram | None) -> None:
         self.metrics.add(frame, telegram)
 
-    def on_status(self, status: dict) -> None:
+    def on_status(self, status: LiveStatus) -> None:
         self.metrics.on_status(status)
 
     def close(self) -> None:

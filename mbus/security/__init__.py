@@ -13,6 +13,7 @@ Two tables share the one API: :data:`TPL_MODES` (the CF mode number of the trans
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,9 @@ from ..errors import FieldError, UnsupportedModeError
 MODE_NAMES = {
     0: "no encryption", 1: "manufacturer specific", 2: "DES-CBC, IV = 0", 3: "DES-CBC, IV != 0",
     4: "specific usage", 5: "AES-128-CBC, IV from address and ACC", 6: "reserved",
-    7: "AES-128-CBC, IV = 0, KDF keys", 8: "AES-128-CTR + CMAC", 9: "AES-128-GCM",
-    10: "AES-128-CCM", 13: "TLS", 15: "specific usage",
+    7: "AES-128-CBC, IV = 0, KDF keys", 8: "AES-CTR + CMAC", 9: "AES-GCM",
+    10: "AES-128-CCM", 11: "reserved", 12: "reserved", 13: "TLS", 14: "reserved", 15: "specific usage",
+    **{n: "reserved / manufacturer use" for n in range(16, 32)},
 }
 
 
@@ -39,6 +41,10 @@ class SecurityContext:
     counter: int | None = None  # message counter for KDF (AFL MCR or TPL counter)
     cc: int | None = None  # ELL communication control (ELL modes)
     session: int | None = None  # ELL session number (ELL modes)
+    header: bytes = b""  # the TPL header as on air, CI to the last CF extension byte (mode 10's AAD)
+    cfe: int | None = None  # configuration-field extension (modes 7 and 10)
+    encrypted_bytes: int | None = None  # mode 10: CF bits 7-0 (0xFF = all)
+    date: _dt.date | None = None  # mode 3: the day the meter encrypted (not in the telegram)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +73,9 @@ class SecurityMode:
     layer: str = "TPL"
     implemented: bool = True  # False: the layout is known, decryption is not (-> unsupported_mode)
     cfe_size: int = 0  # bytes of the CF extension (CFE); 0: no extension, the hooks below are not called
+    key_size: int = 16  # bytes of the meter key the mode takes (DES: 8)
+    uses_blocks: bool = True  # CF bits 7-4 count 16-byte encrypted blocks (mode 10: bytes, no blocks)
+    filler_check: bool = True  # the plaintext starts 2F 2F (and 2F 2F in the clear means "not encrypted")
 
     # --- configuration field -------------------------------------------------------------------
 
@@ -110,6 +119,25 @@ class SecurityMode:
         """(CF, extension, AFL layer or None) for the frame builder; ``options`` is the frame spec."""
         cf = b_bit << 15 | a_bit << 14 | int(sync) << 13 | self.number << 8 | blocks << 4 | content << 2
         return cf, ConfigExtension(), None
+
+    def prepare_plain(self, data: bytes, blocks: int | None) -> tuple[bytes, int]:
+        """(plaintext to encrypt, CF block count) for the frame builder: the CBC modes put 2F 2F in
+        front and pad with 2F to ``blocks`` (None: as few as the data needs)."""
+        plain = b"\x2f\x2f" + data
+        need = -(-len(plain) // 16)
+        if blocks is None:
+            blocks = need
+        if blocks < need:
+            raise ValueError(f"blocks {blocks}: the data needs {need} blocks of 16 bytes")
+        if blocks == 0:
+            raise ValueError("blocks 0: give at least one encrypted block")
+        if blocks > 15:
+            raise ValueError(f"blocks {blocks}: the configuration field holds at most 15")
+        return plain + b"\x2f" * (16 * blocks - len(plain)), blocks
+
+    def verified_text(self) -> str:
+        """How a successful decryption was checked, for the telegram's message."""
+        return f"mode {self.number}, 2F2F verified"
 
     # --- crypto --------------------------------------------------------------------------------
 
@@ -166,8 +194,8 @@ def tpl_mode(number: int) -> SecurityMode:
 
 
 def is_known(number: int) -> bool:
-    """A mode number the standard names or a registered mode (others are reserved)."""
-    return number in TPL_MODES or number in MODE_NAMES
+    """A mode number the standard gives a meaning (not reserved), or a registered mode."""
+    return number in TPL_MODES or (number in MODE_NAMES and "reserved" not in MODE_NAMES[number])
 
 
 def can_decrypt(number: int) -> bool:
@@ -191,8 +219,9 @@ def _plain(number: int) -> SecurityMode:
 
 
 # --- the registry: one line per mode module -----------------------------------------------------
-from . import ell_ctr, mode5, mode7, mode10  # noqa: E402  (the modules import the base class above)
+from . import des, ell_ctr, mode5, mode7, mode10  # noqa: E402  (the modules import the base class above)
 
-_BUILTIN = (mode5.SECURITY_MODE, mode7.SECURITY_MODE, mode10.SECURITY_MODE, ell_ctr.SECURITY_MODE)
+_BUILTIN = (des.MODE_2, des.MODE_3, mode5.SECURITY_MODE, mode7.SECURITY_MODE, mode10.SECURITY_MODE,
+            ell_ctr.SECURITY_MODE)
 for _mode in _BUILTIN:
     register(_mode)
