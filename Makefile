@@ -25,6 +25,7 @@ stress: $(STAMP)
 ## bench: the benchmarks quoted in the README
 bench: $(STAMP)
 	$(PY) benchmarks/telegram_throughput.py
+	$(PY) benchmarks/driver_values.py
 	$(PY) benchmarks/fuzz_stack.py
 	$(PY) benchmarks/rx_throughput.py
 	$(PY) benchmarks/rx_throughput.py --rate 2.4e6

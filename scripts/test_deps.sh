@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# System programs the tests talk to: an MQTT broker (mosquitto), an independent decoder (rtl_433) and a
-# browser that renders the conformance report (chromium).
+# System programs the tests talk to: an MQTT broker (mosquitto), an independent decoder (rtl_433), a
+# browser that renders the conformance report (chromium) and systemd-analyze (checks the service unit).
 # As root they are installed with apt-get when missing; otherwise the exact command is printed and
 # the tests that need them skip with a message.
 set -uo pipefail
@@ -8,6 +8,7 @@ missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v rtl_433 >/dev/null 2>&1 || missing+=(rtl-433)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test_deps: installing ${missing[*]}" >&2

@@ -384,7 +384,8 @@ def test_the_live_loop_writes_frames_and_its_status_to_a_real_influxdb(tmp_path,
     src = FileSource(str(_timed_recording(tmp_path)))
     statuses = []
     try:
-        result = run_live(src, Receiver(src.info), [sink], keys=KeyStore.from_file(KEYS), on_status=statuses.append)
+        result = run_live(src, Receiver(src.info), [sink], keys=KeyStore.from_file(KEYS),
+                          on_status=[statuses.append, sink.on_status])  # as rx wires them
     finally:
         sink.close()
     assert sink.writer.sent > 8 and sink.writer.dropped == sink.writer.rejected == 0

@@ -5,6 +5,7 @@ clear line when a device or driver is missing."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import socket
@@ -190,7 +191,9 @@ def _rx_to_broker(port: int, topics: str, *extra: str):
     paho = pytest.importorskip("paho.mqtt.client")
     got = []
     client = paho.Client(paho.CallbackAPIVersion.VERSION2)
-    client.on_message = lambda c, u, msg: got.append((msg.topic, json.loads(msg.payload)))
+    # the receiver's availability (PREFIX/status/RECEIVER: online / offline) is plain text
+    client.on_message = lambda c, u, msg: got.append(
+        (msg.topic, msg.payload.decode() if "/status/" in msg.topic else json.loads(msg.payload)))
     client.connect("127.0.0.1", port)
     client.subscribe(topics, qos=1)
     client.loop_start()
@@ -198,7 +201,7 @@ def _rx_to_broker(port: int, topics: str, *extra: str):
     server = RtlTcpServer(RECORDING, port=0)
     server.start()
     p = _rx("--device", f"rtltcp://127.0.0.1:{server.port}", "--rate", "2.4e6", "--keys", KEYS, "--output",
-            "none", "--mqtt", f"mqtt://127.0.0.1:{port}/test", "--duration", "2.05", *extra)
+            "none", "--mqtt", f"mqtt://127.0.0.1:{port}/test", "--duration", "2.05", "--receiver-id", "rx1", *extra)
     server.stop()
     time.sleep(0.5)
     client.loop_stop()
@@ -208,11 +211,18 @@ def _rx_to_broker(port: int, topics: str, *extra: str):
 def test_rx_publishes_one_mqtt_message_per_frame(broker):
     p, got = _rx_to_broker(broker, "test/#")
     assert p.returncode == 0, p.stderr
+    status = [m for t, m in got if t == "test/status/rx1"]
+    assert status == ["online", "offline"]
+    got = [(t, m) for t, m in got if t != "test/status/rx1"]
     assert len(got) == 8
     topics = [t for t, _ in got]
     assert "test/31415926" in topics and "test/20261125" in topics
     heat = next(m for t, m in got if t == "test/31415926")
     assert heat["decryption"] == "ok" and any(r["quantity"] == "energy" for r in heat["records"])
+    assert all(m["receiver"] == "rx1" and m["time"].endswith("Z") for _, m in got)
+    notes = json.loads(open(RECORDING).read())["annotations"]
+    # the absolute sample of each sync word: just after its burst's start in the recording
+    assert all(0 < m["sample"] - n["core:sample_start"] < 0.03 * 2.4e6 for (_, m), n in zip(got, notes, strict=True))
 
 
 def test_home_assistant_discovery_points_at_real_values(broker):
@@ -224,12 +234,19 @@ def test_home_assistant_discovery_points_at_real_values(broker):
     states = {t: m for t, m in got if t.startswith("test/")}
     assert len(configs) >= 4
     assert len({c["unique_id"] for c in configs}) == len(configs)
-    for c in configs:
+    ha_units = {"m3": "m³", "m3/h": "m³/h"}
+    meters = [c for c in configs if "readings" in c["value_template"] and "/receiver" not in c["state_topic"]]
+    assert len(meters) >= 4
+    for c in meters:
         msg = states[c["state_topic"]]
-        i = int(c["value_template"].split("records[")[1].split("]")[0])
-        rec = msg["records"][i]
-        assert rec["value"] is not None and c["unit_of_measurement"] == (rec["unit"] or None)
-        assert rec["quantity"].replace("_", " ") in c["name"]
+        key = re.search(r"\['([a-z0-9_]+)'\] \| default\(''\)", c["value_template"])[1]
+        value = msg["readings"][key]
+        assert value is not None
+        rec = next(r for r in msg["records"] if key.startswith(r["quantity"])
+                   and (r["value"] == value or str(value).startswith(r.get("text") or "-")))
+        assert c.get("unit_of_measurement") == (ha_units.get(rec["unit"], rec["unit"]) or None)
+    # the receiver is a device of its own, with its diagnostics
+    assert any(c.get("entity_category") == "diagnostic" for c in configs)
 
 
 def _free_port() -> int:

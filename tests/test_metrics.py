@@ -82,7 +82,7 @@ def served(tmp_path):
     rx = Receiver(src.info)
     try:
         run_live(src, rx, [sink, lambda f, t: frames.append(f)], keys=KeyStore.from_file(KEYS), inventory=Inventory(),
-                 status_every_s=0.0, on_status=statuses.append)
+                 status_every_s=0.0, on_status=[statuses.append, sink.on_status])  # as rx wires them
         yield sink, frames, rx, statuses[-1]
     finally:
         sink.close()

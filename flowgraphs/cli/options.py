@@ -121,16 +121,60 @@ def open_tx(uri: str, *, sample_rate_hz: float, center_freq_hz: float, gain_db: 
 
 # --- outputs ---------------------------------------------------------------------------------
 def add_sink_options(p: argparse.ArgumentParser, *, default: str = "text") -> None:
-    """``--output NAME[,NAME]`` (repeatable; any sink of :data:`flowgraphs.sinks.SINKS`, or none),
-    ``--mqtt URL`` (adds the mqtt sink) and ``--ha-discovery``."""
+    """``--output NAME[,NAME]`` (repeatable; any sink of :data:`flowgraphs.sinks.SINKS`, or none)
+    and the MQTT options (:func:`add_mqtt_options`; ``--mqtt URL`` adds the mqtt sink)."""
     from ..sinks import SINKS
 
     p.add_argument("--output", action="append", metavar="NAME[,NAME]",
                    help=f"outputs, comma-separated or repeated: {', '.join(SINKS)}, none (default {default})")
-    p.add_argument("--mqtt", metavar="URL", help="publish each frame to mqtt://HOST[:PORT]/PREFIX")
-    p.add_argument("--ha-discovery", action="store_true", help="announce standard records to Home Assistant")
+    add_mqtt_options(p)
     p.set_defaults(output_default=default)
     add_more_output_options(p)
+
+
+def add_mqtt_options(p: argparse.ArgumentParser, *, raw: bool = True) -> None:
+    """``--mqtt URL`` and how to reach the broker (TLS, credentials, QoS, queue), the receiver id,
+    ``--raw`` (with ``raw``) and ``--ha-discovery``; :func:`mqtt_settings` builds them."""
+    from ..sinks.mqtt_link import DEFAULT_QUEUE, PASSWORD_ENV
+
+    g = p.add_argument_group("MQTT")
+    g.add_argument("--mqtt", metavar="URL", help="publish each frame to mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]/PREFIX "
+                   "(keeps receiving and queues while the broker is away)")
+    g.add_argument("--ha-discovery", action="store_true",
+                   help="announce every meter as a Home Assistant device (MQTT discovery), one sensor per record "
+                        "it sends, with HA's device and state classes and units; the receiver as a device too")
+    g.add_argument("--forget-after", type=float, metavar="SECONDS",
+                   help="with --ha-discovery: remove a meter's Home Assistant device when not heard for this long")
+    if raw:
+        g.add_argument("--raw", action="store_true",
+                       help="publish every CRC-valid frame undecrypted to PREFIX/raw/RECEIVER (a hub decodes)")
+    g.add_argument("--receiver-id", metavar="NAME", help="this receiver's name in topics and messages "
+                   "(default: the host name)")
+    g.add_argument("--mqtt-qos", type=int, choices=(0, 1, 2), default=1, help="MQTT QoS of the messages (default 1)")
+    g.add_argument("--mqtt-queue", type=int, default=DEFAULT_QUEUE, metavar="N",
+                   help=f"messages kept while the broker is away, the oldest dropped beyond (default {DEFAULT_QUEUE})")
+    g.add_argument("--mqtt-ca", metavar="FILE", help="mqtts: CA certificate(s) to check the broker with")
+    g.add_argument("--mqtt-cert", metavar="FILE", help="mqtts: client certificate (with --mqtt-key)")
+    g.add_argument("--mqtt-key", metavar="FILE", help="mqtts: client certificate's private key")
+    g.add_argument("--mqtt-insecure", action="store_true", help="mqtts: do not check the broker's certificate")
+    g.add_argument("--mqtt-password-file", metavar="FILE",
+                   help=f"MQTT password: first line of FILE (else from the URL, else ${PASSWORD_ENV})")
+
+
+def mqtt_settings(args: argparse.Namespace):
+    """The :class:`~flowgraphs.sinks.mqtt_link.MqttSettings` the options name, None without
+    ``--mqtt``; ValueError naming the option at fault."""
+    from ..sinks.mqtt_link import MqttSettings, check_receiver_id, default_receiver_id
+
+    if getattr(args, "raw", False) and not args.mqtt:
+        raise ValueError("--raw publishes to a broker: give --mqtt mqtt://HOST[:PORT]/PREFIX")
+    if not args.mqtt:
+        return None
+    receiver = check_receiver_id(args.receiver_id) if args.receiver_id else default_receiver_id()
+    return MqttSettings.from_url(args.mqtt, password_file=args.mqtt_password_file, qos=args.mqtt_qos,
+                                 queue_size=args.mqtt_queue, receiver_id=receiver, ca_file=args.mqtt_ca,
+                                 cert_file=args.mqtt_cert, key_file=args.mqtt_key, insecure=args.mqtt_insecure,
+                                 raw=getattr(args, "raw", False))
 
 
 def output_names(args: argparse.Namespace) -> list[str]:
@@ -146,7 +190,17 @@ def open_outputs(args: argparse.Namespace, out: TextIO | None = None) -> list[Si
     from ..sinks import SinkOptions, open_sinks
 
     return open_sinks(output_names(args), SinkOptions(out=out or sys.stdout, mqtt_url=args.mqtt,
-                                                      ha_discovery=args.ha_discovery, **more_sink_options(args)))
+                                                      ha_discovery=args.ha_discovery, mqtt=mqtt_settings(args),
+                                                      forget_after_s=_forget_after(args), **more_sink_options(args)))
+
+
+def _forget_after(args: argparse.Namespace) -> float | None:
+    seconds = getattr(args, "forget_after", None)
+    if seconds is not None and seconds <= 0:
+        raise ValueError(f"--forget-after {seconds:g}: give a positive number of seconds")
+    if seconds is not None and not args.ha_discovery:
+        raise ValueError("--forget-after removes Home Assistant devices: use it with --ha-discovery")
+    return seconds
 
 
 class _DefaultModes:

@@ -154,7 +154,9 @@ def _rx(args) -> int:
     inventory = Inventory()
     result, rc = None, 0
     try:
-        result = run_live(source, rx, sinks, keys=keys, dedup_s=args.dedup, inventory=inventory, on_status=status,
+        # sinks that report the receiver's health (MQTT: HA receiver device, ppm in raw messages)
+        watchers = [status, *(s.on_status for s in sinks if hasattr(s, "on_status"))]
+        result = run_live(source, rx, sinks, keys=keys, dedup_s=args.dedup, inventory=inventory, on_status=watchers,
                           stop_after_s=args.duration, save_iq=saver, auto_ppm=args.auto_ppm)
     except KeyboardInterrupt:  # a second Ctrl-C while the last bursts were flushed
         pass
@@ -175,6 +177,9 @@ def _rx(args) -> int:
             extra += (f", latency median {result['latency_median_s']:.2f} s / max "
                       f"{result['latency_max_s']:.2f} s")
     print(f"\n{args.device}: {frames} frames from {len(inventory.meters)} meters{extra}", file=sys.stderr)
+    for sink in sinks:  # e.g. the mqtt output: published, dropped, reconnects
+        if hasattr(sink, "summary"):
+            print(sink.summary(), file=sys.stderr)
     est = rx.ppm_estimate
     if est is not None:
         advice = f"; run with --ppm {est.ppm:.0f}" if est.settled and abs(est.ppm - rx.correction_ppm) >= 5 else ""

@@ -213,7 +213,6 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
     Latency: for each frame, the time from its last chip arriving (estimated from the arrival time
     of the chunk that held it) to its output."""
     callbacks = [] if on_status is None else [on_status] if callable(on_status) else list(on_status)
-    callbacks += [s.on_status for s in sinks if callable(getattr(s, "on_status", None))]  # metrics, influx
     formats = FormatCache()
     dedup = Dedup(dedup_s)
     counts = {"frames": 0, "rejected": 0, "duplicates": 0}

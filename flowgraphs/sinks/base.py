@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # this package is imported by light commands: no numpy at imp
     from mbus.telegram import Telegram
 
     from ..pipelines.receive import RxFrame
+    from .mqtt_link import MqttSettings
 
 Sink = Callable[["RxFrame", "Telegram | None"], None]
 
@@ -25,6 +26,8 @@ class SinkOptions:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     mqtt_url: str | None = None
     ha_discovery: bool = False
+    mqtt: MqttSettings | None = None  # all the --mqtt-* options (built from mqtt_url when None)
+    forget_after_s: float | None = None  # Home Assistant: remove a meter not heard for this long
     cal_offset_db: float = 0.0
     influx_url: str | None = None
     influx_token_file: str | None = None
