@@ -11,7 +11,7 @@ import json
 import re
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -206,24 +206,32 @@ class FileSource:
 
 
 def _sigmf_meta(*, fmt: str, sample_rate_hz: float, center_freq_hz: float, annotations: list[dict] | None,
-                description: str) -> str:
+                description: str, global_index: int | None = None, datetime_ns: int | None = None) -> str:
     inverse = {v: k for k, v in SIGMF_TYPES.items()}
+    capture: dict = {"core:sample_start": 0, "core:frequency": center_freq_hz}
+    if global_index is not None:  # where sample 0 sits in the stream it was cut from
+        capture["core:global_index"] = global_index
+    if datetime_ns is not None:  # UTC of sample 0, to the microsecond
+        capture["core:datetime"] = format_utc(datetime_ns)
     meta = {
         "global": {"core:datatype": inverse[fmt], "core:sample_rate": sample_rate_hz, "core:version": "1.0.0",
                    "core:description": description, "core:recorder": "wmbus-sdr"},
-        "captures": [{"core:sample_start": 0, "core:frequency": center_freq_hz}],
+        "captures": [capture],
         "annotations": annotations or [],
     }
     return json.dumps(meta, indent=2) + "\n"
 
 
 def write_sigmf(base: str | Path, data: bytes, *, fmt: str, sample_rate_hz: float, center_freq_hz: float,
-                annotations: list[dict] | None = None, description: str = "") -> tuple[Path, Path]:
-    """Write ``base.sigmf-data`` and ``base.sigmf-meta`` (through the sigmf package's schema names)."""
+                annotations: list[dict] | None = None, description: str = "", global_index: int | None = None,
+                datetime_ns: int | None = None) -> tuple[Path, Path]:
+    """Write ``base.sigmf-data`` and ``base.sigmf-meta`` (through the sigmf package's schema names);
+    ``global_index`` and ``datetime_ns`` (UTC) of sample 0 go into the capture when given."""
     data_path, meta_path = Path(f"{base}.sigmf-data"), Path(f"{base}.sigmf-meta")
     data_path.write_bytes(data)
     meta_path.write_text(_sigmf_meta(fmt=fmt, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
-                                     annotations=annotations, description=description))
+                                     annotations=annotations, description=description, global_index=global_index,
+                                     datetime_ns=datetime_ns))
     return data_path, meta_path
 
 
@@ -284,6 +292,13 @@ class IQWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def format_utc(time_ns: int) -> str:
+    """ns since the epoch -> SigMF ``core:datetime`` (``2026-12-01T19:55:00.123456Z``, microseconds,
+    truncated: readers such as sigmf-python take at most six digits)."""
+    s, ns = divmod(time_ns, 1_000_000_000)
+    return datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns // 1000:06d}Z"
 
 
 def parse_utc(text: str, *, where: str) -> int:

@@ -129,6 +129,7 @@ def add_sink_options(p: argparse.ArgumentParser, *, default: str = "text") -> No
                    help=f"outputs, comma-separated or repeated: {', '.join(SINKS)}, none (default {default})")
     add_mqtt_options(p)
     p.set_defaults(output_default=default)
+    add_more_output_options(p)
 
 
 def add_mqtt_options(p: argparse.ArgumentParser, *, raw: bool = True) -> None:
@@ -180,7 +181,7 @@ def output_names(args: argparse.Namespace) -> list[str]:
     names = [n.strip() for o in (args.output or [args.output_default]) for n in o.split(",") if n.strip()]
     if args.mqtt and "mqtt" not in names:
         names.append("mqtt")
-    return names
+    return names + [n for n in more_output_names(args) if n not in names]
 
 
 def open_outputs(args: argparse.Namespace, out: TextIO | None = None) -> list[Sink]:
@@ -190,7 +191,7 @@ def open_outputs(args: argparse.Namespace, out: TextIO | None = None) -> list[Si
 
     return open_sinks(output_names(args), SinkOptions(out=out or sys.stdout, mqtt_url=args.mqtt,
                                                       ha_discovery=args.ha_discovery, mqtt=mqtt_settings(args),
-                                                      forget_after_s=_forget_after(args)))
+                                                      forget_after_s=_forget_after(args), **more_sink_options(args)))
 
 
 def _forget_after(args: argparse.Namespace) -> float | None:
@@ -223,3 +224,36 @@ def add_modes_option(p) -> None:
 
 def wanted_modes(args) -> list[str]:
     return [m.strip() for m in str(args.modes).split(",") if m.strip()]
+
+
+# --- more outputs: RSSI calibration, InfluxDB, Prometheus metrics (added by add_sink_options) -------
+def add_more_output_options(p: argparse.ArgumentParser) -> None:
+    """``--cal-offset DB`` (the rtlwmbus signal columns), ``--influx URL`` (+ ``--influx-token-file``)
+    and ``--metrics HOST:PORT``; each of the last two adds its output."""
+    p.add_argument("--cal-offset", type=float, default=0.0, metavar="DB",
+                   help="RSSI calibration for the rtlwmbus signal columns, which wmbusmeters labels dBm: "
+                        "they are dBFS + DB (default 0: plain dBFS, not dBm); measure DB once with a known signal")
+    p.add_argument("--influx", metavar="URL",
+                   help="write InfluxDB line protocol to http://HOST:8086/write?db=DB (1.x) or "
+                        "http://HOST:8086/api/v2/write?org=ORG&bucket=B (2.x); token from --influx-token-file or "
+                        "$INFLUX_TOKEN, 1.x user from $INFLUX_USERNAME/$INFLUX_PASSWORD "
+                        "(--output influx alone: stdout)")
+    p.add_argument("--influx-token-file", metavar="FILE", help="file holding the InfluxDB API token (first line)")
+    p.add_argument("--metrics", metavar="HOST:PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9108)")
+
+
+def more_output_names(args: argparse.Namespace) -> list[str]:
+    return [name for name, opt in (("influx", "influx"), ("metrics", "metrics")) if getattr(args, opt, None)]
+
+
+def more_sink_options(args: argparse.Namespace) -> dict:
+    """The :class:`flowgraphs.sinks.SinkOptions` fields of the options above; ValueError for a bad offset."""
+    import math
+
+    cal = getattr(args, "cal_offset", 0.0)
+    if not math.isfinite(cal):
+        raise ValueError(f"--cal-offset {cal}: give a number of dB")
+    return {"cal_offset_db": cal, "influx_url": getattr(args, "influx", None),
+            "influx_token_file": getattr(args, "influx_token_file", None),
+            "metrics_address": getattr(args, "metrics", None)}

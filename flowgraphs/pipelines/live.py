@@ -94,10 +94,15 @@ class IqSaver:
         name = f"{frame.mode}_{frame.telegram[4:8][::-1].hex()}_{frame.sample}"
         note = {"core:sample_start": frame.sample - start, "core:sample_count": frame.end_sample - frame.sample,
                 "core:label": f"{frame.mode} {frame.frame_format}", "wmbus:mode": frame.mode,
-                "wmbus:frame_format": frame.frame_format, "wmbus:telegram": frame.telegram.hex()}
+                "wmbus:frame_format": frame.frame_format, "wmbus:telegram": frame.telegram.hex(),
+                "wmbus:stream_sample": frame.sample}
+        # the snippet's first sample in the stream (core:global_index) and, with a clock, in UTC
+        first_ns = (None if frame.time_ns is None else
+                    frame.time_ns - int(round((frame.sample - start) * 1e9 / self.info.sample_rate_hz)))
         write_sigmf(self.dir / name, x.astype(np.complex64).tobytes(), fmt="cf32",
                     sample_rate_hz=self.info.sample_rate_hz, center_freq_hz=self.info.center_freq_hz,
-                    annotations=[note], description=f"wmbus-sdr rx --save-iq, stream sample {start}")
+                    annotations=[note], description=f"wmbus-sdr rx --save-iq, stream sample {start}",
+                    global_index=start, datetime_ns=first_ns)
         self.saved += 1
 
 
@@ -156,6 +161,7 @@ class LiveStatus:
     ppm_spread: float | None = None  # its spread over meters (None with fewer than two)
     ppm_meters: int = 0  # meters the estimate stands on
     ppm_applied: float = 0.0  # correction in force (--ppm, --auto-ppm)
+    rejected_reasons: tuple[tuple[str, int], ...] = ()  # the receiver's rejections by reason (Receiver.stats)
     final: bool = False
 
     @property
@@ -261,7 +267,9 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
                           signal_s=rx.samples_in / rx.info.sample_rate_hz,
                           ppm=est.ppm if est is not None else None, ppm_spread=est.spread_ppm if est else None,
                           ppm_meters=est.meters if est is not None else 0,
-                          ppm_applied=rx.correction_ppm, final=final)
+                          ppm_applied=rx.correction_ppm, final=final,
+                          rejected_reasons=tuple(sorted((k.removeprefix("rejected "), v) for k, v in rx.stats.items()
+                                                        if k.startswith("rejected "))))
 
     interrupted = False
     try:

@@ -19,10 +19,12 @@ there is no clock.
 from __future__ import annotations
 
 from .base import Sink, SinkFactory, SinkOptions, lines, utc_iso
+from .influx import influx_points, influx_sink
 from .inventory import Inventory, MeterStats
 from .jsonl import frame_json, jsonl_event
+from .metrics import MetricsSink
 from .mqtt import MqttSink
-from .rtlwmbus import rtlwmbus_event
+from .rtlwmbus import rtlwmbus_event, rtlwmbus_sink
 from .text import format_text, text_event
 
 
@@ -60,11 +62,13 @@ def close_sinks(sinks: list[Sink]) -> None:
 SINKS: dict[str, SinkFactory] = {
     "text": lines(text_event),
     "jsonl": lines(jsonl_event),
-    "rtlwmbus": lines(rtlwmbus_event),
+    "rtlwmbus": rtlwmbus_sink,
     "mqtt": MqttSink.from_options,
     "inventory": lambda options: Inventory(out=options.out),
+    "influx": influx_sink,
+    "metrics": MetricsSink.from_options,
 }
 
-__all__ = ["SINKS", "Inventory", "MeterStats", "MqttSink", "Sink", "SinkFactory", "SinkOptions", "close_sinks",
-           "format_text", "frame_json", "jsonl_event", "lines", "open_sinks", "register_sink", "rtlwmbus_event",
-           "text_event", "utc_iso"]
+__all__ = ["SINKS", "Inventory", "MeterStats", "MetricsSink", "MqttSink", "Sink", "SinkFactory", "SinkOptions",
+           "close_sinks", "format_text", "frame_json", "influx_points", "influx_sink", "jsonl_event", "lines",
+           "open_sinks", "register_sink", "rtlwmbus_event", "rtlwmbus_sink", "text_event", "utc_iso"]

@@ -19,13 +19,19 @@ Sink = Callable[["RxFrame", "Telegram | None"], None]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SinkOptions:
-    """What a sink factory may need: the text stream for line outputs, the MQTT broker."""
+    """What a sink factory may need: the text stream for line outputs, the MQTT broker, the RSSI
+    calibration (``cal_offset_db``: dBm = dBFS + offset, for outputs that claim dBm), the InfluxDB
+    write URL and token file, the address to serve Prometheus metrics on."""
 
     out: TextIO = field(default_factory=lambda: sys.stdout)
     mqtt_url: str | None = None
     ha_discovery: bool = False
     mqtt: MqttSettings | None = None  # all the --mqtt-* options (built from mqtt_url when None)
     forget_after_s: float | None = None  # Home Assistant: remove a meter not heard for this long
+    cal_offset_db: float = 0.0
+    influx_url: str | None = None
+    influx_token_file: str | None = None
+    metrics_address: str | None = None
 
 
 SinkFactory = Callable[[SinkOptions], Sink]

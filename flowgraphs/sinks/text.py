@@ -1,5 +1,6 @@
-"""The ``text`` output: one head line per frame (time, mode, CRC, signal), then the telegram's
-meter, security outcome and records, one per line; a blank line after each frame."""
+"""The ``text`` output: one head line per frame (UTC time when the source has a clock, seconds
+from the stream's start, mode, CRC, signal, absolute sample index), then the telegram's meter,
+security outcome and records, one per line; a blank line after each frame."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def text_event(frame: RxFrame, telegram: Telegram | None) -> str:
     head = (f"{when}{frame.t_s:9.4f} s  {frame.mode}-{frame.frame_format or '?'}  "
             f"{'CRC ok' if frame.crc_ok else 'BAD ' + frame.reason}  RSSI {frame.rssi_dbfs:6.1f} dBFS  "
             f"SNR {frame.snr_db:5.1f} dB  offset {frame.freq_offset_hz / 1e3:+6.1f} kHz  "
-            f"chip rate {frame.chip_rate_hz / 1e3:7.3f} kcps")
+            f"chip rate {frame.chip_rate_hz / 1e3:7.3f} kcps  sample {frame.sample}")
     if telegram is not None:
         return f"{head}\n{format_text(telegram)}\n"
     if not frame.crc_ok:
