@@ -153,6 +153,11 @@ class Source:
             self._thread = threading.Thread(target=self._pump, name=type(self).__name__, daemon=True)
             self._thread.start()
 
+    def request_stop(self) -> None:
+        """End the stream soon, from anywhere (a signal handler too): the iterator stops at its next
+        item or within a second, the reader thread at its next read. ``close()`` still closes."""
+        self._stop.set()
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -171,7 +176,7 @@ class Source:
         resync: int | None = None  # a break of unknown length: its estimate, until the clock places it
         rate = self.info.sample_rate_hz
         bps = BYTES_PER_SAMPLE[self.fmt]
-        while True:
+        while not self._stop.is_set():
             try:
                 item = self._queue.get(timeout=1.0)
             except queue.Empty:

@@ -102,9 +102,20 @@ def _serve(args) -> int:
     return 0
 
 
-def _terminate(signum, frame) -> None:
-    """SIGTERM (systemd stopping the service) ends the run as Ctrl-C does: with the summary."""
-    raise KeyboardInterrupt
+class _Stopper:
+    """Ctrl-C and SIGTERM (systemd stopping the service) end the run as the end of the stream does:
+    the first asks the source to stop — no exception thrown into whatever runs at that moment — and
+    the run ends with its summary, status 0; a second one interrupts at once."""
+
+    def __init__(self):
+        self.source = None
+        self.requested = False
+
+    def __call__(self, signum, frame) -> None:
+        if self.requested or self.source is None:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.source.request_stop()
 
 
 def _rx(args) -> int:
@@ -119,11 +130,14 @@ def _rx(args) -> int:
         text = str(err) or type(err).__name__
         return text if isinstance(err, ValueError | SDRError) or args.device in text else f"{args.device}: {text}"
 
-    signal.signal(signal.SIGTERM, _terminate)
+    stopper = _Stopper()
+    signal.signal(signal.SIGTERM, stopper)
+    signal.signal(signal.SIGINT, stopper)
     sinks, source = [], None
     try:
         keys = key_store(args)
         source = open_source(args)
+        stopper.source = source
         source.watchdog(stall_timeout_s=args.stall_timeout, max_restarts=args.max_restarts)
         Receiver(source.info, wanted_modes(args))  # a band without wanted channels fails before the device opens
         sinks = open_outputs(args)
