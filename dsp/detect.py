@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import minimum_filter1d
+
+from .running import trailing_min
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -89,8 +90,7 @@ class BurstFinder:
         if warm.any():
             favg = np.where(warm, np.inf, favg)
         fhist = np.concatenate((self._avgs, favg))
-        mins = minimum_filter1d(fhist, size=self.floor_windows, origin=(self.floor_windows - 1) // 2,
-                                mode="nearest")[len(self._avgs):]
+        mins = trailing_min(fhist, self.floor_windows)[len(self._avgs):]
         self._avgs = fhist[-self.floor_windows:]
         floor = mins * self.floor_bias
         if not np.isfinite(floor).all():  # no floor yet: nothing can open
