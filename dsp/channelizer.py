@@ -87,6 +87,8 @@ class Channelizer:
         self._buf = np.zeros(self.overlap, dtype=np.complex64)  # the overlap tail, zeros before the start
         self._consumed = start - self.overlap  # absolute index of _buf[0]
         self._dc_hist = np.zeros(0, dtype=np.complex128)  # the last block means (at most DC span - 1)
+        self._spec_buf = np.empty((0, self.n_fft), dtype=np.complex64)
+        self._sel_buf = np.empty((0, self.n_out), dtype=np.complex64)
 
     def _remove_dc(self, spec: np.ndarray) -> None:
         """Take the tuner's DC level (and its slow drift) out of bin 0 of every block, in place.
@@ -110,6 +112,12 @@ class Channelizer:
         self._dc_hist = hist[-(k - 1):] if k > 1 else hist[:0]
         spec[:, 0] -= (level * self.n_fft).astype(np.complex64)
 
+    def _work(self, nblocks: int) -> np.ndarray:
+        """The spectrum buffer, reused from call to call (fresh pages cost more than the FFT's copy)."""
+        if len(self._spec_buf) < nblocks:
+            self._spec_buf = np.empty((nblocks, self.n_fft), dtype=np.complex64)
+        return self._spec_buf[:nblocks]
+
     def process(self, samples: np.ndarray) -> dict[str, np.ndarray]:
         buf = np.concatenate((self._buf, np.asarray(samples, dtype=np.complex64)))
         nblocks = (len(buf) - self.overlap) // self.hop
@@ -118,13 +126,14 @@ class Channelizer:
             return {c.name: np.zeros(0, dtype=np.complex64) for c in self.channels}
         used = nblocks * self.hop
         blocks = sliding_window_view(buf[: used + self.overlap], self.n_fft)[:: self.hop][:nblocks]
-        spec = fastfft.fft(blocks, axis=1)  # complex64 in, complex64 out (pocketfft copies each row)
+        spec = fastfft.fft(blocks, axis=1, out=self._work(nblocks))  # complex64 in and out
         self._remove_dc(spec)
         starts = self._consumed + self.hop * np.arange(nblocks)  # absolute index of each block's first sample
         skip = self.overlap // self.decimation
         out = {}
+        sel = self._sel_buf[:nblocks] if len(self._sel_buf) >= nblocks else np.empty((nblocks, self.n_out), np.complex64)
+        self._sel_buf = sel if len(sel) > len(self._sel_buf) else self._sel_buf
         for c in self.channels:
-            sel = np.empty((nblocks, self.n_out), dtype=np.complex64)
             for a, b, src, h in self._pieces[c.name]:
                 np.multiply(spec[:, src:src + b - a], h, out=sel[:, a:b])
             y = fastfft.ifft(sel, axis=1, overwrite_x=True)

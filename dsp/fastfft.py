@@ -48,8 +48,12 @@ except ImportError as exc:  # an extension that would not load: scipy.fft below 
 if _pfft is None:
     from scipy import fft as _sfft
 
-    def fft(x: np.ndarray, axis: int = -1, overwrite_x: bool = False) -> np.ndarray:
-        return _sfft.fft(x, axis=axis, overwrite_x=overwrite_x)
+    def fft(x: np.ndarray, axis: int = -1, overwrite_x: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+        y = _sfft.fft(x, axis=axis, overwrite_x=overwrite_x)
+        if out is not None:
+            out[...] = y
+            return out
+        return y
 
     def ifft(x: np.ndarray, axis: int = -1, overwrite_x: bool = False) -> np.ndarray:
         return _sfft.ifft(x, axis=axis, overwrite_x=overwrite_x)
@@ -75,12 +79,13 @@ else:
             x = np.array(x, dtype=x.dtype.newbyteorder("="))
         return x
 
-    def _c2c(x, axis: int, forward: bool, overwrite_x: bool) -> np.ndarray:
+    def _c2c(x, axis: int, forward: bool, overwrite_x: bool, out: np.ndarray | None = None) -> np.ndarray:
         a = _float(x)
         if a.shape[axis] < 1:
             raise ValueError(f"invalid number of data points ({a.shape[axis]}) specified")
         copied = a is not x and isinstance(x, np.ndarray) and a.base is None
-        out = a if (overwrite_x or copied) and a.dtype.kind == "c" else None
+        if out is None and (overwrite_x or copied) and a.dtype.kind == "c":
+            out = a
         return _pfft.c2c(a, (axis,), forward, 0 if forward else 2, out, 1)
 
     def _fit(a: np.ndarray, n: int, axis: int) -> np.ndarray:
@@ -100,8 +105,9 @@ else:
         z[tuple(index)] = a
         return z
 
-    def fft(x: np.ndarray, axis: int = -1, overwrite_x: bool = False) -> np.ndarray:
-        return _c2c(x, axis, True, overwrite_x)
+    def fft(x: np.ndarray, axis: int = -1, overwrite_x: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+        """``out``: a complex array of the result's shape and dtype to write into (scipy.fft has none)."""
+        return _c2c(x, axis, True, overwrite_x, out)
 
     def ifft(x: np.ndarray, axis: int = -1, overwrite_x: bool = False) -> np.ndarray:
         return _c2c(x, axis, False, overwrite_x)
