@@ -131,8 +131,9 @@ class Channelizer:
         starts = self._consumed + self.hop * np.arange(nblocks)  # absolute index of each block's first sample
         skip = self.overlap // self.decimation
         out = {}
-        sel = self._sel_buf[:nblocks] if len(self._sel_buf) >= nblocks else np.empty((nblocks, self.n_out), np.complex64)
-        self._sel_buf = sel if len(sel) > len(self._sel_buf) else self._sel_buf
+        if len(self._sel_buf) < nblocks:
+            self._sel_buf = np.empty((nblocks, self.n_out), dtype=np.complex64)
+        sel = self._sel_buf[:nblocks]  # the bins of one channel, in FFT order, filtered
         for c in self.channels:
             for a, b, src, h in self._pieces[c.name]:
                 np.multiply(spec[:, src:src + b - a], h, out=sel[:, a:b])
