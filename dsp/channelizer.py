@@ -61,23 +61,13 @@ class Channelizer:
                                  f"{(center_freq_hz - half) / 1e6:.3f}-{(center_freq_hz + half) / 1e6:.3f} MHz")
             k = int(round(off / self.fs * self.n_fft))
             self.channels.append(Channel(name, freq, k * self.fs / self.n_fft, k))
-        # The Nout bins around a channel go to the inverse FFT in FFT order (the channel's own bin
-        # first, the bins below it in the upper half): filtering, mixing to baseband and decimation.
-        # Both halves are contiguous slices of the spectrum (modulo the FFT edge), multiplied by the
-        # filter response straight into one buffer.
-        rel = np.fft.ifftshift(np.arange(-nout // 2, nout // 2))
-        h_sel = self._h[rel % self.n_fft] / np.float32(self.decimation)
-        self._pieces = {}
-        for c in self.channels:
-            pieces = []
-            for lo_out, hi_out in ((0, nout // 2), (nout // 2, nout)):
-                # output bins lo_out..hi_out come from spectrum bins (bin + rel) mod N: split where
-                # that wraps around the FFT edge
-                src = (c.bin + rel[lo_out:hi_out]) % self.n_fft
-                cut = np.flatnonzero(np.diff(src) != 1) + 1
-                for a, b in zip(np.concatenate(([0], cut)), np.concatenate((cut, [len(src)])), strict=True):
-                    pieces.append((lo_out + int(a), lo_out + int(b), int(src[a]), h_sel[lo_out + a:lo_out + b]))
-            self._pieces[c.name] = pieces
+        # The Nout bins around a channel are taken as one contiguous slice starting half a band below
+        # it (no gather); inverse-transforming from there mixes by Nout/2 bins too much, which the
+        # per-sample factor (-1)^n undoes (folded into the block phase correction).
+        rel = np.arange(-nout // 2, nout // 2)
+        self._lo = {c.name: c.bin - nout // 2 for c in self.channels}
+        self._hsel = {c.name: self._h[rel % self.n_fft] / np.float32(self.decimation) for c in self.channels}
+        self._alt = np.where(np.arange(nout) % 2, -1, 1).astype(np.complex64)[self.overlap // self.decimation:]
         # the mixing phase of a block starting at absolute index s is exp(-2j pi bin s / N): a table
         self._phase = np.exp(-2j * np.pi * np.arange(self.n_fft) / self.n_fft).astype(np.complex64)
         self.reset()
@@ -133,14 +123,19 @@ class Channelizer:
         out = {}
         if len(self._sel_buf) < nblocks:
             self._sel_buf = np.empty((nblocks, self.n_out), dtype=np.complex64)
-        sel = self._sel_buf[:nblocks]  # the bins of one channel, in FFT order, filtered
+        sel = self._sel_buf[:nblocks]  # the bins of one channel, filtered
         for c in self.channels:
-            for a, b, src, h in self._pieces[c.name]:
-                np.multiply(spec[:, src:src + b - a], h, out=sel[:, a:b])
-            y = fastfft.ifft(sel, axis=1, overwrite_x=True)
-            # the mixing phase of each block start, so that blocks join without phase jumps
+            lo = self._lo[c.name] % self.n_fft
+            if lo + self.n_out <= self.n_fft:
+                np.multiply(spec[:, lo:lo + self.n_out], self._hsel[c.name], out=sel)
+            else:  # the band wraps around the FFT edge
+                cut = self.n_fft - lo
+                np.multiply(spec[:, lo:], self._hsel[c.name][:cut], out=sel[:, :cut])
+                np.multiply(spec[:, : self.n_out - cut], self._hsel[c.name][cut:], out=sel[:, cut:])
+            y = fastfft.ifft(sel, axis=1, overwrite_x=True)[:, skip:]
+            # mixing phase of each block start (so blocks join without phase jumps) times (-1)^n
             rot = self._phase[(c.bin * starts) % self.n_fft]
-            out[c.name] = np.multiply(y[:, skip:], rot[:, None]).reshape(-1)
+            out[c.name] = np.multiply(y, rot[:, None] * self._alt[None, :]).reshape(-1)
         self._buf = buf[used:]
         self._consumed += used
         return out

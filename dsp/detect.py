@@ -70,8 +70,7 @@ class BurstFinder:
             return
         x = buf[: n * self.window]
         self._samples = np.concatenate((self._samples, x))
-        v = x.view(np.float32).reshape(n, -1)
-        p = np.einsum("ij,ij->i", v, v) / self.window  # one pass, no squared copy
+        p = np.square(x.view(np.float32)).reshape(n, -1).sum(axis=1) / self.window
         first = self._nwin
         self._nwin += n
         # running averages with history, so every window sees the same past whatever the chunking
