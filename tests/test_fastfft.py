@@ -58,3 +58,27 @@ def test_decode_start_up_imports_no_scipy_or_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parent.parent, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_fallback_to_scipy_fft_gives_the_same_numbers(monkeypatch):
+    """Where SciPy's extension is not found (another layout), scipy.fft itself is used."""
+    import importlib.util
+    import sys
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else
+                        real_find_spec(name, *a))
+    spec = importlib.util.spec_from_file_location("fastfft_fallback", fastfft.__file__)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "fastfft_fallback", module)
+    spec.loader.exec_module(module)
+    assert module._pfft is None and fastfft._pfft is not None
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((3, 512)) + 1j * rng.standard_normal((3, 512))).astype(np.complex64)
+    out = np.empty_like(x)
+    assert module.fft(x, axis=1, out=out) is out
+    assert np.array_equal(out, fastfft.fft(x, axis=1))
+    assert np.array_equal(module.ifft(x, axis=1), fastfft.ifft(x, axis=1))
+    r = rng.standard_normal(777)
+    assert np.array_equal(module.irfft(module.rfft(r, 1000), 1000), fastfft.irfft(fastfft.rfft(r, 1000), 1000))
+    assert module.next_fast_len(1001) == fastfft.next_fast_len(1001)
