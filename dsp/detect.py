@@ -63,13 +63,16 @@ class BurstFinder:
         return self._floor
 
     def process(self, samples: np.ndarray) -> Iterator[Burst]:
-        buf = np.concatenate((self._carry, np.asarray(samples, dtype=np.complex64)))
-        n = len(buf) // self.window
-        self._carry = buf[n * self.window:]
+        # the kept samples end where the carry (the last incomplete window) begins: one copy joins all
+        keep = len(self._samples)
+        buf = np.concatenate((self._samples, self._carry, np.asarray(samples, dtype=np.complex64)))
+        n = (len(buf) - keep) // self.window
+        end = keep + n * self.window
+        self._carry = buf[end:]
         if n == 0:
             return
-        x = buf[: n * self.window]
-        self._samples = np.concatenate((self._samples, x))
+        x = buf[keep:end]
+        self._samples = buf[:end]
         p = np.square(x.view(np.float32)).reshape(n, -1).sum(axis=1) / self.window
         first = self._nwin
         self._nwin += n
