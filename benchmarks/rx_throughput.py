@@ -12,7 +12,11 @@ so on this capture (channels at -325 / +325 kHz) it finds no frame: its figure i
 demodulator costs. rtl_wmbus is run when it is on the PATH (`rtl_wmbus -s`, S+T+C at 1.6 Msps
 centred at 868.625 MHz, its own convention), otherwise the table says so.
 
-    python benchmarks/rx_throughput.py [--seconds 60] [--rate 1.6e6] [--runs 3]
+With ``--live SECONDS`` it also plays the capture at real-time pace over rtl_tcp (`wmbus-sdr
+serve-rtltcp`) to `wmbus-sdr rx` for that long and prints the CPU share rx reports in its summary
+(status line figure: this process, since its start, start-up included).
+
+    python benchmarks/rx_throughput.py [--seconds 60] [--rate 1.6e6] [--runs 3] [--live 60]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -117,6 +122,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1.6e6)
     ap.add_argument("--workdir", default="/tmp/wmbus-sdr-bench")
     ap.add_argument("--runs", type=int, default=3, help="runs per receiver (the median CPU time is shown)")
+    ap.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
+                    help="also run `rx` over rtl_tcp for this long and report its CPU share")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.workdir)
@@ -173,6 +180,31 @@ def main() -> None:
               "| | | | |")
     print(f"\nwmbus-sdr start-up (decode of 0.1 s, imports included): {startup.cpu_s:.2f} s CPU, "
           f"{startup.wall_s:.2f} s wall")
+    if args.live > 0:
+        print(live_rx(path, args.rate, args.live, ap_env))
+
+
+def live_rx(path: Path, rate: float, seconds: float, env: dict[str, str]) -> str:
+    """`rx` fed by `serve-rtltcp` at real-time pace for ``seconds``: its summary line."""
+    cli = [sys.executable, "-m", "flowgraphs.cli"]
+    server = subprocess.Popen(cli + ["serve-rtltcp", "--port", "0", "--loop", "--rate", str(rate), "--center",
+                                     str(CENTER), str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env=env, cwd=ROOT, text=True)
+    try:
+        first = server.stderr.readline()  # "serving FILE on HOST:PORT (...)"
+        m = re.search(r" on ([0-9.]+):(\d+) ", first)
+        if not m:
+            raise SystemExit(f"serve-rtltcp did not start: {first!r}")
+        rx = subprocess.run(cli + ["rx", "--device", f"rtltcp://{m[1]}:{m[2]}", "--rate", str(rate), "--center",
+                                   str(CENTER), "--duration", str(seconds), "--output", "jsonl", "--quiet"],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=seconds + 120)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    summary = next((x for x in rx.stderr.splitlines() if "frames from" in x), rx.stderr.strip()[-300:])
+    cpu = re.search(r"CPU (\d+) %", summary)
+    return (f"live rx over rtl_tcp, {seconds:g} s at {rate / 1e6:g} Msps: CPU {cpu[1] if cpu else '?'} % of one core "
+            f"({summary.strip()})")
 
 
 if __name__ == "__main__":
