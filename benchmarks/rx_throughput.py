@@ -1,26 +1,43 @@
-"""Receive throughput: `wmbus-sdr decode` on a synthetic cu8 capture, one core.
+"""Receive throughput: `wmbus-sdr decode` on a synthetic cu8 capture, one core, against rtl_433 and
+rtl_wmbus on the same file.
 
 Builds (once, cached under --workdir) a capture centred at 868.625 MHz: 8-bit quantised noise
 with a DC offset, and every ~1.5 s a frame (S1, T1, C1-A, C1-B in turn, 51-byte telegrams, random
-carrier offsets within +-25 kHz, Eb/N0 20-30 dB). Then runs the real command pinned to one CPU
-and prints the real-time factor, peak memory and frames found.
+carrier offsets within +-25 kHz, Eb/N0 20-30 dB). Then runs each receiver pinned to one CPU
+(taskset), --runs times, and prints one table: CPU time (user + sys of the process, which a busy
+machine distorts less than wall time), wall time, real-time factor on CPU time, peak memory and
+frames found. Ours includes its start-up, which is also measured alone (a decode of the first
+0.1 s). rtl_433 (`-R 104 -R 105`, Debian package rtl-433) hears one channel at the tuned centre,
+so on this capture (channels at -325 / +325 kHz) it finds no frame: its figure is what its
+demodulator costs. rtl_wmbus is run when it is on the PATH (`rtl_wmbus -s`, S+T+C at 1.6 Msps
+centred at 868.625 MHz, its own convention), otherwise the table says so.
 
-    python benchmarks/rx_throughput.py [--seconds 60] [--rate 1.6e6]
+With ``--live SECONDS`` it also plays the capture at real-time pace over rtl_tcp (`wmbus-sdr
+serve-rtltcp`) to `wmbus-sdr rx` for that long and prints the CPU share rx reports in its summary
+(status line figure: this process, since its start, start-up included).
+
+    python benchmarks/rx_throughput.py [--seconds 60] [--rate 1.6e6] [--runs 3] [--live 60]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from dsp.channel import Burst, bit_rate, render  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
@@ -61,11 +78,52 @@ def build(path: Path, seconds: float, rate: float, seed: int = 1) -> int:
     return frames
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Run:
+    cpu_s: float  # user + sys
+    wall_s: float
+    peak_mb: float
+    output: str
+
+
+def run_pinned(cmd: list[str], *, env: dict[str, str] | None = None) -> Run:
+    """Run ``cmd`` on CPU 0 (taskset when there is one) and measure its own resources."""
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0"] + cmd
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)  # this process's own figures, not the builder's
+        wall = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"failed ({os.waitstatus_to_exitcode(status)}): {' '.join(cmd)}")
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    return Run(cpu_s=usage.ru_utime + usage.ru_stime, wall_s=wall, peak_mb=usage.ru_maxrss / 1024, output=text)
+
+
+def median_run(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda r: r.cpu_s)[len(runs) // 2]
+
+
+def count_ours(text: str) -> str:
+    modes: dict[str, int] = {}
+    lines = [x for x in text.splitlines() if x.strip()]
+    for line in lines:
+        obj = json.loads(line)
+        key = f"{obj['mode']}-{obj['format']}"
+        modes[key] = modes.get(key, 0) + 1
+    return f"{len(lines)} ({', '.join(f'{k} {v}' for k, v in sorted(modes.items()))})" if lines else "0"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--rate", type=float, default=1.6e6)
     ap.add_argument("--workdir", default="/tmp/wmbus-sdr-bench")
+    ap.add_argument("--runs", type=int, default=3, help="runs per receiver (the median CPU time is shown)")
+    ap.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
+                    help="also run `rx` over rtl_tcp for this long and report its CPU share")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.workdir)
@@ -81,33 +139,72 @@ def main() -> None:
         # in a process of its own, so that this one stays small (the decode is forked from it)
         subprocess.run([sys.executable, __file__, "--build-only", "--seconds", str(args.seconds), "--rate",
                         str(args.rate), "--workdir", str(work)], check=True)
-    cmd = [sys.executable, "-m", "flowgraphs.cli", "decode", str(path), "--rate", str(args.rate), "--center",
-           str(CENTER), "--output", "jsonl", "--quiet"]
-    if shutil.which("taskset"):
-        cmd = ["taskset", "-c", "0"] + cmd
-    out_path = work / "decode.jsonl"
-    t0 = time.perf_counter()
-    with out_path.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out)
-        _, status, usage = os.wait4(proc.pid, 0)  # the decode's own peak, not the capture builder's
-    elapsed = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"decode failed: {cmd}")
-    peak = usage.ru_maxrss / 1024
-    lines = [x for x in out_path.read_text().splitlines() if x.strip()]
-    import json
-    modes = {}
-    for line in lines:
-        obj = json.loads(line)
-        key = f"{obj['mode']}-{obj['format']}"
-        modes[key] = modes.get(key, 0) + 1
-    print(f"receive throughput, {args.seconds:g} s of cu8 at {args.rate / 1e6:g} Msps centred {CENTER / 1e6} MHz "
-          f"(one core{', taskset' if cmd[0] == 'taskset' else ''})")
-    print("| measure | value |\n|---|---|")
-    print(f"| wall time (incl. start-up) | {elapsed:.2f} s |")
-    print(f"| real-time factor | {args.seconds / elapsed:.1f}x |")
-    print(f"| peak RSS | {peak:.0f} MB |")
-    print(f"| frames decoded | {len(lines)} ({', '.join(f'{k} {v}' for k, v in sorted(modes.items()))}) |")
+    ap_env = dict(os.environ)
+    ap_env.pop("PYTHONDONTWRITEBYTECODE", None)  # start-up as installed: compiled modules cached
+    ap_env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    ours = [sys.executable, "-m", "flowgraphs.cli", "decode", "--rate", str(args.rate), "--center", str(CENTER),
+            "--output", "jsonl", "--quiet"]
+    tiny = work / f"startup_{rate_tag}.cu8"
+    with path.open("rb") as f:
+        tiny.write_bytes(f.read(int(0.1 * args.rate) * 2))
+    run_pinned(ours + [str(tiny)], env=ap_env)  # warm-up: compiles and caches our modules
+    startup = median_run([run_pinned(ours + [str(tiny)], env=ap_env) for _ in range(max(3, args.runs))])
+    rows = []
+    runs = [run_pinned(ours + [str(path)], env=ap_env) for _ in range(args.runs)]
+    r = median_run(runs)
+    rows.append(("wmbus-sdr decode (S1, T1, C1)", r, count_ours(r.output)))
+    rtl433 = shutil.which("rtl_433")
+    if rtl433:
+        cmd = [rtl433, "-r", f"cu8:{path}", "-s", str(int(args.rate)), "-f", str(int(CENTER)), "-R", "104", "-R", "105",
+               "-F", "json"]
+        r = median_run([run_pinned(cmd) for _ in range(args.runs)])
+        n = sum(1 for x in r.output.splitlines() if x.startswith("{"))
+        rows.append(("rtl_433 -R 104 -R 105 (one channel, at the centre)", r, str(n)))
+    rtl_wmbus = shutil.which("rtl_wmbus")
+    if rtl_wmbus:
+        cmd = ["sh", "-c", f"exec {shlex.quote(rtl_wmbus)} -s < {shlex.quote(str(path))}"]
+        r = median_run([run_pinned(cmd) for _ in range(args.runs)])
+        n = sum(1 for x in r.output.splitlines() if x.strip())
+        rows.append(("rtl_wmbus -s (S1, T1, C1)", r, str(n)))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"receive throughput, {args.seconds:g} s of cu8 at {args.rate / 1e6:g} Msps centred {CENTER / 1e6} MHz, "
+          f"one core (taskset), median of {args.runs} run(s), load average {load:.1f} on {os.cpu_count()} CPUs")
+    print("| receiver | CPU (user+sys) | wall | real time / CPU | peak RSS | frames |\n|---|---|---|---|---|---|")
+    for name, r, frames in rows:
+        print(f"| {name} | {r.cpu_s:.2f} s | {r.wall_s:.2f} s | {args.seconds / r.cpu_s:.1f}x | {r.peak_mb:.0f} MB "
+              f"| {frames} |")
+    if not rtl433:
+        print("| rtl_433 | not installed (Debian package rtl-433) | | | | |")
+    if not rtl_wmbus:
+        print("| rtl_wmbus | not installed (not packaged in Debian; build from github.com/xaelsouth/rtl-wmbus) "
+              "| | | | |")
+    print(f"\nwmbus-sdr start-up (decode of 0.1 s, imports included): {startup.cpu_s:.2f} s CPU, "
+          f"{startup.wall_s:.2f} s wall")
+    if args.live > 0:
+        print(live_rx(path, args.rate, args.live, ap_env))
+
+
+def live_rx(path: Path, rate: float, seconds: float, env: dict[str, str]) -> str:
+    """`rx` fed by `serve-rtltcp` at real-time pace for ``seconds``: its summary line."""
+    cli = [sys.executable, "-m", "flowgraphs.cli"]
+    server = subprocess.Popen(cli + ["serve-rtltcp", "--port", "0", "--loop", "--rate", str(rate), "--center",
+                                     str(CENTER), str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env=env, cwd=ROOT, text=True)
+    try:
+        first = server.stderr.readline()  # "serving FILE on HOST:PORT (...)"
+        m = re.search(r" on ([0-9.]+):(\d+) ", first)
+        if not m:
+            raise SystemExit(f"serve-rtltcp did not start: {first!r}")
+        rx = subprocess.run(cli + ["rx", "--device", f"rtltcp://{m[1]}:{m[2]}", "--rate", str(rate), "--center",
+                                   str(CENTER), "--duration", str(seconds), "--output", "jsonl", "--quiet"],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=seconds + 120)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    summary = next((x for x in rx.stderr.splitlines() if "frames from" in x), rx.stderr.strip()[-300:])
+    cpu = re.search(r"CPU (\d+) %", summary)
+    return (f"live rx over rtl_tcp, {seconds:g} s at {rate / 1e6:g} Msps: CPU {cpu[1] if cpu else '?'} % of one core "
+            f"({summary.strip()})")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import fft as sfft
+
+from . import fastfft
 
 OUT_RATE_TARGET = 400e3
 DC_SPAN_S = 0.05  # the tuner's DC level is the mean over this much of the past (Channelizer._remove_dc)
@@ -67,6 +68,8 @@ class Channelizer:
         self._lo = {c.name: c.bin - nout // 2 for c in self.channels}
         self._hsel = {c.name: self._h[rel % self.n_fft] / np.float32(self.decimation) for c in self.channels}
         self._alt = np.where(np.arange(nout) % 2, -1, 1).astype(np.complex64)[self.overlap // self.decimation:]
+        # the mixing phase of a block starting at absolute index s is exp(-2j pi bin s / N): a table
+        self._phase = np.exp(-2j * np.pi * np.arange(self.n_fft) / self.n_fft).astype(np.complex64)
         self.reset()
 
     def reset(self, start: int = 0) -> None:
@@ -74,6 +77,8 @@ class Channelizer:
         self._buf = np.zeros(self.overlap, dtype=np.complex64)  # the overlap tail, zeros before the start
         self._consumed = start - self.overlap  # absolute index of _buf[0]
         self._dc_hist = np.zeros(0, dtype=np.complex128)  # the last block means (at most DC span - 1)
+        self._spec_buf = np.empty((0, self.n_fft), dtype=np.complex64)
+        self._sel_buf = np.empty((0, self.n_out), dtype=np.complex64)
 
     def _remove_dc(self, spec: np.ndarray) -> None:
         """Take the tuner's DC level (and its slow drift) out of bin 0 of every block, in place.
@@ -97,6 +102,12 @@ class Channelizer:
         self._dc_hist = hist[-(k - 1):] if k > 1 else hist[:0]
         spec[:, 0] -= (level * self.n_fft).astype(np.complex64)
 
+    def _work(self, nblocks: int) -> np.ndarray:
+        """The spectrum buffer, reused from call to call (fresh pages cost more than the FFT's copy)."""
+        if len(self._spec_buf) < nblocks:
+            self._spec_buf = np.empty((nblocks, self.n_fft), dtype=np.complex64)
+        return self._spec_buf[:nblocks]
+
     def process(self, samples: np.ndarray) -> dict[str, np.ndarray]:
         buf = np.concatenate((self._buf, np.asarray(samples, dtype=np.complex64)))
         nblocks = (len(buf) - self.overlap) // self.hop
@@ -105,21 +116,25 @@ class Channelizer:
             return {c.name: np.zeros(0, dtype=np.complex64) for c in self.channels}
         used = nblocks * self.hop
         blocks = sliding_window_view(buf[: used + self.overlap], self.n_fft)[:: self.hop][:nblocks]
-        spec = sfft.fft(blocks, axis=1)  # complex64 in, complex64 out
+        spec = fastfft.fft(blocks, axis=1, out=self._work(nblocks))  # complex64 in and out
         self._remove_dc(spec)
         starts = self._consumed + self.hop * np.arange(nblocks)  # absolute index of each block's first sample
         skip = self.overlap // self.decimation
         out = {}
+        if len(self._sel_buf) < nblocks:
+            self._sel_buf = np.empty((nblocks, self.n_out), dtype=np.complex64)
+        sel = self._sel_buf[:nblocks]  # the bins of one channel, filtered
         for c in self.channels:
             lo = self._lo[c.name] % self.n_fft
             if lo + self.n_out <= self.n_fft:
-                sel = spec[:, lo:lo + self.n_out] * self._hsel[c.name]
+                np.multiply(spec[:, lo:lo + self.n_out], self._hsel[c.name], out=sel)
             else:  # the band wraps around the FFT edge
-                sel = np.concatenate((spec[:, lo:], spec[:, : lo + self.n_out - self.n_fft]), axis=1)
-                sel *= self._hsel[c.name]
-            y = sfft.ifft(sel, axis=1, overwrite_x=True)[:, skip:]
+                cut = self.n_fft - lo
+                np.multiply(spec[:, lo:], self._hsel[c.name][:cut], out=sel[:, :cut])
+                np.multiply(spec[:, : self.n_out - cut], self._hsel[c.name][cut:], out=sel[:, cut:])
+            y = fastfft.ifft(sel, axis=1, overwrite_x=True)[:, skip:]
             # mixing phase of each block start (so blocks join without phase jumps) times (-1)^n
-            rot = np.exp(-2j * np.pi * ((c.bin * starts) % self.n_fft) / self.n_fft).astype(np.complex64)
+            rot = self._phase[(c.bin * starts) % self.n_fft]
             out[c.name] = np.multiply(y, rot[:, None] * self._alt[None, :]).reshape(-1)
         self._buf = buf[used:]
         self._consumed += used

@@ -11,16 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import fft as sfft
-from scipy.ndimage import maximum_filter1d
 
 from mbus import frame as mframe
 from mbus.crc import crc16
 from mbus.errors import DecodeError
 
+from . import fastfft as sfft  # scipy.fft's own pocketfft, without its import cost
 from .modes import ModeSpec, search_template_chips, shared_search
 from .modes import mode as mode_named
 from .phy import onair_size
+from .running import centred_max  # = scipy.ndimage.maximum_filter1d, without its import cost
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,7 +227,7 @@ class Demodulator:
             score = np.zeros(len(norm))
             agree = np.sign(norm[over]) == np.sign(norm_s)
             score[over] = np.where(agree, 0.5 * (np.abs(norm[over]) + np.abs(norm_s)), 0.0)
-            peaks = over[score[over] == maximum_filter1d(score, size=L | 1)[over]]
+            peaks = over[score[over] == centred_max(score, L | 1)[over]]
             best = peaks[np.argsort(-score[peaks])[:8]]
             found += [(float(score[i]), float(i * q), sps, 1 if norm[i] > 0 else -1) for i in best]
         found.sort(key=lambda z: -z[0])

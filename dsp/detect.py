@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import minimum_filter1d
+
+from .running import trailing_min
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -62,13 +63,16 @@ class BurstFinder:
         return self._floor
 
     def process(self, samples: np.ndarray) -> Iterator[Burst]:
-        buf = np.concatenate((self._carry, np.asarray(samples, dtype=np.complex64)))
-        n = len(buf) // self.window
-        self._carry = buf[n * self.window:]
+        # the kept samples end where the carry (the last incomplete window) begins: one copy joins all
+        keep = len(self._samples)
+        buf = np.concatenate((self._samples, self._carry, np.asarray(samples, dtype=np.complex64)))
+        n = (len(buf) - keep) // self.window
+        end = keep + n * self.window
+        self._carry = buf[end:]
         if n == 0:
             return
-        x = buf[: n * self.window]
-        self._samples = np.concatenate((self._samples, x))
+        x = buf[keep:end]
+        self._samples = buf[:end]
         p = np.square(x.view(np.float32)).reshape(n, -1).sum(axis=1) / self.window
         first = self._nwin
         self._nwin += n
@@ -89,8 +93,7 @@ class BurstFinder:
         if warm.any():
             favg = np.where(warm, np.inf, favg)
         fhist = np.concatenate((self._avgs, favg))
-        mins = minimum_filter1d(fhist, size=self.floor_windows, origin=(self.floor_windows - 1) // 2,
-                                mode="nearest")[len(self._avgs):]
+        mins = trailing_min(fhist, self.floor_windows)[len(self._avgs):]
         self._avgs = fhist[-self.floor_windows:]
         floor = mins * self.floor_bias
         if not np.isfinite(floor).all():  # no floor yet: nothing can open

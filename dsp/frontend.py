@@ -52,10 +52,14 @@ class ImpulseBlanker:
         nxt = med_all[1:n + 1] if not final else np.concatenate((med_all[1:n], [0]))
         ref = np.maximum(np.maximum(prev, med_all[:n]), nxt)
         self._prev_med = med_all[n - 1]
-        hot = (p > (ref * self.factor)[:, None]).reshape(-1)
-        flat = np.flatnonzero(hot)
-        if len(flat) == 0:
+        limit = ref * self.factor
+        # most blocks hold no candidate at all: look closer only at those whose peak is over the limit
+        busy = np.flatnonzero(p.max(axis=1) > limit)
+        if len(busy) == 0:
             return x
+        hot = p[busy] > limit[busy, None]
+        rows, cols = np.nonzero(hot)
+        flat = busy[rows] * self.block + cols
         # runs of consecutive candidates (a gap of up to `guard` samples joins them), never across a
         # block boundary, so every block is judged on its own samples whatever the chunking
         blk = flat // self.block
@@ -65,11 +69,20 @@ class ImpulseBlanker:
         short = (ends - starts + 1) <= self.max_run
         if not short.any():
             return x
-        x = x.copy()
-        for a, b in zip(starts[short], ends[short], strict=True):
-            lo = a - a % self.block
-            x[max(a - self.guard, lo):min(b + self.guard + 1, lo + self.block)] = 0
-        self.blanked += int((ends[short] - starts[short] + 1 + 2 * self.guard).sum())
+        # zero every short run with its guard, clipped to its block: marks +1 / -1 at the run's ends,
+        # summed along the rows of the blocks concerned (x is this call's own copy of the input)
+        a, b = starts[short], ends[short]
+        row = np.searchsorted(busy, a // self.block)
+        lo = np.maximum(a % self.block - self.guard, 0)
+        hi = np.minimum(b % self.block + self.guard + 1, self.block)
+        marks = np.zeros((len(busy), self.block + 1), dtype=np.int32)
+        np.add.at(marks, (row, lo), 1)
+        np.add.at(marks, (row, hi), -1)
+        rows = x.reshape(n, self.block)
+        cut = rows[busy]
+        cut[np.cumsum(marks[:, :-1], axis=1) > 0] = 0
+        rows[busy] = cut
+        self.blanked += int((b - a + 1 + 2 * self.guard).sum())
         return x
 
     def flush(self) -> np.ndarray:

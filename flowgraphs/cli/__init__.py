@@ -24,20 +24,32 @@ def version() -> str:
         return "unknown (not installed: pip install -e . gives it its version)"
 
 
+class _Version(argparse.Action):
+    """--version: the package metadata is read only when asked for (it costs ~50 ms of start-up)."""
+
+    def __init__(self, *args, prefix: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prefix = prefix
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(f"{self.prefix or parser.prog} {version()}\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wmbus-sdr",
         description="Wireless M-Bus (EN 13757 / OMS) receiver, transmitter and protocol analyser.",
     )
-    shown = f"%(prog)s {version()}"
-    parser.add_argument("--version", action="version", version=shown)
+    parser.add_argument("--version", action=_Version, nargs=0, default=argparse.SUPPRESS,
+                        help="show program's version number and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in dict.fromkeys(COMMANDS.values()):  # rx defines two commands
         module.add_parser(sub)
     for name, command in sub.choices.items():  # `wmbus-sdr rx --version` too
-        command.add_argument("--version", action="version", version=f"wmbus-sdr {name} {version()}",
-                             help="show the version and exit")
+        command.add_argument("--version", action=_Version, nargs=0, default=argparse.SUPPRESS,
+                             help="show the version and exit", prefix=f"wmbus-sdr {name}")
     return parser
 
 

@@ -146,7 +146,9 @@ def _rx(args) -> int:
         # RTL-SDR, rtl_tcp and SoapySDR devices that can take --ppm correct it in the tuner (opened now:
         # ``ppm`` says what the device applies); the rest is corrected in the channeliser
         device_ppm = float(getattr(source, "ppm", 0) or 0)
-        rx = Receiver(source.info, wanted_modes(args), ppm=args.ppm, device_ppm=device_ppm, calibrate=True)
+        # 0.1 s batches: a device's ~20 ms chunks one by one cost about twice the CPU (Receiver.batch_s)
+        rx = Receiver(source.info, wanted_modes(args), ppm=args.ppm, device_ppm=device_ppm, calibrate=True,
+                      batch_s=0.1)
     except (ValueError, SDRError, OSError) as err:
         if source is not None:
             source.close()

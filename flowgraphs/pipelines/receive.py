@@ -115,8 +115,14 @@ class Receiver:
 
     def __init__(self, info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES, *, blank_impulses: bool = True,
                  keep_detail: bool = False, ppm: float = 0.0, device_ppm: float = 0.0, calibrate: bool = False,
-                 calibrator: PpmCalibrator | None = None):
+                 calibrator: PpmCalibrator | None = None, batch_s: float = 0.0):
         self.info = info
+        # chunks are gathered into runs of at least this many samples before they go down the chain:
+        # every call costs the same Python overhead whatever its length (a live source hands over
+        # ~20 ms chunks, which would double the CPU load); frames come out up to that much later
+        self.batch_samples = int(batch_s * info.sample_rate_hz)
+        self._held: list[np.ndarray] = []
+        self._held_start = self._held_end = 0
         self.keep_detail = keep_detail
         self.plan = plan_channels(info, modes)
         if not self.plan:
@@ -194,39 +200,64 @@ class Receiver:
         return math.lcm(*grid)
 
     def process(self, chunk: IQChunk) -> Iterator[RxFrame]:
-        x = chunk.samples
         if chunk.time_ns is not None:
             # the earliest arrival relative to the sample clock is the least delayed one
             t0 = chunk.time_ns - int(round(chunk.end * 1e9 / self.info.sample_rate_hz))
             if self._clock0_ns is None or t0 < self._clock0_ns:
                 self._clock0_ns = t0
+        if self.batch_samples <= 0:
+            yield from self._process(chunk.start, chunk.samples)
+            return
+        if self._held and (chunk.start != self._held_end or self._pending_ppm is not None):
+            yield from self._release()  # a gap, an overlap or a new correction: what came before goes first
+        if self._segment is not None and chunk.start < self.samples_in:
+            yield from self._process(chunk.start, chunk.samples)  # the overlap error, at once
+            return
+        if not self._held:
+            self._held_start = chunk.start
+        self._held.append(chunk.samples)
+        self._held_end = chunk.end
+        if self._held_end - self._held_start >= self.batch_samples:
+            yield from self._release()
+
+    def _release(self) -> Iterator[RxFrame]:
+        """The chunks held back for a batch, as one run."""
+        if self._held:
+            held, self._held = self._held, []
+            x = held[0] if len(held) == 1 else np.concatenate(held)
+            yield from self._process(self._held_start, x)
+
+    def _process(self, start: int, x: np.ndarray) -> Iterator[RxFrame]:
+        """Samples ``x`` from absolute index ``start`` down the chain."""
+        end = start + len(x)
         if self._segment is None:
-            x = self._begin_segment(chunk.start, x)
-        elif self._pending_ppm is not None and chunk.start >= self.samples_in:
+            x = self._begin_segment(start, x)
+        elif self._pending_ppm is not None and start >= self.samples_in:
             yield from self._end_segment()
             self.ppm, self._pending_ppm = self._pending_ppm, None
             self.channelizer = self._channelizer()
             if self.calibrator is not None:
                 self.calibrator.reapply(self.ppm)
-            if chunk.start != self.samples_in:
-                self.samples_lost += chunk.start - self.samples_in
+            if start != self.samples_in:
+                self.samples_lost += start - self.samples_in
                 self.stats["gaps"] += 1
-            x = self._begin_segment(chunk.start, x)
-        elif chunk.start != self.samples_in:
-            if chunk.start < self.samples_in:
-                raise ValueError(f"{self.info.source}: chunk at sample {chunk.start} overlaps the previous one "
+            x = self._begin_segment(start, x)
+        elif start != self.samples_in:
+            if start < self.samples_in:
+                raise ValueError(f"{self.info.source}: chunk at sample {start} overlaps the previous one "
                                  f"(which ended at {self.samples_in}); sample indices must not go back")
-            self.samples_lost += chunk.start - self.samples_in
+            self.samples_lost += start - self.samples_in
             self.stats["gaps"] += 1
             yield from self._end_segment()
-            x = self._begin_segment(chunk.start, x)
-        self.samples_in = chunk.end
+            x = self._begin_segment(start, x)
+        self.samples_in = end
         if self.blanker is not None:
             x = self.blanker.process(x)
         yield from self._channels(self.channelizer.process(x))
 
     def flush(self) -> Iterator[RxFrame]:
-        """End of stream: the bursts still open come out."""
+        """End of stream: the bursts still open (and the chunks held for a batch) come out."""
+        yield from self._release()
         if self._segment is not None:
             yield from self._end_segment()
 
