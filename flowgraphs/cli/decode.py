@@ -185,7 +185,8 @@ def _emit(frame: RxFrame, show_bad: bool, keys, formats, sinks: list[Sink], coun
 
 def _summary(rx: Receiver, source: FileSource, counts: Counter, elapsed: float) -> None:
     dur = rx.samples_in / source.info.sample_rate_hz
-    modes = ", ".join(f"{m} {counts[m]}" for m in rx.modes if counts[m])
+    names = dict.fromkeys(m.rsplit(":", 1)[-1] for m in rx.modes)  # FREQ:MODE entries (--channel) count as MODE
+    modes = ", ".join(f"{m} {counts[m]}" for m in names if counts[m])
     rejects = ", ".join(f"{k.split(' ', 1)[1]} {v}" for k, v in sorted(counts.items()) if k.startswith("rejected"))
     speed = f"{dur / elapsed:.1f}x real time" if elapsed > 0 else ""
     print(f"\r{source.info.source}: {dur:.2f} s of IQ at {source.info.sample_rate_hz / 1e6:g} Msps, "

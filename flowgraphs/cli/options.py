@@ -165,7 +165,12 @@ def add_modes_option(p) -> None:
     p.add_argument("--modes", default=DEFAULT_MODES,
                    help="comma-separated link modes to receive (default: every meter->other mode whose channel "
                         "the captured band holds: %(default)s)")
+    p.add_argument("--channel", action="append", default=[], metavar="FREQ:MODE",
+                   help="also receive MODE on a channel of your choosing, e.g. 434.475M:T1 (a T1 meter on 434.475 "
+                        "MHz); repeatable; the channel must lie inside the captured band")
 
 
 def wanted_modes(args) -> list[str]:
-    return [m.strip() for m in str(args.modes).split(",") if m.strip()]
+    """The receiver's ``modes`` entries: --modes names, then one FREQUENCY:MODE entry per --channel."""
+    modes = [m.strip() for m in str(args.modes).split(",") if m.strip()]
+    return modes + [c.strip() for c in getattr(args, "channel", None) or [] if c.strip()]
