@@ -8,8 +8,8 @@ import sys
 from .options import add_key_options, single_key
 
 HELP = """\
-Modulate telegrams for a mode (S1, S2, T1, T2, C1, C2, N1a-N1f, N2a-N2f, F2, R2) into IQ: preamble, sync word, coding and
-CRCs per EN 13757-4, (G)FSK at the mode's chip rate and deviation, optional impairments; written
+Modulate telegrams for a mode (S1, S2, T1, T2, C1, C2, N1a-N1f, N2a-N2f, F2, R2) into IQ: preamble,
+sync word, coding and CRCs per EN 13757-4, (G)FSK at the mode's chip rate and deviation, optional impairments; written
 as cu8 / cs8 / cs16 / cf32 or annotated SigMF (by the output's extension).
 
 A telegram comes from --telegram HEX (a complete frame) or from --frame SPEC: a TOML or JSON file
@@ -47,7 +47,8 @@ def add_parser(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="set a spec field (ell.ci=0x8D for tables); applies to every --frame")
     add_key_options(p, key_file=False, key_help="AES key for frames whose spec asks for security")
-    p.add_argument("--format", dest="frame_format", choices=("A", "B"), default="A", help="frame format (C, N, F2: A or B)")
+    p.add_argument("--format", dest="frame_format", choices=("A", "B"), default="A",
+                   help="frame format (C, N, F2: A or B)")
     p.add_argument("--out", help="output file (.cu8 .cs8 .cs16 .cf32 .sigmf-meta)")
     p.add_argument("--device", help="transmit live through a TX device instead of writing a file: soapy:ARGS "
                                     "(e.g. soapy:driver=hackrf), or file:PATH.cu8 / memory:NAME (timed dry run)")
@@ -161,7 +162,6 @@ def run(args) -> int:
     from mbus.frame import normalize
 
     from ..pipelines.receive import parse_channel
-
     from ..pipelines.transmit import TxPlan, write_plan
     from .telegram import parse_hex
 
