@@ -333,3 +333,64 @@ def test_bundled_169_mhz_recording_decodes_every_annotated_frame():
         mode = MODES[n["wmbus:mode"]]
         sync_start = n["core:sample_start"] + 2 * mode.preamble_pairs / mode.chip_rate * src.info.sample_rate_hz
         assert abs(f.sample - sync_start) < 0.5 / mode.chip_rate * src.info.sample_rate_hz  # within half a chip
+
+
+# --- donate a sample: --save-unknown ------------------------------------------------------------------
+
+def _unknown_capture():
+    """A good N1a frame, then two bursts on channel c that no mode decodes (a sync word of our own
+    making), 0.4 s apart, then one on channel e."""
+    from dsp.modes import chips
+
+    rng = np.random.default_rng(31)
+    alien_c = replace(MODES["N1c"], name="alien", sync=chips("1100110011001100"), sync_b=None)
+    alien_e = replace(MODES["N1e"], name="alien", sync=chips("1100110011001100"), sync_b=None)
+    good = Burst(mode=MODES["N1a"], telegram=_telegram(rng), start_s=0.3, amplitude=0.2)
+    bursts = [good, Burst(mode=alien_c, telegram=_telegram(rng), start_s=0.35, amplitude=0.2),
+              Burst(mode=alien_c, telegram=_telegram(rng), start_s=0.75, amplitude=0.2),
+              Burst(mode=alien_e, telegram=_telegram(rng), start_s=0.8, amplitude=0.2)]
+    return _capture(bursts, rate=300e3, center=N_CENTER, duration=1.5, ebn0=25, seed=6), good
+
+
+def test_bursts_without_a_valid_frame_are_saved_as_annotated_sigmf(tmp_path):
+    import json
+
+    from flowgraphs.pipelines.unknown import UnknownSaver
+
+    x, good = _unknown_capture()
+    info = StreamInfo(sample_rate_hz=300e3, center_freq_hz=N_CENTER)
+    rx = Receiver(info)
+    saver = UnknownSaver(tmp_path / "donate", input_rate_hz=300e3, min_interval_s=10.0)
+    rx.on_unknown = saver
+    frames = [*rx.process(IQChunk(samples=x, info=info, start=0)), *rx.flush()]
+    assert [f.telegram for f in frames if f.crc_ok] == [good.telegram]
+    assert (saver.saved, saver.skipped) == (2, 1)  # channel c's second burst is rate-limited
+    metas = sorted((tmp_path / "donate").glob("*.sigmf-meta"))
+    assert [m.name.split("_")[1] for m in metas] == ["169.43125MHz", "169.45625MHz"]
+    for meta, mode_guess, freq in zip(metas, ("N1c", "N1e"), (169.43125e6, 169.45625e6), strict=True):
+        doc = json.loads(meta.read_text())
+        (note,) = doc["annotations"]
+        assert note["wmbus:mode_guess"] == mode_guess and note["wmbus:reason"] == "no sync word"
+        assert note["wmbus:band"] == f"{freq / 1e6:.5f} MHz" and note["wmbus:snr_db"] > 6
+        assert doc["captures"][0]["core:frequency"] == freq
+        data = np.fromfile(meta.with_suffix(".sigmf-data"), dtype=np.complex64)
+        assert len(data) == note["core:sample_count"] > 0.1 * rx.channelizer.out_rate  # the whole burst
+        assert abs(note["wmbus:stream_sample"] / 300e3 - (0.35 if mode_guess == "N1c" else 0.8)) < 0.05
+
+
+def test_cli_save_unknown(tmp_path):
+    from sdr.formats import from_complex
+
+    x, _ = _unknown_capture()
+    path = tmp_path / "n.cu8"
+    path.write_bytes(from_complex(x, "cu8"))
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "flowgraphs.cli", "decode", str(path), "--format", "cu8", "--rate",
+                          "300e3", "--center", "169.4375e6", "--save-unknown", str(tmp_path / "d")], env=env,
+                         timeout=300, capture_output=True, text=True, check=True)
+    assert "2 bursts without a valid frame saved" in out.stderr and "1 more left out" in out.stderr
+    assert len(list((tmp_path / "d").glob("*.sigmf-meta"))) == 2
+    bad = subprocess.run([sys.executable, "-m", "flowgraphs.cli", "decode", str(path), "--format", "cu8", "--rate",
+                          "300e3", "--center", "169.4375e6", "--save-unknown", str(tmp_path / "d"), "--jobs", "2"],
+                         env=env, timeout=300, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--save-unknown runs with --jobs 1" in bad.stderr

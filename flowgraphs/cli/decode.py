@@ -21,9 +21,11 @@ from .options import (
     add_modes_option,
     add_sink_options,
     add_source_options,
+    add_unknown_option,
     key_store,
     open_outputs,
     open_source,
+    unknown_saver,
     wanted_modes,
 )
 
@@ -56,6 +58,7 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_options(p, file="required")
     add_modes_option(p)
+    add_unknown_option(p)
     add_key_options(p)
     add_sink_options(p)
     p.add_argument("--ppm", type=float, default=0.0, metavar="PPM",
@@ -82,6 +85,9 @@ def run(args) -> int:
             raise ValueError(f"--jobs {args.jobs}: give 1 or more")
         rx = Receiver(source.info, wanted_modes(args), blank_impulses=not args.no_blank, ppm=args.ppm,
                       calibrate=True)
+        if args.save_unknown and args.jobs > 1:
+            raise ValueError("--save-unknown runs with --jobs 1")
+        unknown = unknown_saver(args, rx)
         parallel = _parallel(args, source, rx) if args.jobs > 1 else None
         sinks = open_outputs(args)
     except (ValueError, SDRError) as err:
@@ -114,6 +120,10 @@ def run(args) -> int:
     sys.stdout.flush()
     if not args.quiet:
         _summary(rx, source, counts, time.perf_counter() - t0)
+        if unknown is not None:
+            print(f"  --save-unknown: {unknown.saved} bursts without a valid frame saved to {args.save_unknown}"
+                  + (f" ({unknown.skipped} more left out by the rate limit)" if unknown.skipped else ""),
+                  file=sys.stderr)
     return 0
 
 

@@ -170,6 +170,24 @@ def add_modes_option(p) -> None:
                         "MHz); repeatable; the channel must lie inside the captured band")
 
 
+def add_unknown_option(p) -> None:
+    p.add_argument("--save-unknown", metavar="DIR",
+                   help="save every burst that carries energy but gives no valid frame to DIR as an annotated "
+                        "SigMF snippet (channel, mode guess, reason; at most one per channel every 10 s, 200 in "
+                        "all), to send captures of meters we cannot decode yet")
+
+
+def unknown_saver(args, rx):
+    """Hook an :class:`~flowgraphs.pipelines.unknown.UnknownSaver` to ``rx`` when --save-unknown asks."""
+    if not getattr(args, "save_unknown", None):
+        return None
+    from ..pipelines.unknown import UnknownSaver
+
+    saver = UnknownSaver(args.save_unknown, input_rate_hz=rx.info.sample_rate_hz)
+    rx.on_unknown = saver
+    return saver
+
+
 def wanted_modes(args) -> list[str]:
     """The receiver's ``modes`` entries: --modes names, then one FREQUENCY:MODE entry per --channel."""
     modes = [m.strip() for m in str(args.modes).split(",") if m.strip()]

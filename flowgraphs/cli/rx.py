@@ -11,9 +11,11 @@ from .options import (
     add_modes_option,
     add_sink_options,
     add_source_options,
+    add_unknown_option,
     key_store,
     open_outputs,
     open_source,
+    unknown_saver,
     wanted_modes,
 )
 
@@ -46,6 +48,7 @@ def add_parser(sub) -> None:
     add_source_options(p, device="required", rate_default=1.6e6, rate_help="sample rate (default 1.6e6; 2.4e6 adds C2)",
                        center_default=868.625e6, center_help="centre frequency, Hz (default 868.625e6)", tuner=True)
     add_modes_option(p)
+    add_unknown_option(p)
     add_key_options(p)
     add_sink_options(p)
     p.add_argument("--auto-ppm", action="store_true",
@@ -133,6 +136,7 @@ def _rx(args) -> int:
         # ``ppm`` says what the device applies); the rest is corrected in the channeliser
         device_ppm = float(getattr(source, "ppm", 0) or 0)
         rx = Receiver(source.info, wanted_modes(args), ppm=args.ppm, device_ppm=device_ppm, calibrate=True)
+        unknown = unknown_saver(args, rx)
     except (ValueError, SDRError, OSError) as err:
         if source is not None:
             source.close()
@@ -185,6 +189,9 @@ def _rx(args) -> int:
                                center_freq_hz=source.info.center_freq_hz)
         if hint:
             print(f"hint: {hint}", file=sys.stderr)
+    if unknown is not None:
+        print(f"--save-unknown: {unknown.saved} bursts without a valid frame saved to {args.save_unknown}"
+              + (f" ({unknown.skipped} more left out by the rate limit)" if unknown.skipped else ""), file=sys.stderr)
     if args.inventory and inventory.meters:
         print(inventory.table(), file=sys.stderr)
     return rc

@@ -25,6 +25,7 @@ DEFAULT_MODES = default_rx_modes()  # every receivable meter -> other mode (dsp.
 WIDE_RATE_HZ = 200e3  # channels cut at this rate or more keep the burst finder's defaults
 NARROW_MAX_BURST_S = 1.5  # longest burst on a narrow channel (N / R2 / F2 frames last up to ~1 s)
 NARROW_FLOOR_S = 0.5  # noise-floor memory on a narrow channel
+UNKNOWN_MIN_SNR_DB = 6.0  # a burst without a frame is reported (on_unknown) from this far over the floor
 
 
 def channel_name(freq_hz: float) -> str:
@@ -86,6 +87,22 @@ class RxFrame:
     def t_s(self) -> float:
         """Seconds from the stream's sample 0 to the sync word."""
         return self.sample / self.sample_rate_hz
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class UnknownBurst:
+    """A burst that carried energy but gave no valid frame (``Receiver.on_unknown``): its channel-rate
+    IQ, where it was, what the channel is planned for and why nothing came out."""
+
+    channel: str
+    channel_hz: float  # the channel's nominal frequency (the snippet's centre)
+    modes: tuple[str, ...]  # the modes planned on the channel: the best guess of what it was
+    reason: str  # "no sync word" or the rejection reason of the best attempt (crc, truncated, ...)
+    sample: int  # absolute input index of the burst's first sample
+    time_ns: int | None
+    samples: np.ndarray  # complex64 at the channel rate, centred on the channel
+    sample_rate_hz: float  # the channel rate
+    snr_db: float  # the burst's power over the noise floor
 
 
 def parse_channel(text: str) -> tuple[float, str]:
@@ -226,6 +243,9 @@ class Receiver:
         self.demods = {name: Demodulator(self._cz(name).out_rate, list(ch.modes))
                        for name, ch in self.channel_plan.items()}
         self.stats: Counter = Counter()
+        # called with an UnknownBurst for every burst with energy (UNKNOWN_MIN_SNR_DB over the floor)
+        # that gave no valid frame (rx / decode --save-unknown)
+        self.on_unknown = None
         self.samples_in = 0  # absolute index just after the last input sample
         self.samples_lost = 0  # samples missing between chunks (gaps)
         self._segment: int | None = None  # absolute input index of the current segment's channel sample 0
@@ -440,12 +460,28 @@ class Receiver:
         freq, _ = self.plan[name]
         ch = next(c for c in self._cz(name).channels if c.name == name)
         bin_error = ch.offset_hz - (freq - self.tuner_center_hz)
-        for r in self.demods[name].demodulate(burst.samples):
+        results = self.demods[name].demodulate(burst.samples)
+        for r in results:
             frame = self._frame(r, burst, freq, bin_error, self._cz(name))
             self.stats[f"frames {r.mode}" if r.crc_ok else f"rejected {r.reason}"] += 1
             if r.crc_ok and self.calibrator is not None:
                 self._calibrate(frame, r, burst, bin_error, self._cz(name).out_rate)
             yield frame
+        if self.on_unknown is not None and not any(r.crc_ok for r in results):
+            self._unknown(name, burst, results)
+
+    def _unknown(self, name: str, burst, results: list[FrameResult]) -> None:
+        snr = 10 * np.log10(max(burst.power - burst.noise, 1e-20) / max(burst.noise, 1e-20))
+        if snr < UNKNOWN_MIN_SNR_DB:
+            return
+        cz = self._cz(name)
+        start = int(round(self._origin[name] + burst.start * cz.decimation - cz.delay))
+        ch = self.channel_plan[name]
+        best = max(results, key=lambda r: r.snr_db, default=None)
+        self.on_unknown(UnknownBurst(channel=name, channel_hz=ch.freq_hz, modes=tuple(m.name for m in ch.modes),
+                                     reason="no sync word" if best is None else best.reason, sample=start,
+                                     time_ns=self.time_ns(start), samples=burst.samples, sample_rate_hz=cz.out_rate,
+                                     snr_db=float(snr)))
 
     def _calibrate(self, frame: RxFrame, r: FrameResult, burst, bin_error: float, out_rate: float) -> None:
         if not self.calibrator.wants(frame.telegram, frame.t_s):
