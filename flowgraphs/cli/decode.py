@@ -40,12 +40,14 @@ log = logging.getLogger(__name__)
 
 
 HELP = """\
-Decode wireless M-Bus frames from an IQ recording: every S1, T1 and C1 (format A and B) frame in
-the captured band, with CRC check, signal figures and the OMS decoding of its content.
+Decode wireless M-Bus frames from an IQ recording: every S1, T1, C1, R2, N (a-f) and F2 frame
+(format A and B) in the captured band, with CRC check, signal figures and the OMS decoding of its
+content. --channel FREQ:MODE adds a mode on a channel of your choosing (434.475M:T1).
 
 Sample format, rate and centre frequency come from SigMF metadata or the file name
 (rtlsdr_868.950M_1M6_x.cu8, g001_868.95M_1200k.cu8); otherwise give --format, --rate, --center.
-A capture centred at 868.625 MHz with >= 1.6 Msps hears S (868.30) and T/C (868.95) at once.
+A capture centred at 868.625 MHz with >= 1.6 Msps hears S (868.30), T/C (868.95) and the ten R2
+channels (868.03-868.57) at once; one centred at 169.4375 MHz with >= 240 ksps the six N channels.
 
 examples:
   wmbus-sdr decode recordings/example_868.625M_2M4.sigmf-meta --keys recordings/keys.txt

@@ -38,6 +38,8 @@ Ctrl-C or SIGTERM ends the run with the summary, status 0.
 examples:
   wmbus-sdr rx --device rtlsdr:0 --keys meters.keys
   wmbus-sdr rx --device rtltcp://192.168.1.20:1234 --output rtlwmbus | wmbusmeters stdin:rtlwmbus ...
+  wmbus-sdr rx --device rtlsdr:0 --center 169.4375e6 --rate 300e3      (mode N: all six 169 MHz channels)
+  wmbus-sdr rx --device rtlsdr:0 --center 434.475e6 --channel 434.475M:T1 --save-unknown donate/
   wmbus-sdr rx --device rtlsdr:0 --mqtt mqtt://localhost/wmbus --dedup 10 --inventory
 """
 
