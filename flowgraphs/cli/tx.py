@@ -126,13 +126,12 @@ def _live(args, plan, mode: str) -> int:
 
     spec = MODES[mode]
     center = args.center or spec.channel_hz
-    # the carrier sent: the mode's channel plus --offset (which carries a --channel's distance from it)
-    carrier = spec.channel_hz + args.offset
-    if (min(abs(carrier - f) for f in spec.all_channels_hz) > min(50e3, spec.rx_bandwidth_hz / 2)
-            and not args.any_freq):
-        raise ValueError(f"{carrier / 1e6:.5f} MHz is outside the {mode} channel(s) "
-                         f"({', '.join(f'{f / 1e6:.5g}' for f in spec.all_channels_hz)} MHz); add --any-freq if "
-                         "that is intended")
+    # --channel moved the mode's channel (by a carrier offset, see run); the tuner must be near it
+    shift = getattr(args, "channel_shift_hz", 0.0)
+    target = spec.channel_hz + shift
+    if abs(center + args.offset - shift - target) > 50e3 and not args.any_freq:
+        raise ValueError(f"{(center + args.offset - shift) / 1e6:.4f} MHz is outside the {mode} channel "
+                         f"({target / 1e6:.5g} MHz); add --any-freq if that is intended")
     bursts = [live_burst(plan, tel) for tel in plan.telegrams]
     try:
         sink = open_tx(args.device, sample_rate_hz=args.rate, center_freq_hz=center, gain_db=args.gain,
@@ -173,7 +172,8 @@ def run(args) -> int:
             # another channel of the mode: its distance from the mode's channel is a carrier offset
             # on top of --offset, and the default centre follows the channel
             chan, _ = parse_channel(f"{args.channel}:{mode}")
-            args.offset += chan - MODES[mode].channel_hz
+            args.channel_shift_hz = chan - MODES[mode].channel_hz
+            args.offset += args.channel_shift_hz
             if args.center is None:
                 args.center = chan
         if args.set and not args.frame:
