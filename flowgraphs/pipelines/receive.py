@@ -260,9 +260,10 @@ class Receiver:
     def _channelizers(self) -> list[tuple[Channelizer, tuple[str, ...]]]:
         """One channeliser per channel class (wide S/T/C, narrow N, ...), each cutting its channels
         at the class's rate and passband (dsp.modes: rx_rate_hz, rx_bandwidth_hz)."""
-        return [(Channelizer(self.info.sample_rate_hz, self.tuner_center_hz,
-                             {name: self.channel_plan[name].freq_hz for name in names},
-                             out_rate_target=rate, passband_hz=passband), names)
+        fs = self.info.sample_rate_hz
+        return [(Channelizer(fs, self.tuner_center_hz, {name: self.channel_plan[name].freq_hz for name in names},
+                             out_rate_target=rate if rate >= WIDE_RATE_HZ else fs / _fft_friendly(fs / rate),
+                             passband_hz=passband), names)
                 for (rate, passband), names in self.groups.items()]
 
     @property
@@ -515,6 +516,20 @@ class Receiver:
                        chip_rate_hz=r.chip_rate_hz, channel_hz=freq, violations=r.violations,
                        detail=BurstSnippet(samples=burst.samples, sample_rate_hz=cz.out_rate, result=r,
                                            bin_error_hz=bin_error) if self.keep_detail else None)
+
+
+def _fft_friendly(ratio: float) -> int:
+    """The decimation nearest ``ratio`` (within 20 %) with no prime factor above 5: the channeliser's
+    FFT is decimation x 1024 points, and a factor like 11 or 13 makes it several times slower."""
+    best = max(1, int(round(ratio)))
+    for d in sorted(range(max(1, int(ratio * 0.8)), int(ratio * 1.2) + 2), key=lambda d: (abs(d - ratio), d)):
+        k = d
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return d
+    return best
 
 
 def _centre_burst(burst, rate: float):
