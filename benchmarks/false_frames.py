@@ -2,7 +2,8 @@
 1.6 Msps centred at 868.625 MHz, all modes) and count CRC-valid frames — there must be none.
 Also prints how often the burst gate opened and how many sync candidates were rejected.
 
-    python benchmarks/false_frames.py [--minutes 10] [--rate 1.6e6]
+    python benchmarks/false_frames.py [--minutes 10] [--rate 1.6e6] [--center 868.625e6]
+    python benchmarks/false_frames.py --rate 300e3 --center 169.4375e6     # the six N channels
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=1.6e6)
+    ap.add_argument("--center", type=float, default=868.625e6, help="centre frequency: every mode heard there")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
-    info = StreamInfo(sample_rate_hz=args.rate, center_freq_hz=868.625e6)
+    info = StreamInfo(sample_rate_hz=args.rate, center_freq_hz=args.center)
     rx = Receiver(info)
     chunk = 1 << 20
     total = int(args.minutes * 60 * args.rate)
@@ -43,7 +45,8 @@ def main() -> None:
     valid += [f for f in rx.flush() if f.crc_ok]
     elapsed = time.perf_counter() - t0
     rejected = {k: v for k, v in rx.stats.items() if k.startswith("rejected")}
-    print(f"false-frame check: {args.minutes:g} min of noise at {args.rate / 1e6:g} Msps, modes {', '.join(rx.modes)}")
+    print(f"false-frame check: {args.minutes:g} min of noise at {args.rate / 1e6:g} Msps centred "
+          f"{args.center / 1e6:g} MHz, modes {', '.join(rx.modes)}")
     print("| measure | value |\n|---|---|")
     print(f"| CRC-valid frames | {len(valid)} |")
     print(f"| bursts examined | {rx.stats['bursts']} |")

@@ -30,9 +30,19 @@ from flowgraphs.pipelines.receive import receive  # noqa: E402
 from sdr.types import IQChunk, StreamInfo  # noqa: E402
 
 RATE, CENTER = 1.6e6, 868.625e6
-CASES = {"T1": ("T1", "A", 0.12), "C1A": ("C1", "A", 0.001), "C1B": ("C1", "B", 0.001), "S1": ("S1", "A", 0.02)}
+CASES = {"T1": ("T1", "A", 0.12), "C1A": ("C1", "A", 0.001), "C1B": ("C1", "B", 0.001), "S1": ("S1", "A", 0.02),
+         "N4.8": ("N1a", "A", 1e-4), "N2.4": ("N1c", "A", 1e-4), "N2.4B": ("N1c", "B", 1e-4), "F2": ("F2", "A", 1e-3),
+         "R2": ("R2", "A", 0.02)}
 GRID = {"T1": np.arange(9.0, 14.01, 0.5), "C1A": np.arange(8.5, 13.51, 0.5), "C1B": np.arange(8.5, 13.51, 0.5),
-        "S1": np.arange(10.0, 16.01, 0.5)}
+        "S1": np.arange(10.0, 16.01, 0.5), "N4.8": np.arange(8.0, 13.01, 0.5), "N2.4": np.arange(8.0, 13.01, 0.5),
+        "N2.4B": np.arange(8.0, 13.01, 0.5), "F2": np.arange(9.0, 14.01, 0.5), "R2": np.arange(9.0, 15.01, 0.5)}
+# cases outside the 868 MHz band (issue #13): (sample rate, band centre, carrier tolerance for "impaired", noise
+# before the frame); N: 300 ksps at 169.4375 MHz (all six channels), +-1.5 / +-2.0 kHz (phy.md §10); F2: 1 Msps
+# 100 kHz off its channel, +-16 ppm; R2: the 868.625 MHz capture, +-10 ppm (§1.1). The narrow channels' burst
+# finder needs some noise before a frame to know the floor.
+BANDS = {"N4.8": (300e3, 169.4375e6, 1.5e3, 0.3), "N2.4": (300e3, 169.4375e6, 2.0e3, 0.3),
+         "N2.4B": (300e3, 169.4375e6, 2.0e3, 0.3),
+         "F2": (1e6, 433.92e6, 6.9e3, 0.3), "R2": (RATE, CENTER, 8.7e3, 0.3)}
 
 
 def telegram(rng) -> bytes:
@@ -60,19 +70,20 @@ def success_rate(case: str, ebn0: float, trials: int, condition: str, seed: int)
     mode_name, fmt, tol = CASES[case]
     mode = MODES[mode_name]
     on_channel, impaired, dc = CONDITIONS[condition]
-    center = mode.channel_hz if on_channel else CENTER
+    rate, band_centre, carrier_tol, pad_s = BANDS.get(case, (RATE, CENTER, 25e3, 2e-3))
+    center = mode.channel_hz if on_channel else band_centre
     rng = np.random.default_rng(seed)
-    info = StreamInfo(sample_rate_hz=RATE, center_freq_hz=center)
+    info = StreamInfo(sample_rate_hz=rate, center_freq_hz=center)
     amplitude = 0.25  # single_burst's default
     ok = 0
     for _ in range(trials):
         tel = telegram(rng)
-        offset = float(rng.uniform(-25e3, 25e3)) if impaired else 0.0
+        offset = float(rng.uniform(-carrier_tol, carrier_tol)) if impaired else 0.0
         rate_err = float(rng.uniform(-tol, tol)) if impaired else 0.0
         dc_offset = dc * amplitude * np.exp(2j * np.pi * rng.uniform()) if dc else 0j
         x = single_burst(mode, tel, frame_format=fmt, rng=rng, ebn0_db=ebn0, freq_offset_hz=offset,
-                         chip_rate_error=rate_err, sample_rate_hz=RATE, center_freq_hz=center,
-                         amplitude=amplitude, dc_offset=dc_offset)
+                         chip_rate_error=rate_err, sample_rate_hz=rate, center_freq_hz=center,
+                         amplitude=amplitude, dc_offset=dc_offset, pad_s=pad_s)
         frames = receive([IQChunk(samples=x, info=info, start=0)], info, [mode_name])
         ok += any(f.crc_ok and f.telegram == tel for f in frames)
     return ok / trials

@@ -205,9 +205,10 @@ class Demodulator:
             corr = sfft.irfft(spec * sfft.rfft(t[::-1], nfft), nfft)[L - 1:n]
             s1 = c[L:] - c[:-L]
             s2 = c2[L:] - c2[:-L]
+            corr = corr - s1 * t.mean()  # DC-free like the energy: a template of unequal chip counts
             energy = s2 - s1 * s1 / L
             # silent stretches (blanked, or zero padding at the end of a stream) must not score
-            floor = 0.05 * float(np.median(energy)) + 1e-12
+            floor = 0.05 * max(float(np.median(energy)), 0.0) + 1e-12
             norm = np.where(energy > floor, corr / np.sqrt(np.maximum(energy, floor) * L), 0.0)
             if np.abs(norm).max(initial=0.0) <= thr:
                 continue
@@ -221,7 +222,7 @@ class Demodulator:
                 over = over[np.argsort(-np.abs(norm[over]))[:20000]]
             ts = t[L - ls:]
             win = np.lib.stride_tricks.sliding_window_view(md, ls)[over + L - ls]
-            cs = win @ ts
+            cs = win @ (ts - ts.mean())  # DC-free like e_s: an unbalanced sync part meets a carrier offset
             e_s = np.einsum("ij,ij->i", win, win) - win.sum(axis=1) ** 2 / ls
             norm_s = np.where(e_s > floor * ls / L, cs / np.sqrt(np.maximum(e_s, 1e-12) * ls), 0.0)
             score = np.zeros(len(norm))

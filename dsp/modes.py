@@ -55,6 +55,12 @@ class ModeSpec:
     response_window_s: tuple[float, float] | None = None
     turnaround_s: float | None = None
     fast_response: bool = False  # C2: ELL CC D bit (100 ms instead of 1000 ms)
+    # receive channel: the channeliser's two-sided passband and the channel sample rate it aims at;
+    # modes with the same pair share one channeliser (one FFT for all their channels)
+    rx_bandwidth_hz: float = 350e3
+    rx_rate_hz: float = 400e3
+    # every channel the mode may use (R2: ten); empty = just ``channel_hz`` (which TX uses by default)
+    channels_hz: tuple[float, ...] = ()
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -65,6 +71,10 @@ class ModeSpec:
         n = self.search_sync_chips
         if n and any(w[:n] != self.sync[:n] for w in self.syncs.values()):
             raise ValueError(f"mode {self.name}: the searched sync chips must begin every format's sync word")
+        if self.rx_bandwidth_hz <= 0 or self.rx_rate_hz < self.rx_bandwidth_hz:
+            raise ValueError(f"mode {self.name}: the receive rate must hold the receive bandwidth")
+        if any(f <= 0 for f in self.channels_hz):
+            raise ValueError(f"mode {self.name}: channel frequencies must be positive")
         if (self.response_window_s is None) != (self.answers is None):
             raise ValueError(f"mode {self.name}: a response window goes with the mode it answers")
 
@@ -82,6 +92,16 @@ class ModeSpec:
         """The sync chips the receiver searches for; the rest of each format's sync word tells the
         formats apart and is checked after the search."""
         return self.sync[: self.search_sync_chips] if self.search_sync_chips else self.sync
+
+    @property
+    def all_channels_hz(self) -> tuple[float, ...]:
+        """Every channel the mode may use (the receiver plans those inside the band)."""
+        return self.channels_hz or (self.channel_hz,)
+
+    @property
+    def rx_class(self) -> tuple[float, float]:
+        """(channel sample rate aimed at, passband half-width): one channeliser per class."""
+        return (self.rx_rate_hz, self.rx_bandwidth_hz / 2)
 
     @property
     def bit_rate(self) -> float:
@@ -115,6 +135,41 @@ _S = dict(channel_hz=868.30e6, chip_rate=32768.0, deviation_hz=50e3, coding=MANC
 # The receiver searches 0x543D (common to both formats; B repeats it) and reads the next 16 chips.
 _C = dict(coding=NRZ, sync=C_SYNC_A, sync_b=C_SYNC_B, preamble_pairs=16, postamble=chips("01010101"),
           search_sync_chips=16)
+
+# N a-f (169 MHz), F2 (433.82 MHz): 16-bit sync words after the preamble; format A and B differ after
+# the first 8 chips (0xF6), so the receiver searches the end of the preamble plus 0xF6 and reads on.
+N_SYNC_A = chips("1111011010001101")  # 0xF68D
+N_SYNC_B = chips("1111011001110010")  # 0xF672
+# phy.md §1.2 (channel plan), §1 (rates); channel -> (submode letter, chip rate)
+N_CHANNELS = {"a": (169.40625e6, 4800.0), "b": (169.41875e6, 4800.0), "c": (169.43125e6, 2400.0),
+              "d": (169.44375e6, 2400.0), "e": (169.45625e6, 4800.0), "f": (169.46875e6, 4800.0)}
+R2_CHANNELS_HZ = tuple(868.03e6 + n * 0.06e6 for n in range(10))  # phy.md §1: 868.03 + n x 0.06 MHz
+
+
+def _n_limits(chip_rate: float) -> tuple[tuple[str, Limit], ...]:
+    # phy.md §10 (EN 13757-4 N table via ADI AN-1285): deviation +-2.4 kHz +-30 %, carrier +-1.5 kHz at
+    # 4.8 kbit/s and +-2.0 kHz at 2.4 kbit/s, data rate +-100 ppm, preamble 16 chips; no postamble (§4)
+    carrier = 1.5e3 if chip_rate > 3e3 else 2.0e3
+    return (("deviation_hz", (1.68e3, 3.12e3)), ("chip_rate_error_ppm", (-100, 100)),
+            ("carrier_offset_hz", (-carrier, carrier)), ("preamble_chips", (16, None)))
+
+
+# R: chip rate +-2 %, crystal 10 ppm (phy.md §1.1, SiLabs, UNSURE); deviation range not stated: the
+# S-mode proportion (40-80 kHz of 50, i.e. 0.8-1.6 x nominal) is our assumption (UNSURE); preamble
+# >= 78 chips (§3), postamble 2-8 chips (§4)
+_R_LIMITS = (("deviation_hz", (4.8e3, 9.6e3)), ("chip_rate_error_ppm", (-20000, 20000)),
+             ("carrier_error_ppm", (-10, 10)), ("preamble_chips", (78, None)), ("postamble_chips", (2, None)))
+# F: crystal 16 ppm, chip rate crystal-derived (tool: 0), taken as +-100 ppm like N (UNSURE); deviation
+# range not stated: +-30 % as N (UNSURE); preamble >= 78 chips (§3); no postamble (§4)
+_F_LIMITS = (("deviation_hz", (3.85e3, 7.15e3)), ("chip_rate_error_ppm", (-100, 100)),
+             ("carrier_error_ppm", (-16, 16)), ("preamble_chips", (78, None)))
+
+# Narrow channels: N's passband holds +-(2.4 kHz deviation + half the chip rate + 2 kHz carrier
+# tolerance) and rejects the next channel 12.5 kHz away (ST uses 8-10 kHz filters, phy.md §1);
+# F and R2 are +-5.5 / +-6 kHz with up to ~7 / ~9 kHz of crystal error (ST: 20 kHz filters).
+_N = dict(deviation_hz=2.4e3, coding=NRZ, sync=N_SYNC_A, sync_b=N_SYNC_B, preamble_pairs=8, gaussian_bt=0.5,
+          chip_rate_tolerance=1e-4, rx_preamble_chips=16, search_sync_chips=8, duty_cycle_percent=10.0,
+          rx_bandwidth_hz=11e3, rx_rate_hz=15e3)
 
 _MODES: dict[str, ModeSpec] = {}
 MODES = MappingProxyType(_MODES)  # name -> ModeSpec, read-only view of the registry
@@ -159,15 +214,46 @@ for _spec in (
              turnaround_s=100e-3, fast_response=True,
              source="phy.md §1: C2 other->meter, 869.525 MHz, 50 kcps GFSK BT 0.5; §6.1: t_RO 99.5-100.5 ms; "
                     "§7: 10 % sub-band"),
+    *(ModeSpec(name=f"N{kind}{sub}", channel_hz=freq, chip_rate=rate, **_N, limits=_n_limits(rate),
+               source=f"phy.md §1, §1.2: channel {sub} {freq / 1e6:.5f} MHz, {rate / 1e3:.1f} kcps 2-GFSK BT 0.5 "
+                      "+-2.4 kHz NRZ; §3: 8 x 01 preamble, sync F68D (A) / F672 (B); §10: tolerances; "
+                      "§7: duty cycle UNSURE" + ("" if kind == "1" else "; N2 dialogue windows CONFLICT (§6.1)"))
+      for kind in "12" for sub, (freq, rate) in N_CHANNELS.items()),
+    ModeSpec(name="F2", channel_hz=433.82e6, chip_rate=2400.0, deviation_hz=5.5e3, coding=NRZ, sync=N_SYNC_A,
+             sync_b=N_SYNC_B, preamble_pairs=39, search_sync_chips=8, chip_rate_tolerance=1e-3,
+             limits=_F_LIMITS, duty_cycle_percent=10.0, rx_bandwidth_hz=30e3, rx_rate_hz=38.4e3,
+             source="phy.md §1: 433.82 MHz, 2-FSK +-5.5 kHz, 2.4 kcps NRZ; §3: >= 39 x 01, sync F68D (A) / "
+                    "F672 (B); §1.1: 16 ppm crystal, chip rate and deviation tolerance not stated (UNSURE)"),
+    ModeSpec(name="R2", channel_hz=868.33e6, channels_hz=R2_CHANNELS_HZ, chip_rate=4800.0, deviation_hz=6e3,
+             coding=MANCHESTER, sync=S_SYNC, preamble_pairs=39, postamble=chips("0101"), rx_preamble_chips=28,
+             sync_threshold=0.5, chip_rate_tolerance=0.02, limits=_R_LIMITS, duty_cycle_percent=1.0,
+             rx_bandwidth_hz=30e3, rx_rate_hz=48e3,
+             source="phy.md §1: ten channels 868.03 + n x 0.06 MHz (TX default channel 5, 868.33), 2-FSK "
+                    "+-6 kHz, 4.8 kcps Manchester; §3: >= 39 x 01, S sync; §1.1: +-2 % chip rate, 10 ppm; "
+                    "§4: postamble 2-8 chips; deviation range UNSURE"),
 ):
     register_mode(_spec)
+
+# N2g (4-GFSK, 9.6 ksym/s at 169.4375 MHz): the digest's deviation (§1.3) and sync mapping are
+# inferences marked UNSURE, and our modulator and demodulator are 2-level only: not supported yet.
+UNSUPPORTED_MODES = {"N2G": "N2g (4-GFSK, 9.6 ksym/s, 169.4375 MHz) is not supported yet: its deviation and "
+                            "sync-word mapping are UNSURE in the spec digest (phy.md §1.3)"}
 
 
 def mode(name: str) -> ModeSpec:
     try:
-        return _MODES[name.upper()]
+        return _MODES[_canonical_name(name)]
     except KeyError:
+        if name.upper() in UNSUPPORTED_MODES:
+            raise ValueError(UNSUPPORTED_MODES[name.upper()]) from None
         raise ValueError(f"unknown mode {name!r}; known: {', '.join(_MODES)}") from None
+
+
+def _canonical_name(name: str) -> str:
+    """Registered spelling of a mode name typed in any case ('n1a' -> 'N1a')."""
+    if name in _MODES:
+        return name
+    return next((k for k in _MODES if k.upper() == name.upper()), name.upper())
 
 
 def rx_mode_for(spec: ModeSpec) -> ModeSpec:

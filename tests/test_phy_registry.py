@@ -180,9 +180,11 @@ def test_registry_refuses_a_second_mode_of_the_same_name():
 def test_relations_between_the_builtin_modes_are_computed():
     pairs = {(a.name, b.name) for a in MODES.values() for b in MODES.values() if shared_search(a, b)}
     assert pairs == {("T1", "C1")}  # T's preamble + sync is the end of C's preamble + 0x543D
+    n_modes = {f"N{k}{c}": f"N1{c}" for k in "12" for c in "abcdef"}  # N2x is heard as N1x (same PHY)
     assert {m: rx_mode_for(MODES[m]).name for m in MODES} == {"S1": "S1", "S2": "S1", "T1": "T1", "T2": "S1",
-                                                             "C1": "C1", "C2": "C2"}
-    assert default_rx_modes() == ("S1", "T1", "C1")
+                                                             "C1": "C1", "C2": "C2", **n_modes,
+                                                             "F2": "F2", "R2": "R2"}
+    assert default_rx_modes() == ("S1", "T1", "C1", "N1a", "N1b", "N1c", "N1d", "N1e", "N1f", "F2", "R2")
     info = StreamInfo(sample_rate_hz=2.4e6, center_freq_hz=868.625e6)
     assert plan_channels(info, ["S1", "T1", "C1", "C2", "S2"]) == {"868.30": (868.30e6, ("S1",)),
                                                                    "868.95": (868.95e6, ("T1", "C1")),

@@ -21,9 +21,11 @@ from .options import (
     add_modes_option,
     add_sink_options,
     add_source_options,
+    add_unknown_option,
     key_store,
     open_outputs,
     open_source,
+    unknown_saver,
     wanted_modes,
 )
 
@@ -38,12 +40,14 @@ log = logging.getLogger(__name__)
 
 
 HELP = """\
-Decode wireless M-Bus frames from an IQ recording: every S1, T1 and C1 (format A and B) frame in
-the captured band, with CRC check, signal figures and the OMS decoding of its content.
+Decode wireless M-Bus frames from an IQ recording: every S1, T1, C1, R2, N (a-f) and F2 frame
+(format A and B) in the captured band, with CRC check, signal figures and the OMS decoding of its
+content. --channel FREQ:MODE adds a mode on a channel of your choosing (434.475M:T1).
 
 Sample format, rate and centre frequency come from SigMF metadata or the file name
 (rtlsdr_868.950M_1M6_x.cu8, g001_868.95M_1200k.cu8); otherwise give --format, --rate, --center.
-A capture centred at 868.625 MHz with >= 1.6 Msps hears S (868.30) and T/C (868.95) at once.
+A capture centred at 868.625 MHz with >= 1.6 Msps hears S (868.30), T/C (868.95) and the ten R2
+channels (868.03-868.57) at once; one centred at 169.4375 MHz with >= 240 ksps the six N channels.
 
 examples:
   wmbus-sdr decode recordings/example_868.625M_2M4.sigmf-meta --keys recordings/keys.txt
@@ -56,6 +60,7 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_options(p, file="required")
     add_modes_option(p)
+    add_unknown_option(p)
     add_key_options(p)
     add_sink_options(p)
     p.add_argument("--ppm", type=float, default=0.0, metavar="PPM",
@@ -82,6 +87,9 @@ def run(args) -> int:
             raise ValueError(f"--jobs {args.jobs}: give 1 or more")
         rx = Receiver(source.info, wanted_modes(args), blank_impulses=not args.no_blank, ppm=args.ppm,
                       calibrate=True)
+        if args.save_unknown and args.jobs > 1:
+            raise ValueError("--save-unknown runs with --jobs 1")
+        unknown = unknown_saver(args, rx)
         parallel = _parallel(args, source, rx) if args.jobs > 1 else None
         sinks = open_outputs(args)
     except (ValueError, SDRError) as err:
@@ -114,6 +122,10 @@ def run(args) -> int:
     sys.stdout.flush()
     if not args.quiet:
         _summary(rx, source, counts, time.perf_counter() - t0)
+        if unknown is not None:
+            print(f"  --save-unknown: {unknown.saved} bursts without a valid frame saved to {args.save_unknown}"
+                  + (f" ({unknown.skipped} more left out by the rate limit)" if unknown.skipped else ""),
+                  file=sys.stderr)
     return 0
 
 
@@ -185,7 +197,8 @@ def _emit(frame: RxFrame, show_bad: bool, keys, formats, sinks: list[Sink], coun
 
 def _summary(rx: Receiver, source: FileSource, counts: Counter, elapsed: float) -> None:
     dur = rx.samples_in / source.info.sample_rate_hz
-    modes = ", ".join(f"{m} {counts[m]}" for m in rx.modes if counts[m])
+    names = dict.fromkeys(m.rsplit(":", 1)[-1] for m in rx.modes)  # FREQ:MODE entries (--channel) count as MODE
+    modes = ", ".join(f"{m} {counts[m]}" for m in names if counts[m])
     rejects = ", ".join(f"{k.split(' ', 1)[1]} {v}" for k, v in sorted(counts.items()) if k.startswith("rejected"))
     speed = f"{dur / elapsed:.1f}x real time" if elapsed > 0 else ""
     print(f"\r{source.info.source}: {dur:.2f} s of IQ at {source.info.sample_rate_hz / 1e6:g} Msps, "

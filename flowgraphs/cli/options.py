@@ -220,10 +220,33 @@ def add_modes_option(p) -> None:
     p.add_argument("--modes", default=DEFAULT_MODES,
                    help="comma-separated link modes to receive (default: every meter->other mode whose channel "
                         "the captured band holds: %(default)s)")
+    p.add_argument("--channel", action="append", default=[], metavar="FREQ:MODE",
+                   help="also receive MODE on a channel of your choosing, e.g. 434.475M:T1 (a T1 meter on 434.475 "
+                        "MHz); repeatable; the channel must lie inside the captured band")
+
+
+def add_unknown_option(p) -> None:
+    p.add_argument("--save-unknown", metavar="DIR",
+                   help="save every burst that carries energy but gives no valid frame to DIR as an annotated "
+                        "SigMF snippet (channel, mode guess, reason; at most one per channel every 10 s, 200 in "
+                        "all), to send captures of meters we cannot decode yet")
+
+
+def unknown_saver(args, rx):
+    """Hook an :class:`~flowgraphs.pipelines.unknown.UnknownSaver` to ``rx`` when --save-unknown asks."""
+    if not getattr(args, "save_unknown", None):
+        return None
+    from ..pipelines.unknown import UnknownSaver
+
+    saver = UnknownSaver(args.save_unknown, input_rate_hz=rx.info.sample_rate_hz)
+    rx.on_unknown = saver
+    return saver
 
 
 def wanted_modes(args) -> list[str]:
-    return [m.strip() for m in str(args.modes).split(",") if m.strip()]
+    """The receiver's ``modes`` entries: --modes names, then one FREQUENCY:MODE entry per --channel."""
+    modes = [m.strip() for m in str(args.modes).split(",") if m.strip()]
+    return modes + [c.strip() for c in getattr(args, "channel", None) or [] if c.strip()]
 
 
 # --- more outputs: RSSI calibration, InfluxDB, Prometheus metrics (added by add_sink_options) -------

@@ -11,9 +11,11 @@ from .options import (
     add_modes_option,
     add_sink_options,
     add_source_options,
+    add_unknown_option,
     key_store,
     open_outputs,
     open_source,
+    unknown_saver,
     wanted_modes,
 )
 
@@ -36,6 +38,8 @@ Ctrl-C or SIGTERM ends the run with the summary, status 0.
 examples:
   wmbus-sdr rx --device rtlsdr:0 --keys meters.keys
   wmbus-sdr rx --device rtltcp://192.168.1.20:1234 --output rtlwmbus | wmbusmeters stdin:rtlwmbus ...
+  wmbus-sdr rx --device rtlsdr:0 --center 169.4375e6 --rate 300e3      (mode N: all six 169 MHz channels)
+  wmbus-sdr rx --device rtlsdr:0 --center 434.475e6 --channel 434.475M:T1 --save-unknown donate/
   wmbus-sdr rx --device rtlsdr:0 --mqtt mqtt://localhost/wmbus --dedup 10 --inventory
 """
 
@@ -46,6 +50,7 @@ def add_parser(sub) -> None:
     add_source_options(p, device="required", rate_default=1.6e6, rate_help="sample rate (default 1.6e6; 2.4e6 adds C2)",
                        center_default=868.625e6, center_help="centre frequency, Hz (default 868.625e6)", tuner=True)
     add_modes_option(p)
+    add_unknown_option(p)
     add_key_options(p)
     add_sink_options(p)
     p.add_argument("--auto-ppm", action="store_true",
@@ -149,6 +154,7 @@ def _rx(args) -> int:
         # 0.1 s batches: a device's ~20 ms chunks one by one cost about twice the CPU (Receiver.batch_s)
         rx = Receiver(source.info, wanted_modes(args), ppm=args.ppm, device_ppm=device_ppm, calibrate=True,
                       batch_s=0.1)
+        unknown = unknown_saver(args, rx)
     except (ValueError, SDRError, OSError) as err:
         if source is not None:
             source.close()
@@ -206,6 +212,9 @@ def _rx(args) -> int:
                                center_freq_hz=source.info.center_freq_hz)
         if hint:
             print(f"hint: {hint}", file=sys.stderr)
+    if unknown is not None:
+        print(f"--save-unknown: {unknown.saved} bursts without a valid frame saved to {args.save_unknown}"
+              + (f" ({unknown.skipped} more left out by the rate limit)" if unknown.skipped else ""), file=sys.stderr)
     if args.inventory and inventory.meters:
         print(inventory.table(), file=sys.stderr)
     return rc

@@ -8,8 +8,8 @@ import sys
 from .options import add_key_options, single_key
 
 HELP = """\
-Modulate telegrams for a mode (S1, S2, T1, T2, C1, C2) into IQ: preamble, sync word, coding and
-CRCs per EN 13757-4, (G)FSK at the mode's chip rate and deviation, optional impairments; written
+Modulate telegrams for a mode (S1, S2, T1, T2, C1, C2, N1a-N1f, N2a-N2f, F2, R2) into IQ: preamble,
+sync word, coding and CRCs per EN 13757-4, (G)FSK at the mode's chip rate and deviation, optional impairments; written
 as cu8 / cs8 / cs16 / cf32 or annotated SigMF (by the output's extension).
 
 A telegram comes from --telegram HEX (a complete frame) or from --frame SPEC: a TOML or JSON file
@@ -26,6 +26,8 @@ examples:
       --telegram 2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3
   wmbus-sdr tx --mode C1 --format B --telegram HEX --out c1.sigmf-meta --rate 2.4e6 --center 868.625e6 \\
       --repeat 5 --interval 0.5 --ebn0 15 --offset 20e3
+  wmbus-sdr tx --mode N1c --format B --telegram HEX --rate 300e3 --center 169.4375e6 --out n1c.cu8
+  wmbus-sdr tx --mode R2 --channel 868.03M --telegram HEX --out r2_ch0.sigmf-meta
   wmbus-sdr tx --mode C2 --frame '{"kind": "CNF-IR", "manufacturer": "ELS", "id": "12345678"}' --dry-run
   wmbus-sdr tx --mode T1 --frame install.toml --set security=5 --key 000102030405060708090A0B0C0D0E0F \
       --out snd_ir.sigmf-meta
@@ -35,7 +37,9 @@ examples:
 def add_parser(sub) -> None:
     p = sub.add_parser("tx", help="modulate telegrams into IQ", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", required=True, help="S1, S2, T1, T2, C1 or C2")
+    p.add_argument("--mode", required=True, help="S1, S2, T1, T2, C1, C2, N1a..N1f, N2a..N2f, F2 or R2")
+    p.add_argument("--channel", metavar="FREQ", help="send on this channel instead of the mode's (R2: any of its "
+                   "ten, 868.03M + n x 0.06M; default channel 5, 868.33M); the default centre follows it")
     p.add_argument("--telegram", action="append", default=[], metavar="HEX",
                    help="telegram (canonical or with CRCs); repeat the option for several")
     p.add_argument("--frame", action="append", default=[], metavar="SPEC",
@@ -43,7 +47,8 @@ def add_parser(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="set a spec field (ell.ci=0x8D for tables); applies to every --frame")
     add_key_options(p, key_file=False, key_help="AES key for frames whose spec asks for security")
-    p.add_argument("--format", dest="frame_format", choices=("A", "B"), default="A", help="frame format (C modes: A/B)")
+    p.add_argument("--format", dest="frame_format", choices=("A", "B"), default="A",
+                   help="frame format (C, N, F2: A or B)")
     p.add_argument("--out", help="output file (.cu8 .cs8 .cs16 .cf32 .sigmf-meta)")
     p.add_argument("--device", help="transmit live through a TX device instead of writing a file: soapy:ARGS "
                                     "(e.g. soapy:driver=hackrf), or file:PATH.cu8 / memory:NAME (timed dry run)")
@@ -121,9 +126,12 @@ def _live(args, plan, mode: str) -> int:
 
     spec = MODES[mode]
     center = args.center or spec.channel_hz
-    if abs(center + args.offset - spec.channel_hz) > 50e3 and not args.any_freq:
-        raise ValueError(f"{(center + args.offset) / 1e6:.4f} MHz is outside the {mode} channel "
-                         f"({spec.channel_hz / 1e6:.3f} MHz); add --any-freq if that is intended")
+    # --channel moved the mode's channel (by a carrier offset, see run); the tuner must be near it
+    shift = getattr(args, "channel_shift_hz", 0.0)
+    target = spec.channel_hz + shift
+    if abs(center + args.offset - shift - target) > 50e3 and not args.any_freq:
+        raise ValueError(f"{(center + args.offset - shift) / 1e6:.4f} MHz is outside the {mode} channel "
+                         f"({target / 1e6:.5g} MHz); add --any-freq if that is intended")
     bursts = [live_burst(plan, tel) for tel in plan.telegrams]
     try:
         sink = open_tx(args.device, sample_rate_hz=args.rate, center_freq_hz=center, gain_db=args.gain,
@@ -148,18 +156,26 @@ def run(args) -> int:
     from dataclasses import replace
 
     from dsp.modes import MODES
+    from dsp.modes import mode as mode_named
     from mbus.errors import DecodeError
     from mbus.frame import normalize
 
+    from ..pipelines.receive import parse_channel
     from ..pipelines.transmit import TxPlan, write_plan
     from .telegram import parse_hex
 
     try:
-        mode = args.mode.upper()
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {args.mode!r}; use {', '.join(MODES)}")
+        mode = mode_named(args.mode).name
         if args.frame_format == "B" and MODES[mode].sync_b is None:
-            raise ValueError(f"mode {mode} has no frame format B (only C modes do)")
+            raise ValueError(f"mode {mode} has no frame format B")
+        if args.channel:
+            # another channel of the mode: its distance from the mode's channel is a carrier offset
+            # on top of --offset, and the default centre follows the channel
+            chan, _ = parse_channel(f"{args.channel}:{mode}")
+            args.channel_shift_hz = chan - MODES[mode].channel_hz
+            args.offset += args.channel_shift_hz
+            if args.center is None:
+                args.center = chan
         if args.set and not args.frame:
             raise ValueError("--set changes a --frame spec; there is none")
         if not args.telegram and not args.frame:

@@ -164,7 +164,7 @@ class ParallelReceiver:
         if min_segment_s is None:
             min_segment_s = float(os.environ.get("WMBUS_SDR_MIN_SEGMENT_S", MIN_SEGMENT_S))
         self.segments = plan_segments(n_samples, info.sample_rate_hz, probe.alignment, jobs,
-                                      min_segment_s=min_segment_s)
+                                      warmup_s=max(WARMUP_S, probe.warmup_s), min_segment_s=min_segment_s)
         self.calibrator = PpmCalibrator(info.center_freq_hz, applied_ppm=settings.ppm)
         self.stats: Counter = Counter()
         self.samples_in = 0  # end of the last segment finished
