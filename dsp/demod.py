@@ -56,6 +56,14 @@ def _template(mode: ModeSpec) -> _Template:
                      len(mode.search_sync))
 
 
+def _slipped(tpl: _Template) -> _Template:
+    """The template of a frame with one extra chip between preamble and sync word (some Engelmann
+    meters, wmbusmeters #953): the preamble part one chip later, i.e. inverted against the sync word."""
+    chips = tpl.chips.copy()
+    chips[: len(chips) - tpl.sync_len] *= -1.0
+    return _Template(tpl.mode, chips, tpl.sync_len)
+
+
 @dataclass(frozen=True, slots=True)
 class _Search:
     """One sync search: the mode searched, its template, the chip-rate grid and the threshold, and
@@ -65,6 +73,7 @@ class _Search:
 
     mode: ModeSpec
     tpl: _Template
+    slip: _Template  # the same with one extra chip before the sync word
     factors: np.ndarray
     threshold: float
     checks: tuple[ModeSpec, ...]
@@ -148,7 +157,8 @@ class Demodulator:
             factors = 1 + rate_step * np.arange(-steps, steps + 1) if tol > 0.006 else np.array([1.0])
             riders = tuple(b for b in self.modes if shared_search(m, b))
             own = _sync_continues(m)
-            self._search.append(_Search(m, _template(m), factors,
+            tpl = _template(m)
+            self._search.append(_Search(m, tpl, _slipped(tpl), factors,
                                         m.sync_threshold if threshold is None else threshold,
                                         riders + ((m,) if own else ()), own))
 
@@ -164,11 +174,12 @@ class Demodulator:
             w = max(1, int(round(sps0)))
             m = _moving_average(d, w)
             span = len(tpl.chips)
-            for _score, pos, sps, sign in self._candidates(m, tpl, sps0, search.factors, search.threshold):
+            for _score, pos, sps, sign, slip in self._candidates(m, tpl, sps0, search.factors, search.threshold):
                 # a candidate inside a decoded frame (or its sync template) is that frame seen again
                 if any(r.sync_position - span * sps <= pos <= r.end_position for r in good):
                     continue
-                res = self._decode(x, m if sign > 0 else -m, search, pos, sps, w, sign)
+                res = self._decode(x, m if sign > 0 else -m, search, search.slip if slip else tpl, pos, sps, w,
+                                   sign)
                 if res is None:
                     continue
                 (good if res.crc_ok else bad).append(res)
@@ -183,10 +194,11 @@ class Demodulator:
         return sorted(good + kept, key=lambda r: r.position)
 
     def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray, thr: float):
-        """(score, position, samples per chip, polarity) of sync-word candidates, best first.
+        """(score, position, samples per chip, polarity, slipped) of sync-word candidates, best first.
 
         The search runs on the matched-filter output decimated to about 2 samples per chip, with
-        one forward FFT per burst and one inverse FFT per candidate chip rate."""
+        one forward FFT per burst and two inverse FFTs per candidate chip rate: the template and its
+        slipped form (one extra chip between preamble and sync word)."""
         q = max(1, int(sps0 // 2))
         md = m[::q]
         n = len(md)
@@ -198,38 +210,41 @@ class Demodulator:
         nfft = sfft.next_fast_len(n + lmax)
         spec = sfft.rfft(md, nfft)
         found = []
+        slip = _slipped(tpl)
         for f in factors:
             sps = sps0 / f
-            t = _upsample(tpl.chips, sps / q)
-            L = len(t)
-            corr = sfft.irfft(spec * sfft.rfft(t[::-1], nfft), nfft)[L - 1:n]
+            L = len(_upsample(tpl.chips, sps / q))
             s1 = c[L:] - c[:-L]
             s2 = c2[L:] - c2[:-L]
             energy = s2 - s1 * s1 / L
             # silent stretches (blanked, or zero padding at the end of a stream) must not score
             floor = 0.05 * float(np.median(energy)) + 1e-12
-            norm = np.where(energy > floor, corr / np.sqrt(np.maximum(energy, floor) * L), 0.0)
-            if np.abs(norm).max(initial=0.0) <= thr:
-                continue
-            # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
-            # sync word's own correlation (same alignment) tells the true position apart, so the
-            # ranking uses both.
-            # the sync word's own correlation, only where the full template passed the threshold
             ls = max(1, int(np.floor(tpl.sync_len * sps / q)))
-            over = np.flatnonzero(np.abs(norm) > thr)
-            if len(over) > 20000:  # pathological input: keep the strongest
-                over = over[np.argsort(-np.abs(norm[over]))[:20000]]
-            ts = t[L - ls:]
-            win = np.lib.stride_tricks.sliding_window_view(md, ls)[over + L - ls]
-            cs = win @ ts
-            e_s = np.einsum("ij,ij->i", win, win) - win.sum(axis=1) ** 2 / ls
-            norm_s = np.where(e_s > floor * ls / L, cs / np.sqrt(np.maximum(e_s, 1e-12) * ls), 0.0)
-            score = np.zeros(len(norm))
-            agree = np.sign(norm[over]) == np.sign(norm_s)
-            score[over] = np.where(agree, 0.5 * (np.abs(norm[over]) + np.abs(norm_s)), 0.0)
-            peaks = over[score[over] == maximum_filter1d(score, size=L | 1)[over]]
-            best = peaks[np.argsort(-score[peaks])[:8]]
-            found += [(float(score[i]), float(i * q), sps, 1 if norm[i] > 0 else -1) for i in best]
+            for variant in (tpl, slip):
+                t = _upsample(variant.chips, sps / q)
+                corr = sfft.irfft(spec * sfft.rfft(t[::-1], nfft), nfft)[L - 1:n]
+                norm = np.where(energy > floor, corr / np.sqrt(np.maximum(energy, floor) * L), 0.0)
+                if np.abs(norm).max(initial=0.0) <= thr:
+                    continue
+                # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
+                # sync word's own correlation (same alignment) tells the true position apart, so the
+                # ranking uses both.
+                # the sync word's own correlation, only where the full template passed the threshold
+                over = np.flatnonzero(np.abs(norm) > thr)
+                if len(over) > 20000:  # pathological input: keep the strongest
+                    over = over[np.argsort(-np.abs(norm[over]))[:20000]]
+                ts = t[L - ls:]
+                win = np.lib.stride_tricks.sliding_window_view(md, ls)[over + L - ls]
+                cs = win @ ts
+                e_s = np.einsum("ij,ij->i", win, win) - win.sum(axis=1) ** 2 / ls
+                norm_s = np.where(e_s > floor * ls / L, cs / np.sqrt(np.maximum(e_s, 1e-12) * ls), 0.0)
+                score = np.zeros(len(norm))
+                agree = np.sign(norm[over]) == np.sign(norm_s)
+                score[over] = np.where(agree, 0.5 * (np.abs(norm[over]) + np.abs(norm_s)), 0.0)
+                peaks = over[score[over] == maximum_filter1d(score, size=L | 1)[over]]
+                best = peaks[np.argsort(-score[peaks])[:8]]
+                found += [(float(score[i]), float(i * q), sps, 1 if norm[i] > 0 else -1, variant is slip)
+                          for i in best]
         found.sort(key=lambda z: -z[0])
         out = []
         for cand in found:
@@ -238,13 +253,13 @@ class Demodulator:
             # one candidate per position and polarity: an inverted preamble one chip off can outscore
             # the true alignment, the decode decides
             if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 or cand[3] != o[3] for o in out):
-                out.append(self._refine(m, tpl, cand, q))
+                out.append(self._refine(m, slip if cand[4] else tpl, cand, q))
         return out
 
     def _refine(self, m: np.ndarray, tpl: _Template, cand, q: int):
         """Full-rate search around a decimated candidate: position within the decimation step and
         chip rate within one grid step, then a parabolic fit of the rate."""
-        score, pos, sps, sign = cand
+        score, pos, sps, sign, slip = cand
         step = self.rate_step
         scores = []
         best = (-np.inf, pos, sps)
@@ -270,7 +285,7 @@ class Demodulator:
             sps_fit = sps / (1 + delta * step)
         else:
             sps_fit = best[2]
-        return score, best[1], float(sps_fit), sign
+        return score, best[1], float(sps_fit), sign, slip
 
     def _tones(self, x: np.ndarray, offset: float, dev: float, sign: int, w: int) -> np.ndarray:
         """Noncoherent two-tone matched filter: |sum over one chip of x at f+dev| minus the same at
@@ -290,10 +305,10 @@ class Demodulator:
         v = out[0] - out[1]
         return v if sign > 0 else -v
 
-    def _decode(self, x: np.ndarray, m: np.ndarray, search: _Search, pos: float, sps: float, w: int,
-                sign: int) -> FrameResult | None:
-        """One sync candidate -> a frame (CRC good or the reason it is not), or None for no frame."""
-        tpl = search.tpl
+    def _decode(self, x: np.ndarray, m: np.ndarray, search: _Search, tpl: _Template, pos: float, sps: float,
+                w: int, sign: int) -> FrameResult | None:
+        """One sync candidate (on ``tpl``, the search's template or its slipped form) -> a frame (CRC
+        good or the reason it is not), or None for no frame."""
         t = _upsample(tpl.chips, sps)  # the template's waveform at this candidate's chip rate
         pos = self._refine_position(m, t, pos)
         lock = self._estimate_carrier(x, m, search.mode, tpl, t, pos, sps, w, sign)
@@ -350,7 +365,7 @@ class Demodulator:
         if sign < 0:
             offset = -offset  # m was negated for inverted polarity; keep offset in m's frame
         dev = float(np.dot(seg - offset, t[: len(seg)]) / len(seg))
-        if not 0.3 * spec.deviation_hz <= dev <= 2.5 * spec.deviation_hz:
+        if not 0.2 * spec.deviation_hz <= dev <= 2.5 * spec.deviation_hz:
             return None
         return _Lock(x=x, v=np.zeros(len(x)), pos=pos, sps=sps, w=w, sign=sign, offset=offset, dev=dev)
 
@@ -415,31 +430,49 @@ class Demodulator:
         words. The search estimated the chip rate within the searching mode's tolerance; the mode's
         nominal rate is tried as well. A sync word that repeats the searched part further on (C
         format B: 543D 543D) may have been locked on its repeat, so the earlier start is tried too
-        (accepted only when the chips before it are the sync word's beginning)."""
-        sps, w, amp, v = lock.sps, lock.w, lock.amp, lock.v
+        (accepted only when the chips before it are the sync word's beginning). Exact matches are
+        looked for first; then, at the start found, one wrong chip in 8 or more (the format words
+        differ in more: C 0xCD / 0x3D in 4), which a weak signal (C at its lowest deviation,
+        Gaussian shaped) needs."""
+        sps = lock.sps
         head = spec.search_sync
         p = len(head)
         nominal = self.rate / spec.chip_rate
         rates = (sps, nominal) if abs(nominal / sps - 1) > 1e-3 else (sps,)
         backs = sorted({0} | {k for word in spec.syncs.values() for k in range(1, len(word) - p + 1)
                               if word[k:k + p] == head})
-        for back in backs:
-            for trial_sps in rates:
-                t0 = start + (trial_sps - sps) * chips_locked - back * trial_sps
-                trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False)
-                for fmt, word in spec.syncs.items():
-                    rest = word[p:]
-                    if back and word[back:back + p] != head:
-                        continue
-                    if _bits(trial.peek(len(rest))) != rest:
-                        continue
-                    if back:
-                        # the chips before must be the sync word's beginning (a T sync after its
-                        # preamble reads 543D too, but is preceded by preamble, 5555)
-                        before = _ChipTracker(v, t0 - p * trial_sps, trial_sps, w, 0.0, amp, track_carrier=False)
-                        if _bits(before.peek(p)) != word[:p]:
-                            continue
-                    return fmt, trial, trial_sps
+        for errors in (0, 1):
+            for back in backs if errors == 0 else (0,):
+                for trial_sps in rates:
+                    found = self._sync_at(lock, spec, start, chips_locked, back, trial_sps, errors)
+                    if found is not None:
+                        return found
+        return None
+
+    def _sync_at(self, lock: _Lock, spec: ModeSpec, start: float, chips_locked: int, back: int, trial_sps: float,
+                 errors: int) -> tuple[str, _ChipTracker, float] | None:
+        """The format whose sync word reads at ``back`` chips before ``start`` on a clock of
+        ``trial_sps``, with at most ``errors`` wrong chips after the searched part."""
+        sps, w, amp, v = lock.sps, lock.w, lock.amp, lock.v
+        head = spec.search_sync
+        p = len(head)
+        t0 = start + (trial_sps - sps) * chips_locked - back * trial_sps
+        trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False)
+        for fmt, word in spec.syncs.items():
+            rest = word[p:]
+            if back and word[back:back + p] != head:
+                continue
+            if errors and len(rest) < 8:
+                continue
+            if sum(a != b for a, b in zip(_bits(trial.peek(len(rest))), rest, strict=True)) > errors:
+                continue
+            if back:
+                # the chips before must be the sync word's beginning (a T sync after its
+                # preamble reads 543D too, but is preceded by preamble, 5555)
+                before = _ChipTracker(v, t0 - p * trial_sps, trial_sps, w, 0.0, amp, track_carrier=False)
+                if _bits(before.peek(p)) != word[:p]:
+                    continue
+            return fmt, trial, trial_sps
         return None
 
     def _decode_blocks(self, lock: _Lock, spec: ModeSpec, fmt: str, tracker: _ChipTracker) -> FrameResult | None:

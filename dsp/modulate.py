@@ -90,9 +90,16 @@ class _Layout:
 
 
 def _layout(telegram: bytes, mode: ModeSpec, frame_format: str, sample_rate_hz: float, chip_rate_hz: float,
-            preamble_pairs: int | None, lead_in_chips: int, preamble_half_chip: bool) -> _Layout:
+            preamble_pairs: int | None, lead_in_chips: int, preamble_half_chip: bool,
+            extra_chips_before_sync: tuple[int, ...] = ()) -> _Layout:
     chips = phy.frame_chips(mode, telegram, frame_format, preamble_pairs=preamble_pairs)
     n_pre = 2 * (mode.preamble_pairs if preamble_pairs is None else preamble_pairs)
+    if any(c not in (0, 1) for c in extra_chips_before_sync):
+        raise ValueError(f"extra chips before the sync word are 0/1, not {extra_chips_before_sync!r}")
+    if extra_chips_before_sync:
+        # counted with the preamble: the sync word and everything after it move later
+        chips = np.insert(chips, n_pre, np.asarray(extra_chips_before_sync, dtype=chips.dtype))
+        n_pre += len(extra_chips_before_sync)
     n_sync = len(mode.syncs[frame_format])
     n_data = len(phy.onair_bytes(telegram, frame_format)) * phy.chips_per_byte(mode)
     n_post = len(chips) - n_pre - n_sync - n_data
@@ -121,11 +128,12 @@ def _sample_at(chip_time: float, chip_rate_hz: float, sample_rate_hz: float) -> 
 
 def frame_placement(telegram: bytes, mode: ModeSpec, *, frame_format: str = "A", sample_rate_hz: float,
                     start_sample: int = 0, chip_rate_hz: float | None = None, preamble_pairs: int | None = None,
-                    lead_in_chips: int = 0, preamble_half_chip: bool = False) -> FramePlacement:
+                    lead_in_chips: int = 0, preamble_half_chip: bool = False,
+                    extra_chips_before_sync: tuple[int, ...] = ()) -> FramePlacement:
     """The placement :func:`modulate_frame` would give, without modulating."""
     rate = mode.chip_rate if chip_rate_hz is None else chip_rate_hz
     lay = _layout(telegram, mode, frame_format, sample_rate_hz, rate, preamble_pairs, lead_in_chips,
-                  preamble_half_chip)
+                  preamble_half_chip, tuple(extra_chips_before_sync))
     return _placement(lay, rate, sample_rate_hz, start_sample)
 
 
@@ -150,6 +158,7 @@ def modulate_frame(telegram: bytes, mode: ModeSpec, *, frame_format: str = "A", 
                    start_sample: int = 0, amplitude: float = 1.0, chip_rate_hz: float | None = None,
                    deviation_hz: float | None = None, drift_hz_per_s: float = 0.0,
                    preamble_pairs: int | None = None, lead_in_chips: int = 0, preamble_half_chip: bool = False,
+                   extra_chips_before_sync: tuple[int, ...] = (), gaussian_bt: float | None = None,
                    dtype=np.complex64) -> ModulatedFrame:
     """One transmission of a canonical ``telegram``: preamble, sync word, coded frame (CRCs of
     ``frame_format``), postamble, (G)FSK at the mode's chip rate and deviation (or the ones given),
@@ -158,16 +167,22 @@ def modulate_frame(telegram: bytes, mode: ModeSpec, *, frame_format: str = "A", 
     reference of that offset, and the origin of the placement. ``phase_rad`` is the carrier phase at
     the first chip. ``lead_in_chips`` (a steady lower tone before the preamble) and
     ``preamble_half_chip`` (the preamble's last chip half a chip long) shape the preamble as some
-    real transmitters do; plain 2-FSK only. ``dtype`` complex128 keeps full precision for a
-    simulator that sums frames and noise before rounding once."""
+    real transmitters do; plain 2-FSK only. ``extra_chips_before_sync`` are sent between the
+    preamble and the sync word (some Engelmann meters send one extra "0" chip there, wmbusmeters
+    #953; phy.md §10); the placement counts them with the preamble. ``gaussian_bt`` shapes the chips
+    of a plain 2-FSK mode too (a C1 meter built on GFSK silicon); None keeps the mode's. ``dtype``
+    complex128 keeps full precision for a simulator that sums frames and noise before rounding once."""
     offset = channel_offset_hz(mode, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
                                freq_offset_hz=freq_offset_hz)
     rate = mode.chip_rate if chip_rate_hz is None else chip_rate_hz
+    bt = mode.gaussian_bt if gaussian_bt is None else gaussian_bt
+    if bt is not None and (lead_in_chips or preamble_half_chip):
+        raise ValueError(f"a shaped preamble needs plain 2-FSK; {mode.name} is GFSK here")
     lay = _layout(telegram, mode, frame_format, sample_rate_hz, rate, preamble_pairs, lead_in_chips,
-                  preamble_half_chip)
+                  preamble_half_chip, tuple(extra_chips_before_sync))
     sig = fsk(lay.chips, sample_rate_hz=sample_rate_hz, chip_rate=lay.fsk_rate,
               deviation_hz=mode.deviation_hz if deviation_hz is None else deviation_hz,
-              gaussian_bt=mode.gaussian_bt, drift_hz_per_s=drift_hz_per_s, start_phase=phase_rad)
+              gaussian_bt=bt, drift_hz_per_s=drift_hz_per_s, start_phase=phase_rad)
     t = (start_sample + np.arange(len(sig))) / sample_rate_hz
     x = amplitude * (sig * np.exp(2j * np.pi * offset * t))
     return ModulatedFrame(samples=x.astype(dtype, copy=False), placement=_placement(lay, rate, sample_rate_hz,
