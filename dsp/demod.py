@@ -495,13 +495,51 @@ class Demodulator:
         # chips for the most likely L first; more only if another candidate needs them
         soft = first
         failure = None
-        for lval, n_bytes in sizes.items():
+        for k, (lval, n_bytes) in enumerate(sizes.items()):
             soft = self._extend(lock, tracker, soft, cpb * n_bytes)
             res = self._check_blocks(lock, spec, fmt, tracker, soft, data_start, lval, n_bytes)
             if res.crc_ok:
                 return res
+            if k == 0 and res.reason != "truncated":
+                # the most likely length failed: read the chips again on one straight clock
+                refit = self._refit(lock, data_start, tracker.sps_mean, cpb * n_bytes)
+                if refit is not None:
+                    again = self._check_blocks(lock, spec, fmt, tracker, refit, data_start, lval, n_bytes)
+                    if again.crc_ok:
+                        return again
             failure = failure or res
         return failure
+
+    def _refit(self, lock: _Lock, data_start: float, sps: float, n_chips: int) -> np.ndarray | None:
+        """Soft chips on the straight clock (first chip, chip period) that opens the eye most over
+        the whole frame: the chip loop follows noise at low SNR, a transmitter's crystal does not
+        wander within a frame. None when the burst ends before the frame does."""
+        w = lock.w
+        k = np.arange(n_chips, dtype=np.float64)
+        base = data_start + (sps + w) / 2 - 1
+        end = int(base + (n_chips + 4) * sps + 2)
+        if end >= len(lock.x) or base - sps < 0:
+            return None
+        if end > lock.done_to:
+            lock.tones_to(self, end)
+        v = lock.v
+        idx = np.arange(len(v), dtype=np.float64)
+
+        def eye(p0: float, s: float) -> float:
+            return float(np.abs(np.interp(base + p0 + k * s, idx, v)).sum())
+
+        best = (eye(0.0, sps), 0.0, sps)
+        # end drift in chips x start offset in chips, coarse then fine
+        for span_d, span_p, steps in ((1.5, 0.4, 7), (0.25, 0.1, 5)):
+            _, p_c, s_c = best
+            for dd in np.linspace(-span_d, span_d, 2 * steps + 1):
+                s_ = s_c + dd * sps / max(n_chips, 1)
+                for pp in np.linspace(-span_p, span_p, 5):
+                    val = eye(p_c + pp * sps, s_)
+                    if val > best[0]:
+                        best = (val, p_c + pp * sps, s_)
+        _, p0, s = best
+        return np.interp(base + p0 + k * s, idx, v)
 
     def _extend(self, lock: _Lock, tracker: _ChipTracker, soft: np.ndarray, n_chips: int) -> np.ndarray:
         """Soft chips up to ``n_chips`` (fewer at the end of the burst), running the tones further first."""
