@@ -57,6 +57,8 @@ class Burst:
     # (wmbusmeters #953, phy.md §10). Any mode.
     extra_chips_before_sync: tuple[int, ...] = ()
     gaussian_bt: float | None = None  # Gaussian shaping of a plain 2-FSK mode's chips (None: the mode's)
+    chip_jitter_rms: float = 0.0  # chip boundaries moved at random (in chips rms), seeded by jitter_seed
+    jitter_seed: int = 0
 
     @property
     def chip_rate_hz(self) -> float:
@@ -96,7 +98,7 @@ def burst_frame(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, start
                           preamble_pairs=b.preamble_pairs, lead_in_chips=b.lead_in_chips,
                           preamble_half_chip=b.preamble_half_chip,
                           extra_chips_before_sync=b.extra_chips_before_sync, gaussian_bt=b.gaussian_bt,
-                          dtype=dtype)
+                          chip_jitter_rms=b.chip_jitter_rms, jitter_seed=b.jitter_seed, dtype=dtype)
 
 
 def burst_samples(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, start: int,
