@@ -13,7 +13,7 @@ With --impairments, a second table takes the same modes through what real radios
 - impulses: clicks of 2-10 samples at twice the signal's amplitude every ~1 ms;
 - preamble: a steady tone of 8 chips before the preamble and the preamble half a chip off the
   data's grid (as in the shared RTL-SDR capture of real meters);
-- jitter: every chip boundary moved at random by 0.15 chip rms (a meter's wandering chip clock).
+- jitter: the chip clock wanders (a random walk of the chip boundaries, 0.15 chip rms, --jitter).
 
     python benchmarks/analyzer_accuracy.py [--count 100] [--impairments] [--lengths 18,24,30,50] [--ebn0 20]
 """
@@ -38,6 +38,7 @@ from sdr.types import IQChunk, StreamInfo  # noqa: E402
 
 CASES = (("S1", "A", 0.02), ("T1", "A", 0.12), ("C1", "A", 0.0), ("C1", "B", 0.0))
 RATE, CENTER, AMP, PAD = 2.4e6, 868.625e6, 0.25, 3e-3
+JITTER = [0.15]  # chip rms of the "jitter" condition (--jitter)
 CONDITIONS = ("nominal", "extremes", "front end", "impulses", "preamble", "jitter")
 
 
@@ -53,7 +54,7 @@ def frame(mode: str, fmt: str, tol: float, condition: str, rng: np.random.Genera
     shaped = condition == "preamble"
     burst = Burst(mode=spec, telegram=tel, frame_format=fmt, start_s=PAD, amplitude=AMP, freq_offset_hz=offset,
                   chip_rate_error=err, lead_in_chips=8 if shaped else 0, preamble_half_chip=shaped,
-                  chip_jitter_rms=0.15 if condition == "jitter" else 0.0, jitter_seed=int(rng.integers(1 << 31)))
+                  chip_jitter_rms=JITTER[0] if condition == "jitter" else 0.0, jitter_seed=int(rng.integers(1 << 31)))
     chips = len(frame_chips(spec, tel, fmt)) + (8.5 if shaped else 0)
     front = {"dc_offset": 0.05 + 0.03j, "iq_gain_db": 1.0, "iq_phase_deg": 3.0} if condition == "front end" else {}
     x, _ = render([burst], sample_rate_hz=RATE, center_freq_hz=CENTER, rng=rng,
@@ -103,10 +104,12 @@ def main() -> None:
     ap.add_argument("--lengths", default="50", help="L-fields of the test telegrams, comma-separated")
     ap.add_argument("--ebn0", type=float, default=20.0, help="Eb/N0 in dB")
     ap.add_argument("--modes", default="S1,T1,C1A,C1B", help="of S1, T1, C1A, C1B")
+    ap.add_argument("--jitter", type=float, default=0.15, help="chip-clock wander of the jitter condition (chip rms)")
     ap.add_argument("--conditions", default=",".join(CONDITIONS[1:]),
                     help=f"impairments run with --impairments, of: {', '.join(CONDITIONS[1:])}")
     args = ap.parse_args()
     lengths = [int(v) for v in args.lengths.split(",")]
+    JITTER[0] = args.jitter
     if any(not 10 <= v <= 255 for v in lengths):
         ap.error(f"--lengths {args.lengths}: L-fields from 10 to 255")
     cases = tuple(c for c in CASES if f"{c[0]}{c[1] if c[0] == 'C1' else ''}" in args.modes.split(","))

@@ -277,13 +277,13 @@ class Demodulator:
             # one candidate per position and polarity: an inverted preamble one chip off can outscore
             # the true alignment, the decode decides
             if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 or cand[3] != o[3] for o in out):
-                out.append(self._refine(m, slip if cand[4] else tpl, cand, q))
+                out.append((*self._refine(m, slip if cand[4] else tpl, cand[:4], q), cand[4]))
         return out
 
     def _refine(self, m: np.ndarray, tpl: _Template, cand, q: int):
         """Full-rate search around a decimated candidate: position within the decimation step and
         chip rate within one grid step, then a parabolic fit of the rate."""
-        score, pos, sps, sign, slip = cand
+        score, pos, sps, sign = cand
         step = self.rate_step
         scores = []
         best = (-np.inf, pos, sps)
@@ -309,7 +309,7 @@ class Demodulator:
             sps_fit = sps / (1 + delta * step)
         else:
             sps_fit = best[2]
-        return score, best[1], float(sps_fit), sign, slip
+        return score, best[1], float(sps_fit), sign
 
     def _tones(self, x: np.ndarray, offset: float, dev: float, sign: int, w: int) -> np.ndarray:
         """Noncoherent two-tone matched filter: |sum over one chip of x at f+dev| minus the same at

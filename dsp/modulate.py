@@ -177,8 +177,10 @@ def modulate_frame(telegram: bytes, mode: ModeSpec, *, frame_format: str = "A", 
     preamble and the sync word (some Engelmann meters send one extra "0" chip there, wmbusmeters
     #953; phy.md §10); the placement counts them with the preamble. ``gaussian_bt`` shapes the chips
     of a plain 2-FSK mode too (a C1 meter built on GFSK silicon); None keeps the mode's.
-    ``chip_jitter_rms`` moves every chip boundary by a normal draw of that rms (in chips, seeded by
-    ``jitter_seed``, each boundary independently): a meter whose chip clock wanders. ``dtype``
+    ``chip_jitter_rms`` lets the chip clock wander: the boundaries leave the straight grid by a
+    random walk (seeded by ``jitter_seed``; its straight-line trend removed, so the mean chip rate
+    stays the one asked for) scaled to that rms in chips, as a meter's RC or crystal oscillator
+    drifts within a frame. ``dtype``
     complex128 keeps full precision for a simulator that sums frames and noise before rounding once."""
     offset = channel_offset_hz(mode, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
                                freq_offset_hz=freq_offset_hz)
@@ -192,9 +194,14 @@ def modulate_frame(telegram: bytes, mode: ModeSpec, *, frame_format: str = "A", 
     if chip_jitter_rms:
         per = lay.fsk_rate / rate  # fsk chips per chip (2 with a shaped preamble)
         n_e = len(lay.chips) + 1
-        jit = np.random.default_rng(jitter_seed).normal(0.0, chip_jitter_rms * per, n_e)
-        jit[0] = jit[-1] = 0.0
-        edges = np.arange(n_e) + np.clip(jit, -0.45 * per, 0.45 * per)  # within 0.45 chip: still increasing
+        walk = np.cumsum(np.random.default_rng(jitter_seed).normal(0.0, 1.0, n_e))
+        k = np.arange(n_e, dtype=np.float64)
+        walk -= np.polyval(np.polyfit(k, walk, 1), k)
+        walk *= chip_jitter_rms * per / max(float(np.std(walk)), 1e-12)
+        walk -= np.linspace(walk[0], walk[-1], n_e)  # first and last boundary stay put
+        edges = k + walk
+        if np.any(np.diff(edges) <= 0.1):
+            raise ValueError(f"chip_jitter_rms {chip_jitter_rms}: the chip clock would run backwards")
     sig = fsk(lay.chips, sample_rate_hz=sample_rate_hz, chip_rate=lay.fsk_rate,
               deviation_hz=mode.deviation_hz if deviation_hz is None else deviation_hz,
               gaussian_bt=bt, drift_hz_per_s=drift_hz_per_s, start_phase=phase_rad, chip_edges=edges)
