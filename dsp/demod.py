@@ -198,7 +198,13 @@ class Demodulator:
                 d = discriminator(np.convolve(x, search.taps, mode="same"), self.rate)
             m = _moving_average(d, w)
             span = len(tpl.chips)
-            for _score, pos, sps, sign, slip in self._candidates(m, tpl, sps0, search.factors, search.threshold):
+            # a narrow mode is searched on the two-tone matched filter around the burst's carrier
+            # (from its spectrum), which keeps working where the discriminator has gone below its
+            # FM threshold
+            look = m
+            if search.taps is not None:
+                look = self._tones(x, self._burst_carrier(x, search.mode), search.mode.deviation_hz, 1, w)
+            for _score, pos, sps, sign, slip in self._candidates(look, tpl, sps0, search.factors, search.threshold):
                 # a candidate inside a decoded frame (or its sync template) is that frame seen again
                 if any(r.sync_position - span * sps <= pos <= r.end_position for r in good):
                     continue
@@ -310,6 +316,35 @@ class Demodulator:
         else:
             sps_fit = best[2]
         return score, best[1], float(sps_fit), sign
+
+    def _burst_carrier(self, x: np.ndarray, spec: ModeSpec) -> float:
+        """The carrier (Hz) of the strongest FSK signal in a burst: where the power spectrum,
+        smoothed over half a chip rate, has the most power in its two tones (their spacing tried
+        over the mode's deviation limits). White noise adds the same everywhere, so at low SNR it
+        does not shrink towards 0 Hz as a phase estimate does. Within +-2x the mode's carrier limit
+        (transmitter and receiver)."""
+        n = 1 << int(np.ceil(np.log2(max(len(x), 64))))
+        n = min(n, 1 << 16)
+        p = np.fft.fftshift(np.abs(np.fft.fft(x[:n], n)) ** 2)
+        bin_hz = self.rate / n
+        smooth = max(1, int(0.5 * spec.chip_rate / bin_hz))
+        ps = np.convolve(p, np.ones(smooth) / smooth, mode="same")
+        limits = dict(spec.limits)
+        ppm = max(abs(v) for v in (limits.get("carrier_error_ppm") or (25.0, 25.0)) if v is not None)
+        dev_lo, dev_hi = limits.get("deviation_hz") or (0.7 * spec.deviation_hz, 1.3 * spec.deviation_hz)
+        reach = int(2 * ppm * 1e-6 * spec.channel_hz / bin_hz)
+        centre = n // 2
+        best = (-np.inf, 0.0, spec.deviation_hz)
+        step = max(1, int(1000 / bin_hz))
+        for k_dev in range(int(dev_lo / bin_hz), int(dev_hi / bin_hz) + 1, step):
+            ks = np.arange(max(centre - reach, k_dev), min(centre + reach, n - k_dev - 1) + 1)
+            if len(ks) == 0:
+                continue
+            score = ps[ks - k_dev] + ps[ks + k_dev]
+            i = int(np.argmax(score))
+            if score[i] > best[0]:
+                best = (float(score[i]), float((ks[i] - centre) * bin_hz), float(k_dev * bin_hz))
+        return best[1]
 
     def _tones(self, x: np.ndarray, offset: float, dev: float, sign: int, w: int) -> np.ndarray:
         """Noncoherent two-tone matched filter: |sum over one chip of x at f+dev| minus the same at
@@ -519,19 +554,29 @@ class Demodulator:
         # chips for the most likely L first; more only if another candidate needs them
         soft = first
         failure = None
-        for k, (lval, n_bytes) in enumerate(sizes.items()):
+        for lval, n_bytes in sizes.items():
             soft = self._extend(lock, tracker, soft, cpb * n_bytes)
             res = self._check_blocks(lock, spec, fmt, tracker, soft, data_start, lval, n_bytes)
             if res.crc_ok:
                 return res
-            if k == 0 and res.reason != "truncated":
-                # the most likely length failed: read the chips again on one straight clock
-                refit = self._refit(lock, data_start, tracker.sps_mean, cpb * n_bytes)
-                if refit is not None:
-                    again = self._check_blocks(lock, spec, fmt, tracker, refit, data_start, lval, n_bytes)
-                    if again.crc_ok:
-                        return again
             failure = failure or res
+        if head_violations > coding.max_head_violations // 2:
+            return failure  # a clean head only: noise gets no second reading
+        # Read the chips again on the straight clock that opens the eye most over the frame (the
+        # chip loop follows noise at low SNR; a transmitter's crystal does not wander within a
+        # frame), the L-field too
+        avail = int((len(lock.x) - data_start - 2 * lock.w) / tracker.sps_mean) - 4
+        n_chips = min(max(sizes.values()) * cpb, avail // cpb * cpb)
+        fitted = self._refit(lock, data_start, tracker.sps_mean, n_chips) if n_chips >= 4 * cpb else None
+        if fitted is None:
+            return failure
+        again = fitted
+        first_byte = coding.soft_decode(again[:cpb])[0][0]
+        for lval, n_bytes in self._length_candidates(first_byte, coding.alternatives(again[:cpb]), fmt).items():
+            if n_bytes * cpb <= len(again):
+                res = self._check_blocks(lock, spec, fmt, tracker, again, data_start, lval, n_bytes)
+                if res.crc_ok:
+                    return res
         return failure
 
     def _refit(self, lock: _Lock, data_start: float, sps: float, n_chips: int) -> np.ndarray | None:
