@@ -204,7 +204,8 @@ class Demodulator:
             look = m
             if search.taps is not None:
                 look = self._tones(x, self._burst_carrier(x, search.mode), search.mode.deviation_hz, 1, w)
-            for _score, pos, sps, sign, slip in self._candidates(look, tpl, sps0, search.factors, search.threshold):
+            for _score, pos, sps, sign, slip in self._candidates(look, tpl, sps0, search.factors, search.threshold,
+                                                                 refine_on=m):
                 # a candidate inside a decoded frame (or its sync template) is that frame seen again
                 if any(r.sync_position - span * sps <= pos <= r.end_position for r in good):
                     continue
@@ -223,12 +224,15 @@ class Demodulator:
                 kept.append(b)
         return sorted(good + kept, key=lambda r: r.position)
 
-    def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray, thr: float):
+    def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray, thr: float,
+                    refine_on: np.ndarray | None = None):
         """(score, position, samples per chip, polarity, slipped) of sync-word candidates, best first.
 
         The search runs on the matched-filter output decimated to about 2 samples per chip, with
         one forward FFT per burst and two inverse FFTs per candidate chip rate: the template and its
-        slipped form (one extra chip between preamble and sync word)."""
+        slipped form (one extra chip between preamble and sync word). The full-rate refinement reads
+        ``refine_on`` (default ``m``): the discriminator's waveform when the search ran on the tones,
+        so that a frame's position does not depend on the burst's extent."""
         q = max(1, int(sps0 // 2))
         md = m[::q]
         n = len(md)
@@ -283,7 +287,8 @@ class Demodulator:
             # one candidate per position and polarity: an inverted preamble one chip off can outscore
             # the true alignment, the decode decides
             if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 or cand[3] != o[3] for o in out):
-                out.append((*self._refine(m, slip if cand[4] else tpl, cand[:4], q), cand[4]))
+                out.append((*self._refine(m if refine_on is None else refine_on, slip if cand[4] else tpl, cand[:4], q),
+                            cand[4]))
         return out
 
     def _refine(self, m: np.ndarray, tpl: _Template, cand, q: int):

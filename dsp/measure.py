@@ -547,6 +547,11 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
             np.pi * ((n - mid) / rate) ** 2]
     if timing:
         cols.append(2 * np.pi / rate * dev * dq_dT)
+    if warp is not None:
+        # what the smoothed grid misses of a wandering clock still walks the phase: a free phase
+        # per stretch of 32 chips keeps that walk out of carrier, deviation and drift
+        seg = np.minimum(k // 32, k[-1] // 32)
+        cols += [(seg == j).astype(float) for j in range(1, int(seg[-1]) + 1)]
     coef, *_ = np.linalg.lstsq(np.vstack(cols).T, resid, rcond=None)
     dc, dd, dt, drift_rate = (float(v) for v in coef[1:5])
     # with a drift the carrier is the one at the middle of the fitted span
