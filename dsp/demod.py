@@ -205,7 +205,7 @@ class Demodulator:
             if search.taps is not None:
                 look = self._tones(x, self._burst_carrier(x, search.mode), search.mode.deviation_hz, 1, w)
             for _score, pos, sps, sign, slip in self._candidates(look, tpl, sps0, search.factors, search.threshold,
-                                                                 refine_on=m):
+                                                                 settle_on=m):
                 # a candidate inside a decoded frame (or its sync template) is that frame seen again
                 if any(r.sync_position - span * sps <= pos <= r.end_position for r in good):
                     continue
@@ -225,14 +225,13 @@ class Demodulator:
         return sorted(good + kept, key=lambda r: r.position)
 
     def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray, thr: float,
-                    refine_on: np.ndarray | None = None):
+                    settle_on: np.ndarray | None = None):
         """(score, position, samples per chip, polarity, slipped) of sync-word candidates, best first.
 
         The search runs on the matched-filter output decimated to about 2 samples per chip, with
         one forward FFT per burst and two inverse FFTs per candidate chip rate: the template and its
-        slipped form (one extra chip between preamble and sync word). The full-rate refinement reads
-        ``refine_on`` (default ``m``): the discriminator's waveform when the search ran on the tones,
-        so that a frame's position does not depend on the burst's extent."""
+        slipped form (one extra chip between preamble and sync word). ``settle_on`` (the
+        discriminator's waveform when ``m`` is a tone output) settles each position last."""
         q = max(1, int(sps0 // 2))
         md = m[::q]
         n = len(md)
@@ -287,8 +286,14 @@ class Demodulator:
             # one candidate per position and polarity: an inverted preamble one chip off can outscore
             # the true alignment, the decode decides
             if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 or cand[3] != o[3] for o in out):
-                out.append((*self._refine(m if refine_on is None else refine_on, slip if cand[4] else tpl, cand[:4], q),
-                            cand[4]))
+                t_ = slip if cand[4] else tpl
+                found_ = self._refine(m, t_, cand[:4], q)
+                if settle_on is not None:
+                    # a tone output's peak is flat on top: the discriminator's, sharper at a good SNR,
+                    # settles the position within a few samples (no further, and not the chip rate: it
+                    # wanders at a poor one)
+                    found_ = (found_[0], self._refine(settle_on, t_, found_, 1)[1], found_[2], found_[3])
+                out.append((*found_, cand[4]))
         return out
 
     def _refine(self, m: np.ndarray, tpl: _Template, cand, q: int):
@@ -349,7 +354,10 @@ class Demodulator:
             i = int(np.argmax(score))
             if score[i] > best[0]:
                 best = (float(score[i]), float((ks[i] - centre) * bin_hz), float(k_dev * bin_hz))
-        return best[1]
+        # on a grid of an eighth of the chip rate (the tones lose nothing to that), so that the
+        # extent of the burst, which moves the estimate by a few hundred Hz, does not move the frame
+        grid = spec.chip_rate / 8
+        return float(np.round(best[1] / grid) * grid)
 
     def _tones(self, x: np.ndarray, offset: float, dev: float, sign: int, w: int) -> np.ndarray:
         """Noncoherent two-tone matched filter: |sum over one chip of x at f+dev| minus the same at
