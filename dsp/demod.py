@@ -283,9 +283,9 @@ class Demodulator:
         for cand in found:
             if len(out) == 8:
                 break
-            # one candidate per position and polarity: an inverted preamble one chip off can outscore
-            # the true alignment, the decode decides
-            if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 or cand[3] != o[3] for o in out):
+            # one candidate per position, polarity and template: an inverted preamble one chip off can
+            # outscore the true alignment, the decode decides
+            if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 or cand[3:5] != o[3:5] for o in out):
                 t_ = slip if cand[4] else tpl
                 found_ = self._refine(m, t_, cand[:4], q)
                 if settle_on is not None:
@@ -294,7 +294,17 @@ class Demodulator:
                     # wanders at a poor one)
                     found_ = (found_[0], self._refine(settle_on, t_, found_, 1)[1], found_[2], found_[3])
                 out.append((*found_, cand[4]))
-        return out
+        # A normal frame reads as slipped one chip off nearly as well (and the reverse): where both
+        # forms hold the same place, the normal one is decoded first
+        def rank(i: int) -> float:
+            c = out[i]
+            if c[4]:
+                near = [j for j, o in enumerate(out) if not o[4] and o[3] == c[3] and abs(o[1] - c[1]) <= 2.5 * c[2]]
+                if near:
+                    return near[0] + 0.5
+            return float(i)
+
+        return [out[i] for i in sorted(range(len(out)), key=rank)]
 
     def _refine(self, m: np.ndarray, tpl: _Template, cand, q: int):
         """Full-rate search around a decimated candidate: position within the decimation step and
@@ -345,7 +355,7 @@ class Demodulator:
         reach = int(2 * ppm * 1e-6 * spec.channel_hz / bin_hz)
         centre = n // 2
         best = (-np.inf, 0.0, spec.deviation_hz)
-        step = max(1, int(1000 / bin_hz))
+        step = max(1, int(2500 / bin_hz))
         for k_dev in range(int(dev_lo / bin_hz), int(dev_hi / bin_hz) + 1, step):
             ks = np.arange(max(centre - reach, k_dev), min(centre + reach, n - k_dev - 1) + 1)
             if len(ks) == 0:
@@ -392,6 +402,23 @@ class Demodulator:
         start = pos - (w - 1) / 2 + len(tpl.chips) * sps  # first chip after the searched sync part
         shift = self._settle_sync(lock, tpl, start)
         start += shift * sps
+        if shift:
+            # the sync word moved: the preamble before it may fit the other template (a normal frame
+            # found as slipped one chip off, or the reverse); lock again on the one that fits
+            other = search.slip if tpl is search.tpl else search.tpl
+            p2 = pos + shift * sps
+            t2 = _upsample(other.chips, sps)
+            seg = m[max(int(p2), 0):max(int(p2), 0) + len(t2)]
+            if len(seg) == len(t2) and np.dot(seg - seg.mean(), t2) > np.dot(seg - seg.mean(), t[:len(seg)]):
+                # its own peak within half a chip (the first template's peak was a shoulder of it)
+                lo, hi = max(int(p2 - sps / 2), 0), min(int(p2 + sps / 2) + 1, len(m) - len(t2))
+                if hi > lo:
+                    scores = [float(np.dot(m[q:q + len(t2)] - m[q:q + len(t2)].mean(), t2)) for q in range(lo, hi)]
+                    p2 = self._refine_position(m, t2, float(lo + int(np.argmax(scores))))
+                relock = self._estimate_carrier(x, m, search.mode, other, t2, p2, sps, w, sign)
+                if relock is not None and self._open_tones(relock, search.mode, t2):
+                    tpl, lock, pos, shift = other, relock, p2, 0
+                    start = pos - (w - 1) / 2 + len(tpl.chips) * sps
         found = self._detect_format(lock, search, start, len(tpl.chips) + shift)
         if found is None:
             return None
@@ -573,8 +600,8 @@ class Demodulator:
             if res.crc_ok:
                 return res
             failure = failure or res
-        if head_violations > coding.max_head_violations // 2:
-            return failure  # a clean head only: noise gets no second reading
+        if failure is None or failure.reason == "truncated" or head_violations > coding.max_head_violations // 2:
+            return failure  # a clean head and a length that fits: noise gets no second reading
         # Read the chips again on the straight clock that opens the eye most over the frame (the
         # chip loop follows noise at low SNR; a transmitter's crystal does not wander within a
         # frame), the L-field too
@@ -583,19 +610,20 @@ class Demodulator:
         fitted = self._refit(lock, data_start, tracker.sps_mean, n_chips) if n_chips >= 4 * cpb else None
         if fitted is None:
             return failure
-        again = fitted
+        again, moved = fitted
         first_byte = coding.soft_decode(again[:cpb])[0][0]
         for lval, n_bytes in self._length_candidates(first_byte, coding.alternatives(again[:cpb]), fmt).items():
             if n_bytes * cpb <= len(again):
-                res = self._check_blocks(lock, spec, fmt, tracker, again, data_start, lval, n_bytes)
+                res = self._check_blocks(lock, spec, fmt, tracker, again, data_start + moved, lval, n_bytes)
                 if res.crc_ok:
                     return res
         return failure
 
-    def _refit(self, lock: _Lock, data_start: float, sps: float, n_chips: int) -> np.ndarray | None:
+    def _refit(self, lock: _Lock, data_start: float, sps: float, n_chips: int) -> tuple[np.ndarray, float] | None:
         """Soft chips on the straight clock (first chip, chip period) that opens the eye most over
         the whole frame: the chip loop follows noise at low SNR, a transmitter's crystal does not
-        wander within a frame. None when the burst ends before the frame does."""
+        wander within a frame. With how far (samples) that clock moved the first chip; None when
+        the burst ends before the frame does."""
         w = lock.w
         k = np.arange(n_chips, dtype=np.float64)
         base = data_start + (sps + w) / 2 - 1
@@ -607,21 +635,25 @@ class Demodulator:
         v = lock.v
         idx = np.arange(len(v), dtype=np.float64)
 
-        def eye(p0: float, s: float) -> float:
-            return float(np.abs(np.interp(base + p0 + k * s, idx, v)).sum())
+        def eye(p0: float, s: float, every: int) -> float:
+            kk = k[::every]
+            i = base + p0 + kk * s
+            j = i.astype(np.int64)
+            return float(np.abs(v[j] + (v[j + 1] - v[j]) * (i - j)).sum())
 
-        best = (eye(0.0, sps), 0.0, sps)
-        # end drift in chips x start offset in chips, coarse then fine
-        for span_d, span_p, steps in ((1.5, 0.4, 7), (0.25, 0.1, 5)):
+        best = (eye(0.0, sps, 1), 0.0, sps)
+        # end drift in chips x start offset in chips, coarse (every 4th chip) then fine (every 2nd)
+        for span_d, span_p, steps, every in ((1.5, 0.4, 7, 4), (0.25, 0.1, 5, 2)):
             _, p_c, s_c = best
+            best = (eye(p_c, s_c, every), p_c, s_c)
             for dd in np.linspace(-span_d, span_d, 2 * steps + 1):
                 s_ = s_c + dd * sps / max(n_chips, 1)
                 for pp in np.linspace(-span_p, span_p, 5):
-                    val = eye(p_c + pp * sps, s_)
+                    val = eye(p_c + pp * sps, s_, every)
                     if val > best[0]:
                         best = (val, p_c + pp * sps, s_)
         _, p0, s = best
-        return np.interp(base + p0 + k * s, idx, v)
+        return np.interp(base + p0 + k * s, idx, v), p0
 
     def _extend(self, lock: _Lock, tracker: _ChipTracker, soft: np.ndarray, n_chips: int) -> np.ndarray:
         """Soft chips up to ``n_chips`` (fewer at the end of the burst), running the tones further first."""
