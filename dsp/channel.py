@@ -53,6 +53,12 @@ class Burst:
     # its last chip half a chip longer). Plain 2-FSK modes only.
     lead_in_chips: int = 0
     preamble_half_chip: bool = False
+    # chips between the preamble and the sync word: some Engelmann meters send one extra "0" there
+    # (wmbusmeters #953, phy.md §10). Any mode.
+    extra_chips_before_sync: tuple[int, ...] = ()
+    gaussian_bt: float | None = None  # Gaussian shaping of a plain 2-FSK mode's chips (None: the mode's)
+    chip_jitter_rms: float = 0.0  # chip boundaries moved at random (in chips rms), seeded by jitter_seed
+    jitter_seed: int = 0
 
     @property
     def chip_rate_hz(self) -> float:
@@ -90,7 +96,9 @@ def burst_frame(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, start
                           start_sample=start, amplitude=amplitude, chip_rate_hz=b.chip_rate_hz,
                           deviation_hz=b.deviation_hz, drift_hz_per_s=b.drift_hz_per_s,
                           preamble_pairs=b.preamble_pairs, lead_in_chips=b.lead_in_chips,
-                          preamble_half_chip=b.preamble_half_chip, dtype=dtype)
+                          preamble_half_chip=b.preamble_half_chip,
+                          extra_chips_before_sync=b.extra_chips_before_sync, gaussian_bt=b.gaussian_bt,
+                          chip_jitter_rms=b.chip_jitter_rms, jitter_seed=b.jitter_seed, dtype=dtype)
 
 
 def burst_samples(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, start: int,
@@ -197,7 +205,8 @@ class Capture:
                               freq_offset_hz=b.freq_offset_hz)
             where = frame_placement(b.telegram, b.mode, frame_format=b.frame_format, sample_rate_hz=sample_rate_hz,
                                     start_sample=start, chip_rate_hz=b.chip_rate_hz, preamble_pairs=b.preamble_pairs,
-                                    lead_in_chips=b.lead_in_chips, preamble_half_chip=b.preamble_half_chip)
+                                    lead_in_chips=b.lead_in_chips, preamble_half_chip=b.preamble_half_chip,
+                                    extra_chips_before_sync=b.extra_chips_before_sync)
             placed.append(PlacedBurst(burst=b, placement=where, phase_rad=float(rng.uniform(0, 2 * np.pi))))
         self.placed = placed
         self._noise = (NoiseStream(rng, self.n_samples, settle_now=impulses is not None)
@@ -281,14 +290,18 @@ def single_burst(mode: ModeSpec, telegram: bytes, *, frame_format: str = "A", sa
                  center_freq_hz: float = 868.625e6, ebn0_db: float | None = None, rng: np.random.Generator,
                  freq_offset_hz: float = 0.0, chip_rate_error: float = 0.0, amplitude: float = 0.25,
                  pad_s: float = 2e-3, adc: bool = True, lead_in_chips: int = 0,
-                 preamble_half_chip: bool = False, dc_offset: complex = 0j) -> np.ndarray:
+                 preamble_half_chip: bool = False, dc_offset: complex = 0j,
+                 extra_chips_before_sync: tuple[int, ...] = (), deviation_error: float = 0.0,
+                 gaussian_bt: float | None = None) -> np.ndarray:
     """One frame with noise at a given Eb/N0 — the unit of the sensitivity benchmark; through an
     8-bit ADC unless ``adc`` is False."""
-    chips = len(phy.frame_chips(mode, telegram, frame_format)) + lead_in_chips + 0.5 * preamble_half_chip
+    chips = (len(phy.frame_chips(mode, telegram, frame_format)) + lead_in_chips + 0.5 * preamble_half_chip
+             + len(extra_chips_before_sync))
     dur = chips / (mode.chip_rate * (1 + chip_rate_error)) + 2 * pad_s
     burst = Burst(mode=mode, telegram=telegram, frame_format=frame_format, start_s=pad_s, amplitude=amplitude,
                   freq_offset_hz=freq_offset_hz, chip_rate_error=chip_rate_error, lead_in_chips=lead_in_chips,
-                  preamble_half_chip=preamble_half_chip)
+                  preamble_half_chip=preamble_half_chip, extra_chips_before_sync=tuple(extra_chips_before_sync),
+                  deviation_error=deviation_error, gaussian_bt=gaussian_bt)
     rms = 0.0 if ebn0_db is None else np.sqrt(noise_power(amplitude ** 2, ebn0_db, bit_rate(mode), sample_rate_hz))
     x, _ = render([burst], sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz, duration_s=dur, rng=rng,
                   noise_rms=rms, dc_offset=dc_offset)

@@ -56,6 +56,14 @@ def _template(mode: ModeSpec) -> _Template:
                      len(mode.search_sync))
 
 
+def _slipped(tpl: _Template) -> _Template:
+    """The template of a frame with one extra chip between preamble and sync word (some Engelmann
+    meters, wmbusmeters #953): the preamble part one chip later, i.e. inverted against the sync word."""
+    chips = tpl.chips.copy()
+    chips[: len(chips) - tpl.sync_len] *= -1.0
+    return _Template(tpl.mode, chips, tpl.sync_len)
+
+
 @dataclass(frozen=True, slots=True)
 class _Search:
     """One sync search: the mode searched, its template, the chip-rate grid and the threshold, and
@@ -65,10 +73,12 @@ class _Search:
 
     mode: ModeSpec
     tpl: _Template
+    slip: _Template  # the same with one extra chip before the sync word
     factors: np.ndarray
     threshold: float
     checks: tuple[ModeSpec, ...]
     must_check: bool  # a hit that matches none of ``checks`` is no frame
+    taps: np.ndarray | None  # low-pass before the discriminator the search runs on (None: the channel's)
 
 
 @dataclass(slots=True, eq=False)
@@ -91,6 +101,24 @@ class _Lock:
         """Fill the tone output up to sample ``end`` (recomputed from a0, as one block)."""
         self.v[self.a0:end] = demod._tones(self.x[self.a0:end], self.sign * self.offset, self.dev, self.sign, self.w)
         self.done_to = end
+
+
+def _search_filter(spec: ModeSpec, rate: float, n_taps: int = 31) -> np.ndarray | None:
+    """Low-pass taps (Hamming-windowed sinc, unit DC gain) that keep the mode's signal whatever its
+    deviation and carrier error within the mode's limits (carrier: transmitter plus an equal
+    receiver error) and one chip rate of sidebands, for the discriminator the sync search reads.
+    Below its FM threshold the discriminator suffers from every Hz of noise it sees: a narrow mode in
+    a wide channel (S: ~+-140 kHz of +-175) gains about 3 dB there. None when the channel is
+    no wider."""
+    limits = dict(spec.limits)
+    dev_max = (limits.get("deviation_hz") or (None, None))[1] or 1.3 * spec.deviation_hz
+    ppm = max(abs(v) for v in (limits.get("carrier_error_ppm") or (25.0, 25.0)) if v is not None)
+    cutoff = dev_max + 0.5 * spec.chip_rate + 2 * ppm * 1e-6 * spec.channel_hz
+    if cutoff >= 0.4 * rate:
+        return None
+    n = np.arange(n_taps) - (n_taps - 1) / 2
+    taps = np.sinc(2 * cutoff / rate * n) * np.hamming(n_taps)
+    return taps / taps.sum()
 
 
 def _bits(values: np.ndarray) -> tuple[int, ...]:
@@ -148,27 +176,41 @@ class Demodulator:
             factors = 1 + rate_step * np.arange(-steps, steps + 1) if tol > 0.006 else np.array([1.0])
             riders = tuple(b for b in self.modes if shared_search(m, b))
             own = _sync_continues(m)
-            self._search.append(_Search(m, _template(m), factors,
+            tpl = _template(m)
+            self._search.append(_Search(m, tpl, _slipped(tpl), factors,
                                         m.sync_threshold if threshold is None else threshold,
-                                        riders + ((m,) if own else ()), own))
+                                        riders + ((m,) if own else ()), own, _search_filter(m, rate)))
 
     def demodulate(self, x: np.ndarray) -> list[FrameResult]:
         if len(x) < 64:
             return []
-        d = discriminator(x, self.rate)
+        d_raw = None
         good: list[FrameResult] = []
         bad: list[FrameResult] = []
         for search in self._search:
             tpl = search.tpl
             sps0 = self.rate / search.mode.chip_rate
             w = max(1, int(round(sps0)))
+            if search.taps is None:
+                d_raw = discriminator(x, self.rate) if d_raw is None else d_raw
+                d = d_raw
+            else:
+                d = discriminator(np.convolve(x, search.taps, mode="same"), self.rate)
             m = _moving_average(d, w)
             span = len(tpl.chips)
-            for _score, pos, sps, sign in self._candidates(m, tpl, sps0, search.factors, search.threshold):
+            # a narrow mode is searched on the two-tone matched filter around the burst's carrier
+            # (from its spectrum), which keeps working where the discriminator has gone below its
+            # FM threshold
+            look = m
+            if search.taps is not None:
+                look = self._tones(x, self._burst_carrier(x, search.mode), search.mode.deviation_hz, 1, w)
+            for _score, pos, sps, sign, slip in self._candidates(look, tpl, sps0, search.factors, search.threshold,
+                                                                 settle_on=m):
                 # a candidate inside a decoded frame (or its sync template) is that frame seen again
                 if any(r.sync_position - span * sps <= pos <= r.end_position for r in good):
                     continue
-                res = self._decode(x, m if sign > 0 else -m, search, pos, sps, w, sign)
+                res = self._decode(x, m if sign > 0 else -m, search, search.slip if slip else tpl, pos, sps, w,
+                                   sign)
                 if res is None:
                     continue
                 (good if res.crc_ok else bad).append(res)
@@ -182,11 +224,14 @@ class Demodulator:
                 kept.append(b)
         return sorted(good + kept, key=lambda r: r.position)
 
-    def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray, thr: float):
-        """(score, position, samples per chip, polarity) of sync-word candidates, best first.
+    def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray, thr: float,
+                    settle_on: np.ndarray | None = None):
+        """(score, position, samples per chip, polarity, slipped) of sync-word candidates, best first.
 
         The search runs on the matched-filter output decimated to about 2 samples per chip, with
-        one forward FFT per burst and one inverse FFT per candidate chip rate."""
+        one forward FFT per burst and two inverse FFTs per candidate chip rate: the template and its
+        slipped form (one extra chip between preamble and sync word). ``settle_on`` (the
+        discriminator's waveform when ``m`` is a tone output) settles each position last."""
         q = max(1, int(sps0 // 2))
         md = m[::q]
         n = len(md)
@@ -198,49 +243,69 @@ class Demodulator:
         nfft = sfft.next_fast_len(n + lmax)
         spec = sfft.rfft(md, nfft)
         found = []
+        slip = _slipped(tpl)
         for f in factors:
             sps = sps0 / f
-            t = _upsample(tpl.chips, sps / q)
-            L = len(t)
-            corr = sfft.irfft(spec * sfft.rfft(t[::-1], nfft), nfft)[L - 1:n]
+            L = len(_upsample(tpl.chips, sps / q))
             s1 = c[L:] - c[:-L]
             s2 = c2[L:] - c2[:-L]
-            corr = corr - s1 * t.mean()  # DC-free like the energy: a template of unequal chip counts
             energy = s2 - s1 * s1 / L
             # silent stretches (blanked, or zero padding at the end of a stream) must not score
             floor = 0.05 * max(float(np.median(energy)), 0.0) + 1e-12
-            norm = np.where(energy > floor, corr / np.sqrt(np.maximum(energy, floor) * L), 0.0)
-            if np.abs(norm).max(initial=0.0) <= thr:
-                continue
-            # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
-            # sync word's own correlation (same alignment) tells the true position apart, so the
-            # ranking uses both.
-            # the sync word's own correlation, only where the full template passed the threshold
             ls = max(1, int(np.floor(tpl.sync_len * sps / q)))
-            over = np.flatnonzero(np.abs(norm) > thr)
-            if len(over) > 20000:  # pathological input: keep the strongest
-                over = over[np.argsort(-np.abs(norm[over]))[:20000]]
-            ts = t[L - ls:]
-            win = np.lib.stride_tricks.sliding_window_view(md, ls)[over + L - ls]
-            cs = win @ (ts - ts.mean())  # DC-free like e_s: an unbalanced sync part meets a carrier offset
-            e_s = np.einsum("ij,ij->i", win, win) - win.sum(axis=1) ** 2 / ls
-            norm_s = np.where(e_s > floor * ls / L, cs / np.sqrt(np.maximum(e_s, 1e-12) * ls), 0.0)
-            score = np.zeros(len(norm))
-            agree = np.sign(norm[over]) == np.sign(norm_s)
-            score[over] = np.where(agree, 0.5 * (np.abs(norm[over]) + np.abs(norm_s)), 0.0)
-            peaks = over[score[over] == centred_max(score, L | 1)[over]]
-            best = peaks[np.argsort(-score[peaks])[:8]]
-            found += [(float(score[i]), float(i * q), sps, 1 if norm[i] > 0 else -1) for i in best]
+            for variant in (tpl, slip):
+                t = _upsample(variant.chips, sps / q)
+                corr = sfft.irfft(spec * sfft.rfft(t[::-1], nfft), nfft)[L - 1:n]
+                corr = corr - s1 * t.mean()  # DC-free like the energy: a template of unequal chip counts
+                norm = np.where(energy > floor, corr / np.sqrt(np.maximum(energy, floor) * L), 0.0)
+                if np.abs(norm).max(initial=0.0) <= thr:
+                    continue
+                # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
+                # sync word's own correlation (same alignment) tells the true position apart, so the
+                # ranking uses both.
+                # the sync word's own correlation, only where the full template passed the threshold
+                over = np.flatnonzero(np.abs(norm) > thr)
+                if len(over) > 20000:  # pathological input: keep the strongest
+                    over = over[np.argsort(-np.abs(norm[over]))[:20000]]
+                ts = t[L - ls:]
+                win = np.lib.stride_tricks.sliding_window_view(md, ls)[over + L - ls]
+                cs = win @ (ts - ts.mean())  # DC-free like e_s: an unbalanced sync part meets a carrier offset
+                e_s = np.einsum("ij,ij->i", win, win) - win.sum(axis=1) ** 2 / ls
+                norm_s = np.where(e_s > floor * ls / L, cs / np.sqrt(np.maximum(e_s, 1e-12) * ls), 0.0)
+                score = np.zeros(len(norm))
+                agree = np.sign(norm[over]) == np.sign(norm_s)
+                score[over] = np.where(agree, 0.5 * (np.abs(norm[over]) + np.abs(norm_s)), 0.0)
+                peaks = over[score[over] == centred_max(score, L | 1)[over]]
+                best = peaks[np.argsort(-score[peaks])[:8]]
+                found += [(float(score[i]), float(i * q), sps, 1 if norm[i] > 0 else -1, variant is slip)
+                          for i in best]
         found.sort(key=lambda z: -z[0])
         out = []
         for cand in found:
             if len(out) == 8:
                 break
-            # one candidate per position and polarity: an inverted preamble one chip off can outscore
-            # the true alignment, the decode decides
-            if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 or cand[3] != o[3] for o in out):
-                out.append(self._refine(m, tpl, cand, q))
-        return out
+            # one candidate per position, polarity and template: an inverted preamble one chip off can
+            # outscore the true alignment, the decode decides
+            if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 or cand[3:5] != o[3:5] for o in out):
+                t_ = slip if cand[4] else tpl
+                found_ = self._refine(m, t_, cand[:4], q)
+                if settle_on is not None:
+                    # a tone output's peak is flat on top: the discriminator's, sharper at a good SNR,
+                    # settles the position within a few samples (no further, and not the chip rate: it
+                    # wanders at a poor one)
+                    found_ = (found_[0], self._refine(settle_on, t_, found_, 1)[1], found_[2], found_[3])
+                out.append((*found_, cand[4]))
+        # A normal frame reads as slipped one chip off nearly as well (and the reverse): where both
+        # forms hold the same place, the normal one is decoded first
+        def rank(i: int) -> float:
+            c = out[i]
+            if c[4]:
+                near = [j for j, o in enumerate(out) if not o[4] and o[3] == c[3] and abs(o[1] - c[1]) <= 2.5 * c[2]]
+                if near:
+                    return near[0] + 0.5
+            return float(i)
+
+        return [out[i] for i in sorted(range(len(out)), key=rank)]
 
     def _refine(self, m: np.ndarray, tpl: _Template, cand, q: int):
         """Full-rate search around a decimated candidate: position within the decimation step and
@@ -273,6 +338,38 @@ class Demodulator:
             sps_fit = best[2]
         return score, best[1], float(sps_fit), sign
 
+    def _burst_carrier(self, x: np.ndarray, spec: ModeSpec) -> float:
+        """The carrier (Hz) of the strongest FSK signal in a burst: where the power spectrum,
+        smoothed over half a chip rate, has the most power in its two tones (their spacing tried
+        over the mode's deviation limits). White noise adds the same everywhere, so at low SNR it
+        does not shrink towards 0 Hz as a phase estimate does. Within +-2x the mode's carrier limit
+        (transmitter and receiver)."""
+        n = 1 << int(np.ceil(np.log2(max(len(x), 64))))
+        n = min(n, 1 << 16)
+        p = np.fft.fftshift(np.abs(np.fft.fft(x[:n], n)) ** 2)
+        bin_hz = self.rate / n
+        smooth = max(1, int(0.5 * spec.chip_rate / bin_hz))
+        ps = np.convolve(p, np.ones(smooth) / smooth, mode="same")
+        limits = dict(spec.limits)
+        ppm = max(abs(v) for v in (limits.get("carrier_error_ppm") or (25.0, 25.0)) if v is not None)
+        dev_lo, dev_hi = limits.get("deviation_hz") or (0.7 * spec.deviation_hz, 1.3 * spec.deviation_hz)
+        reach = int(2 * ppm * 1e-6 * spec.channel_hz / bin_hz)
+        centre = n // 2
+        best = (-np.inf, 0.0, spec.deviation_hz)
+        step = max(1, int(2500 / bin_hz))
+        for k_dev in range(int(dev_lo / bin_hz), int(dev_hi / bin_hz) + 1, step):
+            ks = np.arange(max(centre - reach, k_dev), min(centre + reach, n - k_dev - 1) + 1)
+            if len(ks) == 0:
+                continue
+            score = ps[ks - k_dev] + ps[ks + k_dev]
+            i = int(np.argmax(score))
+            if score[i] > best[0]:
+                best = (float(score[i]), float((ks[i] - centre) * bin_hz), float(k_dev * bin_hz))
+        # on a grid of an eighth of the chip rate (the tones lose nothing to that), so that the
+        # extent of the burst, which moves the estimate by a few hundred Hz, does not move the frame
+        grid = spec.chip_rate / 8
+        return float(np.round(best[1] / grid) * grid)
+
     def _tones(self, x: np.ndarray, offset: float, dev: float, sign: int, w: int) -> np.ndarray:
         """Noncoherent two-tone matched filter: |sum over one chip of x at f+dev| minus the same at
         f-dev, for a window ending at every sample (the optimal detector for orthogonal FSK)."""
@@ -291,10 +388,10 @@ class Demodulator:
         v = out[0] - out[1]
         return v if sign > 0 else -v
 
-    def _decode(self, x: np.ndarray, m: np.ndarray, search: _Search, pos: float, sps: float, w: int,
-                sign: int) -> FrameResult | None:
-        """One sync candidate -> a frame (CRC good or the reason it is not), or None for no frame."""
-        tpl = search.tpl
+    def _decode(self, x: np.ndarray, m: np.ndarray, search: _Search, tpl: _Template, pos: float, sps: float,
+                w: int, sign: int) -> FrameResult | None:
+        """One sync candidate (on ``tpl``, the search's template or its slipped form) -> a frame (CRC
+        good or the reason it is not), or None for no frame."""
         t = _upsample(tpl.chips, sps)  # the template's waveform at this candidate's chip rate
         pos = self._refine_position(m, t, pos)
         lock = self._estimate_carrier(x, m, search.mode, tpl, t, pos, sps, w, sign)
@@ -306,6 +403,23 @@ class Demodulator:
         start = pos - (w - 1) / 2 + len(tpl.chips) * sps  # first chip after the searched sync part
         shift = self._settle_sync(lock, tpl, start)
         start += shift * sps
+        if shift:
+            # the sync word moved: the preamble before it may fit the other template (a normal frame
+            # found as slipped one chip off, or the reverse); lock again on the one that fits
+            other = search.slip if tpl is search.tpl else search.tpl
+            p2 = pos + shift * sps
+            t2 = _upsample(other.chips, sps)
+            seg = m[max(int(p2), 0):max(int(p2), 0) + len(t2)]
+            if len(seg) == len(t2) and np.dot(seg - seg.mean(), t2) > np.dot(seg - seg.mean(), t[:len(seg)]):
+                # its own peak within half a chip (the first template's peak was a shoulder of it)
+                lo, hi = max(int(p2 - sps / 2), 0), min(int(p2 + sps / 2) + 1, len(m) - len(t2))
+                if hi > lo:
+                    scores = [float(np.dot(m[q:q + len(t2)] - m[q:q + len(t2)].mean(), t2)) for q in range(lo, hi)]
+                    p2 = self._refine_position(m, t2, float(lo + int(np.argmax(scores))))
+                relock = self._estimate_carrier(x, m, search.mode, other, t2, p2, sps, w, sign)
+                if relock is not None and self._open_tones(relock, search.mode, t2):
+                    tpl, lock, pos, shift = other, relock, p2, 0
+                    start = pos - (w - 1) / 2 + len(tpl.chips) * sps
         found = self._detect_format(lock, search, start, len(tpl.chips) + shift)
         if found is None:
             return None
@@ -351,7 +465,7 @@ class Demodulator:
         if sign < 0:
             offset = -offset  # m was negated for inverted polarity; keep offset in m's frame
         dev = float(np.dot(seg - offset, t[: len(seg)]) / len(seg))
-        if not 0.3 * spec.deviation_hz <= dev <= 2.5 * spec.deviation_hz:
+        if not 0.2 * spec.deviation_hz <= dev <= 2.5 * spec.deviation_hz:
             return None
         return _Lock(x=x, v=np.zeros(len(x)), pos=pos, sps=sps, w=w, sign=sign, offset=offset, dev=dev)
 
@@ -416,31 +530,49 @@ class Demodulator:
         words. The search estimated the chip rate within the searching mode's tolerance; the mode's
         nominal rate is tried as well. A sync word that repeats the searched part further on (C
         format B: 543D 543D) may have been locked on its repeat, so the earlier start is tried too
-        (accepted only when the chips before it are the sync word's beginning)."""
-        sps, w, amp, v = lock.sps, lock.w, lock.amp, lock.v
+        (accepted only when the chips before it are the sync word's beginning). Exact matches are
+        looked for first; then, at the start found, one wrong chip in 8 or more (the format words
+        differ in more: C 0xCD / 0x3D in 4), which a weak signal (C at its lowest deviation,
+        Gaussian shaped) needs."""
+        sps = lock.sps
         head = spec.search_sync
         p = len(head)
         nominal = self.rate / spec.chip_rate
         rates = (sps, nominal) if abs(nominal / sps - 1) > 1e-3 else (sps,)
         backs = sorted({0} | {k for word in spec.syncs.values() for k in range(1, len(word) - p + 1)
                               if word[k:k + p] == head})
-        for back in backs:
-            for trial_sps in rates:
-                t0 = start + (trial_sps - sps) * chips_locked - back * trial_sps
-                trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False)
-                for fmt, word in spec.syncs.items():
-                    rest = word[p:]
-                    if back and word[back:back + p] != head:
-                        continue
-                    if _bits(trial.peek(len(rest))) != rest:
-                        continue
-                    if back:
-                        # the chips before must be the sync word's beginning (a T sync after its
-                        # preamble reads 543D too, but is preceded by preamble, 5555)
-                        before = _ChipTracker(v, t0 - p * trial_sps, trial_sps, w, 0.0, amp, track_carrier=False)
-                        if _bits(before.peek(p)) != word[:p]:
-                            continue
-                    return fmt, trial, trial_sps
+        for errors in (0, 1):
+            for back in backs if errors == 0 else (0,):
+                for trial_sps in rates:
+                    found = self._sync_at(lock, spec, start, chips_locked, back, trial_sps, errors)
+                    if found is not None:
+                        return found
+        return None
+
+    def _sync_at(self, lock: _Lock, spec: ModeSpec, start: float, chips_locked: int, back: int, trial_sps: float,
+                 errors: int) -> tuple[str, _ChipTracker, float] | None:
+        """The format whose sync word reads at ``back`` chips before ``start`` on a clock of
+        ``trial_sps``, with at most ``errors`` wrong chips after the searched part."""
+        sps, w, amp, v = lock.sps, lock.w, lock.amp, lock.v
+        head = spec.search_sync
+        p = len(head)
+        t0 = start + (trial_sps - sps) * chips_locked - back * trial_sps
+        trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False)
+        for fmt, word in spec.syncs.items():
+            rest = word[p:]
+            if back and word[back:back + p] != head:
+                continue
+            if errors and len(rest) < 8:
+                continue
+            if sum(a != b for a, b in zip(_bits(trial.peek(len(rest))), rest, strict=True)) > errors:
+                continue
+            if back:
+                # the chips before must be the sync word's beginning (a T sync after its
+                # preamble reads 543D too, but is preceded by preamble, 5555)
+                before = _ChipTracker(v, t0 - p * trial_sps, trial_sps, w, 0.0, amp, track_carrier=False)
+                if _bits(before.peek(p)) != word[:p]:
+                    continue
+            return fmt, trial, trial_sps
         return None
 
     def _decode_blocks(self, lock: _Lock, spec: ModeSpec, fmt: str, tracker: _ChipTracker) -> FrameResult | None:
@@ -469,7 +601,60 @@ class Demodulator:
             if res.crc_ok:
                 return res
             failure = failure or res
+        if failure is None or failure.reason == "truncated" or head_violations > coding.max_head_violations // 2:
+            return failure  # a clean head and a length that fits: noise gets no second reading
+        # Read the chips again on the straight clock that opens the eye most over the frame (the
+        # chip loop follows noise at low SNR; a transmitter's crystal does not wander within a
+        # frame), the L-field too
+        avail = int((len(lock.x) - data_start - 2 * lock.w) / tracker.sps_mean) - 4
+        n_chips = min(max(sizes.values()) * cpb, avail // cpb * cpb)
+        fitted = self._refit(lock, data_start, tracker.sps_mean, n_chips) if n_chips >= 4 * cpb else None
+        if fitted is None:
+            return failure
+        again, moved = fitted
+        first_byte = coding.soft_decode(again[:cpb])[0][0]
+        for lval, n_bytes in self._length_candidates(first_byte, coding.alternatives(again[:cpb]), fmt).items():
+            if n_bytes * cpb <= len(again):
+                res = self._check_blocks(lock, spec, fmt, tracker, again, data_start + moved, lval, n_bytes)
+                if res.crc_ok:
+                    return res
         return failure
+
+    def _refit(self, lock: _Lock, data_start: float, sps: float, n_chips: int) -> tuple[np.ndarray, float] | None:
+        """Soft chips on the straight clock (first chip, chip period) that opens the eye most over
+        the whole frame: the chip loop follows noise at low SNR, a transmitter's crystal does not
+        wander within a frame. With how far (samples) that clock moved the first chip; None when
+        the burst ends before the frame does."""
+        w = lock.w
+        k = np.arange(n_chips, dtype=np.float64)
+        base = data_start + (sps + w) / 2 - 1
+        end = int(base + (n_chips + 4) * sps + 2)
+        if end >= len(lock.x) or base - sps < 0:
+            return None
+        if end > lock.done_to:
+            lock.tones_to(self, end)
+        v = lock.v
+        idx = np.arange(len(v), dtype=np.float64)
+
+        def eye(p0: float, s: float, every: int) -> float:
+            kk = k[::every]
+            i = base + p0 + kk * s
+            j = i.astype(np.int64)
+            return float(np.abs(v[j] + (v[j + 1] - v[j]) * (i - j)).sum())
+
+        best = (eye(0.0, sps, 1), 0.0, sps)
+        # end drift in chips x start offset in chips, coarse (every 4th chip) then fine (every 2nd)
+        for span_d, span_p, steps, every in ((1.5, 0.4, 7, 4), (0.25, 0.1, 5, 2)):
+            _, p_c, s_c = best
+            best = (eye(p_c, s_c, every), p_c, s_c)
+            for dd in np.linspace(-span_d, span_d, 2 * steps + 1):
+                s_ = s_c + dd * sps / max(n_chips, 1)
+                for pp in np.linspace(-span_p, span_p, 5):
+                    val = eye(p_c + pp * sps, s_, every)
+                    if val > best[0]:
+                        best = (val, p_c + pp * sps, s_)
+        _, p0, s = best
+        return np.interp(base + p0 + k * s, idx, v), p0
 
     def _extend(self, lock: _Lock, tracker: _ChipTracker, soft: np.ndarray, n_chips: int) -> np.ndarray:
         """Soft chips up to ``n_chips`` (fewer at the end of the burst), running the tones further first."""

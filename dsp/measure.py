@@ -119,6 +119,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     # data's grid), which over S's 1000 chips walks the grid by most of a chip: the fit starts on
     # the transitions near the sync word and takes twice as many each round.
     all_ks = np.flatnonzero(seq[1:] != seq[:-1]) + 1  # a transition between chip k-1 and k
+    pattern = _transition_patterns(seq)
     # the demodulator's sync position can be half a chip off too (same cause): start from the
     # shift that best matches the first chips' frequencies (mean over each chip's central 40 %) to
     # the known chip sequence. That match is flat while the chips' middles stay inside the chips,
@@ -156,16 +157,30 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             idx.append(k)
         if len(times) < 8:
             break
-        design = np.vstack([np.ones(len(idx)), np.array(idx, dtype=float)]).T
-        (t0_new, T_new), *_ = np.linalg.lstsq(design, np.array(times), rcond=None)
-        resid = np.array(times) - (t0_new + T_new * np.array(idx))
-        t0, T = float(t0_new), float(T_new)
+        t0, T, resid = _timing_fit(np.array(times), np.array(idx), pattern[np.array(idx)])
     jitter = float(np.std(resid) / T) if len(resid) >= 8 else float("nan")
     chip_rate = rate / T
     drift_rate = 0.0
     if dev > 0:
-        for _ in range(2):  # the fit is linearised around the estimates: a second pass settles it
-            carrier, dev, drift_rate = _phase_fit(x, rate, seq, t0, T, carrier, dev)
+        # the fit is linearised around the estimates: further passes settle it. On a steady chip
+        # clock it also refines the timing (all samples weigh in, not two per transition); a
+        # wandering one (jitter) breaks the straight-clock phase model, which then keeps the
+        # crossings' timing
+        steady = np.isfinite(jitter) and jitter < 0.08
+        if steady:
+            for _ in range(3):
+                carrier, dev, drift_rate, dt, dT = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True)
+                if abs(dT) < 0.01 * T and abs(dt) < 0.25 * T:
+                    t0, T = t0 + dt, T + dT
+            chip_rate = rate / T
+        else:
+            # every displaced edge turns the phase by 2 pi h times its displacement and the turns add
+            # up: on the straight grid the phase fit would read that walk as carrier, deviation and
+            # drift. A chip clock wanders smoothly: the fit runs on the grid the transitions follow
+            # (their times smoothed over +-8 transitions)
+            warp = _smooth_warp(np.array(times), np.array(idx), t0, T, len(seq))
+            for _ in range(2):
+                carrier, dev, drift_rate = _phase_fit(x, rate, seq, t0, T, carrier, dev, warp=warp)
     # running sum of the phasor x[k] x*[k-1] (cp[k] sums k = 1..k): the frequency over any stretch,
     # robust to clicks; chip frequencies over the central half of each chip, and the preamble and
     # postamble counts, all come from it
@@ -189,11 +204,10 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     sync_len = len(spec.syncs.get(frame_format or "A", spec.sync))
     sync_vals = chip_freq(np.arange(sync_len)) - carrier
     sync_ok = bool(np.all(np.sign(sync_vals) == seq[:sync_len]))
-    levels = np.abs(lv)
     offset = carrier + channel_offset_hz
     return Measurement(mode=mode, frame_format=frame_format, carrier_offset_hz=offset,
                        carrier_error_ppm=offset / spec.channel_hz * 1e6, deviation_hz=dev,
-                       deviation_peak_hz=float(np.percentile(levels, 99)) if len(levels) else dev,
+                       deviation_peak_hz=_peak_deviation(lv, seq[settled], dev),
                        modulation_index=2 * dev / chip_rate, chip_rate_hz=chip_rate,
                        chip_rate_error_ppm=(chip_rate / spec.chip_rate - 1) * 1e6, timing_jitter_rms=jitter,
                        drift_hz=drift, preamble_chips=pre, postamble_chips=post, sync_ok=sync_ok, eye_opening=eye,
@@ -201,6 +215,73 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                        occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0])
 
 
+def _smooth_warp(times: np.ndarray, idx: np.ndarray, t0: float, T: float, n: int, half: int = 8) -> np.ndarray:
+    """Per chip boundary 0..n, the displacement (samples) of the transitions from the straight
+    grid, smoothed by a running mean over +-``half`` transitions and interpolated between them."""
+    off = times - (t0 + T * idx)
+    c = np.concatenate(([0.0], np.cumsum(off)))
+    i = np.arange(len(off))
+    lo, hi = np.maximum(i - half, 0), np.minimum(i + half + 1, len(off))
+    smooth = (c[hi] - c[lo]) / (hi - lo)
+    return np.interp(np.arange(n + 1), idx, smooth)
+
+
+def _peak_deviation(levels: np.ndarray, signs: np.ndarray, dev: float, block: int = 32) -> float:
+    """The larger deviation of the two tones, from the settled chips' frequencies ``levels``
+    (carrier removed) with their chips ``signs``: per tone, the largest mean over blocks of
+    ``block`` chips, so a deviation that changes within the frame shows while the noise of single
+    chips (a percentile of them grew by a quarter at 20 dB) averages out."""
+    best = 0.0
+    for s in (1.0, -1.0):
+        v = levels[signs == s] * s
+        if len(v) == 0:
+            continue
+        k = max(1, len(v) // block)
+        best = max(best, max(float(np.mean(part)) for part in np.array_split(v, k)))
+    return best if best > 0 else dev
+
+
+def _transition_patterns(seq: np.ndarray) -> np.ndarray:
+    """Per chip k, the class of the transition into it from chip k - 1: direction and the lengths
+    (1, 2, 3+) of the runs of equal chips before and after. The filters of a receiver (and a
+    transmitter's shaping) move a zero crossing by an amount that depends on these: after a long
+    run the discriminator starts further out, so it crosses later."""
+    n = len(seq)
+    before = np.ones(n, dtype=np.int64)  # run length ending at chip k
+    for k in range(1, n):
+        if seq[k] == seq[k - 1]:
+            before[k] = before[k - 1] + 1
+    after = np.ones(n, dtype=np.int64)  # run length starting at chip k
+    for k in range(n - 2, -1, -1):
+        if seq[k] == seq[k + 1]:
+            after[k] = after[k + 1] + 1
+    prev = np.concatenate(([1], before[:-1]))  # the run that ends at chip k - 1
+    rising = np.concatenate(([0], (seq[1:] > seq[:-1]).astype(np.int64)))
+    return (np.minimum(prev, 3) - 1) * 6 + (np.minimum(after, 3) - 1) * 2 + rising
+
+
+def _timing_fit(times: np.ndarray, idx: np.ndarray, classes: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """(t0, chip period, residuals) of transition times regressed on their chip index, with one
+    offset per transition class (`_transition_patterns`) that has at least 3 members: the pattern-
+    dependent shift of a crossing must not tilt the slope. A short frame has its sync word's long
+    runs at one end, which bent the plain fit by 100-240 ppm (C1, L 18-30). ``t0`` is the mean
+    intercept, as the plain fit's."""
+    kinds, counts = np.unique(classes, return_counts=True)
+    common = kinds[counts >= 3]
+    use = np.isin(classes, common)
+    if use.sum() < 8 or len(common) < 1:
+        use = np.ones(len(times), dtype=bool)
+        common = np.array([-1])
+        cls = np.full(len(times), -1)
+    else:
+        cls = classes
+    onehot = (cls[use][:, None] == common[None, :]).astype(float)
+    design = np.hstack([idx[use, None].astype(float), onehot])
+    coef, *_ = np.linalg.lstsq(design, times[use], rcond=None)
+    T = float(coef[0])
+    resid = times[use] - design @ coef
+    t0 = float(np.mean(times - T * idx))
+    return t0, T, resid
 def count_preamble(x: np.ndarray, cp: np.ndarray, rate: float, t0: float, T: float, carrier: float, dev: float,
                    expect: float, window: int = 8, span: int = 10) -> int:
     """Alternating chips before the sync word (chip 1 ends where the sync word starts at ``t0`` and
@@ -418,21 +499,31 @@ def _levels(x: np.ndarray, rate: float, seq: np.ndarray, chips: np.ndarray, t0: 
 
 
 def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float, carrier: float, dev: float,
-               chips: tuple[int, int] | None = None) -> tuple[float, float]:
+               chips: tuple[int, int] | None = None, timing: bool = False, warp: np.ndarray | None = None):
     """Refine (carrier, deviation) by a least-squares fit of the unwrapped phase to the known chip
     sequence: phase(n) = p0 + 2 pi / rate * (carrier * n + deviation * Q(n)), Q the running integral
     of the +-1 chips. Uses the whole frame coherently, so it is far more precise than averaging
-    frequency estimates; the preliminary estimates are removed first so unwrapping is safe."""
+    frequency estimates; the preliminary estimates are removed first so unwrapping is safe.
+    Returns (carrier, deviation, drift rate in Hz/s), and with ``timing`` also the corrections of
+    the sync start and of the chip period (samples): every sample of the frame weighs in, where the
+    zero-crossing fit has two per transition. ``warp`` (samples, per chip boundary 0..len(seq))
+    moves the chip boundaries off the straight grid: a wandering chip clock followed."""
     k0, k1 = chips if chips is not None else (0, len(seq))
     a, b = int(np.ceil(t0 + k0 * T)) + 1, int(np.floor(t0 + k1 * T)) - 1
     a, b = max(a, 0), min(b, len(x))
     if b - a < 16:
-        return carrier, dev, 0.0
+        return (carrier, dev, 0.0, 0.0, 0.0) if timing else (carrier, dev, 0.0)
     n = np.arange(a, b, dtype=np.float64)
     u = (n - t0) / T  # position in chips
-    k = np.clip(np.floor(u).astype(np.int64), 0, len(seq) - 1)
-    cum = np.concatenate(([0.0], np.cumsum(seq)))
-    q = (cum[k] + seq[k] * (u - k)) * T  # integral of the chip waveform, in samples
+    if warp is None:
+        k = np.clip(np.floor(u).astype(np.int64), 0, len(seq) - 1)
+        cum = np.concatenate(([0.0], np.cumsum(seq)))
+        q = (cum[k] + seq[k] * (u - k)) * T  # integral of the chip waveform, in samples
+    else:
+        edges = t0 + np.arange(len(seq) + 1) * T + warp
+        k = np.clip(np.searchsorted(edges, n, side="right") - 1, 0, len(seq) - 1)
+        cum = np.concatenate(([0.0], np.cumsum(seq * np.diff(edges))))
+        q = cum[k] + seq[k] * (n - edges[k])
     model = 2 * np.pi / rate * (carrier * n + dev * q)
     z = x[a:b] * np.exp(-1j * model)
     # average a few samples of the (slowly varying) residual before taking its angle: at low
@@ -446,11 +537,24 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
     n = n - (w - 1) / 2  # the average is centred half a window earlier
     # a small error of the chip timing shifts every transition: fit it too (linearised)
     dq_dt0 = -seq[k] * 1.0  # moving t0 later by one sample lowers Q by the current chip value
+    # a longer chip period: Q(n) = T q(u), u = (n - t0) / T, so dQ/dT = Q / T - a(n) u
+    dq_dT = q / T - seq[k] * u
     q = np.convolve(q, np.ones(w) / w)[: len(q)]  # the same average applied to the regressors
     dq_dt0 = np.convolve(dq_dt0, np.ones(w) / w)[: len(dq_dt0)]
+    dq_dT = np.convolve(dq_dT, np.ones(w) / w)[: len(dq_dT)]
     mid = (n[0] + n[-1]) / 2
-    design = np.vstack([np.ones_like(n), 2 * np.pi / rate * n, 2 * np.pi / rate * q,
-                        2 * np.pi / rate * dev * dq_dt0, np.pi * ((n - mid) / rate) ** 2]).T
-    (_, dc, dd, _dt, drift_rate), *_ = np.linalg.lstsq(design, resid, rcond=None)
+    cols = [np.ones_like(n), 2 * np.pi / rate * n, 2 * np.pi / rate * q, 2 * np.pi / rate * dev * dq_dt0,
+            np.pi * ((n - mid) / rate) ** 2]
+    if timing:
+        cols.append(2 * np.pi / rate * dev * dq_dT)
+    if warp is not None:
+        # what the smoothed grid misses of a wandering clock still walks the phase: a free phase
+        # per stretch of 32 chips keeps that walk out of carrier, deviation and drift
+        seg = np.minimum(k // 32, k[-1] // 32)
+        cols += [(seg == j).astype(float) for j in range(1, int(seg[-1]) + 1)]
+    coef, *_ = np.linalg.lstsq(np.vstack(cols).T, resid, rcond=None)
+    dc, dd, dt, drift_rate = (float(v) for v in coef[1:5])
     # with a drift the carrier is the one at the middle of the fitted span
-    return carrier + float(dc), dev + float(dd), float(drift_rate)
+    if timing:
+        return carrier + dc, dev + dd, drift_rate, dt, float(coef[5])
+    return carrier + dc, dev + dd, drift_rate
