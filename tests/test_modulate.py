@@ -200,14 +200,14 @@ def test_tx_streamed_writes_do_not_depend_on_the_block_size(tmp_path):
 
 # What `session` writes, byte for byte. The stations answer at times their receivers measure, so a
 # deliberate receiver change moves a response by a fraction of a sample and changes these bytes (the
-# DC removal of issue #12 did: every response still inside its window, the true delays as close to
-# nominal); the dialogue's events themselves are checked in tests/test_session.py.
+# DC removal and the demodulator work of issue #12 did: every response still inside its window, the
+# true delays as close to nominal); the dialogue's events themselves are checked in tests/test_session.py.
 MAIN_SESSION = {
     ("--mode", "T2", "--dialogue", "installation", "s1.sigmf-meta"):
         {"s1.sigmf-data": "74a3f7c44378e9a653aded8007f05b3ef1727b816599caa752e356c7f5065b8b",
          "s1.sigmf-meta": "49276769e5aed5316f613af228016e779aa66d97a3de2b574523c318c60535c1"},
     ("--mode", "C2", "--dialogue", "access", "--key", "000102030405060708090A0B0C0D0E0F", "--ebn0", "14", "--seed",
-     "5", "s2.cu8"): {"s2.cu8": "926ca26d74aa628641be7ad014bf530bd4cc112caf95e4b2541e0864f1ff5a4d"},
+     "5", "s2.cu8"): {"s2.cu8": "da9666a1a668068f04d83de00d36cced02052f5ba212098cc036706569b6f5a3"},
 }
 
 
