@@ -43,6 +43,29 @@ def telegrams() -> list[tuple[str, bytes]]:
     return out
 
 
+def amplitude(mode, ebn0_db: float, rate: float) -> float:
+    """The burst amplitude that gives ``ebn0_db`` against NOISE_RMS (the channel model's definition)."""
+    return float(np.sqrt(NOISE_RMS ** 2 * bit_rate(mode) * 10 ** (ebn0_db / 10) / rate))
+
+
+def write_recording(name: str, bursts: list[Burst], titles: list[str], *, rate: float, center: float,
+                    duration: float, rng: np.random.Generator, impulses: Impulses, description: str) -> Path:
+    """Render ``bursts`` with RTL-SDR-like impairments (DC offset, IQ imbalance, clicks, 8-bit) into
+    recordings/NAME.sigmf-{data,meta}, each frame annotated with its title; the path without suffix."""
+    cap = Capture(bursts, sample_rate_hz=rate, center_freq_hz=center, duration_s=duration, rng=rng,
+                  noise_rms=NOISE_RMS, dc_offset=0.015 - 0.01j, iq_gain_db=0.4, iq_phase_deg=2.0,
+                  impulses=impulses)
+    notes = sigmf_annotations(cap.in_capture, cap.n_samples)
+    for note, title in zip(notes, titles, strict=True):
+        note["core:comment"] = title
+    base = ROOT / "recordings" / name
+    with IQWriter(f"{base}.sigmf-meta", fmt="cu8", sample_rate_hz=rate, center_freq_hz=center, annotations=notes,
+                  description=description) as out:
+        for block in cap.blocks():
+            out.write(block)
+    return base
+
+
 def main() -> None:
     rng = np.random.default_rng(20261125)
     examples = telegrams()
@@ -54,22 +77,14 @@ def main() -> None:
     t = 0.06
     for idx, mode_name, fmt, ebn0, offset, rate_err in plan:
         mode = MODES[mode_name]
-        amp = float(np.sqrt(NOISE_RMS ** 2 * bit_rate(mode) * 10 ** (ebn0 / 10) / RATE))
-        bursts.append(Burst(mode=mode, telegram=examples[idx][1], frame_format=fmt, start_s=t, amplitude=amp,
-                            freq_offset_hz=TUNER_OFFSET + offset, chip_rate_error=rate_err))
+        bursts.append(Burst(mode=mode, telegram=examples[idx][1], frame_format=fmt, start_s=t,
+                            amplitude=amplitude(mode, ebn0, RATE), freq_offset_hz=TUNER_OFFSET + offset,
+                            chip_rate_error=rate_err))
         t += 0.23
-    cap = Capture(bursts, sample_rate_hz=RATE, center_freq_hz=CENTER, duration_s=DURATION, rng=rng,
-                  noise_rms=NOISE_RMS, dc_offset=0.015 - 0.01j, iq_gain_db=0.4, iq_phase_deg=2.0,
-                  impulses=Impulses(amplitude=0.5))
-    notes = sigmf_annotations(cap.in_capture, cap.n_samples)
-    for note, (idx, *_rest) in zip(notes, plan, strict=True):
-        note["core:comment"] = examples[idx][0]
-    base = ROOT / "recordings" / "example_868.625M_2M4"
-    with IQWriter(f"{base}.sigmf-meta", fmt="cu8", sample_rate_hz=RATE, center_freq_hz=CENTER, annotations=notes,
-                  description="wmbus-sdr example capture: S1, T1, C1-A, C1-B frames made by "
-                  "scripts/make_recording.py (our modulator, RTL-SDR-like impairments)") as out:
-        for block in cap.blocks():
-            out.write(block)
+    base = write_recording("example_868.625M_2M4", bursts, [examples[p[0]][0] for p in plan], rate=RATE,
+                           center=CENTER, duration=DURATION, rng=rng, impulses=Impulses(amplitude=0.5),
+                           description="wmbus-sdr example capture: S1, T1, C1-A, C1-B frames made by "
+                                       "scripts/make_recording.py (our modulator, RTL-SDR-like impairments)")
     print(f"wrote {base}.sigmf-data/-meta: {len(bursts)} frames, {DURATION} s at {RATE / 1e6} Msps")
 
 

@@ -23,28 +23,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dsp.channel import Burst, Capture, Impulses, bit_rate  # noqa: E402
+from dsp.channel import Burst, Impulses  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
-from flowgraphs.pipelines.transmit import sigmf_annotations  # noqa: E402
-from sdr.file import IQWriter  # noqa: E402
+from scripts.make_recording import amplitude, telegrams, write_recording  # noqa: E402
 
 RATE = 240e3
 CENTER = 169.4375e6
 DURATION = 0.8
-NOISE_RMS = 0.02
 TUNER_OFFSET = 500.0
 NAME = "example_169.4375M_240k"
-
-
-def telegrams() -> list[tuple[str, bytes]]:
-    lines = (ROOT / "recordings" / "telegrams.txt").read_text().splitlines()
-    out, title = [], ""
-    for line in lines:
-        if line.startswith("#"):
-            title = line[1:].strip()
-        elif line.strip():
-            out.append((title, bytes.fromhex(line.strip())))
-    return out
 
 
 def main() -> None:
@@ -58,22 +45,14 @@ def main() -> None:
     bursts = []
     for idx, mode_name, fmt, start, ebn0, offset, rate_err in plan:
         mode = MODES[mode_name]
-        amp = float(np.sqrt(NOISE_RMS ** 2 * bit_rate(mode) * 10 ** (ebn0 / 10) / RATE))
-        bursts.append(Burst(mode=mode, telegram=examples[idx][1], frame_format=fmt, start_s=start, amplitude=amp,
-                            freq_offset_hz=TUNER_OFFSET + offset, chip_rate_error=rate_err))
-    cap = Capture(bursts, sample_rate_hz=RATE, center_freq_hz=CENTER, duration_s=DURATION, rng=rng,
-                  noise_rms=NOISE_RMS, dc_offset=0.015 - 0.01j, iq_gain_db=0.4, iq_phase_deg=2.0,
-                  impulses=Impulses(amplitude=0.5, period_s=2e-3, length=(1, 3)))
-    notes = sigmf_annotations(cap.in_capture, cap.n_samples)
-    for note, (idx, *_rest) in zip(notes, plan, strict=True):
-        note["core:comment"] = examples[idx][0]
-    base = ROOT / "recordings" / NAME
-    with IQWriter(f"{base}.sigmf-meta", fmt="cu8", sample_rate_hz=RATE, center_freq_hz=CENTER, annotations=notes,
-                  description="wmbus-sdr example capture at 169 MHz: N frames on all six channels made by "
-                  "scripts/make_recording_n.py (our modulator, RTL-SDR-like impairments)") as out:
-        for block in cap.blocks():
-            out.write(block)
-    print(f"wrote {base}.sigmf-data/-meta: {len(bursts)} frames, {DURATION} s at {RATE / 1e3:g} ksps")
+        bursts.append(Burst(mode=mode, telegram=examples[idx][1], frame_format=fmt, start_s=start,
+                            amplitude=amplitude(mode, ebn0, RATE), freq_offset_hz=TUNER_OFFSET + offset,
+                            chip_rate_error=rate_err))
+    write_recording(NAME, bursts, [examples[p[0]][0] for p in plan], rate=RATE, center=CENTER, duration=DURATION,
+                    rng=rng, impulses=Impulses(amplitude=0.5, period_s=2e-3, length=(1, 3)),
+                    description="wmbus-sdr example capture at 169 MHz: N frames on all six channels made by "
+                                "scripts/make_recording_n.py (our modulator, RTL-SDR-like impairments)")
+    print(f"wrote recordings/{NAME}.sigmf-data/-meta: {len(bursts)} frames, {DURATION} s at {RATE / 1e3:g} ksps")
 
 
 if __name__ == "__main__":
