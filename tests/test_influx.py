@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import urllib.request
 from decimal import Decimal
@@ -21,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from flowgraphs.pipelines.receive import RxFrame
 from flowgraphs.sinks.influx import InfluxWriter, influx_points, point, string_field, write_target
+from tests.support import free_port, sample_frame, timed_recording, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 RECORDING = REPO / "recordings" / "example_868.625M_2M4.sigmf-meta"
@@ -31,33 +30,17 @@ T0 = "2026-12-01T19:55:00.250Z"
 T0_NS = 1_796_154_900_250_000_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(condition, timeout_s: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class Influxd:
     """A real InfluxDB 1.x on free ports of 127.0.0.1 with its data in ``root``."""
 
     def __init__(self, root: Path, *, port: int | None = None, auth: bool = False):
-        self.root, self.port, self.auth = root, port or _free_port(), auth
+        self.root, self.port, self.auth = root, port or free_port(), auth
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         conf = self.root / "influxdb.conf"
         conf.write_text(f"""reporting-disabled = true
-bind-address = "127.0.0.1:{_free_port()}"
+bind-address = "127.0.0.1:{free_port()}"
 [meta]
   dir = "{self.root / 'meta'}"
 [data]
@@ -78,7 +61,7 @@ bind-address = "127.0.0.1:{_free_port()}"
 """)
         self.proc = subprocess.Popen(["influxd", "-config", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=open(self.root / "influxd.log", "ab"))  # noqa: SIM115
-        _wait(self.ping, what=f"influxd on port {self.port}")
+        wait_until(self.ping, what=f"influxd on port {self.port}")
 
     def ping(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -128,22 +111,6 @@ def influxd(tmp_path):
         server.stop()
 
 
-def _frame(**kw) -> RxFrame:
-    base = dict(mode="T1", frame_format="A", telegram=bytes.fromhex("0a44b3212659413101047a00"), crc_ok=True,
-                reason="ok", sample=2_400_000, end_sample=2_410_000, sample_rate_hz=2.4e6,
-                time_ns=1_796_154_900_123_456_789, rssi_dbfs=-30.25, noise_dbfs=-60.0, snr_db=30.25,
-                freq_offset_hz=1e3, chip_rate_hz=100e3, channel_hz=868.95e6, violations=0)
-    return RxFrame(**{**base, **kw})
-
-
-def _timed_recording(tmp_path) -> Path:
-    """The bundled recording with a core:datetime, so every frame has a known UTC time."""
-    meta = RECORDING.read_text().replace('"core:frequency"', f'"core:datetime": "{T0}", "core:frequency"', 1)
-    (tmp_path / "r.sigmf-meta").write_text(meta)
-    (tmp_path / "r.sigmf-data").symlink_to(RECORDING.with_suffix(".sigmf-data"))
-    return tmp_path / "r.sigmf-meta"
-
-
 def _cli(*args: str, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "flowgraphs.cli", *args], capture_output=True, cwd=REPO,
                           timeout=300, env=env)
@@ -159,7 +126,7 @@ def test_escaping_follows_the_line_protocol_reference():
 
 
 def test_points_of_the_bundled_recording(tmp_path):
-    p = _cli("decode", str(_timed_recording(tmp_path)), "--keys", KEYS, "--output", "influx,jsonl", "--quiet")
+    p = _cli("decode", str(timed_recording(tmp_path)), "--keys", KEYS, "--output", "influx,jsonl", "--quiet")
     assert p.returncode == 0, p.stderr
     out = p.stdout.decode().splitlines()
     objs = [json.loads(x) for x in out if x.startswith("{")]
@@ -180,7 +147,7 @@ def test_points_of_the_bundled_recording(tmp_path):
 # --- a real InfluxDB --------------------------------------------------------------------------------
 def test_decode_writes_every_record_to_a_real_influxdb(tmp_path, influxd):
     url = f"http://127.0.0.1:{influxd.port}/write?db=wmbus"
-    p = _cli("decode", str(_timed_recording(tmp_path)), "--keys", KEYS, "--output", "jsonl", "--influx", url,
+    p = _cli("decode", str(timed_recording(tmp_path)), "--keys", KEYS, "--output", "jsonl", "--influx", url,
              "--quiet")
     assert p.returncode == 0, p.stderr
     objs = [json.loads(x) for x in p.stdout.decode().splitlines()]
@@ -229,13 +196,13 @@ def test_writer_keeps_points_while_the_server_is_down_and_delivers_them_later(tm
                           timeout_s=5)
     lines = [point("wmbus_test", {"n": str(i % 3)}, {"value": f"{i}.0"}, T0_NS + i) for i in range(50)]
     writer.put(lines[:20])
-    _wait(lambda: writer.failures >= 2, what="failed attempts while no server listens")
+    wait_until(lambda: writer.failures >= 2, what="failed attempts while no server listens")
     assert writer.sent == 0 and writer.dropped == 0  # kept, not lost
     server.start()
     try:
         server.query("CREATE DATABASE wmbus")
         writer.put(lines[20:])
-        _wait(lambda: writer.sent == 50, what="the kept points to arrive")
+        wait_until(lambda: writer.sent == 50, what="the kept points to arrive")
         writer.close()
         rows = server.rows("SELECT value FROM wmbus_test")
         assert [r["value"] for r in rows] == [float(i) for i in range(50)]
@@ -335,7 +302,7 @@ def test_v2_write_sends_the_token_from_a_file_and_never_logs_it(tmp_path, caplog
         url = f"http://127.0.0.1:{server.server_address[1]}/api/v2/write?org=home&bucket=meters"
         for _ in range(2):
             sink = influx_sink(SinkOptions(influx_url=url, influx_token_file=str(token_file)))
-            sink(_frame(), None)
+            sink(sample_frame(), None)
             sink.close()
     finally:
         server.shutdown()
@@ -367,10 +334,10 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_points_without_a_clock_have_no_timestamp_and_bad_frames_none():
-    lines = influx_points(_frame(time_ns=None), None)
+    lines = influx_points(sample_frame(time_ns=None), None)
     assert lines == ["wmbus_frame,meter=31415926,mode=T1 rssi_dbfs=-30.25,noise_dbfs=-60.0,snr_db=30.25,"
                      "freq_offset_hz=1000.0,sample=2400000i"]
-    assert influx_points(_frame(crc_ok=False, reason="crc"), None) == []
+    assert influx_points(sample_frame(crc_ok=False, reason="crc"), None) == []
 
 
 def test_the_live_loop_writes_frames_and_its_status_to_a_real_influxdb(tmp_path, influxd):
@@ -381,7 +348,7 @@ def test_the_live_loop_writes_frames_and_its_status_to_a_real_influxdb(tmp_path,
     from sdr.file import FileSource
 
     sink = influx_sink(SinkOptions(influx_url=f"http://127.0.0.1:{influxd.port}/write?db=wmbus"))
-    src = FileSource(str(_timed_recording(tmp_path)))
+    src = FileSource(str(timed_recording(tmp_path)))
     statuses = []
     try:
         result = run_live(src, Receiver(src.info), [sink], keys=KeyStore.from_file(KEYS),

@@ -22,6 +22,7 @@ from flowgraphs.pipelines.receive import Receiver, RxFrame
 from flowgraphs.sinks import Inventory, MetricsSink
 from sdr.file import FileSource
 from sdr.rtltcp import RtlTcpServer
+from tests.support import free_port, timed_recording, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 RECORDING = REPO / "recordings" / "example_868.625M_2M4.sigmf-meta"
@@ -30,22 +31,6 @@ T0 = "2026-12-01T19:55:00.250Z"
 
 parser = pytest.importorskip("prometheus_client.parser", reason="prometheus_client is not installed "
                              "(pip install prometheus_client; the parser checks our format)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(condition, timeout_s: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _scrape(port: int) -> tuple[str, str]:
@@ -62,13 +47,6 @@ def _samples(text: str) -> dict[str, list]:
     return out
 
 
-def _timed_recording(tmp_path) -> Path:
-    meta = RECORDING.read_text().replace('"core:frequency"', f'"core:datetime": "{T0}", "core:frequency"', 1)
-    (tmp_path / "r.sigmf-meta").write_text(meta)
-    (tmp_path / "r.sigmf-data").symlink_to(RECORDING.with_suffix(".sigmf-data"))
-    return tmp_path / "r.sigmf-meta"
-
-
 @pytest.fixture
 def served(tmp_path):
     """The bundled recording (with a clock) run through the live loop into a metrics sink that is
@@ -78,7 +56,7 @@ def served(tmp_path):
     sink = MetricsSink("127.0.0.1:0")
     frames: list[RxFrame] = []
     statuses = []
-    src = FileSource(str(_timed_recording(tmp_path)))
+    src = FileSource(str(timed_recording(tmp_path)))
     rx = Receiver(src.info)
     try:
         run_live(src, rx, [sink, lambda f, t: frames.append(f)], keys=KeyStore.from_file(KEYS), inventory=Inventory(),
@@ -158,7 +136,7 @@ def test_a_real_prometheus_scrapes_us(served, tmp_path):
     if shutil.which("prometheus") is None:
         pytest.skip("prometheus is not installed (Debian package prometheus; make test installs it)")
     sink, frames = served[:2]
-    port = _free_port()
+    port = free_port()
     conf = tmp_path / "prometheus.yml"
     conf.write_text(f"global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: wmbus\n"
                     f"    static_configs:\n      - targets: ['127.0.0.1:{sink.port}']\n")
@@ -177,7 +155,7 @@ def test_a_real_prometheus_scrapes_us(served, tmp_path):
             return None
 
     try:
-        result = _wait(lambda: query("sum(wmbus_frames_total)"), timeout_s=120, what="prometheus to scrape us")
+        result = wait_until(lambda: query("sum(wmbus_frames_total)"), timeout_s=120, what="prometheus to scrape us")
         assert float(result[0]["value"][1]) == len(frames)
         up = query('up{job="wmbus"}')
         assert up and up[0]["value"][1] == "1"
@@ -189,7 +167,7 @@ def test_a_real_prometheus_scrapes_us(served, tmp_path):
 
 
 def test_rx_serves_metrics_while_it_receives():
-    port = _free_port()
+    port = free_port()
     server = RtlTcpServer(str(RECORDING), port=0, loop=True)
     server.start()
     proc = subprocess.Popen([sys.executable, "-m", "flowgraphs.cli", "rx", "--device",
@@ -208,7 +186,7 @@ def test_rx_serves_metrics_while_it_receives():
         return got if total >= 8 else None
 
     try:
-        got = _wait(frames, timeout_s=120, what="rx to count the recording's 8 frames")
+        got = wait_until(frames, timeout_s=120, what="rx to count the recording's 8 frames")
     finally:
         out, err = proc.communicate(timeout=120)
         server.stop()

@@ -19,6 +19,7 @@ from flowgraphs.pipelines.live import IqSaver, run_live
 from flowgraphs.pipelines.receive import Receiver, RxFrame, receive
 from flowgraphs.sinks.metrics import Metrics
 from sdr.file import FileSource
+from tests.support import sample_frame, timed_recording
 
 REPO = Path(__file__).resolve().parent.parent
 RECORDING = REPO / "recordings" / "example_868.625M_2M4.sigmf-meta"
@@ -28,19 +29,8 @@ T0_NS = 1_796_154_900_250_000_000
 RATE = 2.4e6
 
 
-def _frame(**kw) -> RxFrame:
-    base = dict(mode="T1", frame_format="A", telegram=bytes.fromhex("0a44b3212659413101047a00"), crc_ok=True,
-                reason="ok", sample=2_400_000, end_sample=2_410_000, sample_rate_hz=2.4e6,
-                time_ns=1_796_154_900_123_456_789, rssi_dbfs=-30.4, noise_dbfs=-60.6, snr_db=30.2,
-                freq_offset_hz=1e3, chip_rate_hz=100e3, channel_hz=868.95e6, violations=0)
-    return RxFrame(**{**base, **kw})
-
-
-def _timed_recording(tmp_path) -> Path:
-    meta = RECORDING.read_text().replace('"core:frequency"', f'"core:datetime": "{T0}", "core:frequency"', 1)
-    (tmp_path / "r.sigmf-meta").write_text(meta)
-    (tmp_path / "r.sigmf-data").symlink_to(RECORDING.with_suffix(".sigmf-data"))
-    return tmp_path / "r.sigmf-meta"
+def _ot_frame(**kw):
+    return sample_frame(**{"rssi_dbfs": -30.4, "noise_dbfs": -60.6, "snr_db": 30.2, **kw})
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -53,7 +43,7 @@ def _iso(time_ns: int) -> str:
 
 
 def test_every_format_renders_the_frames_utc_time_and_sample():
-    f = _frame()
+    f = _ot_frame()
     head = sinks.text_event(f, None).splitlines()[0]
     assert head.startswith("2026-12-01T19:55:00.123456Z ") and head.endswith("  sample 2400000")
     obj = json.loads(sinks.jsonl_event(f, None))
@@ -67,7 +57,7 @@ def test_every_format_renders_the_frames_utc_time_and_sample():
 
 
 def test_a_source_without_a_clock_claims_no_time():
-    f = _frame(time_ns=None)
+    f = _ot_frame(time_ns=None)
     head = sinks.text_event(f, None).splitlines()[0]
     assert not re.search(r"\d{4}-\d\d-\d\dT", head) and head.endswith("sample 2400000")
     obj = json.loads(sinks.jsonl_event(f, None))
@@ -84,7 +74,7 @@ def test_a_source_without_a_clock_claims_no_time():
 
 
 def test_decode_outputs_carry_the_recordings_clock(tmp_path):
-    recording = str(_timed_recording(tmp_path))
+    recording = str(timed_recording(tmp_path))
     p = _cli("decode", recording, "--keys", KEYS, "--output", "jsonl", "--quiet")
     assert p.returncode == 0, p.stderr
     objs = [json.loads(x) for x in p.stdout.decode().splitlines()]
@@ -101,7 +91,7 @@ def test_decode_outputs_carry_the_recordings_clock(tmp_path):
 
 
 def test_rtlwmbus_signal_columns_take_the_calibration_offset():
-    f = _frame()
+    f = _ot_frame()
     assert sinks.rtlwmbus_event(f, None).split(";")[4:6] == ["-30", "-61"]  # dBFS by default
     assert sinks.rtlwmbus_event(f, None, cal_offset_db=-70.2).split(";")[4:6] == ["-101", "-131"]
     plain = _cli("decode", str(RECORDING), "--output", "rtlwmbus", "--quiet").stdout.decode().splitlines()
@@ -125,7 +115,7 @@ def test_help_says_the_rtlwmbus_columns_are_dbfs_plus_the_offset():
 
 @pytest.mark.parametrize("clock", [True, False], ids=["clock", "no-clock"])
 def test_save_iq_snippets_carry_their_datetime_and_stream_index(tmp_path, clock):
-    src = FileSource(str(_timed_recording(tmp_path) if clock else RECORDING))
+    src = FileSource(str(timed_recording(tmp_path) if clock else RECORDING))
     rx = Receiver(src.info)
     saver = IqSaver(str(tmp_path / "iq"), src.info)
     frames: list[RxFrame] = []
