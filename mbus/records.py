@@ -160,61 +160,40 @@ def _year(y: int, hundred: int) -> int:
     return 1900 + 100 * hundred + y
 
 
-# periodic ("every ...") codes of the date/time types: minute 63, hour 31, day 0, month 15, year 127
-_EVERY = {"year": "****", "month": "**", "day": "**", "hour": "**", "minute": "**", "second": "**"}
+# each date/time part: (periodic "every ..." code, valid range, how it prints when periodic)
+_PARTS = {"year": (127, range(0, 100), "****"), "month": (15, range(1, 13), "**"), "day": (0, range(1, 32), "**"),
+          "hour": (31, range(0, 24), "**"), "minute": (63, range(0, 60), "**"), "second": (63, range(0, 60), "**")}
+
+
+def _parts(values: list[tuple[str, int, str]]) -> tuple[list[str] | None, list[str], str | None]:
+    """Each (part name, raw value, printed value) checked: (texts with periodic parts as asterisks,
+    the periodic part names, the reason the first invalid part is invalid)."""
+    texts, periodic = [], []
+    for name, value, shown in values:
+        every, valid, star = _PARTS[name]
+        if value == every:
+            texts.append(star)
+            periodic.append(name)
+        elif value not in valid:
+            return None, [], f"{name} {value} out of range"
+        else:
+            texts.append(shown)
+    return texts, periodic, None
 
 
 def _date_part(year7: int, hundred: int, month: int, day: int) -> tuple[str | None, list[str], str | None]:
     """(YYYY-MM-DD with periodic parts as asterisks, periodic part names, invalid reason)."""
-    periodic = []
-    if year7 == 127:
-        y = _EVERY["year"]
-        periodic.append("year")
-    elif year7 > 99:
-        return None, [], f"year {year7} out of range"
-    else:
-        y = f"{_year(year7, hundred):04d}"
-    if month == 15:
-        m = _EVERY["month"]
-        periodic.append("month")
-    elif not 1 <= month <= 12:
-        return None, [], f"month {month} out of range"
-    else:
-        m = f"{month:02d}"
-    if day == 0:
-        d = _EVERY["day"]
-        periodic.append("day")
-    else:
-        d = f"{day:02d}"
-    return f"{y}-{m}-{d}", periodic, None
+    texts, periodic, invalid = _parts([("year", year7, f"{_year(year7, hundred):04d}"),
+                                       ("month", month, f"{month:02d}"), ("day", day, f"{day:02d}")])
+    return ("-".join(texts) if texts else None), periodic, invalid
 
 
 def _time_part(hour: int, minute: int, second: int | None = None) -> tuple[str | None, list[str], str | None]:
-    periodic = []
-    if hour == 31:
-        h = _EVERY["hour"]
-        periodic.append("hour")
-    elif hour > 23:
-        return None, [], f"hour {hour} out of range"
-    else:
-        h = f"{hour:02d}"
-    if minute == 63:
-        mi = _EVERY["minute"]
-        periodic.append("minute")
-    elif minute > 59:
-        return None, [], f"minute {minute} out of range"
-    else:
-        mi = f"{minute:02d}"
-    text = f"{h}:{mi}"
+    parts = [("hour", hour, f"{hour:02d}"), ("minute", minute, f"{minute:02d}")]
     if second is not None:
-        if second == 63:
-            text += ":" + _EVERY["second"]
-            periodic.append("second")
-        elif second > 59:
-            return None, [], f"second {second} out of range"
-        else:
-            text += f":{second:02d}"
-    return text, periodic, None
+        parts.append(("second", second, f"{second:02d}"))
+    texts, periodic, invalid = _parts(parts)
+    return (":".join(texts) if texts else None), periodic, invalid
 
 
 def _finish(text: str | None, periodic: list[str], invalid: str | None, flags: list[str],
