@@ -550,3 +550,45 @@ def test_link_as_an_mqtt5_subscriber_for_the_hub(tmp_path):
         hub.close()
         edge.close()
         broker.stop()
+
+
+def test_the_live_status_reaches_raw_messages_and_the_ha_receiver_device(tmp_path):
+    """The MQTT output hears the live status (LiveStatus): the tuner ppm goes into the raw messages of
+    an edge, and with discovery the receiver device gets its diagnostics."""
+    from flowgraphs.pipelines.live import LiveStatus
+    from flowgraphs.sinks.mqtt import MqttSink
+    from flowgraphs.sinks.mqtt_link import MqttSettings
+    from tests.support import sample_frame
+
+    broker = Mosquitto(tmp_path / "broker").start()
+    try:
+        sub = Subscriber(broker.port, ["edge/#", "homeassistant/#"], client_id="status-subscriber").start()
+        status = LiveStatus(seconds=61.0, frames=12, frames_per_min=11.8, rejected=1, duplicates=0, bursts=20,
+                            meters=3, cpu_percent=8.0, dropped_samples=5, gaps=0, restarts=0, stalls=0,
+                            signal_s=61.0, ppm=12.345, ppm_spread=0.8, ppm_meters=3, final=True)
+        raw = MqttSink(MqttSettings.from_url(f"mqtt://127.0.0.1:{broker.port}/edge", receiver_id="attic", raw=True))
+        wait_for(raw.link.subscribed.is_set, 20, "the edge's connection")
+        raw(sample_frame(), None)  # before any status: no estimate yet
+        raw.on_status(status)
+        raw(sample_frame(sample=2_500_000), None)
+        raw.close()
+        wait_for(lambda: len(sub.raw()) == 2, 20, "two raw messages")
+        assert [m["ppm"] for m in sub.raw()] == [None, 12.35]
+        ha = MqttSink(MqttSettings.from_url(f"mqtt://127.0.0.1:{broker.port}/edge", receiver_id="attic"),
+                      discovery=True)
+        wait_for(ha.link.subscribed.is_set, 20, "the sink's connection (it listens for HA's birth message)")
+        ha.on_status(status)
+        ha.close()
+
+        def receiver_state():
+            with sub.lock:
+                return [json.loads(p) for t, p, _ in sub.messages if t == "edge/receiver/attic"]
+        state = wait_for(receiver_state, 20, "the receiver device's state")[-1]
+        assert state.get("frames_per_minute") == 11.8 and state.get("dropped_samples") == 5
+        assert any(str(v).startswith("12.3") for v in state.values())  # the tuner ppm
+        with sub.lock:
+            configs = [json.loads(p) for t, p, _ in sub.messages if t.startswith("homeassistant/") and p]
+        assert configs and all(c["device"]["identifiers"] == ["wmbus_receiver_attic"] for c in configs)
+        sub.stop()
+    finally:
+        broker.stop()
