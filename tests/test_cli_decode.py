@@ -67,3 +67,12 @@ def test_stdin_needs_rate_and_centre():
     assert p.returncode == 2 and b"--rate" in p.stderr
     p = run("-", "--format", "cu8", "--rate", "1.6e6", "--center", "868.95e6", stdin=b"\x80" * 100000)
     assert p.returncode == 0 and b"0 frames" in p.stderr
+
+
+def test_zero_frames_at_a_wrong_rate_names_the_likely_wrong_option():
+    """The recording's data read as 1.2 Msps (it is 2.4): bursts heard, no sync word -> the hint names --rate."""
+    p = run(str(REPO / "recordings" / "example_868.625M_2M4.sigmf-data"), "--format", "cu8", "--rate", "1.2e6",
+            "--center", "868.625e6")
+    err = p.stderr.decode()
+    assert p.returncode == 0 and "0 frames" in err
+    assert "hint:" in err and "--rate 1.2e6" in err and "Traceback" not in err

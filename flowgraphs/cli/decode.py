@@ -204,6 +204,13 @@ def _summary(rx: Receiver, source: FileSource, counts: Counter, elapsed: float) 
     print(f"\r{source.info.source}: {dur:.2f} s of IQ at {source.info.sample_rate_hz / 1e6:g} Msps, "
           f"{source.info.center_freq_hz / 1e6:.3f} MHz: {counts['frames']} frames ({modes or 'none'}); "
           f"rejected: {rejects or 'none'}; {speed}", file=sys.stderr)
+    if not counts["frames"] and dur > 0:
+        from ..pipelines.live import zero_frame_hint
+
+        hint = zero_frame_hint(rx.stats, list(names), sample_rate_hz=source.info.sample_rate_hz,
+                               center_freq_hz=source.info.center_freq_hz)
+        if hint:
+            print(f"  hint: {hint}", file=sys.stderr)
     est = rx.ppm_estimate
     if est is not None:
         shift_khz = -est.ppm * 1e-6 * source.info.center_freq_hz / 1e3
