@@ -246,15 +246,16 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
         for sink in sinks:
             sink(frame, t)
 
-    auto = {"done": not auto_ppm}
+    ppm_to_correct = auto_ppm  # once, when the estimate settles
 
     def calibrate() -> None:
+        nonlocal ppm_to_correct
         est = rx.ppm_estimate
-        if auto["done"] or est is None or not est.settled or abs(est.ppm - rx.correction_ppm) < 1.0:
+        if not ppm_to_correct or est is None or not est.settled or abs(est.ppm - rx.correction_ppm) < 1.0:
             return
         log.warning("%s: the tuner is %s; correcting it from now on (--auto-ppm)", rx.info.source, est.describe())
         rx.set_ppm(round(est.ppm, 1))
-        auto["done"] = True
+        ppm_to_correct = False
 
     def status(final: bool = False) -> LiveStatus:
         wall = max(time.monotonic() - t0, 1e-9)

@@ -377,6 +377,15 @@ class Receiver:
         if self._held_end - self._held_start >= self.batch_samples:
             yield from self._release()
 
+    def _apply_pending_ppm(self) -> None:
+        """Put a correction asked for with set_ppm in force (between segments)."""
+        if self._pending_ppm is None:
+            return
+        self.ppm, self._pending_ppm = self._pending_ppm, None
+        self.channelizers = self._channelizers()
+        if self.calibrator is not None:
+            self.calibrator.reapply(self.ppm)
+
     def _release(self) -> Iterator[RxFrame]:
         """The chunks held back for a batch, as one run."""
         if self._held:
@@ -388,24 +397,18 @@ class Receiver:
         """Samples ``x`` from absolute index ``start`` down the chain."""
         end = start + len(x)
         if self._segment is None:
+            self._apply_pending_ppm()
             x = self._begin_segment(start, x)
-        elif self._pending_ppm is not None and start >= self.samples_in:
-            yield from self._end_segment()
-            self.ppm, self._pending_ppm = self._pending_ppm, None
-            self.channelizers = self._channelizers()
-            if self.calibrator is not None:
-                self.calibrator.reapply(self.ppm)
-            if start != self.samples_in:
-                self.samples_lost += start - self.samples_in
-                self.stats["gaps"] += 1
-            x = self._begin_segment(start, x)
-        elif start != self.samples_in:
+        elif start != self.samples_in or self._pending_ppm is not None:
+            # a gap, or a new tuner correction: the segment ends here and a new one starts at ``start``
             if start < self.samples_in:
                 raise ValueError(f"{self.info.source}: chunk at sample {start} overlaps the previous one "
                                  f"(which ended at {self.samples_in}); sample indices must not go back")
-            self.samples_lost += start - self.samples_in
-            self.stats["gaps"] += 1
+            if start > self.samples_in:
+                self.samples_lost += start - self.samples_in
+                self.stats["gaps"] += 1
             yield from self._end_segment()
+            self._apply_pending_ppm()
             x = self._begin_segment(start, x)
         self.samples_in = end
         if self.blanker is not None:
