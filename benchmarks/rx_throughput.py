@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dsp.channel import Burst, bit_rate, render  # noqa: E402
+from dsp.channel import Burst, amplitude_for, render  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
 from sdr.formats import from_complex  # noqa: E402
 
@@ -65,7 +65,7 @@ def build(path: Path, seconds: float, rate: float, seed: int = 1) -> int:
                 tel = bytes([0x32, 0x44]) + rng.integers(0, 256, 49, dtype=np.uint8).tobytes()
                 ebn0 = rng.uniform(20, 30)
                 # amplitude for that Eb/N0 given the noise (the channel model's definition, inverted)
-                amp = float(np.sqrt(noise_rms ** 2 * bit_rate(mode) * 10 ** (ebn0 / 10) / rate))
+                amp = amplitude_for(mode, ebn0, noise_rms=noise_rms, sample_rate_hz=rate)
                 bursts.append(Burst(mode=mode, telegram=tel, frame_format=fmt, start_s=start, amplitude=amp,
                                     freq_offset_hz=float(rng.uniform(-25e3, 25e3))))
                 start += 1.5 if dur >= 1.5 else dur

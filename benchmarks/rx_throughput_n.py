@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dsp.channel import Burst, bit_rate, render  # noqa: E402
+from dsp.channel import Burst, amplitude_for, render  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
 from sdr.formats import from_complex  # noqa: E402
 
@@ -46,7 +46,7 @@ def build(path: Path, seconds: float, rate: float, seed: int = 1) -> int:
                 mode = MODES[f"N1{letter}"]
                 tol = 2.0e3 if letter in "cd" else 1.5e3
                 tel = bytes([0x32, 0x44]) + rng.integers(0, 256, 49, dtype=np.uint8).tobytes()
-                amp = float(np.sqrt(noise_rms ** 2 * bit_rate(mode) * 10 ** (rng.uniform(15, 30) / 10) / rate))
+                amp = amplitude_for(mode, rng.uniform(15, 30), noise_rms=noise_rms, sample_rate_hz=rate)
                 bursts.append(Burst(mode=mode, telegram=tel, frame_format="AB"[k % 2], start_s=0.5, amplitude=amp,
                                     freq_offset_hz=float(rng.uniform(-tol, tol))))
                 k += 1

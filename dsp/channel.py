@@ -34,6 +34,11 @@ def noise_power(signal_power: float, ebn0_db: float, bitrate: float, sample_rate
     return signal_power * sample_rate_hz / (bitrate * 10 ** (ebn0_db / 10))
 
 
+def amplitude_for(mode: ModeSpec, ebn0_db: float, *, noise_rms: float, sample_rate_hz: float) -> float:
+    """The burst amplitude that gives ``ebn0_db`` against noise of ``noise_rms`` (noise_power inverted)."""
+    return float(np.sqrt(noise_rms ** 2 * bit_rate(mode) * 10 ** (ebn0_db / 10) / sample_rate_hz))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Burst:
     """One transmission to place in a capture."""

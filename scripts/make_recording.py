@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dsp.channel import Burst, Capture, Impulses, bit_rate  # noqa: E402
+from dsp.channel import Burst, Capture, Impulses, amplitude_for  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
 from flowgraphs.pipelines.transmit import sigmf_annotations  # noqa: E402
 from sdr.file import IQWriter  # noqa: E402
@@ -44,8 +44,8 @@ def telegrams() -> list[tuple[str, bytes]]:
 
 
 def amplitude(mode, ebn0_db: float, rate: float) -> float:
-    """The burst amplitude that gives ``ebn0_db`` against NOISE_RMS (the channel model's definition)."""
-    return float(np.sqrt(NOISE_RMS ** 2 * bit_rate(mode) * 10 ** (ebn0_db / 10) / rate))
+    """The burst amplitude that gives ``ebn0_db`` against NOISE_RMS."""
+    return amplitude_for(mode, ebn0_db, noise_rms=NOISE_RMS, sample_rate_hz=rate)
 
 
 def write_recording(name: str, bursts: list[Burst], titles: list[str], *, rate: float, center: float,
