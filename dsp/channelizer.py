@@ -17,6 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import fastfft
 
 OUT_RATE_TARGET = 400e3
+FFT_BATCH = 128  # blocks transformed at a time (bounds the spectrum buffer; smaller batches measured slower)
 DC_SPAN_S = 0.05  # the tuner's DC level is the mean over this much of the past (Channelizer._remove_dc)
 
 
@@ -61,22 +62,27 @@ class Channelizer:
                                  f"{(center_freq_hz - half) / 1e6:.3f}-{(center_freq_hz + half) / 1e6:.3f} MHz")
             k = int(round(off / self.fs * self.n_fft))
             self.channels.append(Channel(name, freq, k * self.fs / self.n_fft, k))
-        # The Nout bins around a channel are taken as one contiguous slice starting half a band below
-        # it (no gather); inverse-transforming from there mixes by Nout/2 bins too much, which the
-        # per-sample factor (-1)^n undoes (folded into the block phase correction).
-        rel = np.arange(-nout // 2, nout // 2)
-        self._lo = {c.name: c.bin - nout // 2 for c in self.channels}
+        # The Nout bins around a channel go to the inverse FFT rotated so that the channel's own bin
+        # lands on bin 0 (baseband without a further mix): up to four contiguous pieces of the
+        # spectrum, each multiplied by its part of the filter straight into place.
+        self._pieces = {c.name: _pieces(c.bin, nout, self.n_fft) for c in self.channels}
+        rel = np.fft.ifftshift(np.arange(-nout // 2, nout // 2))  # IFFT position -> bin offset
         self._hsel = {c.name: self._h[rel % self.n_fft] / np.float32(self.decimation) for c in self.channels}
-        self._alt = np.where(np.arange(nout) % 2, -1, 1).astype(np.complex64)[self.overlap // self.decimation:]
         # the mixing phase of a block starting at absolute index s is exp(-2j pi bin s / N): a table
+        self._bins = np.array([c.bin for c in self.channels], dtype=np.int64)
         self._phase = np.exp(-2j * np.pi * np.arange(self.n_fft) / self.n_fft).astype(np.complex64)
         self.reset()
 
     def reset(self, start: int = 0) -> None:
         """Start afresh with input sample ``start`` (absolute index: it sets the mixing phase)."""
-        self._buf = np.zeros(self.overlap, dtype=np.complex64)  # the overlap tail, zeros before the start
-        self._consumed = start - self.overlap  # absolute index of _buf[0]
-        self._dc_hist = np.zeros(0, dtype=np.complex128)  # the last block means (at most DC span - 1)
+        # the input buffer lives on from call to call (fresh pages cost more than the copy into it);
+        # its first _have samples are the overlap tail, zeros before the start
+        self._in = np.zeros(max(self.overlap, 1 << 16), dtype=np.complex64)
+        self._have = self.overlap
+        self._consumed = start - self.overlap  # absolute index of _in[0]
+        k = self._dc_blocks
+        self._dc_hist = np.zeros(k - 1, dtype=np.complex128)  # the last k - 1 block means, zeros before the start
+        self._dc_count = 0  # block means seen in this segment
         self._spec_buf = np.empty((0, self.n_fft), dtype=np.complex64)
         self._sel_buf = np.empty((0, self.n_out), dtype=np.complex64)
 
@@ -90,55 +96,74 @@ class Channelizer:
         goes, while a burst's own means, changing from block to block, mostly stay. Each level is the
         sum of the same block means in the same order whatever the chunking, and the memory is
         finite, so a run started a little earlier gives the same levels (decode --jobs relies on it)."""
-        means = (spec[:, 0] / np.float32(self.n_fft)).astype(np.complex128)
         k = self._dc_blocks
-        hist = np.concatenate((self._dc_hist, means))
-        # the level of block i of hist is the mean of hist[max(0, i - k + 1) : i + 1]
-        i = np.arange(len(self._dc_hist), len(hist))
-        lo = np.maximum(i - k + 1, 0)
-        # sums of at most k terms, computed afresh per block (not a running difference of a long sum)
-        win = sliding_window_view(np.concatenate((np.zeros(k - 1, np.complex128), hist)), k)[i]
-        level = win.sum(axis=1) / (i - lo + 1)
-        self._dc_hist = hist[-(k - 1):] if k > 1 else hist[:0]
+        n = len(spec)
+        means = (spec[:, 0] / np.float32(self.n_fft)).astype(np.complex128)
+        hist = np.concatenate((self._dc_hist, means))  # k - 1 earlier means (zeros before the segment) + these
+        # sums of k terms (zeros before the segment) computed afresh per block, each as one
+        # contiguous row: the same additions in the same order whatever the chunking
+        win = np.ascontiguousarray(sliding_window_view(hist, k))
+        count = np.minimum(np.arange(self._dc_count + 1, self._dc_count + n + 1), k)
+        level = win.sum(axis=1) / count
+        self._dc_hist = hist[n:]
+        self._dc_count += n
         spec[:, 0] -= (level * self.n_fft).astype(np.complex64)
 
-    def _work(self, nblocks: int) -> np.ndarray:
-        """The spectrum buffer, reused from call to call (fresh pages cost more than the FFT's copy)."""
-        if len(self._spec_buf) < nblocks:
-            self._spec_buf = np.empty((nblocks, self.n_fft), dtype=np.complex64)
-        return self._spec_buf[:nblocks]
-
     def process(self, samples: np.ndarray) -> dict[str, np.ndarray]:
-        buf = np.concatenate((self._buf, np.asarray(samples, dtype=np.complex64)))
-        nblocks = (len(buf) - self.overlap) // self.hop
+        samples = np.asarray(samples, dtype=np.complex64)
+        need = self._have + len(samples)
+        if len(self._in) < need:
+            grown = np.empty(max(need, 2 * len(self._in)), dtype=np.complex64)
+            grown[: self._have] = self._in[: self._have]
+            self._in = grown
+        self._in[self._have:need] = samples
+        buf = self._in[:need]
+        nblocks = (need - self.overlap) // self.hop
         if nblocks <= 0:
-            self._buf = buf
+            self._have = need
             return {c.name: np.zeros(0, dtype=np.complex64) for c in self.channels}
         used = nblocks * self.hop
         blocks = sliding_window_view(buf[: used + self.overlap], self.n_fft)[:: self.hop][:nblocks]
-        spec = fastfft.fft(blocks, axis=1, out=self._work(nblocks))  # complex64 in and out
-        self._remove_dc(spec)
-        starts = self._consumed + self.hop * np.arange(nblocks)  # absolute index of each block's first sample
+        nch = len(self.channels)
+        if len(self._sel_buf) < nch * nblocks:
+            self._sel_buf = np.empty((nch * nblocks, self.n_out), dtype=np.complex64)
+        sel = self._sel_buf[: nch * nblocks].reshape(nch, nblocks, self.n_out)  # every channel's filtered bins
+        if len(self._spec_buf) < min(nblocks, FFT_BATCH):
+            self._spec_buf = np.empty((min(nblocks, FFT_BATCH), self.n_fft), dtype=np.complex64)
+        for g in range(0, nblocks, FFT_BATCH):
+            m = min(FFT_BATCH, nblocks - g)
+            spec = fastfft.fft(blocks[g:g + m], axis=1, out=self._spec_buf[:m])  # complex64 in and out
+            self._remove_dc(spec)
+            for i, c in enumerate(self.channels):
+                h = self._hsel[c.name]
+                for src, dst in self._pieces[c.name]:
+                    np.multiply(spec[:, src], h[dst], out=sel[i, g:g + m, dst])
+        y = fastfft.ifft(sel.reshape(nch * nblocks, self.n_out), axis=1, overwrite_x=True)
+        y = y.reshape(nch, nblocks, self.n_out)
+        # the mixing phase of each block start (absolute index), so that blocks join without phase jumps
+        starts = self._consumed + self.hop * np.arange(nblocks)
+        rot = self._phase[(self._bins[:, None] * starts[None, :]) % self.n_fft]
         skip = self.overlap // self.decimation
-        out = {}
-        if len(self._sel_buf) < nblocks:
-            self._sel_buf = np.empty((nblocks, self.n_out), dtype=np.complex64)
-        sel = self._sel_buf[:nblocks]  # the bins of one channel, filtered
-        for c in self.channels:
-            lo = self._lo[c.name] % self.n_fft
-            if lo + self.n_out <= self.n_fft:
-                np.multiply(spec[:, lo:lo + self.n_out], self._hsel[c.name], out=sel)
-            else:  # the band wraps around the FFT edge
-                cut = self.n_fft - lo
-                np.multiply(spec[:, lo:], self._hsel[c.name][:cut], out=sel[:, :cut])
-                np.multiply(spec[:, : self.n_out - cut], self._hsel[c.name][cut:], out=sel[:, cut:])
-            y = fastfft.ifft(sel, axis=1, overwrite_x=True)[:, skip:]
-            # mixing phase of each block start (so blocks join without phase jumps) times (-1)^n
-            rot = self._phase[(c.bin * starts) % self.n_fft]
-            out[c.name] = np.multiply(y, rot[:, None] * self._alt[None, :]).reshape(-1)
-        self._buf = buf[used:]
+        o = np.empty((nch, nblocks, self.n_out - skip), dtype=np.complex64)
+        np.multiply(y[:, :, skip:], rot[:, :, None], out=o)
+        rest = need - used
+        self._in[:rest] = buf[used:].copy()
+        self._have = rest
         self._consumed += used
-        return out
+        return {c.name: o[i].reshape(-1) for i, c in enumerate(self.channels)}
+
+
+def _pieces(center: int, nout: int, n_fft: int) -> list[tuple[slice, slice]]:
+    """(spectrum slice, inverse-FFT slice) pairs that put bins ``center - nout/2 .. center + nout/2 - 1``
+    (modulo ``n_fft``) at inverse-FFT positions ``k mod nout`` of their offset k from ``center``."""
+    out = []
+    for dst_lo, off_lo, n in ((0, 0, nout // 2), (nout // 2, -nout // 2, nout // 2)):
+        src = (center + off_lo) % n_fft
+        while n:
+            take = min(n, n_fft - src)
+            out.append((slice(src, src + take), slice(dst_lo, dst_lo + take)))
+            dst_lo, src, n = dst_lo + take, 0, n - take
+    return out
 
 
 def kaiser_lowpass(cutoff_hz: float, transition_hz: float, fs: float, *, atten_db: float = 60.0,
