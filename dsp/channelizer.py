@@ -66,6 +66,8 @@ class Channelizer:
         # lands on bin 0 (baseband without a further mix): up to four contiguous pieces of the
         # spectrum, each multiplied by its part of the filter straight into place.
         self._pieces = {c.name: _pieces(c.bin, nout, self.n_fft) for c in self.channels}
+        # bin 0 (where the tuner's DC lies) matters only to a channel whose bins include it
+        self._uses_dc = any(s.start == 0 for c in self.channels for s, _ in self._pieces[c.name])
         rel = np.fft.ifftshift(np.arange(-nout // 2, nout // 2))  # IFFT position -> bin offset
         self._hsel = {c.name: self._h[rel % self.n_fft] / np.float32(self.decimation) for c in self.channels}
         # the mixing phase of a block starting at absolute index s is exp(-2j pi bin s / N): a table
@@ -133,7 +135,8 @@ class Channelizer:
         for g in range(0, nblocks, FFT_BATCH):
             m = min(FFT_BATCH, nblocks - g)
             spec = fastfft.fft(blocks[g:g + m], axis=1, out=self._spec_buf[:m])  # complex64 in and out
-            self._remove_dc(spec)
+            if self._uses_dc:
+                self._remove_dc(spec)
             for i, c in enumerate(self.channels):
                 h = self._hsel[c.name]
                 for src, dst in self._pieces[c.name]:

@@ -3,9 +3,12 @@
 RTL-SDR captures carry periodic impulsive interference far above the noise and the wanted
 signal (clusters of 1-14 samples every ~125 µs in the shared recording); left in, it smears across
 every channel after filtering. Samples are judged in absolutely aligned blocks of B samples against
-the largest median power of the block and its two neighbours (one block of look-ahead), so the
+the largest median level of the block and its two neighbours (one block of look-ahead), so the
 edges of a transmission are measured against the transmission, not the noise before or after it.
-Samples more than ``threshold_db`` above that reference are candidates; runs of candidates shorter
+A sample's level is its larger component, max(|I|, |Q|) (within 3 dB of its magnitude, and a
+block's peak of it is two plain float reductions instead of a magnitude per sample); the median
+level of a block is taken from every ``SUBSAMPLE``-th sample. Samples more than ``threshold_db``
+above that reference are candidates; runs of candidates shorter
 than ``max_run`` samples are impulses and are set to zero (with ``guard`` neighbours) — a neutral
 erasure for the FM discriminator. Chunk-invariant: blocks do not depend on how the input was split.
 """
@@ -39,28 +42,26 @@ class ImpulseBlanker:
         if total == 0:
             self._carry = buf
             return np.zeros(0, dtype=np.complex64)
-        # amplitudes (np.abs is the fastest route here) compared with amplitude thresholds
-        p_all = np.abs(buf[: total * self.block]).reshape(total, self.block)
-        # the median of every 8th sample (128 of a block) is plenty for a level 12 dB below the limit
-        sub = p_all[:, ::SUBSAMPLE]
-        med_all = np.partition(sub, sub.shape[1] // 2, axis=1)[:, sub.shape[1] // 2]
+        blocks = buf[: total * self.block].reshape(total, self.block)
+        med_all = _median_level(blocks[:, ::SUBSAMPLE])
         n = total if final else total - 1  # the last complete block waits for its successor
         if n == 0:
             self._carry = buf
             return np.zeros(0, dtype=np.complex64)
         x = buf[: n * self.block]
         self._carry = buf[n * self.block:]
-        p = p_all[:n]
         prev = np.concatenate(([self._prev_med], med_all[: n - 1]))
         nxt = med_all[1:n + 1] if not final else np.concatenate((med_all[1:n], [0]))
         ref = np.maximum(np.maximum(prev, med_all[:n]), nxt)
         self._prev_med = med_all[n - 1]
         limit = ref * self.factor
         # most blocks hold no candidate at all: look closer only at those whose peak is over the limit
-        busy = np.flatnonzero(p.max(axis=1) > limit)
+        f = x.view(np.float32).reshape(n, 2 * self.block)
+        peak = np.maximum(f.max(axis=1), -f.min(axis=1))
+        busy = np.flatnonzero(peak > limit)
         if len(busy) == 0:
             return x
-        hot = p[busy] > limit[busy, None]
+        hot = _level(blocks[busy]) > limit[busy, None]
         rows, cols = np.nonzero(hot)
         flat = busy[rows] * self.block + cols
         # runs of consecutive candidates (a gap of up to `guard` samples joins them), never across a
@@ -94,3 +95,15 @@ class ImpulseBlanker:
         out = self.process(np.zeros(0, dtype=np.complex64), final=True)[:n] if n else self._carry
         self._carry = np.zeros(0, dtype=np.complex64)
         return out
+
+
+def _level(x: np.ndarray) -> np.ndarray:
+    """max(|I|, |Q|) per sample (float32)."""
+    return np.maximum(np.abs(x.real), np.abs(x.imag))
+
+
+def _median_level(sub: np.ndarray) -> np.ndarray:
+    """The median level of every row (the upper middle one of an even count)."""
+    level = _level(sub)
+    mid = level.shape[1] // 2
+    return np.partition(level, mid, axis=1)[:, mid]
