@@ -4,11 +4,17 @@ For each block of N = D * Nout input samples, the spectrum is multiplied by a lo
 shifted to the channel and only the Nout bins around the channel are inverse-transformed: that is
 filtering, mixing to baseband and decimation by D in one step. Blocks are aligned to absolute
 sample indices and carry their mixing phase, so the output is bit-identical for any chunking of
-the input. Each channel also reports its power per output sub-block (the energy gate).
+the input.
+
+Channels of another rate class (a narrow mode beside the wide ones: R2's ten 48 ksps channels in
+an 868 MHz capture) can be cut from the same spectra when their decimation divides N (``shared``):
+each class has its own filter, decimation and Nout, and only the overlap grows to the longest
+filter. That costs a few percent of the forward FFT instead of a second full-rate FFT.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +25,7 @@ from . import fastfft
 OUT_RATE_TARGET = 400e3
 FFT_BATCH = 128  # blocks transformed at a time (bounds the spectrum buffer; smaller batches measured slower)
 DC_SPAN_S = 0.05  # the tuner's DC level is the mean over this much of the past (Channelizer._remove_dc)
+PHASE_ALIGN_MAX = 1 / 64  # overlap (fraction of N) worth adding so that no block needs a mixing phase
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,51 +36,122 @@ class Channel:
     bin: int
 
 
-class Channelizer:
-    """Stateful block: ``process(samples) -> {name: complex64 baseband}``; output sample k of a
-    channel corresponds to input sample k * decimation (+ the filter delay, reported)."""
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class RateClass:
+    """Channels cut at one rate from a channeliser's spectra: output sample k of a channel
+    corresponds to input sample k * decimation (+ ``delay``, the filter delay in input samples).
+    ``n_fft`` and ``hop`` are the owning channeliser's block size and block step."""
 
-    def __init__(self, sample_rate_hz: float, center_freq_hz: float, channels: dict[str, float], *,
-                 out_rate_target: float = OUT_RATE_TARGET, passband_hz: float = 175e3):
-        self.fs = float(sample_rate_hz)
-        self.decimation = max(1, int(round(self.fs / out_rate_target)))
-        self.out_rate = self.fs / self.decimation
-        nout = 1024 if self.fs < 6e6 else 512
-        self.n_fft = self.decimation * nout
-        self.n_out = nout
-        cutoff = min(passband_hz, 0.45 * self.out_rate)
-        transition = 0.5 * self.out_rate - cutoff
-        taps = kaiser_lowpass(cutoff + transition / 2, transition, self.fs, max_taps=self.n_fft // 4 | 1)
-        numtaps = len(taps)
-        overlap = numtaps - 1
-        self.overlap = -(-overlap // self.decimation) * self.decimation
-        self.hop = self.n_fft - self.overlap
-        self._dc_blocks = max(1, int(round(DC_SPAN_S * self.fs / self.hop)))
-        self.delay = (numtaps - 1) / 2  # input samples
-        h = np.zeros(self.n_fft)
-        h[:numtaps] = taps
-        self._h = np.fft.fft(h).astype(np.complex64)
+    decimation: int
+    out_rate: float
+    delay: float
+    n_out: int
+    n_fft: int
+    hop: int
+    channels: tuple[Channel, ...]
+    owner: Channelizer
+    shared: bool = True  # cut from another class's spectra (the owner's process() returns them)
+
+
+def shared_decimation(n_fft: int, sample_rate_hz: float, out_rate_target: float) -> int | None:
+    """The decimation for a class of rate ``out_rate_target`` cut from spectra of ``n_fft`` points:
+    the divisor of ``n_fft`` nearest ``sample_rate_hz / out_rate_target`` within 20 % (a rate
+    at least 0.8 times the target), None when there is none."""
+    ratio = sample_rate_hz / out_rate_target
+    best = None
+    for d in range(max(1, int(ratio * 0.8)), int(ratio * 1.2) + 1):
+        if n_fft % d == 0 and n_fft // d >= 16 and (best is None or abs(d - ratio) < abs(best - ratio)):
+            best = d
+    return best
+
+
+class _Cut:
+    """One rate class's filter and channels inside a channeliser."""
+
+    def __init__(self, fs: float, n_fft: int, decimation: int, center_freq_hz: float, channels: dict[str, float],
+                 passband_hz: float):
+        self.decimation = decimation
+        self.out_rate = fs / decimation
+        self.n_out = n_fft // decimation
+        self.cutoff = min(passband_hz, 0.45 * self.out_rate)
+        transition = 0.5 * self.out_rate - self.cutoff
+        self.taps = kaiser_lowpass(self.cutoff + transition / 2, transition, fs, max_taps=n_fft // 4 | 1)
+        self.delay = (len(self.taps) - 1) / 2  # input samples
+        h = np.zeros(n_fft)
+        h[:len(self.taps)] = self.taps
+        h = np.fft.fft(h).astype(np.complex64)
         self.channels: list[Channel] = []
-        half = self.fs / 2
+        half = fs / 2
         for name, freq in channels.items():
             off = freq - center_freq_hz
-            if abs(off) > half - cutoff:
+            if abs(off) > half - self.cutoff:
                 raise ValueError(f"channel {name} at {freq / 1e6:.3f} MHz lies outside the captured band "
                                  f"{(center_freq_hz - half) / 1e6:.3f}-{(center_freq_hz + half) / 1e6:.3f} MHz")
-            k = int(round(off / self.fs * self.n_fft))
-            self.channels.append(Channel(name, freq, k * self.fs / self.n_fft, k))
+            k = int(round(off / fs * n_fft))
+            self.channels.append(Channel(name, freq, k * fs / n_fft, k))
+        nout = self.n_out
         # The Nout bins around a channel go to the inverse FFT rotated so that the channel's own bin
         # lands on bin 0 (baseband without a further mix): up to four contiguous pieces of the
         # spectrum, each multiplied by its part of the filter straight into place.
-        self._pieces = {c.name: _pieces(c.bin, nout, self.n_fft) for c in self.channels}
-        # bin 0 (where the tuner's DC lies) matters only to a channel whose bins include it
-        self._uses_dc = any(s.start == 0 for c in self.channels for s, _ in self._pieces[c.name])
+        self.pieces = [_pieces(c.bin, nout, n_fft) for c in self.channels]
         rel = np.fft.ifftshift(np.arange(-nout // 2, nout // 2))  # IFFT position -> bin offset
-        self._hsel = {c.name: self._h[rel % self.n_fft] / np.float32(self.decimation) for c in self.channels}
+        self.hsel = h[rel % n_fft] / np.float32(decimation)  # the low-pass response, the same for every channel
+        self.bins = np.array([c.bin for c in self.channels], dtype=np.int64)
+        self.sel = np.empty((0, nout), dtype=np.complex64)
+
+
+class Channelizer:
+    """Stateful block: ``process(samples) -> {name: complex64 baseband}``; output sample k of a
+    channel corresponds to input sample k * decimation (+ the filter delay, reported). ``shared``:
+    further rate classes ``(channels, out_rate_target, passband_hz)`` cut from the same spectra
+    (see ``shared_decimation``; their outputs come from this ``process`` too, their figures from
+    ``classes[1:]``)."""
+
+    def __init__(self, sample_rate_hz: float, center_freq_hz: float, channels: dict[str, float], *,
+                 out_rate_target: float = OUT_RATE_TARGET, passband_hz: float = 175e3,
+                 shared: tuple[tuple[dict[str, float], float, float], ...] = ()):
+        self.fs = float(sample_rate_hz)
+        self.decimation = max(1, int(round(self.fs / out_rate_target)))
+        self.out_rate = self.fs / self.decimation
+        self.n_fft = self.block_size(self.fs, out_rate_target)
+        self.n_out = self.n_fft // self.decimation
+        cuts = [_Cut(self.fs, self.n_fft, self.decimation, center_freq_hz, channels, passband_hz)]
+        for chans, rate, passband in shared:
+            d = shared_decimation(self.n_fft, self.fs, rate)
+            if d is None:
+                raise ValueError(f"a {rate / 1e3:g} ksps class cannot share {self.n_fft}-point spectra at "
+                                 f"{self.fs / 1e6:g} Msps (no decimation near {self.fs / rate:.1f} divides it)")
+            cuts.append(_Cut(self.fs, self.n_fft, d, center_freq_hz, chans, passband))
+        self._cuts = cuts
+        self.delay = cuts[0].delay
+        self.channels: list[Channel] = [c for cut in cuts for c in cut.channels]
+        # the overlap holds the longest filter, on the grid of every decimation; when a little more
+        # overlap makes every block start a multiple of N / gcd(N, bin) for the first class's
+        # channels, their blocks need no mixing phase (a copy instead of a multiplication)
+        step = math.lcm(*(cut.decimation for cut in cuts))
+        need = max(len(cut.taps) for cut in cuts) - 1
+        overlap = -(-need // step) * step
+        phase_step = math.lcm(step, *(self.n_fft // math.gcd(self.n_fft, c.bin) for c in cuts[0].channels))
+        aligned = -(-need // phase_step) * phase_step
+        self.overlap = aligned if aligned - overlap <= PHASE_ALIGN_MAX * self.n_fft else overlap
+        self.hop = self.n_fft - self.overlap
+        self.grid_decimation = step  # input samples between possible starts of every class's output grid
+        self._dc_blocks = max(1, int(round(DC_SPAN_S * self.fs / self.hop)))
+        # bin 0 (where the tuner's DC lies) matters only to a channel whose bins include it
+        self._uses_dc = any(sl.start == 0 for cut in cuts for pieces in cut.pieces for sl, _ in pieces)
         # the mixing phase of a block starting at absolute index s is exp(-2j pi bin s / N): a table
-        self._bins = np.array([c.bin for c in self.channels], dtype=np.int64)
         self._phase = np.exp(-2j * np.pi * np.arange(self.n_fft) / self.n_fft).astype(np.complex64)
+        self.classes: list[RateClass] = [
+            RateClass(decimation=cut.decimation, out_rate=cut.out_rate, delay=cut.delay, n_out=cut.n_out,
+                      n_fft=self.n_fft, hop=self.hop, channels=tuple(cut.channels), owner=self, shared=i > 0)
+            for i, cut in enumerate(cuts)]
         self.reset()
+
+    @staticmethod
+    def block_size(sample_rate_hz: float, out_rate_target: float) -> int:
+        """N, the FFT size of a channeliser for these rates: the decimation times 1024 output bins
+        (512 from 6 Msps on)."""
+        return max(1, int(round(float(sample_rate_hz) / out_rate_target))) * (1024 if sample_rate_hz < 6e6 else 512)
 
     def reset(self, start: int = 0) -> None:
         """Start afresh with input sample ``start`` (absolute index: it sets the mixing phase)."""
@@ -86,7 +164,6 @@ class Channelizer:
         self._dc_hist = np.zeros(k - 1, dtype=np.complex128)  # the last k - 1 block means, zeros before the start
         self._dc_count = 0  # block means seen in this segment
         self._spec_buf = np.empty((0, self.n_fft), dtype=np.complex64)
-        self._sel_buf = np.empty((0, self.n_out), dtype=np.complex64)
 
     def _remove_dc(self, spec: np.ndarray) -> None:
         """Take the tuner's DC level (and its slow drift) out of bin 0 of every block, in place.
@@ -126,10 +203,9 @@ class Channelizer:
             return {c.name: np.zeros(0, dtype=np.complex64) for c in self.channels}
         used = nblocks * self.hop
         blocks = sliding_window_view(buf[: used + self.overlap], self.n_fft)[:: self.hop][:nblocks]
-        nch = len(self.channels)
-        if len(self._sel_buf) < nch * nblocks:
-            self._sel_buf = np.empty((nch * nblocks, self.n_out), dtype=np.complex64)
-        sel = self._sel_buf[: nch * nblocks].reshape(nch, nblocks, self.n_out)  # every channel's filtered bins
+        for cut in self._cuts:
+            if len(cut.sel) < len(cut.channels) * nblocks:
+                cut.sel = np.empty((len(cut.channels) * nblocks, cut.n_out), dtype=np.complex64)
         if len(self._spec_buf) < min(nblocks, FFT_BATCH):
             self._spec_buf = np.empty((min(nblocks, FFT_BATCH), self.n_fft), dtype=np.complex64)
         for g in range(0, nblocks, FFT_BATCH):
@@ -137,23 +213,30 @@ class Channelizer:
             spec = fastfft.fft(blocks[g:g + m], axis=1, out=self._spec_buf[:m])  # complex64 in and out
             if self._uses_dc:
                 self._remove_dc(spec)
-            for i, c in enumerate(self.channels):
-                h = self._hsel[c.name]
-                for src, dst in self._pieces[c.name]:
-                    np.multiply(spec[:, src], h[dst], out=sel[i, g:g + m, dst])
-        y = fastfft.ifft(sel.reshape(nch * nblocks, self.n_out), axis=1, overwrite_x=True)
-        y = y.reshape(nch, nblocks, self.n_out)
-        # the mixing phase of each block start (absolute index), so that blocks join without phase jumps
-        starts = self._consumed + self.hop * np.arange(nblocks)
-        rot = self._phase[(self._bins[:, None] * starts[None, :]) % self.n_fft]
-        skip = self.overlap // self.decimation
-        o = np.empty((nch, nblocks, self.n_out - skip), dtype=np.complex64)
-        np.multiply(y[:, :, skip:], rot[:, :, None], out=o)
+            for cut in self._cuts:  # every channel's filtered bins
+                sel = cut.sel[: len(cut.channels) * nblocks].reshape(len(cut.channels), nblocks, cut.n_out)
+                for i, pieces in enumerate(cut.pieces):
+                    for src, dst in pieces:
+                        np.multiply(spec[:, src], cut.hsel[dst], out=sel[i, g:g + m, dst])
+        starts = self._consumed + self.hop * np.arange(nblocks)  # absolute index of each block's first sample
+        out = {}
+        for cut in self._cuts:
+            nch = len(cut.channels)
+            y = fastfft.ifft(cut.sel[: nch * nblocks], axis=1, overwrite_x=True).reshape(nch, nblocks, cut.n_out)
+            # the mixing phase of each block start, so that blocks join without phase jumps
+            idx = (cut.bins[:, None] * starts[None, :]) % self.n_fft
+            skip = self.overlap // cut.decimation
+            o = np.empty((nch, nblocks, cut.n_out - skip), dtype=np.complex64)
+            if idx.any():
+                np.multiply(y[:, :, skip:], self._phase[idx][:, :, None], out=o)
+            else:
+                o[...] = y[:, :, skip:]
+            out.update((c.name, o[i].reshape(-1)) for i, c in enumerate(cut.channels))
         rest = need - used
         self._in[:rest] = buf[used:].copy()
         self._have = rest
         self._consumed += used
-        return {c.name: o[i].reshape(-1) for i, c in enumerate(self.channels)}
+        return out
 
 
 def _pieces(center: int, nout: int, n_fft: int) -> list[tuple[slice, slice]]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from dsp.channelizer import Channelizer
+from dsp.channelizer import Channelizer, RateClass, shared_decimation
 from dsp.demod import Demodulator, FrameResult
 from dsp.detect import BurstFinder
 from dsp.frontend import ImpulseBlanker
@@ -263,22 +263,43 @@ class Receiver:
         the rtl_sdr -p convention: + = the tuner is high) less what the device corrects itself."""
         return self.info.center_freq_hz * (1 + (self.ppm - self.device_ppm) * 1e-6)
 
-    def _channelizers(self) -> list[tuple[Channelizer, tuple[str, ...]]]:
+    def _channelizers(self) -> list[tuple[Channelizer | RateClass, tuple[str, ...]]]:
         """One channeliser per channel class (wide S/T/C, narrow N, ...), each cutting its channels
-        at the class's rate and passband (dsp.modes: rx_rate_hz, rx_bandwidth_hz)."""
+        at the class's rate and passband (dsp.modes: rx_rate_hz, rx_bandwidth_hz). A narrow class
+        beside a wide one (R2 in an 868 MHz capture) is cut from the wide channeliser's spectra when
+        its decimation divides the FFT size: listed as that channeliser's RateClass, not a second
+        full-rate FFT."""
         fs = self.info.sample_rate_hz
-        return [(Channelizer(fs, self.tuner_center_hz, {name: self.channel_plan[name].freq_hz for name in names},
-                             out_rate_target=rate if rate >= WIDE_RATE_HZ else fs / _fft_friendly(fs / rate),
-                             passband_hz=passband), names)
-                for (rate, passband), names in self.groups.items()]
+        groups = list(self.groups.items())
+
+        def target(rate: float) -> float:
+            return rate if rate >= WIDE_RATE_HZ else fs / _fft_friendly(fs / rate)
+
+        (rate0, _), _ = groups[0]
+        n_fft = Channelizer.block_size(fs, target(rate0))
+        shared = [g for g in groups[1:] if rate0 >= WIDE_RATE_HZ > g[0][0] and shared_decimation(n_fft, fs, g[0][0])]
+        own = [g for g in groups[1:] if g not in shared]
+
+        def chans(names: tuple[str, ...]) -> dict[str, float]:
+            return {name: self.channel_plan[name].freq_hz for name in names}
+
+        (rate0, passband0), names0 = groups[0]
+        first = Channelizer(fs, self.tuner_center_hz, chans(names0), out_rate_target=target(rate0),
+                            passband_hz=passband0,
+                            shared=tuple((chans(names), rate, passband) for (rate, passband), names in shared))
+        out: list[tuple[Channelizer | RateClass, tuple[str, ...]]] = [(first, names0)]
+        out += [(cls, names) for cls, (_, names) in zip(first.classes[1:], shared, strict=True)]
+        out += [(Channelizer(fs, self.tuner_center_hz, chans(names), out_rate_target=target(rate),
+                             passband_hz=passband), names) for (rate, passband), names in own]
+        return out
 
     @property
     def channelizer(self) -> Channelizer:
         """The first channeliser (the only one when every planned mode is of one class)."""
         return self.channelizers[0][0]
 
-    def _cz(self, name: str) -> Channelizer:
-        """The channeliser that cuts channel ``name``."""
+    def _cz(self, name: str) -> Channelizer | RateClass:
+        """The channeliser (or the rate class of one) that cuts channel ``name``."""
         return next(cz for cz, names in self.channelizers if name in names)
 
     @staticmethod
@@ -303,10 +324,11 @@ class Receiver:
             for n in names:
                 f = self.finders[n]
                 need = max(need, (f.max_windows + f.floor_windows + f.floor_span) * f.window / cz.out_rate)
-        grid = max((self._grid(cz, names) for cz, names in self.channelizers[1:]), default=0)
+        grid = max((self._grid(cz, names) for cz, names in self.channelizers[1:] if isinstance(cz, Channelizer)),
+                   default=0)
         return need + grid / self.info.sample_rate_hz + 0.05
 
-    def _grid(self, cz: Channelizer, names: tuple[str, ...]) -> int:
+    def _grid(self, cz: Channelizer | RateClass, names: tuple[str, ...]) -> int:
         """Input samples between starts that put a channeliser's blocks and its burst finders'
         windows where they are in a stream started at sample 0."""
         return math.lcm(cz.hop, cz.decimation, *(self.finders[n].window * cz.decimation for n in names))
@@ -350,8 +372,9 @@ class Receiver:
         blocks, burst-finder windows) on the grid of a stream started at sample 0: a run started at
         a multiple of this, early enough, gives the same frames as the whole stream (decode --jobs)."""
         # the first channeliser starts with the segment; the others wait for their own grid (_begin_segment)
-        cz, names = self.channelizers[0]
-        grid = [self._grid(cz, names)]
+        first = self.channelizers[0][0]
+        grid = [self._grid(cz, names) for cz, names in self.channelizers
+                if cz is first or (isinstance(cz, RateClass) and cz.owner is first)]
         if self.blanker is not None:
             grid.append(self.blanker.block)
         return math.lcm(*grid)
@@ -425,7 +448,7 @@ class Receiver:
         """Restart every block at absolute index ``start``. The segment begins on the decimation grid
         (zeros fill in before ``start``), so channel sample k is input sample segment + k * D as in
         an unbroken stream, and the channeliser's mixing phase is that of the absolute index."""
-        lead = start % self.channelizers[0][0].decimation
+        lead = start % self.channelizers[0][0].grid_decimation
         self._segment = start - lead
         if self.blanker is not None:
             self.blanker.reset()
@@ -433,12 +456,17 @@ class Receiver:
         # point of its own block grid on the absolute clock, so its blocks are those of a stream
         # started at 0 whatever the segment's start (the samples before it are not heard there)
         self._origin: dict[str, int] = {}
+        self._owner_names: dict[int, str] = {}  # a channeliser -> one of its own channels
         self._x_at = self._segment  # absolute index of the next blanked sample
         for i, (cz, names) in enumerate(self.channelizers):
+            if isinstance(cz, RateClass):  # cut from its owner's spectra, on its owner's blocks
+                self._origin.update(dict.fromkeys(names, self._origin[self._owner_names[id(cz.owner)]]))
+                continue
             g = self._grid(cz, names)
             begin = self._segment if i == 0 else -(-self._segment // g) * g
             cz.reset(begin)
             self._origin.update(dict.fromkeys(names, begin))
+            self._owner_names[id(cz)] = names[0]
         for finder in self.finders.values():
             finder.reset()
         self._fed = dict.fromkeys(self.finders, 0)  # channel samples given to each burst finder
@@ -458,6 +486,8 @@ class Receiver:
         at, self._x_at = self._x_at, self._x_at + len(x)
         out = []
         for cz, names in self.channelizers:
+            if isinstance(cz, RateClass):
+                continue  # its channels come out of its owner's process
             skip = self._origin[names[0]] - at
             out.append((cz, cz.process(x[skip:] if skip > 0 else x)))
         return out
@@ -471,18 +501,19 @@ class Receiver:
         # the input chunking.
         order = {name: i for i, name in enumerate(self.finders)}
         frontier = None
-        for cz, out in outputs:
+        for _, out in outputs:
             for name, y in out.items():
                 finder = self.finders[name]
+                decimation = self._cz(name).decimation
                 self._fed[name] += len(y)
                 for b in finder.process(y):
-                    self._held.append((self._origin[name] + (b.start + len(b.samples)) * cz.decimation,
+                    self._held.append((self._origin[name] + (b.start + len(b.samples)) * decimation,
                                        order[name], name, b))
                 if final:
                     for b in finder.flush():
-                        self._held.append((self._origin[name] + (b.start + len(b.samples)) * cz.decimation,
+                        self._held.append((self._origin[name] + (b.start + len(b.samples)) * decimation,
                                            order[name], name, b))
-                reached = self._origin[name] + self._fed[name] // finder.window * finder.window * cz.decimation
+                reached = self._origin[name] + self._fed[name] // finder.window * finder.window * decimation
                 frontier = reached if frontier is None else min(frontier, reached)
         self._held.sort(key=lambda z: z[:2])
         n = len(self._held) if final else sum(1 for z in self._held if z[0] <= frontier)
