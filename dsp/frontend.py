@@ -86,7 +86,7 @@ class ImpulseBlanker:
         cut = rows[busy]
         cut[np.cumsum(marks[:, :-1], axis=1) > 0] = 0
         rows[busy] = cut
-        self.blanked += int((b - a + 1 + 2 * self.guard).sum())
+        self.blanked += int((hi - lo).sum())  # each run with its guard, clipped to its block
         return x
 
     def flush(self) -> np.ndarray:
