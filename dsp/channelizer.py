@@ -188,14 +188,19 @@ class Channelizer:
         self._dc_count += n
         spec[:, 0] -= (level * self.n_fft).astype(np.complex64)
 
-    def process(self, samples: np.ndarray) -> dict[str, np.ndarray]:
-        samples = np.asarray(samples, dtype=np.complex64)
-        need = self._have + len(samples)
+    def process(self, samples: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+        """The channels' new output samples; ``samples``: an array, or consecutive pieces of one."""
+        parts = [np.asarray(p, dtype=np.complex64) for p in samples] if isinstance(samples, list) else \
+            [np.asarray(samples, dtype=np.complex64)]
+        need = self._have + sum(len(p) for p in parts)
         if len(self._in) < need:
             grown = np.empty(max(need, 2 * len(self._in)), dtype=np.complex64)
             grown[: self._have] = self._in[: self._have]
             self._in = grown
-        self._in[self._have:need] = samples
+        at = self._have
+        for p in parts:
+            self._in[at:at + len(p)] = p
+            at += len(p)
         buf = self._in[:need]
         nblocks = (need - self.overlap) // self.hop
         if nblocks <= 0:

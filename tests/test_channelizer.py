@@ -143,3 +143,22 @@ def test_blanker_zeroes_clicks_and_keeps_a_transmission_edge():
     # a noise peak may pass 12 dB over the median now and then (one in ~10^4 samples), no more
     assert len(changed - click_samples) < 1e-3 * n
     assert blanker.blanked == len(changed)
+
+
+def test_blanker_pieces_equal_its_whole_output_and_leave_the_input_alone():
+    rng = np.random.default_rng(5)
+    x = _noise(50_000, 6) * np.float32(0.1)
+    for c in rng.integers(0, len(x) - 10, 40):
+        x[c:c + 4] = 0.7j
+    original = x.copy()
+    cuts = [0, 100, 1024, 5000, 5001, 20_480, 33_333, 50_000]
+    ref, pieces = ImpulseBlanker(), ImpulseBlanker()
+    whole = [ref.process(x[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)] + [ref.flush()]
+    got = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        parts = pieces.process_parts(x[a:b])
+        got.append(np.concatenate(parts) if parts else np.zeros(0, np.complex64))
+    got.append(pieces.flush())
+    np.testing.assert_array_equal(np.concatenate(whole), np.concatenate(got))
+    np.testing.assert_array_equal(x, original)  # blanked pieces are copies, never the caller's samples
+    assert ref.blanked == pieces.blanked >= 40 * 6

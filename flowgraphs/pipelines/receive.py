@@ -435,8 +435,9 @@ class Receiver:
             x = self._begin_segment(start, x)
         self.samples_in = end
         if self.blanker is not None:
-            x = self.blanker.process(x)
-        yield from self._channels(self._split(x))
+            yield from self._channels(self._split(self.blanker.process_parts(x)))  # pieces: no copy of x
+            return
+        yield from self._channels(self._split([x]))
 
     def flush(self) -> Iterator[RxFrame]:
         """End of stream: the bursts still open (and the chunks held for a batch) come out."""
@@ -478,18 +479,19 @@ class Receiver:
     def _end_segment(self) -> Iterator[RxFrame]:
         rest = self.blanker.flush() if self.blanker is not None else np.zeros(0, np.complex64)
         pad = np.zeros(max(cz.n_fft for cz, _ in self.channelizers), dtype=np.complex64)
-        yield from self._channels(self._split(np.concatenate((rest, pad))), final=True)
+        yield from self._channels(self._split([rest, pad]), final=True)
 
-    def _split(self, x: np.ndarray) -> list[tuple[Channelizer, dict[str, np.ndarray]]]:
-        """Blanked input (from absolute index ``_x_at`` on) through every channeliser, each from its
-        own start."""
-        at, self._x_at = self._x_at, self._x_at + len(x)
+    def _split(self, parts: list[np.ndarray]) -> list[tuple[Channelizer, dict[str, np.ndarray]]]:
+        """Blanked input (consecutive pieces, from absolute index ``_x_at`` on) through every
+        channeliser, each from its own start."""
+        at = self._x_at
+        self._x_at += sum(len(p) for p in parts)
         out = []
         for cz, names in self.channelizers:
             if isinstance(cz, RateClass):
                 continue  # its channels come out of its owner's process
             skip = self._origin[names[0]] - at
-            out.append((cz, cz.process(x[skip:] if skip > 0 else x)))
+            out.append((cz, cz.process(_drop(parts, skip) if skip > 0 else parts)))
         return out
 
     def _channels(self, outputs: list[tuple[Channelizer, dict[str, np.ndarray]]], *,
@@ -581,6 +583,18 @@ class Receiver:
                        chip_rate_hz=r.chip_rate_hz, channel_hz=freq, violations=r.violations,
                        detail=BurstSnippet(samples=burst.samples, sample_rate_hz=cz.out_rate, result=r,
                                            bin_error_hz=bin_error) if self.keep_detail else None)
+
+
+def _drop(parts: list[np.ndarray], n: int) -> list[np.ndarray]:
+    """Consecutive pieces without their first ``n`` samples."""
+    out = []
+    for p in parts:
+        if n >= len(p):
+            n -= len(p)
+            continue
+        out.append(p[n:])
+        n = 0
+    return out
 
 
 def _fft_friendly(ratio: float) -> int:
