@@ -574,6 +574,7 @@ def test_the_live_status_reaches_raw_messages_and_the_ha_receiver_device(tmp_pat
         raw.close()
         wait_for(lambda: len(sub.raw()) == 2, 20, "two raw messages")
         assert [m["ppm"] for m in sub.raw()] == [None, 12.35]
+        assert [m["dropped_samples"] for m in sub.raw()] == [None, 5]  # the hub's receiver health
         ha = MqttSink(MqttSettings.from_url(f"mqtt://127.0.0.1:{broker.port}/edge", receiver_id="attic"),
                       discovery=True)
         wait_for(ha.link.subscribed.is_set, 20, "the sink's connection (it listens for HA's birth message)")
