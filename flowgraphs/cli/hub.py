@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import signal
 import socket
 import sys
 import threading
+from collections import Counter
+from contextlib import suppress
 
 from .options import add_key_options, key_store
 
@@ -27,6 +30,12 @@ dashboard and JSON API at --http.
 
 rtl_433 (-F json, its Wireless-MBus output) and rtl_wmbus lines join from stdin (--stdin) or an
 MQTT topic (--lines-topic; the receiver is the topic's last level).
+
+--workers N runs N worker processes (default: one with SQLite, one per core with PostgreSQL), each
+with its own MQTT session (client ids ID, ID-w1, ID-w2, ...) in one shared subscription (the --share
+group, else one named after the client id) and its own store connection; hearings of one telegram
+that reach two workers end on one reception (the store's idempotent inserts). The first process
+also serves --http, reads --stdin and --lines-topic, the receivers' status and the silence alarms.
 
 examples:
   wmbus-sdr hub --mqtt mqtt://localhost/wmbus --db sqlite:///hub.db --keys meters.keys --http 127.0.0.1:8080
@@ -62,6 +71,110 @@ def add_parser(sub) -> None:
     p.add_argument("--hub-id", metavar="NAME", help="this hub's name in the store (default the host name)")
     p.add_argument("--ha-discovery", action="store_true",
                    help="announce the fleet's meters to Home Assistant (MQTT discovery)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes sharing the MQTT load (default 1 with SQLite, one per core up to 4 "
+                        "with PostgreSQL)")
+
+
+def default_workers(db: str) -> int:
+    """One process for SQLite (one writer at a time anyway); one per core, up to 4, for PostgreSQL."""
+    if db.startswith(("postgresql:", "postgres:")):
+        return max(1, min(os.cpu_count() or 1, 4))
+    return 1
+
+
+def _share_group(args, client_id: str) -> str | None:
+    """The shared subscription of the hub's workers: --share, else one of the hub's own."""
+    if args.share or args.workers_n == 1:
+        return args.share
+    return "wmbus-sdr-" + re.sub(r"[^A-Za-z0-9_-]", "_", client_id)
+
+
+def _new_hub(args, store, keys, *, main: bool):
+    from ..hub.core import Hub
+
+    return Hub(store, keys=keys, window_s=args.window, hub_id=args.hub_id or socket.gethostname(),
+               missed_intervals=args.missed, alarm_check_s=args.alarm_check, alarms=main)
+
+
+def _worker(args, index: int, client_id: str, conn) -> None:
+    """Worker process ``index`` (>= 1) of ``--workers``: raw frames only, stored by its own
+    connection; tells the first process when it is subscribed and, at the end, its counters."""
+    from ..hub.bus import HubBus
+    from ..hub.store import open_store
+
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s: %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the first process, which stops us
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    parent = os.getppid()
+    store = None
+    try:
+        keys = key_store(args)
+        store = open_store(args.db)
+        hub = _new_hub(args, store, keys, main=False)
+        bus = HubBus(args.mqtt, hub, client_id=f"{client_id}-w{index}", share=_share_group(args, client_id),
+                     main=False)
+    except ValueError as err:
+        if store is not None:
+            store.close()
+        conn.send(("error", str(err)))
+        return
+    worker = threading.Thread(target=hub.run, name=f"hub-worker-{index}", daemon=True)
+    worker.start()
+    bus.start()
+    conn.send(("ready", None) if bus.connected.wait(30) else ("error", "no connection to the broker in 30 s"))
+    while not stop.wait(0.5) and os.getppid() == parent:  # also ends when the first process is gone
+        pass
+    hub.stop()
+    worker.join(timeout=30)
+    bus.close()
+    store.close()
+    conn.send(("done", hub.status()))
+
+
+class _Workers:
+    """The worker processes 1..N-1 of ``--workers`` (spawned: no inherited threads or sockets)."""
+
+    def __init__(self, args, client_id: str):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.procs = []
+        for index in range(1, args.workers_n):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(args, index, client_id, theirs), name=f"hub-worker-{index}")
+            proc.start()
+            theirs.close()
+            self.procs.append((proc, mine))
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        for proc, conn in self.procs:
+            if not conn.poll(timeout_s):
+                raise ValueError(f"--workers: {proc.name} did not start in {timeout_s:.0f} s")
+            what, detail = conn.recv()
+            if what != "ready":
+                raise ValueError(f"--workers: {proc.name}: {detail}")
+
+    def stop(self) -> list[dict]:
+        """Stop them all and return their counters (hub.status())."""
+        out = []
+        for proc, _ in self.procs:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: the worker stores what it holds, then exits
+        for proc, conn in self.procs:
+            with suppress(EOFError, OSError):
+                while conn.poll(90):
+                    what, detail = conn.recv()
+                    if what == "done":
+                        out.append(detail)
+                        break
+            proc.join(timeout=30)
+            if proc.is_alive():
+                log.error("%s did not stop; killing it", proc.name)
+                proc.kill()
+                proc.join()
+        return out
 
 
 def _wire_home_assistant(hub, bus) -> None:
@@ -82,26 +195,33 @@ def _wire_home_assistant(hub, bus) -> None:
 
 
 def run(args) -> int:
-    from ..hub.core import Hub
     from ..hub.store import open_store
 
     if not args.mqtt and not args.stdin:
         print("wmbus-sdr hub: give --mqtt URL and/or --stdin", file=sys.stderr)
         return 2
     hostname = socket.gethostname()
-    store = bus = dashboard = None
+    store = bus = dashboard = workers = None
     try:
         keys = key_store(args)
         if not args.window > 0 or not args.missed > 0 or not args.alarm_check > 0:
             raise ValueError("--window, --missed and --alarm-check must be > 0")
+        if args.workers is not None and args.workers < 1:
+            raise ValueError(f"--workers {args.workers}: give 1 or more")
+        if args.workers and args.workers > 1 and not args.mqtt:
+            raise ValueError("--workers share an MQTT subscription: give --mqtt")
+        args.workers_n = args.workers or (default_workers(args.db) if args.mqtt else 1)
         store = open_store(args.db)
-        hub = Hub(store, keys=keys, window_s=args.window, hub_id=args.hub_id or hostname,
-                  missed_intervals=args.missed, alarm_check_s=args.alarm_check)
+        hub = _new_hub(args, store, keys, main=True)
         if args.mqtt:
             from ..hub.bus import HubBus
 
             client_id = args.client_id or f"wmbus-sdr-hub-{hostname}" + (f"-{args.share}" if args.share else "")
-            bus = HubBus(args.mqtt, hub, client_id=client_id, share=args.share, lines_topic=args.lines_topic)
+            bus = HubBus(args.mqtt, hub, client_id=client_id, share=_share_group(args, client_id),
+                         lines_topic=args.lines_topic)
+            if args.workers_n > 1:
+                workers = _Workers(args, client_id)
+                workers.wait_ready()
         if args.ha_discovery:
             if bus is None:
                 raise ValueError("--ha-discovery announces over MQTT: give --mqtt")
@@ -112,6 +232,8 @@ def run(args) -> int:
             dashboard = Dashboard(hub, args.http)
     except ValueError as err:
         print(f"wmbus-sdr hub: {err}", file=sys.stderr)
+        if workers is not None:
+            workers.stop()
         if store is not None:
             store.close()
         return 2
@@ -125,7 +247,8 @@ def run(args) -> int:
     if bus is not None:
         bus.start()
         if bus.connected.wait(15):
-            print(f"wmbus-sdr hub: subscribed to {bus.raw_topic} on {bus.broker.host}:{bus.broker.port}",
+            many = f" ({args.workers_n} workers)" if workers is not None else ""
+            print(f"wmbus-sdr hub: subscribed to {bus.raw_topic} on {bus.broker.host}:{bus.broker.port}{many}",
                   file=sys.stderr, flush=True)
     reader = None
     if args.stdin:
@@ -144,6 +267,7 @@ def run(args) -> int:
         pass
     if reader is not None and bus is None and dashboard is None:
         reader.join(timeout=5)
+    others = workers.stop() if workers is not None else []
     hub.stop()
     worker.join(timeout=30)
     if bus is not None:
@@ -151,8 +275,13 @@ def run(args) -> int:
     if dashboard is not None:
         dashboard.close()
     store.close()
-    s = hub.status()
-    rejects = ", ".join(f"{k} {v}" for k, v in sorted(s["rejects"].items())) or "none"
-    print(f"wmbus-sdr hub: {s['stats'].get('frames_in', 0)} frames in, {s['stats'].get('stored', 0)} receptions "
+    stats, rejected, split = Counter(), Counter(), []
+    for s in (hub.status(), *others):
+        stats.update(s["stats"])
+        rejected.update(s["rejects"])
+        split.append(str(s["stats"].get("frames_in", 0)))
+    rejects = ", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none"
+    per_worker = f" (workers: {' + '.join(split)})" if len(split) > 1 else ""
+    print(f"wmbus-sdr hub: {stats.get('frames_in', 0)} frames in{per_worker}, {stats.get('stored', 0)} receptions "
           f"stored, rejected: {rejects}", file=sys.stderr)
     return 0
