@@ -277,9 +277,10 @@ class Hub:
         hearings = tuple(HearingRow(receiver=h.receiver, time_ns=h.time_ns, rssi_dbfs=h.rssi_dbfs, snr_db=h.snr_db,
                                     freq_offset_hz=h.freq_offset_hz, ppm=h.ppm) for h in rec.hearings)
         best = rec.best
-        return ReceptionRow(meter=t.meter.id, telegram=rec.telegram.hex(), bucket=rec.bucket, time_ns=rec.time_ns,
-                            seen_ns=seen_ns, manufacturer=t.meter.manufacturer_code,
-                            device_type=t.meter.device_type_name, version=t.meter.version, mode=best.mode,
+        m = t.meter  # a property that looks through the layers: once
+        return ReceptionRow(meter=m.id, telegram=rec.telegram.hex(), bucket=rec.bucket, time_ns=rec.time_ns,
+                            seen_ns=seen_ns, manufacturer=m.manufacturer_code,
+                            device_type=m.device_type_name, version=m.version, mode=best.mode,
                             frame_format=best.frame_format, decryption=t.decryption, source=best.source,
                             hub=self.hub_id, hearings=hearings, readings=readings, interval_s=interval)
 
