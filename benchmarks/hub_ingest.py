@@ -6,7 +6,7 @@ decodes and stores one reception with every receiver's hearing.
 Three figures per store:
   core   frames handed to the hub in-process (parse, merge, decrypt, decode, batch insert, commit)
   live   end to end: a publisher -> mosquitto (QoS 1) -> `wmbus-sdr hub` subprocess (its default
-         --workers, or --workers N) -> store, timed from the first publish to the last hearing in the
+         --intake, or --intake / --workers as given) -> store, timed from the first publish to the last hearing in the
          store; the publisher (paho, in this process) takes CPU from the same two cores
   drain  end to end with the broker pre-loaded: the hub subscribes (persistent sessions), stops, every
          frame is published and queued at QoS 1, then the hub starts again; timed from its launch to
@@ -17,7 +17,7 @@ Three figures per store:
 (SQLite) for N minutes, printing the hub's RSS, the queue and the receptions stored over time.
 
     python benchmarks/hub_ingest.py [--frames 20000] [--no-postgres] [--no-mqtt] [--paths core,live,drain]
-                                    [--workers N]
+                                    [--intake N | --workers N]
     python benchmarks/hub_ingest.py --soak-minutes 30
 
 PostgreSQL (Debian's initdb/pg_ctl) and mosquitto are started here on free ports, and stopped.
@@ -42,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flowgraphs.cli.hub import default_workers  # noqa: E402
+from flowgraphs.cli.hub import default_intake  # noqa: E402
 from flowgraphs.hub.core import Hub  # noqa: E402
 from flowgraphs.hub.store import open_store  # noqa: E402
 from mbus.keys import KeyStore, parse_key  # noqa: E402
@@ -220,10 +220,10 @@ def _publisher(port: int, prefix: str, frames: list[tuple[bytes, str]]) -> None:
 class HubProcess:
     """``wmbus-sdr hub`` as a subprocess (its own client id, so its persistent session outlives it)."""
 
-    def __init__(self, broker: Mosquitto, url: str, tmp: Path, client_id: str, workers: int | None):
+    def __init__(self, broker: Mosquitto, url: str, tmp: Path, client_id: str, layout: tuple[str, ...]):
         self.log_path = tmp / f"hub-{time.time_ns()}.log"
         self.log = self.log_path.open("w")
-        extra = ["--workers", str(workers)] if workers else []
+        extra = list(layout)
         self.started = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-m", "flowgraphs.cli", "hub", "--mqtt",
                                       f"mqtt://127.0.0.1:{broker.port}/b", "--db", url, "--key", KEY_HEX, "--window",
@@ -237,7 +237,7 @@ class HubProcess:
             time.sleep(0.05)
 
     def cpu_s(self) -> float:
-        """CPU time of the hub and its worker processes (s)."""
+        """CPU time of the hub and its worker or intake processes (s)."""
         pids = [self.proc.pid]
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         if children.exists():
@@ -263,7 +263,7 @@ def _wait_stored(url: str, n: int, hub: HubProcess, t0: float) -> None:
         time.sleep(0.05)
 
 
-def bench_mqtt(url: str, frames: list[tuple[bytes, str]], tmp: Path, *, workers: int | None = None,
+def bench_mqtt(url: str, frames: list[tuple[bytes, str]], tmp: Path, *, layout: tuple[str, ...] = (),
                preload: bool = False) -> tuple[float, float]:
     """(frames/s, frames per CPU-second of the hub's processes), end to end through mosquitto.
     live: the publisher runs while the hub ingests, timed from the first publish to the last
@@ -275,17 +275,17 @@ def bench_mqtt(url: str, frames: list[tuple[bytes, str]], tmp: Path, *, workers:
     hub = None
     try:
         if preload:
-            first = HubProcess(broker, url, tmp, client_id, workers)
+            first = HubProcess(broker, url, tmp, client_id, layout)
             first.wait_subscribed()
             first.stop()
             _publisher(broker.port, "b", frames)
-            hub = HubProcess(broker, url, tmp, client_id, workers)
+            hub = HubProcess(broker, url, tmp, client_id, layout)
             t0 = hub.started
             _wait_stored(url, len(frames), hub, t0)
             elapsed = time.perf_counter() - t0
             cpu = hub.cpu_s()
         else:
-            hub = HubProcess(broker, url, tmp, client_id, workers)
+            hub = HubProcess(broker, url, tmp, client_id, layout)
             hub.wait_subscribed()
             c0 = hub.cpu_s()
             t0 = time.perf_counter()
@@ -378,7 +378,8 @@ def main() -> None:
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-mqtt", action="store_true")
     ap.add_argument("--paths", default="core,live,drain", help="which paths to time (default core,live,drain)")
-    ap.add_argument("--workers", type=int, help="hub --workers (default: the hub's, 1 SQLite / cores PostgreSQL)")
+    ap.add_argument("--workers", type=int, default=1, help="hub --workers N (default 1)")
+    ap.add_argument("--intake", type=int, help="hub --intake N (default the hub's: 1 with PostgreSQL, 0 with SQLite)")
     ap.add_argument("--soak-minutes", type=float, help="run the soak instead")
     args = ap.parse_args()
     paths = [p for p in args.paths.split(",") if p and not (args.no_mqtt and p != "core")]
@@ -405,25 +406,29 @@ def main() -> None:
                         pg.reset()
                         url = pg.url
                     frames = fleet_frames(n, per, seed=len(rows) + 1)
-                    workers = 1 if how == "core" else args.workers or default_workers(url)
+                    intake = 0 if args.workers > 1 else args.intake if args.intake is not None else default_intake(url)
+                    layout = ("--workers", str(args.workers), "--intake", str(intake))
+                    procs = "1" if how == "core" or (args.workers == 1 and not intake) else (
+                        f"w{args.workers}" if args.workers > 1 else f"1+in{intake}")
                     if how == "core":
                         rate, per_cpu = bench_core(url, frames)
                     else:
-                        rate, per_cpu = bench_mqtt(url, frames, tmp, workers=workers, preload=how == "drain")
-                    rows.append((store, how, workers, len(frames), rate, per_cpu, os.getloadavg()[0]))
+                        rate, per_cpu = bench_mqtt(url, frames, tmp, layout=layout, preload=how == "drain")
+                    rows.append((store, how, procs, len(frames), rate, per_cpu, os.getloadavg()[0]))
         finally:
             if pg is not None:
                 pg.stop()
     target = {"sqlite": 2000, "postgresql": 5000}
     print(f"hub ingest: {per} receivers per telegram, half OMS mode 5 (decrypted), half plain; "
           f"{os.cpu_count()} cores, load average {load_start:.1f} at the start")
-    print(f"{'store':<11} {'path':<5} {'workers':>7} {'frames':>7} {'frames/s':>9} {'frames/CPU-s':>13} {'target':>7} "
+    print(f"{'store':<11} {'path':<5} {'procs':>7} {'frames':>7} {'frames/s':>9} {'frames/CPU-s':>13} {'target':>7} "
           f"{'load':>5}")
-    for store, how, workers, count, rate, per_cpu, load in rows:
-        print(f"{store:<11} {how:<5} {workers:7d} {count:7d} {rate:9.0f} {per_cpu:13.0f} {target[store]:7d} "
+    for store, how, procs, count, rate, per_cpu, load in rows:
+        print(f"{store:<11} {how:<5} {procs:>7} {count:7d} {rate:9.0f} {per_cpu:13.0f} {target[store]:7d} "
               f"{load:5.1f}")
     for how in paths:
         print(f"{how}: {PATHS[how]}")
+    print("procs: the hub's processes: 1 (one), 1+inN (one core and N --intake processes), wN (--workers N)")
     print("frames/CPU-s: frames per second of CPU time of the hub's processes (the database server's, the "
           "broker's and the publisher's not counted); load: the 1-minute load average after the run")
 

@@ -616,6 +616,35 @@ def test_two_workers_store_each_telegram_once_with_both_hearings(broker, hubs, t
     assert stored > len(telegrams)  # some receptions were written by both workers, merged by the store
 
 
+@pytest.mark.parametrize("layout", [("--workers", "2"), ("--intake", "2")])
+def test_a_killed_worker_is_started_again_and_its_frames_arrive(broker, hubs, tmp_path, frames, layout):
+    """A worker or intake process that dies (SIGKILL) is started again by the first process with
+    the same MQTT session, so the frames the broker kept for it are stored after all; with intake
+    processes the one core merges the two hearings of every telegram itself."""
+    db = tmp_path / "hub.db"
+    hub = hubs("--mqtt", f"mqtt://127.0.0.1:{broker}/{PREFIX}", "--db", f"sqlite:///{db}", "--keys", str(KEYS),
+               "--window", "1", *layout, "--client-id", "hub-k")
+    children = Path(f"/proc/{hub.proc.pid}/task/{hub.proc.pid}/children")
+    helpers = 1 if layout[0] == "--workers" else 2
+
+    def helper_pids() -> list[int] | None:
+        pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+        pids = [p for p in pids if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+        return pids if len(pids) == helpers else None
+    before = wait_for(helper_pids, "the helper processes")
+    os.kill(before[0], signal.SIGKILL)
+    rx = Receivers(broker)
+    publish_fleet(rx, frames)  # some of these are queued for the dead process's session
+    wait_for(lambda: count(db, "hearings") == 16, "16 hearings")
+    check_fleet_store(db, frames)
+    assert "ended (exit code -9); starting it again" in hub.text()
+    after = wait_for(helper_pids, "the helper processes again")
+    assert before[0] not in after
+    rx.close()
+    summary = hub.stop().rsplit("wmbus-sdr hub: ", 1)[1]
+    assert int(summary.split()[0]) == 16
+
+
 # --- the dashboard in headless Chromium -------------------------------------------------------------
 def chromium(*args: str, tmp: Path, timeout_s: float = 120) -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")

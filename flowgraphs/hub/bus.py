@@ -41,7 +41,8 @@ def parse_broker_url(url: str) -> BrokerUrl:
 
 class HubBus:
     def __init__(self, url: str, hub, *, client_id: str, share: str | None = None, lines_topic: str | None = None,
-                 session_expiry_s: int = 7 * 86400, main: bool = True):
+                 session_expiry_s: int = 7 * 86400, main: bool = True, raw: bool = True,
+                 stale_groups: tuple[str, ...] = ()):
         try:
             import paho.mqtt.client as mqtt  # noqa: PLC0415 - optional
             from paho.mqtt.packettypes import PacketTypes
@@ -51,15 +52,19 @@ class HubBus:
         self.broker = parse_broker_url(url)
         self.hub = hub
         prefix = self.broker.prefix
-        self.raw_topic = f"{prefix}/raw/+"
-        # a session kept from a run with or without a shared subscription: the other form goes, or
-        # the broker would go on sending (or queueing) every frame to it as well
-        self._stale_topics = [f"$share/{share}/{self.raw_topic}"] if share else [self.raw_topic]
+        plain = f"{prefix}/raw/+"
+        self.raw_topic = plain
         if share:
             if any(c in share for c in "/+#$"):
                 raise ValueError(f"--share {share!r}: a group name may not contain / + # $")
-            self._stale_topics, self.raw_topic = [self.raw_topic], f"$share/{share}/{self.raw_topic}"
+            self.raw_topic = f"$share/{share}/{plain}"
         self.main = main
+        self.raw = raw  # False: intake processes take the raw frames (flowgraphs.hub.intake)
+        # a session kept from a run with another layout (shared or not, intake processes or not):
+        # the other forms of the raw subscription go, or the broker would go on sending (or
+        # queueing) frames to them as well
+        forms = [plain, *(f"$share/{g}/{plain}" for g in (*stale_groups, share) if g)]
+        self._stale_topics = [t for t in dict.fromkeys(forms) if not raw or t != self.raw_topic]
         self.lines_topic = lines_topic if main else None
         self._raw_prefix = f"{prefix}/raw/"
         # not shared: every hub keeps the receivers' availability, and shared subscriptions get no retained
@@ -92,13 +97,14 @@ class HubBus:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
-        topics = [(self.raw_topic, self._mqtt.SubscribeOptions(qos=1))]
+        topics = [(self.raw_topic, self._mqtt.SubscribeOptions(qos=1))] if self.raw else []
         if self.main:
             topics.append((self.status_topic, self._mqtt.SubscribeOptions(qos=1)))
         if self.lines_topic:
             topics.append((self.lines_topic, self._mqtt.SubscribeOptions(qos=1)))
-        if flags.session_present:
-            client.unsubscribe(self._stale_topics if self.main else [*self._stale_topics, self.status_topic])
+        stale = self._stale_topics if self.main else [*self._stale_topics, self.status_topic]
+        if flags.session_present and stale:
+            client.unsubscribe(stale)
         client.subscribe(topics)
         log.info("hub subscribed to %s (session present: %s)", ", ".join(t for t, _ in topics),
                  flags.session_present)

@@ -75,6 +75,7 @@ class Hub:
         self.rejects: Counter = Counter()
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.ack: Callable[[object], None] | None = None
+        self.ack_many: Callable[[list], None] | None = None  # the same for a list of tokens (optional)
         self.publish: Publish | None = None
         # Listeners get every stored reception with its telegram; meter_fields add fields to the
         # PREFIX/meter/<id> message. --ha-discovery: flowgraphs.sinks.ha.HaDiscovery plugs in
@@ -89,11 +90,12 @@ class Hub:
         self.idle = threading.Event()  # set while the queue is empty and nothing waits in the merger
 
     # --- input (any thread) -----------------------------------------------------------------------
-    def submit(self, kind: str, payload: bytes | str, receiver: str | None, token=None) -> None:
+    def submit(self, kind: str, payload: bytes | str, receiver: str | None, token=None, *,
+               arrived_ns: int | None = None) -> None:
         """kind "raw" (edge JSON; receiver = the topic's), "line" (rtl_433 JSON / rtlwmbus) or "status"
-        (the edge's availability: online / offline)."""
+        (the edge's availability: online / offline). ``arrived_ns``: when an intake process took it."""
         self.idle.clear()
-        self.queue.put((kind, payload, receiver, time.time_ns(), token))
+        self.queue.put((kind, payload, receiver, time.time_ns() if arrived_ns is None else arrived_ns, token))
 
     # --- the worker ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -227,10 +229,7 @@ class Hub:
                 if state.dirty:
                     state.new_frames = 0
                     state.dirty = False
-            for _, batch_tokens, _ in self._unwritten:
-                for token in batch_tokens:
-                    if self.ack is not None:
-                        self.ack(token)
+            self._ack_all([t for _, batch_tokens, _ in self._unwritten for t in batch_tokens])
             done = [d for _, _, batch_decoded in self._unwritten for d in batch_decoded]
             self._unwritten.clear()
             self.stats["stored"] += len(all_rows)
@@ -244,10 +243,19 @@ class Hub:
                     self.stats["republish_left_to_creator"] += 1
                 for listener in self.listeners:
                     listener(row, t)
-        elif tokens and self.ack is not None:  # every group of this step was rejected
+        elif tokens:  # every group of this step was rejected
+            self._ack_all(tokens)
+        self._check_alarms()
+
+    def _ack_all(self, tokens: list) -> None:
+        tokens = [t for t in tokens if t is not None]
+        if not tokens:
+            return
+        if self.ack_many is not None:
+            self.ack_many(tokens)
+        elif self.ack is not None:
             for token in tokens:
                 self.ack(token)
-        self._check_alarms()
 
     def _decode(self, rec: Reception) -> tuple[ReceptionRow, Telegram] | None:
         try:
