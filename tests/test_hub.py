@@ -353,12 +353,14 @@ def test_two_receivers_one_reception_each_with_both_rssis(broker, hubs, tmp_path
     rx.close()
 
 
-def test_hub_restart_mid_run_loses_nothing(broker, hubs, tmp_path, frames):
+@pytest.mark.parametrize("layout", [(), ("--intake", "1"), ("--workers", "2")], ids=["one", "intake", "workers"])
+def test_hub_restart_mid_run_loses_nothing(broker, hubs, tmp_path, frames, layout):
     """Killed (SIGKILL) while frames wait in its merge window, and down while more arrive: the
-    persistent session (QoS 1, acknowledged only once stored) brings them all."""
+    persistent session (QoS 1, acknowledged only once stored) brings them all; with intake or
+    worker processes too (they end when the first process is gone, their sessions keep the rest)."""
     db = tmp_path / "hub.db"
     args = ("--mqtt", f"mqtt://127.0.0.1:{broker}/{PREFIX}", "--db", f"sqlite:///{db}", "--keys", str(KEYS),
-            "--window", "1.5", "--client-id", "hub-restart")
+            "--window", "1.5", "--client-id", "hub-restart", *layout)
     hub = hubs(*args)
     rx = Receivers(broker)
     publish_fleet(rx, frames, range(0, 3))

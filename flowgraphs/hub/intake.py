@@ -10,7 +10,10 @@ is stored, as with one process: an intake that stops or dies leaves its unacknow
 in its session, delivered again when it is back (the first process starts it again).
 
 Pipe protocol: intake -> core, lists of ``(kind, payload, receiver, arrived_ns, (mid, qos))``;
-core -> intake, lists of ``(mid, qos)`` to acknowledge."""
+core -> intake, lists of ``(mid, qos)`` to acknowledge. In the core a token is ``(intake, generation,
+(mid, qos))``: an intake started again is a new connection, where the old message ids mean other
+messages, so acknowledgements for an earlier generation are dropped (the broker delivers those
+messages again; the idempotent store takes them once)."""
 
 from __future__ import annotations
 
@@ -112,6 +115,8 @@ class Intakes:
         self.procs: list = [None] * n
         self._acks: list = [None] * n
         self._send_locks = [threading.Lock() for _ in range(n)]
+        # a started-again intake has a new connection: message ids of the old one are not its to ack
+        self._generation = [0] * n
         self._ready: dict[int, threading.Event] = {}
         self._errors: dict[int, str] = {}
         self._bus_ack = hub.ack  # the first process's own session (receivers' status, lines topic)
@@ -121,6 +126,7 @@ class Intakes:
             self._spawn(index)
 
     def _spawn(self, index: int) -> None:
+        self._generation[index] += 1
         to_core_r, to_core_w = self._ctx.Pipe(duplex=False)
         from_core_r, from_core_w = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(target=intake_main, name=f"hub-intake-{index + 1}",
@@ -132,10 +138,10 @@ class Intakes:
         self.procs[index] = proc
         self._acks[index] = from_core_w
         self._ready[index] = threading.Event()
-        threading.Thread(target=self._read, args=(index, to_core_r), name=f"hub-intake-{index + 1}-read",
-                         daemon=True).start()
+        threading.Thread(target=self._read, args=(index, self._generation[index], to_core_r),
+                         name=f"hub-intake-{index + 1}-read", daemon=True).start()
 
-    def _read(self, index: int, conn) -> None:
+    def _read(self, index: int, generation: int, conn) -> None:
         submit = self.hub.submit
         with suppress(EOFError, OSError):
             while True:
@@ -146,7 +152,7 @@ class Intakes:
                     self._ready[index].set()
                     continue
                 for kind, payload, receiver, arrived_ns, token in batch:
-                    submit(kind, payload, receiver, (index, token), arrived_ns=arrived_ns)
+                    submit(kind, payload, receiver, (index, generation, token), arrived_ns=arrived_ns)
         conn.close()
 
     def wait_ready(self, timeout_s: float = 60) -> None:
@@ -162,8 +168,10 @@ class Intakes:
     def ack_many(self, tokens: list) -> None:
         by_index: dict[int, list] = {}
         for token in tokens:
-            if isinstance(token[1], tuple):  # (intake, (mid, qos))
-                by_index.setdefault(token[0], []).append(token[1])
+            if len(token) == 3:  # (intake, generation, (mid, qos))
+                index, generation, mid_qos = token
+                if generation == self._generation[index]:  # else its connection is gone: redelivered anyway
+                    by_index.setdefault(index, []).append(mid_qos)
             elif self._bus_ack is not None:  # (mid, qos) of the first process's session
                 self._bus_ack(token)
         for index, mids in by_index.items():
