@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 RECORDING = REPO / "recordings" / "example_868.625M_2M4.sigmf-meta"
 LOOP_S = 2.0  # the bundled recording: 8 frames in 2.0 s at 2.4 Msps
 RAW_FIELDS = {"v", "receiver", "telegram", "mode", "format", "time", "time_ns", "sample", "sample_rate_hz",
-              "rssi_dbfs", "snr_db", "freq_offset_hz", "chip_rate_hz", "channel_hz", "ppm"}
+              "rssi_dbfs", "snr_db", "freq_offset_hz", "chip_rate_hz", "channel_hz", "ppm", "dropped_samples"}
 
 
 def free_port() -> int:
