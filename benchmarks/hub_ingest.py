@@ -3,15 +3,21 @@ PostgreSQL. Half of the telegrams are OMS mode 5 (AES-CBC, decrypted by the hub)
 telegram is heard by ``--receivers-per-telegram`` receivers, so the hub merges, decrypts once,
 decodes and stores one reception with every receiver's hearing.
 
-Two figures per store:
-  core  frames handed to the hub in-process (parse, merge, decrypt, decode, batch insert, commit)
-  mqtt  end to end: a publisher process -> mosquitto (QoS 1) -> `wmbus-sdr hub` subprocess -> store,
-        timed from the first publish to the last hearing in the store
+Three figures per store:
+  core   frames handed to the hub in-process (parse, merge, decrypt, decode, batch insert, commit)
+  live   end to end: a publisher -> mosquitto (QoS 1) -> `wmbus-sdr hub` subprocess (its default
+         --intake, or --intake / --workers as given) -> store, timed from the first publish to the last hearing in the
+         store; the publisher (paho, in this process) takes CPU from the same two cores
+  drain  end to end with the broker pre-loaded: the hub subscribes (persistent sessions), stops, every
+         frame is published and queued at QoS 1, then the hub starts again; timed from its launch to
+         the last hearing in the store (what a hub does after a restart, and its ingest capacity
+         without a publisher on the same machine)
 
 ``--soak-minutes N``: 10 simulated receivers at a steady rate into a `wmbus-sdr hub` subprocess
 (SQLite) for N minutes, printing the hub's RSS, the queue and the receptions stored over time.
 
-    python benchmarks/hub_ingest.py [--frames 20000] [--no-postgres] [--no-mqtt]
+    python benchmarks/hub_ingest.py [--frames 20000] [--no-postgres] [--no-mqtt] [--paths core,live,drain]
+                                    [--intake N | --workers N]
     python benchmarks/hub_ingest.py --soak-minutes 30
 
 PostgreSQL (Debian's initdb/pg_ctl) and mosquitto are started here on free ports, and stopped.
@@ -36,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from flowgraphs.cli.hub import default_intake  # noqa: E402
 from flowgraphs.hub.core import Hub  # noqa: E402
 from flowgraphs.hub.store import open_store  # noqa: E402
 from mbus.keys import KeyStore, parse_key  # noqa: E402
@@ -210,33 +217,87 @@ def _publisher(port: int, prefix: str, frames: list[tuple[bytes, str]]) -> None:
     client.disconnect()
 
 
-def bench_mqtt(url: str, frames: list[tuple[bytes, str]], tmp: Path) -> tuple[float, float]:
-    broker = Mosquitto(tmp)
-    log = (tmp / "hub.log").open("w")
-    hub = subprocess.Popen([sys.executable, "-m", "flowgraphs.cli", "hub", "--mqtt", f"mqtt://127.0.0.1:{broker.port}/b",
-                            "--db", url, "--key", KEY_HEX, "--window", "0.5", "--client-id", f"bench-{time.time_ns()}"],
-                           stderr=log, env=ENV)
-    try:
-        deadline = time.monotonic() + 60
-        while "subscribed" not in (tmp / "hub.log").read_text():
-            if time.monotonic() > deadline or hub.poll() is not None:
-                raise RuntimeError("the hub did not start: " + (tmp / "hub.log").read_text())
-            time.sleep(0.1)
-        c0 = cpu_s(hub.pid)
-        t0 = time.perf_counter()
-        pub = threading.Thread(target=_publisher, args=(broker.port, "b", frames))
-        pub.start()
-        while hearings_in(url) < len(frames):
-            if time.perf_counter() - t0 > 600 or hub.poll() is not None:
-                raise RuntimeError(f"only {hearings_in(url)} of {len(frames)} stored")
+class HubProcess:
+    """``wmbus-sdr hub`` as a subprocess (its own client id, so its persistent session outlives it)."""
+
+    def __init__(self, broker: Mosquitto, url: str, tmp: Path, client_id: str, layout: tuple[str, ...]):
+        self.log_path = tmp / f"hub-{time.time_ns()}.log"
+        self.log = self.log_path.open("w")
+        extra = list(layout)
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "-m", "flowgraphs.cli", "hub", "--mqtt",
+                                      f"mqtt://127.0.0.1:{broker.port}/b", "--db", url, "--key", KEY_HEX, "--window",
+                                      "0.5", "--client-id", client_id, *extra], stderr=self.log, env=ENV)
+
+    def wait_subscribed(self) -> None:
+        deadline = time.monotonic() + 120
+        while "subscribed" not in self.log_path.read_text():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("the hub did not start: " + self.log_path.read_text())
             time.sleep(0.05)
-        elapsed = time.perf_counter() - t0
-        cpu = cpu_s(hub.pid) - c0
-        pub.join()
+
+    def cpu_s(self) -> float:
+        """CPU time of the hub and its worker or intake processes (s)."""
+        pids = [self.proc.pid]
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        total = 0.0
+        for pid in pids:
+            try:
+                total += cpu_s(pid)
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+        return total
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=120)
+        self.log.close()
+
+
+def _wait_stored(url: str, n: int, hub: HubProcess, t0: float) -> None:
+    while hearings_in(url) < n:
+        if time.perf_counter() - t0 > 600 or hub.proc.poll() is not None:
+            raise RuntimeError(f"only {hearings_in(url)} of {n} stored")
+        time.sleep(0.05)
+
+
+def bench_mqtt(url: str, frames: list[tuple[bytes, str]], tmp: Path, *, layout: tuple[str, ...] = (),
+               preload: bool = False) -> tuple[float, float]:
+    """(frames/s, frames per CPU-second of the hub's processes), end to end through mosquitto.
+    live: the publisher runs while the hub ingests, timed from the first publish to the last
+    hearing stored. preload: the hub's persistent sessions are made, the hub stopped, every frame
+    published and queued by the broker (QoS 1), then the hub started: timed from its launch (Python
+    start-up, connecting, subscribing included) to the last hearing stored."""
+    broker = Mosquitto(tmp)
+    client_id = f"bench-{time.time_ns()}"
+    hub = None
+    try:
+        if preload:
+            first = HubProcess(broker, url, tmp, client_id, layout)
+            first.wait_subscribed()
+            first.stop()
+            _publisher(broker.port, "b", frames)
+            hub = HubProcess(broker, url, tmp, client_id, layout)
+            t0 = hub.started
+            _wait_stored(url, len(frames), hub, t0)
+            elapsed = time.perf_counter() - t0
+            cpu = hub.cpu_s()
+        else:
+            hub = HubProcess(broker, url, tmp, client_id, layout)
+            hub.wait_subscribed()
+            c0 = hub.cpu_s()
+            t0 = time.perf_counter()
+            pub = threading.Thread(target=_publisher, args=(broker.port, "b", frames))
+            pub.start()
+            _wait_stored(url, len(frames), hub, t0)
+            elapsed = time.perf_counter() - t0
+            cpu = hub.cpu_s() - c0
+            pub.join()
     finally:
-        hub.terminate()
-        hub.wait(timeout=60)
-        log.close()
+        if hub is not None:
+            hub.stop()
         broker.stop()
     return len(frames) / elapsed, len(frames) / cpu
 
@@ -303,14 +364,27 @@ def soak(minutes: float, tmp: Path, *, meters: int = 200, interval_s: float = 10
         broker.stop()
 
 
+PATHS = {"core": "frames handed to the hub in-process (one process: parse, merge, decrypt, decode, store)",
+         "live": "publisher -> mosquitto (QoS 1) -> `wmbus-sdr hub` subprocess -> store, publishing while the hub "
+                 "ingests; first publish to last hearing stored",
+         "drain": "the same, the broker pre-loaded (hub stopped after subscribing, every frame queued in its "
+                  "persistent sessions); hub launch to last hearing stored"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=20000, help="raw frames per run (default 20000)")
     ap.add_argument("--receivers-per-telegram", type=int, default=2)
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-mqtt", action="store_true")
+    ap.add_argument("--paths", default="core,live,drain", help="which paths to time (default core,live,drain)")
+    ap.add_argument("--workers", type=int, default=1, help="hub --workers N (default 1)")
+    ap.add_argument("--intake", type=int, help="hub --intake N (default the hub's: 1 with PostgreSQL, 0 with SQLite)")
     ap.add_argument("--soak-minutes", type=float, help="run the soak instead")
     args = ap.parse_args()
+    paths = [p for p in args.paths.split(",") if p and not (args.no_mqtt and p != "core")]
+    if unknown := set(paths) - set(PATHS):
+        ap.error(f"--paths: unknown {', '.join(sorted(unknown))}")
     with tempfile.TemporaryDirectory(prefix="wmbus-hub-bench-") as tmp_name:
         tmp = Path(tmp_name)
         if args.soak_minutes:
@@ -320,33 +394,43 @@ def main() -> None:
         n = args.frames // per
         pg = None if args.no_postgres else Postgres()
         rows = []
+        load_start = os.getloadavg()[0]
         try:
             for store in ("sqlite", "postgresql"):
                 if store == "postgresql" and pg is None:
                     continue
-                for how in ("core", "mqtt"):
-                    if how == "mqtt" and args.no_mqtt:
-                        continue
+                for how in paths:
                     if store == "sqlite":
                         url = f"sqlite:///{tmp / f'{how}.db'}"
                     else:
                         pg.reset()
                         url = pg.url
                     frames = fleet_frames(n, per, seed=len(rows) + 1)
-                    rate, per_cpu = bench_core(url, frames) if how == "core" else bench_mqtt(url, frames, tmp)
-                    rows.append((store, how, len(frames), rate, per_cpu))
+                    intake = 0 if args.workers > 1 else args.intake if args.intake is not None else default_intake(url)
+                    layout = ("--workers", str(args.workers), "--intake", str(intake))
+                    procs = "1" if how == "core" or (args.workers == 1 and not intake) else (
+                        f"w{args.workers}" if args.workers > 1 else f"1+in{intake}")
+                    if how == "core":
+                        rate, per_cpu = bench_core(url, frames)
+                    else:
+                        rate, per_cpu = bench_mqtt(url, frames, tmp, layout=layout, preload=how == "drain")
+                    rows.append((store, how, procs, len(frames), rate, per_cpu, os.getloadavg()[0]))
         finally:
             if pg is not None:
                 pg.stop()
     target = {"sqlite": 2000, "postgresql": 5000}
-    load = os.getloadavg()[0]
     print(f"hub ingest: {per} receivers per telegram, half OMS mode 5 (decrypted), half plain; "
-          f"{os.cpu_count()} cores, load average {load:.1f} at the end")
-    print(f"{'store':<11} {'path':<5} {'frames':>7} {'frames/s':>9} {'frames/CPU-s':>13} {'target':>7}")
-    for store, how, count, rate, per_cpu in rows:
-        print(f"{store:<11} {how:<5} {count:7d} {rate:9.0f} {per_cpu:13.0f} {target[store]:7d}")
-    print("frames/CPU-s: frames per second of CPU time of the hub process alone (the database server's and "
-          "the broker's not counted)")
+          f"{os.cpu_count()} cores, load average {load_start:.1f} at the start")
+    print(f"{'store':<11} {'path':<5} {'procs':>7} {'frames':>7} {'frames/s':>9} {'frames/CPU-s':>13} {'target':>7} "
+          f"{'load':>5}")
+    for store, how, procs, count, rate, per_cpu, load in rows:
+        print(f"{store:<11} {how:<5} {procs:>7} {count:7d} {rate:9.0f} {per_cpu:13.0f} {target[store]:7d} "
+              f"{load:5.1f}")
+    for how in paths:
+        print(f"{how}: {PATHS[how]}")
+    print("procs: the hub's processes: 1 (one), 1+inN (one core and N --intake processes), wN (--workers N)")
+    print("frames/CPU-s: frames per second of CPU time of the hub's processes (the database server's, the "
+          "broker's and the publisher's not counted); load: the 1-minute load average after the run")
 
 
 if __name__ == "__main__":

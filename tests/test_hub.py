@@ -353,12 +353,14 @@ def test_two_receivers_one_reception_each_with_both_rssis(broker, hubs, tmp_path
     rx.close()
 
 
-def test_hub_restart_mid_run_loses_nothing(broker, hubs, tmp_path, frames):
+@pytest.mark.parametrize("layout", [(), ("--intake", "1"), ("--workers", "2")], ids=["one", "intake", "workers"])
+def test_hub_restart_mid_run_loses_nothing(broker, hubs, tmp_path, frames, layout):
     """Killed (SIGKILL) while frames wait in its merge window, and down while more arrive: the
-    persistent session (QoS 1, acknowledged only once stored) brings them all."""
+    persistent session (QoS 1, acknowledged only once stored) brings them all; with intake or
+    worker processes too (they end when the first process is gone, their sessions keep the rest)."""
     db = tmp_path / "hub.db"
     args = ("--mqtt", f"mqtt://127.0.0.1:{broker}/{PREFIX}", "--db", f"sqlite:///{db}", "--keys", str(KEYS),
-            "--window", "1.5", "--client-id", "hub-restart")
+            "--window", "1.5", "--client-id", "hub-restart", *layout)
     hub = hubs(*args)
     rx = Receivers(broker)
     publish_fleet(rx, frames, range(0, 3))
@@ -538,6 +540,7 @@ def test_two_hubs_sharing_the_load_on_postgres_store_each_telegram_once(broker, 
               "--window", "1", "--share", "hubs")
     a = hubs(*common, "--client-id", "hub-a", name="hub-a")
     b = hubs(*common, "--client-id", "hub-b", name="hub-b")
+    out = Listener(broker, f"{PREFIX}/meter/#")
     rx = Receivers(broker)
     publish_fleet(rx, frames)
     extra = variants(40)
@@ -562,6 +565,86 @@ def test_two_hubs_sharing_the_load_on_postgres_store_each_telegram_once(broker, 
     summaries = [h.stop() for h in (a, b)]
     frames_in = [int(s.rsplit("wmbus-sdr hub: ", 1)[1].split()[0]) for s in summaries]
     assert sum(frames_in) == total and min(frames_in) > 0  # the broker split the frames between the hubs
+    # republished once for the fleet: by the hub whose insert created the reception
+    wait_for(lambda: len(out.got) >= len(telegrams), f"{len(telegrams)} readings on {PREFIX}/meter/#")
+    time.sleep(1.0)  # a second copy would come within this
+    out.close()
+    assert sorted(m["telegram"] for _, m in out.got) == sorted(telegrams)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_two_workers_store_each_telegram_once_with_both_hearings(broker, hubs, tmp_path, frames, store, request):
+    """``--workers 2``: two processes in one shared subscription, so the two hearings of a telegram
+    often reach different workers; the store still ends with one reception per telegram, both
+    hearings, the best receiver named, and PREFIX/meter/<id> carries each telegram once."""
+    if store == "postgresql":
+        url = request.getfixturevalue("postgres")
+        def rows(sql: str) -> list[tuple]:
+            return pg_rows(url, sql)
+    else:
+        url = f"sqlite:///{tmp_path / 'hub.db'}"
+        def rows(sql: str) -> list[tuple]:
+            return sqlite_rows(tmp_path / "hub.db", sql)
+    hub = hubs("--mqtt", f"mqtt://127.0.0.1:{broker}/{PREFIX}", "--db", url, "--keys", str(KEYS), "--window", "1",
+               "--workers", "2", "--client-id", "hub-w")
+    assert "(2 workers)" in hub.text()
+    out = Listener(broker, f"{PREFIX}/meter/#")
+    rx = Receivers(broker)
+    publish_fleet(rx, frames)
+    extra = variants(40)
+    gas = next(f for f in frames if meter_of(f) == "55443322")
+    for i, telegram in enumerate(extra):
+        for name, offset in (("north", 0.0), ("south", -6.0)):
+            rx.publish(name, raw_message(gas, name, rssi_offset_db=offset, time_text=frame_time(60 + i),
+                                         telegram=telegram))
+    telegrams = sorted([f["telegram"] for f in frames] + extra)
+    total = 2 * len(telegrams)
+    wait_for(lambda: (rows("SELECT COUNT(*) FROM hearings") or [(0,)])[0][0] == total
+             and len(out.got) >= len(telegrams), f"{total} hearings and {len(telegrams)} republished readings")
+    got = rows("SELECT telegram, best_receiver FROM receptions")
+    assert sorted(t for t, _ in got) == telegrams  # each exactly once
+    assert {best for _, best in got} == {"north"}  # the best even when the hearings went to different workers
+    per_telegram = rows("SELECT telegram, COUNT(*), MIN(receiver), MAX(receiver) FROM hearings GROUP BY telegram")
+    assert {(n, lo, hi) for _, n, lo, hi in per_telegram} == {(2, "north", "south")}
+    assert rows("SELECT value FROM readings WHERE meter = '31415926' AND quantity = 'energy'") == [(4711.0,)]
+    rx.close()
+    summary = hub.stop().rsplit("wmbus-sdr hub: ", 1)[1]
+    time.sleep(1.0)  # a second copy on PREFIX/meter/# would come within this
+    out.close()
+    assert sorted(m["telegram"] for _, m in out.got) == telegrams  # republished once
+    split = [int(n) for n in summary.split("(workers: ", 1)[1].split(")")[0].split(" + ")]
+    assert len(split) == 2 and sum(split) == total and min(split) > 0  # both workers took frames
+    stored = int(summary.split("), ", 1)[1].split()[0])
+    assert stored > len(telegrams)  # some receptions were written by both workers, merged by the store
+
+
+@pytest.mark.parametrize("layout", [("--workers", "2"), ("--intake", "2")])
+def test_a_killed_worker_is_started_again_and_its_frames_arrive(broker, hubs, tmp_path, frames, layout):
+    """A worker or intake process that dies (SIGKILL) is started again by the first process with
+    the same MQTT session, so the frames the broker kept for it are stored after all; with intake
+    processes the one core merges the two hearings of every telegram itself."""
+    db = tmp_path / "hub.db"
+    hub = hubs("--mqtt", f"mqtt://127.0.0.1:{broker}/{PREFIX}", "--db", f"sqlite:///{db}", "--keys", str(KEYS),
+               "--window", "1", *layout, "--client-id", "hub-k")
+    children = Path(f"/proc/{hub.proc.pid}/task/{hub.proc.pid}/children")
+    helpers = 1 if layout[0] == "--workers" else 2
+
+    def helper_pids() -> list[int] | None:
+        pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+        pids = [p for p in pids if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+        return pids if len(pids) == helpers else None
+    before = wait_for(helper_pids, "the helper processes")
+    os.kill(before[0], signal.SIGKILL)
+    rx = Receivers(broker)
+    publish_fleet(rx, frames)  # some of these are queued for the dead process's session
+    wait_for(lambda: count(db, "hearings") == 16, "16 hearings")
+    check_fleet_store(db, frames)
+    assert "ended (exit code -9); starting it again" in hub.text()
+    after = wait_for(helper_pids, "the helper processes again")
+    assert before[0] not in after
+    rx.close()
+    summary = hub.stop().rsplit("wmbus-sdr hub: ", 1)[1]
+    assert int(summary.split()[0]) == 16
 
 
 # --- the dashboard in headless Chromium -------------------------------------------------------------

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 RECORDING = REPO / "recordings" / "example_868.625M_2M4.sigmf-meta"
 LOOP_S = 2.0  # the bundled recording: 8 frames in 2.0 s at 2.4 Msps
 RAW_FIELDS = {"v", "receiver", "telegram", "mode", "format", "time", "time_ns", "sample", "sample_rate_hz",
-              "rssi_dbfs", "snr_db", "freq_offset_hz", "chip_rate_hz", "channel_hz", "ppm"}
+              "rssi_dbfs", "snr_db", "freq_offset_hz", "chip_rate_hz", "channel_hz", "ppm", "dropped_samples"}
 
 
 def free_port() -> int:
@@ -574,6 +574,7 @@ def test_the_live_status_reaches_raw_messages_and_the_ha_receiver_device(tmp_pat
         raw.close()
         wait_for(lambda: len(sub.raw()) == 2, 20, "two raw messages")
         assert [m["ppm"] for m in sub.raw()] == [None, 12.35]
+        assert [m["dropped_samples"] for m in sub.raw()] == [None, 5]  # the hub's receiver health
         ha = MqttSink(MqttSettings.from_url(f"mqtt://127.0.0.1:{broker.port}/edge", receiver_id="attic"),
                       discovery=True)
         wait_for(ha.link.subscribed.is_set, 20, "the sink's connection (it listens for HA's birth message)")

@@ -25,7 +25,10 @@ class AlarmChange:
 
 class IntervalTracker:
     """Median of the last ``history`` gaps between receptions of each meter, once ``min_gaps`` are
-    known. Gaps shorter than ``min_gap_s`` (repeats, copies past the merge window) are ignored."""
+    known, each gap first divided by the whole number of shortest gaps it spans: a gap over missed
+    receptions, or between two telegrams of which a hub (one of several ``--share`` instances or
+    ``--workers``) got only every other one, counts as the intervals it spans. Gaps shorter than
+    ``min_gap_s`` (repeats, copies past the merge window) are ignored."""
 
     def __init__(self, *, history: int = 8, min_gaps: int = 2, min_gap_s: float = 0.5, max_meters: int = 100_000):
         self.history = history
@@ -58,7 +61,8 @@ class IntervalTracker:
         gaps = self._gaps.get(meter)
         if gaps is None or len(gaps) < self.min_gaps:
             return None
-        return statistics.median(gaps)
+        base = min(gaps)
+        return statistics.median(gap / max(1, round(gap / base)) for gap in gaps)
 
 
 def silence_changes(candidates: list[dict], now_ns: int, *, missed: float = 3.0) -> list[AlarmChange]:

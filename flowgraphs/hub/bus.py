@@ -1,7 +1,11 @@
 """The hub on MQTT (paho-mqtt, MQTT 5): a persistent session (fixed client id, clean_start off, a
 session expiry) subscribed with QoS 1 to ``PREFIX/raw/+`` (``$share/GROUP/PREFIX/raw/+`` with
 ``share``), and optionally to a topic of rtl_433 / rtlwmbus lines; messages are acknowledged by
-hand, after the hub stored them (:class:`flowgraphs.hub.core.Hub`)."""
+hand, after the hub stored them (:class:`flowgraphs.hub.core.Hub`).
+
+A hub with ``--workers N`` runs N of these, one per worker process, all in one shared subscription
+(the ``--share`` group, else one named after the hub's client id); only the first (``main``) also
+takes the receivers' status and the lines topic."""
 
 from __future__ import annotations
 
@@ -37,7 +41,8 @@ def parse_broker_url(url: str) -> BrokerUrl:
 
 class HubBus:
     def __init__(self, url: str, hub, *, client_id: str, share: str | None = None, lines_topic: str | None = None,
-                 session_expiry_s: int = 7 * 86400):
+                 session_expiry_s: int = 7 * 86400, main: bool = True, raw: bool = True,
+                 stale_groups: tuple[str, ...] = ()):
         try:
             import paho.mqtt.client as mqtt  # noqa: PLC0415 - optional
             from paho.mqtt.packettypes import PacketTypes
@@ -47,12 +52,20 @@ class HubBus:
         self.broker = parse_broker_url(url)
         self.hub = hub
         prefix = self.broker.prefix
-        self.raw_topic = f"{prefix}/raw/+"
+        plain = f"{prefix}/raw/+"
+        self.raw_topic = plain
         if share:
             if any(c in share for c in "/+#$"):
                 raise ValueError(f"--share {share!r}: a group name may not contain / + # $")
-            self.raw_topic = f"$share/{share}/{self.raw_topic}"
-        self.lines_topic = lines_topic
+            self.raw_topic = f"$share/{share}/{plain}"
+        self.main = main
+        self.raw = raw  # False: intake processes take the raw frames (flowgraphs.hub.intake)
+        # a session kept from a run with another layout (shared or not, intake processes or not):
+        # the other forms of the raw subscription go, or the broker would go on sending (or
+        # queueing) frames to them as well
+        forms = [plain, *(f"$share/{g}/{plain}" for g in (*stale_groups, share) if g)]
+        self._stale_topics = [t for t in dict.fromkeys(forms) if not raw or t != self.raw_topic]
+        self.lines_topic = lines_topic if main else None
         self._raw_prefix = f"{prefix}/raw/"
         # not shared: every hub keeps the receivers' availability, and shared subscriptions get no retained
         self.status_topic = f"{prefix}/status/+"
@@ -84,10 +97,14 @@ class HubBus:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
-        topics = [(self.raw_topic, self._mqtt.SubscribeOptions(qos=1)),
-                  (self.status_topic, self._mqtt.SubscribeOptions(qos=1))]
+        topics = [(self.raw_topic, self._mqtt.SubscribeOptions(qos=1))] if self.raw else []
+        if self.main:
+            topics.append((self.status_topic, self._mqtt.SubscribeOptions(qos=1)))
         if self.lines_topic:
             topics.append((self.lines_topic, self._mqtt.SubscribeOptions(qos=1)))
+        stale = self._stale_topics if self.main else [*self._stale_topics, self.status_topic]
+        if flags.session_present and stale:
+            client.unsubscribe(stale)
         client.subscribe(topics)
         log.info("hub subscribed to %s (session present: %s)", ", ".join(t for t, _ in topics),
                  flags.session_present)

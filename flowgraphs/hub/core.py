@@ -60,7 +60,7 @@ Listener = Callable[[ReceptionRow, Telegram], None]
 class Hub:
     def __init__(self, store: Store, *, keys=None, window_s: float = 2.0, hub_id: str = "hub",
                  missed_intervals: float = 3.0, alarm_check_s: float = 1.0, min_interval_s: float = 0.5,
-                 queue_size: int = 200_000, batch_max: int = 5000):
+                 queue_size: int = 200_000, batch_max: int = 5000, alarms: bool = True):
         self.store = store
         self.keys = keys
         self.hub_id = hub_id
@@ -69,11 +69,13 @@ class Hub:
         self.intervals = IntervalTracker(min_gap_s=min(min_interval_s, window_s))
         self.missed_intervals = missed_intervals
         self.alarm_check_s = alarm_check_s
+        self.alarms = alarms  # False: another process of this hub (--workers) checks for silent meters
         self.batch_max = batch_max
         self.stats: Counter = Counter()
         self.rejects: Counter = Counter()
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.ack: Callable[[object], None] | None = None
+        self.ack_many: Callable[[list], None] | None = None  # the same for a list of tokens (optional)
         self.publish: Publish | None = None
         # Listeners get every stored reception with its telegram; meter_fields add fields to the
         # PREFIX/meter/<id> message. --ha-discovery: flowgraphs.sinks.ha.HaDiscovery plugs in
@@ -82,17 +84,18 @@ class Hub:
         self.meter_fields: list[Callable[[Telegram], dict]] = []
         self._receivers: dict[str, _ReceiverState] = {}
         self._pending: dict[str, deque] = {}  # compact frames waiting for their meter's format
-        self._unwritten: list[tuple[list[ReceptionRow], list]] = []
+        self._unwritten: list[tuple[list[ReceptionRow], list, list]] = []  # (rows, tokens, decoded)
         self._next_alarm_check = 0.0
         self._stop = threading.Event()
         self.idle = threading.Event()  # set while the queue is empty and nothing waits in the merger
 
     # --- input (any thread) -----------------------------------------------------------------------
-    def submit(self, kind: str, payload: bytes | str, receiver: str | None, token=None) -> None:
+    def submit(self, kind: str, payload: bytes | str, receiver: str | None, token=None, *,
+               arrived_ns: int | None = None) -> None:
         """kind "raw" (edge JSON; receiver = the topic's), "line" (rtl_433 JSON / rtlwmbus) or "status"
-        (the edge's availability: online / offline)."""
+        (the edge's availability: online / offline). ``arrived_ns``: when an intake process took it."""
         self.idle.clear()
-        self.queue.put((kind, payload, receiver, time.time_ns(), token))
+        self.queue.put((kind, payload, receiver, time.time_ns() if arrived_ns is None else arrived_ns, token))
 
     # --- the worker ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -202,20 +205,20 @@ class Hub:
     def step(self, now_s: float | None) -> None:
         receptions = self.merger.due(now_s)
         rows: list[ReceptionRow] = []
-        decoded: list[tuple[ReceptionRow, Telegram, Reception]] = []
+        decoded: list[tuple[ReceptionRow, Telegram]] = []
         for rec in receptions:
             row_t = self._decode(rec)
             if row_t is not None:
                 rows.append(row_t[0])
-                decoded.append((*row_t, rec))
+                decoded.append(row_t)
         rows.extend(self._retry_pending(decoded))
         receivers = self._receiver_rows()
         tokens = [t for rec in receptions for t in rec.tokens]
         if rows or receivers or self._unwritten:
-            self._unwritten.append((rows, tokens))
-            all_rows = [r for batch, _ in self._unwritten for r in batch]
+            self._unwritten.append((rows, tokens, decoded))
+            all_rows = [r for batch, _, _ in self._unwritten for r in batch]
             try:
-                self.store.write(all_rows, receivers, window_ns=int(self.merger.window_s * 1e9))
+                created = self.store.write(all_rows, receivers, window_ns=int(self.merger.window_s * 1e9))
             except Exception as err:  # noqa: BLE001 - any driver error: keep the batch, retry, never ack
                 self.stats["store_errors"] += 1
                 log.error("store %s: %s (%d receptions kept for the next try)", type(err).__name__, err,
@@ -226,20 +229,33 @@ class Hub:
                 if state.dirty:
                     state.new_frames = 0
                     state.dirty = False
-            for _, batch_tokens in self._unwritten:
-                for token in batch_tokens:
-                    if self.ack is not None:
-                        self.ack(token)
+            self._ack_all([t for _, batch_tokens, _ in self._unwritten for t in batch_tokens])
+            done = [d for _, _, batch_decoded in self._unwritten for d in batch_decoded]
             self._unwritten.clear()
-            self.stats["stored"] += len(rows)
-        elif tokens and self.ack is not None:  # every group of this step was rejected
+            self.stats["stored"] += len(all_rows)
+            index = {id(r): i for i, r in enumerate(all_rows)}
+            for row, t in done:
+                # a reception goes out on PREFIX/meter/<id> once for the fleet: from the hub (or
+                # worker) whose insert created it, not again from one that added a later hearing
+                if index[id(row)] in created:
+                    self._republish(row, t)
+                else:
+                    self.stats["republish_left_to_creator"] += 1
+                for listener in self.listeners:
+                    listener(row, t)
+        elif tokens:  # every group of this step was rejected
+            self._ack_all(tokens)
+        self._check_alarms()
+
+    def _ack_all(self, tokens: list) -> None:
+        tokens = [t for t in tokens if t is not None]
+        if not tokens:
+            return
+        if self.ack_many is not None:
+            self.ack_many(tokens)
+        elif self.ack is not None:
             for token in tokens:
                 self.ack(token)
-        for row, t, _ in decoded:
-            self._republish(row, t)
-            for listener in self.listeners:
-                listener(row, t)
-        self._check_alarms()
 
     def _decode(self, rec: Reception) -> tuple[ReceptionRow, Telegram] | None:
         try:
@@ -269,16 +285,17 @@ class Hub:
         hearings = tuple(HearingRow(receiver=h.receiver, time_ns=h.time_ns, rssi_dbfs=h.rssi_dbfs, snr_db=h.snr_db,
                                     freq_offset_hz=h.freq_offset_hz, ppm=h.ppm) for h in rec.hearings)
         best = rec.best
-        return ReceptionRow(meter=t.meter.id, telegram=rec.telegram.hex(), bucket=rec.bucket, time_ns=rec.time_ns,
-                            seen_ns=seen_ns, manufacturer=t.meter.manufacturer_code,
-                            device_type=t.meter.device_type_name, version=t.meter.version, mode=best.mode,
+        m = t.meter  # a property that looks through the layers: once
+        return ReceptionRow(meter=m.id, telegram=rec.telegram.hex(), bucket=rec.bucket, time_ns=rec.time_ns,
+                            seen_ns=seen_ns, manufacturer=m.manufacturer_code,
+                            device_type=m.device_type_name, version=m.version, mode=best.mode,
                             frame_format=best.frame_format, decryption=t.decryption, source=best.source,
                             hub=self.hub_id, hearings=hearings, readings=readings, interval_s=interval)
 
     def _retry_pending(self, decoded) -> list[ReceptionRow]:
         """Compact frames stored before their format was known get their readings now."""
         out = []
-        for row, t, _ in decoded:
+        for row, t in decoded:
             waiting = self._pending.get(row.meter)
             if not waiting or t.records_outcome != "ok":
                 continue
@@ -305,6 +322,8 @@ class Hub:
         self.publish(f"meter/{row.meter}", json.dumps(payload), False)
 
     def _check_alarms(self, *, force: bool = False) -> None:
+        if not self.alarms:
+            return
         now = time.monotonic()
         if not force and now < self._next_alarm_check:
             return

@@ -179,8 +179,11 @@ class _Dialect:
         text = text.replace("{greatest}", self.greatest)
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
-    def insert(self, table: str) -> str:
+    def insert(self, table: str, *, new_only: bool = False) -> str:
+        """The table's idempotent insert; ``new_only``: rows whose key is stored are left alone."""
         columns, conflict = _INSERTS[table]
+        if new_only:
+            conflict = "ON CONFLICT DO NOTHING"
         names = ", ".join(name for name, _ in columns)
         if self.arrays:
             arrays = ", ".join(f"%b::{kind}[]" for _, kind in columns)  # binary: no text escaping
@@ -189,13 +192,17 @@ class _Dialect:
 
 
 def _unique(rows: list[tuple], key_len: int, better) -> list[tuple]:
-    """One row per key (the first ``key_len`` columns), keeping the ``better(old, new)`` one."""
+    """One row per key (the first ``key_len`` columns), keeping the ``better(old, new)`` one, in key order."""
     by_key: dict = {}
     for row in rows:
         key = row[:key_len]
         old = by_key.get(key)
         by_key[key] = row if old is None else better(old, row)
-    return list(by_key.values())
+    return [by_key[key] for key in sorted(by_key)]
+
+
+def _first(old: tuple, new: tuple) -> tuple:
+    return old
 
 
 def _stronger(old: tuple, new: tuple) -> tuple:
@@ -274,23 +281,33 @@ class Store:
         return out
 
     def write(self, receptions: list[ReceptionRow], receivers: list[ReceiverRow] = (), *,
-              window_ns: int | None = None) -> None:
+              window_ns: int | None = None) -> frozenset[int]:
         """Store a batch in one transaction (idempotent: writing it again changes nothing). With
         ``window_ns``, a reception joins the same telegram stored in the neighbouring bucket less
-        than a window away."""
+        than a window away. Returns the indices (into ``receptions``) of the receptions this write
+        created, one per reception: the others were already stored, by this hub or another, or
+        repeat one of the batch (the hub that created a reception is the one that republishes it)."""
         if not receptions and not receivers:
-            return
+            return frozenset()
         with self._write_lock:
             conn = self._writer()
             try:
-                if window_ns and receptions:
-                    receptions = self._neighbours(conn.cursor(), receptions, window_ns)
-                self._write(conn, receptions, receivers)
+                self._begin(conn)
+                placed = self._neighbours(conn.cursor(), receptions, window_ns) if window_ns and receptions \
+                    else receptions
+                created = self._write(conn, placed, receivers)
             except BaseException:
                 conn.rollback()
                 raise
+        first: dict[tuple, int] = {}
+        for i, r in enumerate(placed):
+            first.setdefault((r.meter, r.telegram, r.bucket), i)
+        return frozenset(i for key, i in first.items() if key in created)
 
-    def _write(self, conn, receptions: list[ReceptionRow], receivers: list[ReceiverRow]) -> None:
+    def _begin(self, conn) -> None:
+        """Start the write transaction (PostgreSQL: at the first statement, by the driver)."""
+
+    def _write(self, conn, receptions: list[ReceptionRow], receivers: list[ReceiverRow]) -> set[tuple]:
         d = self.dialect
         rec_rows, hear_rows, read_rows, meter_rows, mr_rows = [], [], [], [], []
         for r in receptions:
@@ -308,18 +325,46 @@ class Store:
                                r.interval_s, _last_reading(r.readings), r.decryption))
         recv_rows = [(x.id, x.last_seen_ns, x.frames, x.frames_per_min, x.ppm, x.dropped_samples, x.source)
                      for x in receivers]
-        batches = (("receptions", _unique(rec_rows, 3, _stronger)), ("hearings", hear_rows), ("readings", read_rows),
+        # every table's rows in key order: writers on one store (hub instances, --workers) take their
+        # row locks in the same order and wait for each other instead of deadlocking
+        cur = conn.cursor()
+        created = self._insert_receptions(cur, _unique(rec_rows, 3, _stronger))
+        batches = (("hearings", _unique(hear_rows, 4, _first)), ("readings", _unique(read_rows, 4, _first)),
                    ("meters", _unique(meter_rows, 1, _later(6))), ("meter_receivers", _unique(mr_rows, 2, _later(3))),
                    ("receivers", _unique(recv_rows, 1, _later(1))))
-        cur = conn.cursor()
         for table, rows in batches:
-            if not rows:
-                continue
-            if d.arrays:
-                cur.execute(d.insert(table), [list(col) for col in zip(*rows, strict=True)])
-            else:
-                cur.executemany(d.insert(table), rows)
+            if rows:
+                self._insert(cur, d.insert(table), rows)
         conn.commit()
+        return created
+
+    def _insert(self, cur, statement: str, rows: list[tuple]) -> None:
+        if self.dialect.arrays:
+            cur.execute(statement, [list(col) for col in zip(*rows, strict=True)])
+        else:
+            cur.executemany(statement, rows)
+
+    def _insert_receptions(self, cur, rows: list[tuple]) -> set[tuple]:
+        """Insert what is new (its keys come back: created here), then merge the rest into the
+        stored receptions (best receiver, earliest time)."""
+        d = self.dialect
+        if not rows:
+            return set()
+        if d.arrays:
+            cur.execute(d.insert("receptions", new_only=True) + " RETURNING meter, telegram, bucket",
+                        [list(col) for col in zip(*rows, strict=True)])
+            created = set(cur.fetchall())
+        else:
+            created = set()
+            statement = d.insert("receptions", new_only=True)
+            for row in rows:
+                cur.execute(statement, row)
+                if cur.rowcount == 1:
+                    created.add(row[:3])
+        rest = [row for row in rows if row[:3] not in created]
+        if rest:
+            self._insert(cur, d.insert("receptions"), rest)
+        return created
 
     def set_receiver_status(self, receiver: str, status: str, now_ns: int) -> None:
         """The edge's availability (``PREFIX/status/<receiver>``: online / offline)."""
@@ -445,6 +490,12 @@ class SqliteStore(Store):
 
     def _reader(self):
         return self._r
+
+    def _begin(self, conn) -> None:
+        # the write lock from the start: the neighbour look-up and the inserts see one state even
+        # with several writer processes (--workers)
+        if not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE")
 
     def close(self) -> None:
         self._w.close()

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 RAW_VERSION = 1
 
 
-def raw_message(frame: RxFrame, receiver: str, *, ppm: float | None = None) -> dict:
-    """The ``PREFIX/raw/<receiver>`` message of one CRC-valid frame (schema version 1)."""
+def raw_message(frame: RxFrame, receiver: str, *, ppm: float | None = None,
+                dropped_samples: int | None = None) -> dict:
+    """The ``PREFIX/raw/<receiver>`` message of one CRC-valid frame (schema version 1); ``ppm`` and
+    ``dropped_samples`` are the receiver's latest health figures (None before its first status)."""
     return {"v": RAW_VERSION, "receiver": receiver, "telegram": frame.telegram.hex(), "mode": frame.mode,
             "format": frame.frame_format,
             "time": utc_iso(frame.time_ns) if frame.time_ns is not None else None, "time_ns": frame.time_ns,
@@ -36,7 +38,7 @@ def raw_message(frame: RxFrame, receiver: str, *, ppm: float | None = None) -> d
             "rssi_dbfs": round(float(frame.rssi_dbfs), 2), "snr_db": round(float(frame.snr_db), 2),
             "freq_offset_hz": round(float(frame.freq_offset_hz), 1),
             "chip_rate_hz": round(float(frame.chip_rate_hz), 1),
-            "channel_hz": float(frame.channel_hz), "ppm": ppm}
+            "channel_hz": float(frame.channel_hz), "ppm": ppm, "dropped_samples": dropped_samples}
 
 
 class MqttSink:
@@ -64,6 +66,7 @@ class MqttSink:
         subs = [(self.ha.birth_topic, 1)] if self.ha is not None else []
         self.link = link or MqttLink(settings, subscriptions=subs, on_message=self._on_message).start()
         self._ppm: float | None = None  # the tuner error the receiver estimates (LiveStatus)
+        self._dropped_samples: int | None = None  # samples the receiver lost so far (LiveStatus)
         self._last_frame_ns: int | None = None
         self._receiver_sent_s: float | None = None
         self.closed = None
@@ -87,7 +90,8 @@ class MqttSink:
         if frame.time_ns is not None:
             self._last_frame_ns = frame.time_ns
         if self.settings.raw:
-            self.link.publish(self.settings.raw_topic, json.dumps(raw_message(frame, self.receiver, ppm=self._ppm)))
+            self.link.publish(self.settings.raw_topic, json.dumps(raw_message(frame, self.receiver, ppm=self._ppm,
+                                                                              dropped_samples=self._dropped_samples)))
             return
         meter = t.meter.id if t is not None else frame.telegram[4:8][::-1].hex()
         payload = {"mode": frame.mode, "telegram": frame.telegram.hex(), "rssi_dbfs": round(frame.rssi_dbfs, 1),
@@ -106,6 +110,7 @@ class MqttSink:
         """The live receiver's health (flowgraphs.pipelines.live.LiveStatus): the tuner error for the
         raw messages, and with discovery the receiver device's diagnostics about once a minute."""
         self._ppm = None if status.ppm is None else round(float(status.ppm), 2)
+        self._dropped_samples = int(status.dropped_samples)
         self._check_reannounce()
         if self.ha is None:
             return
