@@ -142,6 +142,19 @@ def _moving_average(x: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
+def _smooth_same(p: np.ndarray, k: int) -> np.ndarray:
+    """``np.convolve(p, np.ones(k) / k, mode="same")`` in O(len(p)) from one cumulative sum (the
+    spectrum of a long S burst smoothed over half its chip rate is a 1300-tap box)."""
+    n = len(p)
+    if k >= n:
+        return np.convolve(p, np.ones(k) / k, mode="same")
+    c = np.concatenate(([0.0], np.cumsum(p)))
+    i = np.arange(n)
+    hi = np.minimum(i + (k - 1) // 2 + 1, n)
+    lo = np.clip(i + (k - 1) // 2 - k + 1, 0, n)
+    return (c[hi] - c[lo]) / k
+
+
 def discriminator(x: np.ndarray, rate: float) -> np.ndarray:
     """Instantaneous frequency in Hz (length len(x); the first value repeats the second)."""
     d = np.angle(x[1:] * np.conj(x[:-1])) * (rate / (2 * np.pi))
@@ -244,14 +257,19 @@ class Demodulator:
         spec = sfft.rfft(md, nfft)
         found = []
         slip = _slipped(tpl)
+        # silent stretches (blanked, or zero padding at the end of a stream) must not score: a floor
+        # at 5 % of the median energy of a template-long window, measured once at the nominal rate
+        # (the energy of a window grows with its length)
+        l0 = len(_upsample(tpl.chips, sps0 / q))
+        e0 = (c2[l0:] - c2[:-l0]) - (c[l0:] - c[:-l0]) ** 2 / l0
+        median0 = max(float(np.median(e0)), 0.0) / l0
         for f in factors:
             sps = sps0 / f
             L = len(_upsample(tpl.chips, sps / q))
             s1 = c[L:] - c[:-L]
             s2 = c2[L:] - c2[:-L]
             energy = s2 - s1 * s1 / L
-            # silent stretches (blanked, or zero padding at the end of a stream) must not score
-            floor = 0.05 * max(float(np.median(energy)), 0.0) + 1e-12
+            floor = 0.05 * median0 * L + 1e-12
             ls = max(1, int(np.floor(tpl.sync_len * sps / q)))
             for variant in (tpl, slip):
                 t = _upsample(variant.chips, sps / q)
@@ -318,15 +336,16 @@ class Demodulator:
             s_ = sps / f
             t = _upsample(tpl.chips, s_)
             L = len(t)
-            top = -np.inf
-            for p in range(int(pos) - q - 1, int(pos) + q + 2):
-                if 0 <= p and p + L <= len(m):
-                    seg = m[p:p + L]
-                    v = sign * float(np.dot(seg - seg.mean(), t))
-                    if v > top:
-                        top = v
-                        if v > best[0]:
-                            best = (v, float(p), s_)
+            # every position in the step at once: (seg - seg.mean()) . t = seg . (t - t.mean())
+            lo, hi = max(int(pos) - q - 1, 0), min(int(pos) + q + 1, len(m) - L)
+            if hi < lo:
+                scores.append(-np.inf)
+                continue
+            vals = sign * (np.lib.stride_tricks.sliding_window_view(m[lo:hi + L], L) @ (t - t.mean()))
+            k = int(np.argmax(vals))
+            top = float(vals[k])
+            if top > best[0]:
+                best = (top, float(lo + k), s_)
             scores.append(top)
         a, b, c = scores
         den = a - 2 * b + c
@@ -349,7 +368,7 @@ class Demodulator:
         p = np.fft.fftshift(np.abs(np.fft.fft(x[:n], n)) ** 2)
         bin_hz = self.rate / n
         smooth = max(1, int(0.5 * spec.chip_rate / bin_hz))
-        ps = np.convolve(p, np.ones(smooth) / smooth, mode="same")
+        ps = _smooth_same(p, smooth)
         limits = dict(spec.limits)
         ppm = max(abs(v) for v in (limits.get("carrier_error_ppm") or (25.0, 25.0)) if v is not None)
         dev_lo, dev_hi = limits.get("deviation_hz") or (0.7 * spec.deviation_hz, 1.3 * spec.deviation_hz)
@@ -596,7 +615,12 @@ class Demodulator:
         soft = first
         failure = None
         for lval, n_bytes in sizes.items():
-            soft = self._extend(lock, tracker, soft, cpb * n_bytes)
+            # a length that cannot fit in the rest of the burst (by a margin no clock drift reaches)
+            # is truncated without reading the chips up to the burst's end: in a long preamble (S)
+            # every alignment of noise reads as some L
+            room = len(lock.x) - tracker.position
+            if (cpb * n_bytes - len(soft)) * tracker.sps <= 1.1 * room + 4 * tracker.sps:
+                soft = self._extend(lock, tracker, soft, cpb * n_bytes)
             res = self._check_blocks(lock, spec, fmt, tracker, soft, data_start, lval, n_bytes)
             if res.crc_ok:
                 return res
