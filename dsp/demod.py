@@ -23,6 +23,9 @@ from .phy import onair_size
 from .running import centred_max  # = scipy.ndimage.maximum_filter1d, without its import cost
 
 
+_DEV_TRIALS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4)  # tone spacings tried on the sync template (x nominal)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FrameResult:
     mode: str
@@ -97,10 +100,19 @@ class _Lock:
     a0: int = 0  # first sample of the tone output
     done_to: int = 0  # tone output is valid below this sample
 
-    def tones_to(self, demod: Demodulator, end: int) -> None:
-        """Fill the tone output up to sample ``end`` (recomputed from a0, as one block)."""
-        self.v[self.a0:end] = demod._tones(self.x[self.a0:end], self.sign * self.offset, self.dev, self.sign, self.w)
+    def tones_to(self, demod: Demodulator, end: int) -> tuple[int, int]:
+        """Fill the tone output up to sample ``end``: only the samples not yet filled, each window
+        from its own samples (w - 1 before the new ones). Returns the range filled."""
+        start = max(self.done_to, self.a0)
+        end = min(end, len(self.x))
+        if end <= start:
+            self.done_to = max(self.done_to, end)
+            return start, start
+        lead = min(start - self.a0, self.w - 1)
+        vals = demod._tones(self.x[start - lead:end], self.sign * self.offset, self.dev, self.sign, self.w)
+        self.v[start:end] = vals[lead:]
         self.done_to = end
+        return start, end
 
 
 def _search_filter(spec: ModeSpec, rate: float, n_taps: int = 31) -> np.ndarray | None:
@@ -140,6 +152,21 @@ def _moving_average(x: np.ndarray, w: int) -> np.ndarray:
     out[w - 1:] = (c[w:] - c[:-w]) / w
     out[: w - 1] = c[1:w] / np.arange(1, w)
     return out
+
+
+_PHASOR_BLOCK = 64
+
+
+def _phasors(freqs_hz: np.ndarray, n: int, rate: float) -> np.ndarray:
+    """exp(-2j pi f k / rate) for k = 0 .. n-1, one complex64 row per frequency: the product of a
+    coarse (every 64th k) and a fine table, one complex multiplication per sample instead of an
+    exponential."""
+    b = _PHASOR_BLOCK
+    w = (-2j * np.pi / rate) * np.asarray(freqs_hz, dtype=np.float64)[:, None]
+    fine = np.exp(w * np.arange(b))
+    coarse = np.exp(w * (np.arange(-(-n // b)) * b))
+    out = (coarse[:, :, None] * fine[:, None, :]).reshape(len(freqs_hz), -1)[:, :n]
+    return out.astype(np.complex64)
 
 
 def _smooth_same(p: np.ndarray, k: int) -> np.ndarray:
@@ -391,20 +418,21 @@ class Demodulator:
 
     def _tones(self, x: np.ndarray, offset: float, dev: float, sign: int, w: int) -> np.ndarray:
         """Noncoherent two-tone matched filter: |sum over one chip of x at f+dev| minus the same at
-        f-dev, for a window ending at every sample (the optimal detector for orthogonal FSK)."""
-        n = np.arange(len(x))
-        base = x * np.exp(-2j * np.pi * offset * n / self.rate).astype(np.complex64)
-        rot = np.exp(-2j * np.pi * dev * n / self.rate).astype(np.complex64)
-        hi = base * rot
-        lo = base * np.conj(rot)
-        out = []
-        for u in (hi, lo):
-            c = np.concatenate(([0], np.cumsum(u, dtype=np.complex128)))
-            s_ = np.empty(len(u), dtype=np.complex128)
-            s_[w - 1:] = c[w:] - c[:-w]
-            s_[: w - 1] = c[1:w]
-            out.append(np.abs(s_))
-        v = out[0] - out[1]
+        f-dev, for a window ending at every sample (the optimal detector for orthogonal FSK). The
+        first w - 1 windows hold the samples there are."""
+        return self._tone_trials(x, offset, np.array([dev]), sign, w)[0]
+
+    def _tone_trials(self, x: np.ndarray, offset: float, devs: np.ndarray, sign: int, w: int) -> np.ndarray:
+        """``_tones`` for several tone spacings at once: one row per deviation in ``devs``."""
+        k = len(devs)
+        ph = _phasors(np.concatenate((offset + devs, offset - devs)), len(x), self.rate)
+        u = ph * np.asarray(x, dtype=np.complex64)
+        c = np.cumsum(u, axis=1, dtype=np.complex128)
+        s_ = np.empty_like(c)
+        s_[:, :w] = c[:, :w]
+        s_[:, w:] = c[:, w:] - c[:, :-w]
+        a = np.abs(s_)
+        v = a[:k] - a[k:]
         return v if sign > 0 else -v
 
     def _decode(self, x: np.ndarray, m: np.ndarray, search: _Search, tpl: _Template, pos: float, sps: float,
@@ -497,14 +525,10 @@ class Demodulator:
         x, pos, sps, w, sign = lock.x, lock.pos, lock.sps, lock.w, lock.sign
         L = len(t)
         a0, a1 = max(int(pos) - w, 0), min(int(pos) + L + w, len(x))
-        best_amp, best_dev = -np.inf, spec.deviation_hz
-        for k in (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4):
-            trial = spec.deviation_hz * k
-            vt = self._tones(x[a0:a1], sign * lock.offset, trial, sign, w)[int(pos) - a0:int(pos) - a0 + L]
-            ampt = float(np.dot(vt, t[: len(vt)])) / max(float(np.abs(vt).sum()), 1e-12)
-            if ampt > best_amp:
-                best_amp, best_dev = ampt, trial
-        lock.dev, lock.a0 = best_dev, a0
+        trials = spec.deviation_hz * np.array(_DEV_TRIALS)
+        vt = self._tone_trials(x[a0:a1], sign * lock.offset, trials, sign, w)[:, int(pos) - a0:int(pos) - a0 + L]
+        amps = (vt @ t[: vt.shape[1]]) / np.maximum(np.abs(vt).sum(axis=1), 1e-12)
+        lock.dev, lock.a0 = float(trials[int(np.argmax(amps))]), a0
         lock.tones_to(self, int(pos + L + (4 * spec.coding.chips_per_byte + 24) * sps + 2 * w))
         tv = lock.v[int(pos):int(pos) + L]
         lock.amp = float(np.dot(tv, t[: len(tv)]) / max(len(tv), 1))
@@ -687,8 +711,7 @@ class Demodulator:
             return soft
         frame_end = int(tracker.position + (need + 8) * lock.sps + 2 * lock.w)
         if frame_end > lock.done_to:
-            lock.tones_to(self, frame_end)
-            tracker.refresh()
+            tracker.refresh(*lock.tones_to(self, frame_end))
         return np.concatenate((soft, tracker.take(need)))
 
     def _check_blocks(self, lock: _Lock, spec: ModeSpec, fmt: str, tracker: _ChipTracker, soft: np.ndarray,
@@ -770,9 +793,10 @@ class _ChipTracker:
             p += self.sps
         return np.array(out)
 
-    def refresh(self) -> None:
-        """The waveform array was extended in place: drop the list copy."""
-        self._list = None
+    def refresh(self, start: int, end: int) -> None:
+        """The waveform array was filled in place from ``start`` to ``end``: update the list copy."""
+        if self._list is not None and end > start:
+            self._list[start:end] = self.m[start:end].tolist()
 
     def take(self, n: int) -> np.ndarray:
         if self._list is None:
