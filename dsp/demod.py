@@ -799,6 +799,8 @@ class _ChipTracker:
             self._list[start:end] = self.m[start:end].tolist()
 
     def take(self, n: int) -> np.ndarray:
+        """The next ``n`` soft chips (fewer at the end of the waveform), following the timing: at
+        each transition the window half a chip in tells how far the chip clock is off."""
         if self._list is None:
             self._list = self.m.tolist()  # Python floats index far faster than numpy scalars
         m, out = self._list, [0.0] * n
@@ -808,33 +810,44 @@ class _ChipTracker:
         half = (w - sps) / 2
         kp, kr, ko = 0.15, 0.004, self._ko
         hw = w / 2 - 1
+        lim = w / 2
+        err2, sps_sum, off_sum = self._err2, self._sps_sum, self._off_sum
+        done = n
+        # the loop body is the whole cost of a frame's chips: locals only, no calls but int()
         for k in range(n):
             centre = pos + sps - 1 + half
             i = int(centre)
             if i + 1 >= last or i < 0:
-                out = out[:k]
+                done = k
                 break
             f = centre - i
             v = m[i] + (m[i + 1] - m[i]) * f - off
             out[k] = v
-            s = 1.0 if v > 0 else -1.0
             # timing: at a transition the matched filter crosses the offset half a window into the chip
-            if prev * s < 0:
+            if (prev < 0.0) if v > 0 else (prev > 0.0):
                 bc = pos + hw
                 j = int(bc)
                 b = (m[j] + (m[j + 1] - m[j]) * (bc - j) if 0 <= j < last else 0.0) - off
-                tau = (b / dev) * (w / 2) * (1.0 if prev > 0 else -1.0)
-                tau = max(-w / 2, min(w / 2, tau))
+                tau = (b / dev) * lim if prev > 0 else -((b / dev) * lim)
+                if tau > lim:
+                    tau = lim
+                elif tau < -lim:
+                    tau = -lim
                 pos += kp * tau
                 sps += kr * tau
-            # carrier: decision-directed, slow
-            off += ko * (v - s * dev)
-            self._err2 += (abs(v) - dev) ** 2
-            self._sps_sum += sps
-            self._off_sum += off
-            self._count += 1
+            if ko:
+                # carrier: decision-directed, slow
+                off += ko * (v - (dev if v > 0 else -dev))
+            e = (v if v >= 0 else -v) - dev
+            err2 += e * e
+            sps_sum += sps
+            off_sum += off
             prev = v
             pos += sps
+        if done < n:
+            out = out[:done]
+        self._err2, self._sps_sum, self._off_sum = err2, sps_sum, off_sum
+        self._count += done
         self.pos, self.sps, self.offset, self._prev = pos, sps, off, prev
         return np.asarray(out, dtype=np.float64)
 
