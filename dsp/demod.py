@@ -84,6 +84,28 @@ class _Search:
     taps: np.ndarray | None  # low-pass before the discriminator the search runs on (None: the channel's)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class _Bank:
+    """A search's templates on its decimated grid, one row per (chip rate, template form), with
+    their conjugated spectra at one FFT size (``Demodulator._bank``)."""
+
+    nfft: int
+    l0: int  # template length at the nominal chip rate
+    lens: np.ndarray  # template length per row
+    sync_lens: np.ndarray  # length of the sync word's part per row
+    sps: np.ndarray  # samples per chip (full rate) per row
+    slipped: np.ndarray  # the row is the slipped form
+    templates: tuple[np.ndarray, ...]
+    means: np.ndarray
+    spectra: np.ndarray  # rows x (nfft // 2 + 1)
+
+
+def _fft_size(n: int) -> int:
+    """The smallest 2^k or 3 x 2^k >= n: few sizes, so template spectra are shared between bursts."""
+    p = 1 << max(0, (n - 1).bit_length())
+    return 3 * p // 4 if 3 * p // 4 >= n else p
+
+
 @dataclass(slots=True, eq=False)
 class _Lock:
     """A candidate being decoded: where its chips are and the waveform they are read from."""
@@ -204,6 +226,7 @@ class Demodulator:
         self.rate = rate
         self.modes = [mode_named(m) if isinstance(m, str) else m for m in modes]
         self.rate_step = rate_step
+        self._banks: dict[tuple, _Bank] = {}  # template banks per search and FFT size (_bank)
         # a mode another one's search serves (T1's finds C1: same channel, its template is the end of
         # C's preamble + 0x543D) gets no search of its own; its sync word is checked after the hit
         served = {id(b) for a in self.modes for b in self.modes if shared_search(a, b)}
@@ -244,13 +267,17 @@ class Demodulator:
             look = m
             if search.taps is not None:
                 look = self._tones(x, self._burst_carrier(x, search.mode), search.mode.deviation_hz, 1, w)
-            for _score, pos, sps, sign, slip in self._candidates(look, tpl, sps0, search.factors, search.threshold,
-                                                                 settle_on=m):
-                # a candidate inside a decoded frame (or its sync template) is that frame seen again
+            cands, q = self._candidates(look, tpl, sps0, search.factors, search.threshold)
+            for score, pos, sps, sign, slip in cands:
+                # a candidate inside a decoded frame (or its sync template) is that frame seen again:
+                # checked before the candidate is placed at full rate (a few samples off) and after
+                if any(r.sync_position - span * sps - q - 3 <= pos <= r.end_position + q + 3 for r in good):
+                    continue
+                variant = search.slip if slip else tpl
+                pos, sps = self._place(look, m, variant, (score, pos, sps, sign), q)
                 if any(r.sync_position - span * sps <= pos <= r.end_position for r in good):
                     continue
-                res = self._decode(x, m if sign > 0 else -m, search, search.slip if slip else tpl, pos, sps, w,
-                                   sign)
+                res = self._decode(x, m if sign > 0 else -m, search, variant, pos, sps, w, sign)
                 if res is None:
                     continue
                 (good if res.crc_ok else bad).append(res)
@@ -264,66 +291,66 @@ class Demodulator:
                 kept.append(b)
         return sorted(good + kept, key=lambda r: r.position)
 
-    def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray, thr: float,
-                    settle_on: np.ndarray | None = None):
-        """(score, position, samples per chip, polarity, slipped) of sync-word candidates, best first.
+    def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray,
+                    thr: float) -> tuple[list[tuple[float, float, float, int, bool]], int]:
+        """(score, position, samples per chip, polarity, slipped) of sync-word candidates, best
+        first, on the grid of the decimation step (refined later by ``_place``), and that step.
 
-        The search runs on the matched-filter output decimated to about 2 samples per chip, with
-        one forward FFT per burst and two inverse FFTs per candidate chip rate: the template and its
-        slipped form (one extra chip between preamble and sync word). ``settle_on`` (the
-        discriminator's waveform when ``m`` is a tone output) settles each position last."""
+        The search runs on the matched-filter output decimated to about 2 samples per chip: one
+        forward FFT per burst, then one batch of inverse FFTs against the bank of templates (every
+        candidate chip rate, the template and its slipped form: one extra chip between preamble
+        and sync word)."""
         q = max(1, int(sps0 // 2))
         md = m[::q]
         n = len(md)
+        bank = self._bank(tpl, sps0, factors, q, n)
+        if bank is None:
+            return [], q
         c = np.concatenate(([0.0], np.cumsum(md)))
         c2 = np.concatenate(([0.0], np.cumsum(md * md)))
-        lmax = int(np.floor(len(tpl.chips) * sps0 / q / factors.min())) + 1
-        if lmax >= n:
-            return []
-        nfft = sfft.next_fast_len(n + lmax)
-        spec = sfft.rfft(md, nfft)
-        found = []
-        slip = _slipped(tpl)
+        spec = sfft.rfft(md, bank.nfft)
+        # correlation of every template with the waveform at every start: rows x positions
+        width = n - int(bank.lens.min()) + 1
+        corr = sfft.irfft(spec[None, :] * bank.spectra, bank.nfft, axis=1)[:, :width]
         # silent stretches (blanked, or zero padding at the end of a stream) must not score: a floor
         # at 5 % of the median energy of a template-long window, measured once at the nominal rate
         # (the energy of a window grows with its length)
-        l0 = len(_upsample(tpl.chips, sps0 / q))
+        l0 = bank.l0
         e0 = (c2[l0:] - c2[:-l0]) - (c[l0:] - c[:-l0]) ** 2 / l0
         median0 = max(float(np.median(e0)), 0.0) / l0
-        for f in factors:
-            sps = sps0 / f
-            L = len(_upsample(tpl.chips, sps / q))
-            s1 = c[L:] - c[:-L]
-            s2 = c2[L:] - c2[:-L]
-            energy = s2 - s1 * s1 / L
-            floor = 0.05 * median0 * L + 1e-12
-            ls = max(1, int(np.floor(tpl.sync_len * sps / q)))
-            for variant in (tpl, slip):
-                t = _upsample(variant.chips, sps / q)
-                corr = sfft.irfft(spec * sfft.rfft(t[::-1], nfft), nfft)[L - 1:n]
-                corr = corr - s1 * t.mean()  # DC-free like the energy: a template of unequal chip counts
-                norm = np.where(energy > floor, corr / np.sqrt(np.maximum(energy, floor) * L), 0.0)
-                if np.abs(norm).max(initial=0.0) <= thr:
-                    continue
-                # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
-                # sync word's own correlation (same alignment) tells the true position apart, so the
-                # ranking uses both.
-                # the sync word's own correlation, only where the full template passed the threshold
-                over = np.flatnonzero(np.abs(norm) > thr)
-                if len(over) > 20000:  # pathological input: keep the strongest
-                    over = over[np.argsort(-np.abs(norm[over]))[:20000]]
-                ts = t[L - ls:]
-                win = np.lib.stride_tricks.sliding_window_view(md, ls)[over + L - ls]
-                cs = win @ (ts - ts.mean())  # DC-free like e_s: an unbalanced sync part meets a carrier offset
-                e_s = np.einsum("ij,ij->i", win, win) - win.sum(axis=1) ** 2 / ls
-                norm_s = np.where(e_s > floor * ls / L, cs / np.sqrt(np.maximum(e_s, 1e-12) * ls), 0.0)
-                score = np.zeros(len(norm))
-                agree = np.sign(norm[over]) == np.sign(norm_s)
-                score[over] = np.where(agree, 0.5 * (np.abs(norm[over]) + np.abs(norm_s)), 0.0)
-                peaks = over[score[over] == centred_max(score, L | 1)[over]]
-                best = peaks[np.argsort(-score[peaks])[:8]]
-                found += [(float(score[i]), float(i * q), sps, 1 if norm[i] > 0 else -1, variant is slip)
-                          for i in best]
+        lens = bank.lens[:, None].astype(np.float64)
+        ends = np.arange(width)[None, :] + bank.lens[:, None]
+        inside = ends <= n
+        ends = np.minimum(ends, n)
+        s1 = c[ends] - c[:width][None, :]
+        energy = (c2[ends] - c2[:width][None, :]) - s1 * s1 / lens
+        floor = 0.05 * median0 * lens + 1e-12
+        corr -= s1 * bank.means[:, None]  # DC-free like the energy: a template of unequal chip counts
+        norm = np.where((energy > floor) & inside, corr / np.sqrt(np.maximum(energy, floor) * lens), 0.0)
+        passing = np.flatnonzero(np.abs(norm).max(axis=1) > thr)
+        found = []
+        for row in passing:
+            L, ls, sps, t = int(bank.lens[row]), int(bank.sync_lens[row]), float(bank.sps[row]), bank.templates[row]
+            nrow = norm[row, :n - L + 1]
+            # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
+            # sync word's own correlation (same alignment) tells the true position apart, so the
+            # ranking uses both.
+            # the sync word's own correlation, only where the full template passed the threshold
+            over = np.flatnonzero(np.abs(nrow) > thr)
+            if len(over) > 20000:  # pathological input: keep the strongest
+                over = over[np.argsort(-np.abs(nrow[over]))[:20000]]
+            ts = t[L - ls:]
+            win = np.lib.stride_tricks.sliding_window_view(md, ls)[over + L - ls]
+            cs = win @ (ts - ts.mean())  # DC-free like e_s: an unbalanced sync part meets a carrier offset
+            e_s = np.einsum("ij,ij->i", win, win) - win.sum(axis=1) ** 2 / ls
+            norm_s = np.where(e_s > floor[row, 0] * ls / L, cs / np.sqrt(np.maximum(e_s, 1e-12) * ls), 0.0)
+            score = np.zeros(len(nrow))
+            agree = np.sign(nrow[over]) == np.sign(norm_s)
+            score[over] = np.where(agree, 0.5 * (np.abs(nrow[over]) + np.abs(norm_s)), 0.0)
+            peaks = over[score[over] == centred_max(score, L | 1)[over]]
+            best = peaks[np.argsort(-score[peaks])[:8]]
+            found += [(float(score[i]), float(i * q), sps, 1 if nrow[i] > 0 else -1, bool(bank.slipped[row]))
+                      for i in best]
         found.sort(key=lambda z: -z[0])
         out = []
         for cand in found:
@@ -332,14 +359,8 @@ class Demodulator:
             # one candidate per position, polarity and template: an inverted preamble one chip off can
             # outscore the true alignment, the decode decides
             if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 or cand[3:5] != o[3:5] for o in out):
-                t_ = slip if cand[4] else tpl
-                found_ = self._refine(m, t_, cand[:4], q)
-                if settle_on is not None:
-                    # a tone output's peak is flat on top: the discriminator's, sharper at a good SNR,
-                    # settles the position within a few samples (no further, and not the chip rate: it
-                    # wanders at a poor one)
-                    found_ = (found_[0], self._refine(settle_on, t_, found_, 1)[1], found_[2], found_[3])
-                out.append((*found_, cand[4]))
+                out.append(cand)
+
         # A normal frame reads as slipped one chip off nearly as well (and the reverse): where both
         # forms hold the same place, the normal one is decoded first
         def rank(i: int) -> float:
@@ -350,7 +371,50 @@ class Demodulator:
                     return near[0] + 0.5
             return float(i)
 
-        return [out[i] for i in sorted(range(len(out)), key=rank)]
+        return [out[i] for i in sorted(range(len(out)), key=rank)], q
+
+    def _bank(self, tpl: _Template, sps0: float, factors: np.ndarray, q: int, n: int) -> _Bank | None:
+        """The search's templates on the decimated grid for a waveform of ``n`` samples, with their
+        spectra (conjugated) at an FFT size of 2^k or 3 x 2^k: kept per size, so that bursts of
+        similar length share them. None when the longest template does not fit."""
+        lmax = int(np.floor(len(tpl.chips) * sps0 / q / factors.min())) + 1
+        if lmax >= n:
+            return None
+        nfft = _fft_size(n + lmax)
+        key = (id(tpl), round(sps0, 9), q, nfft)
+        bank = self._banks.get(key)
+        if bank is not None:
+            return bank
+        slip = _slipped(tpl)
+        rows = []
+        for f in factors:
+            sps = sps0 / f
+            ls = max(1, int(np.floor(tpl.sync_len * sps / q)))
+            for variant in (tpl, slip):
+                rows.append((_upsample(variant.chips, sps / q), ls, sps, variant is slip))
+        lens = np.array([len(r[0]) for r in rows])
+        padded = np.zeros((len(rows), int(lens.max())))
+        for i, r in enumerate(rows):
+            padded[i, :len(r[0])] = r[0]
+        bank = _Bank(nfft=nfft, l0=len(_upsample(tpl.chips, sps0 / q)), lens=lens,
+                     sync_lens=np.array([r[1] for r in rows]), sps=np.array([r[2] for r in rows]),
+                     slipped=np.array([r[3] for r in rows]), templates=tuple(r[0] for r in rows),
+                     means=np.array([r[0].mean() for r in rows]),
+                     spectra=np.conj(sfft.rfft(padded, nfft, axis=1)))
+        if len(self._banks) >= 16:  # bounded: the oldest size goes
+            self._banks.pop(next(iter(self._banks)))
+        self._banks[key] = bank
+        return bank
+
+    def _place(self, look: np.ndarray, m: np.ndarray, tpl: _Template, cand: tuple[float, float, float, int],
+               q: int) -> tuple[float, float]:
+        """A candidate's position and samples per chip at full rate: refined on the searched waveform
+        within the decimation step and one step of chip rate, then settled on the discriminator's
+        ``m`` (a tone output's peak is flat on top: the discriminator's, sharper at a good SNR,
+        settles the position within a few samples; no further, and not the chip rate: it wanders
+        at a poor one)."""
+        _, pos, sps, _ = found = self._refine(look, tpl, cand, q)
+        return self._refine(m, tpl, found, 1)[1], sps
 
     def _refine(self, m: np.ndarray, tpl: _Template, cand, q: int):
         """Full-rate search around a decimated candidate: position within the decimation step and
