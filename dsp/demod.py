@@ -453,10 +453,11 @@ class Demodulator:
         smoothed over half a chip rate, has the most power in its two tones (their spacing tried
         over the mode's deviation limits). White noise adds the same everywhere, so at low SNR it
         does not shrink towards 0 Hz as a phase estimate does. Within +-2x the mode's carrier limit
-        (transmitter and receiver). The spectrum is averaged over segments with bins of a
-        sixteenth of the chip rate or finer (the smoothing is coarser, the result on a grid of an
-        eighth): one long FFT of the burst would resolve 100 times finer for nothing."""
-        n = 1 << int(np.ceil(np.log2(max(16 * self.rate / spec.chip_rate, 64))))
+        (transmitter and receiver). The spectrum is averaged over segments with bins of a 64th
+        of the chip rate or finer (the smoothing is over 32 of them, the result on a grid of 8):
+        one long FFT of the burst would resolve 30 times finer for nothing; much coarser bins
+        leak a strong tone at the channel's edge (+-60 kHz) into the wrong pair."""
+        n = 1 << int(np.ceil(np.log2(max(64 * self.rate / spec.chip_rate, 64))))
         x = x[: 1 << 16]
         segs = -(-len(x) // n)
         padded = np.zeros(segs * n, dtype=np.complex64)
