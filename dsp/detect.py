@@ -94,8 +94,9 @@ class BurstFinder:
         p = np.empty(n)
         body = new[win - c if c else 0:used]
         if c:
-            a, b = self._carry.view(np.float32), new[:win - c].view(np.float32)
-            p[0] = (np.dot(a, a) + np.dot(b, b)) / win
+            # the window that straddles the chunks is summed exactly as every other (output must
+            # not depend on the chunking)
+            p[0] = _powers(np.concatenate((self._carry, new[:win - c])), win)[0]
             p[1:] = _powers(body, win)
         else:
             p[:] = _powers(body, win)
