@@ -95,9 +95,9 @@ class _Bank:
     sync_lens: np.ndarray  # length of the sync word's part per row
     sps: np.ndarray  # samples per chip (full rate) per row
     slipped: np.ndarray  # the row is the slipped form
-    templates: tuple[np.ndarray, ...]
     means: np.ndarray
     spectra: np.ndarray  # rows x (nfft // 2 + 1)
+    sync_spectra: np.ndarray  # the same for each template's sync part alone (DC-free)
 
 
 def _fft_size(n: int) -> int:
@@ -329,28 +329,31 @@ class Demodulator:
         norm = np.where((energy > floor) & inside, corr / np.sqrt(np.maximum(energy, floor) * lens), 0.0)
         passing = np.flatnonzero(np.abs(norm).max(axis=1) > thr)
         found = []
-        for row in passing:
-            L, ls, sps, t = int(bank.lens[row]), int(bank.sync_lens[row]), float(bank.sps[row]), bank.templates[row]
-            nrow = norm[row, :n - L + 1]
+        if len(passing):
             # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
             # sync word's own correlation (same alignment) tells the true position apart, so the
-            # ranking uses both.
-            # the sync word's own correlation, only where the full template passed the threshold
-            over = np.flatnonzero(np.abs(nrow) > thr)
-            if len(over) > 20000:  # pathological input: keep the strongest
-                over = over[np.argsort(-np.abs(nrow[over]))[:20000]]
-            ts = t[L - ls:]
-            win = np.lib.stride_tricks.sliding_window_view(md, ls)[over + L - ls]
-            cs = win @ (ts - ts.mean())  # DC-free like e_s: an unbalanced sync part meets a carrier offset
-            e_s = np.einsum("ij,ij->i", win, win) - win.sum(axis=1) ** 2 / ls
-            norm_s = np.where(e_s > floor[row, 0] * ls / L, cs / np.sqrt(np.maximum(e_s, 1e-12) * ls), 0.0)
-            score = np.zeros(len(nrow))
-            agree = np.sign(nrow[over]) == np.sign(norm_s)
-            score[over] = np.where(agree, 0.5 * (np.abs(nrow[over]) + np.abs(norm_s)), 0.0)
-            peaks = over[score[over] == centred_max(score, L | 1)[over]]
-            best = peaks[np.argsort(-score[peaks])[:8]]
-            found += [(float(score[i]), float(i * q), sps, 1 if nrow[i] > 0 else -1, bool(bank.slipped[row]))
-                      for i in best]
+            # ranking uses both: the sync part of each passing template, DC-free (an unbalanced sync
+            # part meets a carrier offset), correlated in one more batch
+            normp = norm[passing]
+            absp = np.abs(normp)
+            over = absp > thr
+            cs = sfft.irfft(spec[None, :] * bank.sync_spectra[passing], bank.nfft, axis=1)[:, :width]
+            lp = bank.lens[passing][:, None]
+            lsp = bank.sync_lens[passing][:, None].astype(np.float64)
+            hi = np.minimum(np.arange(width)[None, :] + lp, n)
+            lo = np.maximum(hi - bank.sync_lens[passing][:, None], 0)
+            s1s = c[hi] - c[lo]
+            e_s = (c2[hi] - c2[lo]) - s1s * s1s / lsp
+            norm_s = np.where(e_s > floor[passing] * lsp / lp, cs / np.sqrt(np.maximum(e_s, 1e-12) * lsp), 0.0)
+            score = np.where(over & (np.sign(normp) == np.sign(norm_s)), 0.5 * (absp + np.abs(norm_s)), 0.0)
+            for k, row in enumerate(passing):
+                L, sps = int(bank.lens[row]), float(bank.sps[row])
+                srow = score[k, :n - L + 1]
+                where = np.flatnonzero(over[k, :n - L + 1])
+                peaks = where[srow[where] == centred_max(srow, L | 1)[where]]
+                best = peaks[np.argsort(-srow[peaks])[:8]]
+                found += [(float(srow[i]), float(i * q), sps, 1 if normp[k, i] > 0 else -1, bool(bank.slipped[row]))
+                          for i in best]
         found.sort(key=lambda z: -z[0])
         out = []
         for cand in found:
@@ -394,13 +397,16 @@ class Demodulator:
                 rows.append((_upsample(variant.chips, sps / q), ls, sps, variant is slip))
         lens = np.array([len(r[0]) for r in rows])
         padded = np.zeros((len(rows), int(lens.max())))
-        for i, r in enumerate(rows):
-            padded[i, :len(r[0])] = r[0]
+        sync = np.zeros_like(padded)  # each template's last sync_len samples, DC-free, in place
+        for i, (t, ls, _, _) in enumerate(rows):
+            padded[i, :len(t)] = t
+            sync[i, len(t) - ls:len(t)] = t[len(t) - ls:] - t[len(t) - ls:].mean()
         bank = _Bank(nfft=nfft, l0=len(_upsample(tpl.chips, sps0 / q)), lens=lens,
                      sync_lens=np.array([r[1] for r in rows]), sps=np.array([r[2] for r in rows]),
-                     slipped=np.array([r[3] for r in rows]), templates=tuple(r[0] for r in rows),
+                     slipped=np.array([r[3] for r in rows]),
                      means=np.array([r[0].mean() for r in rows]),
-                     spectra=np.conj(sfft.rfft(padded, nfft, axis=1)))
+                     spectra=np.conj(sfft.rfft(padded, nfft, axis=1)),
+                     sync_spectra=np.conj(sfft.rfft(sync, nfft, axis=1)))
         if len(self._banks) >= 16:  # bounded: the oldest size goes
             self._banks.pop(next(iter(self._banks)))
         self._banks[key] = bank
