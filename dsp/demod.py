@@ -100,6 +100,12 @@ class _Bank:
     sync_spectra: np.ndarray  # the same for each template's sync part alone (DC-free)
 
 
+def _from_each(c: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
+    """Rows ``c[o:o + width]`` for each offset o, the last value of ``c`` repeated past its end."""
+    ext = np.concatenate((c, np.full(max(int(offsets.max()) + width - len(c), 0), c[-1])))
+    return np.lib.stride_tricks.sliding_window_view(ext, width)[offsets]
+
+
 def _fft_size(n: int) -> int:
     """The smallest 2^k or 3 x 2^k >= n: few sizes, so template spectra are shared between bursts."""
     p = 1 << max(0, (n - 1).bit_length())
@@ -317,13 +323,15 @@ class Demodulator:
         # (the energy of a window grows with its length)
         l0 = bank.l0
         e0 = (c2[l0:] - c2[:-l0]) - (c[l0:] - c[:-l0]) ** 2 / l0
-        median0 = max(float(np.median(e0)), 0.0) / l0
+        mid = len(e0) // 2
+        median0 = max(float(np.partition(e0, mid)[mid]), 0.0) / l0
         lens = bank.lens[:, None].astype(np.float64)
-        ends = np.arange(width)[None, :] + bank.lens[:, None]
-        inside = ends <= n
-        ends = np.minimum(ends, n)
-        s1 = c[ends] - c[:width][None, :]
-        energy = (c2[ends] - c2[:width][None, :]) - s1 * s1 / lens
+        inside = np.arange(width)[None, :] <= n - bank.lens[:, None]
+        # window sums of every template length at every start: rows of the cumulative sums from
+        # each length on (held at the last value past the end)
+        cw = _from_each(c, bank.lens, width)
+        s1 = cw - c[:width]
+        energy = (_from_each(c2, bank.lens, width) - c2[:width]) - s1 * s1 / lens
         floor = 0.05 * median0 * lens + 1e-12
         corr -= s1 * bank.means[:, None]  # DC-free like the energy: a template of unequal chip counts
         norm = np.where((energy > floor) & inside, corr / np.sqrt(np.maximum(energy, floor) * lens), 0.0)
@@ -340,10 +348,9 @@ class Demodulator:
             cs = sfft.irfft(spec[None, :] * bank.sync_spectra[passing], bank.nfft, axis=1)[:, :width]
             lp = bank.lens[passing][:, None]
             lsp = bank.sync_lens[passing][:, None].astype(np.float64)
-            hi = np.minimum(np.arange(width)[None, :] + lp, n)
-            lo = np.maximum(hi - bank.sync_lens[passing][:, None], 0)
-            s1s = c[hi] - c[lo]
-            e_s = (c2[hi] - c2[lo]) - s1s * s1s / lsp
+            starts = bank.lens[passing] - bank.sync_lens[passing]  # of the sync part in the template
+            s1s = cw[passing] - _from_each(c, starts, width)
+            e_s = (_from_each(c2, bank.lens[passing], width) - _from_each(c2, starts, width)) - s1s * s1s / lsp
             norm_s = np.where(e_s > floor[passing] * lsp / lp, cs / np.sqrt(np.maximum(e_s, 1e-12) * lsp), 0.0)
             score = np.where(over & (np.sign(normp) == np.sign(norm_s)), 0.5 * (absp + np.abs(norm_s)), 0.0)
             for k, row in enumerate(passing):
