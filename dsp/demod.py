@@ -325,16 +325,22 @@ class Demodulator:
         e0 = (c2[l0:] - c2[:-l0]) - (c[l0:] - c[:-l0]) ** 2 / l0
         mid = len(e0) // 2
         median0 = max(float(np.partition(e0, mid)[mid]), 0.0) / l0
-        lens = bank.lens[:, None].astype(np.float64)
-        inside = np.arange(width)[None, :] <= n - bank.lens[:, None]
+        # rows come in pairs (the template and its slipped form) of one length: the energy of a
+        # window is computed once per chip rate
+        flens = bank.lens[::2]
+        lens = flens[:, None].astype(np.float64)
+        inside = np.arange(width)[None, :] <= n - flens[:, None]
         # window sums of every template length at every start: rows of the cumulative sums from
         # each length on (held at the last value past the end)
-        cw = _from_each(c, bank.lens, width)
+        cw = _from_each(c, flens, width)
         s1 = cw - c[:width]
-        energy = (_from_each(c2, bank.lens, width) - c2[:width]) - s1 * s1 / lens
+        energy = (_from_each(c2, flens, width) - c2[:width]) - s1 * s1 / lens
         floor = 0.05 * median0 * lens + 1e-12
-        corr -= s1 * bank.means[:, None]  # DC-free like the energy: a template of unequal chip counts
-        norm = np.where((energy > floor) & inside, corr / np.sqrt(np.maximum(energy, floor) * lens), 0.0)
+        scale = np.where((energy > floor) & inside, 1.0 / np.sqrt(np.maximum(energy, floor) * lens), 0.0)
+        # DC-free like the energy (a template of unequal chip counts), then normalised
+        pairs = (len(flens), 2, width)
+        norm = ((corr.reshape(pairs) - s1[:, None, :] * bank.means.reshape(-1, 2)[:, :, None])
+                * scale[:, None, :]).reshape(-1, width)
         passing = np.flatnonzero(np.abs(norm).max(axis=1) > thr)
         found = []
         if len(passing):
@@ -349,9 +355,9 @@ class Demodulator:
             lp = bank.lens[passing][:, None]
             lsp = bank.sync_lens[passing][:, None].astype(np.float64)
             starts = bank.lens[passing] - bank.sync_lens[passing]  # of the sync part in the template
-            s1s = cw[passing] - _from_each(c, starts, width)
+            s1s = cw[passing // 2] - _from_each(c, starts, width)
             e_s = (_from_each(c2, bank.lens[passing], width) - _from_each(c2, starts, width)) - s1s * s1s / lsp
-            norm_s = np.where(e_s > floor[passing] * lsp / lp, cs / np.sqrt(np.maximum(e_s, 1e-12) * lsp), 0.0)
+            norm_s = np.where(e_s > floor[passing // 2] * lsp / lp, cs / np.sqrt(np.maximum(e_s, 1e-12) * lsp), 0.0)
             score = np.where(over & (np.sign(normp) == np.sign(norm_s)), 0.5 * (absp + np.abs(norm_s)), 0.0)
             for k, row in enumerate(passing):
                 L, sps = int(bank.lens[row]), float(bank.sps[row])
