@@ -216,12 +216,14 @@ def discriminator(x: np.ndarray, rate: float) -> np.ndarray:
     return np.concatenate((d[:1], d)) if len(d) else d
 
 
-def _interp(m: np.ndarray, t: float) -> float:
-    i = int(t)
-    if i < 0 or i + 1 >= len(m):
-        return 0.0
+def _interp_at(m: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``m`` at every point of ``t``: 0 where a point has no two samples
+    around it (before 0 or at the last sample)."""
+    i = t.astype(np.int64)  # truncation, as int()
+    ok = (i >= 0) & (i + 1 < len(m))
+    i = np.where(ok, i, 0)
     f = t - i
-    return m[i] * (1 - f) + m[i + 1] * f
+    return np.where(ok, m[i] * (1 - f) + m[np.minimum(i + 1, len(m) - 1)] * f, 0.0)
 
 
 class Demodulator:
@@ -631,22 +633,18 @@ class Demodulator:
         chips."""
         sps, w, v = lock.sps, lock.w, lock.v
         sync = 2.0 * np.array(tpl.chips[-tpl.sync_len:]) - 0.0
-        best_shift, best_score = 0, -np.inf
-        for shift in (-2, -1, 0, 1, 2):
-            s0 = start + shift * sps - tpl.sync_len * sps
-            centres = s0 + np.arange(tpl.sync_len) * sps + (sps + w) / 2 - 1
-            vals = np.array([_interp(v, c) for c in centres])
-            score_ = float(np.dot(vals, sync))
-            if score_ > best_score:
-                best_score, best_shift = score_, shift
-        return best_shift
+        shifts = np.arange(-2, 3)
+        s0 = start + shifts * sps - tpl.sync_len * sps
+        centres = s0[:, None] + np.arange(tpl.sync_len)[None, :] * sps + (sps + w) / 2 - 1
+        scores = _interp_at(v, centres) @ sync
+        return int(shifts[int(np.argmax(scores))])  # the first best, as -2 .. 2 are tried
 
     def _detect_format(self, lock: _Lock, search: _Search, start: float,
                        chips_locked: int) -> tuple[ModeSpec, str, _ChipTracker] | None:
         """Which mode and frame format the hit is: the sync chips after the searched ones decide
         (C: 0x54 then 0xCD for format A, 0x3D for B). The mode, format and a tracker on the first
         chip after the whole sync word; None when the search's own mode needs a match and none came."""
-        tracker = _ChipTracker(lock.v, start, lock.sps, lock.w, 0.0, lock.amp, track_carrier=False)
+        tracker = _ChipTracker(lock.v, start, lock.sps, lock.w, 0.0, lock.amp, track_carrier=False, lock=lock)
         for spec in search.checks:
             matched = self._match_sync(lock, spec, start, chips_locked)
             if matched is not None:
@@ -690,7 +688,7 @@ class Demodulator:
         head = spec.search_sync
         p = len(head)
         t0 = start + (trial_sps - sps) * chips_locked - back * trial_sps
-        trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False)
+        trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False, lock=lock)
         for fmt, word in spec.syncs.items():
             rest = word[p:]
             if back and word[back:back + p] != head:
@@ -843,8 +841,9 @@ class _ChipTracker:
     """Samples chips from the matched-filter output and follows timing and carrier drift."""
 
     def __init__(self, m: np.ndarray, start: float, sps: float, w: int, offset: float, dev: float, *,
-                 track_carrier: bool = True):
+                 track_carrier: bool = True, lock: _Lock | None = None):
         self.m = m
+        self.lock = lock  # whose tone output m is: zero from lock.done_to on
         self.pos = start  # start of the next chip
         self.sps = sps
         self.w = w
@@ -875,13 +874,9 @@ class _ChipTracker:
         return self._err2 / self._count if self._count else 0.0
 
     def peek(self, n: int) -> np.ndarray:
-        out = []
-        p = self.pos
-        for _ in range(n):
-            v = _interp(self.m, p + self.sps - 1 + (self.w - self.sps) / 2) - self.offset
-            out.append(v)
-            p += self.sps
-        return np.array(out)
+        """The next ``n`` soft chips on the current clock, without following it."""
+        p = self.pos + np.arange(n) * self.sps
+        return _interp_at(self.m, p + self.sps - 1 + (self.w - self.sps) / 2) - self.offset
 
     def refresh(self, start: int, end: int) -> None:
         """The waveform array was filled in place from ``start`` to ``end``: update the list copy."""
@@ -892,7 +887,13 @@ class _ChipTracker:
         """The next ``n`` soft chips (fewer at the end of the waveform), following the timing: at
         each transition the window half a chip in tells how far the chip clock is off."""
         if self._list is None:
-            self._list = self.m.tolist()  # Python floats index far faster than numpy scalars
+            # Python floats index far faster than numpy scalars; only the part from a little before
+            # the clock on is read (the clock moves back less than a chip in all), and m is zero
+            # past filled_to
+            m_ = self.m
+            lo = min(max(int(self.pos) - 2 * (self.w + int(self.sps)) - 4, 0), len(m_))
+            hi = min(max(self.lock.done_to if self.lock is not None else len(m_), lo), len(m_))
+            self._list = [0.0] * lo + m_[lo:hi].tolist() + [0.0] * (len(m_) - hi)
         m, out = self._list, [0.0] * n
         last = len(m) - 1
         sps, w, dev = self.sps, self.w, self.dev
