@@ -276,10 +276,14 @@ class Demodulator:
             if search.taps is not None:
                 look = self._tones(x, self._burst_carrier(x, search.mode), search.mode.deviation_hz, 1, w)
             cands, q = self._candidates(look, tpl, sps0, search.factors, search.threshold)
+            # the shortest frame any mode of the search can send, in chips after the template
+            least = MIN_FRAME_BYTES * min(m_.coding.chips_per_byte for m_ in (search.mode, *search.checks))
             for score, pos, sps, sign, slip in cands:
-                # a candidate inside a decoded frame (or its sync template) is that frame seen again:
-                # checked before the candidate is placed at full rate (a few samples off) and after
-                if any(r.sync_position - span * sps - q - 3 <= pos <= r.end_position + q + 3 for r in good):
+                # a candidate inside a decoded frame (or its sync template) is that frame seen again;
+                # one whose shortest frame would run into a decoded one is part of its preamble.
+                # Checked before the candidate is placed at full rate (a few samples off) and after
+                if any(r.sync_position - (span + least) * sps - q - 3 <= pos <= r.end_position + q + 3
+                       for r in good):
                     continue
                 variant = search.slip if slip else tpl
                 pos, sps = self._place(look, m, variant, (score, pos, sps, sign), q)
@@ -834,7 +838,7 @@ class Demodulator:
         decision, the values one or two unreliable decisions away; block 1's CRC decides. Maps each
         plausible L to its on-air size in bytes, most likely first."""
         sizes = {lv: onair_size(lv, fmt) for lv in _l_candidates(first_byte, *alternatives)}
-        return {lv: n for lv, n in sizes.items() if n >= 12}
+        return {lv: n for lv, n in sizes.items() if n >= MIN_FRAME_BYTES}
 
 
 class _ChipTracker:
@@ -943,6 +947,7 @@ class _ChipTracker:
         return np.asarray(out, dtype=np.float64)
 
 
+MIN_FRAME_BYTES = 12  # on air: the shortest frame a length field may announce (L = 9 and its CRCs)
 MAX_REPAIR_FLIPS = 6  # 2^6 candidates per block: a false CRC match stays below 0.1 %
 
 
