@@ -22,7 +22,6 @@ from .modes import mode as mode_named
 from .phy import onair_size
 from .running import centred_max  # = scipy.ndimage.maximum_filter1d, without its import cost
 
-
 _DEV_TRIALS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4)  # tone spacings tried on the sync template (x nominal)
 
 
@@ -930,6 +929,7 @@ class _ChipTracker:
                     tau = -lim
                 pos += kp * tau
                 sps += kr * tau
+                half = (w - sps) / 2  # the chip centre follows the period (take(a); take(b) == take(a + b))
             if ko:
                 # carrier: decision-directed, slow
                 off += ko * (v - (dev if v > 0 else -dev))
