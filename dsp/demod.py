@@ -322,7 +322,7 @@ class Demodulator:
         spec = sfft.rfft(md, bank.nfft)
         # correlation of every template with the waveform at every start: rows x positions
         width = n - int(bank.lens.min()) + 1
-        corr = sfft.irfft(spec[None, :] * bank.spectra, bank.nfft, axis=1)[:, :width]
+        full = sfft.irfft(spec[None, :] * bank.spectra, bank.nfft, axis=1)
         # silent stretches (blanked, or zero padding at the end of a stream) must not score: a floor
         # at 5 % of the median energy of a template-long window, measured once at the nominal rate
         # (the energy of a window grows with its length)
@@ -341,12 +341,18 @@ class Demodulator:
         s1 = cw - c[:width]
         energy = (_from_each(c2, flens, width) - c2[:width]) - s1 * s1 / lens
         floor = 0.05 * median0 * lens + 1e-12
-        scale = np.where((energy > floor) & inside, 1.0 / np.sqrt(np.maximum(energy, floor) * lens), 0.0)
-        # DC-free like the energy (a template of unequal chip counts), then normalised
-        pairs = (len(flens), 2, width)
-        norm = ((corr.reshape(pairs) - s1[:, None, :] * bank.means.reshape(-1, 2)[:, :, None])
-                * scale[:, None, :]).reshape(-1, width)
-        passing = np.flatnonzero(np.abs(norm).max(axis=1) > thr)
+        scale = np.maximum(energy, floor)
+        scale *= lens
+        np.sqrt(scale, out=scale)
+        np.divide(1.0, scale, out=scale)
+        scale[~((energy > floor) & inside)] = 0.0
+        # DC-free like the energy (a template of unequal chip counts), then normalised: in place, on
+        # the correlations' own array
+        corr3 = full.reshape(len(flens), 2, -1)[:, :, :width]
+        corr3 -= s1[:, None, :] * bank.means.reshape(-1, 2)[:, :, None]
+        corr3 *= scale[:, None, :]
+        norm = full[:, :width]
+        passing = np.flatnonzero(np.maximum(norm.max(axis=1), -norm.min(axis=1)) > thr)
         found = []
         if len(passing):
             # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
