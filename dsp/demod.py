@@ -359,25 +359,23 @@ class Demodulator:
             # sync word's own correlation (same alignment) tells the true position apart, so the
             # ranking uses both: the sync part of each passing template, DC-free (an unbalanced sync
             # part meets a carrier offset), correlated in one more batch
+            # only the columns where some passing template is over the threshold matter
             normp = norm[passing]
+            cols = np.flatnonzero(np.maximum(normp.max(axis=0), -normp.min(axis=0)) > thr)
+            lo, hi = int(cols[0]), int(cols[-1]) + 1
+            normp = normp[:, lo:hi]
             absp = np.abs(normp)
             over = absp > thr
-            cs = sfft.irfft(spec[None, :] * bank.sync_spectra[passing], bank.nfft, axis=1)[:, :width]
+            cs = sfft.irfft(spec[None, :] * bank.sync_spectra[passing], bank.nfft, axis=1)[:, lo:hi]
             lp = bank.lens[passing][:, None]
             lsp = bank.sync_lens[passing][:, None].astype(np.float64)
             starts = bank.lens[passing] - bank.sync_lens[passing]  # of the sync part in the template
-            s1s = cw[passing // 2] - _from_each(c, starts, width)
-            e_s = (_from_each(c2, bank.lens[passing], width) - _from_each(c2, starts, width)) - s1s * s1s / lsp
+            s1s = cw[passing // 2, lo:hi] - _from_each(c, starts + lo, hi - lo)
+            e_s = ((_from_each(c2, bank.lens[passing] + lo, hi - lo) - _from_each(c2, starts + lo, hi - lo))
+                   - s1s * s1s / lsp)
             norm_s = np.where(e_s > floor[passing // 2] * lsp / lp, cs / np.sqrt(np.maximum(e_s, 1e-12) * lsp), 0.0)
             score = np.where(over & (np.sign(normp) == np.sign(norm_s)), 0.5 * (absp + np.abs(norm_s)), 0.0)
-            for k, row in enumerate(passing):
-                L, sps = int(bank.lens[row]), float(bank.sps[row])
-                srow = score[k, :n - L + 1]
-                where = np.flatnonzero(over[k, :n - L + 1])
-                peaks = where[srow[where] == centred_max(srow, L | 1)[where]]
-                best = peaks[np.argsort(-srow[peaks])[:8]]
-                found += [(float(srow[i]), float(i * q), sps, 1 if normp[k, i] > 0 else -1, bool(bank.slipped[row]))
-                          for i in best]
+            found = self._peaks(score, over, bank, passing, lo, q, normp)
         found.sort(key=lambda z: -z[0])
         out = []
         for cand in found:
@@ -399,6 +397,39 @@ class Demodulator:
             return float(i)
 
         return [out[i] for i in sorted(range(len(out)), key=rank)], q
+
+    @staticmethod
+    def _peaks(score: np.ndarray, over: np.ndarray, bank: _Bank, passing: np.ndarray, lo: int, q: int,
+               normp: np.ndarray) -> list[tuple[float, float, float, int, bool]]:
+        """Per passing template, its (at most) 8 best positions over the threshold whose score is
+        the largest within half a template either side: (score, position, samples per chip,
+        polarity, slipped). Scores are >= 0 and 0 off the threshold, so a window reaching past the
+        columns kept (``lo`` on) or a template's last start sees the same maximum."""
+        rows, at = np.nonzero(over)
+        if len(rows) == 0:
+            return []
+        halves = (bank.lens[passing] | 1) // 2
+        h = int(halves.max())
+        if len(rows) * (2 * h + 1) > PEAK_WINDOWS_BUDGET:  # a pathological burst: one template at a time
+            tops = np.concatenate([centred_max(score[k], 2 * int(halves[k]) + 1) for k in range(len(passing))])
+            top = tops.reshape(score.shape)[rows, at]
+        else:
+            padded = np.zeros((score.shape[0], score.shape[1] + 2 * h))
+            padded[:, h:h + score.shape[1]] = score
+            win = np.lib.stride_tricks.sliding_window_view(padded, 2 * h + 1, axis=1)[rows, at]
+            reach = np.abs(np.arange(-h, h + 1))[None, :] <= halves[rows][:, None]
+            top = np.max(win, axis=1, where=reach, initial=0.0)
+        vals = score[rows, at]
+        keep = vals == top
+        rows, at, vals = rows[keep], at[keep], vals[keep]
+        # the 8 best of each template: sorted by template, then score (highest first)
+        order = np.lexsort((-vals, rows))
+        rows, at, vals = rows[order], at[order], vals[order]
+        first = np.searchsorted(rows, rows)  # index of each template's first entry
+        keep = np.arange(len(rows)) - first < 8
+        return [(float(v), float((lo + i) * q), float(bank.sps[passing[k]]), 1 if normp[k, i] > 0 else -1,
+                 bool(bank.slipped[passing[k]]))
+                for k, i, v in zip(rows[keep].tolist(), at[keep].tolist(), vals[keep], strict=True)]
 
     def _bank(self, tpl: _Template, sps0: float, factors: np.ndarray, q: int, n: int) -> _Bank | None:
         """The search's templates on the decimated grid for a waveform of ``n`` samples, with their
@@ -953,6 +984,7 @@ class _ChipTracker:
         return np.asarray(out, dtype=np.float64)
 
 
+PEAK_WINDOWS_BUDGET = 4_000_000  # samples the sync search's peak test gathers at once (then row by row)
 MIN_FRAME_BYTES = 12  # on air: the shortest frame a length field may announce (L = 9 and its CRCs)
 MAX_REPAIR_FLIPS = 6  # 2^6 candidates per block: a false CRC match stays below 0.1 %
 

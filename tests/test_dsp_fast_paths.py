@@ -180,3 +180,19 @@ def test_results_do_not_depend_on_what_the_demodulator_saw_before():
         used.demodulate((rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64) * 0.01)
     used.demodulate(_t1_burst(10))
     assert used.demodulate(target) == fresh
+
+
+def test_peak_test_row_by_row_gives_the_same_candidates(monkeypatch):
+    """The sync search's peak test gathers windows at once unless a burst would need too many; the
+    row-by-row way must pick the same candidates."""
+    import dsp.demod as demod_module
+
+    x = _t1_burst(11, offset_hz=3e3)
+    demod = Demodulator(RATE, ["T1", "C1"])
+    search = demod._search[0]
+    m = demod_module._moving_average(demod_module.discriminator(x, RATE), 4)
+    sps0 = RATE / search.mode.chip_rate
+    at_once = demod._candidates(m, search.tpl, sps0, search.factors, search.threshold)
+    monkeypatch.setattr(demod_module, "PEAK_WINDOWS_BUDGET", 0)
+    assert demod._candidates(m, search.tpl, sps0, search.factors, search.threshold) == at_once
+    assert at_once[0]
