@@ -410,7 +410,10 @@ class Demodulator:
             return []
         halves = (bank.lens[passing] | 1) // 2
         h = int(halves.max())
-        if len(rows) * (2 * h + 1) > PEAK_WINDOWS_BUDGET:  # a pathological burst: one template at a time
+        # windows gathered at every position over the threshold, unless a long preamble puts so many
+        # over it that a running maximum along each template's row costs less (or a pathological
+        # burst would need too much memory)
+        if len(rows) * (2 * h + 1) > min(PEAK_WINDOWS_BUDGET, 2 * score.size + 10_000 * len(passing)):
             tops = np.concatenate([centred_max(score[k], 2 * int(halves[k]) + 1) for k in range(len(passing))])
             top = tops.reshape(score.shape)[rows, at]
         else:
