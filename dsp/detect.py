@@ -38,6 +38,8 @@ def _powers(x: np.ndarray, window: int) -> np.ndarray:
 def _trailing_mean(cum: np.ndarray, k: int, n: int, span: int) -> np.ndarray:
     """Mean of the last ``span`` values (fewer at the start) ending at values k .. k+n-1 of the
     series whose cumulative sum (with a leading 0) is ``cum``."""
+    if k >= span:  # a full span of history: slices (the common case)
+        return (cum[k + 1:k + n + 1] - cum[k + 1 - span:k + n + 1 - span]) / span
     idx = np.arange(k + 1, k + n + 1)
     lo = np.maximum(idx - span, 0)
     return (cum[idx] - cum[lo]) / (idx - lo)
