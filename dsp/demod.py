@@ -95,8 +95,22 @@ class _Bank:
     sps: np.ndarray  # samples per chip (full rate) per row
     slipped: np.ndarray  # the row is the slipped form
     means: np.ndarray
-    spectra: np.ndarray  # rows x (nfft // 2 + 1)
-    sync_spectra: np.ndarray  # the same for each template's sync part alone (DC-free)
+    padded: np.ndarray  # the templates, rows x longest
+    sync_padded: np.ndarray  # each template's sync part alone (DC-free), in place
+    spectra: np.ndarray | None  # conjugated spectra of ``padded``, rows x (nfft // 2 + 1), when kept
+    sync_spectra: np.ndarray | None  # the same of ``sync_padded``
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.padded, self.sync_padded, self.spectra, self.sync_spectra)
+                   if a is not None)
+
+    def spectra_of(self, rows: np.ndarray, *, sync: bool = False) -> np.ndarray:
+        """Conjugated spectra of some rows (of the sync parts with ``sync``), kept or made now."""
+        kept = self.sync_spectra if sync else self.spectra
+        if kept is not None:
+            return kept[rows]
+        return np.conj(sfft.rfft((self.sync_padded if sync else self.padded)[rows], self.nfft, axis=1))
 
 
 def _from_each(c: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
@@ -233,7 +247,7 @@ class Demodulator:
         self.rate = rate
         self.modes = [mode_named(m) if isinstance(m, str) else m for m in modes]
         self.rate_step = rate_step
-        self._banks: dict[tuple, _Bank] = {}  # template banks per search and FFT size (_bank)
+        self._banks: dict[tuple, _Bank] = {}  # template banks per search and FFT size (_bank), bounded
         # a mode another one's search serves (T1's finds C1: same channel, its template is the end of
         # C's preamble + 0x543D) gets no search of its own; its sync word is checked after the hit
         served = {id(b) for a in self.modes for b in self.modes if shared_search(a, b)}
@@ -320,9 +334,6 @@ class Demodulator:
         c = np.concatenate(([0.0], np.cumsum(md)))
         c2 = np.concatenate(([0.0], np.cumsum(md * md)))
         spec = sfft.rfft(md, bank.nfft)
-        # correlation of every template with the waveform at every start: rows x positions
-        width = n - int(bank.lens.min()) + 1
-        full = sfft.irfft(spec[None, :] * bank.spectra, bank.nfft, axis=1)
         # silent stretches (blanked, or zero padding at the end of a stream) must not score: a floor
         # at 5 % of the median energy of a template-long window, measured once at the nominal rate
         # (the energy of a window grows with its length)
@@ -330,52 +341,12 @@ class Demodulator:
         e0 = (c2[l0:] - c2[:-l0]) - (c[l0:] - c[:-l0]) ** 2 / l0
         mid = len(e0) // 2
         median0 = max(float(np.partition(e0, mid)[mid]), 0.0) / l0
-        # rows come in pairs (the template and its slipped form) of one length: the energy of a
-        # window is computed once per chip rate
-        flens = bank.lens[::2]
-        lens = flens[:, None].astype(np.float64)
-        inside = np.arange(width)[None, :] <= n - flens[:, None]
-        # window sums of every template length at every start: rows of the cumulative sums from
-        # each length on (held at the last value past the end)
-        cw = _from_each(c, flens, width)
-        s1 = cw - c[:width]
-        energy = (_from_each(c2, flens, width) - c2[:width]) - s1 * s1 / lens
-        floor = 0.05 * median0 * lens + 1e-12
-        scale = np.maximum(energy, floor)
-        scale *= lens
-        np.sqrt(scale, out=scale)
-        np.divide(1.0, scale, out=scale)
-        scale[~((energy > floor) & inside)] = 0.0
-        # DC-free like the energy (a template of unequal chip counts), then normalised: in place, on
-        # the correlations' own array
-        corr3 = full.reshape(len(flens), 2, -1)[:, :, :width]
-        corr3 -= s1[:, None, :] * bank.means.reshape(-1, 2)[:, :, None]
-        corr3 *= scale[:, None, :]
-        norm = full[:, :width]
-        passing = np.flatnonzero(np.maximum(norm.max(axis=1), -norm.min(axis=1)) > thr)
+        # chip rates in batches, so that a long burst keeps the arrays (rates x positions) bounded
+        rates = len(bank.lens) // 2
+        step = max(1, SEARCH_BATCH // bank.nfft)
         found = []
-        if len(passing):
-            # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
-            # sync word's own correlation (same alignment) tells the true position apart, so the
-            # ranking uses both: the sync part of each passing template, DC-free (an unbalanced sync
-            # part meets a carrier offset), correlated in one more batch
-            # only the columns where some passing template is over the threshold matter
-            normp = norm[passing]
-            cols = np.flatnonzero(np.maximum(normp.max(axis=0), -normp.min(axis=0)) > thr)
-            lo, hi = int(cols[0]), int(cols[-1]) + 1
-            normp = normp[:, lo:hi]
-            absp = np.abs(normp)
-            over = absp > thr
-            cs = sfft.irfft(spec[None, :] * bank.sync_spectra[passing], bank.nfft, axis=1)[:, lo:hi]
-            lp = bank.lens[passing][:, None]
-            lsp = bank.sync_lens[passing][:, None].astype(np.float64)
-            starts = bank.lens[passing] - bank.sync_lens[passing]  # of the sync part in the template
-            s1s = cw[passing // 2, lo:hi] - _from_each(c, starts + lo, hi - lo)
-            e_s = ((_from_each(c2, bank.lens[passing] + lo, hi - lo) - _from_each(c2, starts + lo, hi - lo))
-                   - s1s * s1s / lsp)
-            norm_s = np.where(e_s > floor[passing // 2] * lsp / lp, cs / np.sqrt(np.maximum(e_s, 1e-12) * lsp), 0.0)
-            score = np.where(over & (np.sign(normp) == np.sign(norm_s)), 0.5 * (absp + np.abs(norm_s)), 0.0)
-            found = self._peaks(score, over, bank, passing, lo, q, normp)
+        for f0 in range(0, rates, step):
+            found += self._search_rates(bank, slice(f0, min(f0 + step, rates)), spec, c, c2, n, median0, thr, q)
         found.sort(key=lambda z: -z[0])
         out = []
         for cand in found:
@@ -397,6 +368,62 @@ class Demodulator:
             return float(i)
 
         return [out[i] for i in sorted(range(len(out)), key=rank)], q
+
+    def _search_rates(self, bank: _Bank, rates: slice, spec: np.ndarray, c: np.ndarray, c2: np.ndarray, n: int,
+                      median0: float, thr: float, q: int) -> list[tuple[float, float, float, int, bool]]:
+        """The candidates of the bank's chip rates ``rates`` (both template forms of each):
+        correlation of every template with the waveform at every start, normalised, then the sync
+        word's own correlation where a template passed the threshold."""
+        rows = np.arange(2 * rates.start, 2 * rates.stop)
+        flens = bank.lens[rows[::2]]
+        width = n - int(flens.min()) + 1
+        full = sfft.irfft(spec[None, :] * bank.spectra_of(rows), bank.nfft, axis=1)
+        # rows come in pairs (the template and its slipped form) of one length: the energy of a
+        # window is computed once per chip rate
+        lens = flens[:, None].astype(np.float64)
+        inside = np.arange(width)[None, :] <= n - flens[:, None]
+        # window sums of every template length at every start: rows of the cumulative sums from
+        # each length on (held at the last value past the end)
+        cw = _from_each(c, flens, width)
+        s1 = cw - c[:width]
+        energy = (_from_each(c2, flens, width) - c2[:width]) - s1 * s1 / lens
+        floor = 0.05 * median0 * lens + 1e-12
+        scale = np.maximum(energy, floor)
+        scale *= lens
+        np.sqrt(scale, out=scale)
+        np.divide(1.0, scale, out=scale)
+        scale[~((energy > floor) & inside)] = 0.0
+        # DC-free like the energy (a template of unequal chip counts), then normalised: in place, on
+        # the correlations' own array
+        corr3 = full.reshape(len(flens), 2, -1)[:, :, :width]
+        corr3 -= s1[:, None, :] * bank.means[rows].reshape(-1, 2)[:, :, None]
+        corr3 *= scale[:, None, :]
+        norm = full[:, :width]
+        passing = np.flatnonzero(np.maximum(norm.max(axis=1), -norm.min(axis=1)) > thr)  # in ``rows``
+        if len(passing) == 0:
+            return []
+        # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
+        # sync word's own correlation (same alignment) tells the true position apart, so the
+        # ranking uses both: the sync part of each passing template, DC-free (an unbalanced sync
+        # part meets a carrier offset), correlated in one more batch, only on the columns where
+        # some passing template is over the threshold
+        normp = norm[passing]
+        cols = np.flatnonzero(np.maximum(normp.max(axis=0), -normp.min(axis=0)) > thr)
+        lo, hi = int(cols[0]), int(cols[-1]) + 1
+        normp = normp[:, lo:hi]
+        absp = np.abs(normp)
+        over = absp > thr
+        which = rows[passing]  # rows of the bank
+        cs = sfft.irfft(spec[None, :] * bank.spectra_of(which, sync=True), bank.nfft, axis=1)[:, lo:hi]
+        lp = bank.lens[which][:, None]
+        lsp = bank.sync_lens[which][:, None].astype(np.float64)
+        starts = bank.lens[which] - bank.sync_lens[which]  # of the sync part in the template
+        s1s = cw[passing // 2, lo:hi] - _from_each(c, starts + lo, hi - lo)
+        e_s = ((_from_each(c2, bank.lens[which] + lo, hi - lo) - _from_each(c2, starts + lo, hi - lo))
+               - s1s * s1s / lsp)
+        norm_s = np.where(e_s > floor[passing // 2] * lsp / lp, cs / np.sqrt(np.maximum(e_s, 1e-12) * lsp), 0.0)
+        score = np.where(over & (np.sign(normp) == np.sign(norm_s)), 0.5 * (absp + np.abs(norm_s)), 0.0)
+        return self._peaks(score, over, bank, which, lo, q, normp)
 
     @staticmethod
     def _peaks(score: np.ndarray, over: np.ndarray, bank: _Bank, passing: np.ndarray, lo: int, q: int,
@@ -459,15 +486,18 @@ class Demodulator:
         for i, (t, ls, _, _) in enumerate(rows):
             padded[i, :len(t)] = t
             sync[i, len(t) - ls:len(t)] = t[len(t) - ls:] - t[len(t) - ls:].mean()
+        # spectra are kept for the FFT sizes of common bursts; a long one's are made batch by batch
+        keep = 2 * len(rows) * (nfft // 2 + 1) * 16 <= BANK_BYTES // 4
         bank = _Bank(nfft=nfft, l0=len(_upsample(tpl.chips, sps0 / q)), lens=lens,
                      sync_lens=np.array([r[1] for r in rows]), sps=np.array([r[2] for r in rows]),
                      slipped=np.array([r[3] for r in rows]),
-                     means=np.array([r[0].mean() for r in rows]),
-                     spectra=np.conj(sfft.rfft(padded, nfft, axis=1)),
-                     sync_spectra=np.conj(sfft.rfft(sync, nfft, axis=1)))
-        if len(self._banks) >= 16:  # bounded: the oldest size goes
-            self._banks.pop(next(iter(self._banks)))
-        self._banks[key] = bank
+                     means=np.array([r[0].mean() for r in rows]), padded=padded, sync_padded=sync,
+                     spectra=np.conj(sfft.rfft(padded, nfft, axis=1)) if keep else None,
+                     sync_spectra=np.conj(sfft.rfft(sync, nfft, axis=1)) if keep else None)
+        if keep:
+            self._banks[key] = bank
+            while sum(b.nbytes for b in self._banks.values()) > BANK_BYTES:  # bounded: the oldest goes
+                self._banks.pop(next(iter(self._banks)))
         return bank
 
     def _place(self, look: np.ndarray, m: np.ndarray, tpl: _Template, cand: tuple[float, float, float, int],
@@ -987,6 +1017,8 @@ class _ChipTracker:
         return np.asarray(out, dtype=np.float64)
 
 
+SEARCH_BATCH = 1 << 18  # chip rates searched at once: rates x FFT size at most this (bounded memory)
+BANK_BYTES = 48 << 20  # template spectra kept per demodulator (the oldest FFT size goes first)
 PEAK_WINDOWS_BUDGET = 4_000_000  # samples the sync search's peak test gathers at once (then row by row)
 MIN_FRAME_BYTES = 12  # on air: the shortest frame a length field may announce (L = 9 and its CRCs)
 MAX_REPAIR_FLIPS = 6  # 2^6 candidates per block: a false CRC match stays below 0.1 %

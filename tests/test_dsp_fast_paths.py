@@ -196,3 +196,41 @@ def test_peak_test_row_by_row_gives_the_same_candidates(monkeypatch):
     monkeypatch.setattr(demod_module, "PEAK_WINDOWS_BUDGET", 0)
     assert demod._candidates(m, search.tpl, sps0, search.factors, search.threshold) == at_once
     assert at_once[0]
+
+
+def test_search_in_batches_and_without_kept_spectra_gives_the_same_candidates(monkeypatch):
+    """A long burst searches its chip rates in batches and makes its template spectra on the fly:
+    the candidates are those of one batch with kept spectra."""
+    import dsp.demod as demod_module
+
+    x = _t1_burst(12, offset_hz=-4e3)
+    demod = Demodulator(RATE, ["T1", "C1"])
+    search = demod._search[0]
+    m = demod_module._moving_average(demod_module.discriminator(x, RATE), 4)
+    sps0 = RATE / search.mode.chip_rate
+    whole = demod._candidates(m, search.tpl, sps0, search.factors, search.threshold)
+    monkeypatch.setattr(demod_module, "SEARCH_BATCH", 1)  # one chip rate per batch
+    monkeypatch.setattr(demod_module, "BANK_BYTES", 0)  # nothing kept
+    other = Demodulator(RATE, ["T1", "C1"])
+    assert other._candidates(m, search.tpl, sps0, search.factors, search.threshold) == whole
+    assert not other._banks and whole[0]
+
+
+def test_a_long_burst_keeps_the_demodulator_within_bounded_memory():
+    """The longest burst a wide channel hands over (4096 windows of 64 samples), carrying a strong
+    tone that passes the sync search's first stage nearly everywhere."""
+    import tracemalloc
+
+    rng = np.random.default_rng(13)
+    n = 4096 * 64
+    x = ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) * 0.01).astype(np.complex64)
+    x[1000:200_000] += 0.05 * np.exp(2j * np.pi * 0.05 * np.arange(199_000)).astype(np.complex64)
+    for modes in (["T1", "C1"], ["S1"]):
+        demod = Demodulator(RATE, modes)
+        tracemalloc.start()
+        try:
+            assert not [r for r in demod.demodulate(x) if r.crc_ok]
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 100e6, (modes, peak)
