@@ -81,13 +81,18 @@ class BurstFinder:
         return self._floor
 
     def process(self, samples: np.ndarray) -> Iterator[Burst]:
+        """The bursts that closed in ``samples`` (read at once: the caller's array is not kept, and
+        the finder's state is whole whether or not the bursts are iterated)."""
+        return iter(self._read(samples))
+
+    def _read(self, samples: np.ndarray) -> list[Burst]:
         new = np.asarray(samples, dtype=np.complex64)
         win = self.window
         c = len(self._carry)
         n = (c + len(new)) // win
         if n == 0:
             self._carry = np.concatenate((self._carry, new))
-            return
+            return []
         # the chunk is read in place (no copy of it): the carry completes the first window
         used = n * win - c  # samples of ``new`` in complete windows
         first = self._nwin
@@ -125,6 +130,7 @@ class BurstFinder:
         above = avg > floor * self.open
         i = 0
         quiet = None
+        out = []
         while i < n:
             if self._burst_from is None:
                 hits = np.flatnonzero(above[i:])
@@ -161,9 +167,10 @@ class BurstFinder:
                 self.windows_busy += n - i
                 break
             self.windows_busy += end - i + 1
-            yield self._emit(first + end)
+            out.append(self._emit(first + end))
             i = end + 1
         self._keep(new[used:])
+        return out
 
     def _range(self, a: int, b: int) -> np.ndarray:
         """Samples from absolute index ``a`` to ``b`` (kept parts, then the chunk being read)."""
