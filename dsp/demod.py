@@ -341,16 +341,20 @@ class Demodulator:
         e0 = (c2[l0:] - c2[:-l0]) - (c[l0:] - c[:-l0]) ** 2 / l0
         mid = len(e0) // 2
         median0 = max(float(np.partition(e0, mid)[mid]), 0.0) / l0
+        # candidates kept: 8, or more in a long burst (frames back to back merge into one burst; a
+        # frame is longer than four templates, so no more fit)
+        keep = max(8, int(np.ceil(len(m) / (4 * len(tpl.chips) * sps0))))
         # chip rates in batches, so that a long burst keeps the arrays (rates x positions) bounded
         rates = len(bank.lens) // 2
         step = max(1, SEARCH_BATCH // bank.nfft)
         found = []
         for f0 in range(0, rates, step):
-            found += self._search_rates(bank, slice(f0, min(f0 + step, rates)), spec, c, c2, n, median0, thr, q)
+            found += self._search_rates(bank, slice(f0, min(f0 + step, rates)), spec, c, c2, n, median0, thr, q,
+                                        keep)
         found.sort(key=lambda z: -z[0])
         out = []
         for cand in found:
-            if len(out) == 8:
+            if len(out) == keep:
                 break
             # one candidate per position, polarity and template: an inverted preamble one chip off can
             # outscore the true alignment, the decode decides
@@ -370,8 +374,9 @@ class Demodulator:
         return [out[i] for i in sorted(range(len(out)), key=rank)], q
 
     def _search_rates(self, bank: _Bank, rates: slice, spec: np.ndarray, c: np.ndarray, c2: np.ndarray, n: int,
-                      median0: float, thr: float, q: int) -> list[tuple[float, float, float, int, bool]]:
-        """The candidates of the bank's chip rates ``rates`` (both template forms of each):
+                      median0: float, thr: float, q: int, keep: int) -> list[tuple[float, float, float, int, bool]]:
+        """The candidates (``keep`` per template at most) of the bank's chip rates ``rates`` (both
+        template forms of each):
         correlation of every template with the waveform at every start, normalised, then the sync
         word's own correlation where a template passed the threshold."""
         rows = np.arange(2 * rates.start, 2 * rates.stop)
@@ -423,12 +428,12 @@ class Demodulator:
                - s1s * s1s / lsp)
         norm_s = np.where(e_s > floor[passing // 2] * lsp / lp, cs / np.sqrt(np.maximum(e_s, 1e-12) * lsp), 0.0)
         score = np.where(over & (np.sign(normp) == np.sign(norm_s)), 0.5 * (absp + np.abs(norm_s)), 0.0)
-        return self._peaks(score, over, bank, which, lo, q, normp)
+        return self._peaks(score, over, bank, which, lo, q, normp, keep)
 
     @staticmethod
     def _peaks(score: np.ndarray, over: np.ndarray, bank: _Bank, passing: np.ndarray, lo: int, q: int,
-               normp: np.ndarray) -> list[tuple[float, float, float, int, bool]]:
-        """Per passing template, its (at most) 8 best positions over the threshold whose score is
+               normp: np.ndarray, keep: int = 8) -> list[tuple[float, float, float, int, bool]]:
+        """Per passing template, its (at most) ``keep`` best positions over the threshold whose score is
         the largest within half a template either side: (score, position, samples per chip,
         polarity, slipped). Scores are >= 0 and 0 off the threshold, so a window reaching past the
         columns kept (``lo`` on) or a template's last start sees the same maximum."""
@@ -450,16 +455,16 @@ class Demodulator:
             reach = np.abs(np.arange(-h, h + 1))[None, :] <= halves[rows][:, None]
             top = np.max(win, axis=1, where=reach, initial=0.0)
         vals = score[rows, at]
-        keep = vals == top
-        rows, at, vals = rows[keep], at[keep], vals[keep]
-        # the 8 best of each template: sorted by template, then score (highest first)
+        is_peak = vals == top
+        rows, at, vals = rows[is_peak], at[is_peak], vals[is_peak]
+        # the best of each template: sorted by template, then score (highest first)
         order = np.lexsort((-vals, rows))
         rows, at, vals = rows[order], at[order], vals[order]
         first = np.searchsorted(rows, rows)  # index of each template's first entry
-        keep = np.arange(len(rows)) - first < 8
+        best = np.arange(len(rows)) - first < keep
         return [(float(v), float((lo + i) * q), float(bank.sps[passing[k]]), 1 if normp[k, i] > 0 else -1,
                  bool(bank.slipped[passing[k]]))
-                for k, i, v in zip(rows[keep].tolist(), at[keep].tolist(), vals[keep], strict=True)]
+                for k, i, v in zip(rows[best].tolist(), at[best].tolist(), vals[best], strict=True)]
 
     def _bank(self, tpl: _Template, sps0: float, factors: np.ndarray, q: int, n: int) -> _Bank | None:
         """The search's templates on the decimated grid for a waveform of ``n`` samples, with their
@@ -928,6 +933,7 @@ class _ChipTracker:
         self._err2 = 0.0
         self._prev = 0.0
         self._ko = 0.02 if track_carrier else 0.0
+        self._kp, self._kr = 0.15, 0.004  # timing loop: phase and period gains per transition
         self._list: list[float] | None = None
 
     @property
@@ -972,7 +978,7 @@ class _ChipTracker:
         sps, w, dev = self.sps, self.w, self.dev
         pos, off, prev = self.pos, self.offset, self._prev
         half = (w - sps) / 2
-        kp, kr, ko = 0.15, 0.004, self._ko
+        kp, kr, ko = self._kp, self._kr, self._ko
         hw = w / 2 - 1
         lim = w / 2
         err2, sps_sum, off_sum = self._err2, self._sps_sum, self._off_sum
