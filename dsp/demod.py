@@ -552,17 +552,10 @@ class Demodulator:
         smoothed over half a chip rate, has the most power in its two tones (their spacing tried
         over the mode's deviation limits). White noise adds the same everywhere, so at low SNR it
         does not shrink towards 0 Hz as a phase estimate does. Within +-2x the mode's carrier limit
-        (transmitter and receiver). The spectrum is averaged over segments with bins of a 64th
-        of the chip rate or finer (the smoothing is over 32 of them, the result on a grid of 8):
-        one long FFT of the burst would resolve 30 times finer for nothing; much coarser bins
-        leak a strong tone at the channel's edge (+-60 kHz) into the wrong pair."""
-        n = 1 << int(np.ceil(np.log2(max(64 * self.rate / spec.chip_rate, 64))))
-        x = x[: 1 << 16]
-        segs = -(-len(x) // n)
-        padded = np.zeros(segs * n, dtype=np.complex64)
-        padded[:len(x)] = x
-        f = sfft.fft(padded.reshape(segs, n))
-        p = np.fft.fftshift((f.real * f.real + f.imag * f.imag).sum(axis=0).astype(np.float64))
+        (transmitter and receiver)."""
+        n = 1 << int(np.ceil(np.log2(max(len(x), 64))))
+        n = min(n, 1 << 16)
+        p = np.fft.fftshift(np.abs(np.fft.fft(x[:n], n)) ** 2)
         bin_hz = self.rate / n
         smooth = max(1, int(0.5 * spec.chip_rate / bin_hz))
         ps = _smooth_same(p, smooth)
