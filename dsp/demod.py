@@ -22,6 +22,8 @@ from .modes import mode as mode_named
 from .phy import onair_size
 from .running import centred_max  # = scipy.ndimage.maximum_filter1d, without its import cost
 
+_DEV_TRIALS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4)  # tone spacings tried on the sync template (x nominal)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FrameResult:
@@ -81,6 +83,48 @@ class _Search:
     taps: np.ndarray | None  # low-pass before the discriminator the search runs on (None: the channel's)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class _Bank:
+    """A search's templates on its decimated grid, one row per (chip rate, template form), with
+    their conjugated spectra at one FFT size (``Demodulator._bank``)."""
+
+    nfft: int
+    l0: int  # template length at the nominal chip rate
+    lens: np.ndarray  # template length per row
+    sync_lens: np.ndarray  # length of the sync word's part per row
+    sps: np.ndarray  # samples per chip (full rate) per row
+    slipped: np.ndarray  # the row is the slipped form
+    means: np.ndarray
+    padded: np.ndarray  # the templates, rows x longest
+    sync_padded: np.ndarray  # each template's sync part alone (DC-free), in place
+    spectra: np.ndarray | None  # conjugated spectra of ``padded``, rows x (nfft // 2 + 1), when kept
+    sync_spectra: np.ndarray | None  # the same of ``sync_padded``
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.padded, self.sync_padded, self.spectra, self.sync_spectra)
+                   if a is not None)
+
+    def spectra_of(self, rows: np.ndarray, *, sync: bool = False) -> np.ndarray:
+        """Conjugated spectra of some rows (of the sync parts with ``sync``), kept or made now."""
+        kept = self.sync_spectra if sync else self.spectra
+        if kept is not None:
+            return kept[rows]
+        return np.conj(sfft.rfft((self.sync_padded if sync else self.padded)[rows], self.nfft, axis=1))
+
+
+def _from_each(c: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
+    """Rows ``c[o:o + width]`` for each offset o, the last value of ``c`` repeated past its end."""
+    ext = np.concatenate((c, np.full(max(int(offsets.max()) + width - len(c), 0), c[-1])))
+    return np.lib.stride_tricks.sliding_window_view(ext, width)[offsets]
+
+
+def _fft_size(n: int) -> int:
+    """The smallest 2^k or 3 x 2^k >= n: few sizes, so template spectra are shared between bursts."""
+    p = 1 << max(0, (n - 1).bit_length())
+    return 3 * p // 4 if 3 * p // 4 >= n else p
+
+
 @dataclass(slots=True, eq=False)
 class _Lock:
     """A candidate being decoded: where its chips are and the waveform they are read from."""
@@ -97,10 +141,19 @@ class _Lock:
     a0: int = 0  # first sample of the tone output
     done_to: int = 0  # tone output is valid below this sample
 
-    def tones_to(self, demod: Demodulator, end: int) -> None:
-        """Fill the tone output up to sample ``end`` (recomputed from a0, as one block)."""
-        self.v[self.a0:end] = demod._tones(self.x[self.a0:end], self.sign * self.offset, self.dev, self.sign, self.w)
+    def tones_to(self, demod: Demodulator, end: int) -> tuple[int, int]:
+        """Fill the tone output up to sample ``end``: only the samples not yet filled, each window
+        from its own samples (w - 1 before the new ones). Returns the range filled."""
+        start = max(self.done_to, self.a0)
+        end = min(end, len(self.x))
+        if end <= start:
+            self.done_to = max(self.done_to, end)
+            return start, start
+        lead = min(start - self.a0, self.w - 1)
+        vals = demod._tones(self.x[start - lead:end], self.sign * self.offset, self.dev, self.sign, self.w)
+        self.v[start:end] = vals[lead:]
         self.done_to = end
+        return start, end
 
 
 def _search_filter(spec: ModeSpec, rate: float, n_taps: int = 31) -> np.ndarray | None:
@@ -142,18 +195,48 @@ def _moving_average(x: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
+_PHASOR_BLOCK = 64
+
+
+def _phasors(freqs_hz: np.ndarray, n: int, rate: float) -> np.ndarray:
+    """exp(-2j pi f k / rate) for k = 0 .. n-1, one complex64 row per frequency: the product of a
+    coarse (every 64th k) and a fine table, one complex multiplication per sample instead of an
+    exponential."""
+    b = _PHASOR_BLOCK
+    w = (-2j * np.pi / rate) * np.asarray(freqs_hz, dtype=np.float64)[:, None]
+    fine = np.exp(w * np.arange(b))
+    coarse = np.exp(w * (np.arange(-(-n // b)) * b))
+    out = (coarse[:, :, None] * fine[:, None, :]).reshape(len(freqs_hz), -1)[:, :n]
+    return out.astype(np.complex64)
+
+
+def _smooth_same(p: np.ndarray, k: int) -> np.ndarray:
+    """``np.convolve(p, np.ones(k) / k, mode="same")`` in O(len(p)) from one cumulative sum (the
+    spectrum of a long S burst smoothed over half its chip rate is a 1300-tap box)."""
+    n = len(p)
+    if k >= n:
+        return np.convolve(p, np.ones(k) / k, mode="same")
+    c = np.concatenate(([0.0], np.cumsum(p)))
+    i = np.arange(n)
+    hi = np.minimum(i + (k - 1) // 2 + 1, n)
+    lo = np.clip(i + (k - 1) // 2 - k + 1, 0, n)
+    return (c[hi] - c[lo]) / k
+
+
 def discriminator(x: np.ndarray, rate: float) -> np.ndarray:
     """Instantaneous frequency in Hz (length len(x); the first value repeats the second)."""
     d = np.angle(x[1:] * np.conj(x[:-1])) * (rate / (2 * np.pi))
     return np.concatenate((d[:1], d)) if len(d) else d
 
 
-def _interp(m: np.ndarray, t: float) -> float:
-    i = int(t)
-    if i < 0 or i + 1 >= len(m):
-        return 0.0
+def _interp_at(m: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``m`` at every point of ``t``: 0 where a point has no two samples
+    around it (before 0 or at the last sample)."""
+    i = t.astype(np.int64)  # truncation, as int()
+    ok = (i >= 0) & (i + 1 < len(m))
+    i = np.where(ok, i, 0)
     f = t - i
-    return m[i] * (1 - f) + m[i + 1] * f
+    return np.where(ok, m[i] * (1 - f) + m[np.minimum(i + 1, len(m) - 1)] * f, 0.0)
 
 
 class Demodulator:
@@ -164,6 +247,7 @@ class Demodulator:
         self.rate = rate
         self.modes = [mode_named(m) if isinstance(m, str) else m for m in modes]
         self.rate_step = rate_step
+        self._banks: dict[tuple, _Bank] = {}  # template banks per search and FFT size (_bank), bounded
         # a mode another one's search serves (T1's finds C1: same channel, its template is the end of
         # C's preamble + 0x543D) gets no search of its own; its sync word is checked after the hit
         served = {id(b) for a in self.modes for b in self.modes if shared_search(a, b)}
@@ -204,13 +288,21 @@ class Demodulator:
             look = m
             if search.taps is not None:
                 look = self._tones(x, self._burst_carrier(x, search.mode), search.mode.deviation_hz, 1, w)
-            for _score, pos, sps, sign, slip in self._candidates(look, tpl, sps0, search.factors, search.threshold,
-                                                                 settle_on=m):
-                # a candidate inside a decoded frame (or its sync template) is that frame seen again
+            cands, q = self._candidates(look, tpl, sps0, search.factors, search.threshold)
+            # the shortest frame any mode of the search can send, in chips after the template
+            least = MIN_FRAME_BYTES * min(m_.coding.chips_per_byte for m_ in (search.mode, *search.checks))
+            for score, pos, sps, sign, slip in cands:
+                # a candidate inside a decoded frame (or its sync template) is that frame seen again;
+                # one whose shortest frame would run into a decoded one is part of its preamble.
+                # Checked before the candidate is placed at full rate (a few samples off) and after
+                if any(r.sync_position - (span + least) * sps - q - 3 <= pos <= r.end_position + q + 3
+                       for r in good):
+                    continue
+                variant = search.slip if slip else tpl
+                pos, sps = self._place(look, m, variant, (score, pos, sps, sign), q)
                 if any(r.sync_position - span * sps <= pos <= r.end_position for r in good):
                     continue
-                res = self._decode(x, m if sign > 0 else -m, search, search.slip if slip else tpl, pos, sps, w,
-                                   sign)
+                res = self._decode(x, m if sign > 0 else -m, search, variant, pos, sps, w, sign)
                 if res is None:
                     continue
                 (good if res.crc_ok else bad).append(res)
@@ -224,77 +316,51 @@ class Demodulator:
                 kept.append(b)
         return sorted(good + kept, key=lambda r: r.position)
 
-    def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray, thr: float,
-                    settle_on: np.ndarray | None = None):
-        """(score, position, samples per chip, polarity, slipped) of sync-word candidates, best first.
+    def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray,
+                    thr: float) -> tuple[list[tuple[float, float, float, int, bool]], int]:
+        """(score, position, samples per chip, polarity, slipped) of sync-word candidates, best
+        first, on the grid of the decimation step (refined later by ``_place``), and that step.
 
-        The search runs on the matched-filter output decimated to about 2 samples per chip, with
-        one forward FFT per burst and two inverse FFTs per candidate chip rate: the template and its
-        slipped form (one extra chip between preamble and sync word). ``settle_on`` (the
-        discriminator's waveform when ``m`` is a tone output) settles each position last."""
+        The search runs on the matched-filter output decimated to about 2 samples per chip: one
+        forward FFT per burst, then one batch of inverse FFTs against the bank of templates (every
+        candidate chip rate, the template and its slipped form: one extra chip between preamble
+        and sync word)."""
         q = max(1, int(sps0 // 2))
         md = m[::q]
         n = len(md)
+        bank = self._bank(tpl, sps0, factors, q, n)
+        if bank is None:
+            return [], q
         c = np.concatenate(([0.0], np.cumsum(md)))
         c2 = np.concatenate(([0.0], np.cumsum(md * md)))
-        lmax = int(np.floor(len(tpl.chips) * sps0 / q / factors.min())) + 1
-        if lmax >= n:
-            return []
-        nfft = sfft.next_fast_len(n + lmax)
-        spec = sfft.rfft(md, nfft)
+        spec = sfft.rfft(md, bank.nfft)
+        # silent stretches (blanked, or zero padding at the end of a stream) must not score: a floor
+        # at 5 % of the median energy of a template-long window, measured once at the nominal rate
+        # (the energy of a window grows with its length)
+        l0 = bank.l0
+        e0 = (c2[l0:] - c2[:-l0]) - (c[l0:] - c[:-l0]) ** 2 / l0
+        mid = len(e0) // 2
+        median0 = max(float(np.partition(e0, mid)[mid]), 0.0) / l0
+        # candidates kept: 8, or more in a long burst (frames back to back merge into one burst; a
+        # frame is longer than four templates, so no more fit)
+        keep = max(8, int(np.ceil(len(m) / (4 * len(tpl.chips) * sps0))))
+        # chip rates in batches, so that a long burst keeps the arrays (rates x positions) bounded
+        rates = len(bank.lens) // 2
+        step = max(1, SEARCH_BATCH // bank.nfft)
         found = []
-        slip = _slipped(tpl)
-        for f in factors:
-            sps = sps0 / f
-            L = len(_upsample(tpl.chips, sps / q))
-            s1 = c[L:] - c[:-L]
-            s2 = c2[L:] - c2[:-L]
-            energy = s2 - s1 * s1 / L
-            # silent stretches (blanked, or zero padding at the end of a stream) must not score
-            floor = 0.05 * max(float(np.median(energy)), 0.0) + 1e-12
-            ls = max(1, int(np.floor(tpl.sync_len * sps / q)))
-            for variant in (tpl, slip):
-                t = _upsample(variant.chips, sps / q)
-                corr = sfft.irfft(spec * sfft.rfft(t[::-1], nfft), nfft)[L - 1:n]
-                corr = corr - s1 * t.mean()  # DC-free like the energy: a template of unequal chip counts
-                norm = np.where(energy > floor, corr / np.sqrt(np.maximum(energy, floor) * L), 0.0)
-                if np.abs(norm).max(initial=0.0) <= thr:
-                    continue
-                # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
-                # sync word's own correlation (same alignment) tells the true position apart, so the
-                # ranking uses both.
-                # the sync word's own correlation, only where the full template passed the threshold
-                over = np.flatnonzero(np.abs(norm) > thr)
-                if len(over) > 20000:  # pathological input: keep the strongest
-                    over = over[np.argsort(-np.abs(norm[over]))[:20000]]
-                ts = t[L - ls:]
-                win = np.lib.stride_tricks.sliding_window_view(md, ls)[over + L - ls]
-                cs = win @ (ts - ts.mean())  # DC-free like e_s: an unbalanced sync part meets a carrier offset
-                e_s = np.einsum("ij,ij->i", win, win) - win.sum(axis=1) ** 2 / ls
-                norm_s = np.where(e_s > floor * ls / L, cs / np.sqrt(np.maximum(e_s, 1e-12) * ls), 0.0)
-                score = np.zeros(len(norm))
-                agree = np.sign(norm[over]) == np.sign(norm_s)
-                score[over] = np.where(agree, 0.5 * (np.abs(norm[over]) + np.abs(norm_s)), 0.0)
-                peaks = over[score[over] == centred_max(score, L | 1)[over]]
-                best = peaks[np.argsort(-score[peaks])[:8]]
-                found += [(float(score[i]), float(i * q), sps, 1 if norm[i] > 0 else -1, variant is slip)
-                          for i in best]
+        for f0 in range(0, rates, step):
+            found += self._search_rates(bank, slice(f0, min(f0 + step, rates)), spec, c, c2, n, median0, thr, q,
+                                        keep)
         found.sort(key=lambda z: -z[0])
         out = []
         for cand in found:
-            if len(out) == 8:
+            if len(out) == keep:
                 break
             # one candidate per position, polarity and template: an inverted preamble one chip off can
             # outscore the true alignment, the decode decides
             if all(abs(cand[1] - o[1]) > len(tpl.chips) * cand[2] / 2 or cand[3:5] != o[3:5] for o in out):
-                t_ = slip if cand[4] else tpl
-                found_ = self._refine(m, t_, cand[:4], q)
-                if settle_on is not None:
-                    # a tone output's peak is flat on top: the discriminator's, sharper at a good SNR,
-                    # settles the position within a few samples (no further, and not the chip rate: it
-                    # wanders at a poor one)
-                    found_ = (found_[0], self._refine(settle_on, t_, found_, 1)[1], found_[2], found_[3])
-                out.append((*found_, cand[4]))
+                out.append(cand)
+
         # A normal frame reads as slipped one chip off nearly as well (and the reverse): where both
         # forms hold the same place, the normal one is decoded first
         def rank(i: int) -> float:
@@ -305,7 +371,149 @@ class Demodulator:
                     return near[0] + 0.5
             return float(i)
 
-        return [out[i] for i in sorted(range(len(out)), key=rank)]
+        return [out[i] for i in sorted(range(len(out)), key=rank)], q
+
+    def _search_rates(self, bank: _Bank, rates: slice, spec: np.ndarray, c: np.ndarray, c2: np.ndarray, n: int,
+                      median0: float, thr: float, q: int, keep: int) -> list[tuple[float, float, float, int, bool]]:
+        """The candidates (``keep`` per template at most) of the bank's chip rates ``rates`` (both
+        template forms of each):
+        correlation of every template with the waveform at every start, normalised, then the sync
+        word's own correlation where a template passed the threshold."""
+        rows = np.arange(2 * rates.start, 2 * rates.stop)
+        flens = bank.lens[rows[::2]]
+        width = n - int(flens.min()) + 1
+        full = sfft.irfft(spec[None, :] * bank.spectra_of(rows), bank.nfft, axis=1)
+        # rows come in pairs (the template and its slipped form) of one length: the energy of a
+        # window is computed once per chip rate
+        lens = flens[:, None].astype(np.float64)
+        inside = np.arange(width)[None, :] <= n - flens[:, None]
+        # window sums of every template length at every start: rows of the cumulative sums from
+        # each length on (held at the last value past the end)
+        cw = _from_each(c, flens, width)
+        s1 = cw - c[:width]
+        energy = (_from_each(c2, flens, width) - c2[:width]) - s1 * s1 / lens
+        floor = 0.05 * median0 * lens + 1e-12
+        scale = np.maximum(energy, floor)
+        scale *= lens
+        np.sqrt(scale, out=scale)
+        np.divide(1.0, scale, out=scale)
+        scale[~((energy > floor) & inside)] = 0.0
+        # DC-free like the energy (a template of unequal chip counts), then normalised: in place, on
+        # the correlations' own array
+        corr3 = full.reshape(len(flens), 2, -1)[:, :, :width]
+        corr3 -= s1[:, None, :] * bank.means[rows].reshape(-1, 2)[:, :, None]
+        corr3 *= scale[:, None, :]
+        norm = full[:, :width]
+        passing = np.flatnonzero(np.maximum(norm.max(axis=1), -norm.min(axis=1)) > thr)  # in ``rows``
+        if len(passing) == 0:
+            return []
+        # Inside a long preamble the template's preamble part alone scores ~0.6 everywhere; the
+        # sync word's own correlation (same alignment) tells the true position apart, so the
+        # ranking uses both: the sync part of each passing template, DC-free (an unbalanced sync
+        # part meets a carrier offset), correlated in one more batch, only on the columns where
+        # some passing template is over the threshold
+        normp = norm[passing]
+        cols = np.flatnonzero(np.maximum(normp.max(axis=0), -normp.min(axis=0)) > thr)
+        lo, hi = int(cols[0]), int(cols[-1]) + 1
+        normp = normp[:, lo:hi]
+        absp = np.abs(normp)
+        over = absp > thr
+        which = rows[passing]  # rows of the bank
+        cs = sfft.irfft(spec[None, :] * bank.spectra_of(which, sync=True), bank.nfft, axis=1)[:, lo:hi]
+        lp = bank.lens[which][:, None]
+        lsp = bank.sync_lens[which][:, None].astype(np.float64)
+        starts = bank.lens[which] - bank.sync_lens[which]  # of the sync part in the template
+        s1s = cw[passing // 2, lo:hi] - _from_each(c, starts + lo, hi - lo)
+        e_s = ((_from_each(c2, bank.lens[which] + lo, hi - lo) - _from_each(c2, starts + lo, hi - lo))
+               - s1s * s1s / lsp)
+        norm_s = np.where(e_s > floor[passing // 2] * lsp / lp, cs / np.sqrt(np.maximum(e_s, 1e-12) * lsp), 0.0)
+        score = np.where(over & (np.sign(normp) == np.sign(norm_s)), 0.5 * (absp + np.abs(norm_s)), 0.0)
+        return self._peaks(score, over, bank, which, lo, q, normp, keep)
+
+    @staticmethod
+    def _peaks(score: np.ndarray, over: np.ndarray, bank: _Bank, passing: np.ndarray, lo: int, q: int,
+               normp: np.ndarray, keep: int = 8) -> list[tuple[float, float, float, int, bool]]:
+        """Per passing template, its (at most) ``keep`` best positions over the threshold whose score is
+        the largest within half a template either side: (score, position, samples per chip,
+        polarity, slipped). Scores are >= 0 and 0 off the threshold, so a window reaching past the
+        columns kept (``lo`` on) or a template's last start sees the same maximum."""
+        rows, at = np.nonzero(over)
+        if len(rows) == 0:
+            return []
+        halves = (bank.lens[passing] | 1) // 2
+        h = int(halves.max())
+        # windows gathered at every position over the threshold, unless a long preamble puts so many
+        # over it that a running maximum along each template's row costs less (or a pathological
+        # burst would need too much memory)
+        if len(rows) * (2 * h + 1) > min(PEAK_WINDOWS_BUDGET, 2 * score.size + 10_000 * len(passing)):
+            tops = np.concatenate([centred_max(score[k], 2 * int(halves[k]) + 1) for k in range(len(passing))])
+            top = tops.reshape(score.shape)[rows, at]
+        else:
+            padded = np.zeros((score.shape[0], score.shape[1] + 2 * h))
+            padded[:, h:h + score.shape[1]] = score
+            win = np.lib.stride_tricks.sliding_window_view(padded, 2 * h + 1, axis=1)[rows, at]
+            reach = np.abs(np.arange(-h, h + 1))[None, :] <= halves[rows][:, None]
+            top = np.max(win, axis=1, where=reach, initial=0.0)
+        vals = score[rows, at]
+        is_peak = vals == top
+        rows, at, vals = rows[is_peak], at[is_peak], vals[is_peak]
+        # the best of each template: sorted by template, then score (highest first)
+        order = np.lexsort((-vals, rows))
+        rows, at, vals = rows[order], at[order], vals[order]
+        first = np.searchsorted(rows, rows)  # index of each template's first entry
+        best = np.arange(len(rows)) - first < keep
+        return [(float(v), float((lo + i) * q), float(bank.sps[passing[k]]), 1 if normp[k, i] > 0 else -1,
+                 bool(bank.slipped[passing[k]]))
+                for k, i, v in zip(rows[best].tolist(), at[best].tolist(), vals[best], strict=True)]
+
+    def _bank(self, tpl: _Template, sps0: float, factors: np.ndarray, q: int, n: int) -> _Bank | None:
+        """The search's templates on the decimated grid for a waveform of ``n`` samples, with their
+        spectra (conjugated) at an FFT size of 2^k or 3 x 2^k: kept per size, so that bursts of
+        similar length share them. None when the longest template does not fit."""
+        lmax = int(np.floor(len(tpl.chips) * sps0 / q / factors.min())) + 1
+        if lmax >= n:
+            return None
+        nfft = _fft_size(n + lmax)
+        key = (id(tpl), round(sps0, 9), q, nfft)
+        bank = self._banks.get(key)
+        if bank is not None:
+            return bank
+        slip = _slipped(tpl)
+        rows = []
+        for f in factors:
+            sps = sps0 / f
+            ls = max(1, int(np.floor(tpl.sync_len * sps / q)))
+            for variant in (tpl, slip):
+                rows.append((_upsample(variant.chips, sps / q), ls, sps, variant is slip))
+        lens = np.array([len(r[0]) for r in rows])
+        padded = np.zeros((len(rows), int(lens.max())))
+        sync = np.zeros_like(padded)  # each template's last sync_len samples, DC-free, in place
+        for i, (t, ls, _, _) in enumerate(rows):
+            padded[i, :len(t)] = t
+            sync[i, len(t) - ls:len(t)] = t[len(t) - ls:] - t[len(t) - ls:].mean()
+        # spectra are kept for the FFT sizes of common bursts; a long one's are made batch by batch
+        keep = 2 * len(rows) * (nfft // 2 + 1) * 16 <= BANK_BYTES // 4
+        bank = _Bank(nfft=nfft, l0=len(_upsample(tpl.chips, sps0 / q)), lens=lens,
+                     sync_lens=np.array([r[1] for r in rows]), sps=np.array([r[2] for r in rows]),
+                     slipped=np.array([r[3] for r in rows]),
+                     means=np.array([r[0].mean() for r in rows]), padded=padded, sync_padded=sync,
+                     spectra=np.conj(sfft.rfft(padded, nfft, axis=1)) if keep else None,
+                     sync_spectra=np.conj(sfft.rfft(sync, nfft, axis=1)) if keep else None)
+        if keep:
+            self._banks[key] = bank
+            while sum(b.nbytes for b in self._banks.values()) > BANK_BYTES:  # bounded: the oldest goes
+                self._banks.pop(next(iter(self._banks)))
+        return bank
+
+    def _place(self, look: np.ndarray, m: np.ndarray, tpl: _Template, cand: tuple[float, float, float, int],
+               q: int) -> tuple[float, float]:
+        """A candidate's position and samples per chip at full rate: refined on the searched waveform
+        within the decimation step and one step of chip rate, then settled on the discriminator's
+        ``m`` (a tone output's peak is flat on top: the discriminator's, sharper at a good SNR,
+        settles the position within a few samples; no further, and not the chip rate: it wanders
+        at a poor one)."""
+        _, pos, sps, _ = found = self._refine(look, tpl, cand, q)
+        return self._refine(m, tpl, found, 1)[1], sps
 
     def _refine(self, m: np.ndarray, tpl: _Template, cand, q: int):
         """Full-rate search around a decimated candidate: position within the decimation step and
@@ -318,15 +526,16 @@ class Demodulator:
             s_ = sps / f
             t = _upsample(tpl.chips, s_)
             L = len(t)
-            top = -np.inf
-            for p in range(int(pos) - q - 1, int(pos) + q + 2):
-                if 0 <= p and p + L <= len(m):
-                    seg = m[p:p + L]
-                    v = sign * float(np.dot(seg - seg.mean(), t))
-                    if v > top:
-                        top = v
-                        if v > best[0]:
-                            best = (v, float(p), s_)
+            # every position in the step at once: (seg - seg.mean()) . t = seg . (t - t.mean())
+            lo, hi = max(int(pos) - q - 1, 0), min(int(pos) + q + 1, len(m) - L)
+            if hi < lo:
+                scores.append(-np.inf)
+                continue
+            vals = sign * (np.lib.stride_tricks.sliding_window_view(m[lo:hi + L], L) @ (t - t.mean()))
+            k = int(np.argmax(vals))
+            top = float(vals[k])
+            if top > best[0]:
+                best = (top, float(lo + k), s_)
             scores.append(top)
         a, b, c = scores
         den = a - 2 * b + c
@@ -349,7 +558,7 @@ class Demodulator:
         p = np.fft.fftshift(np.abs(np.fft.fft(x[:n], n)) ** 2)
         bin_hz = self.rate / n
         smooth = max(1, int(0.5 * spec.chip_rate / bin_hz))
-        ps = np.convolve(p, np.ones(smooth) / smooth, mode="same")
+        ps = _smooth_same(p, smooth)
         limits = dict(spec.limits)
         ppm = max(abs(v) for v in (limits.get("carrier_error_ppm") or (25.0, 25.0)) if v is not None)
         dev_lo, dev_hi = limits.get("deviation_hz") or (0.7 * spec.deviation_hz, 1.3 * spec.deviation_hz)
@@ -372,20 +581,21 @@ class Demodulator:
 
     def _tones(self, x: np.ndarray, offset: float, dev: float, sign: int, w: int) -> np.ndarray:
         """Noncoherent two-tone matched filter: |sum over one chip of x at f+dev| minus the same at
-        f-dev, for a window ending at every sample (the optimal detector for orthogonal FSK)."""
-        n = np.arange(len(x))
-        base = x * np.exp(-2j * np.pi * offset * n / self.rate).astype(np.complex64)
-        rot = np.exp(-2j * np.pi * dev * n / self.rate).astype(np.complex64)
-        hi = base * rot
-        lo = base * np.conj(rot)
-        out = []
-        for u in (hi, lo):
-            c = np.concatenate(([0], np.cumsum(u, dtype=np.complex128)))
-            s_ = np.empty(len(u), dtype=np.complex128)
-            s_[w - 1:] = c[w:] - c[:-w]
-            s_[: w - 1] = c[1:w]
-            out.append(np.abs(s_))
-        v = out[0] - out[1]
+        f-dev, for a window ending at every sample (the optimal detector for orthogonal FSK). The
+        first w - 1 windows hold the samples there are."""
+        return self._tone_trials(x, offset, np.array([dev]), sign, w)[0]
+
+    def _tone_trials(self, x: np.ndarray, offset: float, devs: np.ndarray, sign: int, w: int) -> np.ndarray:
+        """``_tones`` for several tone spacings at once: one row per deviation in ``devs``."""
+        k = len(devs)
+        ph = _phasors(np.concatenate((offset + devs, offset - devs)), len(x), self.rate)
+        u = ph * np.asarray(x, dtype=np.complex64)
+        c = np.cumsum(u, axis=1, dtype=np.complex128)
+        s_ = np.empty_like(c)
+        s_[:, :w] = c[:, :w]
+        s_[:, w:] = c[:, w:] - c[:, :-w]
+        a = np.abs(s_)
+        v = a[:k] - a[k:]
         return v if sign > 0 else -v
 
     def _decode(self, x: np.ndarray, m: np.ndarray, search: _Search, tpl: _Template, pos: float, sps: float,
@@ -478,14 +688,10 @@ class Demodulator:
         x, pos, sps, w, sign = lock.x, lock.pos, lock.sps, lock.w, lock.sign
         L = len(t)
         a0, a1 = max(int(pos) - w, 0), min(int(pos) + L + w, len(x))
-        best_amp, best_dev = -np.inf, spec.deviation_hz
-        for k in (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4):
-            trial = spec.deviation_hz * k
-            vt = self._tones(x[a0:a1], sign * lock.offset, trial, sign, w)[int(pos) - a0:int(pos) - a0 + L]
-            ampt = float(np.dot(vt, t[: len(vt)])) / max(float(np.abs(vt).sum()), 1e-12)
-            if ampt > best_amp:
-                best_amp, best_dev = ampt, trial
-        lock.dev, lock.a0 = best_dev, a0
+        trials = spec.deviation_hz * np.array(_DEV_TRIALS)
+        vt = self._tone_trials(x[a0:a1], sign * lock.offset, trials, sign, w)[:, int(pos) - a0:int(pos) - a0 + L]
+        amps = (vt @ t[: vt.shape[1]]) / np.maximum(np.abs(vt).sum(axis=1), 1e-12)
+        lock.dev, lock.a0 = float(trials[int(np.argmax(amps))]), a0
         lock.tones_to(self, int(pos + L + (4 * spec.coding.chips_per_byte + 24) * sps + 2 * w))
         tv = lock.v[int(pos):int(pos) + L]
         lock.amp = float(np.dot(tv, t[: len(tv)]) / max(len(tv), 1))
@@ -498,22 +704,18 @@ class Demodulator:
         chips."""
         sps, w, v = lock.sps, lock.w, lock.v
         sync = 2.0 * np.array(tpl.chips[-tpl.sync_len:]) - 0.0
-        best_shift, best_score = 0, -np.inf
-        for shift in (-2, -1, 0, 1, 2):
-            s0 = start + shift * sps - tpl.sync_len * sps
-            centres = s0 + np.arange(tpl.sync_len) * sps + (sps + w) / 2 - 1
-            vals = np.array([_interp(v, c) for c in centres])
-            score_ = float(np.dot(vals, sync))
-            if score_ > best_score:
-                best_score, best_shift = score_, shift
-        return best_shift
+        shifts = np.arange(-2, 3)
+        s0 = start + shifts * sps - tpl.sync_len * sps
+        centres = s0[:, None] + np.arange(tpl.sync_len)[None, :] * sps + (sps + w) / 2 - 1
+        scores = _interp_at(v, centres) @ sync
+        return int(shifts[int(np.argmax(scores))])  # the first best, as -2 .. 2 are tried
 
     def _detect_format(self, lock: _Lock, search: _Search, start: float,
                        chips_locked: int) -> tuple[ModeSpec, str, _ChipTracker] | None:
         """Which mode and frame format the hit is: the sync chips after the searched ones decide
         (C: 0x54 then 0xCD for format A, 0x3D for B). The mode, format and a tracker on the first
         chip after the whole sync word; None when the search's own mode needs a match and none came."""
-        tracker = _ChipTracker(lock.v, start, lock.sps, lock.w, 0.0, lock.amp, track_carrier=False)
+        tracker = _ChipTracker(lock.v, start, lock.sps, lock.w, 0.0, lock.amp, track_carrier=False, lock=lock)
         for spec in search.checks:
             matched = self._match_sync(lock, spec, start, chips_locked)
             if matched is not None:
@@ -557,7 +759,7 @@ class Demodulator:
         head = spec.search_sync
         p = len(head)
         t0 = start + (trial_sps - sps) * chips_locked - back * trial_sps
-        trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False)
+        trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False, lock=lock)
         for fmt, word in spec.syncs.items():
             rest = word[p:]
             if back and word[back:back + p] != head:
@@ -596,7 +798,12 @@ class Demodulator:
         soft = first
         failure = None
         for lval, n_bytes in sizes.items():
-            soft = self._extend(lock, tracker, soft, cpb * n_bytes)
+            # a length that cannot fit in the rest of the burst (by a margin no clock drift reaches)
+            # is truncated without reading the chips up to the burst's end: in a long preamble (S)
+            # every alignment of noise reads as some L
+            room = len(lock.x) - tracker.position
+            if (cpb * n_bytes - len(soft)) * tracker.sps <= 1.1 * room + 4 * tracker.sps:
+                soft = self._extend(lock, tracker, soft, cpb * n_bytes)
             res = self._check_blocks(lock, spec, fmt, tracker, soft, data_start, lval, n_bytes)
             if res.crc_ok:
                 return res
@@ -663,8 +870,7 @@ class Demodulator:
             return soft
         frame_end = int(tracker.position + (need + 8) * lock.sps + 2 * lock.w)
         if frame_end > lock.done_to:
-            lock.tones_to(self, frame_end)
-            tracker.refresh()
+            tracker.refresh(*lock.tones_to(self, frame_end))
         return np.concatenate((soft, tracker.take(need)))
 
     def _check_blocks(self, lock: _Lock, spec: ModeSpec, fmt: str, tracker: _ChipTracker, soft: np.ndarray,
@@ -699,15 +905,16 @@ class Demodulator:
         decision, the values one or two unreliable decisions away; block 1's CRC decides. Maps each
         plausible L to its on-air size in bytes, most likely first."""
         sizes = {lv: onair_size(lv, fmt) for lv in _l_candidates(first_byte, *alternatives)}
-        return {lv: n for lv, n in sizes.items() if n >= 12}
+        return {lv: n for lv, n in sizes.items() if n >= MIN_FRAME_BYTES}
 
 
 class _ChipTracker:
     """Samples chips from the matched-filter output and follows timing and carrier drift."""
 
     def __init__(self, m: np.ndarray, start: float, sps: float, w: int, offset: float, dev: float, *,
-                 track_carrier: bool = True):
+                 track_carrier: bool = True, lock: _Lock | None = None):
         self.m = m
+        self.lock = lock  # whose tone output m is: zero from lock.done_to on
         self.pos = start  # start of the next chip
         self.sps = sps
         self.w = w
@@ -719,6 +926,7 @@ class _ChipTracker:
         self._err2 = 0.0
         self._prev = 0.0
         self._ko = 0.02 if track_carrier else 0.0
+        self._kp, self._kr = 0.15, 0.004  # timing loop: phase and period gains per transition
         self._list: list[float] | None = None
 
     @property
@@ -738,59 +946,80 @@ class _ChipTracker:
         return self._err2 / self._count if self._count else 0.0
 
     def peek(self, n: int) -> np.ndarray:
-        out = []
-        p = self.pos
-        for _ in range(n):
-            v = _interp(self.m, p + self.sps - 1 + (self.w - self.sps) / 2) - self.offset
-            out.append(v)
-            p += self.sps
-        return np.array(out)
+        """The next ``n`` soft chips on the current clock, without following it."""
+        p = self.pos + np.arange(n) * self.sps
+        return _interp_at(self.m, p + self.sps - 1 + (self.w - self.sps) / 2) - self.offset
 
-    def refresh(self) -> None:
-        """The waveform array was extended in place: drop the list copy."""
-        self._list = None
+    def refresh(self, start: int, end: int) -> None:
+        """The waveform array was filled in place from ``start`` to ``end``: update the list copy."""
+        if self._list is not None and end > start:
+            self._list[start:end] = self.m[start:end].tolist()
 
     def take(self, n: int) -> np.ndarray:
+        """The next ``n`` soft chips (fewer at the end of the waveform), following the timing: at
+        each transition the window half a chip in tells how far the chip clock is off."""
         if self._list is None:
-            self._list = self.m.tolist()  # Python floats index far faster than numpy scalars
+            # Python floats index far faster than numpy scalars; only the part from a little before
+            # the clock on is read (the clock moves back less than a chip in all), and m is zero
+            # past filled_to
+            m_ = self.m
+            lo = min(max(int(self.pos) - 2 * (self.w + int(self.sps)) - 4, 0), len(m_))
+            hi = min(max(self.lock.done_to if self.lock is not None else len(m_), lo), len(m_))
+            self._list = [0.0] * lo + m_[lo:hi].tolist() + [0.0] * (len(m_) - hi)
         m, out = self._list, [0.0] * n
         last = len(m) - 1
         sps, w, dev = self.sps, self.w, self.dev
         pos, off, prev = self.pos, self.offset, self._prev
         half = (w - sps) / 2
-        kp, kr, ko = 0.15, 0.004, self._ko
+        kp, kr, ko = self._kp, self._kr, self._ko
         hw = w / 2 - 1
+        lim = w / 2
+        err2, sps_sum, off_sum = self._err2, self._sps_sum, self._off_sum
+        done = n
+        # the loop body is the whole cost of a frame's chips: locals only, no calls but int()
         for k in range(n):
             centre = pos + sps - 1 + half
             i = int(centre)
             if i + 1 >= last or i < 0:
-                out = out[:k]
+                done = k
                 break
             f = centre - i
             v = m[i] + (m[i + 1] - m[i]) * f - off
             out[k] = v
-            s = 1.0 if v > 0 else -1.0
             # timing: at a transition the matched filter crosses the offset half a window into the chip
-            if prev * s < 0:
+            if (prev < 0.0) if v > 0 else (prev > 0.0):
                 bc = pos + hw
                 j = int(bc)
                 b = (m[j] + (m[j + 1] - m[j]) * (bc - j) if 0 <= j < last else 0.0) - off
-                tau = (b / dev) * (w / 2) * (1.0 if prev > 0 else -1.0)
-                tau = max(-w / 2, min(w / 2, tau))
+                tau = (b / dev) * lim if prev > 0 else -((b / dev) * lim)
+                if tau > lim:
+                    tau = lim
+                elif tau < -lim:
+                    tau = -lim
                 pos += kp * tau
                 sps += kr * tau
-            # carrier: decision-directed, slow
-            off += ko * (v - s * dev)
-            self._err2 += (abs(v) - dev) ** 2
-            self._sps_sum += sps
-            self._off_sum += off
-            self._count += 1
+                half = (w - sps) / 2  # the chip centre follows the period (take(a); take(b) == take(a + b))
+            if ko:
+                # carrier: decision-directed, slow
+                off += ko * (v - (dev if v > 0 else -dev))
+            e = (v if v >= 0 else -v) - dev
+            err2 += e * e
+            sps_sum += sps
+            off_sum += off
             prev = v
             pos += sps
+        if done < n:
+            out = out[:done]
+        self._err2, self._sps_sum, self._off_sum = err2, sps_sum, off_sum
+        self._count += done
         self.pos, self.sps, self.offset, self._prev = pos, sps, off, prev
         return np.asarray(out, dtype=np.float64)
 
 
+SEARCH_BATCH = 1 << 18  # chip rates searched at once: rates x FFT size at most this (bounded memory)
+BANK_BYTES = 48 << 20  # template spectra kept per demodulator (the oldest FFT size goes first)
+PEAK_WINDOWS_BUDGET = 4_000_000  # samples the sync search's peak test gathers at once (then row by row)
+MIN_FRAME_BYTES = 12  # on air: the shortest frame a length field may announce (L = 9 and its CRCs)
 MAX_REPAIR_FLIPS = 6  # 2^6 candidates per block: a false CRC match stays below 0.1 %
 
 

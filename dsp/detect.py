@@ -29,6 +29,22 @@ class Burst:
     noise: float  # noise floor power
 
 
+def _powers(x: np.ndarray, window: int) -> np.ndarray:
+    """Mean power of each complete window of ``window`` samples (complex64 in, one pass)."""
+    v = x.view(np.float32).reshape(-1, 2 * window)
+    return np.einsum("ij,ij->i", v, v) / window
+
+
+def _trailing_mean(cum: np.ndarray, k: int, n: int, span: int) -> np.ndarray:
+    """Mean of the last ``span`` values (fewer at the start) ending at values k .. k+n-1 of the
+    series whose cumulative sum (with a leading 0) is ``cum``."""
+    if k >= span:  # a full span of history: slices (the common case)
+        return (cum[k + 1:k + n + 1] - cum[k + 1 - span:k + n + 1 - span]) / span
+    idx = np.arange(k + 1, k + n + 1)
+    lo = np.maximum(idx - span, 0)
+    return (cum[idx] - cum[lo]) / (idx - lo)
+
+
 class BurstFinder:
     def __init__(self, channel: str, *, window: int = 64, span: int = 4, open_db: float = 1.4,
                  close_db: float = 1.0, hang: int = 8, margin: int = 6, max_windows: int = 4096,
@@ -47,10 +63,12 @@ class BurstFinder:
         self.reset()
 
     def reset(self) -> None:
-        self._carry = np.zeros(0, dtype=np.complex64)
+        self._carry = np.zeros(0, dtype=np.complex64)  # the last incomplete window (a copy)
         self._powers = np.zeros(0)  # window powers kept for running averages (history tail)
         self._avgs = np.zeros(0)  # floor_span averages kept for the running minimum (history tail)
-        self._samples = np.zeros(0, dtype=np.complex64)  # samples from _sample_start on
+        # samples a burst may still need, as copies: (absolute index of the first sample, samples)
+        self._parts: list[tuple[int, np.ndarray]] = []
+        self._current: list[tuple[int, np.ndarray]] = []  # the chunk being read, in place
         self._sample_start = 0
         self._nwin = 0  # windows seen
         self._burst_from: int | None = None  # first window of the open burst
@@ -63,35 +81,45 @@ class BurstFinder:
         return self._floor
 
     def process(self, samples: np.ndarray) -> Iterator[Burst]:
-        # the kept samples end where the carry (the last incomplete window) begins: one copy joins all
-        keep = len(self._samples)
-        buf = np.concatenate((self._samples, self._carry, np.asarray(samples, dtype=np.complex64)))
-        n = (len(buf) - keep) // self.window
-        end = keep + n * self.window
-        self._carry = buf[end:]
+        """The bursts that closed in ``samples`` (read at once: the caller's array is not kept, and
+        the finder's state is whole whether or not the bursts are iterated)."""
+        return iter(self._read(samples))
+
+    def _read(self, samples: np.ndarray) -> list[Burst]:
+        new = np.asarray(samples, dtype=np.complex64)
+        win = self.window
+        c = len(self._carry)
+        n = (c + len(new)) // win
         if n == 0:
-            return
-        x = buf[keep:end]
-        self._samples = buf[:end]
-        p = np.square(x.view(np.float32)).reshape(n, -1).sum(axis=1) / self.window
+            self._carry = np.concatenate((self._carry, new))
+            return []
+        # the chunk is read in place (no copy of it): the carry completes the first window
+        used = n * win - c  # samples of ``new`` in complete windows
         first = self._nwin
+        at = first * win  # absolute index of the carry's first sample
+        current = [(at, self._carry), (at + c, new[:used])] if c else [(at, new[:used])]
+        p = np.empty(n)
+        body = new[win - c if c else 0:used]
+        if c:
+            # the window that straddles the chunks is summed exactly as every other (output must
+            # not depend on the chunking)
+            p[0] = _powers(np.concatenate((self._carry, new[:win - c])), win)[0]
+            p[1:] = _powers(body, win)
+        else:
+            p[:] = _powers(body, win)
+        self._current = current
         self._nwin += n
         # running averages with history, so every window sees the same past whatever the chunking
-        hist = np.concatenate((self._powers, p))
-        c = np.concatenate(([0.0], np.cumsum(hist)))
         k = len(self._powers)
-        avg = np.empty(n)
-        favg = np.empty(n)
-        for arr, span in ((avg, self.span), (favg, self.floor_span)):
-            idx = np.arange(k, k + n) + 1
-            lo = np.maximum(idx - span, 0)
-            arr[:] = (c[idx] - c[lo]) / (idx - lo)
+        hist = np.concatenate((self._powers, p))
+        cum = np.concatenate(([0.0], np.cumsum(hist)))
+        avg = _trailing_mean(cum, k, n, self.span)
+        favg = _trailing_mean(cum, k, n, self.floor_span)
         self._powers = hist[-max(self.span, self.floor_span):]
         # the first windows of a stream see the filters filling up (zeros before sample 0): keep them
         # out of the noise floor
-        warm = np.arange(first, first + n) < 2
-        if warm.any():
-            favg = np.where(warm, np.inf, favg)
+        if first < 2:
+            favg[: 2 - first] = np.inf
         fhist = np.concatenate((self._avgs, favg))
         mins = trailing_min(fhist, self.floor_windows)[len(self._avgs):]
         self._avgs = fhist[-self.floor_windows:]
@@ -100,8 +128,9 @@ class BurstFinder:
             floor = np.where(np.isfinite(floor), floor, np.inf)
         self._floor = float(floor[-1])
         above = avg > floor * self.open
-        quiet = avg < floor * self.close
         i = 0
+        quiet = None
+        out = []
         while i < n:
             if self._burst_from is None:
                 hits = np.flatnonzero(above[i:])
@@ -113,6 +142,8 @@ class BurstFinder:
                 self._burst_floor = float(floor[j])
                 i = j + 1
                 continue
+            if quiet is None:
+                quiet = avg < floor * self.close
             # inside a burst: find where `hang` quiet windows in a row end, or the length limit
             q = quiet[i:]
             run = self._quiet
@@ -136,32 +167,49 @@ class BurstFinder:
                 self.windows_busy += n - i
                 break
             self.windows_busy += end - i + 1
-            yield self._emit(first + end)
+            out.append(self._emit(first + end))
             i = end + 1
-        self._trim()
+        self._keep(new[used:])
+        return out
+
+    def _range(self, a: int, b: int) -> np.ndarray:
+        """Samples from absolute index ``a`` to ``b`` (kept parts, then the chunk being read)."""
+        pieces = []
+        for start, part in self._parts + self._current:
+            lo, hi = max(a - start, 0), min(b - start, len(part))
+            if hi > lo:
+                pieces.append(part[lo:hi])
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.complex64)
 
     def _emit(self, last_win: int) -> Burst:
-        a = self._burst_from * self.window - self._sample_start
-        b = (last_win + 1) * self.window - self._sample_start
-        seg = self._samples[max(a, 0):b]
+        a = max(self._burst_from * self.window, self._sample_start)
+        seg = self._range(a, (last_win + 1) * self.window)
         power = float(np.mean(np.square(seg.view(np.float32)))) * 2 if len(seg) else 0.0
-        burst = Burst(channel=self.channel, start=self._burst_from * self.window, samples=seg.copy(),
+        burst = Burst(channel=self.channel, start=self._burst_from * self.window, samples=seg,
                       power=power, noise=self._burst_floor)
         self._burst_from = None
         self._quiet = 0
         return burst
 
-    def _trim(self) -> None:
-        """Keep only the samples a burst may still need (its start, or the margin before a new one)."""
+    def _keep(self, carry: np.ndarray) -> None:
+        """Keep only the samples a burst may still need (its start, or the margin before a new one),
+        copying those of the chunk just read, and the incomplete last window."""
         if self._burst_from is not None:
             keep_from = self._burst_from * self.window
         else:
             keep_from = max(0, (self._nwin - self.span - self.margin) * self.window)
-        drop = keep_from - self._sample_start
-        if drop > 0:
-            self._samples = self._samples[drop:]
-            self._sample_start = keep_from
+        keep_from = max(keep_from, self._sample_start)
+        kept = []
+        for owned, parts in ((True, self._parts), (False, self._current)):
+            for start, part in parts:
+                lo = max(keep_from - start, 0)
+                if lo < len(part):
+                    kept.append((start + lo, part[lo:] if owned else part[lo:].copy()))
+        self._parts, self._current = kept, []
+        self._sample_start = keep_from
+        self._carry = carry.copy()
 
     def flush(self) -> Iterator[Burst]:
         if self._burst_from is not None:
+            self._current = []
             yield self._emit(self._nwin - 1)
