@@ -51,6 +51,12 @@ class Measurement:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
+# rms widths (chips) of the Gaussian rounding of the transitions the phase fit tries: square chips,
+# our channel filters alone (~0.1), GFSK BT 1 / 0.5 / 0.33 (0.13 / 0.27 / 0.4)
+SMOOTH_CHIPS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+PREAMBLE_LAST_TONE = 1.0  # the preamble is "01" pairs (phy.frame_chips): its last chip is the upper tone
+
+
 def frame_chip_sequence(mode_name: str, canonical: bytes, frame_format: str | None) -> np.ndarray:
     """Sync word + coded on-air frame (no preamble, no postamble), as +-1."""
     mode = mode_named(mode_name)
@@ -79,7 +85,8 @@ def carrier_fit(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, fram
     if dev <= 0:
         return None
     for span in (128, 512, n):
-        carrier, dev, _ = _phase_fit(x, rate, seq, float(sync_start), T, carrier, dev, chips=(0, min(span, n)))
+        f = _phase_fit(x, rate, seq, float(sync_start), T, carrier, dev, chips=(0, min(span, n)))
+        carrier, dev = f.carrier_hz, f.deviation_hz
         if span >= n:
             break
     if not (np.isfinite(carrier) and np.isfinite(dev)) or abs(dev / spec.deviation_hz - 1) > 1 / 3:
@@ -160,27 +167,30 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
         t0, T, resid = _timing_fit(np.array(times), np.array(idx), pattern[np.array(idx)])
     jitter = float(np.std(resid) / T) if len(resid) >= 8 else float("nan")
     chip_rate = rate / T
-    drift_rate = 0.0
+    fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0)
     if dev > 0:
         # the fit is linearised around the estimates: further passes settle it. On a steady chip
         # clock it also refines the timing (all samples weigh in, not two per transition); a
         # wandering one (jitter) breaks the straight-clock phase model, which then keeps the
-        # crossings' timing
+        # crossings' timing. Every displaced edge turns the phase by 2 pi h times its displacement:
+        # on the straight grid the phase fit would read that walk as carrier, deviation and drift.
+        # A chip clock wanders smoothly: the fit runs on the grid the transitions follow (their
+        # times smoothed over +-8 transitions)
         steady = np.isfinite(jitter) and jitter < 0.08
-        if steady:
-            for _ in range(3):
-                carrier, dev, drift_rate, dt, dT = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True)
-                if abs(dT) < 0.01 * T and abs(dt) < 0.25 * T:
-                    t0, T = t0 + dt, T + dT
-            chip_rate = rate / T
-        else:
-            # every displaced edge turns the phase by 2 pi h times its displacement and the turns add
-            # up: on the straight grid the phase fit would read that walk as carrier, deviation and
-            # drift. A chip clock wanders smoothly: the fit runs on the grid the transitions follow
-            # (their times smoothed over +-8 transitions)
-            warp = _smooth_warp(np.array(times), np.array(idx), t0, T, len(seq))
-            for _ in range(2):
-                carrier, dev, drift_rate = _phase_fit(x, rate, seq, t0, T, carrier, dev, warp=warp)
+        warp = None if steady else _smooth_warp(np.array(times), np.array(idx), t0, T, len(seq))
+        # how round the transitions are (transmitter shaping and our filters): the width that fits best
+        trials = [_phase_fit(x, rate, seq, t0, T, carrier, dev, timing=steady, warp=warp, smooth=s)
+                  for s in SMOOTH_CHIPS]
+        smooth = _vertex(SMOOTH_CHIPS, [f.rss for f in trials])
+        for _ in range(3 if steady else 2):
+            fit = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=steady, warp=warp, smooth=smooth)
+            carrier, dev = fit.carrier_hz, fit.deviation_hz
+            if steady:  # the timing from every sample's phase (see _phase_fit)
+                tf = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True, smooth=smooth, per_sample=True)
+                if abs(tf.dT) < 0.01 * T and abs(tf.dt0) < 0.25 * T:
+                    t0, T = t0 + tf.dt0, T + tf.dT
+        chip_rate = rate / T
+    drift_rate = fit.drift_rate_hz_per_s
     # running sum of the phasor x[k] x*[k-1] (cp[k] sums k = 1..k): the frequency over any stretch,
     # robust to clicks; chip frequencies over the central half of each chip, and the preamble and
     # postamble counts, all come from it
@@ -195,7 +205,10 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     signed = lv * seq[settled]
     eye = float(np.clip(np.percentile(signed, 0.5) / dev, 0, 1)) if dev > 0 and len(signed) else 0.0
     drift = drift_rate * n * T / rate  # carrier change over the frame (sync to last chip)
-    pre = count_preamble(x, cp, rate, t0, T, carrier, dev, -seq[0])
+    # the chip before the sync word is the preamble's last, a "1" in every mode (phy.frame_chips sends
+    # "01" pairs). Not the opposite of the sync's first chip: N's and F's sync words begin with a 1,
+    # where that guess started the walk on the wrong tone and lost a chip (15 of N's 16)
+    pre = count_preamble(x, cp, rate, t0, T, carrier, dev, PREAMBLE_LAST_TONE)
     # the frame's end on the grid of its last transitions: a real meter's chip clock wanders within
     # a frame (the shared capture: 0.14 chip rms), leaving the whole-frame fit half a chip off there
     tail = np.array(idx) >= n - 48
@@ -213,6 +226,19 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                        drift_hz=drift, preamble_chips=pre, postamble_chips=post, sync_ok=sync_ok, eye_opening=eye,
                        code_violations=violations, duration_s=(pre + n + post) * T / rate, n_transitions=len(times),
                        occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0])
+
+
+def _vertex(xs: tuple[float, ...], ys: list[float]) -> float:
+    """The x of the least y: the vertex of the parabola through the smallest sample and its two
+    neighbours (on the grid's ends, the end)."""
+    i = int(np.argmin(ys))
+    if i == 0 or i == len(ys) - 1 or not np.all(np.isfinite(ys[i - 1:i + 2])):
+        return float(xs[i])
+    (x0, x1, x2), (y0, y1, y2) = xs[i - 1:i + 2], ys[i - 1:i + 2]
+    den = (x0 - x1) * (x0 - x2) * (x1 - x2)
+    a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / den
+    b = (x2 * x2 * (y0 - y1) + x1 * x1 * (y2 - y0) + x0 * x0 * (y1 - y2)) / den
+    return float(np.clip(-b / (2 * a), x0, x2)) if a > 0 else float(x1)
 
 
 def _smooth_warp(times: np.ndarray, idx: np.ndarray, t0: float, T: float, n: int, half: int = 8) -> np.ndarray:
@@ -282,6 +308,8 @@ def _timing_fit(times: np.ndarray, idx: np.ndarray, classes: np.ndarray) -> tupl
     resid = times[use] - design @ coef
     t0 = float(np.mean(times - T * idx))
     return t0, T, resid
+
+
 def count_preamble(x: np.ndarray, cp: np.ndarray, rate: float, t0: float, T: float, carrier: float, dev: float,
                    expect: float, window: int = 8, span: int = 10) -> int:
     """Alternating chips before the sync word (chip 1 ends where the sync word starts at ``t0`` and
@@ -498,22 +526,54 @@ def _levels(x: np.ndarray, rate: float, seq: np.ndarray, chips: np.ndarray, t0: 
     return (f_hi + f_lo) / 2, (f_hi - f_lo) / 2
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Fit:
+    """One pass of :func:`_phase_fit`: the refined estimates, the corrections of the chip timing
+    (samples; 0 unless asked for), the residual's sum of squares (rad^2) and the standard errors of
+    carrier and drift rate (Hz, Hz/s) from a sandwich estimate over stretches of 16 chips, so a
+    residual that is correlated over a few chips (a chip clock wander the model misses) widens them."""
+
+    carrier_hz: float
+    deviation_hz: float
+    drift_rate_hz_per_s: float
+    dt0: float = 0.0
+    dT: float = 0.0
+    rss: float = float("inf")
+    carrier_std_hz: float = float("nan")
+    drift_rate_std_hz_per_s: float = float("nan")
+
+
+
+
+def _gaussian(sigma: float) -> np.ndarray:
+    half = int(np.ceil(4 * sigma))
+    g = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    return g / g.sum()
+
+
 def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float, carrier: float, dev: float,
-               chips: tuple[int, int] | None = None, timing: bool = False, warp: np.ndarray | None = None):
+               chips: tuple[int, int] | None = None, timing: bool = False, warp: np.ndarray | None = None,
+               smooth: float = 0.0, per_sample: bool = False) -> _Fit:
     """Refine (carrier, deviation) by a least-squares fit of the unwrapped phase to the known chip
     sequence: phase(n) = p0 + 2 pi / rate * (carrier * n + deviation * Q(n)), Q the running integral
     of the +-1 chips. Uses the whole frame coherently, so it is far more precise than averaging
     frequency estimates; the preliminary estimates are removed first so unwrapping is safe.
-    Returns (carrier, deviation, drift rate in Hz/s), and with ``timing`` also the corrections of
-    the sync start and of the chip period (samples): every sample of the frame weighs in, where the
-    zero-crossing fit has two per transition. ``warp`` (samples, per chip boundary 0..len(seq))
-    moves the chip boundaries off the straight grid: a wandering chip clock followed."""
+    A quadratic phase term is the drift. With ``timing`` also the corrections of the sync start and
+    of the chip period (samples): every sample of the frame weighs in, where the zero-crossing fit
+    has two per transition. ``warp`` (samples, per chip boundary 0..len(seq)) moves the chip
+    boundaries off the straight grid: a wandering chip clock followed. ``smooth`` (chips) is the rms
+    width of a Gaussian the chip waveform is smoothed with: a transmitter's Gaussian shaping (GFSK
+    BT 0.5 is 0.265 chip) and the receiver's filters round every transition, and a square-chip model
+    then reads that rounding, which depends on the chip pattern, as a timing and carrier error
+    (C1 shaped with BT 0.5: 115 ppm and 25 Hz at any SNR)."""
     k0, k1 = chips if chips is not None else (0, len(seq))
     a, b = int(np.ceil(t0 + k0 * T)) + 1, int(np.floor(t0 + k1 * T)) - 1
     a, b = max(a, 0), min(b, len(x))
     if b - a < 16:
-        return (carrier, dev, 0.0, 0.0, 0.0) if timing else (carrier, dev, 0.0)
-    n = np.arange(a, b, dtype=np.float64)
+        return _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0)
+    g = _gaussian(smooth * T) if smooth > 0 else np.ones(1)
+    pad = len(g) // 2
+    n = np.arange(a - pad, b + pad, dtype=np.float64)  # the regressors beyond [a, b) feed the smoothing
     u = (n - t0) / T  # position in chips
     if warp is None:
         k = np.clip(np.floor(u).astype(np.int64), 0, len(seq) - 1)
@@ -524,24 +584,37 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
         k = np.clip(np.searchsorted(edges, n, side="right") - 1, 0, len(seq) - 1)
         cum = np.concatenate(([0.0], np.cumsum(seq * np.diff(edges))))
         q = cum[k] + seq[k] * (n - edges[k])
+    # a small error of the chip timing shifts every transition: fit it too (linearised)
+    dq_dt0 = -seq[k] * 1.0  # moving t0 later by one sample lowers Q by the current chip value
+    # a longer chip period: Q(n) = T q(u), u = (n - t0) / T, so dQ/dT = Q / T - a(n) u
+    dq_dT = q / T - seq[k] * u
+    seg = np.minimum(k // 32, k[-1] // 32)
+    if pad:
+        q, dq_dt0, dq_dT = (np.convolve(v, g, mode="valid") for v in (q, dq_dt0, dq_dT))
+        n, k, seg = n[pad:-pad], k[pad:-pad], seg[pad:-pad]
     model = 2 * np.pi / rate * (carrier * n + dev * q)
     z = x[a:b] * np.exp(-1j * model)
     # average a few samples of the (slowly varying) residual before taking its angle: at low
-    # per-sample SNR single-sample phases slip by 2 pi when unwrapped
+    # per-sample SNR single-sample phases slip by 2 pi when unwrapped. ``per_sample`` then takes
+    # each sample's phase along that unwrapped average instead: the average blurs the transitions
+    # that carry the timing (C1 at 4 samples per chip: 1.4 x the Cramer-Rao bound, 25 % above it per
+    # sample), but it also hides how our filters round them, which biases the deviation (T1: 2 %)
     w = 8
     c = np.concatenate(([0], np.cumsum(z)))
     zs = np.empty_like(z)
     zs[w - 1:] = (c[w:] - c[:-w]) / w
     zs[: w - 1] = c[1:w] / np.arange(1, w)
     resid = np.unwrap(np.angle(zs))
-    n = n - (w - 1) / 2  # the average is centred half a window earlier
-    # a small error of the chip timing shifts every transition: fit it too (linearised)
-    dq_dt0 = -seq[k] * 1.0  # moving t0 later by one sample lowers Q by the current chip value
-    # a longer chip period: Q(n) = T q(u), u = (n - t0) / T, so dQ/dT = Q / T - a(n) u
-    dq_dT = q / T - seq[k] * u
-    q = np.convolve(q, np.ones(w) / w)[: len(q)]  # the same average applied to the regressors
-    dq_dt0 = np.convolve(dq_dt0, np.ones(w) / w)[: len(dq_dt0)]
-    dq_dT = np.convolve(dq_dT, np.ones(w) / w)[: len(dq_dT)]
+    if per_sample:
+        i = np.arange(len(z), dtype=np.float64)
+        coarse = np.interp(i, i - (w - 1) / 2, resid)  # the average lags half a window
+        resid = coarse + np.angle(z * np.exp(-1j * coarse))
+    else:
+        n = n - (w - 1) / 2  # the average is centred half a window earlier
+        box = np.ones(w) / w
+        q = np.convolve(q, box)[: len(q)]  # the same average applied to the regressors
+        dq_dt0 = np.convolve(dq_dt0, box)[: len(dq_dt0)]
+        dq_dT = np.convolve(dq_dT, box)[: len(dq_dT)]
     mid = (n[0] + n[-1]) / 2
     cols = [np.ones_like(n), 2 * np.pi / rate * n, 2 * np.pi / rate * q, 2 * np.pi / rate * dev * dq_dt0,
             np.pi * ((n - mid) / rate) ** 2]
@@ -550,11 +623,19 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
     if warp is not None:
         # what the smoothed grid misses of a wandering clock still walks the phase: a free phase
         # per stretch of 32 chips keeps that walk out of carrier, deviation and drift
-        seg = np.minimum(k // 32, k[-1] // 32)
         cols += [(seg == j).astype(float) for j in range(1, int(seg[-1]) + 1)]
-    coef, *_ = np.linalg.lstsq(np.vstack(cols).T, resid, rcond=None)
+    design = np.vstack(cols).T
+    coef, *_ = np.linalg.lstsq(design, resid, rcond=None)
+    r = resid - design @ coef
+    # sandwich (cluster-robust) covariance over stretches of 16 chips: honest where the residual is
+    # correlated within a stretch (the moving average, an unmodelled wander), plain LS where it is not
+    bread = np.linalg.pinv(design.T @ design)
+    starts = np.arange(0, len(r), max(int(16 * T), w))
+    score = np.add.reduceat(design * r[:, None], starts, axis=0)
+    cov = bread @ (score.T @ score) @ bread
     dc, dd, dt, drift_rate = (float(v) for v in coef[1:5])
     # with a drift the carrier is the one at the middle of the fitted span
-    if timing:
-        return carrier + dc, dev + dd, drift_rate, dt, float(coef[5])
-    return carrier + dc, dev + dd, drift_rate
+    return _Fit(carrier_hz=carrier + dc, deviation_hz=dev + dd, drift_rate_hz_per_s=drift_rate, dt0=dt,
+                dT=float(coef[5]) if timing else 0.0, rss=float(r @ r),
+                carrier_std_hz=float(np.sqrt(max(cov[1, 1], 0.0))),
+                drift_rate_std_hz_per_s=float(np.sqrt(max(cov[4, 4], 0.0))))
