@@ -46,6 +46,12 @@ class Measurement:
     duration_s: float
     n_transitions: int
     occupied_bw_hz: float = float("nan")  # 99 % power bandwidth over preamble + frame
+    # standard errors of the carrier offset and of the drift, from the scatter of the fit's residual
+    # (a sandwich estimate over stretches of chips, so a residual correlated over a few chips, as a
+    # wandering chip clock leaves it, widens them): a drift within about twice drift_std_hz of zero
+    # is no evidence of drift
+    carrier_std_hz: float = float("nan")
+    drift_std_hz: float = float("nan")
 
     def to_json(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -54,6 +60,7 @@ class Measurement:
 # rms widths (chips) of the Gaussian rounding of the transitions the phase fit tries: square chips,
 # our channel filters alone (~0.1), GFSK BT 1 / 0.5 / 0.33 (0.13 / 0.27 / 0.4)
 SMOOTH_CHIPS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+CLUSTER_CHIPS = 16  # stretch of chips of the sandwich estimate's clusters (see _Fit)
 PREAMBLE_LAST_TONE = 1.0  # the preamble is "01" pairs (phy.frame_chips): its last chip is the upper tone
 
 
@@ -205,6 +212,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     signed = lv * seq[settled]
     eye = float(np.clip(np.percentile(signed, 0.5) / dev, 0, 1)) if dev > 0 and len(signed) else 0.0
     drift = drift_rate * n * T / rate  # carrier change over the frame (sync to last chip)
+    drift_std = fit.drift_rate_std_hz_per_s * n * T / rate
     # the chip before the sync word is the preamble's last, a "1" in every mode (phy.frame_chips sends
     # "01" pairs). Not the opposite of the sync's first chip: N's and F's sync words begin with a 1,
     # where that guess started the walk on the wrong tone and lost a chip (15 of N's 16)
@@ -225,7 +233,8 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                        chip_rate_error_ppm=(chip_rate / spec.chip_rate - 1) * 1e6, timing_jitter_rms=jitter,
                        drift_hz=drift, preamble_chips=pre, postamble_chips=post, sync_ok=sync_ok, eye_opening=eye,
                        code_violations=violations, duration_s=(pre + n + post) * T / rate, n_transitions=len(times),
-                       occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0])
+                       occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0],
+                       carrier_std_hz=fit.carrier_std_hz, drift_std_hz=drift_std)
 
 
 def _vertex(xs: tuple[float, ...], ys: list[float]) -> float:
@@ -254,17 +263,23 @@ def _smooth_warp(times: np.ndarray, idx: np.ndarray, t0: float, T: float, n: int
 
 def _peak_deviation(levels: np.ndarray, signs: np.ndarray, dev: float, block: int = 32) -> float:
     """The larger deviation of the two tones, from the settled chips' frequencies ``levels``
-    (carrier removed) with their chips ``signs``: per tone, the largest mean over blocks of
-    ``block`` chips, so a deviation that changes within the frame shows while the noise of single
-    chips (a percentile of them grew by a quarter at 20 dB) averages out."""
-    best = 0.0
+    (carrier removed) with their chips ``signs``: per tone, the means over blocks of ``block``
+    chips, so a deviation that changes within the frame shows while the noise of single chips
+    averages out. The largest of many noisy means is itself inflated by the noise (2-8 % at 20 dB
+    when it was reported as is), so each block counts only by how far it exceeds ``dev`` (the whole
+    frame's deviation) beyond its own noise: its mean less z standard errors (from the spread of its
+    chips), z the level that one block in ten frames passes by chance. Noise alone then gives
+    ``dev``; a real peak shows, less its noise margin."""
+    parts = []
     for s in (1.0, -1.0):
         v = levels[signs == s] * s
-        if len(v) == 0:
-            continue
-        k = max(1, len(v) // block)
-        best = max(best, max(float(np.mean(part)) for part in np.array_split(v, k)))
-    return best if best > 0 else dev
+        parts += np.array_split(v, max(1, len(v) // block)) if len(v) else []
+    parts = [p for p in parts if len(p) >= 4]
+    if not parts or dev <= 0:
+        return dev
+    z = float(np.sqrt(2 * np.log(10 * len(parts))))  # ~ the 1 - 1 / (10 K) point of a normal
+    margin = [float(np.mean(p)) - z * float(np.std(p, ddof=1)) / np.sqrt(len(p)) for p in parts]
+    return max(dev, max(margin))
 
 
 def _transition_patterns(seq: np.ndarray) -> np.ndarray:
@@ -629,10 +644,12 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
     r = resid - design @ coef
     # sandwich (cluster-robust) covariance over stretches of 16 chips: honest where the residual is
     # correlated within a stretch (the moving average, an unmodelled wander), plain LS where it is not
-    bread = np.linalg.pinv(design.T @ design)
-    starts = np.arange(0, len(r), max(int(16 * T), w))
-    score = np.add.reduceat(design * r[:, None], starts, axis=0)
-    cov = bread @ (score.T @ score) @ bread
+    scale = np.maximum(np.sqrt(np.sum(design ** 2, axis=0)), 1e-300)  # the columns differ by 10^12
+    unit = design / scale
+    bread = np.linalg.pinv(unit.T @ unit)
+    starts = np.arange(0, len(r), max(int(CLUSTER_CHIPS * T), w))
+    score = np.add.reduceat(unit * r[:, None], starts, axis=0)
+    cov = bread @ (score.T @ score) @ bread / np.outer(scale, scale)
     dc, dd, dt, drift_rate = (float(v) for v in coef[1:5])
     # with a drift the carrier is the one at the middle of the fitted span
     return _Fit(carrier_hz=carrier + dc, deviation_hz=dev + dd, drift_rate_hz_per_s=drift_rate, dt0=dt,
