@@ -175,6 +175,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     jitter = float(np.std(resid) / T) if len(resid) >= 8 else float("nan")
     chip_rate = rate / T
     fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0)
+    warp, smooth = None, 0.0
     if dev > 0:
         # the fit is linearised around the estimates: further passes settle it. On a steady chip
         # clock it also refines the timing (all samples weigh in, not two per transition); a
@@ -198,6 +199,23 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                     t0, T = t0 + tf.dt0, T + tf.dT
         chip_rate = rate / T
     drift_rate = fit.drift_rate_hz_per_s
+    carrier_std, drift_rate_std = fit.carrier_std_hz, fit.drift_rate_std_hz_per_s
+    if dev > 0 and len(times) >= 8:
+        # the timing model's share of the error: the same fit on the other chip grid (the straight one
+        # for a wandering clock, the transitions' smoothed one for a steady clock). On a steady clock
+        # the two agree within the noise; a wander the residual hides moves them apart, and that
+        # spread widens the standard errors as much as it may have moved the estimates
+        other = None if warp is not None else _smooth_warp(np.array(times), np.array(idx), t0, T, len(seq))
+        alt = _phase_fit(x, rate, seq, t0, T, carrier, dev, warp=other, smooth=smooth)
+        if warp is None and alt.bic < fit.bic:
+            # a steady-looking clock that wanders after all (timing jitter below 0.08 chip is too
+            # small to tell from noise by the crossings): the followed grid explains the phase
+            # better, its carrier, deviation and drift count
+            alt, fit = fit, alt
+            carrier, dev, drift_rate = fit.carrier_hz, fit.deviation_hz, fit.drift_rate_hz_per_s
+            carrier_std, drift_rate_std = fit.carrier_std_hz, fit.drift_rate_std_hz_per_s
+        carrier_std = float(np.hypot(carrier_std, alt.carrier_hz - carrier))
+        drift_rate_std = float(np.hypot(drift_rate_std, alt.drift_rate_hz_per_s - drift_rate))
     # running sum of the phasor x[k] x*[k-1] (cp[k] sums k = 1..k): the frequency over any stretch,
     # robust to clicks; chip frequencies over the central half of each chip, and the preamble and
     # postamble counts, all come from it
@@ -212,7 +230,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     signed = lv * seq[settled]
     eye = float(np.clip(np.percentile(signed, 0.5) / dev, 0, 1)) if dev > 0 and len(signed) else 0.0
     drift = drift_rate * n * T / rate  # carrier change over the frame (sync to last chip)
-    drift_std = fit.drift_rate_std_hz_per_s * n * T / rate
+    drift_std = drift_rate_std * n * T / rate
     # the chip before the sync word is the preamble's last, a "1" in every mode (phy.frame_chips sends
     # "01" pairs). Not the opposite of the sync's first chip: N's and F's sync words begin with a 1,
     # where that guess started the walk on the wrong tone and lost a chip (15 of N's 16)
@@ -234,7 +252,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                        drift_hz=drift, preamble_chips=pre, postamble_chips=post, sync_ok=sync_ok, eye_opening=eye,
                        code_violations=violations, duration_s=(pre + n + post) * T / rate, n_transitions=len(times),
                        occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0],
-                       carrier_std_hz=fit.carrier_std_hz, drift_std_hz=drift_std)
+                       carrier_std_hz=carrier_std, drift_std_hz=drift_std)
 
 
 def _vertex(xs: tuple[float, ...], ys: list[float]) -> float:
@@ -556,6 +574,15 @@ class _Fit:
     rss: float = float("inf")
     carrier_std_hz: float = float("nan")
     drift_rate_std_hz_per_s: float = float("nan")
+    samples: int = 0  # fitted (independent: a w-sample average counts once)
+    params: int = 0
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion: the better model of the same samples has the smaller."""
+        if self.samples <= self.params or not self.rss > 0:
+            return float("inf")
+        return self.samples * float(np.log(self.rss / self.samples)) + self.params * float(np.log(self.samples))
 
 
 
@@ -654,5 +681,6 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
     # with a drift the carrier is the one at the middle of the fitted span
     return _Fit(carrier_hz=carrier + dc, deviation_hz=dev + dd, drift_rate_hz_per_s=drift_rate, dt0=dt,
                 dT=float(coef[5]) if timing else 0.0, rss=float(r @ r),
+                samples=len(r) if per_sample else len(r) // w, params=design.shape[1],
                 carrier_std_hz=float(np.sqrt(max(cov[1, 1], 0.0))),
                 drift_rate_std_hz_per_s=float(np.sqrt(max(cov[4, 4], 0.0))))
