@@ -57,9 +57,9 @@ class Measurement:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-# rms widths (chips) of the Gaussian rounding of the transitions the phase fit tries: square chips,
-# our channel filters alone (~0.1), GFSK BT 1 / 0.5 / 0.33 (0.13 / 0.27 / 0.4)
-SMOOTH_CHIPS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+# rms widths (chips) of the Gaussian rounding of the transitions the phase fit tries (the best one is
+# interpolated): square chips, our channel filters alone (~0.1), GFSK BT 1 / 0.5 / 0.33 (0.13 / 0.27 / 0.4)
+SMOOTH_CHIPS = (0.0, 0.15, 0.3, 0.45)
 CLUSTER_CHIPS = 16  # stretch of chips of the sandwich estimate's clusters (see _Fit)
 PREAMBLE_LAST_TONE = 1.0  # the preamble is "01" pairs (phy.frame_chips): its last chip is the upper tone
 
@@ -187,10 +187,11 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
         steady = np.isfinite(jitter) and jitter < 0.08
         warp = None if steady else _smooth_warp(np.array(times), np.array(idx), t0, T, len(seq))
         # how round the transitions are (transmitter shaping and our filters): the width that fits best
-        trials = [_phase_fit(x, rate, seq, t0, T, carrier, dev, timing=steady, warp=warp, smooth=s)
-                  for s in SMOOTH_CHIPS]
+        # (judged on the first 256 chips: the width is a property of the radios, not of the frame's length)
+        trials = [_phase_fit(x, rate, seq, t0, T, carrier, dev, timing=steady, warp=warp, smooth=s,
+                             chips=(0, min(n, 256))) for s in SMOOTH_CHIPS]
         smooth = _vertex(SMOOTH_CHIPS, [f.rss for f in trials])
-        for _ in range(3 if steady else 2):
+        for _ in range(2):
             fit = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=steady, warp=warp, smooth=smooth)
             carrier, dev = fit.carrier_hz, fit.deviation_hz
             if steady:  # the timing from every sample's phase (see _phase_fit)
@@ -667,13 +668,16 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
         # per stretch of 32 chips keeps that walk out of carrier, deviation and drift
         cols += [(seg == j).astype(float) for j in range(1, int(seg[-1]) + 1)]
     design = np.vstack(cols).T
-    coef, *_ = np.linalg.lstsq(design, resid, rcond=None)
+    # least squares through the normal equations of unit-norm columns (they differ by 10^12 as they
+    # stand): a few times faster than an SVD of the tall design, and the sandwich below needs the
+    # inverse anyway
+    scale = np.maximum(np.sqrt(np.sum(design ** 2, axis=0)), 1e-300)
+    unit = design / scale
+    bread = np.linalg.pinv(unit.T @ unit)
+    coef = bread @ (unit.T @ resid) / scale
     r = resid - design @ coef
     # sandwich (cluster-robust) covariance over stretches of 16 chips: honest where the residual is
     # correlated within a stretch (the moving average, an unmodelled wander), plain LS where it is not
-    scale = np.maximum(np.sqrt(np.sum(design ** 2, axis=0)), 1e-300)  # the columns differ by 10^12
-    unit = design / scale
-    bread = np.linalg.pinv(unit.T @ unit)
     starts = np.arange(0, len(r), max(int(CLUSTER_CHIPS * T), w))
     score = np.add.reduceat(unit * r[:, None], starts, axis=0)
     cov = bread @ (score.T @ score) @ bread / np.outer(scale, scale)
