@@ -180,7 +180,8 @@ def targets(count: int, lengths: list[int], snrs: list[float], cases=CASES) -> b
                     crb.append(chip_rate_crb_ppm(mode, tel, fmt, ebn0))
                     peak.append((m["deviation_peak_hz"] / (spec.deviation_hz) - 1) * 100)
                     drift.append(abs(m["drift_hz"]))
-                    z.append(abs(m["drift_hz"]) / m["drift_std_hz"] if m["drift_std_hz"] > 0 else float("inf"))
+                    std = m.get("drift_std_hz", float("nan"))  # nan: an analyser that reports none
+                    z.append(abs(m["drift_hz"]) / std if std > 0 else float("inf"))
                 name = f"{mode}-{fmt} L{lval}"
                 if not car:
                     print(f"{name:<9} {jitter:>6.2f} {ebn0:>5.0f} {0:>6}  (no frame decoded)  MISS", flush=True)
