@@ -46,9 +46,22 @@ class Measurement:
     duration_s: float
     n_transitions: int
     occupied_bw_hz: float = float("nan")  # 99 % power bandwidth over preamble + frame
+    # standard errors of the carrier offset and of the drift, from the scatter of the fit's residual
+    # (a sandwich estimate over stretches of chips, so a residual correlated over a few chips, as a
+    # wandering chip clock leaves it, widens them): a drift within about twice drift_std_hz of zero
+    # is no evidence of drift
+    carrier_std_hz: float = float("nan")
+    drift_std_hz: float = float("nan")
 
     def to_json(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+# rms widths (chips) of the Gaussian rounding of the transitions the phase fit tries (the best one is
+# interpolated): square chips, our channel filters alone (~0.1), GFSK BT 1 / 0.5 / 0.33 (0.13 / 0.27 / 0.4)
+SMOOTH_CHIPS = (0.0, 0.15, 0.3, 0.45)
+CLUSTER_CHIPS = 16  # stretch of chips of the sandwich estimate's clusters (see _Fit)
+PREAMBLE_LAST_TONE = 1.0  # the preamble is "01" pairs (phy.frame_chips): its last chip is the upper tone
 
 
 def frame_chip_sequence(mode_name: str, canonical: bytes, frame_format: str | None) -> np.ndarray:
@@ -79,7 +92,8 @@ def carrier_fit(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, fram
     if dev <= 0:
         return None
     for span in (128, 512, n):
-        carrier, dev, _ = _phase_fit(x, rate, seq, float(sync_start), T, carrier, dev, chips=(0, min(span, n)))
+        f = _phase_fit(x, rate, seq, float(sync_start), T, carrier, dev, chips=(0, min(span, n)))
+        carrier, dev = f.carrier_hz, f.deviation_hz
         if span >= n:
             break
     if not (np.isfinite(carrier) and np.isfinite(dev)) or abs(dev / spec.deviation_hz - 1) > 1 / 3:
@@ -160,27 +174,49 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
         t0, T, resid = _timing_fit(np.array(times), np.array(idx), pattern[np.array(idx)])
     jitter = float(np.std(resid) / T) if len(resid) >= 8 else float("nan")
     chip_rate = rate / T
-    drift_rate = 0.0
+    fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0)
+    warp, smooth = None, 0.0
     if dev > 0:
         # the fit is linearised around the estimates: further passes settle it. On a steady chip
         # clock it also refines the timing (all samples weigh in, not two per transition); a
         # wandering one (jitter) breaks the straight-clock phase model, which then keeps the
-        # crossings' timing
+        # crossings' timing. Every displaced edge turns the phase by 2 pi h times its displacement:
+        # on the straight grid the phase fit would read that walk as carrier, deviation and drift.
+        # A chip clock wanders smoothly: the fit runs on the grid the transitions follow (their
+        # times smoothed over +-8 transitions)
         steady = np.isfinite(jitter) and jitter < 0.08
-        if steady:
-            for _ in range(3):
-                carrier, dev, drift_rate, dt, dT = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True)
-                if abs(dT) < 0.01 * T and abs(dt) < 0.25 * T:
-                    t0, T = t0 + dt, T + dT
-            chip_rate = rate / T
-        else:
-            # every displaced edge turns the phase by 2 pi h times its displacement and the turns add
-            # up: on the straight grid the phase fit would read that walk as carrier, deviation and
-            # drift. A chip clock wanders smoothly: the fit runs on the grid the transitions follow
-            # (their times smoothed over +-8 transitions)
-            warp = _smooth_warp(np.array(times), np.array(idx), t0, T, len(seq))
-            for _ in range(2):
-                carrier, dev, drift_rate = _phase_fit(x, rate, seq, t0, T, carrier, dev, warp=warp)
+        warp = None if steady else _smooth_warp(np.array(times), np.array(idx), t0, T, len(seq))
+        # how round the transitions are (transmitter shaping and our filters): the width that fits best
+        # (judged on the first 256 chips: the width is a property of the radios, not of the frame's length)
+        trials = [_phase_fit(x, rate, seq, t0, T, carrier, dev, timing=steady, warp=warp, smooth=s,
+                             chips=(0, min(n, 256))) for s in SMOOTH_CHIPS]
+        smooth = _vertex(SMOOTH_CHIPS, [f.rss for f in trials])
+        for _ in range(2):
+            fit = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=steady, warp=warp, smooth=smooth)
+            carrier, dev = fit.carrier_hz, fit.deviation_hz
+            if steady:  # the timing from every sample's phase (see _phase_fit)
+                tf = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True, smooth=smooth, per_sample=True)
+                if abs(tf.dT) < 0.01 * T and abs(tf.dt0) < 0.25 * T:
+                    t0, T = t0 + tf.dt0, T + tf.dT
+        chip_rate = rate / T
+    drift_rate = fit.drift_rate_hz_per_s
+    carrier_std, drift_rate_std = fit.carrier_std_hz, fit.drift_rate_std_hz_per_s
+    if dev > 0 and len(times) >= 8:
+        # the timing model's share of the error: the same fit on the other chip grid (the straight one
+        # for a wandering clock, the transitions' smoothed one for a steady clock). On a steady clock
+        # the two agree within the noise; a wander the residual hides moves them apart, and that
+        # spread widens the standard errors as much as it may have moved the estimates
+        other = None if warp is not None else _smooth_warp(np.array(times), np.array(idx), t0, T, len(seq))
+        alt = _phase_fit(x, rate, seq, t0, T, carrier, dev, warp=other, smooth=smooth)
+        if warp is None and alt.bic < fit.bic:
+            # a steady-looking clock that wanders after all (timing jitter below 0.08 chip is too
+            # small to tell from noise by the crossings): the followed grid explains the phase
+            # better, its carrier, deviation and drift count
+            alt, fit = fit, alt
+            carrier, dev, drift_rate = fit.carrier_hz, fit.deviation_hz, fit.drift_rate_hz_per_s
+            carrier_std, drift_rate_std = fit.carrier_std_hz, fit.drift_rate_std_hz_per_s
+        carrier_std = float(np.hypot(carrier_std, alt.carrier_hz - carrier))
+        drift_rate_std = float(np.hypot(drift_rate_std, alt.drift_rate_hz_per_s - drift_rate))
     # running sum of the phasor x[k] x*[k-1] (cp[k] sums k = 1..k): the frequency over any stretch,
     # robust to clicks; chip frequencies over the central half of each chip, and the preamble and
     # postamble counts, all come from it
@@ -195,7 +231,11 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     signed = lv * seq[settled]
     eye = float(np.clip(np.percentile(signed, 0.5) / dev, 0, 1)) if dev > 0 and len(signed) else 0.0
     drift = drift_rate * n * T / rate  # carrier change over the frame (sync to last chip)
-    pre = count_preamble(x, cp, rate, t0, T, carrier, dev, -seq[0])
+    drift_std = drift_rate_std * n * T / rate
+    # the chip before the sync word is the preamble's last, a "1" in every mode (phy.frame_chips sends
+    # "01" pairs). Not the opposite of the sync's first chip: N's and F's sync words begin with a 1,
+    # where that guess started the walk on the wrong tone and lost a chip (15 of N's 16)
+    pre = count_preamble(x, cp, rate, t0, T, carrier, dev, PREAMBLE_LAST_TONE)
     # the frame's end on the grid of its last transitions: a real meter's chip clock wanders within
     # a frame (the shared capture: 0.14 chip rms), leaving the whole-frame fit half a chip off there
     tail = np.array(idx) >= n - 48
@@ -212,7 +252,21 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                        chip_rate_error_ppm=(chip_rate / spec.chip_rate - 1) * 1e6, timing_jitter_rms=jitter,
                        drift_hz=drift, preamble_chips=pre, postamble_chips=post, sync_ok=sync_ok, eye_opening=eye,
                        code_violations=violations, duration_s=(pre + n + post) * T / rate, n_transitions=len(times),
-                       occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0])
+                       occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0],
+                       carrier_std_hz=carrier_std, drift_std_hz=drift_std)
+
+
+def _vertex(xs: tuple[float, ...], ys: list[float]) -> float:
+    """The x of the least y: the vertex of the parabola through the smallest sample and its two
+    neighbours (on the grid's ends, the end)."""
+    i = int(np.argmin(ys))
+    if i == 0 or i == len(ys) - 1 or not np.all(np.isfinite(ys[i - 1:i + 2])):
+        return float(xs[i])
+    (x0, x1, x2), (y0, y1, y2) = xs[i - 1:i + 2], ys[i - 1:i + 2]
+    den = (x0 - x1) * (x0 - x2) * (x1 - x2)
+    a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / den
+    b = (x2 * x2 * (y0 - y1) + x1 * x1 * (y2 - y0) + x0 * x0 * (y1 - y2)) / den
+    return float(np.clip(-b / (2 * a), x0, x2)) if a > 0 else float(x1)
 
 
 def _smooth_warp(times: np.ndarray, idx: np.ndarray, t0: float, T: float, n: int, half: int = 8) -> np.ndarray:
@@ -228,17 +282,23 @@ def _smooth_warp(times: np.ndarray, idx: np.ndarray, t0: float, T: float, n: int
 
 def _peak_deviation(levels: np.ndarray, signs: np.ndarray, dev: float, block: int = 32) -> float:
     """The larger deviation of the two tones, from the settled chips' frequencies ``levels``
-    (carrier removed) with their chips ``signs``: per tone, the largest mean over blocks of
-    ``block`` chips, so a deviation that changes within the frame shows while the noise of single
-    chips (a percentile of them grew by a quarter at 20 dB) averages out."""
-    best = 0.0
+    (carrier removed) with their chips ``signs``: per tone, the means over blocks of ``block``
+    chips, so a deviation that changes within the frame shows while the noise of single chips
+    averages out. The largest of many noisy means is itself inflated by the noise (2-8 % at 20 dB
+    when it was reported as is), so each block counts only by how far it exceeds ``dev`` (the whole
+    frame's deviation) beyond its own noise: its mean less z standard errors (from the spread of its
+    chips), z the level that one block in ten frames passes by chance. Noise alone then gives
+    ``dev``; a real peak shows, less its noise margin."""
+    parts = []
     for s in (1.0, -1.0):
         v = levels[signs == s] * s
-        if len(v) == 0:
-            continue
-        k = max(1, len(v) // block)
-        best = max(best, max(float(np.mean(part)) for part in np.array_split(v, k)))
-    return best if best > 0 else dev
+        parts += np.array_split(v, max(1, len(v) // block)) if len(v) else []
+    parts = [p for p in parts if len(p) >= 4]
+    if not parts or dev <= 0:
+        return dev
+    z = float(np.sqrt(2 * np.log(10 * len(parts))))  # ~ the 1 - 1 / (10 K) point of a normal
+    margin = [float(np.mean(p)) - z * float(np.std(p, ddof=1)) / np.sqrt(len(p)) for p in parts]
+    return max(dev, max(margin))
 
 
 def _transition_patterns(seq: np.ndarray) -> np.ndarray:
@@ -282,6 +342,8 @@ def _timing_fit(times: np.ndarray, idx: np.ndarray, classes: np.ndarray) -> tupl
     resid = times[use] - design @ coef
     t0 = float(np.mean(times - T * idx))
     return t0, T, resid
+
+
 def count_preamble(x: np.ndarray, cp: np.ndarray, rate: float, t0: float, T: float, carrier: float, dev: float,
                    expect: float, window: int = 8, span: int = 10) -> int:
     """Alternating chips before the sync word (chip 1 ends where the sync word starts at ``t0`` and
@@ -498,22 +560,63 @@ def _levels(x: np.ndarray, rate: float, seq: np.ndarray, chips: np.ndarray, t0: 
     return (f_hi + f_lo) / 2, (f_hi - f_lo) / 2
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Fit:
+    """One pass of :func:`_phase_fit`: the refined estimates, the corrections of the chip timing
+    (samples; 0 unless asked for), the residual's sum of squares (rad^2) and the standard errors of
+    carrier and drift rate (Hz, Hz/s) from a sandwich estimate over stretches of 16 chips, so a
+    residual that is correlated over a few chips (a chip clock wander the model misses) widens them."""
+
+    carrier_hz: float
+    deviation_hz: float
+    drift_rate_hz_per_s: float
+    dt0: float = 0.0
+    dT: float = 0.0
+    rss: float = float("inf")
+    carrier_std_hz: float = float("nan")
+    drift_rate_std_hz_per_s: float = float("nan")
+    samples: int = 0  # fitted (independent: a w-sample average counts once)
+    params: int = 0
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion: the better model of the same samples has the smaller."""
+        if self.samples <= self.params or not self.rss > 0:
+            return float("inf")
+        return self.samples * float(np.log(self.rss / self.samples)) + self.params * float(np.log(self.samples))
+
+
+
+
+def _gaussian(sigma: float) -> np.ndarray:
+    half = int(np.ceil(4 * sigma))
+    g = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    return g / g.sum()
+
+
 def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float, carrier: float, dev: float,
-               chips: tuple[int, int] | None = None, timing: bool = False, warp: np.ndarray | None = None):
+               chips: tuple[int, int] | None = None, timing: bool = False, warp: np.ndarray | None = None,
+               smooth: float = 0.0, per_sample: bool = False) -> _Fit:
     """Refine (carrier, deviation) by a least-squares fit of the unwrapped phase to the known chip
     sequence: phase(n) = p0 + 2 pi / rate * (carrier * n + deviation * Q(n)), Q the running integral
     of the +-1 chips. Uses the whole frame coherently, so it is far more precise than averaging
     frequency estimates; the preliminary estimates are removed first so unwrapping is safe.
-    Returns (carrier, deviation, drift rate in Hz/s), and with ``timing`` also the corrections of
-    the sync start and of the chip period (samples): every sample of the frame weighs in, where the
-    zero-crossing fit has two per transition. ``warp`` (samples, per chip boundary 0..len(seq))
-    moves the chip boundaries off the straight grid: a wandering chip clock followed."""
+    A quadratic phase term is the drift. With ``timing`` also the corrections of the sync start and
+    of the chip period (samples): every sample of the frame weighs in, where the zero-crossing fit
+    has two per transition. ``warp`` (samples, per chip boundary 0..len(seq)) moves the chip
+    boundaries off the straight grid: a wandering chip clock followed. ``smooth`` (chips) is the rms
+    width of a Gaussian the chip waveform is smoothed with: a transmitter's Gaussian shaping (GFSK
+    BT 0.5 is 0.265 chip) and the receiver's filters round every transition, and a square-chip model
+    then reads that rounding, which depends on the chip pattern, as a timing and carrier error
+    (C1 shaped with BT 0.5: 115 ppm and 25 Hz at any SNR)."""
     k0, k1 = chips if chips is not None else (0, len(seq))
     a, b = int(np.ceil(t0 + k0 * T)) + 1, int(np.floor(t0 + k1 * T)) - 1
     a, b = max(a, 0), min(b, len(x))
     if b - a < 16:
-        return (carrier, dev, 0.0, 0.0, 0.0) if timing else (carrier, dev, 0.0)
-    n = np.arange(a, b, dtype=np.float64)
+        return _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0)
+    g = _gaussian(smooth * T) if smooth > 0 else np.ones(1)
+    pad = len(g) // 2
+    n = np.arange(a - pad, b + pad, dtype=np.float64)  # the regressors beyond [a, b) feed the smoothing
     u = (n - t0) / T  # position in chips
     if warp is None:
         k = np.clip(np.floor(u).astype(np.int64), 0, len(seq) - 1)
@@ -524,24 +627,37 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
         k = np.clip(np.searchsorted(edges, n, side="right") - 1, 0, len(seq) - 1)
         cum = np.concatenate(([0.0], np.cumsum(seq * np.diff(edges))))
         q = cum[k] + seq[k] * (n - edges[k])
+    # a small error of the chip timing shifts every transition: fit it too (linearised)
+    dq_dt0 = -seq[k] * 1.0  # moving t0 later by one sample lowers Q by the current chip value
+    # a longer chip period: Q(n) = T q(u), u = (n - t0) / T, so dQ/dT = Q / T - a(n) u
+    dq_dT = q / T - seq[k] * u
+    seg = np.minimum(k // 32, k[-1] // 32)
+    if pad:
+        q, dq_dt0, dq_dT = (np.convolve(v, g, mode="valid") for v in (q, dq_dt0, dq_dT))
+        n, k, seg = n[pad:-pad], k[pad:-pad], seg[pad:-pad]
     model = 2 * np.pi / rate * (carrier * n + dev * q)
     z = x[a:b] * np.exp(-1j * model)
     # average a few samples of the (slowly varying) residual before taking its angle: at low
-    # per-sample SNR single-sample phases slip by 2 pi when unwrapped
+    # per-sample SNR single-sample phases slip by 2 pi when unwrapped. ``per_sample`` then takes
+    # each sample's phase along that unwrapped average instead: the average blurs the transitions
+    # that carry the timing (C1 at 4 samples per chip: 1.4 x the Cramer-Rao bound, 25 % above it per
+    # sample), but it also hides how our filters round them, which biases the deviation (T1: 2 %)
     w = 8
     c = np.concatenate(([0], np.cumsum(z)))
     zs = np.empty_like(z)
     zs[w - 1:] = (c[w:] - c[:-w]) / w
     zs[: w - 1] = c[1:w] / np.arange(1, w)
     resid = np.unwrap(np.angle(zs))
-    n = n - (w - 1) / 2  # the average is centred half a window earlier
-    # a small error of the chip timing shifts every transition: fit it too (linearised)
-    dq_dt0 = -seq[k] * 1.0  # moving t0 later by one sample lowers Q by the current chip value
-    # a longer chip period: Q(n) = T q(u), u = (n - t0) / T, so dQ/dT = Q / T - a(n) u
-    dq_dT = q / T - seq[k] * u
-    q = np.convolve(q, np.ones(w) / w)[: len(q)]  # the same average applied to the regressors
-    dq_dt0 = np.convolve(dq_dt0, np.ones(w) / w)[: len(dq_dt0)]
-    dq_dT = np.convolve(dq_dT, np.ones(w) / w)[: len(dq_dT)]
+    if per_sample:
+        i = np.arange(len(z), dtype=np.float64)
+        coarse = np.interp(i, i - (w - 1) / 2, resid)  # the average lags half a window
+        resid = coarse + np.angle(z * np.exp(-1j * coarse))
+    else:
+        n = n - (w - 1) / 2  # the average is centred half a window earlier
+        box = np.ones(w) / w
+        q = np.convolve(q, box)[: len(q)]  # the same average applied to the regressors
+        dq_dt0 = np.convolve(dq_dt0, box)[: len(dq_dt0)]
+        dq_dT = np.convolve(dq_dT, box)[: len(dq_dT)]
     mid = (n[0] + n[-1]) / 2
     cols = [np.ones_like(n), 2 * np.pi / rate * n, 2 * np.pi / rate * q, 2 * np.pi / rate * dev * dq_dt0,
             np.pi * ((n - mid) / rate) ** 2]
@@ -550,11 +666,25 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
     if warp is not None:
         # what the smoothed grid misses of a wandering clock still walks the phase: a free phase
         # per stretch of 32 chips keeps that walk out of carrier, deviation and drift
-        seg = np.minimum(k // 32, k[-1] // 32)
         cols += [(seg == j).astype(float) for j in range(1, int(seg[-1]) + 1)]
-    coef, *_ = np.linalg.lstsq(np.vstack(cols).T, resid, rcond=None)
+    design = np.vstack(cols).T
+    # least squares through the normal equations of unit-norm columns (they differ by 10^12 as they
+    # stand): a few times faster than an SVD of the tall design, and the sandwich below needs the
+    # inverse anyway
+    scale = np.maximum(np.sqrt(np.sum(design ** 2, axis=0)), 1e-300)
+    unit = design / scale
+    bread = np.linalg.pinv(unit.T @ unit)
+    coef = bread @ (unit.T @ resid) / scale
+    r = resid - design @ coef
+    # sandwich (cluster-robust) covariance over stretches of 16 chips: honest where the residual is
+    # correlated within a stretch (the moving average, an unmodelled wander), plain LS where it is not
+    starts = np.arange(0, len(r), max(int(CLUSTER_CHIPS * T), w))
+    score = np.add.reduceat(unit * r[:, None], starts, axis=0)
+    cov = bread @ (score.T @ score) @ bread / np.outer(scale, scale)
     dc, dd, dt, drift_rate = (float(v) for v in coef[1:5])
     # with a drift the carrier is the one at the middle of the fitted span
-    if timing:
-        return carrier + dc, dev + dd, drift_rate, dt, float(coef[5])
-    return carrier + dc, dev + dd, drift_rate
+    return _Fit(carrier_hz=carrier + dc, deviation_hz=dev + dd, drift_rate_hz_per_s=drift_rate, dt0=dt,
+                dT=float(coef[5]) if timing else 0.0, rss=float(r @ r),
+                samples=len(r) if per_sample else len(r) // w, params=design.shape[1],
+                carrier_std_hz=float(np.sqrt(max(cov[1, 1], 0.0))),
+                drift_rate_std_hz_per_s=float(np.sqrt(max(cov[4, 4], 0.0))))

@@ -8,7 +8,8 @@ report.json, schema_version 1:
             measurements: {carrier_offset_hz, carrier_error_ppm, deviation_hz, deviation_peak_hz,
                            modulation_index, chip_rate_hz, chip_rate_error_ppm, timing_jitter_rms,
                            drift_hz, preamble_chips, postamble_chips, sync_ok, eye_opening, code_violations,
-                           duration_s, n_transitions, occupied_bw_hz (99 % power)},
+                           duration_s, n_transitions, occupied_bw_hz (99 % power), carrier_std_hz and
+                           drift_std_hz (standard errors of carrier_offset_hz and drift_hz)},
             verdicts: {metric: {value, min, max, verdict: PASS|FAIL, status: PASS|FAIL|UNSURE}}}]
   meters: [{meter, modes, frames, interval_s: {mean, std, min, max} | null, access_numbers,
             repeats, airtime_s, duty_cycle_percent_per_hour (air time / capture time), duty_cycle_limit_percent,
@@ -182,7 +183,7 @@ def schedule_fit(times: np.ndarray, accs: list) -> dict | None:
 
 def text_table(report: dict) -> str:
     lines = [f"{'t (s)':>9} {'mode':<5} {'meter':<14} {'carrier':>9} {'ppm':>6} {'dev kHz':>7} {'h':>5} "
-             f"{'chip rate':>10} {'ppm':>7} {'pre':>4} {'post':>4} {'jitter':>6} {'eye':>5} {'drift':>6} "
+             f"{'chip rate':>10} {'ppm':>7} {'pre':>4} {'post':>4} {'jitter':>6} {'eye':>5} {'drift +-std':>11} "
              f"{'OBW kHz':>7}  verdicts"]
     for f in report["frames"]:
         m = f["measurements"]
@@ -194,7 +195,8 @@ def text_table(report: dict) -> str:
                      f"{m['deviation_hz'] / 1e3:7.2f} {m['modulation_index']:5.2f} {m['chip_rate_hz']:10.1f} "
                      f"{m['chip_rate_error_ppm']:+7.0f} {m['preamble_chips']:4d} {m['postamble_chips']:4d} "
                      f"{m['timing_jitter_rms']:6.3f} "
-                     f"{m['eye_opening']:5.2f} {m['drift_hz']:+6.0f} {m['occupied_bw_hz'] / 1e3:7.1f}  {verdict}")
+                     f"{m['eye_opening']:5.2f} {m['drift_hz']:+6.0f}+-{m.get('drift_std_hz', float('nan')):<3.0f} "
+                     f"{m['occupied_bw_hz'] / 1e3:7.1f}  {verdict}")
     if report["meters"]:
         lines.append("")
         lines.append(f"{'meter':<14} {'frames':>6} {'interval mean/std s':>20} {'duty %/h':>9} {'limit':>6}  schedule")
