@@ -16,6 +16,7 @@ Hooks for mbus.telegram: :func:`known_format` (Kamstrup compact-frame formats by
 
 from __future__ import annotations
 
+import functools
 import logging
 import tomllib
 from dataclasses import dataclass
@@ -135,10 +136,22 @@ def _triples(v, where: str) -> list[tuple[str, int, int]]:
     return out
 
 
+def _document(path: Path) -> dict:
+    """vendors.toml parsed once per version of the file (decoders and compact formats come from the
+    same file; parsing it is a fifth of the command-line start-up)."""
+    st = path.stat()
+    return _parsed(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(path: Path, mtime_ns: int, size: int) -> dict:
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
 def load(path: Path = DATA_FILE) -> tuple[VendorDecoder, ...]:
     """Parse vendors.toml. A defect in the file raises LayoutError naming the decoder and field."""
-    with path.open("rb") as f:
-        doc = tomllib.load(f)
+    doc = _document(path)
     out = []
     for i, d in enumerate(doc.get("decoder", [])):
         where = f"{path.name} decoder #{i + 1} ({d.get('name', '?')})"
@@ -190,8 +203,7 @@ def load_formats(path: Path = DATA_FILE) -> tuple[KnownFormat, ...]:
     """The ``[[compact_format]]`` tables; a signature that is not its headers' CRC is a LayoutError."""
     from ..compact import signature
 
-    with path.open("rb") as f:
-        doc = tomllib.load(f)
+    doc = _document(path)
     out = []
     for i, d in enumerate(doc.get("compact_format", [])):
         where = f"{path.name} compact_format #{i + 1}"
