@@ -242,6 +242,9 @@ class Demodulator:
             return []
         nfft = sfft.next_fast_len(n + lmax)
         spec = sfft.rfft(md, nfft)
+        # candidates kept: 8, or more in a long burst (frames back to back merge into one burst; a
+        # frame is longer than four templates, so no more fit)
+        keep = max(8, int(np.ceil(len(m) / (4 * len(tpl.chips) * sps0))))
         found = []
         slip = _slipped(tpl)
         for f in factors:
@@ -276,13 +279,13 @@ class Demodulator:
                 agree = np.sign(norm[over]) == np.sign(norm_s)
                 score[over] = np.where(agree, 0.5 * (np.abs(norm[over]) + np.abs(norm_s)), 0.0)
                 peaks = over[score[over] == centred_max(score, L | 1)[over]]
-                best = peaks[np.argsort(-score[peaks])[:8]]
+                best = peaks[np.argsort(-score[peaks])[:keep]]
                 found += [(float(score[i]), float(i * q), sps, 1 if norm[i] > 0 else -1, variant is slip)
                           for i in best]
         found.sort(key=lambda z: -z[0])
         out = []
         for cand in found:
-            if len(out) == 8:
+            if len(out) == keep:
                 break
             # one candidate per position, polarity and template: an inverted preamble one chip off can
             # outscore the true alignment, the decode decides

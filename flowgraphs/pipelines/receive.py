@@ -443,6 +443,7 @@ class Receiver:
             finder.reset()
         self._fed = dict.fromkeys(self.finders, 0)  # channel samples given to each burst finder
         self._held: list = []  # closed bursts waiting until no channel can close an earlier one
+        self._carry: dict[str, tuple[int, np.ndarray, set[int]]] = {}  # see _keep_carry
         if lead:
             x = np.concatenate((np.zeros(lead, dtype=np.complex64), np.asarray(x, dtype=np.complex64)))
         return x
@@ -495,10 +496,17 @@ class Receiver:
         freq, _ = self.plan[name]
         ch = next(c for c in self._cz(name).channels if c.name == name)
         bin_error = ch.offset_hz - (freq - self.tuner_center_hz)
+        finder = self.finders[name]
+        cut = len(burst.samples) >= finder.max_windows * finder.window  # ended by the length limit
+        burst, done = self._join_carry(name, burst)
+        raw = burst
         if self._cz(name).out_rate < WIDE_RATE_HZ:
             burst, shift = _centre_burst(burst, self._cz(name).out_rate)
             bin_error += shift  # the burst is now centred as if the channel were this much higher
-        results = self.demods[name].demodulate(burst.samples)
+        results = [r for r in self.demods[name].demodulate(burst.samples)
+                   if not (r.crc_ok and round(r.sync_start) in done)]
+        if cut:
+            self._keep_carry(name, raw, results)
         for r in results:
             frame = self._frame(r, burst, freq, bin_error, self._cz(name))
             self.stats[f"frames {r.mode}" if r.crc_ok else f"rejected {r.reason}"] += 1
@@ -507,6 +515,33 @@ class Receiver:
             yield frame
         if self.on_unknown is not None and not any(r.crc_ok for r in results):
             self._unknown(name, burst, results)
+
+    def _keep_carry(self, name: str, burst, results: list[FrameResult]) -> None:
+        """A burst cut by the burst finder's length limit (frames back to back with gaps shorter than
+        the finder's hang time merge into one long burst) may end inside a frame: the demodulator
+        calls it truncated. Its samples from that frame's preamble on are kept and put in front of
+        the channel's next burst (which starts where this one was cut), so the frame is decoded
+        whole there."""
+        lost = [r.sync_position for r in results if r.reason == "truncated"]
+        if not lost:
+            return
+        keep = max(0, int(min(lost)) - self.finders[name].window)
+        # frames decoded from the kept part already came out: not again from the joined burst
+        done = {round(r.sync_start) - keep + d for r in results if r.crc_ok and r.sync_start >= keep
+                for d in (-1, 0, 1)}
+        self._carry[name] = (burst.start + keep, burst.samples[keep:], done)
+
+    def _join_carry(self, name: str, burst):
+        """(burst with the samples kept from the cut burst before it in front, sync positions of frames
+        already decoded from them)."""
+        kept = self._carry.pop(name, None)
+        if kept is None:
+            return burst, set()
+        start, samples, done = kept
+        if not start < burst.start <= start + len(samples):
+            return burst, set()  # not the continuation of the cut burst
+        joined = np.concatenate((samples[:burst.start - start], burst.samples))
+        return replace(burst, start=start, samples=joined), done
 
     def _unknown(self, name: str, burst, results: list[FrameResult]) -> None:
         snr = 10 * np.log10(max(burst.power - burst.noise, 1e-20) / max(burst.noise, 1e-20))
