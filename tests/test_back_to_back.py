@@ -61,3 +61,23 @@ def test_frames_back_to_back_all_decode_once(mode, n_frames, n_bytes):
         assert abs(f.sample - p.placement.sync_start) <= RATE / MODES[mode].chip_rate
     again, _ = _receive(x, mode, 12345)  # and the same under another chunking
     assert again == frames
+
+
+def test_a_frame_heard_twice_in_overlapping_bursts_comes_out_once():
+    """Bursts may overlap (a cut burst's kept tail, the burst finder's margin): a frame decoded again
+    from the overlap, same bytes within a few chips of the first, is counted as a duplicate."""
+    x, placed = _train("N1a", 1, 30, gap_s=0.0, seed=5)
+    rx = Receiver(INFO, ["N1a"])
+    bursts = []
+    burst_of = rx._burst
+
+    def keep(name, burst):
+        bursts.append((name, burst))
+        return burst_of(name, burst)
+
+    rx._burst = keep
+    frames = [f for f in [*rx.process(IQChunk(samples=x, info=INFO, start=0)), *rx.flush()] if f.crc_ok]
+    assert [f.telegram for f in frames] == [placed[0].burst.telegram]
+    (name, burst), = bursts
+    assert [f for f in burst_of(name, burst) if f.crc_ok] == []  # the same burst once more
+    assert rx.stats["duplicates"] == 1 and rx.stats["frames N1a"] == 1
