@@ -55,6 +55,11 @@ class ModeSpec:
     response_window_s: tuple[float, float] | None = None
     turnaround_s: float | None = None
     fast_response: bool = False  # C2: ELL CC D bit (100 ms instead of 1000 ms)
+    # the meter's own reply to the other station when its window differs from response_window_s
+    # (R2, F2: phy.md §6.1); None: the same window both ways
+    meter_response_window_s: tuple[float, float] | None = None
+    # a bidirectional mode without a dialogue: the fact the spec digest lacks (said by `session`)
+    dialogue_missing: str = ""
     # receive channel: the channeliser's two-sided passband and the channel sample rate it aims at;
     # modes with the same pair share one channeliser (one FFT for all their channels)
     rx_bandwidth_hz: float = 350e3
@@ -80,6 +85,8 @@ class ModeSpec:
             raise ValueError(f"mode {self.name}: channel frequencies must be positive")
         if (self.response_window_s is None) != (self.answers is None):
             raise ValueError(f"mode {self.name}: a response window goes with the mode it answers")
+        if self.meter_response_window_s is not None and self.answers is None:
+            raise ValueError(f"mode {self.name}: a meter's reply window needs the other station's window")
 
     @property
     def syncs(self) -> dict[str, tuple[int, ...]]:
@@ -174,6 +181,12 @@ _N = dict(deviation_hz=2.4e3, coding=NRZ, sync=N_SYNC_A, sync_b=N_SYNC_B, preamb
           chip_rate_tolerance=1e-4, rx_preamble_chips=16, search_sync_chips=8, duty_cycle_percent=10.0,
           rx_bandwidth_hz=11e3, rx_rate_hz=15e3)
 
+# phy.md §6.1: the digest has two vendors' readings of the N2 window and no meter reply window
+_N2_WINDOW_CONFLICT = ("the N2 response window is a CONFLICT in the spec digest (phy.md §6.1): ST uses 99.5-100.5 ms "
+                       "on every N channel, Silicon Labs 1099.5-1100.5 ms at 4.8 kcps and 2099.5-2100.5 ms at "
+                       "2.4 kcps, and neither gives the meter's reply window; no N2 dialogue until the standard's "
+                       "values are known")
+
 _MODES: dict[str, ModeSpec] = {}
 MODES = MappingProxyType(_MODES)  # name -> ModeSpec, read-only view of the registry
 
@@ -218,22 +231,30 @@ for _spec in (
              source="phy.md §1: C2 other->meter, 869.525 MHz, 50 kcps GFSK BT 0.5; §6.1: t_RO 99.5-100.5 ms; "
                     "§7: 10 % sub-band"),
     *(ModeSpec(name=f"N{kind}{sub}", channel_hz=freq, chip_rate=rate, **_N, limits=_n_limits(rate),
+               dialogue_missing="" if kind == "1" else _N2_WINDOW_CONFLICT,
                source=f"phy.md §1, §1.2: channel {sub} {freq / 1e6:.5f} MHz, {rate / 1e3:.1f} kcps 2-GFSK BT 0.5 "
                       "+-2.4 kHz NRZ; §3: 8 x 01 preamble, sync F68D (A) / F672 (B); §10: tolerances; "
                       "§7: duty cycle UNSURE" + ("" if kind == "1" else "; N2 dialogue windows CONFLICT (§6.1)"))
       for kind in "12" for sub, (freq, rate) in N_CHANNELS.items()),
+    # F2 both ways at 433.82 MHz; the other station answers in the fast window (ELL CC D = 1, as C2), the
+    # meter replies in 3 ms ... 4 s; one turnaround (100 ms) lies in both
     ModeSpec(name="F2", channel_hz=433.82e6, chip_rate=2400.0, deviation_hz=5.5e3, coding=NRZ, sync=N_SYNC_A,
              sync_b=N_SYNC_B, preamble_pairs=39, search_sync_chips=8, chip_rate_tolerance=1e-3,
              limits=_F_LIMITS, duty_cycle_percent=10.0, rx_bandwidth_hz=30e3, rx_rate_hz=38.4e3,
+             answers="F2", response_window_s=(99.5e-3, 100.5e-3), turnaround_s=100e-3, fast_response=True,
+             meter_response_window_s=(3e-3, 4.0),
              source="phy.md §1: 433.82 MHz, 2-FSK +-5.5 kHz, 2.4 kcps NRZ; §3: >= 39 x 01, sync F68D (A) / "
-                    "F672 (B); §1.1: 16 ppm crystal, chip rate and deviation tolerance not stated (UNSURE)"),
+                    "F672 (B); §1.1: 16 ppm crystal, chip rate and deviation tolerance not stated (UNSURE); "
+                    "§6.1: other->meter fast 99.5-100.5 ms, meter reply 3 ms-4 s (ST S2-LP)"),
     ModeSpec(name="R2", channel_hz=868.33e6, channels_hz=R2_CHANNELS_HZ, chip_rate=4800.0, deviation_hz=6e3,
              coding=MANCHESTER, sync=S_SYNC, preamble_pairs=39, postamble=chips("0101"), rx_preamble_chips=28,
              sync_threshold=0.5, chip_rate_tolerance=0.02, limits=_R_LIMITS, duty_cycle_percent=1.0,
              rx_bandwidth_hz=30e3, rx_rate_hz=48e3, rx_by_default=False,
+             answers="R2", response_window_s=(3e-3, 50e-3), turnaround_s=20e-3, meter_response_window_s=(10e-3, 10.0),
              source="phy.md §1: ten channels 868.03 + n x 0.06 MHz (TX default channel 5, 868.33), 2-FSK "
                     "+-6 kHz, 4.8 kcps Manchester; §3: >= 39 x 01, S sync; §1.1: +-2 % chip rate, 10 ppm; "
-                    "§4: postamble 2-8 chips; deviation range UNSURE"),
+                    "§4: postamble 2-8 chips; deviation range UNSURE; §6.1: other->meter 3-50 ms, meter reply "
+                    "10 ms-10 s (ST S2-LP, UNSURE); one turnaround (20 ms) lies in both"),
 ):
     register_mode(_spec)
 

@@ -195,7 +195,8 @@ def test_relations_between_the_builtin_modes_are_computed():
         plan_channels(info, ["T3"])
     assert {n: (p.uplink, p.downlink, p.rx_uplink, p.rx_downlink) for n, p in PROFILES.items()} == {
         "T2": ("T1", "T2", ("T1",), ("S1",)), "S2": ("S2", "S2", ("S1",), ("S1",)),
-        "C2": ("C1", "C2", ("C1",), ("C2",))}
+        "C2": ("C1", "C2", ("C1",), ("C2",)), "R2": ("R2", "R2", ("R2",), ("R2",)),
+        "F2": ("F2", "F2", ("F2",), ("F2",))}
 
 
 def test_a_dummy_sharing_t1s_channel_and_sync_is_served_by_t1s_search(registered):

@@ -57,9 +57,11 @@ def run(args) -> int:
     from ..stations.meter_live import SENDS, LiveMeter, downlink_center
     from ..stations.session import PROFILES, MeterLogic
 
+    LIVE_MODES = ("T2", "S2", "C2")
+
     def open_station():
-        if args.mode not in PROFILES:
-            raise ValueError(f"--mode {args.mode}: bidirectional modes are {', '.join(PROFILES)}")
+        if args.mode not in LIVE_MODES:  # R2 and F2 dialogues run in `session` only (not tried live yet)
+            raise ValueError(f"--mode {args.mode}: the live meter runs {', '.join(LIVE_MODES)}")
         profile = PROFILES[args.mode]
         sink = open_tx(args, MODES[profile.uplink].channel_hz)
         if args.send not in SENDS:

@@ -4,7 +4,7 @@ demodulator -> link frames (RxFrame), counted per mode and per rejection reason.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -25,6 +25,7 @@ DEFAULT_MODES = default_rx_modes()  # every receivable meter -> other mode (dsp.
 WIDE_RATE_HZ = 200e3  # channels cut at this rate or more keep the burst finder's defaults
 NARROW_MAX_BURST_S = 1.5  # longest burst on a narrow channel (N / R2 / F2 frames last up to ~1 s)
 NARROW_FLOOR_S = 0.5  # noise-floor memory on a narrow channel
+DUPLICATE_CHIPS = 4  # the same bytes this close to a frame already out are that frame (Receiver._seen_before)
 UNKNOWN_MIN_SNR_DB = 6.0  # a burst without a frame is reported (on_unknown) from this far over the floor
 
 
@@ -472,6 +473,8 @@ class Receiver:
             finder.reset()
         self._fed = dict.fromkeys(self.finders, 0)  # channel samples given to each burst finder
         self._held: list = []  # closed bursts waiting until no channel can close an earlier one
+        self._carry: dict[str, tuple[int, np.ndarray]] = {}  # see _keep_carry
+        self._recent: dict[str, deque] = {}  # see _seen_before
         if lead:
             x = np.concatenate((np.zeros(lead, dtype=np.complex64), np.asarray(x, dtype=np.complex64)))
         return x
@@ -528,18 +531,60 @@ class Receiver:
         freq, _ = self.plan[name]
         ch = next(c for c in self._cz(name).channels if c.name == name)
         bin_error = ch.offset_hz - (freq - self.tuner_center_hz)
+        finder = self.finders[name]
+        cut = len(burst.samples) >= finder.max_windows * finder.window  # ended by the length limit
+        burst = self._join_carry(name, burst)
+        raw = burst
         if self._cz(name).out_rate < WIDE_RATE_HZ:
             burst, shift = _centre_burst(burst, self._cz(name).out_rate)
             bin_error += shift  # the burst is now centred as if the channel were this much higher
         results = self.demods[name].demodulate(burst.samples)
+        if cut:
+            self._keep_carry(name, raw, results)
         for r in results:
             frame = self._frame(r, burst, freq, bin_error, self._cz(name))
+            if r.crc_ok and self._seen_before(name, frame):
+                self.stats["duplicates"] += 1
+                continue
             self.stats[f"frames {r.mode}" if r.crc_ok else f"rejected {r.reason}"] += 1
             if r.crc_ok and self.calibrator is not None:
                 self._calibrate(frame, r, burst, bin_error, self._cz(name).out_rate)
             yield frame
         if self.on_unknown is not None and not any(r.crc_ok for r in results):
             self._unknown(name, burst, results)
+
+    def _keep_carry(self, name: str, burst, results: list[FrameResult]) -> None:
+        """A burst cut by the burst finder's length limit (frames back to back with gaps shorter than
+        the finder's hang time merge into one long burst) may end inside a frame: the demodulator
+        calls it truncated. Its samples from that frame's preamble on are kept and put in front of
+        the channel's next burst (which starts where this one was cut), so the frame is decoded
+        whole there."""
+        lost = [r.sync_position for r in results if r.reason == "truncated"]
+        if not lost:
+            return
+        keep = max(0, int(min(lost)) - self.finders[name].window)
+        self._carry[name] = (burst.start + keep, burst.samples[keep:])  # frames decoded again: _seen_before
+
+    def _join_carry(self, name: str, burst):
+        """The burst with the samples kept from the cut burst before it in front."""
+        kept = self._carry.pop(name, None)
+        if kept is None:
+            return burst
+        start, samples = kept
+        if not start < burst.start <= start + len(samples):
+            return burst  # not the continuation of the cut burst
+        return replace(burst, start=start, samples=np.concatenate((samples[:burst.start - start], burst.samples)))
+
+    def _seen_before(self, name: str, frame: RxFrame) -> bool:
+        """The same frame already came out of this channel: the same bytes with the sync word within
+        DUPLICATE_CHIPS (bursts overlap: a kept tail, the burst finder's margin). No two frames start
+        that close, so this drops nothing that was sent twice."""
+        recent = self._recent.setdefault(name, deque(maxlen=32))
+        near = DUPLICATE_CHIPS * self.info.sample_rate_hz / frame.chip_rate_hz
+        if any(t == frame.telegram and abs(s - frame.sample) <= near for t, s in recent):
+            return True
+        recent.append((frame.telegram, frame.sample))
+        return False
 
     def _unknown(self, name: str, burst, results: list[FrameResult]) -> None:
         snr = 10 * np.log10(max(burst.power - burst.noise, 1e-20) / max(burst.noise, 1e-20))

@@ -3,13 +3,17 @@
 Both stations modulate their frames with our TX (``dsp``) and decode what they hear with the full
 receiver (``flowgraphs.pipelines.receive``): channeliser, burst finder, demodulator, CRCs and the OMS stack.
 Only the channel is simulated: one sample-exact clock at 2.4 Msps centred 868.9125 MHz, so that
-868.30 (S, T2 downlink), 868.95 (T1 / C1 uplink) and 869.525 MHz (C2 downlink) are all in band,
-with white noise, a propagation delay, and half-duplex stations that do not hear themselves.
+868.30 (S, T2 downlink), 868.95 (T1 / C1 uplink), 869.525 MHz (C2 downlink) and R2's ten channels
+(868.03-868.57 MHz) are all in band; a mode outside it (F2 at 433.82 MHz) gets a narrow band of its
+own (:func:`sim_band`). White noise, a propagation delay, half-duplex stations that do not hear themselves.
 
 Timing rules (../shared/spec/phy.md §6): a meter that offers access listens after each of its
 frames; the other station must *start* its reply inside [t_RO min, t_RO max] after the end of that
 frame. Within a dialogue every frame starts inside that window after the end of the frame before
-it, whoever sent it (a gateway ACK to an ACC-DMD may be followed by its request). Each station
+it, whoever sent it (a gateway ACK to an ACC-DMD may be followed by its request); where the digest
+gives the meter's own reply a window of its own (R2: 10 ms-10 s, F2: 3 ms-4 s), the meter's frames
+are judged against that one. A bidirectional mode whose window the digest lacks (N2: two vendors
+disagree) has no dialogue, and asking for one says so (:func:`profile_for`). Each station
 schedules its reply from its *own estimate* of the previous frame's end (exact for its own frames,
 the receiver's ``end_sample`` for the other's), so the delays in the log are measured, not set.
 The meter only syncs to frames whose preamble starts inside its window, like a real meter radio.
@@ -29,6 +33,7 @@ import numpy as np
 
 from dsp.channel import DEFAULT_BLOCK, Burst, NoiseStream, bit_rate, burst_frame, noise_power
 from dsp.modes import MODES, ModeSpec, rx_mode_for, shortest_preamble_pairs
+from dsp.modes import mode as mode_named
 from dsp.modulate import FramePlacement
 from mbus.builder import build, kind_name, kind_of
 from mbus.errors import DecodeError
@@ -36,10 +41,12 @@ from mbus.keys import KeyStore
 from mbus.telegram import decode
 from sdr.types import IQChunk, StreamInfo
 
-from ..pipelines.receive import Receiver, RxFrame
+from ..pipelines.receive import WIDE_RATE_HZ, Receiver, RxFrame
 
 SIM_RATE = 2.4e6
 SIM_CENTER = 868.9125e6
+NARROW_SIM_RATE = 250e3  # a dialogue outside the 868 MHz band (F2)
+SETTLE_WINDOWS = 16  # burst-finder windows a narrow-channel receiver runs before it listens (Station)
 WINDOW_GUARD_S = 200e-6  # a meter opens its receiver this much before t_RO min and after t_RO max
 
 
@@ -55,6 +62,11 @@ class LinkProfile:
     window_s: tuple[float, float]  # t_RO min, max
     turnaround_s: float  # when a station aims to start its reply (inside the window)
     fast_response: bool = False  # C2: ELL CC D bit (100 ms instead of 1000 ms)
+    meter_window_s: tuple[float, float] | None = None  # the meter's reply, when not window_s (R2, F2)
+
+    def window_for(self, meter_sends: bool) -> tuple[float, float]:
+        """The window a frame must start in: the meter's reply window for the meter's frames."""
+        return self.meter_window_s if meter_sends and self.meter_window_s is not None else self.window_s
 
 
 def link_profile(answer: ModeSpec) -> LinkProfile:
@@ -65,15 +77,57 @@ def link_profile(answer: ModeSpec) -> LinkProfile:
         raise ValueError(f"mode {answer.name} is not answered with in a dialogue")
     up = MODES[answer.answers]
     return LinkProfile(answer.name, up.name, answer.name, (rx_mode_for(up).name,), (rx_mode_for(answer).name,),
-                       answer.response_window_s, answer.turnaround_s, fast_response=answer.fast_response)
+                       answer.response_window_s, answer.turnaround_s, fast_response=answer.fast_response,
+                       meter_window_s=answer.meter_response_window_s)
 
 
 # T2: meter sends T1 PHY at 868.95, the other station answers 32.768 kcps Manchester at 868.30;
-# S2: both directions 868.30; C2 fast response (D = 1): 100 ms +- 0.5 ms, the answer at 869.525 MHz GFSK.
-# Tightest window first.
+# S2: both directions 868.30; C2 fast response (D = 1): 100 ms +- 0.5 ms, the answer at 869.525 MHz GFSK;
+# R2 both directions on channel 5 (868.33), answer 3-50 ms, meter reply 10 ms-10 s; F2 both directions
+# at 433.82 MHz, answer fast 99.5-100.5 ms, meter reply 3 ms-4 s. Tightest window first.
 PROFILES: dict[str, LinkProfile] = {
     p.name: p for p in sorted((link_profile(m) for m in MODES.values() if m.answers is not None),
                               key=lambda p: p.window_s[1])}
+
+
+def profile_for(name: str) -> LinkProfile:
+    """The dialogue of a mode by name (any case); ValueError naming what is missing otherwise: a
+    unidirectional mode, or a bidirectional one whose window the spec digest does not give."""
+    spec = mode_named(name)  # ValueError for an unknown mode (N2g: not supported, and why)
+    if spec.name in PROFILES:
+        return PROFILES[spec.name]
+    if spec.dialogue_missing:
+        raise ValueError(f"no {spec.name} dialogue: {spec.dialogue_missing}")
+    raise ValueError(f"no {spec.name} dialogue: dialogues are named by the mode the other station answers "
+                     f"with: {', '.join(PROFILES)}")
+
+
+def sim_band(p: LinkProfile) -> tuple[float, float]:
+    """(sample rate, centre) of the simulated channel for a dialogue: the 868 MHz band when both
+    directions' channels lie inside it, else NARROW_SIM_RATE with the channels an eighth of the band
+    off the centre (F2)."""
+    specs = (MODES[p.uplink], MODES[p.downlink])
+    half = max(m.rx_bandwidth_hz for m in specs) / 2
+    if all(abs(m.channel_hz - SIM_CENTER) + half <= 0.45 * SIM_RATE for m in specs):
+        return SIM_RATE, SIM_CENTER
+    lo, hi = min(m.channel_hz for m in specs) - half, max(m.channel_hz for m in specs) + half
+    rate = NARROW_SIM_RATE
+    if hi - lo + rate / 4 > 0.9 * rate:
+        raise ValueError(f"{p.name}: the two directions' channels are too far apart for one simulated band")
+    return rate, (lo + hi) / 2 + rate / 8
+
+
+def station_offset_hz(spec: ModeSpec, nominal_hz: float) -> float:
+    """A station's carrier error: ``nominal_hz`` (the 868 MHz stations' +8 / -5 kHz), or 80 % of the
+    mode's carrier tolerance where that is smaller (R2 10 ppm, F2 16 ppm)."""
+    lim = dict(spec.limits)
+    if "carrier_offset_hz" in lim:
+        tol = lim["carrier_offset_hz"][1]
+    elif "carrier_error_ppm" in lim:
+        tol = lim["carrier_error_ppm"][1] * 1e-6 * spec.channel_hz
+    else:
+        return nominal_hz
+    return float(np.sign(nominal_hz) * min(abs(nominal_hz), 0.8 * tol))
 
 
 def reachable_windows(turnaround_s: float) -> dict[str, bool]:
@@ -226,6 +280,11 @@ class Station:
         self.rx_modes = rx_modes
         self.keys = keys
         self.freq_offset_hz = freq_offset_hz
+        # a narrow channel's burst finder learns the noise floor over its first windows (64 channel
+        # samples, ~1.7 ms at F2's 38.4 ksps): the receiver runs SETTLE_WINDOWS of them before the
+        # time it listens for (what it hears there before its window is not taken, see run_dialogue)
+        rate = min(MODES[m].rx_rate_hz for m in rx_modes)
+        self.settle = int(SETTLE_WINDOWS * 64 / rate * channel.info.sample_rate_hz) if rate < WIDE_RATE_HZ else 0
 
     def send(self, telegram: bytes, start: int) -> Transmission:
         return self.channel.transmit(self.name, self.tx_mode, telegram, start, self.freq_offset_hz)
@@ -325,7 +384,8 @@ class MeterEmulator(Station):
 
     def __init__(self, channel: SimChannel, profile: LinkProfile, *, key: bytes | None = None, **address):
         super().__init__("meter", channel, profile.uplink, profile.rx_downlink,
-                         KeyStore(default=key) if key else None, freq_offset_hz=8e3)
+                         KeyStore(default=key) if key else None,
+                         freq_offset_hz=station_offset_hz(MODES[profile.uplink], 8e3))
         self.profile = profile
         self.logic = MeterLogic(profile, key=key, **address)
         self.frame = self.logic.frame
@@ -378,7 +438,8 @@ class Gateway(Station):
     """A station on the simulated channel that answers with :class:`GatewayLogic`."""
 
     def __init__(self, channel: SimChannel, profile: LinkProfile, *, keys: KeyStore | None = None):
-        super().__init__("gateway", channel, profile.downlink, profile.rx_uplink, keys, freq_offset_hz=-5e3)
+        super().__init__("gateway", channel, profile.downlink, profile.rx_uplink, keys,
+                         freq_offset_hz=station_offset_hz(MODES[profile.downlink], -5e3))
         self.profile = profile
         self.logic = GatewayLogic(keys)
         self.queue = self.logic.queue
@@ -397,8 +458,7 @@ def run_dialogue(meter: MeterEmulator, gateway: Gateway, first: bytes, log: Sess
     turnaround after the sender's estimate of the previous frame's end. Every step is logged."""
     ch = meter.channel
     fs = ch.info.sample_rate_hz
-    w_lo, w_hi = meter.profile.window_s
-    window_ms = (w_lo * 1e3, w_hi * 1e3)
+    w_lo, w_hi = meter.profile.window_s  # where the meter listens after each frame
     pending: deque[tuple[Station, bytes]] = deque([(meter, first)])
     next_start = t0
     prev: Transmission | None = None
@@ -415,9 +475,9 @@ def run_dialogue(meter: MeterEmulator, gateway: Gateway, first: bytes, log: Sess
         if listener is meter and prev is not None:  # a meter listens only in its window
             lo = end_estimate["meter"] + (w_lo - WINDOW_GUARD_S) * fs
             hi = end_estimate["meter"] + (w_hi + WINDOW_GUARD_S) * fs
-            span = (int(lo), int(hi) + len(tx.samples) + ch.delay + int(2e-3 * fs))
+            span = (int(lo) - listener.settle, int(hi) + len(tx.samples) + ch.delay + int(2e-3 * fs))
         else:  # the gateway listens all the time; capture around the frame
-            span = (max(0, tx.start - int(5e-3 * fs)), tx.end + ch.delay + int(5e-3 * fs))
+            span = (max(0, tx.start - int(5e-3 * fs) - listener.settle), tx.end + ch.delay + int(5e-3 * fs))
         heard = [f for f in listener.listen(*span) if f.telegram == telegram]
         if lo is not None:
             heard = [f for f in heard if lo <= frame_start_estimate(f, fs) <= hi]
@@ -432,7 +492,8 @@ def run_dialogue(meter: MeterEmulator, gateway: Gateway, first: bytes, log: Sess
             ev.delay_ms = (frame_start_estimate(f, fs) - end_estimate[listener.name]) / fs * 1e3
             prev_end_at_listener = prev.end + (ch.delay if prev.station != listener.name else 0)
             ev.true_delay_ms = (tx.start + ch.delay - prev_end_at_listener) / fs * 1e3
-            ev.window_ms = window_ms
+            w = meter.profile.window_for(sender is meter)
+            ev.window_ms = (w[0] * 1e3, w[1] * 1e3)
         log.add(ev)
         end_estimate[sender.name] = tx.end
         end_estimate[listener.name] = frame_end_estimate(f, fs)
@@ -450,12 +511,18 @@ def run_dialogue(meter: MeterEmulator, gateway: Gateway, first: bytes, log: Sess
 
 
 def _setup(profile: str, ebn0_db: float, key: bytes | None, seed: int, turnaround_s: float | None):
-    p = PROFILES[profile.upper()]
+    p = profile_for(profile)
     if turnaround_s is not None:
         p = replace(p, turnaround_s=turnaround_s)
     ref = max(bit_rate(MODES[p.uplink]), bit_rate(MODES[p.downlink]))
-    ch = SimChannel(ebn0_db=ebn0_db, ref_bit_rate=ref, seed=seed)
+    rate, center = sim_band(p)
+    ch = SimChannel(sample_rate_hz=rate, center_freq_hz=center, ebn0_db=ebn0_db, ref_bit_rate=ref, seed=seed)
     return p, ch, MeterEmulator(ch, p, key=key), Gateway(ch, p, keys=KeyStore(default=key) if key else None)
+
+
+def _first_start(ch: SimChannel, gateway: Gateway) -> int:
+    """The meter's first frame: 2 ms into the channel, after the gateway's receiver has settled."""
+    return int(2e-3 * ch.info.sample_rate_hz) + gateway.settle
 
 
 def installation(profile: str = "T2", *, ebn0_db: float = 20.0, key: bytes | None = None, seed: int = 1,
@@ -463,7 +530,7 @@ def installation(profile: str = "T2", *, ebn0_db: float = 20.0, key: bytes | Non
     """SND-IR -> CNF-IR, then the installed meter's SND-NR reaches the gateway."""
     p, ch, meter, gateway = _setup(profile, ebn0_db, key, seed, turnaround_s)
     log = SessionLog(p.name, "installation")
-    run_dialogue(meter, gateway, meter.frame("SND-IR"), log, t0=int(2e-3 * ch.info.sample_rate_hz))
+    run_dialogue(meter, gateway, meter.frame("SND-IR"), log, t0=_first_start(ch, gateway))
     if not (log.completed and meter.installed):
         log.completed = False
         return log, ch
@@ -481,7 +548,7 @@ def access_demand(profile: str = "T2", *, ebn0_db: float = 20.0, key: bytes | No
     p, ch, meter, gateway = _setup(profile, ebn0_db, key, seed, turnaround_s)
     gateway.queue.append("REQ-UD2")
     log = SessionLog(p.name, "access demand")
-    run_dialogue(meter, gateway, meter.frame("ACC-DMD", with_data=False), log, t0=int(2e-3 * ch.info.sample_rate_hz))
+    run_dialogue(meter, gateway, meter.frame("ACC-DMD", with_data=False), log, t0=_first_start(ch, gateway))
     return log, ch
 
 
@@ -502,7 +569,9 @@ def channel_recording(ch: SimChannel, block_samples: int = DEFAULT_BLOCK) -> Ses
     end = max(tx.end for tx in ch.log) + ch.delay + int(2e-3 * ch.info.sample_rate_hz)
     notes = [{"core:sample_start": tx.placement.start + ch.delay, "core:sample_count": tx.placement.sample_count,
               "core:label": f"{tx.station} {tx.mode} {kind_name(tx.telegram)}", "wmbus:mode": tx.mode,
-              "wmbus:telegram": tx.telegram.hex(), "core:freq_lower_edge": MODES[tx.mode].channel_hz - 150e3,
-              "core:freq_upper_edge": MODES[tx.mode].channel_hz + 150e3} for tx in ch.log]
+              "wmbus:telegram": tx.telegram.hex(),
+              "core:freq_lower_edge": MODES[tx.mode].channel_hz - min(150e3, MODES[tx.mode].rx_bandwidth_hz / 2),
+              "core:freq_upper_edge": MODES[tx.mode].channel_hz + min(150e3, MODES[tx.mode].rx_bandwidth_hz / 2)}
+             for tx in ch.log]
     return SessionRecording(n_samples=end, blocks=ch.capture_blocks("observer", 0, end, block_samples),
                             annotations=notes)
