@@ -39,10 +39,47 @@ def _trailing_mean(cum: np.ndarray, k: int, n: int, span: int) -> np.ndarray:
     """Mean of the last ``span`` values (fewer at the start) ending at values k .. k+n-1 of the
     series whose cumulative sum (with a leading 0) is ``cum``."""
     if k >= span:  # a full span of history: slices (the common case)
-        return (cum[k + 1:k + n + 1] - cum[k + 1 - span:k + n + 1 - span]) / span
+        return (cum[..., k + 1:k + n + 1] - cum[..., k + 1 - span:k + n + 1 - span]) / span
     idx = np.arange(k + 1, k + n + 1)
     lo = np.maximum(idx - span, 0)
-    return (cum[idx] - cum[lo]) / (idx - lo)
+    return (cum[..., idx] - cum[..., lo]) / (idx - lo)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class _Chunk:
+    new: np.ndarray  # the chunk as complex64 (not kept beyond the read)
+    n: int  # complete windows it ends
+    used: int  # its samples inside those windows
+    powers: np.ndarray  # the windows' mean powers
+
+
+def _levels(finders: list[BurstFinder], p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Running averages, noise floor and the open test of every window of ``p`` (one row per
+    finder; the finders share settings and history lengths), each row with its finder's history,
+    so every window sees the same past whatever the chunking; updates the finders' history."""
+    f0 = finders[0]
+    n = p.shape[1]
+    first = f0._nwin
+    k = len(f0._powers)
+    hist = np.concatenate((np.stack([f._powers for f in finders]), p), axis=1)
+    cum = np.concatenate((np.zeros((len(finders), 1)), np.cumsum(hist, axis=1)), axis=1)
+    avg = _trailing_mean(cum, k, n, f0.span)
+    favg = _trailing_mean(cum, k, n, f0.floor_span)
+    keep = max(f0.span, f0.floor_span)
+    # the first windows of a stream see the filters filling up (zeros before sample 0): keep them
+    # out of the noise floor
+    if first < 2:
+        favg[:, : 2 - first] = np.inf
+    old = len(f0._avgs)
+    fhist = np.concatenate((np.stack([f._avgs for f in finders]), favg), axis=1)
+    floor = trailing_min(fhist, f0.floor_windows)[:, old:] * f0.floor_bias
+    if not np.isfinite(floor).all():  # no floor yet: nothing can open
+        floor = np.where(np.isfinite(floor), floor, np.inf)
+    for i, f in enumerate(finders):
+        f._powers = hist[i, -keep:]
+        f._avgs = fhist[i, -f0.floor_windows:]
+        f._floor = float(floor[i, -1])
+    return avg, floor, avg > floor * f0.open
 
 
 class BurstFinder:
@@ -86,18 +123,48 @@ class BurstFinder:
         return iter(self._read(samples))
 
     def _read(self, samples: np.ndarray) -> list[Burst]:
+        chunk = self._prepare(samples)
+        if chunk is None:
+            return []
+        avg, floor, above = _levels([self], chunk.powers[None, :])
+        return self._decide(chunk, avg[0], floor[0], above[0])
+
+    @classmethod
+    def read_many(cls, finders: list[BurstFinder], chunks: list[np.ndarray]) -> list[list[Burst]]:
+        """``[f.process(x) for f, x in zip(finders, chunks)]`` as lists, with the running averages,
+        the noise floor and the threshold of all channels computed at once: finders of one
+        channeliser class see chunks of equal length, and a dozen narrow channels (R2, N) spent
+        most of their time in per-call overhead. The same bursts as one by one; finders whose
+        state or settings differ are read one by one."""
+        if not finders:
+            return []
+        f0 = finders[0]
+        same = all(f.window == f0.window and f.span == f0.span and f.floor_span == f0.floor_span
+                   and f.floor_windows == f0.floor_windows and f.floor_bias == f0.floor_bias
+                   and f.open == f0.open and f._nwin == f0._nwin and len(f._carry) == len(f0._carry)
+                   and len(f._powers) == len(f0._powers) and len(f._avgs) == len(f0._avgs)
+                   and len(x) == len(chunks[0]) for f, x in zip(finders, chunks, strict=True))
+        if not same or len(finders) == 1:
+            return [f._read(x) for f, x in zip(finders, chunks, strict=True)]
+        prepared = [f._prepare(x) for f, x in zip(finders, chunks, strict=True)]
+        if prepared[0] is None:  # no complete window yet: every chunk was carried
+            return [[] for _ in finders]
+        avg, floor, above = _levels(finders, np.stack([c.powers for c in prepared]))
+        pairs = enumerate(zip(finders, prepared, strict=True))
+        return [f._decide(c, avg[i], floor[i], above[i]) for i, (f, c) in pairs]
+
+    def _prepare(self, samples: np.ndarray) -> _Chunk | None:
+        """First stage of reading a chunk: the powers of its complete windows (None when it completes
+        none: then it was carried whole)."""
         new = np.asarray(samples, dtype=np.complex64)
         win = self.window
         c = len(self._carry)
         n = (c + len(new)) // win
         if n == 0:
             self._carry = np.concatenate((self._carry, new))
-            return []
+            return None
         # the chunk is read in place (no copy of it): the carry completes the first window
         used = n * win - c  # samples of ``new`` in complete windows
-        first = self._nwin
-        at = first * win  # absolute index of the carry's first sample
-        current = [(at, self._carry), (at + c, new[:used])] if c else [(at, new[:used])]
         p = np.empty(n)
         body = new[win - c if c else 0:used]
         if c:
@@ -107,27 +174,18 @@ class BurstFinder:
             p[1:] = _powers(body, win)
         else:
             p[:] = _powers(body, win)
-        self._current = current
+        return _Chunk(new=new, n=n, used=used, powers=p)
+
+    def _decide(self, chunk: _Chunk, avg: np.ndarray, floor: np.ndarray, above: np.ndarray) -> list[Burst]:
+        """Second stage: open and close bursts on the chunk's windows (``_levels`` has set the
+        running state of the averages and the floor)."""
+        new, n, used = chunk.new, chunk.n, chunk.used
+        win = self.window
+        c = len(self._carry)
+        first = self._nwin
+        at = first * win  # absolute index of the carry's first sample
+        self._current = [(at, self._carry), (at + c, new[:used])] if c else [(at, new[:used])]
         self._nwin += n
-        # running averages with history, so every window sees the same past whatever the chunking
-        k = len(self._powers)
-        hist = np.concatenate((self._powers, p))
-        cum = np.concatenate(([0.0], np.cumsum(hist)))
-        avg = _trailing_mean(cum, k, n, self.span)
-        favg = _trailing_mean(cum, k, n, self.floor_span)
-        self._powers = hist[-max(self.span, self.floor_span):]
-        # the first windows of a stream see the filters filling up (zeros before sample 0): keep them
-        # out of the noise floor
-        if first < 2:
-            favg[: 2 - first] = np.inf
-        fhist = np.concatenate((self._avgs, favg))
-        mins = trailing_min(fhist, self.floor_windows)[len(self._avgs):]
-        self._avgs = fhist[-self.floor_windows:]
-        floor = mins * self.floor_bias
-        if not np.isfinite(floor).all():  # no floor yet: nothing can open
-            floor = np.where(np.isfinite(floor), floor, np.inf)
-        self._floor = float(floor[-1])
-        above = avg > floor * self.open
         i = 0
         quiet = None
         out = []

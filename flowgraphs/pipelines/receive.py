@@ -507,11 +507,14 @@ class Receiver:
         order = {name: i for i, name in enumerate(self.finders)}
         frontier = None
         for _, out in outputs:
-            for name, y in out.items():
+            names = list(out)
+            closed = BurstFinder.read_many([self.finders[name] for name in names], [out[name] for name in names])
+            for name, bursts in zip(names, closed, strict=True):
+                y = out[name]
                 finder = self.finders[name]
                 decimation = self._cz(name).decimation
                 self._fed[name] += len(y)
-                for b in finder.process(y):
+                for b in bursts:
                     self._held.append((self._origin[name] + (b.start + len(b.samples)) * decimation,
                                        order[name], name, b))
                 if final:
