@@ -134,24 +134,26 @@ class BurstFinder:
         """``[f.process(x) for f, x in zip(finders, chunks)]`` as lists, with the running averages,
         the noise floor and the threshold of all channels computed at once: finders of one
         channeliser class see chunks of equal length, and a dozen narrow channels (R2, N) spent
-        most of their time in per-call overhead. The same bursts as one by one; finders whose
-        state or settings differ are read one by one."""
-        if not finders:
-            return []
-        f0 = finders[0]
-        same = all(f.window == f0.window and f.span == f0.span and f.floor_span == f0.floor_span
-                   and f.floor_windows == f0.floor_windows and f.floor_bias == f0.floor_bias
-                   and f.open == f0.open and f._nwin == f0._nwin and len(f._carry) == len(f0._carry)
-                   and len(f._powers) == len(f0._powers) and len(f._avgs) == len(f0._avgs)
-                   and len(x) == len(chunks[0]) for f, x in zip(finders, chunks, strict=True))
-        if not same or len(finders) == 1:
-            return [f._read(x) for f, x in zip(finders, chunks, strict=True)]
-        prepared = [f._prepare(x) for f, x in zip(finders, chunks, strict=True)]
-        if prepared[0] is None:  # no complete window yet: every chunk was carried
-            return [[] for _ in finders]
-        avg, floor, above = _levels(finders, np.stack([c.powers for c in prepared]))
-        pairs = enumerate(zip(finders, prepared, strict=True))
-        return [f._decide(c, avg[i], floor[i], above[i]) for i, (f, c) in pairs]
+        most of their time in per-call overhead. The same bursts as one by one: finders are read
+        together where their settings, history lengths and chunk lengths agree."""
+        groups: dict[tuple, list[int]] = {}
+        for i, (f, x) in enumerate(zip(finders, chunks, strict=True)):
+            key = (f.window, f.span, f.floor_span, f.floor_windows, f.floor_bias, f.open, f._nwin, len(f._carry),
+                   len(f._powers), len(f._avgs), len(x))
+            groups.setdefault(key, []).append(i)
+        out: list[list[Burst]] = [[] for _ in finders]
+        for idx in groups.values():
+            if len(idx) == 1:
+                out[idx[0]] = finders[idx[0]]._read(chunks[idx[0]])
+                continue
+            group = [finders[i] for i in idx]
+            prepared = [f._prepare(chunks[i]) for f, i in zip(group, idx, strict=True)]
+            if prepared[0] is None:  # no complete window yet: every chunk was carried
+                continue
+            avg, floor, above = _levels(group, np.stack([c.powers for c in prepared]))
+            for row, (i, f, c) in enumerate(zip(idx, group, prepared, strict=True)):
+                out[i] = f._decide(c, avg[row], floor[row], above[row])
+        return out
 
     def _prepare(self, samples: np.ndarray) -> _Chunk | None:
         """First stage of reading a chunk: the powers of its complete windows (None when it completes

@@ -50,13 +50,17 @@ def test_read_many_equals_each_finder_alone_in_any_chunking(seed):
 
 
 def test_read_many_with_finders_in_different_states_reads_one_by_one():
-    """Finders whose histories differ (one was fed before) still give what each gives alone."""
+    """Finders whose histories or settings differ (one was fed before, one has a shorter floor
+    memory) in one call with a group that agrees: each still gives what it gives alone."""
     rng = np.random.default_rng(9)
-    x = _channels(rng, 2, 30_000)
-    a, b = BurstFinder("a"), BurstFinder("b")
-    ref_a, ref_b = BurstFinder("a"), BurstFinder("b")
-    early = _key(a.process(x[0, :1000])), _key(ref_a.process(x[0, :1000]))
-    rest = BurstFinder.read_many([a, b], [x[0, 1000:], x[1]])
-    assert _key(rest[0]) == _key(list(ref_a.process(x[0, 1000:])))
-    assert _key(rest[1]) == _key(list(ref_b.process(x[1])))
+    x = _channels(rng, 4, 30_000)
+    make = [lambda: BurstFinder("a"), lambda: BurstFinder("b"), lambda: BurstFinder("c"),
+            lambda: BurstFinder("d", floor_windows=100)]
+    fs, refs = [m() for m in make], [m() for m in make]
+    early = _key(fs[0].process(x[0, :1000])), _key(refs[0].process(x[0, :1000]))
+    rest = BurstFinder.read_many(fs, [x[0, 1000:], x[1, 1000:], x[2, 1000:], x[3, 1000:]])
+    assert _key(rest[0]) == _key(list(refs[0].process(x[0, 1000:])))
+    for i in (1, 2, 3):
+        assert _key(rest[i]) == _key(list(refs[i].process(x[i, 1000:])))
+    assert sum(len(r) for r in rest) > 0
     assert early[0] == early[1]
