@@ -19,11 +19,8 @@ there is no clock.
 from __future__ import annotations
 
 from .base import Sink, SinkFactory, SinkOptions, lines, utc_iso
-from .influx import influx_points, influx_sink
 from .inventory import Inventory, MeterStats
 from .jsonl import frame_json, jsonl_event
-from .metrics import MetricsSink
-from .mqtt import MqttSink
 from .rtlwmbus import rtlwmbus_event, rtlwmbus_sink
 from .text import format_text, text_event
 
@@ -59,14 +56,27 @@ def close_sinks(sinks: list[Sink]) -> None:
             close()
 
 
+# the network sinks are imported when asked for (http.server, ssl and the HA tables are a
+# tenth of the command-line start-up)
+_LAZY = {"MqttSink": ".mqtt", "MetricsSink": ".metrics", "influx_sink": ".influx", "influx_points": ".influx"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib  # noqa: PLC0415
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 SINKS: dict[str, SinkFactory] = {
     "text": lines(text_event),
     "jsonl": lines(jsonl_event),
     "rtlwmbus": rtlwmbus_sink,
-    "mqtt": MqttSink.from_options,
+    "mqtt": lambda options: __getattr__("MqttSink").from_options(options),
     "inventory": lambda options: Inventory(out=options.out),
-    "influx": influx_sink,
-    "metrics": MetricsSink.from_options,
+    "influx": lambda options: __getattr__("influx_sink")(options),
+    "metrics": lambda options: __getattr__("MetricsSink").from_options(options),
 }
 
 __all__ = ["SINKS", "Inventory", "MeterStats", "MetricsSink", "MqttSink", "Sink", "SinkFactory", "SinkOptions",

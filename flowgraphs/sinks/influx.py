@@ -32,15 +32,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import http.client
 import logging
 import math
 import os
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -243,6 +240,8 @@ class InfluxWriter:
         self.max_backoff_s, self.close_timeout_s = max_backoff_s, close_timeout_s
         self._queue: queue.Queue[str] = queue.Queue(maxsize=queue_lines)
         self._stop = threading.Event()
+        import urllib.request  # noqa: PLC0415 - only when posting (http.client is a tenth of the start-up)
+
         self._opener = urllib.request.build_opener()
         self.sent = 0  # lines the server accepted
         self.dropped = 0  # lines never sent: queue full, or still unsent at close
@@ -309,6 +308,10 @@ class InfluxWriter:
 
     def _post(self, batch: list[str]) -> str:
         """POST one batch: "ok", "retry" (kept) or "drop" (refused by the server)."""
+        import http.client  # noqa: PLC0415 - see __init__
+        import urllib.error  # noqa: PLC0415
+        import urllib.request  # noqa: PLC0415
+
         body = ("\n".join(batch) + "\n").encode()
         request = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")
         try:
