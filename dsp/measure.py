@@ -62,7 +62,7 @@ class Measurement:
 SMOOTH_CHIPS = (0.0, 0.15, 0.3, 0.45)
 CLUSTER_CHIPS = 16  # stretch of chips of the sandwich estimate's clusters (see _Fit)
 PREAMBLE_LAST_TONE = 1.0  # the preamble is "01" pairs (phy.frame_chips): its last chip is the upper tone
-CARRIER_FIT_CHIPS = 512  # the longest span carrier_fit fits (decode/rx ppm calibration)
+CARRIER_FIT_SPANS = (128,)  # the chips carrier_fit fits, each span from the last one's result (ppm calibration)
 
 
 def frame_chip_sequence(mode_name: str, canonical: bytes, frame_format: str | None) -> np.ndarray:
@@ -78,9 +78,10 @@ def carrier_fit(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, fram
                 sync_start: float, chip_rate_hz: float) -> tuple[float, float] | None:
     """A quick (carrier, deviation) in Hz of a decoded frame in channel baseband ``x``, from the
     demodulator's sync start and chip rate: levels over the settled chips near the sync word, then the
-    coherent phase fit over a growing span (128 chips, then ``CARRIER_FIT_CHIPS``), each span's result
-    the start of the next: 512 chips give the carrier within a few Hz at 10 dB, far below a ppm
-    (868 Hz at 868 MHz), and a longer frame only costs more. About a tenth of :func:`measure`'s cost
+    coherent phase fit over the first ``CARRIER_FIT_SPANS`` chips (growing spans, each span's result
+    the start of the next): 128 chips give the carrier within tens of Hz at 10 dB, well below a ppm
+    (169 Hz at 169 MHz, 868 Hz at 868 MHz) once the median over meters is taken, and a longer fit
+    only costs more. About a tenth of :func:`measure`'s cost
     (no timing fit, no counts), and within a few Hz of it at moderate SNR. None when the fit is not
     plausible (deviation off by more than a third of the mode's, or not finite): a frame to leave out
     of an average."""
@@ -94,7 +95,7 @@ def carrier_fit(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, fram
     carrier, dev = _levels(x, rate, seq, settled[settled < 256], float(sync_start), T)
     if dev <= 0:
         return None
-    for span in (128, CARRIER_FIT_CHIPS):
+    for span in CARRIER_FIT_SPANS:
         f = _phase_fit(x, rate, seq, float(sync_start), T, carrier, dev, chips=(0, min(span, n)))
         carrier, dev = f.carrier_hz, f.deviation_hz
         if span >= n:
