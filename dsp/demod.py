@@ -204,7 +204,7 @@ class Demodulator:
             # (from its spectrum), which keeps working where the discriminator has gone below its
             # FM threshold
             look = m
-            if search.taps is not None:
+            if search.taps is not None or search.mode.carrier_from_chips:
                 look = self._tones(x, self._burst_carrier(x, search.mode), search.mode.deviation_hz, 1, w)
             # the chip rate the search fitted, kept within the mode's tolerance and the receiver's clock
             # error: a fit over a 40-chip template can stray a per cent, which a crystal-timed mode
