@@ -8,6 +8,7 @@ preamble + sync correlation; the loop then only follows small drifts.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from mbus.errors import DecodeError
 from . import fastfft as sfft  # scipy.fft's own pocketfft, without its import cost
 from .modes import ModeSpec, search_template_chips, shared_search
 from .modes import mode as mode_named
+from .modulate import gaussian_taps
 from .phy import onair_size
 from .running import centred_max  # = scipy.ndimage.maximum_filter1d, without its import cost
 
@@ -121,6 +123,20 @@ def _search_filter(spec: ModeSpec, rate: float, n_taps: int = 31) -> np.ndarray 
     n = np.arange(n_taps) - (n_taps - 1) / 2
     taps = np.sinc(2 * cutoff / rate * n) * np.hamming(n_taps)
     return taps / taps.sum()
+
+
+@functools.lru_cache(maxsize=64)
+def _isi_factor(bt: float, sps: float, chips: tuple[int, ...] | None) -> float:
+    """Mean magnitude of a chip's average frequency (in deviations) after Gaussian shaping of BT
+    ``bt`` at ``sps`` samples per chip: over ``chips``, or over random data when None (a fixed
+    pseudo-random sequence, so the figure is the same on every run)."""
+    if chips is None:
+        chips = tuple(int(c) for c in np.random.default_rng(0).integers(0, 2, 2048))
+    a = 2.0 * np.asarray(chips, dtype=np.float64) - 1.0
+    k = (np.arange(int(len(a) * sps)) / sps).astype(np.int64)
+    freq = np.convolve(a[k], gaussian_taps(bt, sps), mode="same")
+    avg = np.bincount(k, freq) / np.bincount(k)
+    return float(np.abs(avg[2:-2]).mean())  # the ends lack a neighbour
 
 
 def _bits(values: np.ndarray) -> tuple[int, ...]:
@@ -524,17 +540,26 @@ class Demodulator:
         discriminator underestimates the deviation at low SNR, so the tone spacing is chosen on the
         sync template from a grid around the mode's nominal deviation; tones then run over the head
         (template + 4 bytes) only, the whole frame once the head is good. False when the template's
-        amplitude on the tones is not positive."""
+        amplitude on the tones is not positive.
+
+        Gaussian shaping pulls each chip's mean frequency in from its neighbours, most in the
+        alternating preamble (BT 0.5: to 0.66 of the deviation over N's template, 0.78 over random
+        data): the grid would pick the preamble's tones, which miss the data's (N 2.4 kcps format
+        B at 11 dB: 70 % of frames against 90 %). A Gaussian mode's tones sit at the nominal
+        deviation times the data's factor instead."""
         x, pos, sps, w, sign = lock.x, lock.pos, lock.sps, lock.w, lock.sign
         L = len(t)
         a0, a1 = max(int(pos) - w, 0), min(int(pos) + L + w, len(x))
         best_amp, best_dev = -np.inf, spec.deviation_hz
-        for k in (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4):
-            trial = spec.deviation_hz * k
-            vt = self._tones(x[a0:a1], sign * lock.offset, trial, sign, w)[int(pos) - a0:int(pos) - a0 + L]
-            ampt = float(np.dot(vt, t[: len(vt)])) / max(float(np.abs(vt).sum()), 1e-12)
-            if ampt > best_amp:
-                best_amp, best_dev = ampt, trial
+        if spec.gaussian_bt is not None:
+            best_dev = spec.deviation_hz * _isi_factor(spec.gaussian_bt, round(sps, 2), None)
+        else:
+            for k in (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4):
+                trial = spec.deviation_hz * k
+                vt = self._tones(x[a0:a1], sign * lock.offset, trial, sign, w)[int(pos) - a0:int(pos) - a0 + L]
+                ampt = float(np.dot(vt, t[: len(vt)])) / max(float(np.abs(vt).sum()), 1e-12)
+                if ampt > best_amp:
+                    best_amp, best_dev = ampt, trial
         lock.dev, lock.a0 = best_dev, a0
         lock.tones_to(self, int(pos + L + (4 * spec.coding.chips_per_byte + 24) * sps + 2 * w))
         tv = lock.v[int(pos):int(pos) + L]
