@@ -226,8 +226,12 @@ class Demodulator:
             # error: a fit over a 40-chip template can stray a per cent, which a crystal-timed mode
             # (F: 0.1 %) never does, and which puts the chips of a long frame out of step
             tol = search.mode.chip_rate_tolerance + RX_CLOCK_TOLERANCE
-            for _score, pos, sps, sign, slip in self._candidates(look, tpl, sps0, search.factors, search.threshold,
-                                                                 settle_on=m):
+            found = self._candidates(look, tpl, sps0, search.factors, search.threshold, settle_on=m)
+            if not found and look is not m and search.taps is None:
+                # the tones sit at the nominal deviation: a transmitter far from it (N at +30 %, a
+                # few samples per chip) may pass the discriminator's search only
+                found = self._candidates(m, tpl, sps0, search.factors, search.threshold, settle_on=m)
+            for _score, pos, sps, sign, slip in found:
                 sps = min(max(sps, sps0 / (1 + tol)), sps0 / (1 - tol))
                 # a candidate inside a decoded frame (or its sync template) is that frame seen again
                 if any(r.sync_position - span * sps <= pos <= r.end_position for r in good):
@@ -414,11 +418,22 @@ class Demodulator:
     def _decode(self, x: np.ndarray, m: np.ndarray, search: _Search, tpl: _Template, pos: float, sps: float,
                 w: int, sign: int) -> FrameResult | None:
         """One sync candidate (on ``tpl``, the search's template or its slipped form) -> a frame (CRC
-        good or the reason it is not), or None for no frame."""
+        good or the reason it is not), or None for no frame. A Gaussian mode's frame read on the
+        tones of its nominal deviation that fails its CRC is read again on the tones the template
+        picks (a transmitter far from the nominal deviation; see `_open_tones`)."""
+        res = self._decode_on(x, m, search, tpl, pos, sps, w, sign, nominal_tones=True)
+        if search.mode.gaussian_bt is None or res is None or res.crc_ok:
+            return res
+        again = self._decode_on(x, m, search, tpl, pos, sps, w, sign, nominal_tones=False)
+        return again if again is not None and again.crc_ok else res
+
+    def _decode_on(self, x: np.ndarray, m: np.ndarray, search: _Search, tpl: _Template, pos: float, sps: float,
+                   w: int, sign: int, *, nominal_tones: bool) -> FrameResult | None:
+        """`_decode` on the tones `_open_tones` chooses (``nominal_tones``: its argument)."""
         t = _upsample(tpl.chips, sps)  # the template's waveform at this candidate's chip rate
         pos = self._refine_position(m, t, pos)
         lock = self._estimate_carrier(x, m, search.mode, tpl, t, pos, sps, w, sign)
-        if lock is None or not self._open_tones(lock, search.mode, t):
+        if lock is None or not self._open_tones(lock, search.mode, t, nominal_tones):
             return None
         # chip k of the template occupies [pos + k*sps, pos + (k+1)*sps); the sliding windows (matched
         # filter, tones) end at the sample they are stored at, so their waveform lags the chips by
@@ -440,7 +455,7 @@ class Demodulator:
                     scores = [float(np.dot(m[q:q + len(t2)] - m[q:q + len(t2)].mean(), t2)) for q in range(lo, hi)]
                     p2 = self._refine_position(m, t2, float(lo + int(np.argmax(scores))))
                 relock = self._estimate_carrier(x, m, search.mode, other, t2, p2, sps, w, sign)
-                if relock is not None and self._open_tones(relock, search.mode, t2):
+                if relock is not None and self._open_tones(relock, search.mode, t2, nominal_tones):
                     tpl, lock, pos, shift = other, relock, p2, 0
                     start = pos - (w - 1) / 2 + len(tpl.chips) * sps
         found = self._detect_format(lock, search, start, len(tpl.chips) + shift)
@@ -513,29 +528,44 @@ class Demodulator:
         reach = min(spec.chip_rate, 1.5 * spec.deviation_hz)
         bins = np.arange(int(np.floor((guess_hz - reach) / bin_hz)), int(np.ceil((guess_hz + reach) / bin_hz)) + 1)
         extra = min(max(2 * spec.preamble_pairs - spec.rx_preamble_chips, 0), 64)
-        n_all = np.arange(len(x))
-        best = (-1.0, guess_hz)
-        for shift in (0, -1, 1):
+        limits = dict(spec.limits)
+        lo, hi = limits.get("deviation_hz") or (0.7 * spec.deviation_hz, 1.3 * spec.deviation_hz)
+
+        def peak(shift: int, dev: float) -> tuple[float, float]:
+            """(height, frequency) of the summed chip spectra's peak, (-1, guess) when out of the burst."""
             a1 = start + shift * sps
             ext = min(extra, int(a1 / sps) // 2 * 2) if a1 > 0 else 0  # whole preamble pairs
             chips = np.concatenate((np.resize(tpl.chips[:2], ext), tpl.chips))
-            first = np.round(a1 - ext * sps + np.arange(len(chips)) * sps).astype(np.int64)
+            a0 = a1 - ext * sps
+            first = np.round(a0 + np.arange(len(chips)) * sps).astype(np.int64)
             if first[0] < 0 or first[-1] + w > len(x) or len(chips) < 8:
-                continue
-            idx = first[:, None] + np.arange(w)[None, :]
-            tone = (sign * spec.deviation_hz) * chips[:, None]
-            rows = x[idx] * np.exp(-2j * np.pi * tone * n_all[idx] / self.rate)
+                return -1.0, guess_hz
+            i0, n = int(first[0]), int(first[-1]) + w - int(first[0])
+            # the chips' frequency (in deviations) sample by sample, Gaussian-shaped where the mode is
+            k = np.minimum(((np.arange(i0, i0 + n) - a0) / sps).astype(np.int64), len(chips) - 1)
+            freq = chips[k]
+            if spec.gaussian_bt is not None:
+                freq = np.convolve(freq, gaussian_taps(spec.gaussian_bt, sps), mode="same")
+            # each chip's own phase ramp (from its start) taken out, so that it adds up at the carrier
+            phase = np.cumsum(freq) * (2 * np.pi * sign * dev / self.rate)
+            idx = first[:, None] - i0 + np.arange(w)[None, :]
+            rows = x[i0:i0 + n][idx] * np.exp(-1j * (phase[idx] - phase[idx[:, :1]]))
             p = (np.abs(np.fft.fft(rows, nfft, axis=1)) ** 2).sum(axis=0)[bins % nfft]
             i = int(np.argmax(p))
-            if p[i] > best[0]:
-                frac = 0.0
-                if 0 < i < len(p) - 1:
-                    den = p[i - 1] - 2 * p[i] + p[i + 1]
-                    frac = 0.5 * (p[i - 1] - p[i + 1]) / den if den < 0 else 0.0
-                best = (float(p[i]), float((bins[i] + frac) * bin_hz))
+            frac = 0.0
+            if 0 < i < len(p) - 1:
+                den = p[i - 1] - 2 * p[i] + p[i + 1]
+                frac = 0.5 * (p[i - 1] - p[i + 1]) / den if den < 0 else 0.0
+            return float(p[i]), float((bins[i] + frac) * bin_hz)
+
+        # the deviation on a grid over the mode's limits (a chip at the wrong deviation spreads over
+        # two peaks, one per tone), then the template a chip early and late at that deviation
+        best = max((peak(0, dev) + (dev,) for dev in np.linspace(lo, hi, 7)), key=lambda z: z[0])
+        dev = best[2]
+        best = max((best[:2], peak(-1, dev), peak(1, dev)), key=lambda z: z[0])
         return best[1]
 
-    def _open_tones(self, lock: _Lock, spec: ModeSpec, t: np.ndarray) -> bool:
+    def _open_tones(self, lock: _Lock, spec: ModeSpec, t: np.ndarray, nominal_tones: bool = False) -> bool:
         """Chip decisions come from the two-tone matched filter around the measured carrier. The
         discriminator underestimates the deviation at low SNR, so the tone spacing is chosen on the
         sync template from a grid around the mode's nominal deviation; tones then run over the head
@@ -544,14 +574,15 @@ class Demodulator:
 
         Gaussian shaping pulls each chip's mean frequency in from its neighbours, most in the
         alternating preamble (BT 0.5: to 0.66 of the deviation over N's template, 0.78 over random
-        data): the grid would pick the preamble's tones, which miss the data's (N 2.4 kcps format
-        B at 11 dB: 70 % of frames against 90 %). A Gaussian mode's tones sit at the nominal
-        deviation times the data's factor instead."""
+        data): the grid picks the preamble's tones, which miss the data's chips at the nominal
+        deviation (N 2.4 kcps format B at 11 dB: 70 % of frames against 89 %). With
+        ``nominal_tones`` a Gaussian mode's tones sit at the nominal deviation times the data's
+        factor instead; the grid still serves a transmitter far from the nominal deviation."""
         x, pos, sps, w, sign = lock.x, lock.pos, lock.sps, lock.w, lock.sign
         L = len(t)
         a0, a1 = max(int(pos) - w, 0), min(int(pos) + L + w, len(x))
         best_amp, best_dev = -np.inf, spec.deviation_hz
-        if spec.gaussian_bt is not None:
+        if nominal_tones and spec.gaussian_bt is not None:
             best_dev = spec.deviation_hz * _isi_factor(spec.gaussian_bt, round(sps, 2), None)
         else:
             for k in (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4):
