@@ -227,10 +227,12 @@ class Demodulator:
             # (F: 0.1 %) never does, and which puts the chips of a long frame out of step
             tol = search.mode.chip_rate_tolerance + RX_CLOCK_TOLERANCE
             found = self._candidates(look, tpl, sps0, search.factors, search.threshold, settle_on=m)
-            if not found and look is not m and search.taps is None:
-                # the tones sit at the nominal deviation: a transmitter far from it (N at +30 %, a
-                # few samples per chip) may pass the discriminator's search only
-                found = self._candidates(m, tpl, sps0, search.factors, search.threshold, settle_on=m)
+            if look is not m and search.taps is None:
+                # the tones sit at the nominal deviation: a transmitter far from it (F at -30 %: the
+                # tones a third of the chip rate off) may pass the discriminator's search only, whose
+                # candidates come after the tones' (those at another place)
+                found += [c for c in self._candidates(m, tpl, sps0, search.factors, search.threshold, settle_on=m)
+                          if all(abs(c[1] - f[1]) > span * c[2] / 2 or c[3:] != f[3:] for f in found)]
             for _score, pos, sps, sign, slip in found:
                 sps = min(max(sps, sps0 / (1 + tol)), sps0 / (1 - tol))
                 # a candidate inside a decoded frame (or its sync template) is that frame seen again
