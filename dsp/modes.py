@@ -47,9 +47,10 @@ class ModeSpec:
     rx_preamble_chips: int = 32
     sync_threshold: float = 0.6
     search_sync_chips: int = 0  # leading sync chips searched (0: all of format A's; see search_sync)
-    # carrier measured coherently over the known chips (preamble + sync) before the chip decisions:
-    # where the crystal error is a large part of the deviation and the chip rate is low (N, F, R2), the
-    # lag-one estimate is pulled towards the channel centre by the filtered noise
+    # a low chip rate whose crystal error is a large part of the deviation (N, F, R2): the sync search
+    # runs on the two-tone matched filter around the burst's spectral carrier (the discriminator's
+    # candidates after its), and the carrier is measured on the known chips (preamble + sync) before
+    # the chip decisions, where the lag-one estimate shrinks towards the channel centre at a low SNR
     carrier_from_chips: bool = False
     # conformance limits checked by dsp.measure.verdicts: metric -> (min, max)
     limits: tuple[tuple[str, Limit], ...] = ()
