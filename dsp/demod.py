@@ -8,6 +8,7 @@ preamble + sync correlation; the loop then only follows small drifts.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,10 +20,12 @@ from mbus.errors import DecodeError
 from . import fastfft as sfft  # scipy.fft's own pocketfft, without its import cost
 from .modes import ModeSpec, search_template_chips, shared_search
 from .modes import mode as mode_named
+from .modulate import gaussian_taps
 from .phy import onair_size
 from .running import centred_max  # = scipy.ndimage.maximum_filter1d, without its import cost
 
 _DEV_TRIALS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4)  # tone spacings tried on the sync template (x nominal)
+RX_CLOCK_TOLERANCE = 2e-4  # the receiver's own sample-clock error (an RTL-SDR's crystal), relative
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,6 +177,20 @@ def _search_filter(spec: ModeSpec, rate: float, n_taps: int = 31) -> np.ndarray 
     return taps / taps.sum()
 
 
+@functools.lru_cache(maxsize=64)
+def _isi_factor(bt: float, sps: float, chips: tuple[int, ...] | None) -> float:
+    """Mean magnitude of a chip's average frequency (in deviations) after Gaussian shaping of BT
+    ``bt`` at ``sps`` samples per chip: over ``chips``, or over random data when None (a fixed
+    pseudo-random sequence, so the figure is the same on every run)."""
+    if chips is None:
+        chips = tuple(int(c) for c in np.random.default_rng(0).integers(0, 2, 2048))
+    a = 2.0 * np.asarray(chips, dtype=np.float64) - 1.0
+    k = (np.arange(int(len(a) * sps)) / sps).astype(np.int64)
+    freq = np.convolve(a[k], gaussian_taps(bt, sps), mode="same")
+    avg = np.bincount(k, freq) / np.bincount(k)
+    return float(np.abs(avg[2:-2]).mean())  # the ends lack a neighbour
+
+
 def _bits(values: np.ndarray) -> tuple[int, ...]:
     return tuple(int(b) for b in (values > 0))
 
@@ -286,12 +303,24 @@ class Demodulator:
             # (from its spectrum), which keeps working where the discriminator has gone below its
             # FM threshold
             look = m
-            if search.taps is not None:
+            if search.taps is not None or search.mode.carrier_from_chips:
                 look = self._tones(x, self._burst_carrier(x, search.mode), search.mode.deviation_hz, 1, w)
             cands, q = self._candidates(look, tpl, sps0, search.factors, search.threshold)
+            found = [(c, look) for c in cands]
+            if look is not m and search.taps is None:
+                # the tones sit at the nominal deviation: a transmitter far from it (F at -30 %: the
+                # tones a third of the chip rate off) may pass the discriminator's search only, whose
+                # candidates come after the tones' (those at another place), placed on the discriminator
+                more, _ = self._candidates(m, tpl, sps0, search.factors, search.threshold)
+                found += [(c, m) for c in more
+                          if all(abs(c[1] - f[1]) > span * c[2] / 2 or c[3:] != f[3:] for f in cands)]
+            # the chip rate the search fitted, kept within the mode's tolerance and the receiver's clock
+            # error: a fit over a 40-chip template can stray a per cent, which a crystal-timed mode
+            # (F: 0.1 %) never does, and which puts the chips of a long frame out of step
+            tol = search.mode.chip_rate_tolerance + RX_CLOCK_TOLERANCE
             # the shortest frame any mode of the search can send, in chips after the template
             least = MIN_FRAME_BYTES * min(m_.coding.chips_per_byte for m_ in (search.mode, *search.checks))
-            for score, pos, sps, sign, slip in cands:
+            for (score, pos, sps, sign, slip), where in found:
                 # a candidate inside a decoded frame (or its sync template) is that frame seen again;
                 # one whose shortest frame would run into a decoded one is part of its preamble.
                 # Checked before the candidate is placed at full rate (a few samples off) and after
@@ -299,7 +328,8 @@ class Demodulator:
                        for r in good):
                     continue
                 variant = search.slip if slip else tpl
-                pos, sps = self._place(look, m, variant, (score, pos, sps, sign), q)
+                pos, sps = self._place(where, m, variant, (score, pos, sps, sign), q)
+                sps = min(max(sps, sps0 / (1 + tol)), sps0 / (1 - tol))
                 if any(r.sync_position - span * sps <= pos <= r.end_position for r in good):
                     continue
                 res = self._decode(x, m if sign > 0 else -m, search, variant, pos, sps, w, sign)
@@ -601,11 +631,22 @@ class Demodulator:
     def _decode(self, x: np.ndarray, m: np.ndarray, search: _Search, tpl: _Template, pos: float, sps: float,
                 w: int, sign: int) -> FrameResult | None:
         """One sync candidate (on ``tpl``, the search's template or its slipped form) -> a frame (CRC
-        good or the reason it is not), or None for no frame."""
+        good or the reason it is not), or None for no frame. A Gaussian mode's frame read on the
+        tones of its nominal deviation that fails its CRC is read again on the tones the template
+        picks (a transmitter far from the nominal deviation; see `_open_tones`)."""
+        res = self._decode_on(x, m, search, tpl, pos, sps, w, sign, nominal_tones=True)
+        if search.mode.gaussian_bt is None or res is None or res.crc_ok:
+            return res
+        again = self._decode_on(x, m, search, tpl, pos, sps, w, sign, nominal_tones=False)
+        return again if again is not None and again.crc_ok else res
+
+    def _decode_on(self, x: np.ndarray, m: np.ndarray, search: _Search, tpl: _Template, pos: float, sps: float,
+                   w: int, sign: int, *, nominal_tones: bool) -> FrameResult | None:
+        """`_decode` on the tones `_open_tones` chooses (``nominal_tones``: its argument)."""
         t = _upsample(tpl.chips, sps)  # the template's waveform at this candidate's chip rate
         pos = self._refine_position(m, t, pos)
         lock = self._estimate_carrier(x, m, search.mode, tpl, t, pos, sps, w, sign)
-        if lock is None or not self._open_tones(lock, search.mode, t):
+        if lock is None or not self._open_tones(lock, search.mode, t, nominal_tones):
             return None
         # chip k of the template occupies [pos + k*sps, pos + (k+1)*sps); the sliding windows (matched
         # filter, tones) end at the sample they are stored at, so their waveform lags the chips by
@@ -627,7 +668,7 @@ class Demodulator:
                     scores = [float(np.dot(m[q:q + len(t2)] - m[q:q + len(t2)].mean(), t2)) for q in range(lo, hi)]
                     p2 = self._refine_position(m, t2, float(lo + int(np.argmax(scores))))
                 relock = self._estimate_carrier(x, m, search.mode, other, t2, p2, sps, w, sign)
-                if relock is not None and self._open_tones(relock, search.mode, t2):
+                if relock is not None and self._open_tones(relock, search.mode, t2, nominal_tones):
                     tpl, lock, pos, shift = other, relock, p2, 0
                     start = pos - (w - 1) / 2 + len(tpl.chips) * sps
         found = self._detect_format(lock, search, start, len(tpl.chips) + shift)
@@ -672,6 +713,8 @@ class Demodulator:
             offset = float(np.angle(np.vdot(pre[:-1], pre[1:])) * self.rate / (2 * np.pi))
         else:
             offset = float(seg.mean())
+        if spec.carrier_from_chips:
+            offset = self._chips_carrier(x, spec, tpl, pos - (w - 1) / 2, sps, sign, offset)
         if sign < 0:
             offset = -offset  # m was negated for inverted polarity; keep offset in m's frame
         dev = float(np.dot(seg - offset, t[: len(seg)]) / len(seg))
@@ -679,19 +722,86 @@ class Demodulator:
             return None
         return _Lock(x=x, v=np.zeros(len(x)), pos=pos, sps=sps, w=w, sign=sign, offset=offset, dev=dev)
 
-    def _open_tones(self, lock: _Lock, spec: ModeSpec, t: np.ndarray) -> bool:
+    def _chips_carrier(self, x: np.ndarray, spec: ModeSpec, tpl: _Template, start: float, sps: float, sign: int,
+                       guess_hz: float) -> float:
+        """The carrier (Hz) measured over the chips known at a sync candidate: the template (whose
+        first chip begins at sample ``start``) and the rest of the mode's preamble before it. Each
+        chip's expected tone (+-deviation) is taken out and the chips' own spectra are summed: the
+        peak, within one chip rate (at most 1.5 deviations) of ``guess_hz``, is the carrier. Each chip
+        is taken on its own (noncoherently), so a deviation or a timing error blurs the peak but does
+        not move it, where a reference phase over the whole preamble would need the timing to a few
+        per cent of a chip at a high modulation index (F: 4.6). Over 40-100 chips it finds the
+        carrier to a few per cent of the chip rate; the lag-one estimate shrinks towards the channel
+        centre at a low SNR (the filtered noise is correlated from sample to sample). The template is
+        tried one chip early and late too (the search can be a chip off before the tones settle it).
+        ``guess_hz`` when the chips do not fit inside the burst."""
+        w = max(1, int(round(sps)))
+        nfft = 1 << int(np.ceil(np.log2(64 * sps)))  # bins of a 64th of the chip rate
+        bin_hz = self.rate / nfft
+        reach = min(spec.chip_rate, 1.5 * spec.deviation_hz)
+        bins = np.arange(int(np.floor((guess_hz - reach) / bin_hz)), int(np.ceil((guess_hz + reach) / bin_hz)) + 1)
+        extra = min(max(2 * spec.preamble_pairs - spec.rx_preamble_chips, 0), 64)
+        limits = dict(spec.limits)
+        lo, hi = limits.get("deviation_hz") or (0.7 * spec.deviation_hz, 1.3 * spec.deviation_hz)
+
+        def peak(shift: int, dev: float) -> tuple[float, float]:
+            """(height, frequency) of the summed chip spectra's peak, (-1, guess) when out of the burst."""
+            a1 = start + shift * sps
+            ext = min(extra, int(a1 / sps) // 2 * 2) if a1 > 0 else 0  # whole preamble pairs
+            chips = np.concatenate((np.resize(tpl.chips[:2], ext), tpl.chips))
+            a0 = a1 - ext * sps
+            first = np.round(a0 + np.arange(len(chips)) * sps).astype(np.int64)
+            if first[0] < 0 or first[-1] + w > len(x) or len(chips) < 8:
+                return -1.0, guess_hz
+            i0, n = int(first[0]), int(first[-1]) + w - int(first[0])
+            # the chips' frequency (in deviations) sample by sample, Gaussian-shaped where the mode is
+            k = np.minimum(((np.arange(i0, i0 + n) - a0) / sps).astype(np.int64), len(chips) - 1)
+            freq = chips[k]
+            if spec.gaussian_bt is not None:
+                freq = np.convolve(freq, gaussian_taps(spec.gaussian_bt, sps), mode="same")
+            # each chip's own phase ramp (from its start) taken out, so that it adds up at the carrier
+            phase = np.cumsum(freq) * (2 * np.pi * sign * dev / self.rate)
+            idx = first[:, None] - i0 + np.arange(w)[None, :]
+            rows = x[i0:i0 + n][idx] * np.exp(-1j * (phase[idx] - phase[idx[:, :1]]))
+            p = (np.abs(np.fft.fft(rows, nfft, axis=1)) ** 2).sum(axis=0)[bins % nfft]
+            i = int(np.argmax(p))
+            frac = 0.0
+            if 0 < i < len(p) - 1:
+                den = p[i - 1] - 2 * p[i] + p[i + 1]
+                frac = 0.5 * (p[i - 1] - p[i + 1]) / den if den < 0 else 0.0
+            return float(p[i]), float((bins[i] + frac) * bin_hz)
+
+        # the deviation on a grid over the mode's limits (a chip at the wrong deviation spreads over
+        # two peaks, one per tone), then the template a chip early and late at that deviation
+        best = max((peak(0, dev) + (dev,) for dev in np.linspace(lo, hi, 7)), key=lambda z: z[0])
+        dev = best[2]
+        best = max((best[:2], peak(-1, dev), peak(1, dev)), key=lambda z: z[0])
+        return best[1]
+
+    def _open_tones(self, lock: _Lock, spec: ModeSpec, t: np.ndarray, nominal_tones: bool = False) -> bool:
         """Chip decisions come from the two-tone matched filter around the measured carrier. The
         discriminator underestimates the deviation at low SNR, so the tone spacing is chosen on the
         sync template from a grid around the mode's nominal deviation; tones then run over the head
         (template + 4 bytes) only, the whole frame once the head is good. False when the template's
-        amplitude on the tones is not positive."""
+        amplitude on the tones is not positive.
+
+        Gaussian shaping pulls each chip's mean frequency in from its neighbours, most in the
+        alternating preamble (BT 0.5: to 0.66 of the deviation over N's template, 0.78 over random
+        data): the grid picks the preamble's tones, which miss the data's chips at the nominal
+        deviation (N 2.4 kcps format B at 11 dB: 70 % of frames against 89 %). With
+        ``nominal_tones`` a Gaussian mode's tones sit at the nominal deviation times the data's
+        factor instead; the grid still serves a transmitter far from the nominal deviation."""
         x, pos, sps, w, sign = lock.x, lock.pos, lock.sps, lock.w, lock.sign
         L = len(t)
         a0, a1 = max(int(pos) - w, 0), min(int(pos) + L + w, len(x))
-        trials = spec.deviation_hz * np.array(_DEV_TRIALS)
-        vt = self._tone_trials(x[a0:a1], sign * lock.offset, trials, sign, w)[:, int(pos) - a0:int(pos) - a0 + L]
-        amps = (vt @ t[: vt.shape[1]]) / np.maximum(np.abs(vt).sum(axis=1), 1e-12)
-        lock.dev, lock.a0 = float(trials[int(np.argmax(amps))]), a0
+        if nominal_tones and spec.gaussian_bt is not None:
+            lock.dev = spec.deviation_hz * _isi_factor(spec.gaussian_bt, round(sps, 2), None)
+        else:
+            trials = spec.deviation_hz * np.array(_DEV_TRIALS)
+            vt = self._tone_trials(x[a0:a1], sign * lock.offset, trials, sign, w)[:, int(pos) - a0:int(pos) - a0 + L]
+            amps = (vt @ t[: vt.shape[1]]) / np.maximum(np.abs(vt).sum(axis=1), 1e-12)
+            lock.dev = float(trials[int(np.argmax(amps))])
+        lock.a0 = a0
         lock.tones_to(self, int(pos + L + (4 * spec.coding.chips_per_byte + 24) * sps + 2 * w))
         tv = lock.v[int(pos):int(pos) + L]
         lock.amp = float(np.dot(tv, t[: len(tv)]) / max(len(tv), 1))

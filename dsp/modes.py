@@ -47,6 +47,11 @@ class ModeSpec:
     rx_preamble_chips: int = 32
     sync_threshold: float = 0.6
     search_sync_chips: int = 0  # leading sync chips searched (0: all of format A's; see search_sync)
+    # a low chip rate whose crystal error is a large part of the deviation (N, F, R2): the sync search
+    # runs on the two-tone matched filter around the burst's spectral carrier (the discriminator's
+    # candidates after its), and the carrier is measured on the known chips (preamble + sync) before
+    # the chip decisions, where the lag-one estimate shrinks towards the channel centre at a low SNR
+    carrier_from_chips: bool = False
     # conformance limits checked by dsp.measure.verdicts: metric -> (min, max)
     limits: tuple[tuple[str, Limit], ...] = ()
     duty_cycle_percent: float = 0.1  # of the sub-band the mode transmits in (phy.md §7, UNSURE)
@@ -179,7 +184,7 @@ _F_LIMITS = (("deviation_hz", (3.85e3, 7.15e3)), ("chip_rate_error_ppm", (-100, 
 # F and R2 are +-5.5 / +-6 kHz with up to ~7 / ~9 kHz of crystal error (ST: 20 kHz filters).
 _N = dict(deviation_hz=2.4e3, coding=NRZ, sync=N_SYNC_A, sync_b=N_SYNC_B, preamble_pairs=8, gaussian_bt=0.5,
           chip_rate_tolerance=1e-4, rx_preamble_chips=16, search_sync_chips=8, duty_cycle_percent=10.0,
-          rx_bandwidth_hz=11e3, rx_rate_hz=15e3)
+          rx_bandwidth_hz=11e3, rx_rate_hz=15e3, carrier_from_chips=True)
 
 # phy.md §6.1: the digest has two vendors' readings of the N2 window and no meter reply window
 _N2_WINDOW_CONFLICT = ("the N2 response window is a CONFLICT in the spec digest (phy.md §6.1): ST uses 99.5-100.5 ms "
@@ -242,14 +247,14 @@ for _spec in (
              sync_b=N_SYNC_B, preamble_pairs=39, search_sync_chips=8, chip_rate_tolerance=1e-3,
              limits=_F_LIMITS, duty_cycle_percent=10.0, rx_bandwidth_hz=30e3, rx_rate_hz=38.4e3,
              answers="F2", response_window_s=(99.5e-3, 100.5e-3), turnaround_s=100e-3, fast_response=True,
-             meter_response_window_s=(3e-3, 4.0),
+             meter_response_window_s=(3e-3, 4.0), carrier_from_chips=True,
              source="phy.md §1: 433.82 MHz, 2-FSK +-5.5 kHz, 2.4 kcps NRZ; §3: >= 39 x 01, sync F68D (A) / "
                     "F672 (B); §1.1: 16 ppm crystal, chip rate and deviation tolerance not stated (UNSURE); "
                     "§6.1: other->meter fast 99.5-100.5 ms, meter reply 3 ms-4 s (ST S2-LP)"),
     ModeSpec(name="R2", channel_hz=868.33e6, channels_hz=R2_CHANNELS_HZ, chip_rate=4800.0, deviation_hz=6e3,
              coding=MANCHESTER, sync=S_SYNC, preamble_pairs=39, postamble=chips("0101"), rx_preamble_chips=28,
              sync_threshold=0.5, chip_rate_tolerance=0.02, limits=_R_LIMITS, duty_cycle_percent=1.0,
-             rx_bandwidth_hz=30e3, rx_rate_hz=48e3, rx_by_default=False,
+             rx_bandwidth_hz=30e3, rx_rate_hz=48e3, rx_by_default=False, carrier_from_chips=True,
              answers="R2", response_window_s=(3e-3, 50e-3), turnaround_s=20e-3, meter_response_window_s=(10e-3, 10.0),
              source="phy.md §1: ten channels 868.03 + n x 0.06 MHz (TX default channel 5, 868.33), 2-FSK "
                     "+-6 kHz, 4.8 kcps Manchester; §3: >= 39 x 01, S sync; §1.1: +-2 % chip rate, 10 ppm; "

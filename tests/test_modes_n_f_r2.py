@@ -246,6 +246,57 @@ def test_tx_to_rx_100_of_100_at_20_db(name, rate, center):
     assert got == 100
 
 
+# --- near the sensitivity target -------------------------------------------------------------------
+
+# (mode, format, capture rate, centre, carrier tolerance, chip-rate tolerance), as benchmarks/sensitivity.py
+_WEAK = {"F2": ("F2", "A", 1e6, 433.92e6, 6.9e3, 1e-3), "R2": ("R2", "A", 1.6e6, 868.625e6, 8.7e3, 0.02),
+         "N2.4B": ("N1c", "B", 300e3, N_CENTER, 2.0e3, 1e-4)}
+
+
+def _weak_frames(case: str, ebn0: float, n: int, seed: int, *, deviation_error: float = 0.0):
+    """(sent, received) telegrams and the carrier errors (Hz) of the frames received, one frame per
+    capture with the carrier and chip rate drawn within the mode's tolerance."""
+    from dsp.channel import single_burst
+
+    name, fmt, rate, center, carrier_tol, rate_tol = _WEAK[case]
+    info = StreamInfo(sample_rate_hz=rate, center_freq_hz=center)
+    rng = np.random.default_rng(seed)
+    ok, errors = 0, []
+    for _ in range(n):
+        tel = _telegram(rng)
+        offset = float(rng.uniform(-carrier_tol, carrier_tol))
+        x = single_burst(MODES[name], tel, frame_format=fmt, rng=rng, ebn0_db=ebn0, freq_offset_hz=offset,
+                         chip_rate_error=float(rng.uniform(-rate_tol, rate_tol)), sample_rate_hz=rate,
+                         center_freq_hz=center, pad_s=0.3, deviation_error=deviation_error)
+        frames, _ = _receive(x, info, [name])
+        good = [f for f in frames if f.crc_ok and f.telegram == tel]
+        ok += bool(good)
+        errors += [good[0].freq_offset_hz - offset] if good else []
+    return ok, np.array(errors)
+
+
+@pytest.mark.parametrize("case,ebn0", [("F2", 12.5), ("R2", 12.5), ("N2.4B", 11.5)])
+def test_frames_near_the_sensitivity_target_with_the_carrier_off_by_its_tolerance(case, ebn0):
+    """At the issue's 90 % target (F2, R2 12.5 dB, N 11.5 dB Eb/N0), carrier anywhere in the mode's
+    tolerance (F2 +-6.9 kHz, R2 +-8.7 kHz against +-5.5 / +-6 kHz deviation): at least 27 of 30 frames
+    (before the carrier was measured on the known chips and the sync searched on the tones: F2 25,
+    R2 20, N 2.4 kcps format B 24). The carrier is found to within 300 Hz (before: missed by up to
+    1.1 kHz on F2, 1.6 kHz on R2, where 1.2 kHz costs F2's tones half their strength)."""
+    ok, errors = _weak_frames(case, ebn0, 30, seed=1300)
+    assert ok >= 27
+    assert np.abs(errors).max() < 300
+
+
+@pytest.mark.parametrize("case,deviation_error", [("N2.4B", -0.3), ("N2.4B", 0.3), ("F2", -0.3), ("F2", 0.3)])
+def test_a_transmitter_at_its_deviation_limit_still_decodes(case, deviation_error):
+    """The receiver tunes its tones to the nominal deviation first (N: times the Gaussian shaping's
+    pull on random data); a meter at +-30 % of it (the N limits 1.68 / 3.12 kHz) is read on the
+    template's tones and found by the discriminator's search: 19 of 20 at 14 dB (before: N 2.4 kcps
+    format B 20 and 15, F2 19 and 13 at -30 % and +30 %)."""
+    ok, _ = _weak_frames(case, 14.0, 20, seed=1301, deviation_error=deviation_error)
+    assert ok >= 19
+
+
 # --- chunking and decode --jobs with two channeliser classes ---------------------------------------
 
 def _mixed_capture():
