@@ -9,6 +9,7 @@ preamble + sync correlation; the loop then only follows small drifts.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -306,14 +307,8 @@ class Demodulator:
             if search.taps is not None or search.mode.carrier_from_chips:
                 look = self._tones(x, self._burst_carrier(x, search.mode), search.mode.deviation_hz, 1, w)
             cands, q = self._candidates(look, tpl, sps0, search.factors, search.threshold)
-            found = [(c, look) for c in cands]
-            if look is not m and search.taps is None:
-                # the tones sit at the nominal deviation: a transmitter far from it (F at -30 %: the
-                # tones a third of the chip rate off) may pass the discriminator's search only, whose
-                # candidates come after the tones' (those at another place), placed on the discriminator
-                more, _ = self._candidates(m, tpl, sps0, search.factors, search.threshold)
-                found += [(c, m) for c in more
-                          if all(abs(c[1] - f[1]) > span * c[2] / 2 or c[3:] != f[3:] for f in cands)]
+            found = self._both_searches(cands, look, m, tpl, sps0, search, good) if look is not m \
+                and search.taps is None else ((c, look) for c in cands)
             # the chip rate the search fitted, kept within the mode's tolerance and the receiver's clock
             # error: a fit over a 40-chip template can stray a per cent, which a crystal-timed mode
             # (F: 0.1 %) never does, and which puts the chips of a long frame out of step
@@ -345,6 +340,20 @@ class Demodulator:
                        b.sync_position <= k.sync_position <= b.end_position for k in kept):
                 kept.append(b)
         return sorted(good + kept, key=lambda r: r.position)
+
+    def _both_searches(self, cands: list, look: np.ndarray, m: np.ndarray, tpl: _Template, sps0: float,
+                       search: _Search, good: list[FrameResult]) -> Iterator[tuple[tuple, np.ndarray]]:
+        """The tone search's candidates (each with the waveform to place it on), then, when they gave
+        no frame, the discriminator's at other places: the tones sit at the nominal deviation, and a
+        transmitter far from it (F at -30 %: the tones a third of the chip rate off) may pass the
+        discriminator's search only."""
+        had = len(good)
+        yield from ((c, look) for c in cands)
+        if len(good) > had:
+            return
+        span = len(tpl.chips)
+        more, _ = self._candidates(m, tpl, sps0, search.factors, search.threshold)
+        yield from ((c, m) for c in more if all(abs(c[1] - f[1]) > span * c[2] / 2 or c[3:] != f[3:] for f in cands))
 
     def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray,
                     thr: float) -> tuple[list[tuple[float, float, float, int, bool]], int]:
@@ -744,38 +753,49 @@ class Demodulator:
         limits = dict(spec.limits)
         lo, hi = limits.get("deviation_hz") or (0.7 * spec.deviation_hz, 1.3 * spec.deviation_hz)
 
-        def peak(shift: int, dev: float) -> tuple[float, float]:
-            """(height, frequency) of the summed chip spectra's peak, (-1, guess) when out of the burst."""
+        def peaks(shift: int, devs: np.ndarray) -> list[tuple[float, float]]:
+            """Per deviation in ``devs``, (height, frequency) of the summed chip spectra's peak;
+            (-1, guess) when the chips lie out of the burst."""
             a1 = start + shift * sps
             ext = min(extra, int(a1 / sps) // 2 * 2) if a1 > 0 else 0  # whole preamble pairs
             chips = np.concatenate((np.resize(tpl.chips[:2], ext), tpl.chips))
             a0 = a1 - ext * sps
             first = np.round(a0 + np.arange(len(chips)) * sps).astype(np.int64)
             if first[0] < 0 or first[-1] + w > len(x) or len(chips) < 8:
-                return -1.0, guess_hz
+                return [(-1.0, guess_hz)] * len(devs)
             i0, n = int(first[0]), int(first[-1]) + w - int(first[0])
             # the chips' frequency (in deviations) sample by sample, Gaussian-shaped where the mode is
             k = np.minimum(((np.arange(i0, i0 + n) - a0) / sps).astype(np.int64), len(chips) - 1)
             freq = chips[k]
             if spec.gaussian_bt is not None:
                 freq = np.convolve(freq, gaussian_taps(spec.gaussian_bt, sps), mode="same")
-            # each chip's own phase ramp (from its start) taken out, so that it adds up at the carrier
-            phase = np.cumsum(freq) * (2 * np.pi * sign * dev / self.rate)
+            # each chip's own phase ramp (from its start) taken out, so that it adds up at the carrier:
+            # the ramp per unit deviation, scaled for every deviation at once
+            phase = np.cumsum(freq) * (2 * np.pi * sign / self.rate)
             idx = first[:, None] - i0 + np.arange(w)[None, :]
-            rows = x[i0:i0 + n][idx] * np.exp(-1j * (phase[idx] - phase[idx[:, :1]]))
-            p = (np.abs(np.fft.fft(rows, nfft, axis=1)) ** 2).sum(axis=0)[bins % nfft]
-            i = int(np.argmax(p))
-            frac = 0.0
-            if 0 < i < len(p) - 1:
-                den = p[i - 1] - 2 * p[i] + p[i + 1]
-                frac = 0.5 * (p[i - 1] - p[i + 1]) / den if den < 0 else 0.0
-            return float(p[i]), float((bins[i] + frac) * bin_hz)
+            ramp = phase[idx] - phase[idx[:, :1]]
+            rows = x[i0:i0 + n][idx][None, :, :] * np.exp(-1j * devs[:, None, None] * ramp[None, :, :])
+            # the zero-padded nfft-point spectrum of each chip at the searched bins only: a chip is a
+            # few samples, so a DFT of those bins costs less than the FFT of every bin
+            p = np.abs(rows @ dft) ** 2
+            p = p.sum(axis=1)
+            out = []
+            for row in p:
+                i = int(np.argmax(row))
+                frac = 0.0
+                if 0 < i < len(row) - 1:
+                    den = row[i - 1] - 2 * row[i] + row[i + 1]
+                    frac = 0.5 * (row[i - 1] - row[i + 1]) / den if den < 0 else 0.0
+                out.append((float(row[i]), float((bins[i] + frac) * bin_hz)))
+            return out
 
+        dft = np.exp(-2j * np.pi * np.outer(np.arange(w), bins % nfft) / nfft)
         # the deviation on a grid over the mode's limits (a chip at the wrong deviation spreads over
         # two peaks, one per tone), then the template a chip early and late at that deviation
-        best = max((peak(0, dev) + (dev,) for dev in np.linspace(lo, hi, 7)), key=lambda z: z[0])
-        dev = best[2]
-        best = max((best[:2], peak(-1, dev), peak(1, dev)), key=lambda z: z[0])
+        grid = np.linspace(lo, hi, 7)
+        best = max((pk + (dev,) for pk, dev in zip(peaks(0, grid), grid, strict=True)), key=lambda z: z[0])
+        dev = np.array([best[2]])
+        best = max((best[:2], peaks(-1, dev)[0], peaks(1, dev)[0]), key=lambda z: z[0])
         return best[1]
 
     def _open_tones(self, lock: _Lock, spec: ModeSpec, t: np.ndarray, nominal_tones: bool = False) -> bool:
