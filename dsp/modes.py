@@ -71,8 +71,8 @@ class ModeSpec:
     rx_rate_hz: float = 400e3
     # every channel the mode may use (R2: ten); empty = just ``channel_hz`` (which TX uses by default)
     channels_hz: tuple[float, ...] = ()
-    # heard without --modes: False where receiving the mode costs more than most users gain (R2 in an
-    # 868 MHz capture needs a second full-rate channeliser: half the throughput); --modes R2 asks for it
+    # heard without --modes (every mode whose channels lie in the captured band, issue #13); False would
+    # leave a mode to be asked for by name
     rx_by_default: bool = True
     source: str = ""
 
@@ -254,7 +254,7 @@ for _spec in (
     ModeSpec(name="R2", channel_hz=868.33e6, channels_hz=R2_CHANNELS_HZ, chip_rate=4800.0, deviation_hz=6e3,
              coding=MANCHESTER, sync=S_SYNC, preamble_pairs=39, postamble=chips("0101"), rx_preamble_chips=28,
              sync_threshold=0.5, chip_rate_tolerance=0.02, limits=_R_LIMITS, duty_cycle_percent=1.0,
-             rx_bandwidth_hz=30e3, rx_rate_hz=48e3, rx_by_default=False, carrier_from_chips=True,
+             rx_bandwidth_hz=30e3, rx_rate_hz=48e3, carrier_from_chips=True,
              answers="R2", response_window_s=(3e-3, 50e-3), turnaround_s=20e-3, meter_response_window_s=(10e-3, 10.0),
              source="phy.md §1: ten channels 868.03 + n x 0.06 MHz (TX default channel 5, 868.33), 2-FSK "
                     "+-6 kHz, 4.8 kcps Manchester; §3: >= 39 x 01, S sync; §1.1: +-2 % chip rate, 10 ppm; "

@@ -84,8 +84,8 @@ def test_mode_rows_carry_the_digest_figures():
     # no new line code: NRZ and Manchester serve
     assert set(coding.CODINGS) == {"3of6", "manchester", "nrz"}
     assert {"N1a", "N1c", "F2"} <= set(default_rx_modes())
-    # R2 costs an 868 MHz receiver a second full-rate channeliser (half its throughput): asked for by name
-    assert "R2" not in default_rx_modes() and not r2.rx_by_default
+    # every mode in the band by default, R2 too (its ten channels are cut from the S/T/C spectra)
+    assert "R2" in default_rx_modes() and r2.rx_by_default
 
 
 def test_mode_names_in_any_case_and_n2g_named_unsupported():
@@ -112,13 +112,14 @@ def test_six_n_channels_from_a_low_rate_capture_with_one_narrow_channeliser(rate
 
 def test_868_band_plans_the_ten_r2_channels_beside_s_t_c():
     info = StreamInfo(sample_rate_hz=1.6e6, center_freq_hz=868.625e6)
-    wanted = (*default_rx_modes(), "R2")  # R2 is received when asked for (not by default: see dsp.modes)
+    wanted = default_rx_modes()  # R2 among them: every mode whose channels lie in the band
+    assert "R2" in wanted
     plan = plan_receive(info, wanted)
     r2 = [ch for ch in plan.values() if ch.modes[0].name == "R2"]
     assert [ch.freq_hz for ch in r2] == list(R2_CHANNELS_HZ)
     assert all(ch.modes[0].channel_hz == ch.freq_hz for ch in r2)
-    assert [len(names) for _, names in Receiver(info).channelizers] == [2]  # by default: S + T/C only
-    rx = Receiver(info, wanted)
+    assert [len(names) for _, names in Receiver(info, ["S1", "T1", "C1"]).channelizers] == [2]  # S + T/C only
+    rx = Receiver(info)
     assert [len(names) for _, names in rx.channelizers] == [2, 10]  # S + T/C wide, R2 narrow
     wide, narrow = (cz for cz, _ in rx.channelizers)
     assert wide.out_rate == 400e3 and narrow.out_rate < 60e3
