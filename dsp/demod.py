@@ -97,6 +97,7 @@ class _Lock:
     amp: float = 0.0
     a0: int = 0  # first sample of the tone output
     done_to: int = 0  # tone output is valid below this sample
+    timed: bool = False  # sps comes from a long preamble (a straight clock good over the frame)
 
     def tones_to(self, demod: Demodulator, end: int) -> None:
         """Fill the tone output up to sample ``end`` (recomputed from a0, as one block)."""
@@ -421,6 +422,10 @@ class Demodulator:
                 if relock is not None and self._open_tones(relock, search.mode, t2):
                     tpl, lock, pos, shift = other, relock, p2, 0
                     start = pos - (w - 1) / 2 + len(tpl.chips) * sps
+        # a long preamble times the chips far better than the template (where the template ends
+        # stays the search's)
+        sps_pre = self._preamble_clock(lock, search.mode)
+        lock.sps, lock.timed = sps_pre, sps_pre != lock.sps
         found = self._detect_format(lock, search, start, len(tpl.chips) + shift)
         if found is None:
             return None
@@ -487,6 +492,34 @@ class Demodulator:
         step = 2 * np.pi * lag / self.rate  # radians per Hz
         return coarse + float(np.angle(np.exp(1j * (turn - coarse * step)))) / step
 
+    def _preamble_clock(self, lock: _Lock, spec: ModeSpec) -> float:
+        """Samples per chip from the whole preamble of a long-preamble mode (S1: 558 chips; the
+        template's 46 leave the rate a percent off at low SNR, chips adrift over a frame): the
+        tone output over its 0101 chips is a wave of period two chips, whose frequency the peak
+        of its spectrum (on a fine grid over the mode's tolerance) gives. ``lock.sps`` for a short
+        preamble."""
+        sps, w = lock.sps, lock.w
+        a0 = lock.pos - (w - 1) / 2
+        before = min(max(2 * spec.preamble_pairs - spec.rx_preamble_chips, 0), int(a0 / sps))
+        if before + spec.rx_preamble_chips < 128:
+            return sps
+        b0, b1 = int(a0 - before * sps), int(a0 + spec.rx_preamble_chips * sps)
+        v = self._tones(lock.x[b0:b1], lock.sign * lock.offset, spec.deviation_hz, lock.sign, w)
+        v = v - v.mean()
+        step = 0.25 * sps / len(v)  # a quarter of the spectrum's resolution, relative
+        reach = max(1.2 * spec.chip_rate_tolerance, 0.005) + abs(sps * spec.chip_rate / self.rate - 1)
+        rel = np.arange(-reach, reach + step / 2, step)
+        nominal = self.rate / spec.chip_rate
+        freq = (1 + rel) / (2 * nominal)  # cycles per sample
+        power = np.abs(np.exp(-2j * np.pi * np.outer(freq, np.arange(len(v)))) @ v) ** 2
+        i = int(np.argmax(power))
+        if i == 0 or i == len(power) - 1:
+            return sps
+        a, b, c = power[i - 1:i + 2]
+        den = a - 2 * b + c
+        frac = 0.5 * (a - c) / den if den < 0 else 0.0
+        return float(nominal / (1 + rel[i] + frac * step))
+
     def _open_tones(self, lock: _Lock, spec: ModeSpec, t: np.ndarray) -> bool:
         """Chip decisions come from the two-tone matched filter around the measured carrier. The
         discriminator underestimates the deviation at low SNR, so the tone spacing is chosen on the
@@ -531,7 +564,8 @@ class Demodulator:
         """Which mode and frame format the hit is: the sync chips after the searched ones decide
         (C: 0x54 then 0xCD for format A, 0x3D for B). The mode, format and a tracker on the first
         chip after the whole sync word; None when the search's own mode needs a match and none came."""
-        tracker = _ChipTracker(lock.v, start, lock.sps, lock.w, 0.0, lock.amp, track_carrier=False)
+        tracker = _ChipTracker(lock.v, start, lock.sps, lock.w, 0.0, lock.amp, track_carrier=False,
+                               steady=lock.timed)
         for spec in search.checks:
             matched = self._match_sync(lock, spec, start, chips_locked)
             if matched is not None:
@@ -575,7 +609,7 @@ class Demodulator:
         head = spec.search_sync
         p = len(head)
         t0 = start + (trial_sps - sps) * chips_locked - back * trial_sps
-        trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False)
+        trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False, steady=lock.timed)
         for fmt, word in spec.syncs.items():
             rest = word[p:]
             if back and word[back:back + p] != head:
@@ -633,9 +667,12 @@ class Demodulator:
         # Read the chips again on the straight clock that opens the eye most over the frame (the
         # chip loop follows noise at low SNR; a transmitter's crystal does not wander within a
         # frame), the L-field too
-        avail = int((len(lock.x) - data_start - 2 * lock.w) / tracker.sps_mean) - 4
+        # (a clock from a long preamble is better than the loop's mean and needs a narrower search)
+        sps = lock.sps if lock.timed else tracker.sps_mean
+        avail = int((len(lock.x) - data_start - 2 * lock.w) / sps) - 4
         n_chips = min(max(sizes.values()) * cpb, avail // cpb * cpb)
-        fitted = self._refit(lock, data_start, tracker.sps_mean, n_chips) if n_chips >= 4 * cpb else None
+        drift = 0.3 if lock.timed else 1.5
+        fitted = self._refit(lock, data_start, sps, n_chips, drift) if n_chips >= 4 * cpb else None
         if fitted is None:
             return failure
         again, moved, sps = fitted
@@ -654,12 +691,13 @@ class Demodulator:
                         return res
         return failure
 
-    def _refit(self, lock: _Lock, data_start: float, sps: float,
-               n_chips: int) -> tuple[np.ndarray, float, float] | None:
+    def _refit(self, lock: _Lock, data_start: float, sps: float, n_chips: int,
+               drift_chips: float = 1.5) -> tuple[np.ndarray, float, float] | None:
         """Soft chips on the straight clock (first chip, chip period) that opens the eye most over
         the whole frame: the chip loop follows noise at low SNR, a transmitter's crystal does not
         wander within a frame. With how far (samples) that clock moved the first chip and its chip
-        period; None when the burst ends before the frame does."""
+        period (searched within ``drift_chips`` of ``sps`` at the frame's end); None when the burst
+        ends before the frame does."""
         w = lock.w
         k = np.arange(n_chips, dtype=np.float64)
         base = data_start + (sps + w) / 2 - 1
@@ -679,7 +717,7 @@ class Demodulator:
 
         best = (eye(0.0, sps, 1), 0.0, sps)
         # end drift in chips x start offset in chips, coarse (every 4th chip) then fine (every 2nd)
-        for span_d, span_p, steps, every in ((1.5, 0.4, 7, 4), (0.25, 0.1, 5, 2)):
+        for span_d, span_p, steps, every in ((drift_chips, 0.4, 7, 4), (drift_chips / 6, 0.1, 5, 2)):
             _, p_c, s_c = best
             best = (eye(p_c, s_c, every), p_c, s_c)
             for dd in np.linspace(-span_d, span_d, 2 * steps + 1):
@@ -821,7 +859,7 @@ class _ChipTracker:
     """Samples chips from the matched-filter output and follows timing and carrier drift."""
 
     def __init__(self, m: np.ndarray, start: float, sps: float, w: int, offset: float, dev: float, *,
-                 track_carrier: bool = True):
+                 track_carrier: bool = True, steady: bool = False):
         self.m = m
         self.pos = start  # start of the next chip
         self.sps = sps
@@ -834,6 +872,9 @@ class _ChipTracker:
         self._err2 = 0.0
         self._prev = 0.0
         self._ko = 0.02 if track_carrier else 0.0
+        # a chip period measured on a long preamble is kept, and the timing follows gently: at low
+        # SNR the loop would follow noise
+        self._kp, self._kr = (0.05, 0.0) if steady else (0.15, 0.004)
         self._list: list[float] | None = None
 
     @property
@@ -873,7 +914,7 @@ class _ChipTracker:
         sps, w, dev = self.sps, self.w, self.dev
         pos, off, prev = self.pos, self.offset, self._prev
         half = (w - sps) / 2
-        kp, kr, ko = 0.15, 0.004, self._ko
+        kp, kr, ko = self._kp, self._kr, self._ko
         hw = w / 2 - 1
         for k in range(n):
             centre = pos + sps - 1 + half
