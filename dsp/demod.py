@@ -680,8 +680,8 @@ class Demodulator:
         if coherent:
             # a Manchester bit is one known phase-continuous waveform of two chips: read coherently
             # first (about 1.5 dB better than two chips' tone envelopes)
-            coherent = self._coherent_manchester(lock, spec, data_start + moved, sps, again)
-            readings = ([coherent] if coherent is not None else []) + readings
+            reading = self._coherent_manchester(lock, spec, data_start + moved, sps, again)
+            readings = ([reading] if reading is not None else []) + readings
         for soft in readings:
             first_byte = coding.soft_decode(soft[:cpb])[0][0]
             for lval, n_bytes in self._length_candidates(first_byte, coding.alternatives(soft[:cpb]), fmt).items():
