@@ -496,7 +496,7 @@ class Demodulator:
         """Samples per chip from the whole preamble of a long-preamble mode (S1: 558 chips; the
         template's 46 leave the rate a percent off at low SNR, chips adrift over a frame): the
         tone output over its 0101 chips is a wave of period two chips, whose frequency the peak
-        of its spectrum (on a fine grid over the mode's tolerance) gives. ``lock.sps`` for a short
+        of its spectrum (8x zero-padded, within the mode's tolerance) gives. ``lock.sps`` for a short
         preamble."""
         sps, w = lock.sps, lock.w
         a0 = lock.pos - (w - 1) / 2
@@ -506,19 +506,21 @@ class Demodulator:
         b0, b1 = int(a0 - before * sps), int(a0 + spec.rx_preamble_chips * sps)
         v = self._tones(lock.x[b0:b1], lock.sign * lock.offset, spec.deviation_hz, lock.sign, w)
         v = v - v.mean()
-        step = 0.25 * sps / len(v)  # a quarter of the spectrum's resolution, relative
+        nfft = sfft.next_fast_len(8 * len(v))  # bins an eighth of the spectrum's resolution apart
+        power = np.abs(sfft.rfft(v, nfft)) ** 2
         reach = max(1.2 * spec.chip_rate_tolerance, 0.005) + abs(sps * spec.chip_rate / self.rate - 1)
-        rel = np.arange(-reach, reach + step / 2, step)
         nominal = self.rate / spec.chip_rate
-        freq = (1 + rel) / (2 * nominal)  # cycles per sample
-        power = np.abs(np.exp(-2j * np.pi * np.outer(freq, np.arange(len(v)))) @ v) ** 2
-        i = int(np.argmax(power))
-        if i == 0 or i == len(power) - 1:
+        k0 = max(int((1 - reach) / (2 * nominal) * nfft), 1)
+        k1 = min(int((1 + reach) / (2 * nominal) * nfft) + 1, len(power) - 1)
+        if k1 <= k0 + 2:
             return sps
+        i = k0 + int(np.argmax(power[k0:k1]))
+        if i in (k0, k1 - 1):
+            return sps  # no peak inside the tolerance
         a, b, c = power[i - 1:i + 2]
         den = a - 2 * b + c
         frac = 0.5 * (a - c) / den if den < 0 else 0.0
-        return float(nominal / (1 + rel[i] + frac * step))
+        return float(nfft / (2 * (i + frac)))
 
     def _open_tones(self, lock: _Lock, spec: ModeSpec, t: np.ndarray) -> bool:
         """Chip decisions come from the two-tone matched filter around the measured carrier. The
