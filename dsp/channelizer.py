@@ -15,14 +15,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import fastfft
-from .running import trailing_min
 
 OUT_RATE_TARGET = 400e3
 DC_SPAN_S = 0.05  # the tuner's DC level is the mean over this much of the past (Channelizer._remove_dc)
-DC_PIECE = 256  # the DC level is measured on pieces of the input this long ...
-DC_LOOK = 64  # ... from the first this many samples of each (a quarter of the input is enough)
-DC_SMOOTH = 4  # pieces over which the noise floor's powers are averaged
-DC_QUIET = 1.4  # a piece up to this many times the noise floor's power is quiet
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,68 +76,30 @@ class Channelizer:
         """Start afresh with input sample ``start`` (absolute index: it sets the mixing phase)."""
         self._buf = np.zeros(self.overlap, dtype=np.complex64)  # the overlap tail, zeros before the start
         self._consumed = start - self.overlap  # absolute index of _buf[0]
-        # _remove_dc's memory: per block its weighted piece-mean sum and weight sum, the piece powers
-        self._dc_hist = np.zeros((0, 2), dtype=np.complex128)
-        self._dc_pow = np.zeros(0)
+        self._dc_hist = np.zeros(0, dtype=np.complex128)  # the last block means (at most DC span - 1)
         self._spec_buf = np.empty((0, self.n_fft), dtype=np.complex64)
         self._sel_buf = np.empty((0, self.n_out), dtype=np.complex64)
 
-    def _remove_dc(self, spec: np.ndarray, fresh: np.ndarray) -> None:
-        """Take the tuner's DC level (and its slow drift) out of bin 0 of every block, in place;
-        ``fresh`` holds the blocks' new input samples (a hop each, in order).
+    def _remove_dc(self, spec: np.ndarray) -> None:
+        """Take the tuner's DC level (and its slow drift) out of bin 0 of every block, in place.
 
         A block's bin 0 is its mean times N: the DC offset is exactly there, but so is a signal's own
-        mean, which a signal tuned onto the channel needs (zeroing bins 0 and +-1 cost 1.5-1.9 dB
-        there). A preamble of 0101 chips at a modulation index near 1 (T, C) swings the phase back
-        and forth over half a turn and has a large mean of its own, as large as the offsets to be
-        removed: no block may lose it, nor gain it as the level of the next. So the level is
-        measured where no signal is: the input is cut into pieces of ``DC_PIECE`` samples (measured
-        on their first ``DC_LOOK``), and the
-        level removed from a block is the average of the piece means over the last half
-        ``DC_SPAN_S`` (up to the block's end) weighted by (quietest power over the half span
-        before a piece / its power)^16: noise and
-        the offset set it, a piece that carries a burst hardly counts (at the weakest decodable T
-        or C signal a half more power), unless all do. Each level is the same sum of the same
-        pieces whatever the chunking, and the memory is finite, so a run started a little earlier
-        gives the same levels (decode --jobs relies on it)."""
-        nblocks = len(spec)
-        per = self.hop // DC_PIECE  # pieces per block (the rest of a hop is not measured)
-        # the first DC_LOOK samples of every piece (views: the fresh samples are contiguous); the
-        # reductions run along each piece, so a piece gives the same figures in any chunking
-        rows = fresh[: nblocks * self.hop].reshape(nblocks, self.hop)[:, : per * DC_PIECE]
-        look = rows.reshape(nblocks, per, DC_PIECE)[:, :, :DC_LOOK]
-        iq = look.view(np.float32)
-        means = look.sum(axis=2).reshape(-1).astype(np.complex128) / DC_LOOK
-        power = (iq * iq).sum(axis=2).reshape(-1).astype(np.float64) / DC_LOOK + 1e-30
-        # the noise floor: the quietest power over the half DC span before a piece, of powers
-        # smoothed over DC_SMOOTH pieces (a single piece's is 12 % rms off); the level of a block
-        # sums over the other half, so the memory stays one DC span
-        quiet_blocks = max(self._dc_blocks // 2, 1)
-        k = max(self._dc_blocks - quiet_blocks, 1)
-        span = quiet_blocks * per
-        keep = span + DC_SMOOTH - 2  # powers kept for the next call
-        phist = np.concatenate((self._dc_pow, power))
-        smooth = np.concatenate((np.full(DC_SMOOTH - 1, np.inf), phist))
-        smooth = sliding_window_view(smooth, DC_SMOOTH).sum(axis=1) / DC_SMOOTH  # ends at each piece
-        floor = trailing_min(smooth, span)[len(self._dc_pow):]
-        self._dc_pow = phist[len(phist) - keep:]
-        # a piece at the floor's noise (up to DC_QUIET x the floor) weighs 1, one that carries a burst
-        # (a half more power at the weakest decodable T or C signal) next to nothing
-        r = np.minimum(DC_QUIET * floor / power, 1.0)
-        r *= r
-        r *= r
-        r *= r
-        r *= r
-        # per block: the weighted sum of its piece means and the sum of its weights; the level of a
-        # block is the ratio of those sums over the last k blocks (it included)
-        sums = np.stack(((r * means).reshape(nblocks, per).sum(axis=1), r.reshape(nblocks, per).sum(axis=1)
-                         .astype(np.complex128)), axis=1)
-        hist = np.concatenate((self._dc_hist, sums))
+        mean over the block, which a signal tuned onto the channel needs (zeroing bins 0 and +-1
+        cost 1.5-1.9 dB there). The level removed is the average of the block means over the last
+        ``DC_SPAN_S`` (this block and those before it in the segment): a constant or drifting offset
+        goes, while a burst's own means, changing from block to block, mostly stay. Each level is the
+        sum of the same block means in the same order whatever the chunking, and the memory is
+        finite, so a run started a little earlier gives the same levels (decode --jobs relies on it)."""
+        means = (spec[:, 0] / np.float32(self.n_fft)).astype(np.complex128)
+        k = self._dc_blocks
+        hist = np.concatenate((self._dc_hist, means))
+        # the level of block i of hist is the mean of hist[max(0, i - k + 1) : i + 1]
         i = np.arange(len(self._dc_hist), len(hist))
-        win = sliding_window_view(np.concatenate((np.zeros((k - 1, 2), np.complex128), hist)), k, axis=0)[i]
-        total = win.sum(axis=2)  # sums of at most k terms, afresh per block
-        level = total[:, 0] / np.maximum(total[:, 1].real, 1e-300)
-        self._dc_hist = hist[len(hist) - (k - 1):]
+        lo = np.maximum(i - k + 1, 0)
+        # sums of at most k terms, computed afresh per block (not a running difference of a long sum)
+        win = sliding_window_view(np.concatenate((np.zeros(k - 1, np.complex128), hist)), k)[i]
+        level = win.sum(axis=1) / (i - lo + 1)
+        self._dc_hist = hist[-(k - 1):] if k > 1 else hist[:0]
         spec[:, 0] -= (level * self.n_fft).astype(np.complex64)
 
     def _work(self, nblocks: int) -> np.ndarray:
@@ -160,7 +117,7 @@ class Channelizer:
         used = nblocks * self.hop
         blocks = sliding_window_view(buf[: used + self.overlap], self.n_fft)[:: self.hop][:nblocks]
         spec = fastfft.fft(blocks, axis=1, out=self._work(nblocks))  # complex64 in and out
-        self._remove_dc(spec, buf[self.overlap:self.overlap + used])
+        self._remove_dc(spec)
         starts = self._consumed + self.hop * np.arange(nblocks)  # absolute index of each block's first sample
         skip = self.overlap // self.decimation
         out = {}
