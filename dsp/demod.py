@@ -19,6 +19,7 @@ from mbus.crc import crc16
 from mbus.errors import DecodeError
 
 from . import fastfft as sfft  # scipy.fft's own pocketfft, without its import cost
+from .coding import MANCHESTER
 from .modes import ModeSpec, search_template_chips, shared_search
 from .modes import mode as mode_named
 from .modulate import gaussian_taps
@@ -144,6 +145,7 @@ class _Lock:
     amp: float = 0.0
     a0: int = 0  # first sample of the tone output
     done_to: int = 0  # tone output is valid below this sample
+    timed: bool = False  # sps comes from a long preamble (a straight clock good over the frame)
 
     def tones_to(self, demod: Demodulator, end: int) -> tuple[int, int]:
         """Fill the tone output up to sample ``end``: only the samples not yet filled, each window
@@ -680,6 +682,10 @@ class Demodulator:
                 if relock is not None and self._open_tones(relock, search.mode, t2, nominal_tones):
                     tpl, lock, pos, shift = other, relock, p2, 0
                     start = pos - (w - 1) / 2 + len(tpl.chips) * sps
+        # a long preamble times the chips far better than the template (where the template ends
+        # stays the search's)
+        sps_pre = self._preamble_clock(lock, search.mode)
+        lock.sps, lock.timed = sps_pre, sps_pre != lock.sps
         found = self._detect_format(lock, search, start, len(tpl.chips) + shift)
         if found is None:
             return None
@@ -720,6 +726,7 @@ class Demodulator:
             # lag of one sample: over balanced chips the +-deviation phasors are conjugate pairs, so the
             # angle of their sum is the carrier alone (unambiguous within +-rate/2)
             offset = float(np.angle(np.vdot(pre[:-1], pre[1:])) * self.rate / (2 * np.pi))
+            offset = self._long_preamble_carrier(x, spec, a0, sps, offset)
         else:
             offset = float(seg.mean())
         if spec.carrier_from_chips:
@@ -798,6 +805,52 @@ class Demodulator:
         best = max((best[:2], peaks(-1, dev)[0], peaks(1, dev)[0]), key=lambda z: z[0])
         return best[1]
 
+    def _long_preamble_carrier(self, x: np.ndarray, spec: ModeSpec, a0: int, sps: float, offset: float) -> float:
+        """The carrier (Hz) from the whole preamble of a long-preamble mode (S1: 558 chips, a
+        template holds 28): its 0101 chips repeat the waveform every two chips, so the lag of one
+        period turns the carrier alone by 2 pi f 2T, a lag 2 x samples-per-chip times longer than
+        one sample (the ambiguity of +-1/4T is resolved by the one-sample estimate ``offset``,
+        taken over the same longer stretch). ``offset`` unchanged for a short preamble."""
+        before = min(max(2 * spec.preamble_pairs - spec.rx_preamble_chips, 0), int(a0 / sps))
+        if before + spec.rx_preamble_chips < 128:
+            return offset
+        pre = x[int(a0 - before * sps):int(a0 + spec.rx_preamble_chips * sps)]
+        coarse = float(np.angle(np.vdot(pre[:-1], pre[1:])) * self.rate / (2 * np.pi))
+        lag = int(round(2 * sps))
+        turn = float(np.angle(np.vdot(pre[:-lag], pre[lag:])))
+        step = 2 * np.pi * lag / self.rate  # radians per Hz
+        return coarse + float(np.angle(np.exp(1j * (turn - coarse * step)))) / step
+
+    def _preamble_clock(self, lock: _Lock, spec: ModeSpec) -> float:
+        """Samples per chip from the whole preamble of a long-preamble mode (S1: 558 chips; the
+        template's 46 leave the rate a percent off at low SNR, chips adrift over a frame): the
+        tone output over its 0101 chips is a wave of period two chips, whose frequency the peak
+        of its spectrum (8x zero-padded, within the mode's tolerance) gives. ``lock.sps`` for a short
+        preamble."""
+        sps, w = lock.sps, lock.w
+        a0 = lock.pos - (w - 1) / 2
+        before = min(max(2 * spec.preamble_pairs - spec.rx_preamble_chips, 0), int(a0 / sps))
+        if before + spec.rx_preamble_chips < 128:
+            return sps
+        b0, b1 = int(a0 - before * sps), int(a0 + spec.rx_preamble_chips * sps)
+        v = self._tones(lock.x[b0:b1], lock.sign * lock.offset, spec.deviation_hz, lock.sign, w)
+        v = v - v.mean()
+        nfft = sfft.next_fast_len(8 * len(v))  # bins an eighth of the spectrum's resolution apart
+        power = np.abs(sfft.rfft(v, nfft)) ** 2
+        reach = max(1.2 * spec.chip_rate_tolerance, 0.005) + abs(sps * spec.chip_rate / self.rate - 1)
+        nominal = self.rate / spec.chip_rate
+        k0 = max(int((1 - reach) / (2 * nominal) * nfft), 1)
+        k1 = min(int((1 + reach) / (2 * nominal) * nfft) + 1, len(power) - 1)
+        if k1 <= k0 + 2:
+            return sps
+        i = k0 + int(np.argmax(power[k0:k1]))
+        if i in (k0, k1 - 1):
+            return sps  # no peak inside the tolerance
+        a, b, c = power[i - 1:i + 2]
+        den = a - 2 * b + c
+        frac = 0.5 * (a - c) / den if den < 0 else 0.0
+        return float(nfft / (2 * (i + frac)))
+
     def _open_tones(self, lock: _Lock, spec: ModeSpec, t: np.ndarray, nominal_tones: bool = False) -> bool:
         """Chip decisions come from the two-tone matched filter around the measured carrier. The
         discriminator underestimates the deviation at low SNR, so the tone spacing is chosen on the
@@ -845,7 +898,8 @@ class Demodulator:
         """Which mode and frame format the hit is: the sync chips after the searched ones decide
         (C: 0x54 then 0xCD for format A, 0x3D for B). The mode, format and a tracker on the first
         chip after the whole sync word; None when the search's own mode needs a match and none came."""
-        tracker = _ChipTracker(lock.v, start, lock.sps, lock.w, 0.0, lock.amp, track_carrier=False, lock=lock)
+        tracker = _ChipTracker(lock.v, start, lock.sps, lock.w, 0.0, lock.amp, track_carrier=False, lock=lock,
+                               steady=lock.timed)
         for spec in search.checks:
             matched = self._match_sync(lock, spec, start, chips_locked)
             if matched is not None:
@@ -889,7 +943,7 @@ class Demodulator:
         head = spec.search_sync
         p = len(head)
         t0 = start + (trial_sps - sps) * chips_locked - back * trial_sps
-        trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False, lock=lock)
+        trial = _ChipTracker(v, t0, trial_sps, w, 0.0, amp, track_carrier=False, lock=lock, steady=lock.timed)
         for fmt, word in spec.syncs.items():
             rest = word[p:]
             if back and word[back:back + p] != head:
@@ -927,6 +981,7 @@ class Demodulator:
         # chips for the most likely L first; more only if another candidate needs them
         soft = first
         failure = None
+        complete = None  # the first failure of a length the burst holds (a wrong L can claim more)
         for lval, n_bytes in sizes.items():
             # a length that cannot fit in the rest of the burst (by a margin no clock drift reaches)
             # is truncated without reading the chips up to the burst's end: in a long preamble (S)
@@ -938,30 +993,54 @@ class Demodulator:
             if res.crc_ok:
                 return res
             failure = failure or res
-        if failure is None or failure.reason == "truncated" or head_violations > coding.max_head_violations // 2:
-            return failure  # a clean head and a length that fits: noise gets no second reading
+            if complete is None and res.reason != "truncated":
+                complete = res
+        # reported when nothing decodes: the most likely length's failure ("truncated" there lets the
+        # receiver carry the frame of a cut burst into the next one); the second reading below needs
+        # a length the burst holds
+        reported = failure
+        failure = complete or failure
+        # a clean head and a length that fits: noise gets no second reading. A coherent reading
+        # (below) sees through twice the chip errors of the first: a head the first gate let
+        # through gets one
+        coherent = coding is MANCHESTER and spec.gaussian_bt is None
+        clean = coding.max_head_violations if coherent else coding.max_head_violations // 2
+        if failure is None or complete is None or head_violations > clean:
+            return reported
         # Read the chips again on the straight clock that opens the eye most over the frame (the
         # chip loop follows noise at low SNR; a transmitter's crystal does not wander within a
         # frame), the L-field too
-        avail = int((len(lock.x) - data_start - 2 * lock.w) / tracker.sps_mean) - 4
+        # (a clock from a long preamble is better than the loop's mean and needs a narrower search)
+        sps = lock.sps if lock.timed else tracker.sps_mean
+        avail = int((len(lock.x) - data_start - 2 * lock.w) / sps) - 4
         n_chips = min(max(sizes.values()) * cpb, avail // cpb * cpb)
-        fitted = self._refit(lock, data_start, tracker.sps_mean, n_chips) if n_chips >= 4 * cpb else None
+        drift = 0.3 if lock.timed else 1.5
+        fitted = self._refit(lock, data_start, sps, n_chips, drift) if n_chips >= 4 * cpb else None
         if fitted is None:
-            return failure
-        again, moved = fitted
-        first_byte = coding.soft_decode(again[:cpb])[0][0]
-        for lval, n_bytes in self._length_candidates(first_byte, coding.alternatives(again[:cpb]), fmt).items():
-            if n_bytes * cpb <= len(again):
-                res = self._check_blocks(lock, spec, fmt, tracker, again, data_start + moved, lval, n_bytes)
-                if res.crc_ok:
-                    return res
-        return failure
+            return reported
+        again, moved, sps = fitted
+        readings = [again]
+        if coherent:
+            # a Manchester bit is one known phase-continuous waveform of two chips: read coherently
+            # first (about 1.5 dB better than two chips' tone envelopes)
+            reading = self._coherent_manchester(lock, spec, data_start + moved, sps, again)
+            readings = ([reading] if reading is not None else []) + readings
+        for soft in readings:
+            first_byte = coding.soft_decode(soft[:cpb])[0][0]
+            for lval, n_bytes in self._length_candidates(first_byte, coding.alternatives(soft[:cpb]), fmt).items():
+                if n_bytes * cpb <= len(soft):
+                    res = self._check_blocks(lock, spec, fmt, tracker, soft, data_start + moved, lval, n_bytes)
+                    if res.crc_ok:
+                        return res
+        return reported
 
-    def _refit(self, lock: _Lock, data_start: float, sps: float, n_chips: int) -> tuple[np.ndarray, float] | None:
+    def _refit(self, lock: _Lock, data_start: float, sps: float, n_chips: int,
+               drift_chips: float = 1.5) -> tuple[np.ndarray, float, float] | None:
         """Soft chips on the straight clock (first chip, chip period) that opens the eye most over
         the whole frame: the chip loop follows noise at low SNR, a transmitter's crystal does not
-        wander within a frame. With how far (samples) that clock moved the first chip; None when
-        the burst ends before the frame does."""
+        wander within a frame. With how far (samples) that clock moved the first chip and its chip
+        period (searched within ``drift_chips`` of ``sps`` at the frame's end); None when the burst
+        ends before the frame does."""
         w = lock.w
         k = np.arange(n_chips, dtype=np.float64)
         base = data_start + (sps + w) / 2 - 1
@@ -981,7 +1060,7 @@ class Demodulator:
 
         best = (eye(0.0, sps, 1), 0.0, sps)
         # end drift in chips x start offset in chips, coarse (every 4th chip) then fine (every 2nd)
-        for span_d, span_p, steps, every in ((1.5, 0.4, 7, 4), (0.25, 0.1, 5, 2)):
+        for span_d, span_p, steps, every in ((drift_chips, 0.4, 7, 4), (drift_chips / 6, 0.1, 5, 2)):
             _, p_c, s_c = best
             best = (eye(p_c, s_c, every), p_c, s_c)
             for dd in np.linspace(-span_d, span_d, 2 * steps + 1):
@@ -991,7 +1070,87 @@ class Demodulator:
                     if val > best[0]:
                         best = (val, p_c + pp * sps, s_)
         _, p0, s = best
-        return np.interp(base + p0 + k * s, idx, v), p0
+        return np.interp(base + p0 + k * s, idx, v), p0, s
+
+    def _coherent_manchester(self, lock: _Lock, spec: ModeSpec, first_chip: float, sps: float,
+                             chips: np.ndarray) -> np.ndarray | None:
+        """Soft chips (-b/2, +b/2 per bit, b > 0 for a 1) from a coherent reading of a
+        phase-continuous Manchester FSK frame whose first chip starts at sample ``first_chip``;
+        ``chips`` is a noncoherent reading of it (decisions to start from).
+
+        Each bit's two chips swing the phase out by 2 pi dev T and back, so every bit starts at the
+        carrier's phase: a bit is one of two known waveforms. Taking the decided waveforms off the
+        signal leaves the bare carrier, whose frequency an FFT of the whole frame finds to a few Hz
+        (the preamble's estimate is kHz off at low SNR, radians per bit); the deviation and the
+        clock are then settled on the frame's bit energy (one sample of timing is 2 pi dev / rate
+        of phase), and each bit is read against the phase of its neighbours. None when the burst
+        is too short."""
+        x, rate, sign = lock.x, self.rate, lock.sign
+        # as many bits as the burst holds with a chip to spare
+        n_bits = min(len(chips) // 2, int((len(x) - first_chip - 5 * sps) / (2 * sps)))
+        nominal_dev = spec.deviation_hz
+        dev_range = dict(spec.limits).get("deviation_hz") or (0.7 * nominal_dev, 1.4 * nominal_dev)
+        lo = int(first_chip) - 2
+        hi = int(first_chip + 2 * n_bits * sps + 4 * sps)
+        if n_bits < 8 or lo < 0 or hi >= len(x):
+            return None
+        t = np.arange(hi - lo, dtype=np.float64)
+        y = x[lo:hi] * np.exp(-2j * np.pi * (sign * lock.offset / rate) * (t + lo))
+        decided = np.where(chips[1:2 * n_bits:2] > chips[0:2 * n_bits:2], 1.0, -1.0)
+
+        def read(y: np.ndarray, c0: float, s: float, dev: float):
+            """(r1, r0) per bit, the template phase of a 1 per sample, the bit of each sample and
+            the first sample of each bit"""
+            rel = (t - (c0 - lo)) / (2 * s)
+            bit = np.floor(rel).astype(np.int64)
+            starts = np.searchsorted(bit, np.arange(n_bits + 1))
+            tau = (rel - bit) * 2 * s
+            phase = (-sign * 2 * np.pi * dev / rate) * np.minimum(tau, 2 * s - tau)
+            ref = np.exp(-1j * phase)
+            a, b = starts[0], starts[-1]
+            r1 = np.add.reduceat((y * ref)[a:b], starts[:-1] - a)
+            r0 = np.add.reduceat((y * np.conj(ref))[a:b], starts[:-1] - a)
+            return r1, r0, phase, bit, a, b
+
+        def energy(y: np.ndarray, c0: float, s: float, dev: float) -> float:
+            r1, r0 = read(y, c0, s, dev)[:2]
+            return float(np.maximum(np.abs(r1), np.abs(r0)).sum())
+
+        def carrier(y: np.ndarray, c0: float, s: float, dev: float, d: np.ndarray) -> np.ndarray:
+            """y turned by the carrier left once the decided waveforms are taken off"""
+            _, _, phase, bit, a, b = read(y, c0, s, dev)
+            u = y[a:b] * np.exp(1j * phase[a:b] * d[bit[a:b]])
+            nfft = 1 << int(np.ceil(np.log2(4 * len(u))))
+            p = np.abs(np.fft.fft(u, nfft)) ** 2
+            i = int(np.argmax(p))
+            pm, p0, pp = p[i - 1], p[i], p[(i + 1) % nfft]
+            den = pm - 2 * p0 + pp
+            frac = 0.5 * (pm - pp) / den if den < 0 else 0.0
+            f = ((i + frac + nfft / 2) % nfft - nfft / 2) * rate / nfft
+            return y * np.exp(-2j * np.pi * f / rate * t)
+
+        c0, s = first_chip, sps
+        y = carrier(y, c0, s, nominal_dev, decided)
+        dev = max(np.arange(dev_range[0], dev_range[1] * 1.001, 0.03 * nominal_dev),
+                  key=lambda d: energy(y, c0, s, d))
+        for _ in range(2):
+            dev = max((dev * f for f in (0.98, 0.99, 1.0, 1.01, 1.02)), key=lambda d: energy(y, c0, s, d))
+            c0 = max((c0 + d for d in (-0.5, -0.25, 0.0, 0.25, 0.5)), key=lambda c: energy(y, c, s, dev))
+            s = max((s + d / (2 * n_bits) for d in (-0.6, -0.3, 0.0, 0.3, 0.6)), key=lambda q: energy(y, c0, q, dev))
+        r1, r0 = read(y, c0, s, dev)[:2]
+        y = carrier(y, c0, s, dev, np.where(np.abs(r1) >= np.abs(r0), 1.0, -1.0))
+        r1, r0 = read(y, c0, s, dev)[:2]
+        # the bits' common phase from their neighbours' decided waveforms (not the bit itself)
+        z = np.where(np.abs(r1) >= np.abs(r0), r1, r0)
+        half = 16
+        c = np.concatenate(([0], np.cumsum(z)))
+        j = np.arange(n_bits)
+        around = c[np.minimum(j + half + 1, n_bits)] - c[np.maximum(j - half, 0)] - z
+        b = np.real((r1 - r0) * np.conj(around) / np.maximum(np.abs(around), 1e-30))
+        out = np.empty(2 * n_bits)
+        out[0::2] = -b / 2
+        out[1::2] = b / 2
+        return out
 
     def _extend(self, lock: _Lock, tracker: _ChipTracker, soft: np.ndarray, n_chips: int) -> np.ndarray:
         """Soft chips up to ``n_chips`` (fewer at the end of the burst), running the tones further first."""
@@ -1042,7 +1201,7 @@ class _ChipTracker:
     """Samples chips from the matched-filter output and follows timing and carrier drift."""
 
     def __init__(self, m: np.ndarray, start: float, sps: float, w: int, offset: float, dev: float, *,
-                 track_carrier: bool = True, lock: _Lock | None = None):
+                 track_carrier: bool = True, lock: _Lock | None = None, steady: bool = False):
         self.m = m
         self.lock = lock  # whose tone output m is: zero from lock.done_to on
         self.pos = start  # start of the next chip
@@ -1056,7 +1215,9 @@ class _ChipTracker:
         self._err2 = 0.0
         self._prev = 0.0
         self._ko = 0.02 if track_carrier else 0.0
-        self._kp, self._kr = 0.15, 0.004  # timing loop: phase and period gains per transition
+        # timing loop: phase and period gains per transition; a chip period measured on a long
+        # preamble is kept, and the timing follows gently: at low SNR the loop would follow noise
+        self._kp, self._kr = (0.05, 0.0) if steady else (0.15, 0.004)
         self._list: list[float] | None = None
 
     @property
