@@ -35,7 +35,7 @@ CASES = {"T1": ("T1", "A", 0.12), "C1A": ("C1", "A", 0.001), "C1B": ("C1", "B", 
          "N4.8": ("N1a", "A", 1e-4), "N2.4": ("N1c", "A", 1e-4), "N2.4B": ("N1c", "B", 1e-4), "F2": ("F2", "A", 1e-3),
          "R2": ("R2", "A", 0.02)}
 GRID = {"T1": np.arange(9.0, 14.01, 0.5), "C1A": np.arange(8.5, 13.51, 0.5), "C1B": np.arange(8.5, 13.51, 0.5),
-        "S1": np.arange(10.0, 16.01, 0.5), "N4.8": np.arange(8.0, 13.01, 0.5), "N2.4": np.arange(8.0, 13.01, 0.5),
+        "S1": np.arange(8.5, 14.51, 0.5), "N4.8": np.arange(8.0, 13.01, 0.5), "N2.4": np.arange(8.0, 13.01, 0.5),
         "N2.4B": np.arange(8.0, 13.01, 0.5), "F2": np.arange(9.0, 14.01, 0.5), "R2": np.arange(9.0, 15.01, 0.5)}
 # cases outside the 868 MHz band (issue #13): (sample rate, band centre, carrier tolerance for "impaired", noise
 # before the frame); N: 300 ksps at 169.4375 MHz (all six channels), +-1.5 / +-2.0 kHz (phy.md §10); F2: 1 Msps

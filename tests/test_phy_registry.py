@@ -184,7 +184,7 @@ def test_relations_between_the_builtin_modes_are_computed():
     assert {m: rx_mode_for(MODES[m]).name for m in MODES} == {"S1": "S1", "S2": "S1", "T1": "T1", "T2": "S1",
                                                              "C1": "C1", "C2": "C2", **n_modes,
                                                              "F2": "F2", "R2": "R2"}
-    assert default_rx_modes() == ("S1", "T1", "C1", "N1a", "N1b", "N1c", "N1d", "N1e", "N1f", "F2")  # R2 by name
+    assert default_rx_modes() == ("S1", "T1", "C1", "N1a", "N1b", "N1c", "N1d", "N1e", "N1f", "F2", "R2")
     info = StreamInfo(sample_rate_hz=2.4e6, center_freq_hz=868.625e6)
     assert plan_channels(info, ["S1", "T1", "C1", "C2", "S2"]) == {"868.30": (868.30e6, ("S1",)),
                                                                    "868.95": (868.95e6, ("T1", "C1")),

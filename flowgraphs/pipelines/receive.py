@@ -472,7 +472,7 @@ class Receiver:
         for finder in self.finders.values():
             finder.reset()
         self._fed = dict.fromkeys(self.finders, 0)  # channel samples given to each burst finder
-        self._held: list = []  # closed bursts waiting until no channel can close an earlier one
+        self._waiting: list = []  # closed bursts waiting until no channel can close an earlier one
         self._carry: dict[str, tuple[int, np.ndarray]] = {}  # see _keep_carry
         self._recent: dict[str, deque] = {}  # see _seen_before
         if lead:
@@ -515,17 +515,17 @@ class Receiver:
                 decimation = self._cz(name).decimation
                 self._fed[name] += len(y)
                 for b in bursts:
-                    self._held.append((self._origin[name] + (b.start + len(b.samples)) * decimation,
+                    self._waiting.append((self._origin[name] + (b.start + len(b.samples)) * decimation,
                                        order[name], name, b))
                 if final:
                     for b in finder.flush():
-                        self._held.append((self._origin[name] + (b.start + len(b.samples)) * decimation,
+                        self._waiting.append((self._origin[name] + (b.start + len(b.samples)) * decimation,
                                            order[name], name, b))
                 reached = self._origin[name] + self._fed[name] // finder.window * finder.window * decimation
                 frontier = reached if frontier is None else min(frontier, reached)
-        self._held.sort(key=lambda z: z[:2])
-        n = len(self._held) if final else sum(1 for z in self._held if z[0] <= frontier)
-        ready, self._held = self._held[:n], self._held[n:]
+        self._waiting.sort(key=lambda z: z[:2])
+        n = len(self._waiting) if final else sum(1 for z in self._waiting if z[0] <= frontier)
+        ready, self._waiting = self._waiting[:n], self._waiting[n:]
         for _, _, name, burst in ready:
             yield from self._burst(name, burst)
 
