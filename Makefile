@@ -27,15 +27,17 @@ bench: $(STAMP)
 	$(PY) benchmarks/telegram_throughput.py
 	$(PY) benchmarks/driver_values.py
 	$(PY) benchmarks/fuzz_stack.py
-	$(PY) benchmarks/rx_throughput.py
+	$(PY) benchmarks/rx_throughput.py --r2
 	$(PY) benchmarks/rx_throughput.py --rate 2.4e6
+	$(PY) benchmarks/rx_throughput_n.py
 	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/sensitivity.py
 	$(PY) benchmarks/false_frames.py
 	$(PY) benchmarks/tx_roundtrip.py
 	$(PY) benchmarks/sessions.py --count 30
 	$(PY) benchmarks/gateway_turnaround.py
-	$(PY) benchmarks/analyzer_accuracy.py --count 200 --impairments
+	$(PY) benchmarks/analyzer_accuracy.py --count 200 --impairments --target-count 20
+	$(PY) benchmarks/hub_ingest.py
 
 ## soak: 30 minutes of live reception over rtl_tcp (memory, frames, CPU)
 soak: $(STAMP)
