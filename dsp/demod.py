@@ -309,14 +309,14 @@ class Demodulator:
             if search.taps is not None or search.mode.carrier_from_chips:
                 look = self._tones(x, self._burst_carrier(x, search.mode), search.mode.deviation_hz, 1, w)
             cands, q = self._candidates(look, tpl, sps0, search.factors, search.threshold)
-            found = self._both_searches(cands, look, m, tpl, sps0, search, good) if look is not m \
-                and search.taps is None else ((c, look) for c in cands)
             # the chip rate the search fitted, kept within the mode's tolerance and the receiver's clock
             # error: a fit over a 40-chip template can stray a per cent, which a crystal-timed mode
             # (F: 0.1 %) never does, and which puts the chips of a long frame out of step
             tol = search.mode.chip_rate_tolerance + RX_CLOCK_TOLERANCE
             # the shortest frame any mode of the search can send, in chips after the template
             least = MIN_FRAME_BYTES * min(m_.coding.chips_per_byte for m_ in (search.mode, *search.checks))
+            found = self._both_searches(cands, look, m, tpl, sps0, search, good, (span + least) * sps0) \
+                if look is not m and search.taps is None else ((c, look) for c in cands)
             for (score, pos, sps, sign, slip), where in found:
                 # a candidate inside a decoded frame (or its sync template) is that frame seen again;
                 # one whose shortest frame would run into a decoded one is part of its preamble.
@@ -344,15 +344,22 @@ class Demodulator:
         return sorted(good + kept, key=lambda r: r.position)
 
     def _both_searches(self, cands: list, look: np.ndarray, m: np.ndarray, tpl: _Template, sps0: float,
-                       search: _Search, good: list[FrameResult]) -> Iterator[tuple[tuple, np.ndarray]]:
-        """The tone search's candidates (each with the waveform to place it on), then, when they gave
-        no frame, the discriminator's at other places: the tones sit at the nominal deviation, and a
-        transmitter far from it (F at -30 %: the tones a third of the chip rate off) may pass the
-        discriminator's search only."""
-        had = len(good)
+                       search: _Search, good: list[FrameResult], shortest: float) -> Iterator[tuple[tuple, np.ndarray]]:
+        """The tone search's candidates (each with the waveform to place it on), then the
+        discriminator's at other places: the tones sit at the nominal deviation and at the burst's
+        one carrier, and a transmitter far from either (F at -30 %: the tones a third of the chip
+        rate off; frames of several meters merged into one burst) may pass the discriminator's
+        search only. Skipped when the frames found leave no stretch of the burst where a frame
+        (``shortest``: samples of the shortest one, template included) could still hide."""
         yield from ((c, look) for c in cands)
-        if len(good) > had:
-            return
+        if good:
+            spans = sorted((r.sync_position - len(tpl.chips) * sps0, r.end_position) for r in good)
+            free, reached = 0.0, 0.0
+            for a, b in spans:
+                free = max(free, a - reached)
+                reached = max(reached, b)
+            if max(free, len(m) - reached) < shortest:
+                return
         span = len(tpl.chips)
         more, _ = self._candidates(m, tpl, sps0, search.factors, search.threshold)
         yield from ((c, m) for c in more if all(abs(c[1] - f[1]) > span * c[2] / 2 or c[3:] != f[3:] for f in cands))
