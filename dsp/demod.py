@@ -349,8 +349,9 @@ class Demodulator:
         discriminator's at other places: the tones sit at the nominal deviation and at the burst's
         one carrier, and a transmitter far from either (F at -30 %: the tones a third of the chip
         rate off; frames of several meters merged into one burst) may pass the discriminator's
-        search only. Skipped when the frames found leave no stretch of the burst where a frame
-        (``shortest``: samples of the shortest one, template included) could still hide."""
+        search only — also where a tone candidate was tried and failed (its carrier or deviation
+        was another frame's). Skipped when the frames found leave no stretch of the burst where a
+        frame (``shortest``: samples of the shortest one, template included) could still hide."""
         yield from ((c, look) for c in cands)
         if good:
             spans = sorted((r.sync_position - len(tpl.chips) * sps0, r.end_position) for r in good)
@@ -360,9 +361,8 @@ class Demodulator:
                 reached = max(reached, b)
             if max(free, len(m) - reached) < shortest:
                 return
-        span = len(tpl.chips)
         more, _ = self._candidates(m, tpl, sps0, search.factors, search.threshold)
-        yield from ((c, m) for c in more if all(abs(c[1] - f[1]) > span * c[2] / 2 or c[3:] != f[3:] for f in cands))
+        yield from ((c, m) for c in more)
 
     def _candidates(self, m: np.ndarray, tpl: _Template, sps0: float, factors: np.ndarray,
                     thr: float) -> tuple[list[tuple[float, float, float, int, bool]], int]:
