@@ -314,6 +314,19 @@ def publish_fleet(rx: Receivers, frames: list[dict], which=None, *, receivers=((
             rx.publish(name, raw_message(f, name, rssi_offset_db=offset, time_text=frame_time(i)))
 
 
+def publish_fleet_and_variants(rx, frames, n: int = 40) -> list[str]:
+    """The fleet's frames from both receivers, then ``n`` more telegrams of the gas meter heard by
+    both (north 6 dB stronger); the extra telegrams' hex."""
+    publish_fleet(rx, frames)
+    extra = variants(n)
+    gas = next(f for f in frames if meter_of(f) == "55443322")
+    for i, telegram in enumerate(extra):
+        for name, offset in (("north", 0.0), ("south", -6.0)):
+            rx.publish(name, raw_message(gas, name, rssi_offset_db=offset, time_text=frame_time(60 + i),
+                                         telegram=telegram))
+    return extra
+
+
 def check_fleet_store(db: Path, frames: list[dict], receivers=("north", "south")) -> None:
     rows = sqlite_rows(db, "SELECT telegram, meter, best_receiver, best_rssi_dbfs FROM receptions")
     assert sorted(r[0] for r in rows) == sorted(f["telegram"] for f in frames)  # each telegram once
@@ -542,13 +555,7 @@ def test_two_hubs_sharing_the_load_on_postgres_store_each_telegram_once(broker, 
     b = hubs(*common, "--client-id", "hub-b", name="hub-b")
     out = Listener(broker, f"{PREFIX}/meter/#")
     rx = Receivers(broker)
-    publish_fleet(rx, frames)
-    extra = variants(40)
-    gas = next(f for f in frames if meter_of(f) == "55443322")
-    for i, telegram in enumerate(extra):
-        for name, offset in (("north", 0.0), ("south", -6.0)):
-            rx.publish(name, raw_message(gas, name, rssi_offset_db=offset, time_text=frame_time(60 + i),
-                                         telegram=telegram))
+    extra = publish_fleet_and_variants(rx, frames)
     total = 2 * (len(frames) + len(extra))
     wait_for(lambda: pg_rows(postgres, "SELECT COUNT(*) FROM hearings")[0][0] == total if pg_rows(
         postgres, "SELECT 1 FROM hearings LIMIT 1") else False, f"{total} hearings in PostgreSQL")
@@ -590,13 +597,7 @@ def test_two_workers_store_each_telegram_once_with_both_hearings(broker, hubs, t
     assert "(2 workers)" in hub.text()
     out = Listener(broker, f"{PREFIX}/meter/#")
     rx = Receivers(broker)
-    publish_fleet(rx, frames)
-    extra = variants(40)
-    gas = next(f for f in frames if meter_of(f) == "55443322")
-    for i, telegram in enumerate(extra):
-        for name, offset in (("north", 0.0), ("south", -6.0)):
-            rx.publish(name, raw_message(gas, name, rssi_offset_db=offset, time_text=frame_time(60 + i),
-                                         telegram=telegram))
+    extra = publish_fleet_and_variants(rx, frames)
     telegrams = sorted([f["telegram"] for f in frames] + extra)
     total = 2 * len(telegrams)
     wait_for(lambda: (rows("SELECT COUNT(*) FROM hearings") or [(0,)])[0][0] == total
