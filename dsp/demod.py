@@ -1183,12 +1183,15 @@ class Demodulator:
         if len(soft) < n_chips:
             return FrameResult(telegram=coding.soft_decode(soft)[0], crc_ok=False, reason="truncated", **common)
         raw, common["violations"] = coding.soft_decode(soft[:n_chips])
+        decided_l = raw[0]
         raw = bytes([lval]) + raw[1:n_bytes]
         strip = mframe.strip_format_a if fmt == "A" else mframe.strip_format_b
         try:
             canonical, _ = strip(raw)
         except DecodeError as err:
-            repaired = repair_blocks(raw, fmt, *coding.alternatives(soft[:n_chips]))
+            # flips are tried only under the L-field the chips decided: under every other guess a
+            # repair would be one more chance of a false CRC match (a wrong frame delivered)
+            repaired = repair_blocks(raw, fmt, *coding.alternatives(soft[:n_chips])) if lval == decided_l else None
             if repaired is None:
                 return FrameResult(telegram=raw, crc_ok=False, reason=err.reason, **common)
             canonical, _ = strip(repaired)
