@@ -17,9 +17,7 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.rx_throughput import median_run, run_pinned  # noqa: E402
 from dsp.channel import Burst, amplitude_for, render  # noqa: E402
 from dsp.modes import MODES  # noqa: E402
 from sdr.formats import from_complex  # noqa: E402
@@ -61,24 +60,6 @@ def build(path: Path, seconds: float, rate: float, seed: int = 1) -> int:
     return frames
 
 
-def run_pinned(cmd: list[str], out_path: Path) -> tuple[float, float, float]:
-    """Run ``cmd`` on CPU 0 (taskset when there is one), stdout to ``out_path``: (CPU s of the process
-    itself, wall s, peak RSS MB)."""
-    if shutil.which("taskset"):
-        cmd = ["taskset", "-c", "0"] + cmd
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # start-up as installed: compiled modules cached
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-    t0 = time.perf_counter()
-    with out_path.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"decode failed: {cmd}")
-    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=120.0)
@@ -100,12 +81,14 @@ def main() -> None:
         return [sys.executable, "-m", "flowgraphs.cli", "decode", str(p), "--rate", str(args.rate), "--center",
                 str(CENTER), "--output", "jsonl", "--quiet"]
 
-    scratch = work / "decode_n_startup.jsonl"
-    run_pinned(cmd(tiny), scratch)  # warm-up: compiles and caches our modules
-    startup = sorted(run_pinned(cmd(tiny), scratch) for _ in range(max(3, args.runs)))[max(3, args.runs) // 2]
-    out_path = work / "decode_n.jsonl"
-    cpu, wall, rss = sorted(run_pinned(cmd(path), out_path) for _ in range(args.runs))[args.runs // 2]
-    lines = [json.loads(x) for x in out_path.read_text().splitlines() if x.strip()]
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # start-up as installed: compiled modules cached
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    run_pinned(cmd(tiny), env=env)  # warm-up: compiles and caches our modules
+    startup = median_run([run_pinned(cmd(tiny), env=env) for _ in range(max(3, args.runs))])
+    r = median_run([run_pinned(cmd(path), env=env) for _ in range(args.runs)])
+    cpu, wall, rss = r.cpu_s, r.wall_s, r.peak_mb
+    lines = [json.loads(x) for x in r.output.splitlines() if x.strip()]
     modes: dict[str, int] = {}
     for obj in lines:
         key = f"{obj['mode']}-{obj['format']}"
@@ -118,7 +101,7 @@ def main() -> None:
     print(f"| CPU (user+sys, start-up included) | {cpu:.2f} s |")
     print(f"| real time / CPU | {args.seconds / cpu:.1f}x |")
     print(f"| wall time | {wall:.2f} s |")
-    print(f"| start-up (decode of 0.1 s, imports included) | {startup[0]:.2f} s CPU |")
+    print(f"| start-up (decode of 0.1 s, imports included) | {startup.cpu_s:.2f} s CPU |")
     print(f"| peak RSS | {rss:.0f} MB |")
     print(f"| frames decoded | {len(lines)} ({', '.join(f'{k} {v}' for k, v in sorted(modes.items()))}) |")
 
