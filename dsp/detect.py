@@ -147,18 +147,7 @@ class BurstFinder:
                 out[idx[0]] = finders[idx[0]]._read(chunks[idx[0]])
                 continue
             group = [finders[i] for i in idx]
-            xs = [np.asarray(chunks[i], dtype=np.complex64) for i in idx]
-            win, c = group[0].window, len(group[0]._carry)
-            n = (c + len(xs[0])) // win
-            powers = [None] * len(idx)
-            if n:  # every window's power in one pass over the stacked channels (each sum as alone)
-                used = n * win - c
-                body = np.stack([x[:used] for x in xs])
-                if c:
-                    body = np.concatenate((np.stack([f._carry for f in group]), body), axis=1)
-                v = body.view(np.float32).reshape(len(idx), n, 2 * win)
-                powers = list(np.einsum("kij,kij->ki", v, v) / win)
-            prepared = [f._prepare(x, p) for f, x, p in zip(group, xs, powers, strict=True)]
+            prepared = [f._prepare(chunks[i]) for f, i in zip(group, idx, strict=True)]
             if prepared[0] is None:  # no complete window yet: every chunk was carried
                 continue
             avg, floor, above = _levels(group, np.stack([c.powers for c in prepared]))
@@ -166,9 +155,9 @@ class BurstFinder:
                 out[i] = f._decide(c, avg[row], floor[row], above[row])
         return out
 
-    def _prepare(self, samples: np.ndarray, powers: np.ndarray | None = None) -> _Chunk | None:
+    def _prepare(self, samples: np.ndarray) -> _Chunk | None:
         """First stage of reading a chunk: the powers of its complete windows (None when it completes
-        none: then it was carried whole); ``powers``: those already summed (read_many)."""
+        none: then it was carried whole)."""
         new = np.asarray(samples, dtype=np.complex64)
         win = self.window
         c = len(self._carry)
@@ -178,8 +167,6 @@ class BurstFinder:
             return None
         # the chunk is read in place (no copy of it): the carry completes the first window
         used = n * win - c  # samples of ``new`` in complete windows
-        if powers is not None:
-            return _Chunk(new=new, n=n, used=used, powers=powers)
         p = np.empty(n)
         body = new[win - c if c else 0:used]
         if c:
