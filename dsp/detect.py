@@ -67,9 +67,11 @@ def _levels(finders: list[BurstFinder], p: np.ndarray) -> tuple[np.ndarray, np.n
     favg = _trailing_mean(cum, k, n, f0.floor_span)
     keep = max(f0.span, f0.floor_span)
     # the first windows of a stream see the filters filling up (zeros before sample 0): keep them
-    # out of the noise floor
-    if first < 2:
-        favg[:, : 2 - first] = np.inf
+    # out of the noise floor (after ``mute``, every average of fewer than ``floor_span`` windows:
+    # their minimum lies far under the noise's mean)
+    guard = f0._guard
+    if first < guard:
+        favg[:, : guard - first] = np.inf
     old = len(f0._avgs)
     fhist = np.concatenate((np.stack([f._avgs for f in finders]), favg), axis=1)
     floor = trailing_min(fhist, f0.floor_windows)[:, old:] * f0.floor_bias
@@ -111,7 +113,15 @@ class BurstFinder:
         self._burst_from: int | None = None  # first window of the open burst
         self._quiet = 0
         self._floor = None
+        self._mute_to = 0  # no burst opens in windows before this one (mute)
+        self._guard = 2  # the first windows kept out of the noise floor
         self.windows_busy = 0
+
+    def mute(self, windows: int) -> None:
+        """No burst opens in the next ``windows`` windows: they only teach the noise floor (a
+        stream known to begin with noise)."""
+        self._mute_to = self._nwin + windows
+        self._guard = max(self._guard, self._nwin + self.floor_span)
 
     @property
     def noise_floor(self) -> float | None:
@@ -138,7 +148,7 @@ class BurstFinder:
         together where their settings, history lengths and chunk lengths agree."""
         groups: dict[tuple, list[int]] = {}
         for i, (f, x) in enumerate(zip(finders, chunks, strict=True)):
-            key = (f.window, f.span, f.floor_span, f.floor_windows, f.floor_bias, f.open, f._nwin, len(f._carry),
+            key = (f.window, f.span, f.floor_span, f.floor_windows, f.floor_bias, f.open, f._nwin, f._guard, len(f._carry),
                    len(f._powers), len(f._avgs), len(x))
             groups.setdefault(key, []).append(i)
         out: list[list[Burst]] = [[] for _ in finders]
@@ -185,6 +195,9 @@ class BurstFinder:
         win = self.window
         c = len(self._carry)
         first = self._nwin
+        if first < self._mute_to:
+            above = above.copy()
+            above[: self._mute_to - first] = False
         at = first * win  # absolute index of the carry's first sample
         self._current = [(at, self._carry), (at + c, new[:used])] if c else [(at, new[:used])]
         self._nwin += n

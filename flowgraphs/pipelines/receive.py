@@ -14,6 +14,7 @@ from dsp.channelizer import Channelizer, RateClass, shared_decimation
 from dsp.demod import Demodulator, FrameResult
 from dsp.detect import BurstFinder
 from dsp.frontend import ImpulseBlanker
+from dsp.gate import ActivityGate, Close
 from dsp.measure import carrier_fit
 from dsp.modes import MODES, ModeSpec, default_rx_modes, receivable_modes, rx_mode_for
 from dsp.modes import mode as mode_named
@@ -204,6 +205,11 @@ def channel_groups(plan: dict[str, PlannedChannel]) -> dict[tuple[float, float],
     return groups
 
 
+# a region of the activity gate begins with this much noise before the burst that opened it: the
+# burst finders learn their floor on it before they may open a burst
+REGION_QUIET_S = 0.020
+
+
 class Receiver:
     """IQ chunks in, link frames out, true to time.
 
@@ -220,7 +226,7 @@ class Receiver:
 
     def __init__(self, info: StreamInfo, modes: Iterable[str] = DEFAULT_MODES, *, blank_impulses: bool = True,
                  keep_detail: bool = False, ppm: float = 0.0, device_ppm: float = 0.0, calibrate: bool = False,
-                 calibrator: PpmCalibrator | None = None, batch_s: float = 0.0):
+                 calibrator: PpmCalibrator | None = None, batch_s: float = 0.0, gate: bool = True):
         self.info = info
         # chunks are gathered into runs of at least this many samples before they go down the chain:
         # every call costs the same Python overhead whatever its length (a live source hands over
@@ -247,6 +253,9 @@ class Receiver:
         self.calibrator = calibrator  # learns the tuner error from the frames (calibrate=True)
         self.blanker = ImpulseBlanker() if blank_impulses else None
         self.finders = {name: self._finder(name, cz) for cz, names in self.channelizers for name in names}
+        self.gate_wanted = gate
+        self.gate = self._gate()
+        self._in_region = False
         self.demods = {name: Demodulator(self._cz(name).out_rate, list(ch.modes))
                        for name, ch in self.channel_plan.items()}
         self.stats: Counter = Counter()
@@ -298,6 +307,18 @@ class Receiver:
     def channelizer(self) -> Channelizer:
         """The first channeliser (the only one when every planned mode is of one class)."""
         return self.channelizers[0][0]
+
+    def _gate(self) -> ActivityGate | None:
+        """The activity gate over every planned channel (dsp.gate), when asked for and when every
+        channel comes from the first channeliser's spectra (another full-rate channeliser has a
+        block grid of its own, which regions would break)."""
+        if not self.gate_wanted or any(isinstance(cz, Channelizer) for cz, _ in self.channelizers[1:]):
+            return None
+        chans = {}
+        for cz, names in self.channelizers:
+            half = max(ch.rx_class[1] for name in names for ch in self.channel_plan[name].modes)
+            chans.update((c.name, (c.offset_hz, half)) for c in cz.channels)
+        return ActivityGate(self.info.sample_rate_hz, chans, grid=self.channelizers[0][0].grid_decimation)
 
     def _cz(self, name: str) -> Channelizer | RateClass:
         """The channeliser (or the rate class of one) that cuts channel ``name``."""
@@ -407,6 +428,7 @@ class Receiver:
             return
         self.ppm, self._pending_ppm = self._pending_ppm, None
         self.channelizers = self._channelizers()
+        self.gate = self._gate()
         if self.calibrator is not None:
             self.calibrator.reapply(self.ppm)
 
@@ -435,10 +457,45 @@ class Receiver:
             self._apply_pending_ppm()
             x = self._begin_segment(start, x)
         self.samples_in = end
-        if self.blanker is not None:
-            yield from self._channels(self._split(self.blanker.process_parts(x)))  # pieces: no copy of x
+        parts = self.blanker.process_parts(x) if self.blanker is not None else [x]  # pieces: no copy of x
+        if self.gate is None:
+            yield from self._channels(self._split(parts))
             return
-        yield from self._channels(self._split([x]))
+        yield from self._gated(self.gate.feed(parts))
+
+    def _gated(self, events: list) -> Iterator[RxFrame]:
+        """The activity gate's regions down the chain: each region restarts the channelisers and
+        burst finders at its first sample (as a segment does, without counting a gap) and ends as a
+        segment does, its open bursts flushed."""
+        for ev in events:
+            if isinstance(ev, Close):
+                yield from self._close_region(ev.end)
+                continue
+            if not self._in_region:
+                self._in_region = True
+                if ev.start != self._x_at or self._region_count:
+                    self._restart(ev.start)
+                    # the first REGION_QUIET_S of a region are for the burst finders' noise floor
+                    # (the gate's preroll is noise before the burst that opened it)
+                    for name, finder in self.finders.items():
+                        cz = self._cz(name)
+                        finder.mute(int(REGION_QUIET_S * cz.out_rate / finder.window))
+                self._region_count += 1
+            yield from self._channels(self._split([ev.samples]))
+
+    def _close_region(self, end: int) -> Iterator[RxFrame]:
+        """The region's last channel samples (zeros after its end push them out of the
+        channelisers); the burst finders get those of its own samples only, not the filters'
+        fading into the zeros."""
+        self._in_region = False
+        pad = np.zeros(max(cz.n_fft for cz, _ in self.channelizers), dtype=np.complex64)
+        outputs = []
+        for cz, out in self._split([pad]):
+            for name, y in out.items():
+                keep = (end - self._origin[name]) // self._cz(name).decimation - self._fed[name]
+                out[name] = y[:max(keep, 0)]
+            outputs.append((cz, out))
+        yield from self._channels(outputs, final=True)
 
     def flush(self) -> Iterator[RxFrame]:
         """End of stream: the bursts still open (and the chunks held for a batch) come out."""
@@ -451,9 +508,21 @@ class Receiver:
         (zeros fill in before ``start``), so channel sample k is input sample segment + k * D as in
         an unbroken stream, and the channeliser's mixing phase is that of the absolute index."""
         lead = start % self.channelizers[0][0].grid_decimation
-        self._segment = start - lead
         if self.blanker is not None:
             self.blanker.reset()
+        self._restart(start - lead)
+        if self.gate is not None:
+            self.gate.reset(self._segment)
+        self._in_region = False
+        self._region_count = 0
+        if lead:
+            x = np.concatenate((np.zeros(lead, dtype=np.complex64), np.asarray(x, dtype=np.complex64)))
+        return x
+
+    def _restart(self, start: int) -> None:
+        """Channelisers and burst finders start afresh at absolute index ``start`` (on the
+        decimation grid)."""
+        self._segment = start
         # the first channeliser starts with the segment; another one (a narrow class) at the next
         # point of its own block grid on the absolute clock, so its blocks are those of a stream
         # started at 0 whatever the segment's start (the samples before it are not heard there)
@@ -475,12 +544,12 @@ class Receiver:
         self._waiting: list = []  # closed bursts waiting until no channel can close an earlier one
         self._carry: dict[str, tuple[int, np.ndarray]] = {}  # see _keep_carry
         self._recent: dict[str, deque] = {}  # see _seen_before
-        if lead:
-            x = np.concatenate((np.zeros(lead, dtype=np.complex64), np.asarray(x, dtype=np.complex64)))
-        return x
 
     def _end_segment(self) -> Iterator[RxFrame]:
         rest = self.blanker.flush() if self.blanker is not None else np.zeros(0, np.complex64)
+        if self.gate is not None:
+            yield from self._gated(self.gate.feed([rest]) + self.gate.flush())
+            return
         pad = np.zeros(max(cz.n_fft for cz, _ in self.channelizers), dtype=np.complex64)
         yield from self._channels(self._split([rest, pad]), final=True)
 

@@ -1,0 +1,301 @@
+"""Activity gate: look at the whole band cheaply, channelise only where something is on air.
+
+Meters transmit a few milliseconds every few seconds: most of a capture is noise, and the
+channeliser's FFTs over every sample were most of the receiver's cost. The gate takes a short FFT
+(``PROBE`` points) every ``STRIDE`` samples on the absolute sample grid — a quarter of the samples —
+and sums its power over the bins of each wanted channel's passband (a *band*; bin 0, where the
+tuner's DC spike lies, is left out of a band of several bins). A band is active where the mean
+of its probes over the last ``L`` probes exceeds its noise floor by ``THRESHOLD_SIGMAS`` standard
+deviations of that mean; ``L`` is long enough for ``MIN_DOF`` bins x probes (a standard deviation
+near 4 %), so a frame far under the channel's own burst threshold still opens the gate (S1 at
+9 dB Eb/N0 lies ~8 standard deviations over its band's floor).
+
+The floor is the lower quartile of the band's means over the ``FLOOR_BLOCKS`` blocks of
+``BLOCK_PROBES`` probes before the current block (~0.33 s at 1.6 Msps; meters busy three quarters
+of the time still leave it on the noise), corrected for the quartile's place under the mean.
+Until a floor exists (the start of a stream or of a segment) every probe counts as active: short
+captures are processed whole, as without a gate.
+
+Every active probe asks for the samples from ``PREROLL_S`` before its average began (the
+preamble and the noise the burst finder measures its floor on) to ``HOLD_S`` after it; the asked
+spans, joined where less than ``MERGE_S`` apart, become *regions*, which start on the caller's
+``grid`` (so the channeliser blocks and burst-finder windows of a region lie where a stream started
+at ``origin`` has them). ``feed`` returns the regions' samples as ``Piece``s, each region closed by a
+``Close`` once no later probe can extend it. Everything is decided on absolute indices: the output
+does not depend on how the input is chunked, and a run started anywhere agrees with the whole
+stream's after ``memory_s`` of input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from . import fastfft
+
+PROBE = 32  # samples per probe (its FFT size)
+STRIDE = 128  # samples from one probe's start to the next
+BLOCK_PROBES = 512  # probes per floor block
+FLOOR_BLOCKS = 8  # blocks the floor is taken over
+FLOOR_SUBSAMPLE = 16  # every how many probes a band mean enters the floor's quartile
+MIN_DOF = 512  # bins x probes in a band mean
+MIN_AVERAGE_S = 2e-3  # a band mean spans at least this long
+THRESHOLD_SIGMAS = 4.0
+QUARTILE_Z = 0.674  # the lower quartile of a normal lies this many standard deviations under its mean
+PREROLL_S = 0.025
+HOLD_S = 0.010
+MERGE_S = 0.040
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Piece:
+    """Samples of an open region, from absolute index ``start`` (a view: read before the next feed)."""
+
+    start: int
+    samples: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Close:
+    """The open region ends at absolute index ``end`` (every sample before it was given)."""
+
+    end: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Band:
+    name: str
+    bins: tuple[int, ...]  # FFT bins of a probe (0 .. PROBE - 1)
+    probes: int  # probes in its mean
+    sigma: float  # relative standard deviation of the mean on noise
+
+
+def plan_bands(sample_rate_hz: float, channels: dict[str, tuple[float, float]]) -> list[Band]:
+    """A band per channel: ``channels`` maps a name to (offset from the capture centre, passband
+    half-width), both in Hz. Channels with the same bins share a band."""
+    fs = float(sample_rate_hz)
+    width = fs / PROBE
+    centres = np.fft.fftfreq(PROBE, 1 / fs)
+    out: dict[tuple[int, ...], Band] = {}
+    for name, (offset, half) in channels.items():
+        inside = np.flatnonzero(np.abs(centres - offset) <= max(half, width / 2))
+        bins = tuple(int(b) for b in inside if b != 0 or len(inside) == 1)
+        if not bins:  # narrower than a bin: the nearest one
+            bins = (int(np.argmin(np.abs(centres - offset))),)
+        if bins in out:
+            continue
+        probes = max(math.ceil(MIN_DOF / len(bins)), math.ceil(MIN_AVERAGE_S * fs / STRIDE))
+        out[bins] = Band(name=name, bins=bins, probes=probes, sigma=1 / math.sqrt(probes * len(bins)))
+    return list(out.values())
+
+
+class ActivityGate:
+    """Stateful block: ``feed(samples) -> [Piece | Close, ...]`` for consecutive input samples from
+    ``reset(start)`` on. ``origin``: the absolute index regions are aligned to (``grid`` samples)."""
+
+    def __init__(self, sample_rate_hz: float, channels: dict[str, tuple[float, float]], *, grid: int = 1,
+                 preroll_s: float = PREROLL_S, hold_s: float = HOLD_S, merge_s: float = MERGE_S):
+        self.fs = float(sample_rate_hz)
+        self.bands = plan_bands(self.fs, channels)
+        self.grid = int(grid)
+        self.lookback = max(b.probes for b in self.bands)  # probes a mean reaches back
+        self.preroll = int(round(preroll_s * self.fs)) + self.lookback * STRIDE
+        self.hold = int(round(hold_s * self.fs))
+        self.merge = int(round(merge_s * self.fs))
+        nb = len(self.bands)
+        # (re, im) of each bin -> band sums of |bin|^2
+        self._select = np.zeros((2 * PROBE, nb), dtype=np.float32)
+        for j, b in enumerate(self.bands):
+            self._select[[2 * k + c for k in b.bins for c in (0, 1)], j] = 1.0
+        self._probes = np.array([b.probes for b in self.bands])
+        self._factor = np.array([1 + THRESHOLD_SIGMAS * b.sigma for b in self.bands])
+        self._bias = np.array([1 - QUARTILE_Z * b.sigma for b in self.bands])
+        self.reset(0)
+
+    @property
+    def memory_s(self) -> float:
+        """Input after which a run started anywhere decides as the whole stream does."""
+        return ((FLOOR_BLOCKS + 1) * BLOCK_PROBES * STRIDE + self.preroll + self.hold + self.merge
+                + self.grid) / self.fs
+
+    def reset(self, start: int, origin: int | None = None) -> None:
+        """Start afresh: the next sample fed is absolute index ``start``; regions are aligned to
+        ``origin`` (default ``start``) plus multiples of ``grid``."""
+        self.origin = start if origin is None else origin
+        self._fed = start  # absolute index after the last sample fed
+        self._kept: list[tuple[int, np.ndarray]] = []  # owned copies of samples still wanted
+        self._next = -(-start // STRIDE)  # the next probe to take (probe m starts at m * STRIDE)
+        self._means_hist = np.zeros((0, len(self.bands)))  # band powers of the last probes
+        self._block = None  # the block whose floor is in _floor
+        self._floor = None
+        self._samples_by_block: dict[int, np.ndarray] = {}  # block -> subsampled band means
+        self._open = False
+        self._region = 0  # start of the open region
+        self._given = 0  # absolute index up to which the open region's samples were given
+        self._want = 0  # end of the samples the open region has asked for so far
+        self.probes_active = 0
+        self.samples_passed = 0
+
+    # -- probes ---------------------------------------------------------------------------------
+
+    def _probe_rows(self, pieces: list[tuple[int, np.ndarray]], m0: int, m1: int) -> np.ndarray:
+        """Samples of probes m0 .. m1 - 1 as rows (from the consecutive pieces)."""
+        rows = np.empty((m1 - m0, PROBE), dtype=np.complex64)
+        done = np.zeros(m1 - m0, dtype=bool)
+        for p0, arr in pieces:
+            lo = max(m0, -(-p0 // STRIDE))
+            hi = min(m1, (p0 + len(arr) - PROBE) // STRIDE + 1)
+            if hi > lo:  # probes wholly inside this piece: a strided view
+                step = arr.strides[0]
+                view = as_strided(arr[lo * STRIDE - p0:], shape=(hi - lo, PROBE), strides=(STRIDE * step, step),
+                                  writeable=False)
+                rows[lo - m0:hi - m0] = view
+                done[lo - m0:hi - m0] = True
+        for i in np.flatnonzero(~done):  # a probe across pieces' ends (a few per call)
+            a = (m0 + int(i)) * STRIDE
+            for p0, arr in pieces:
+                lo, hi = max(a, p0), min(a + PROBE, p0 + len(arr))
+                if hi > lo:
+                    rows[i, lo - a:hi - a] = arr[lo - p0:hi - p0]
+        return rows
+
+    def _active(self, power: np.ndarray, m0: int) -> np.ndarray:
+        """Which of probes m0 .. m0 + len(power) - 1 are active (band powers ``power``, one row per probe)."""
+        n = len(power)
+        hist = np.concatenate((self._means_hist, power))
+        k = len(self._means_hist)
+        cum = np.concatenate((np.zeros((1, hist.shape[1])), np.cumsum(hist, axis=0)))
+        means = np.empty((n, len(self.bands)))
+        full = np.ones((n, len(self.bands)), dtype=bool)
+        for j, span in enumerate(self._probes):
+            if k >= span:  # a whole average for every probe (the common case): slices
+                means[:, j] = (cum[k + 1:, j] - cum[k + 1 - span:k + n + 1 - span, j]) / span
+                continue
+            idx = np.arange(k + 1, k + n + 1)
+            lo = np.maximum(idx - span, 0)
+            means[:, j] = (cum[idx, j] - cum[lo, j]) / (idx - lo)
+            full[:, j] = idx - lo == span  # a whole average (none is judged before)
+        self._means_hist = hist[-self.lookback:]
+        active = np.ones(n, dtype=bool)
+        m = m0 + np.arange(n)
+        blocks = m // BLOCK_PROBES
+        for blk in range(int(blocks[0]), int(blocks[-1]) + 1):
+            sel = slice(max(blk * BLOCK_PROBES - m0, 0), min((blk + 1) * BLOCK_PROBES - m0, n))
+            floor = self._floor_of(int(blk))
+            if floor is not None:
+                active[sel] = (~full[sel] | (means[sel] > floor * self._factor)).any(axis=1)
+            first = sel.start + (-(m0 + sel.start)) % FLOOR_SUBSAMPLE
+            pick = slice(first, sel.stop, FLOOR_SUBSAMPLE)
+            new = means[pick][full[pick].all(axis=1)]
+            got = self._samples_by_block.get(int(blk))
+            self._samples_by_block[int(blk)] = new if got is None else np.concatenate((got, new))
+        return active
+
+    def _floor_of(self, block: int) -> np.ndarray | None:
+        """The bands' floors for probes of ``block``: the lower quartile of the means of the blocks
+        before it (None unless all of them were seen whole)."""
+        if self._block == block:
+            return self._floor
+        need = range(block - FLOOR_BLOCKS, block)
+        for old in [b for b in self._samples_by_block if b < block - FLOOR_BLOCKS]:
+            del self._samples_by_block[old]
+        whole = BLOCK_PROBES // FLOOR_SUBSAMPLE
+        if all(b in self._samples_by_block and len(self._samples_by_block[b]) == whole for b in need):
+            v = np.concatenate([self._samples_by_block[b] for b in need])
+            q = np.partition(v, len(v) // 4, axis=0)[len(v) // 4]
+            floor = q / self._bias
+        else:
+            floor = None
+        self._block, self._floor = block, floor
+        return floor
+
+    # -- regions --------------------------------------------------------------------------------
+
+    def feed(self, samples: np.ndarray | list[np.ndarray]) -> list[Piece | Close]:
+        parts = samples if isinstance(samples, list) else [samples]
+        pieces = list(self._kept)
+        at = self._fed
+        for p in parts:
+            if len(p):
+                pieces.append((at, p))
+                at += len(p)
+        self._fed = at
+        m0, m1 = self._next, max(self._next, (at - PROBE) // STRIDE + 1)
+        out: list[Piece | Close] = []
+        if m1 > m0:
+            rows = self._probe_rows(pieces, m0, m1)
+            spec = fastfft.fft(rows, axis=1, overwrite_x=True)
+            power = np.square(spec.view(np.float32), out=spec.view(np.float32)) @ self._select
+            active = self._active(power.astype(np.float64), m0)
+            self._next = m1
+            hits = m0 + np.flatnonzero(active)
+            self.probes_active += len(hits)
+            self._regions(hits, pieces, out)
+        # nothing later can reach before this: the first sample a future probe may ask for
+        reach = self._next * STRIDE - self.preroll - self.grid
+        if self._open:
+            self._give(pieces, min(self._want, self._fed), out)
+            if reach > self._want + self.merge and self._fed >= self._want:
+                out.append(Close(end=self._want))
+                self._open = False
+        keep_from = min(self._given if self._open else reach, self._next * STRIDE)
+        self._keep(pieces, keep_from, parts)
+        return out
+
+    def flush(self) -> list[Piece | Close]:
+        """End of the input: the open region's last samples and its close."""
+        out: list[Piece | Close] = []
+        if self._open:
+            self._give(self._kept, self._fed, out)
+            out.append(Close(end=self._fed))
+            self._open = False
+        self._kept = []
+        return out
+
+    def _align(self, index: int) -> int:
+        return self.origin + (index - self.origin) // self.grid * self.grid
+
+    def _regions(self, hits: np.ndarray, pieces: list[tuple[int, np.ndarray]], out: list) -> None:
+        if len(hits) == 0:
+            return
+        lo = hits * STRIDE - self.preroll
+        hi = (hits + 1) * STRIDE + self.hold
+        # runs of hits whose asked spans lie less than MERGE apart
+        breaks = np.flatnonzero(lo[1:] > hi[:-1] + self.merge)
+        firsts = np.concatenate(([0], breaks + 1))
+        lasts = np.concatenate((breaks, [len(hits) - 1]))
+        earliest = pieces[0][0] if pieces else self._fed
+        for a, b in zip(lo[firsts], hi[lasts], strict=True):
+            start = max(self._align(int(a)), self.origin)
+            if self._open and start <= self._want + self.merge:
+                self._want = max(self._want, int(b))
+                continue
+            if self._open:
+                self._give(pieces, self._want, out)
+                out.append(Close(end=self._want))
+            if start < earliest:  # samples no longer held (the start of a stream): from the first one held
+                start = self.origin + -(-(earliest - self.origin) // self.grid) * self.grid
+            self._open, self._region, self._given, self._want = True, start, start, int(b)
+
+    def _give(self, pieces: list[tuple[int, np.ndarray]], end: int, out: list) -> None:
+        """The open region's samples from ``_given`` to ``end`` as Pieces."""
+        for p0, arr in pieces:
+            a, b = max(self._given, p0), min(end, p0 + len(arr))
+            if b > a:
+                out.append(Piece(start=a, samples=arr[a - p0:b - p0]))
+                self.samples_passed += b - a
+                self._given = b
+
+    def _keep(self, pieces: list[tuple[int, np.ndarray]], keep_from: int, parts: list[np.ndarray]) -> None:
+        """Own the samples from ``keep_from`` on (copies of the caller's, kept ones as they are)."""
+        owned = {id(p) for p in parts}
+        kept = []
+        for p0, arr in pieces:
+            a = max(keep_from - p0, 0)
+            if a < len(arr):
+                piece = arr[a:]
+                kept.append((p0 + a, piece.copy() if id(arr) in owned else piece))
+        self._kept = kept
