@@ -215,6 +215,22 @@ def _moving_average(x: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
+def _in_preamble(m: np.ndarray, frame: FrameResult, pos: float, rate: float) -> bool:
+    """Whether the chips from ``pos`` up to ``frame``'s sync word alternate as a preamble does
+    (read on the frame's own chip clock from the moving-averaged discriminator ``m``, whose
+    sample at the end of a chip holds that chip): at least PREAMBLE_RUN of them, nine in ten
+    changing sign."""
+    sps = rate / frame.chip_rate_hz
+    k = np.arange(1, int((frame.sync_start - pos) / sps))
+    at = (frame.sync_start - k * sps - 1).astype(np.int64)
+    at = at[(at >= 0) & (at < len(m))]
+    if len(at) < PREAMBLE_RUN:
+        return False
+    sign = m[at] > 0
+    return float(np.mean(sign[1:] != sign[:-1])) >= 0.9
+
+
+PREAMBLE_RUN = 16
 _PHASOR_BLOCK = 64
 
 
@@ -257,6 +273,11 @@ def _interp_at(m: np.ndarray, t: np.ndarray) -> np.ndarray:
     i = np.where(ok, i, 0)
     f = t - i
     return np.where(ok, m[i] * (1 - f) + m[np.minimum(i + 1, len(m) - 1)] * f, 0.0)
+
+
+# the coherent Manchester reading's searches (deviation, first chip, chip period) compare the
+# energy of every this many bits: the frame's whole span at a third of the cost
+COHERENT_SEARCH_EVERY = 3
 
 
 class Demodulator:
@@ -323,6 +344,10 @@ class Demodulator:
                 # Checked before the candidate is placed at full rate (a few samples off) and after
                 if any(r.sync_position - (span + least) * sps - q - 3 <= pos <= r.end_position + q + 3
                        for r in good):
+                    continue
+                # one in a decoded frame's preamble (S: 558 chips, where every alignment reads as
+                # some sync word and L-field): the chips from it to that frame's sync word alternate
+                if any(pos < r.sync_start and _in_preamble(m, r, pos, self.rate) for r in good):
                     continue
                 variant = search.slip if slip else tpl
                 pos, sps = self._place(where, m, variant, (score, pos, sps, sign), q)
@@ -1119,8 +1144,22 @@ class Demodulator:
             r0 = np.add.reduceat((y * np.conj(ref))[a:b], starts[:-1] - a)
             return r1, r0, phase, bit, a, b
 
+        every = COHERENT_SEARCH_EVERY
+        picked = np.arange(0, n_bits, every)
+        span = np.arange(int(np.ceil(2 * sps * 1.05)) + 2)
+
         def energy(y: np.ndarray, c0: float, s: float, dev: float) -> float:
-            r1, r0 = read(y, c0, s, dev)[:2]
+            """The decided bit energy of every ``every``-th bit (what the searches below compare:
+            the same bits for every trial, spread over the whole frame)"""
+            first = np.floor(c0 - lo + 2 * s * picked).astype(np.int64)
+            idx = first[:, None] + span[None, :]
+            tau = idx - (c0 - lo) - (2 * s) * picked[:, None]  # samples into its bit
+            inside = (tau >= 0) & (tau < 2 * s) & (idx < len(y))
+            phase = (-sign * 2 * np.pi * dev / rate) * np.minimum(tau, 2 * s - tau)
+            yy = np.where(inside, y[np.minimum(idx, len(y) - 1)], 0)
+            ref = np.exp(-1j * phase)
+            r1 = (yy * ref).sum(axis=1)
+            r0 = (yy * np.conj(ref)).sum(axis=1)
             return float(np.maximum(np.abs(r1), np.abs(r0)).sum())
 
         def carrier(y: np.ndarray, c0: float, s: float, dev: float, d: np.ndarray) -> np.ndarray:
