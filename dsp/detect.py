@@ -148,8 +148,8 @@ class BurstFinder:
         together where their settings, history lengths and chunk lengths agree."""
         groups: dict[tuple, list[int]] = {}
         for i, (f, x) in enumerate(zip(finders, chunks, strict=True)):
-            key = (f.window, f.span, f.floor_span, f.floor_windows, f.floor_bias, f.open, f._nwin, f._guard, len(f._carry),
-                   len(f._powers), len(f._avgs), len(x))
+            key = (f.window, f.span, f.floor_span, f.floor_windows, f.floor_bias, f.open, f._nwin, f._guard,
+                   len(f._carry), len(f._powers), len(f._avgs), len(x))
             groups.setdefault(key, []).append(i)
         out: list[list[Burst]] = [[] for _ in finders]
         for idx in groups.values():

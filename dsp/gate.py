@@ -2,7 +2,7 @@
 
 Meters transmit a few milliseconds every few seconds: most of a capture is noise, and the
 channeliser's FFTs over every sample were most of the receiver's cost. The gate takes a short FFT
-(``PROBE`` points) every ``STRIDE`` samples on the absolute sample grid — a quarter of the samples —
+(``PROBE`` points) every ``STRIDE`` samples on the absolute sample grid — an eighth of the samples —
 and sums its power over the bins of each wanted channel's passband (a *band*; bin 0, where the
 tuner's DC spike lies, is left out of a band of several bins). A band is active where the mean
 of its probes over the last ``L`` probes exceeds its noise floor by ``THRESHOLD_SIGMAS`` standard
@@ -10,26 +10,27 @@ deviations of that mean; ``L`` is long enough for ``MIN_DOF`` bins x probes (a s
 near 4 %), so a frame far under the channel's own burst threshold still opens the gate (S1 at
 9 dB Eb/N0 lies ~8 standard deviations over its band's floor).
 
-The floor is the lower quartile of the band's means over the ``FLOOR_BLOCKS`` blocks of
-``BLOCK_PROBES`` probes before the current block (~0.33 s at 1.6 Msps; meters busy three quarters
-of the time still leave it on the noise), corrected for the quartile's place under the mean.
+The floor is the lowest tenth of the band's means over the ``FLOOR_BLOCKS`` blocks of
+``BLOCK_PROBES`` probes before the current block (~0.66 s at 1.6 Msps; a channel busy 90 % of the
+time still leaves it on the noise), corrected for that quantile's place under the mean. A mean
+spans at most ``MAX_AVERAGE_S``, so that the gaps between frames sent back to back reach it.
 Until a floor exists (the start of a stream or of a segment) every probe counts as active: short
 captures are processed whole, as without a gate.
 
-Every active probe asks for the samples from ``PREROLL_S`` before its average began (the
-preamble and the noise the burst finder measures its floor on) to ``HOLD_S`` after it; the asked
-spans, joined where less than ``MERGE_S`` apart, become *regions*, which start on the caller's
-``grid`` (so the channeliser blocks and burst-finder windows of a region lie where a stream started
-at ``origin`` has them). ``feed`` returns the regions' samples as ``Piece``s, each region closed by a
-``Close`` once no later probe can extend it. Everything is decided on absolute indices: the output
-does not depend on how the input is chunked, and a run started anywhere agrees with the whole
-stream's after ``memory_s`` of input.
+An active probe asks for the samples from its band's *quiet* time before its mean began (the noise
+the channel's burst finder learns its floor on: a wide channel's 25 ms, a narrow one's quarter
+second) to ``HOLD_S`` after it; the asked spans, joined where less than ``MERGE_S`` apart, become
+*regions*, which start on the caller's ``grid`` (decimation grid) from ``origin``. ``feed`` returns
+the regions' samples as ``Piece``s (each telling how much of its region's start is quiet), each
+region closed by a ``Close`` once no later probe can extend it. Everything is decided on absolute
+indices: the output does not depend on how the input is chunked, and a run started anywhere
+agrees with the whole stream's after ``memory_s`` of input.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -37,15 +38,16 @@ from numpy.lib.stride_tricks import as_strided
 from . import fastfft
 
 PROBE = 32  # samples per probe (its FFT size)
-STRIDE = 128  # samples from one probe's start to the next
+STRIDE = 256  # samples from one probe's start to the next (an eighth of the samples is looked at)
 BLOCK_PROBES = 512  # probes per floor block
 FLOOR_BLOCKS = 8  # blocks the floor is taken over
-FLOOR_SUBSAMPLE = 16  # every how many probes a band mean enters the floor's quartile
+FLOOR_SUBSAMPLE = 16  # every how many probes a band mean enters the floor's quantile
 MIN_DOF = 512  # bins x probes in a band mean
-MIN_AVERAGE_S = 2e-3  # a band mean spans at least this long
-THRESHOLD_SIGMAS = 4.0
-QUARTILE_Z = 0.674  # the lower quartile of a normal lies this many standard deviations under its mean
-PREROLL_S = 0.025
+MIN_AVERAGE_S = 2e-3  # a band mean spans at least this long ...
+MAX_AVERAGE_S = 0.03  # ... and at most this long (a narrow channel's frames can follow each other this closely)
+THRESHOLD_SIGMAS = 5.0
+FLOOR_QUANTILE, QUANTILE_Z = 0.1, 1.2816  # the floor's quantile, and how many standard deviations a
+# normal's lies under its mean
 HOLD_S = 0.010
 MERGE_S = 0.040
 
@@ -56,6 +58,7 @@ class Piece:
 
     start: int
     samples: np.ndarray
+    quiet: int = 0  # samples of noise the region begins with (0: unknown, e.g. at the start of a stream)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,24 +74,29 @@ class Band:
     bins: tuple[int, ...]  # FFT bins of a probe (0 .. PROBE - 1)
     probes: int  # probes in its mean
     sigma: float  # relative standard deviation of the mean on noise
+    quiet: int  # samples of noise a region it opens begins with (before the mean's own span)
 
 
-def plan_bands(sample_rate_hz: float, channels: dict[str, tuple[float, float]]) -> list[Band]:
+def plan_bands(sample_rate_hz: float, channels: dict[str, tuple[float, float, float]]) -> list[Band]:
     """A band per channel: ``channels`` maps a name to (offset from the capture centre, passband
-    half-width), both in Hz. Channels with the same bins share a band."""
+    half-width, both in Hz; the noise its receiver wants before a burst, in s). Channels with the
+    same bins share a band."""
     fs = float(sample_rate_hz)
     width = fs / PROBE
     centres = np.fft.fftfreq(PROBE, 1 / fs)
     out: dict[tuple[int, ...], Band] = {}
-    for name, (offset, half) in channels.items():
+    for name, (offset, half, quiet_s) in channels.items():
         inside = np.flatnonzero(np.abs(centres - offset) <= max(half, width / 2))
         bins = tuple(int(b) for b in inside if b != 0 or len(inside) == 1)
         if not bins:  # narrower than a bin: the nearest one
             bins = (int(np.argmin(np.abs(centres - offset))),)
+        quiet = int(round(quiet_s * fs))
         if bins in out:
+            out[bins] = replace(out[bins], quiet=max(out[bins].quiet, quiet))
             continue
-        probes = max(math.ceil(MIN_DOF / len(bins)), math.ceil(MIN_AVERAGE_S * fs / STRIDE))
-        out[bins] = Band(name=name, bins=bins, probes=probes, sigma=1 / math.sqrt(probes * len(bins)))
+        probes = min(max(math.ceil(MIN_DOF / len(bins)), math.ceil(MIN_AVERAGE_S * fs / STRIDE)),
+                     max(math.ceil(MAX_AVERAGE_S * fs / STRIDE), 1))
+        out[bins] = Band(name=name, bins=bins, probes=probes, sigma=1 / math.sqrt(probes * len(bins)), quiet=quiet)
     return list(out.values())
 
 
@@ -96,13 +104,16 @@ class ActivityGate:
     """Stateful block: ``feed(samples) -> [Piece | Close, ...]`` for consecutive input samples from
     ``reset(start)`` on. ``origin``: the absolute index regions are aligned to (``grid`` samples)."""
 
-    def __init__(self, sample_rate_hz: float, channels: dict[str, tuple[float, float]], *, grid: int = 1,
-                 preroll_s: float = PREROLL_S, hold_s: float = HOLD_S, merge_s: float = MERGE_S):
+    def __init__(self, sample_rate_hz: float, channels: dict[str, tuple[float, float, float]], *, grid: int = 1,
+                 hold_s: float = HOLD_S, merge_s: float = MERGE_S):
         self.fs = float(sample_rate_hz)
         self.bands = plan_bands(self.fs, channels)
         self.grid = int(grid)
         self.lookback = max(b.probes for b in self.bands)  # probes a mean reaches back
-        self.preroll = int(round(preroll_s * self.fs)) + self.lookback * STRIDE
+        # samples an active probe asks for before it, per band: the mean's span and the quiet part
+        self._back = np.array([b.probes * STRIDE + b.quiet for b in self.bands])
+        self._quiet = np.array([b.quiet for b in self.bands])
+        self.preroll = int(self._back.max())
         self.hold = int(round(hold_s * self.fs))
         self.merge = int(round(merge_s * self.fs))
         nb = len(self.bands)
@@ -112,7 +123,7 @@ class ActivityGate:
             self._select[[2 * k + c for k in b.bins for c in (0, 1)], j] = 1.0
         self._probes = np.array([b.probes for b in self.bands])
         self._factor = np.array([1 + THRESHOLD_SIGMAS * b.sigma for b in self.bands])
-        self._bias = np.array([1 - QUARTILE_Z * b.sigma for b in self.bands])
+        self._bias = np.array([1 - QUANTILE_Z * b.sigma for b in self.bands])
         self.reset(0)
 
     @property
@@ -136,6 +147,7 @@ class ActivityGate:
         self._region = 0  # start of the open region
         self._given = 0  # absolute index up to which the open region's samples were given
         self._want = 0  # end of the samples the open region has asked for so far
+        self._quiet_now = 0  # the open region's quiet samples (Piece.quiet)
         self.probes_active = 0
         self.samples_passed = 0
 
@@ -162,8 +174,10 @@ class ActivityGate:
                     rows[i, lo - a:hi - a] = arr[lo - p0:hi - p0]
         return rows
 
-    def _active(self, power: np.ndarray, m0: int) -> np.ndarray:
-        """Which of probes m0 .. m0 + len(power) - 1 are active (band powers ``power``, one row per probe)."""
+    def _active(self, power: np.ndarray, m0: int) -> tuple[np.ndarray, np.ndarray]:
+        """For probes m0 .. m0 + len(power) - 1 (band powers ``power``, one row per probe): how many
+        samples before it each asks for (-1: inactive) and how many of those are quiet (0 before
+        the floor is known: every probe is active then)."""
         n = len(power)
         hist = np.concatenate((self._means_hist, power))
         k = len(self._means_hist)
@@ -179,23 +193,26 @@ class ActivityGate:
             means[:, j] = (cum[idx, j] - cum[lo, j]) / (idx - lo)
             full[:, j] = idx - lo == span  # a whole average (none is judged before)
         self._means_hist = hist[-self.lookback:]
-        active = np.ones(n, dtype=bool)
+        back = np.full(n, self.preroll)
+        quiet = np.zeros(n, dtype=np.int64)
         m = m0 + np.arange(n)
         blocks = m // BLOCK_PROBES
         for blk in range(int(blocks[0]), int(blocks[-1]) + 1):
             sel = slice(max(blk * BLOCK_PROBES - m0, 0), min((blk + 1) * BLOCK_PROBES - m0, n))
             floor = self._floor_of(int(blk))
             if floor is not None:
-                active[sel] = (~full[sel] | (means[sel] > floor * self._factor)).any(axis=1)
+                over = ~full[sel] | (means[sel] > floor * self._factor)
+                back[sel] = np.where(over, self._back, -1).max(axis=1)
+                quiet[sel] = np.where(over, self._quiet, 0).max(axis=1)
             first = sel.start + (-(m0 + sel.start)) % FLOOR_SUBSAMPLE
             pick = slice(first, sel.stop, FLOOR_SUBSAMPLE)
             new = means[pick][full[pick].all(axis=1)]
             got = self._samples_by_block.get(int(blk))
             self._samples_by_block[int(blk)] = new if got is None else np.concatenate((got, new))
-        return active
+        return back, quiet
 
     def _floor_of(self, block: int) -> np.ndarray | None:
-        """The bands' floors for probes of ``block``: the lower quartile of the means of the blocks
+        """The bands' floors for probes of ``block``: the FLOOR_QUANTILE of the means of the blocks
         before it (None unless all of them were seen whole)."""
         if self._block == block:
             return self._floor
@@ -205,7 +222,8 @@ class ActivityGate:
         whole = BLOCK_PROBES // FLOOR_SUBSAMPLE
         if all(b in self._samples_by_block and len(self._samples_by_block[b]) == whole for b in need):
             v = np.concatenate([self._samples_by_block[b] for b in need])
-            q = np.partition(v, len(v) // 4, axis=0)[len(v) // 4]
+            k = int(FLOOR_QUANTILE * len(v))
+            q = np.partition(v, k, axis=0)[k]
             floor = q / self._bias
         else:
             floor = None
@@ -229,11 +247,11 @@ class ActivityGate:
             rows = self._probe_rows(pieces, m0, m1)
             spec = fastfft.fft(rows, axis=1, overwrite_x=True)
             power = np.square(spec.view(np.float32), out=spec.view(np.float32)) @ self._select
-            active = self._active(power.astype(np.float64), m0)
+            back, quiet = self._active(power.astype(np.float64), m0)
             self._next = m1
-            hits = m0 + np.flatnonzero(active)
-            self.probes_active += len(hits)
-            self._regions(hits, pieces, out)
+            on = np.flatnonzero(back >= 0)
+            self.probes_active += len(on)
+            self._regions(m0 + on, back[on], quiet[on], pieces, out)
         # nothing later can reach before this: the first sample a future probe may ask for
         reach = self._next * STRIDE - self.preroll - self.grid
         if self._open:
@@ -258,17 +276,18 @@ class ActivityGate:
     def _align(self, index: int) -> int:
         return self.origin + (index - self.origin) // self.grid * self.grid
 
-    def _regions(self, hits: np.ndarray, pieces: list[tuple[int, np.ndarray]], out: list) -> None:
+    def _regions(self, hits: np.ndarray, back: np.ndarray, quiet: np.ndarray, pieces: list[tuple[int, np.ndarray]],
+                 out: list) -> None:
         if len(hits) == 0:
             return
-        lo = hits * STRIDE - self.preroll
+        lo = hits * STRIDE - back
         hi = (hits + 1) * STRIDE + self.hold
         # runs of hits whose asked spans lie less than MERGE apart
         breaks = np.flatnonzero(lo[1:] > hi[:-1] + self.merge)
         firsts = np.concatenate(([0], breaks + 1))
         lasts = np.concatenate((breaks, [len(hits) - 1]))
         earliest = pieces[0][0] if pieces else self._fed
-        for a, b in zip(lo[firsts], hi[lasts], strict=True):
+        for a, b, q in zip(lo[firsts], hi[lasts], quiet[firsts], strict=True):
             start = max(self._align(int(a)), self.origin)
             if self._open and start <= self._want + self.merge:
                 self._want = max(self._want, int(b))
@@ -278,14 +297,16 @@ class ActivityGate:
                 out.append(Close(end=self._want))
             if start < earliest:  # samples no longer held (the start of a stream): from the first one held
                 start = self.origin + -(-(earliest - self.origin) // self.grid) * self.grid
+                q = 0
             self._open, self._region, self._given, self._want = True, start, start, int(b)
+            self._quiet_now = int(q)
 
     def _give(self, pieces: list[tuple[int, np.ndarray]], end: int, out: list) -> None:
         """The open region's samples from ``_given`` to ``end`` as Pieces."""
         for p0, arr in pieces:
             a, b = max(self._given, p0), min(end, p0 + len(arr))
             if b > a:
-                out.append(Piece(start=a, samples=arr[a - p0:b - p0]))
+                out.append(Piece(start=a, samples=arr[a - p0:b - p0], quiet=self._quiet_now))
                 self.samples_passed += b - a
                 self._given = b
 

@@ -71,6 +71,9 @@ def add_parser(sub) -> None:
                    help="decode a long file on N cores (segments with overlap; the same frames as one core)")
     p.add_argument("--show-bad", action="store_true", help="also print frames that fail their CRC")
     p.add_argument("--no-blank", action="store_true", help="do not blank impulsive interference")
+    p.add_argument("--no-gate", action="store_true",
+                   help="channelise every sample, not only the stretches where the activity gate hears something "
+                        "(slower; the same frames)")
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
 
 
@@ -86,7 +89,7 @@ def run(args) -> int:
         if args.jobs < 1:
             raise ValueError(f"--jobs {args.jobs}: give 1 or more")
         rx = Receiver(source.info, wanted_modes(args), blank_impulses=not args.no_blank, ppm=args.ppm,
-                      calibrate=True)
+                      calibrate=True, gate=not args.no_gate)
         if args.save_unknown and args.jobs > 1:
             raise ValueError("--save-unknown runs with --jobs 1")
         unknown = unknown_saver(args, rx)
@@ -155,7 +158,8 @@ def _parallel(args, source: FileSource, rx: Receiver):
     n = source.n_samples if args.file != "-" else None
     if n is None:
         raise ValueError("--jobs needs a file to read in pieces, not stdin")
-    settings = ReceiverSettings(modes=tuple(rx.modes), blank_impulses=not args.no_blank, ppm=args.ppm)
+    settings = ReceiverSettings(modes=tuple(rx.modes), blank_impulses=not args.no_blank, ppm=args.ppm,
+                                gate=not args.no_gate)
     spec = SourceSpec(path=args.file, fmt=source.fmt, sample_rate_hz=source.info.sample_rate_hz,
                       center_freq_hz=source.info.center_freq_hz)
     par = ParallelReceiver(spec, source.info, n, settings, args.jobs)
@@ -204,6 +208,10 @@ def _summary(rx: Receiver, source: FileSource, counts: Counter, elapsed: float) 
     print(f"\r{source.info.source}: {dur:.2f} s of IQ at {source.info.sample_rate_hz / 1e6:g} Msps, "
           f"{source.info.center_freq_hz / 1e6:.3f} MHz: {counts['frames']} frames ({modes or 'none'}); "
           f"rejected: {rejects or 'none'}; {speed}", file=sys.stderr)
+    if getattr(rx, "gate", None) is not None and rx.samples_in:
+        share = 100 * rx.samples_channelised / rx.samples_in
+        print(f"  activity gate: {share:.0f} % of the samples channelised (the rest held no signal; "
+              "--no-gate: all of them)", file=sys.stderr)
     if not counts["frames"] and dur > 0:
         from ..pipelines.live import zero_frame_hint
 

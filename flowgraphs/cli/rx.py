@@ -56,6 +56,9 @@ def add_parser(sub) -> None:
     p.add_argument("--auto-ppm", action="store_true",
                    help="correct the tuner's frequency error once the meters heard agree on it (the status line "
                         "and summary show the estimate either way)")
+    p.add_argument("--no-gate", action="store_true",
+                   help="channelise every sample, not only the stretches where the activity gate hears something "
+                        "(more CPU; the same frames)")
     p.add_argument("--dedup", type=float, default=0.0, metavar="SECONDS", help="suppress repeats within SECONDS")
     p.add_argument("--inventory", action="store_true", help="print the meter inventory at the end")
     p.add_argument("--duration", type=float, help="stop after this many seconds of signal")
@@ -153,7 +156,7 @@ def _rx(args) -> int:
         device_ppm = float(getattr(source, "ppm", 0) or 0)
         # 0.1 s batches: a device's ~20 ms chunks one by one cost about twice the CPU (Receiver.batch_s)
         rx = Receiver(source.info, wanted_modes(args), ppm=args.ppm, device_ppm=device_ppm, calibrate=True,
-                      batch_s=0.1)
+                      batch_s=0.1, gate=not args.no_gate)
         unknown = unknown_saver(args, rx)
     except (ValueError, SDRError, OSError) as err:
         if source is not None:

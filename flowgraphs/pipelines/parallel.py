@@ -55,6 +55,7 @@ class ReceiverSettings:
     modes: tuple[str, ...]
     blank_impulses: bool = True
     ppm: float = 0.0
+    gate: bool = True
 
 
 @dataclass(slots=True, kw_only=True)
@@ -103,7 +104,7 @@ def _run_segment(spec: SourceSpec, settings: ReceiverSettings, seg: Segment) -> 
                         center_freq_hz=spec.center_freq_hz)
     recorder = _FitRecorder(source.info.center_freq_hz)
     rx = Receiver(source.info, settings.modes, blank_impulses=settings.blank_impulses, ppm=settings.ppm,
-                  calibrator=recorder)
+                  calibrator=recorder, gate=settings.gate)
     out: list[RxFrame] = []
     stats: Counter = Counter()
     bad = 0
@@ -159,7 +160,8 @@ class ParallelReceiver:
         self.info = info
         self.settings = settings
         self.jobs = jobs
-        probe = Receiver(info, settings.modes, blank_impulses=settings.blank_impulses, ppm=settings.ppm)
+        probe = Receiver(info, settings.modes, blank_impulses=settings.blank_impulses, ppm=settings.ppm,
+                         gate=settings.gate)
         self.plan = probe.plan
         if min_segment_s is None:
             min_segment_s = float(os.environ.get("WMBUS_SDR_MIN_SEGMENT_S", MIN_SEGMENT_S))

@@ -205,9 +205,12 @@ def channel_groups(plan: dict[str, PlannedChannel]) -> dict[tuple[float, float],
     return groups
 
 
-# a region of the activity gate begins with this much noise before the burst that opened it: the
-# burst finders learn their floor on it before they may open a burst
-REGION_QUIET_S = 0.020
+# a region of the activity gate (dsp.gate) begins with this much noise before the burst that opened
+# it (a wide channel's, a narrow channel's), on which the burst finders learn their floor before
+# they may open a burst; all but the last REGION_MARGIN_S of it
+REGION_QUIET_S = 0.025
+NARROW_QUIET_S = 0.25
+REGION_MARGIN_S = 0.005
 
 
 class Receiver:
@@ -264,6 +267,7 @@ class Receiver:
         self.on_unknown = None
         self.samples_in = 0  # absolute index just after the last input sample
         self.samples_lost = 0  # samples missing between chunks (gaps)
+        self.samples_channelised = 0  # samples the activity gate let through (all of them without one)
         self._segment: int | None = None  # absolute input index of the current segment's channel sample 0
         self._clock0_ns: int | None = None  # UTC ns of absolute sample 0 (the sample clock's anchor)
 
@@ -317,7 +321,8 @@ class Receiver:
         chans = {}
         for cz, names in self.channelizers:
             half = max(ch.rx_class[1] for name in names for ch in self.channel_plan[name].modes)
-            chans.update((c.name, (c.offset_hz, half)) for c in cz.channels)
+            quiet = REGION_QUIET_S if cz.out_rate >= WIDE_RATE_HZ else NARROW_QUIET_S
+            chans.update((c.name, (c.offset_hz, half, quiet)) for c in cz.channels)
         return ActivityGate(self.info.sample_rate_hz, chans, grid=self.channelizers[0][0].grid_decimation)
 
     def _cz(self, name: str) -> Channelizer | RateClass:
@@ -340,7 +345,7 @@ class Receiver:
     def warmup_s(self) -> float:
         """How far before its first owned sample a run must start to give the frames of the whole
         stream (decode --jobs): the longest burst, the noise floor's memory, the narrow channels'
-        block grid and the channeliser's DC span."""
+        block grid, the channeliser's DC span and the activity gate's memory."""
         need = 0.0
         for cz, names in self.channelizers:
             for n in names:
@@ -348,7 +353,8 @@ class Receiver:
                 need = max(need, (f.max_windows + f.floor_windows + f.floor_span) * f.window / cz.out_rate)
         grid = max((self._grid(cz, names) for cz, names in self.channelizers[1:] if isinstance(cz, Channelizer)),
                    default=0)
-        return need + grid / self.info.sample_rate_hz + 0.05
+        gate = self.gate.memory_s if self.gate is not None else 0.0  # its floor and the region around
+        return need + grid / self.info.sample_rate_hz + gate + 0.05
 
     def _grid(self, cz: Channelizer | RateClass, names: tuple[str, ...]) -> int:
         """Input samples between starts that put a channeliser's blocks and its burst finders'
@@ -459,6 +465,7 @@ class Receiver:
         self.samples_in = end
         parts = self.blanker.process_parts(x) if self.blanker is not None else [x]  # pieces: no copy of x
         if self.gate is None:
+            self.samples_channelised += len(x)
             yield from self._channels(self._split(parts))
             return
         yield from self._gated(self.gate.feed(parts))
@@ -475,12 +482,13 @@ class Receiver:
                 self._in_region = True
                 if ev.start != self._x_at or self._region_count:
                     self._restart(ev.start)
-                    # the first REGION_QUIET_S of a region are for the burst finders' noise floor
-                    # (the gate's preroll is noise before the burst that opened it)
+                    # the region's quiet start is noise before the burst that opened it: the burst
+                    # finders learn their floor on it before they may open a burst
+                    quiet_s = ev.quiet / self.info.sample_rate_hz - REGION_MARGIN_S
                     for name, finder in self.finders.items():
-                        cz = self._cz(name)
-                        finder.mute(int(REGION_QUIET_S * cz.out_rate / finder.window))
+                        finder.mute(max(int(quiet_s * self._cz(name).out_rate / finder.window), 0))
                 self._region_count += 1
+            self.samples_channelised += len(ev.samples)
             yield from self._channels(self._split([ev.samples]))
 
     def _close_region(self, end: int) -> Iterator[RxFrame]:
