@@ -46,6 +46,12 @@ MIN_DOF = 512  # bins x probes in a band mean
 MIN_AVERAGE_S = 2e-3  # a band mean spans at least this long ...
 MAX_AVERAGE_S = 0.03  # ... and at most this long (a narrow channel's frames can follow each other this closely)
 THRESHOLD_SIGMAS = 5.0
+# A probe whose bins away from every band hold CLICK_FACTOR times their median power is an impulse
+# (RTL-SDR clicks: broadband, a few samples); its band powers count as noise unless a band holds
+# CLICK_DOMINANCE times more over its noise than those bins do (a strong meter with a click)
+CLICK_FACTOR = 3.0
+CLICK_DOMINANCE = 8.0
+MIN_OUTSIDE_BINS = 4
 FLOOR_QUANTILE, QUANTILE_Z = 0.1, 1.2816  # the floor's quantile, and how many standard deviations a
 # normal's lies under its mean
 HOLD_S = 0.010
@@ -116,11 +122,18 @@ class ActivityGate:
         self.preroll = int(self._back.max())
         self.hold = int(round(hold_s * self.fs))
         self.merge = int(round(merge_s * self.fs))
-        nb = len(self.bands)
-        # (re, im) of each bin -> band sums of |bin|^2
-        self._select = np.zeros((2 * PROBE, nb), dtype=np.float32)
-        for j, b in enumerate(self.bands):
-            self._select[[2 * k + c for k in b.bins for c in (0, 1)], j] = 1.0
+        # bins away from every band (and from DC): an impulse lifts them with the bands, a meter does not
+        near = {(k + d) % PROBE for b in self.bands for k in b.bins for d in (-1, 0, 1)}
+        self._outside = [k for k in range(1, PROBE) if k not in near]
+        if len(self._outside) < MIN_OUTSIDE_BINS:
+            self._outside = []
+        # (re, im) of each bin -> band sums of |bin|^2 (and the outside bins' sum, last)
+        groups = [b.bins for b in self.bands] + ([tuple(self._outside)] if self._outside else [])
+        self._select = np.zeros((2 * PROBE, len(groups)), dtype=np.float32)
+        for j, bins in enumerate(groups):
+            self._select[[2 * k + c for k in bins for c in (0, 1)], j] = 1.0
+        # a band's noise power per probe from the outside bins' (white noise: per bin the same)
+        self._per_bin = np.array([len(b.bins) for b in self.bands]) / max(len(self._outside), 1)
         self._probes = np.array([b.probes for b in self.bands])
         self._factor = np.array([1 + THRESHOLD_SIGMAS * b.sigma for b in self.bands])
         self._bias = np.array([1 - QUANTILE_Z * b.sigma for b in self.bands])
@@ -148,7 +161,10 @@ class ActivityGate:
         self._given = 0  # absolute index up to which the open region's samples were given
         self._want = 0  # end of the samples the open region has asked for so far
         self._quiet_now = 0  # the open region's quiet samples (Piece.quiet)
+        self._outside_seen: dict[int, list[np.ndarray]] = {}  # block -> its outside powers so far
+        self._outside_level: dict[int, float] = {}  # block -> the median of its outside powers
         self.probes_active = 0
+        self.probes_clicked = 0
         self.samples_passed = 0
 
     # -- probes ---------------------------------------------------------------------------------
@@ -179,11 +195,17 @@ class ActivityGate:
         samples before it each asks for (-1: inactive) and how many of those are quiet (0 before
         the floor is known: every probe is active then)."""
         n = len(power)
+        m = m0 + np.arange(n)
+        blocks = m // BLOCK_PROBES
+        spans = [(blk, slice(max(blk * BLOCK_PROBES - m0, 0), min((blk + 1) * BLOCK_PROBES - m0, n)))
+                 for blk in range(int(blocks[0]), int(blocks[-1]) + 1)]
+        if self._outside:
+            power = self._declick(power[:, :-1], power[:, -1], spans)
         hist = np.concatenate((self._means_hist, power))
         k = len(self._means_hist)
         cum = np.concatenate((np.zeros((1, hist.shape[1])), np.cumsum(hist, axis=0)))
         means = np.empty((n, len(self.bands)))
-        full = np.ones((n, len(self.bands)), dtype=bool)
+        full = None  # which means are whole (None: all, once the history is long enough)
         for j, span in enumerate(self._probes):
             if k >= span:  # a whole average for every probe (the common case): slices
                 means[:, j] = (cum[k + 1:, j] - cum[k + 1 - span:k + n + 1 - span, j]) / span
@@ -191,25 +213,58 @@ class ActivityGate:
             idx = np.arange(k + 1, k + n + 1)
             lo = np.maximum(idx - span, 0)
             means[:, j] = (cum[idx, j] - cum[lo, j]) / (idx - lo)
+            if full is None:
+                full = np.ones((n, len(self.bands)), dtype=bool)
             full[:, j] = idx - lo == span  # a whole average (none is judged before)
         self._means_hist = hist[-self.lookback:]
         back = np.full(n, self.preroll)
         quiet = np.zeros(n, dtype=np.int64)
-        m = m0 + np.arange(n)
-        blocks = m // BLOCK_PROBES
-        for blk in range(int(blocks[0]), int(blocks[-1]) + 1):
-            sel = slice(max(blk * BLOCK_PROBES - m0, 0), min((blk + 1) * BLOCK_PROBES - m0, n))
+        for blk, sel in spans:
             floor = self._floor_of(int(blk))
             if floor is not None:
-                over = ~full[sel] | (means[sel] > floor * self._factor)
-                back[sel] = np.where(over, self._back, -1).max(axis=1)
-                quiet[sel] = np.where(over, self._quiet, 0).max(axis=1)
+                over = means[sel] > floor * self._factor
+                if full is not None:
+                    over |= ~full[sel]
+                if over.any():
+                    back[sel] = np.where(over, self._back, -1).max(axis=1)
+                    quiet[sel] = np.where(over, self._quiet, 0).max(axis=1)
+                else:  # nothing on air (the common case)
+                    back[sel] = -1
             first = sel.start + (-(m0 + sel.start)) % FLOOR_SUBSAMPLE
             pick = slice(first, sel.stop, FLOOR_SUBSAMPLE)
-            new = means[pick][full[pick].all(axis=1)]
+            new = means[pick] if full is None else means[pick][full[pick].all(axis=1)]
             got = self._samples_by_block.get(int(blk))
             self._samples_by_block[int(blk)] = new if got is None else np.concatenate((got, new))
         return back, quiet
+
+    def _declick(self, power: np.ndarray, outside: np.ndarray, spans: list[tuple[int, slice]]) -> np.ndarray:
+        """The band powers with impulses taken out: a probe whose outside bins hold CLICK_FACTOR
+        times their level (the median of the block before) counts as noise in every band that
+        does not hold CLICK_DOMINANCE times more over its noise. Learns each block's level."""
+        power = power.copy()
+        for blk, sel in spans:
+            seen = self._outside_seen.setdefault(blk, [])
+            seen.append(outside[sel])
+            if sum(len(v) for v in seen) == BLOCK_PROBES:  # a whole block: its level
+                v = np.concatenate(seen)
+                self._outside_level[blk] = float(np.partition(v, len(v) // 2)[len(v) // 2])
+            for old in [b for b in self._outside_seen if b < blk]:
+                del self._outside_seen[old]
+            for old in [b for b in self._outside_level if b < blk - 1]:
+                del self._outside_level[old]
+            level = self._outside_level.get(blk - 1)
+            if not level:
+                continue
+            ratio = outside[sel] / level
+            hit = np.flatnonzero(ratio > CLICK_FACTOR)
+            if len(hit):
+                noise = level * self._per_bin
+                rows = power[sel][hit]
+                calm = rows < CLICK_DOMINANCE * ratio[hit, None] * noise
+                rows[calm] = np.broadcast_to(noise, rows.shape)[calm]
+                power[sel.start + hit] = rows
+                self.probes_clicked += len(hit)
+        return power
 
     def _floor_of(self, block: int) -> np.ndarray | None:
         """The bands' floors for probes of ``block``: the FLOOR_QUANTILE of the means of the blocks

@@ -463,17 +463,18 @@ class Receiver:
             self._apply_pending_ppm()
             x = self._begin_segment(start, x)
         self.samples_in = end
-        parts = self.blanker.process_parts(x) if self.blanker is not None else [x]  # pieces: no copy of x
-        if self.gate is None:
-            self.samples_channelised += len(x)
-            yield from self._channels(self._split(parts))
+        if self.gate is not None:
+            yield from self._gated(self.gate.feed([x]))
             return
-        yield from self._gated(self.gate.feed(parts))
+        self.samples_channelised += len(x)
+        parts = self.blanker.process_parts(x) if self.blanker is not None else [x]  # pieces: no copy of x
+        yield from self._channels(self._split(parts))
 
     def _gated(self, events: list) -> Iterator[RxFrame]:
-        """The activity gate's regions down the chain: each region restarts the channelisers and
-        burst finders at its first sample (as a segment does, without counting a gap) and ends as a
-        segment does, its open bursts flushed."""
+        """The activity gate's regions down the chain: each region restarts the impulse blanker,
+        channelisers and burst finders at its first sample (as a segment does, without counting a
+        gap) and ends as a segment does, its open bursts flushed. The gate itself sees through
+        impulses (dsp.gate), so the blanker works on the regions only."""
         for ev in events:
             if isinstance(ev, Close):
                 yield from self._close_region(ev.end)
@@ -487,18 +488,22 @@ class Receiver:
                     quiet_s = ev.quiet / self.info.sample_rate_hz - REGION_MARGIN_S
                     for name, finder in self.finders.items():
                         finder.mute(max(int(quiet_s * self._cz(name).out_rate / finder.window), 0))
+                if self.blanker is not None:
+                    self.blanker.reset()
                 self._region_count += 1
             self.samples_channelised += len(ev.samples)
-            yield from self._channels(self._split([ev.samples]))
+            parts = self.blanker.process_parts(ev.samples) if self.blanker is not None else [ev.samples]
+            yield from self._channels(self._split(parts))
 
     def _close_region(self, end: int) -> Iterator[RxFrame]:
         """The region's last channel samples (zeros after its end push them out of the
         channelisers); the burst finders get those of its own samples only, not the filters'
         fading into the zeros."""
         self._in_region = False
+        rest = self.blanker.flush() if self.blanker is not None else np.zeros(0, np.complex64)
         pad = np.zeros(max(cz.n_fft for cz, _ in self.channelizers), dtype=np.complex64)
         outputs = []
-        for cz, out in self._split([pad]):
+        for cz, out in self._split([rest, pad]):
             for name, y in out.items():
                 keep = (end - self._origin[name]) // self._cz(name).decimation - self._fed[name]
                 out[name] = y[:max(keep, 0)]
@@ -554,10 +559,10 @@ class Receiver:
         self._recent: dict[str, deque] = {}  # see _seen_before
 
     def _end_segment(self) -> Iterator[RxFrame]:
-        rest = self.blanker.flush() if self.blanker is not None else np.zeros(0, np.complex64)
         if self.gate is not None:
-            yield from self._gated(self.gate.feed([rest]) + self.gate.flush())
+            yield from self._gated(self.gate.flush())
             return
+        rest = self.blanker.flush() if self.blanker is not None else np.zeros(0, np.complex64)
         pad = np.zeros(max(cz.n_fft for cz, _ in self.channelizers), dtype=np.complex64)
         yield from self._channels(self._split([rest, pad]), final=True)
 
