@@ -74,7 +74,7 @@ def main() -> int:
             ("frames on air", len(expected)),
             ("frames received by rx", len(sent)),
             ("samples rx dropped (CPU starved)", _rx_figure(rx, rb"(\d+) samples dropped")),
-            ("rx CPU %", _rx_figure(rx, rb"CPU (\d+) %")),
+            ("rx CPU %", _rx_figure(rx, rb"CPU ([0-9.]+) %")),
             ("messages published (rx summary)", _summary(rx, "published")),
             ("messages at the subscriber", len(got)),
             ("duplicates", duplicates),

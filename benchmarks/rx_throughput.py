@@ -211,7 +211,7 @@ def live_rx(path: Path, rate: float, seconds: float, env: dict[str, str]) -> str
         server.terminate()
         server.wait(timeout=30)
     summary = next((x for x in rx.stderr.splitlines() if "frames from" in x), rx.stderr.strip()[-300:])
-    cpu = re.search(r"CPU (\d+) %", summary)
+    cpu = re.search(r"CPU ([0-9.]+) %", summary)
     return (f"live rx over rtl_tcp, {seconds:g} s at {rate / 1e6:g} Msps: CPU {cpu[1] if cpu else '?'} % of one core "
             f"({summary.strip()})")
 

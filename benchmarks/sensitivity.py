@@ -62,6 +62,7 @@ CONDITIONS = {
     # receiver hears of a stream, where the captures above (2 ms of noise, shorter than the gate's
     # learning) are received whole
     "stream": (False, False, 0.0),
+    "stream-centre": (True, False, 0.0),
 }
 STREAM_LEAD_S = 1.2
 STREAM_GAP_S = 0.2
@@ -72,6 +73,7 @@ DESCRIBE = {
     "centre-impaired": "tuned on the channel, offset +-25 kHz, chip rate in tolerance",
     "centre-dc": "tuned on the channel, DC offset 1/5 of the signal",
     "stream": "band centre, one stream through the activity gate",
+    "stream-centre": "tuned on the channel, one stream through the gate",
 }
 
 
@@ -85,12 +87,15 @@ def describe(case: str, condition: str) -> str:
         f"{where}, carrier +-{carrier_tol / 1e3:g} kHz, chip rate in tolerance"
 
 
-def stream_success_rate(case: str, ebn0: float, trials: int, seed: int) -> float:
-    """The ``trials`` frames sent one after another in one stream at the band centre (noise of a
-    tenth of full scale, 8-bit), STREAM_GAP_S of noise between them, received as one."""
+def stream_success_rate(case: str, ebn0: float, trials: int, seed: int, *, on_channel: bool = False) -> float:
+    """The ``trials`` frames sent one after another in one stream at the band centre (or tuned on
+    the mode's channel; noise of a tenth of full scale and a DC offset of a hundredth, 8-bit),
+    STREAM_GAP_S of noise between them, received as one."""
     mode_name, fmt, _ = CASES[case]
     mode = MODES[mode_name]
     rate, centre, _, _ = BANDS.get(case, (RATE, CENTER, 25e3, 2e-3))
+    if on_channel:
+        centre = mode.channel_hz
     rng = np.random.default_rng(seed)
     noise_rms = 0.1
     amplitude = float(np.sqrt(noise_rms ** 2 / noise_power(1.0, ebn0, bit_rate(mode), rate)))
@@ -100,7 +105,8 @@ def stream_success_rate(case: str, ebn0: float, trials: int, seed: int) -> float
         b = Burst(mode=mode, telegram=tel, frame_format=fmt, start_s=t, amplitude=amplitude)
         bursts.append(b)
         t += (2 * mode.preamble_pairs + 64 + len(tel) * 2 * mode.coding.chips_per_byte) / mode.chip_rate + STREAM_GAP_S
-    x, _ = render(bursts, sample_rate_hz=rate, center_freq_hz=centre, duration_s=t, rng=rng, noise_rms=noise_rms)
+    x, _ = render(bursts, sample_rate_hz=rate, center_freq_hz=centre, duration_s=t, rng=rng, noise_rms=noise_rms,
+                  dc_offset=0.01 + 0.005j)
     info = StreamInfo(sample_rate_hz=rate, center_freq_hz=centre)
     got = {f.telegram for f in receive([IQChunk(samples=adc_8bit(x), info=info, start=0)], info, [mode_name])
            if f.crc_ok}
@@ -108,8 +114,8 @@ def stream_success_rate(case: str, ebn0: float, trials: int, seed: int) -> float
 
 
 def success_rate(case: str, ebn0: float, trials: int, condition: str, seed: int) -> float:
-    if condition == "stream":
-        return stream_success_rate(case, ebn0, trials, seed)
+    if condition.startswith("stream"):
+        return stream_success_rate(case, ebn0, trials, seed, on_channel=CONDITIONS[condition][0])
     mode_name, fmt, tol = CASES[case]
     mode = MODES[mode_name]
     on_channel, impaired, dc = CONDITIONS[condition]

@@ -153,8 +153,11 @@ class Channelizer:
         (512 from 6 Msps on)."""
         return max(1, int(round(float(sample_rate_hz) / out_rate_target))) * (1024 if sample_rate_hz < 6e6 else 512)
 
-    def reset(self, start: int = 0) -> None:
-        """Start afresh with input sample ``start`` (absolute index: it sets the mixing phase)."""
+    def reset(self, start: int = 0, *, dc_quiet_blocks: int = 0) -> None:
+        """Start afresh with input sample ``start`` (absolute index: it sets the mixing phase).
+        ``dc_quiet_blocks``: the input begins with this many blocks of noise (an activity gate's
+        region): the DC level is their mean, held for the rest of the run, so a burst tuned onto a
+        channel keeps all of its own mean."""
         # the input buffer lives on from call to call (fresh pages cost more than the copy into it);
         # its first _have samples are the overlap tail, zeros before the start
         self._in = np.zeros(max(self.overlap, 1 << 16), dtype=np.complex64)
@@ -163,6 +166,8 @@ class Channelizer:
         k = self._dc_blocks
         self._dc_hist = np.zeros(k - 1, dtype=np.complex128)  # the last k - 1 block means, zeros before the start
         self._dc_count = 0  # block means seen in this segment
+        self._dc_quiet = dc_quiet_blocks
+        self._dc_quiet_sum = 0j  # the sum of the quiet blocks' means, then their mean
         self._spec_buf = np.empty((0, self.n_fft), dtype=np.complex64)
 
     def _remove_dc(self, spec: np.ndarray) -> None:
@@ -184,6 +189,14 @@ class Channelizer:
         win = np.ascontiguousarray(sliding_window_view(hist, k))
         count = np.minimum(np.arange(self._dc_count + 1, self._dc_count + n + 1), k)
         level = win.sum(axis=1) / count
+        if self._dc_quiet:
+            # the quiet blocks' mean (summed block by block, in order), held from the block after them
+            first = self._dc_count
+            for i in range(max(0, min(n, self._dc_quiet - first))):
+                self._dc_quiet_sum += complex(means[i])
+            held = np.arange(first, first + n) >= self._dc_quiet
+            if held.any():
+                level[held] = self._dc_quiet_sum / self._dc_quiet
         self._dc_hist = hist[n:]
         self._dc_count += n
         spec[:, 0] -= (level * self.n_fft).astype(np.complex64)

@@ -173,7 +173,7 @@ def _rx(args) -> int:
             restarts = f"  restarts {s.restarts}" if s.restarts else ""
             ppm = f"  ppm {s.ppm:+.1f}" if s.ppm is not None else ""
             print(f"\r{s.seconds:7.0f} s  {s.frames} frames ({s.frames_per_min:.1f}/min)  "
-                  f"{s.meters} meters  CPU {s.cpu_percent:.0f} %  dropped {s.dropped_samples}{ppm}{restarts}",
+                  f"{s.meters} meters  CPU {s.cpu_percent:.1f} %  dropped {s.dropped_samples}{ppm}{restarts}",
                   end="", file=sys.stderr, flush=True)
 
     inventory = Inventory()
@@ -195,7 +195,7 @@ def _rx(args) -> int:
     extra = ""
     if result:
         extra = (f", {result['rejected']} rejected, {result['duplicates']} duplicates, "
-                 f"{result['dropped_samples']} samples dropped, CPU {result['cpu_percent']:.0f} %")
+                 f"{result['dropped_samples']} samples dropped, CPU {result['cpu_percent']:.1f} %")
         if result["restarts"] or result["stalls"]:
             extra += f", {result['stalls']} stalls, {result['restarts']} reopens"
         if result["latency_max_s"] is not None:

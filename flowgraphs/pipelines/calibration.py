@@ -64,6 +64,7 @@ class PpmCalibrator:
         self.per_meter = per_meter
         self.refresh_s = refresh_s
         self.frames = 0
+        self._cached: tuple = (None, None)  # ((frames, applied ppm), the estimate then)
         self._meters: OrderedDict[bytes, deque[float]] = OrderedDict()  # meter -> its ppm values
         self._last_s: dict[bytes, float] = {}
 
@@ -104,6 +105,12 @@ class PpmCalibrator:
         self.applied_ppm = float(applied_ppm)
 
     def estimate(self) -> PpmEstimate | None:
+        key = (self.frames, self.applied_ppm)
+        if self._cached[0] != key:  # the medians again only after a new frame
+            self._cached = (key, self._estimate())
+        return self._cached[1]
+
+    def _estimate(self) -> PpmEstimate | None:
         if not self._meters:
             return None
         per_meter = [statistics.median(v) for v in self._meters.values()]

@@ -250,8 +250,10 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
 
     def calibrate() -> None:
         nonlocal ppm_to_correct
+        if not ppm_to_correct:
+            return
         est = rx.ppm_estimate
-        if not ppm_to_correct or est is None or not est.settled or abs(est.ppm - rx.correction_ppm) < 1.0:
+        if est is None or not est.settled or abs(est.ppm - rx.correction_ppm) < 1.0:
             return
         log.warning("%s: the tuner is %s; correcting it from now on (--auto-ppm)", rx.info.source, est.describe())
         rx.set_ppm(round(est.ppm, 1))

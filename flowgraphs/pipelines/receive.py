@@ -482,10 +482,11 @@ class Receiver:
             if not self._in_region:
                 self._in_region = True
                 if ev.start != self._x_at or self._region_count:
-                    self._restart(ev.start)
-                    # the region's quiet start is noise before the burst that opened it: the burst
-                    # finders learn their floor on it before they may open a burst
+                    # the region's quiet start is noise before the burst that opened it: the
+                    # channelisers take the tuner's DC level from it and the burst finders learn
+                    # their floor on it before they may open a burst
                     quiet_s = ev.quiet / self.info.sample_rate_hz - REGION_MARGIN_S
+                    self._restart(ev.start, quiet=max(int(quiet_s * self.info.sample_rate_hz), 0))
                     for name, finder in self.finders.items():
                         finder.mute(max(int(quiet_s * self._cz(name).out_rate / finder.window), 0))
                 if self.blanker is not None:
@@ -532,9 +533,9 @@ class Receiver:
             x = np.concatenate((np.zeros(lead, dtype=np.complex64), np.asarray(x, dtype=np.complex64)))
         return x
 
-    def _restart(self, start: int) -> None:
+    def _restart(self, start: int, *, quiet: int = 0) -> None:
         """Channelisers and burst finders start afresh at absolute index ``start`` (on the
-        decimation grid)."""
+        decimation grid); the first ``quiet`` samples are known to hold noise only."""
         self._segment = start
         # the first channeliser starts with the segment; another one (a narrow class) at the next
         # point of its own block grid on the absolute clock, so its blocks are those of a stream
@@ -548,7 +549,7 @@ class Receiver:
                 continue
             g = self._grid(cz, names)
             begin = self._segment if i == 0 else -(-self._segment // g) * g
-            cz.reset(begin)
+            cz.reset(begin, dc_quiet_blocks=max((quiet - cz.overlap) // cz.hop, 0))
             self._origin.update(dict.fromkeys(names, begin))
             self._owner_names[id(cz)] = names[0]
         for finder in self.finders.values():
