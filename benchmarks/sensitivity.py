@@ -73,7 +73,7 @@ DESCRIBE = {
     "centre-impaired": "tuned on the channel, offset +-25 kHz, chip rate in tolerance",
     "centre-dc": "tuned on the channel, DC offset 1/5 of the signal",
     "stream": "band centre, one stream through the activity gate",
-    "stream-centre": "tuned on the channel, one stream through the gate",
+    "stream-centre": "tuned on the channel, DC 1/5 of the signal, one stream",
 }
 
 
@@ -89,8 +89,8 @@ def describe(case: str, condition: str) -> str:
 
 def stream_success_rate(case: str, ebn0: float, trials: int, seed: int, *, on_channel: bool = False) -> float:
     """The ``trials`` frames sent one after another in one stream at the band centre (or tuned on
-    the mode's channel; noise of a tenth of full scale and a DC offset of a hundredth, 8-bit),
-    STREAM_GAP_S of noise between them, received as one."""
+    the mode's channel, with a DC offset of a fifth of the signal's amplitude; noise of a tenth of
+    full scale, 8-bit), STREAM_GAP_S of noise between them, received as one."""
     mode_name, fmt, _ = CASES[case]
     mode = MODES[mode_name]
     rate, centre, _, _ = BANDS.get(case, (RATE, CENTER, 25e3, 2e-3))
@@ -105,8 +105,10 @@ def stream_success_rate(case: str, ebn0: float, trials: int, seed: int, *, on_ch
         b = Burst(mode=mode, telegram=tel, frame_format=fmt, start_s=t, amplitude=amplitude)
         bursts.append(b)
         t += (2 * mode.preamble_pairs + 64 + len(tel) * 2 * mode.coding.chips_per_byte) / mode.chip_rate + STREAM_GAP_S
+    # tuned on the channel, the tuner's DC offset is a fifth of the signal's amplitude (issue #12)
+    dc = 0.2 * amplitude * np.exp(2j * np.pi * rng.uniform()) if on_channel else 0.01 + 0.005j
     x, _ = render(bursts, sample_rate_hz=rate, center_freq_hz=centre, duration_s=t, rng=rng, noise_rms=noise_rms,
-                  dc_offset=0.01 + 0.005j)
+                  dc_offset=dc)
     info = StreamInfo(sample_rate_hz=rate, center_freq_hz=centre)
     got = {f.telegram for f in receive([IQChunk(samples=adc_8bit(x), info=info, start=0)], info, [mode_name])
            if f.crc_ok}

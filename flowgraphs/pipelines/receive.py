@@ -1,5 +1,6 @@
-"""Receive flowgraph: IQ chunks -> impulse blanker -> channeliser -> burst finder per channel ->
-demodulator -> link frames (RxFrame), counted per mode and per rejection reason."""
+"""Receive flowgraph: IQ chunks -> activity gate (the stretches around something on air) -> impulse
+blanker -> channeliser -> burst finder per channel -> demodulator -> link frames (RxFrame), counted
+per mode and per rejection reason."""
 
 from __future__ import annotations
 
