@@ -108,7 +108,8 @@ def plan_bands(sample_rate_hz: float, channels: dict[str, tuple[float, float, fl
 
 class ActivityGate:
     """Stateful block: ``feed(samples) -> [Piece | Close, ...]`` for consecutive input samples from
-    ``reset(start)`` on. ``origin``: the absolute index regions are aligned to (``grid`` samples)."""
+    ``reset(start)`` on. ``origin``: the absolute index regions are aligned to (``grid`` samples).
+    The arrays fed are kept (views, up to the preroll) and must not be changed afterwards."""
 
     def __init__(self, sample_rate_hz: float, channels: dict[str, tuple[float, float, float]], *, grid: int = 1,
                  hold_s: float = HOLD_S, merge_s: float = MERGE_S):
@@ -127,11 +128,20 @@ class ActivityGate:
         self._outside = [k for k in range(1, PROBE) if k not in near]
         if len(self._outside) < MIN_OUTSIDE_BINS:
             self._outside = []
-        # (re, im) of each bin -> band sums of |bin|^2 (and the outside bins' sum, last)
+        # each band's bins (and the outside bins, last) as runs of neighbouring bins: its power is
+        # a sum of differences of the cumulative power over the bins (no matrix product: a BLAS
+        # library would spread it over threads that spin on every core)
         groups = [b.bins for b in self.bands] + ([tuple(self._outside)] if self._outside else [])
-        self._select = np.zeros((2 * PROBE, len(groups)), dtype=np.float32)
-        for j, bins in enumerate(groups):
-            self._select[[2 * k + c for k in bins for c in (0, 1)], j] = 1.0
+        lo, hi, firsts = [], [], []
+        for bins in groups:
+            firsts.append(len(lo))
+            for k in sorted(bins):
+                if lo and hi[-1] == k and len(lo) > firsts[-1]:
+                    hi[-1] = k + 1  # the run goes on
+                else:
+                    lo.append(k)
+                    hi.append(k + 1)
+        self._run_lo, self._run_hi, self._run_first = np.array(lo), np.array(hi), np.array(firsts)
         # a band's noise power per probe from the outside bins' (white noise: per bin the same)
         self._per_bin = np.array([len(b.bins) for b in self.bands]) / max(len(self._outside), 1)
         self._probes = np.array([b.probes for b in self.bands])
@@ -189,6 +199,18 @@ class ActivityGate:
                 if hi > lo:
                     rows[i, lo - a:hi - a] = arr[lo - p0:hi - p0]
         return rows
+
+    def _band_power(self, spec: np.ndarray) -> np.ndarray:
+        """Each band's power (and the outside bins', last) per probe, from the probes' spectra."""
+        v = spec.view(np.float32)
+        p = np.square(v[:, 0::2])
+        p += np.square(v[:, 1::2])
+        cum = np.zeros((len(p), PROBE + 1))
+        np.cumsum(p, axis=1, out=cum[:, 1:])
+        runs = cum[:, self._run_hi] - cum[:, self._run_lo]
+        if len(self._run_lo) == len(self._run_first):  # one run per band (the usual case)
+            return runs
+        return np.add.reduceat(runs, self._run_first, axis=1)
 
     def _active(self, power: np.ndarray, m0: int) -> tuple[np.ndarray, np.ndarray]:
         """For probes m0 .. m0 + len(power) - 1 (band powers ``power``, one row per probe): how many
@@ -301,8 +323,7 @@ class ActivityGate:
         if m1 > m0:
             rows = self._probe_rows(pieces, m0, m1)
             spec = fastfft.fft(rows, axis=1, overwrite_x=True)
-            power = np.square(spec.view(np.float32), out=spec.view(np.float32)) @ self._select
-            back, quiet = self._active(power.astype(np.float64), m0)
+            back, quiet = self._active(self._band_power(spec), m0)
             self._next = m1
             on = np.flatnonzero(back >= 0)
             self.probes_active += len(on)
@@ -315,7 +336,7 @@ class ActivityGate:
                 out.append(Close(end=self._want))
                 self._open = False
         keep_from = min(self._given if self._open else reach, self._next * STRIDE)
-        self._keep(pieces, keep_from, parts)
+        self._keep(pieces, keep_from)
         return out
 
     def flush(self) -> list[Piece | Close]:
@@ -365,13 +386,9 @@ class ActivityGate:
                 self.samples_passed += b - a
                 self._given = b
 
-    def _keep(self, pieces: list[tuple[int, np.ndarray]], keep_from: int, parts: list[np.ndarray]) -> None:
-        """Own the samples from ``keep_from`` on (copies of the caller's, kept ones as they are)."""
-        owned = {id(p) for p in parts}
-        kept = []
-        for p0, arr in pieces:
-            a = max(keep_from - p0, 0)
-            if a < len(arr):
-                piece = arr[a:]
-                kept.append((p0 + a, piece.copy() if id(arr) in owned else piece))
-        self._kept = kept
+    def _keep(self, pieces: list[tuple[int, np.ndarray]], keep_from: int) -> None:
+        """Keep the samples from ``keep_from`` on, as views of the arrays fed (not copies: a
+        narrow channel's quarter second of preroll would copy every sample; the arrays fed must
+        not change afterwards, as the receiver's chunks do not)."""
+        self._kept = [(p0 + max(keep_from - p0, 0), arr[max(keep_from - p0, 0):]) for p0, arr in pieces
+                      if keep_from - p0 < len(arr)]

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-from . import analyze, decode, gateway, hub, meter, rx, session, telegram, tx
+# One BLAS thread: the receive chain's small matrix products are cheaper on the calling thread, and
+# OpenBLAS's own threads spin on every core while they wait (decode with every default mode cost
+# 2.5 times the CPU on two cores). More cores are used by processes (decode --jobs, hub --workers).
+# Set before numpy is imported; an explicit setting in the environment wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from . import analyze, decode, gateway, hub, meter, rx, session, telegram, tx  # noqa: E402
 
 COMMANDS = {"analyze": analyze, "decode": decode, "gateway": gateway, "meter": meter, "rx": rx, "serve-rtltcp": rx,
             "session": session, "telegram": telegram, "tx": tx, "hub": hub}

@@ -409,6 +409,8 @@ class Receiver:
         return math.lcm(*grid)
 
     def process(self, chunk: IQChunk) -> Iterator[RxFrame]:
+        """The frames that ended by this chunk. The chunk's samples are kept, not copied, while
+        they may still be needed (a batch, the activity gate's preroll): do not change the array."""
         if chunk.time_ns is not None:
             # the earliest arrival relative to the sample clock is the least delayed one
             t0 = chunk.time_ns - int(round(chunk.end * 1e9 / self.info.sample_rate_hz))
