@@ -46,12 +46,14 @@ MIN_DOF = 512  # bins x probes in a band mean
 MIN_AVERAGE_S = 2e-3  # a band mean spans at least this long ...
 MAX_AVERAGE_S = 0.03  # ... and at most this long (a narrow channel's frames can follow each other this closely)
 THRESHOLD_SIGMAS = 5.0
-# A probe whose bins away from every band hold CLICK_FACTOR times their median power is an impulse
-# (RTL-SDR clicks: broadband, a few samples); its band powers count as noise unless a band holds
-# CLICK_DOMINANCE times more over its noise than those bins do (a strong meter with a click)
-CLICK_FACTOR = 3.0
+# A probe whose bins away from every band hold, in their mean without the most lifted, CLICK_FACTOR
+# times their level is a click (RTL-SDR impulses: a few samples, every bin; another transmitter
+# lifts a few bins only); its band powers count as noise unless a band holds CLICK_DOMINANCE times
+# more over its noise than the most lifted of those bins (a strong meter with a click)
+CLICK_FACTOR = 2.0
+CLICK_TRIM = 3  # outside bins another transmitter may fill (150 kHz at 1.6 Msps), left out of the test
 CLICK_DOMINANCE = 8.0
-MIN_OUTSIDE_BINS = 4
+MIN_OUTSIDE_BINS = 6
 FLOOR_QUANTILE, QUANTILE_Z = 0.1, 1.2816  # the floor's quantile, and how many standard deviations a
 # normal's lies under its mean
 HOLD_S = 0.010
@@ -131,7 +133,7 @@ class ActivityGate:
         # each band's bins (and the outside bins, last) as runs of neighbouring bins: its power is
         # a sum of differences of the cumulative power over the bins (no matrix product: a BLAS
         # library would spread it over threads that spin on every core)
-        groups = [b.bins for b in self.bands] + ([tuple(self._outside)] if self._outside else [])
+        groups = [b.bins for b in self.bands]
         lo, hi, firsts = [], [], []
         for bins in groups:
             firsts.append(len(lo))
@@ -142,8 +144,7 @@ class ActivityGate:
                     lo.append(k)
                     hi.append(k + 1)
         self._run_lo, self._run_hi, self._run_first = np.array(lo), np.array(hi), np.array(firsts)
-        # a band's noise power per probe from the outside bins' (white noise: per bin the same)
-        self._per_bin = np.array([len(b.bins) for b in self.bands]) / max(len(self._outside), 1)
+        self._nbins = np.array([len(b.bins) for b in self.bands])
         self._probes = np.array([b.probes for b in self.bands])
         self._factor = np.array([1 + THRESHOLD_SIGMAS * b.sigma for b in self.bands])
         self._bias = np.array([1 - QUANTILE_Z * b.sigma for b in self.bands])
@@ -172,7 +173,7 @@ class ActivityGate:
         self._want = 0  # end of the samples the open region has asked for so far
         self._quiet_now = 0  # the open region's quiet samples (Piece.quiet)
         self._outside_seen: dict[int, list[np.ndarray]] = {}  # block -> its outside powers so far
-        self._outside_level: dict[int, float] = {}  # block -> the median of its outside powers
+        self._outside_level: dict[int, np.ndarray] = {}  # block -> each outside bin's median power
         self.probes_active = 0
         self.probes_clicked = 0
         self.samples_passed = 0
@@ -200,20 +201,21 @@ class ActivityGate:
                     rows[i, lo - a:hi - a] = arr[lo - p0:hi - p0]
         return rows
 
-    def _band_power(self, spec: np.ndarray) -> np.ndarray:
-        """Each band's power (and the outside bins', last) per probe, from the probes' spectra."""
+    def _band_power(self, spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each band's power per probe, and the outside bins' powers, from the probes' spectra."""
         v = spec.view(np.float32)
         p = np.square(v[:, 0::2])
         p += np.square(v[:, 1::2])
         cum = np.zeros((len(p), PROBE + 1))
         np.cumsum(p, axis=1, out=cum[:, 1:])
         runs = cum[:, self._run_hi] - cum[:, self._run_lo]
-        if len(self._run_lo) == len(self._run_first):  # one run per band (the usual case)
-            return runs
-        return np.add.reduceat(runs, self._run_first, axis=1)
+        if len(self._run_lo) != len(self._run_first):  # a band of two runs (one around DC)
+            runs = np.add.reduceat(runs, self._run_first, axis=1)
+        return runs, p[:, self._outside]
 
-    def _active(self, power: np.ndarray, m0: int) -> tuple[np.ndarray, np.ndarray]:
-        """For probes m0 .. m0 + len(power) - 1 (band powers ``power``, one row per probe): how many
+    def _active(self, power: np.ndarray, outside: np.ndarray, m0: int) -> tuple[np.ndarray, np.ndarray]:
+        """For probes m0 .. m0 + len(power) - 1 (band powers ``power`` and outside bins' powers
+        ``outside``, one row per probe): how many
         samples before it each asks for (-1: inactive) and how many of those are quiet (0 before
         the floor is known: every probe is active then)."""
         n = len(power)
@@ -222,7 +224,7 @@ class ActivityGate:
         spans = [(blk, slice(max(blk * BLOCK_PROBES - m0, 0), min((blk + 1) * BLOCK_PROBES - m0, n)))
                  for blk in range(int(blocks[0]), int(blocks[-1]) + 1)]
         if self._outside:
-            power = self._declick(power[:, :-1], power[:, -1], spans)
+            power = self._declick(power, outside, spans)
         hist = np.concatenate((self._means_hist, power))
         k = len(self._means_hist)
         cum = np.concatenate((np.zeros((1, hist.shape[1])), np.cumsum(hist, axis=0)))
@@ -260,29 +262,37 @@ class ActivityGate:
         return back, quiet
 
     def _declick(self, power: np.ndarray, outside: np.ndarray, spans: list[tuple[int, slice]]) -> np.ndarray:
-        """The band powers with impulses taken out: a probe whose outside bins hold CLICK_FACTOR
-        times their level (the median of the block before) counts as noise in every band that
-        does not hold CLICK_DOMINANCE times more over its noise. Learns each block's level."""
+        """The band powers with clicks taken out: a probe whose outside bins hold, in their mean
+        without the CLICK_TRIM most lifted, CLICK_FACTOR times their level (each bin's median over
+        the block before) is a click — it lifts every bin, where another transmitter lifts a few —
+        and counts as noise in every band
+        that does not hold CLICK_DOMINANCE times more over its noise than the most lifted outside
+        bin. Learns each block's levels."""
         power = power.copy()
+        keep = outside.shape[1] - CLICK_TRIM
         for blk, sel in spans:
             seen = self._outside_seen.setdefault(blk, [])
             seen.append(outside[sel])
-            if sum(len(v) for v in seen) == BLOCK_PROBES:  # a whole block: its level
+            if sum(len(v) for v in seen) == BLOCK_PROBES:  # a whole block: its levels
                 v = np.concatenate(seen)
-                self._outside_level[blk] = float(np.partition(v, len(v) // 2)[len(v) // 2])
+                self._outside_level[blk] = np.partition(v, len(v) // 2, axis=0)[len(v) // 2]
             for old in [b for b in self._outside_seen if b < blk]:
                 del self._outside_seen[old]
             for old in [b for b in self._outside_level if b < blk - 1]:
                 del self._outside_level[old]
             level = self._outside_level.get(blk - 1)
-            if not level:
+            if level is None or not (level > 0).all():
                 continue
-            ratio = outside[sel] / level
-            hit = np.flatnonzero(ratio > CLICK_FACTOR)
+            ratios = outside[sel] / level
+            # the outside bins' mean lift without the CLICK_TRIM most lifted (another transmitter's)
+            lift = np.partition(ratios, keep - 1, axis=1)[:, :keep].mean(axis=1)
+            hit = np.flatnonzero(lift > CLICK_FACTOR)
             if len(hit):
-                noise = level * self._per_bin
+                # white noise: per bin the same mean (the median of an exponential is ln 2 of it)
+                noise = float(level.mean()) / np.log(2) * self._nbins
                 rows = power[sel][hit]
-                calm = rows < CLICK_DOMINANCE * ratio[hit, None] * noise
+                # a click's spectrum is not flat: a band keeps its power only above every outside bin's
+                calm = rows < CLICK_DOMINANCE * ratios[hit].max(axis=1)[:, None] * noise
                 rows[calm] = np.broadcast_to(noise, rows.shape)[calm]
                 power[sel.start + hit] = rows
                 self.probes_clicked += len(hit)
@@ -323,7 +333,7 @@ class ActivityGate:
         if m1 > m0:
             rows = self._probe_rows(pieces, m0, m1)
             spec = fastfft.fft(rows, axis=1, overwrite_x=True)
-            back, quiet = self._active(self._band_power(spec), m0)
+            back, quiet = self._active(*self._band_power(spec), m0)
             self._next = m1
             on = np.flatnonzero(back >= 0)
             self.probes_active += len(on)
