@@ -27,12 +27,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/telegram_throughput.py
 	$(PY) benchmarks/driver_values.py
 	$(PY) benchmarks/fuzz_stack.py
-	$(PY) benchmarks/rx_throughput.py --r2
+	$(PY) benchmarks/rx_throughput.py --r2 --live 60
 	$(PY) benchmarks/rx_throughput.py --rate 2.4e6
+	$(PY) benchmarks/jobs_speedup.py
 	$(PY) benchmarks/rx_throughput_n.py
 	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/sensitivity.py
 	$(PY) benchmarks/false_frames.py
+	$(PY) benchmarks/false_frames.py --no-gate
 	$(PY) benchmarks/tx_roundtrip.py
 	$(PY) benchmarks/sessions.py --count 30
 	$(PY) benchmarks/gateway_turnaround.py
