@@ -116,66 +116,11 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     sps = rate / chip_rate_hz
     n = len(seq)
 
-    def centres(t0, T, idx):
-        return t0 + (idx + 0.5) * T
-
-    def sample(t):
-        t = np.clip(t, 0, len(d) - 2)
-        i = t.astype(int)
-        f = t - i
-        return d[i] * (1 - f) + d[i + 1] * f
-
     # chips whose neighbours on both sides are equal: their centres are settled (no ISI)
     same_prev = np.concatenate(([False], seq[1:] == seq[:-1]))
     same_next = np.concatenate((seq[:-1] == seq[1:], [False]))
     settled = np.flatnonzero(same_prev & same_next) if sps < 8 else np.arange(n)
-    t0, T = float(sync_start), sps
-    carrier = dev = 0.0
-    times, idx, resid = [], [], np.zeros(0)
-    # levels -> transitions -> timing -> levels again. The demodulator's chip rate can be a few
-    # hundred ppm off (its template includes the preamble, which a transmitter may start off the
-    # data's grid), which over S's 1000 chips walks the grid by most of a chip: the fit starts on
-    # the transitions near the sync word and takes twice as many each round.
-    all_ks = np.flatnonzero(seq[1:] != seq[:-1]) + 1  # a transition between chip k-1 and k
-    pattern = _transition_patterns(seq)
-    # the demodulator's sync position can be half a chip off too (same cause): start from the
-    # shift that best matches the first chips' frequencies (mean over each chip's central 40 %) to
-    # the known chip sequence. That match is flat while the chips' middles stay inside the chips,
-    # so the shift taken is the centre of the flat top (the best sum over a +-0.25 chip span).
-    head = np.arange(min(n, 128))
-    shifts = np.arange(-1.0, 1.001, 0.125)
-    inner = np.linspace(0.3, 0.7, 5)
-    fit = np.array([float(np.dot(seq[head], np.mean([sample(t0 + (s + head + f) * T) for f in inner], axis=0)))
-                    for s in shifts])
-    top = fit[:-4] + fit[2:-2] + fit[4:]  # centred on shifts[2:-2], i.e. -0.75..0.75
-    t0 += float(shifts[2:-2][int(np.argmax(top))]) * T
-    reach, rounds = 256, 0
-    while rounds < 3:
-        rounds = rounds + 1 if reach >= n else 0
-        carrier, dev = _levels(x, rate, seq, settled[settled < reach], t0, T)
-        if dev <= 0:
-            break
-        ks = all_ks[all_ks < reach]
-        reach *= 2
-        times, idx = [], []
-        for k in ks:
-            te = t0 + k * T
-            a, b = int(te - T / 2), int(te + T / 2) + 1
-            if a < 1 or b >= len(d):
-                continue
-            seg = d[a:b] - carrier
-            sg = np.sign(seg)
-            want = -1 if seq[k] < seq[k - 1] else 1
-            cross = np.flatnonzero((sg[:-1] != sg[1:]) & (sg[1:] == want))
-            if len(cross) == 0:
-                continue
-            j = cross[np.argmin(np.abs(a + cross - te))]
-            y0, y1 = seg[j], seg[j + 1]
-            times.append(a + j + y0 / (y0 - y1))
-            idx.append(k)
-        if len(times) < 8:
-            break
-        t0, T, resid = _timing_fit(np.array(times), np.array(idx), pattern[np.array(idx)])
+    t0, T, carrier, dev, times, idx, resid = _crossing_grid(x, d, rate, seq, settled, float(sync_start), sps)
     jitter = float(np.std(resid) / T) if len(resid) >= 8 else float("nan")
     chip_rate = rate / T
     fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0)
@@ -258,6 +203,68 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                        code_violations=violations, duration_s=(pre + n + post) * T / rate, n_transitions=len(times),
                        occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0],
                        carrier_std_hz=carrier_std, drift_std_hz=drift_std)
+
+
+def _crossing_grid(x: np.ndarray, d: np.ndarray, rate: float, seq: np.ndarray, settled: np.ndarray, t0: float,
+                   T: float) -> tuple[float, float, float, float, list, list, np.ndarray]:
+    """(t0, T, carrier, deviation, transition times, their chip indices, timing residuals): the chip
+    grid from the zero crossings of the discriminator ``d`` at the known transitions, starting from
+    the demodulator's sync start ``t0`` and chip period ``T`` (samples)."""
+    n = len(seq)
+
+    def sample(t):
+        t = np.clip(t, 0, len(d) - 2)
+        i = t.astype(int)
+        f = t - i
+        return d[i] * (1 - f) + d[i + 1] * f
+
+    carrier = dev = 0.0
+    times, idx, resid = [], [], np.zeros(0)
+    # levels -> transitions -> timing -> levels again. The demodulator's chip rate can be a few
+    # hundred ppm off (its template includes the preamble, which a transmitter may start off the
+    # data's grid), which over S's 1000 chips walks the grid by most of a chip: the fit starts on
+    # the transitions near the sync word and takes twice as many each round.
+    all_ks = np.flatnonzero(seq[1:] != seq[:-1]) + 1  # a transition between chip k-1 and k
+    pattern = _transition_patterns(seq)
+    # the demodulator's sync position can be half a chip off too (same cause): start from the
+    # shift that best matches the first chips' frequencies (mean over each chip's central 40 %) to
+    # the known chip sequence. That match is flat while the chips' middles stay inside the chips,
+    # so the shift taken is the centre of the flat top (the best sum over a +-0.25 chip span).
+    head = np.arange(min(n, 128))
+    shifts = np.arange(-1.0, 1.001, 0.125)
+    inner = np.linspace(0.3, 0.7, 5)
+    fit = np.array([float(np.dot(seq[head], np.mean([sample(t0 + (s + head + f) * T) for f in inner], axis=0)))
+                    for s in shifts])
+    top = fit[:-4] + fit[2:-2] + fit[4:]  # centred on shifts[2:-2], i.e. -0.75..0.75
+    t0 += float(shifts[2:-2][int(np.argmax(top))]) * T
+    reach, rounds = 256, 0
+    while rounds < 3:
+        rounds = rounds + 1 if reach >= n else 0
+        carrier, dev = _levels(x, rate, seq, settled[settled < reach], t0, T)
+        if dev <= 0:
+            break
+        ks = all_ks[all_ks < reach]
+        reach *= 2
+        times, idx = [], []
+        for k in ks:
+            te = t0 + k * T
+            a, b = int(te - T / 2), int(te + T / 2) + 1
+            if a < 1 or b >= len(d):
+                continue
+            seg = d[a:b] - carrier
+            sg = np.sign(seg)
+            want = -1 if seq[k] < seq[k - 1] else 1
+            cross = np.flatnonzero((sg[:-1] != sg[1:]) & (sg[1:] == want))
+            if len(cross) == 0:
+                continue
+            j = cross[np.argmin(np.abs(a + cross - te))]
+            y0, y1 = seg[j], seg[j + 1]
+            times.append(a + j + y0 / (y0 - y1))
+            idx.append(k)
+        if len(times) < 8:
+            break
+        t0, T, resid = _timing_fit(np.array(times), np.array(idx), pattern[np.array(idx)])
+    return t0, T, carrier, dev, times, idx, resid
 
 
 def _vertex(xs: tuple[float, ...], ys: list[float]) -> float:
