@@ -140,6 +140,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
         # wins on residual and likelihood alike, and then biases the carrier: C1 at 0.15 chip rms
         # wander, 70 Hz rms at the nominal width, 260 Hz at 0.3 chip)
         smooth = _nominal_rounding(spec, T)
+        carrier = _tone_carrier(x, rate, seq, t0, T, np.zeros(n + 1), carrier, dev)
         wf = _wander_fit(x, rate, seq, t0, T, carrier, dev, followed, smooth)
         if wf.wander > WANDER_GRID[0]:
             # the clock wanders: carrier, deviation and drift jointly with every transition's time,
@@ -162,7 +163,25 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             trials = [_phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True, smooth=s, chips=(0, min(n, 256)))
                       for s in SMOOTH_CHIPS]
             smooth = _vertex(SMOOTH_CHIPS, [f.rss for f in trials])
-            for _ in range(2):
+            if STEADY_JOINT:
+                for _ in range(3):
+                    wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
+                                     wander=WANDER_GRID[0], noise_var=wf.noise_var)
+                carrier, dev = wf.carrier_hz, wf.deviation_hz
+                # the rounding model's share of the error: the same fit with a rounding 0.1 chip
+                # wider or narrower. At high SNR the noise alone leaves a standard error smaller
+                # than what a rounding not quite the radios' moves (C1-B at 30 dB: 4.2 of them)
+                alt = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp, smooth + (0.1 if smooth < 0.2 else -0.1),
+                                  wander=WANDER_GRID[0], noise_var=wf.noise_var)
+                edges = t0 + np.arange(n + 1) * T + wf.warp
+                T = float(edges[-1] - edges[0]) / n
+                t0 = float(edges[0])
+                edges = None
+                fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=wf.drift_rate_hz_per_s,
+                           carrier_std_hz=float(np.hypot(wf.carrier_std_hz, alt.carrier_hz - carrier)),
+                           drift_rate_std_hz_per_s=float(np.hypot(wf.drift_rate_std_hz_per_s,
+                                                                  alt.drift_rate_hz_per_s - wf.drift_rate_hz_per_s)))
+            for _ in range(0 if STEADY_JOINT else 2):
                 fit = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True, smooth=smooth)
                 carrier, dev = fit.carrier_hz, fit.deviation_hz
                 tf = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True, smooth=smooth, per_sample=True)
@@ -171,7 +190,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
         chip_rate = rate / T
     drift_rate = fit.drift_rate_hz_per_s
     carrier_std, drift_rate_std = fit.carrier_std_hz, fit.drift_rate_std_hz_per_s
-    if dev > 0 and edges is None and len(times) >= 8:
+    if dev > 0 and edges is None and len(times) >= 8 and not STEADY_JOINT:
         # the timing model's share of the error on a steady clock: the same fit on the grid the
         # transitions follow. The two agree within the noise; a wander too small for the joint fit
         # to take up moves them apart, and that spread widens the standard errors as much as it may
@@ -618,6 +637,34 @@ class _Fit:
 
 
 
+def _tone_carrier(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float, warp: np.ndarray,
+                  carrier: float, dev: float) -> float:
+    """The carrier as the peak of the frame's spectrum once the known modulation is taken out (a
+    tone then, blurred a little by what the grid misses), within a fifth of the deviation of ``carrier``
+    (and a quarter of the chip rate, where what a deviation error leaves of the modulation sits): coherent
+    over the whole frame, so a start the phase fits can unwrap from at any SNR they work at (the
+    settled chips' phasor sums read S1 at 14 dB up to 4 kHz off, and a phase walk that large
+    slipped by 2 pi)."""
+    edges = t0 + np.arange(len(seq) + 1) * T + warp
+    a, b = max(int(np.ceil(edges[0])), 0), min(int(np.floor(edges[-1])), len(x))
+    if b - a < 64:
+        return carrier
+    nn = np.arange(a, b, dtype=np.float64)
+    k = np.clip(np.searchsorted(edges, nn, side="right") - 1, 0, len(seq) - 1)
+    cum = np.concatenate(([0.0], np.cumsum(seq * np.diff(edges))))
+    q = cum[k] + seq[k] * (nn - edges[k])
+    z = x[a:b] * np.exp(-2j * np.pi / rate * (carrier * nn + dev * q))
+    nfft = 1 << int(np.ceil(np.log2(8 * len(z))))
+    spec = np.abs(np.fft.fft(z, nfft))
+    freqs = np.fft.fftfreq(nfft, 1 / rate)
+    near = np.flatnonzero(np.abs(freqs) <= min(0.2 * dev, 0.25 * rate / T))
+    i = int(near[np.argmax(spec[near])])
+    y0, y1, y2 = spec[i - 1], spec[i], spec[(i + 1) % nfft]
+    den = y0 - 2 * y1 + y2
+    frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
+    return float(carrier + freqs[i] + frac * rate / nfft)
+
+
 def _nominal_rounding(spec, T: float) -> float:
     """The rms width (chips) of the transitions' rounding a mode's frames show here at ``T`` samples
     per chip: its Gaussian shaping (BT b: sqrt(ln 2) / (2 pi b)) and our channel filters."""
@@ -749,6 +796,8 @@ class _WanderFit:
 
 # chip-clock wanders (chips rms per square-root chip: a random walk's step) the joint fit weighs by their
 # marginal likelihood; the first stands for a steady clock
+BLOCK_DIV = 1000
+STEADY_JOINT = True
 WANDER_GRID = (1e-4, 0.004, 0.008, 0.012, 0.017, 0.024, 0.034, 0.048, 0.068, 0.096)
 
 
@@ -791,8 +840,10 @@ def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float
         q, dq_stretch = (np.convolve(v, g, mode="valid") for v in (q, dq_stretch))
     n = nn[pad:len(nn) - pad]
     z = x[a:b] * np.exp(-2j * np.pi / rate * (carrier * n + dev * q))
-    # per-sample phase, unwrapped along an 8-sample average (single samples slip at low SNR)
-    w = 8
+    # per-sample phase, unwrapped along an average over two chips (at least 8 samples): shorter
+    # averages of a slow mode slip by 2 pi at low SNR (S1 at 14 dB is 0 dB per sample here), and
+    # the residual phase varies slowly once the model is close
+    w = max(8, int(4 * T))
     c = np.concatenate(([0], np.cumsum(z)))
     zs = np.empty_like(z)
     zs[w - 1:] = (c[w:] - c[:-w]) / w
@@ -821,6 +872,28 @@ def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float
     reach = int(np.max(r_hi - r_lo)) + 1
     runs = [r_lo + o for o in range(reach)]
     weights = [np.where(r <= r_hi, risen(r - 1) - risen(r), 0.0) for r in runs]
+    # the observations: the phase over a third of a chip (single samples of a slow mode slip at low
+    # SNR: S1 at 14 dB is 0 dB per sample here), the regressors and weights averaged alike
+    bsz = max(int(T // BLOCK_DIV), 1)
+    if bsz > 1:
+        nbk = len(n) // bsz
+        cut = nbk * bsz
+
+        def bmean(v: np.ndarray) -> np.ndarray:
+            return v[:cut].reshape(nbk, bsz).mean(axis=1)
+
+        coarse_b = bmean(coarse)
+        y = coarse_b + np.angle((z[:cut] * np.exp(-1j * coarse[:cut])).reshape(nbk, bsz).sum(axis=1)
+                                * np.exp(-1j * (coarse_b - coarse[:cut:bsz])))
+        first = r_lo[:cut:bsz]
+        shift = (r_lo[:cut].reshape(nbk, bsz) - first[:, None]).ravel()
+        reach_b = reach + int(shift.max())
+        wb = np.zeros((nbk, reach_b))
+        bi = np.repeat(np.arange(nbk), bsz)
+        for o in range(reach):
+            np.add.at(wb, (bi, shift + o), weights[o][:cut] / bsz)
+        runs, weights, reach = [first + o for o in range(reach_b)], [wb[:, o] for o in range(reach_b)], reach_b
+        n, q, dq_stretch = bmean(n), bmean(q), bmean(dq_stretch)
     # globals (unit-norm columns): phase, carrier, deviation, drift, stretch
     mid = (n[0] + n[-1]) / 2
     A = np.vstack([np.ones_like(n), 2 * np.pi / rate * n, 2 * np.pi / rate * q, np.pi * ((n - mid) / rate) ** 2,
@@ -890,7 +963,8 @@ def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float
     # the residual's correlation between samples inflates the variance of a slowly varying
     # regressor's estimate by 1 + 2 sum rho(l) (the long-run variance), summed over two chips
     rv = float(r @ r) / len(r)
-    rho = [float(r[lag:] @ r[:-lag]) / len(r) / rv for lag in range(1, max(int(2 * T), 2) + 1)] if rv > 0 else []
+    lags = max(int(2 * T / bsz), 2)
+    rho = [float(r[lag:] @ r[:-lag]) / len(r) / rv for lag in range(1, lags + 1)] if rv > 0 else []
     cov = np.linalg.pinv(S) * rv * max(1.0 + 2 * sum(rho), 1.0) / np.outer(scale, scale)
     coef = coef / scale
     eps = (P[1:] - P[:-1]) / beta  # per transition (samples)
