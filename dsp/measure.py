@@ -3,11 +3,19 @@
 With the frame decoded, every chip after the sync word is known, so the measurements are fits
 against the true chip sequence rather than estimates from a preamble:
 
-- carrier and deviation: the discriminator output at the centres of runs of >= 2 equal chips
-  (settled, no inter-symbol interference): carrier = (high + low) / 2, deviation = (high - low) / 2;
-- chip rate and timing jitter: the time of every chip transition (zero crossing of the carrier-
-  removed discriminator, linearly interpolated) regressed on its chip index;
-- frequency drift: a quadratic phase term in the same fit (a linear carrier ramp over the frame);
+- a first grid: the time of every chip transition (zero crossing of the carrier-removed
+  discriminator, linearly interpolated) regressed on its chip index (timing jitter: their scatter),
+  carrier and deviation from the settled chips, the carrier then from the frame's tone once the
+  known modulation is removed;
+- carrier, deviation, drift (a quadratic phase term: a linear carrier ramp) and chip rate: the phase
+  of every sample fitted to the known chips jointly with the chip clock (`_wander_fit`): every
+  transition's time free under the prior of a random walk of the chip boundaries, whose step the
+  phase's marginal likelihood chooses (zero for a steady clock: a straight grid, start and period
+  free). Real meters' clocks wander, and on a fixed grid every displaced transition turns the phase
+  by 2 pi h times its displacement, which carrier and drift then absorb (T1 at 0.15 chip rms wander:
+  up to 400 Hz); the joint fit's standard errors (``carrier_std_hz``, ``drift_std_hz``) include what
+  the wander leaves uncertain, and its carrier error sits at the Bayesian Cramer-Rao bound
+  (``benchmarks/analyzer_accuracy.py``);
 - preamble length: alternating chips counted backwards from the sync word on the preamble's own
   chip grid, each judged coherently against its tone (`count_preamble`);
 - eye opening: the smallest settled chip level relative to the deviation.
@@ -46,10 +54,10 @@ class Measurement:
     duration_s: float
     n_transitions: int
     occupied_bw_hz: float = float("nan")  # 99 % power bandwidth over preamble + frame
-    # standard errors of the carrier offset and of the drift, from the scatter of the fit's residual
-    # (a sandwich estimate over stretches of chips, so a residual correlated over a few chips, as a
-    # wandering chip clock leaves it, widens them): a drift within about twice drift_std_hz of zero
-    # is no evidence of drift
+    # standard errors of the carrier offset and of the drift from the joint fit with the chip clock
+    # (the residual's variance, widened by its correlation between samples; on a wandering clock
+    # they include what the wander leaves uncertain; on a steady one the rounding model's share):
+    # a drift within about twice drift_std_hz of zero is no evidence of drift
     carrier_std_hz: float = float("nan")
     drift_std_hz: float = float("nan")
 
@@ -155,50 +163,32 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=wf.drift_rate_hz_per_s,
                        carrier_std_hz=wf.carrier_std_hz, drift_rate_std_hz_per_s=wf.drift_rate_std_hz_per_s)
         else:
-            # a steady clock: the coherent phase fit on the straight grid, which also refines the
-            # timing from every sample's phase (not two per transition); linearised around the
-            # estimates, so further passes settle it. How round the transitions are (transmitter
-            # shaping and our filters): the width that fits best, judged on the first 256 chips (the
-            # width is a property of the radios, not of the frame's length)
+            # a steady clock: the same joint fit with the wander held at zero (a straight grid whose
+            # start and period are free: the timing from every sample's phase, not two per
+            # transition). How round the transitions are (transmitter shaping and our filters) is
+            # for a steady clock's residual to say: the width that fits best, judged on the first 256
+            # chips (the width is a property of the radios, not of the frame's length)
             trials = [_phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True, smooth=s, chips=(0, min(n, 256)))
                       for s in SMOOTH_CHIPS]
             smooth = _vertex(SMOOTH_CHIPS, [f.rss for f in trials])
-            if STEADY_JOINT:
-                for _ in range(3):
-                    wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
-                                     wander=WANDER_GRID[0], noise_var=wf.noise_var)
-                carrier, dev = wf.carrier_hz, wf.deviation_hz
-                # the rounding model's share of the error: the same fit with a rounding 0.1 chip
-                # wider or narrower. At high SNR the noise alone leaves a standard error smaller
-                # than what a rounding not quite the radios' moves (C1-B at 30 dB: 4.2 of them)
-                alt = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp, smooth + (0.1 if smooth < 0.2 else -0.1),
-                                  wander=WANDER_GRID[0], noise_var=wf.noise_var)
-                edges = t0 + np.arange(n + 1) * T + wf.warp
-                T = float(edges[-1] - edges[0]) / n
-                t0 = float(edges[0])
-                edges = None
-                fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=wf.drift_rate_hz_per_s,
-                           carrier_std_hz=float(np.hypot(wf.carrier_std_hz, alt.carrier_hz - carrier)),
-                           drift_rate_std_hz_per_s=float(np.hypot(wf.drift_rate_std_hz_per_s,
-                                                                  alt.drift_rate_hz_per_s - wf.drift_rate_hz_per_s)))
-            for _ in range(0 if STEADY_JOINT else 2):
-                fit = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True, smooth=smooth)
-                carrier, dev = fit.carrier_hz, fit.deviation_hz
-                tf = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True, smooth=smooth, per_sample=True)
-                if abs(tf.dT) < 0.01 * T and abs(tf.dt0) < 0.25 * T:
-                    t0, T = t0 + tf.dt0, T + tf.dT
+            for _ in range(3):
+                wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
+                                 wander=WANDER_GRID[0], noise_var=wf.noise_var)
+            carrier, dev = wf.carrier_hz, wf.deviation_hz
+            # the rounding model's share of the error: the same fit with a rounding 0.1 chip wider or
+            # narrower. At high SNR the noise alone leaves a standard error smaller than what a
+            # rounding not quite the radios' moves (C1-B at 30 dB: 4.2 of them)
+            alt = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp, smooth + (0.1 if smooth < 0.2 else -0.1),
+                              wander=WANDER_GRID[0], noise_var=wf.noise_var)
+            line = t0 + np.arange(n + 1) * T + wf.warp  # straight: a start and a period
+            t0, T = float(line[0]), float(line[-1] - line[0]) / n
+            fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=wf.drift_rate_hz_per_s,
+                       carrier_std_hz=float(np.hypot(wf.carrier_std_hz, alt.carrier_hz - carrier)),
+                       drift_rate_std_hz_per_s=float(np.hypot(wf.drift_rate_std_hz_per_s,
+                                                              alt.drift_rate_hz_per_s - wf.drift_rate_hz_per_s)))
         chip_rate = rate / T
     drift_rate = fit.drift_rate_hz_per_s
     carrier_std, drift_rate_std = fit.carrier_std_hz, fit.drift_rate_std_hz_per_s
-    if dev > 0 and edges is None and len(times) >= 8 and not STEADY_JOINT:
-        # the timing model's share of the error on a steady clock: the same fit on the grid the
-        # transitions follow. The two agree within the noise; a wander too small for the joint fit
-        # to take up moves them apart, and that spread widens the standard errors as much as it may
-        # have moved the estimates
-        alt = _phase_fit(x, rate, seq, t0, T, carrier, dev, warp=_smooth_warp(np.array(times), np.array(idx), t0, T,
-                                                                              len(seq)), smooth=smooth)
-        carrier_std = float(np.hypot(carrier_std, alt.carrier_hz - carrier))
-        drift_rate_std = float(np.hypot(drift_rate_std, alt.drift_rate_hz_per_s - drift_rate))
     # running sum of the phasor x[k] x*[k-1] (cp[k] sums k = 1..k): the frequency over any stretch,
     # robust to clicks; chip frequencies over the central half of each chip, and the preamble and
     # postamble counts, all come from it
@@ -680,7 +670,7 @@ def _gaussian(sigma: float) -> np.ndarray:
 
 def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float, carrier: float, dev: float,
                chips: tuple[int, int] | None = None, timing: bool = False, warp: np.ndarray | None = None,
-               smooth: float = 0.0, per_sample: bool = False, free_phase_chips: int | None = None) -> _Fit:
+               smooth: float = 0.0, per_sample: bool = False) -> _Fit:
     """Refine (carrier, deviation) by a least-squares fit of the unwrapped phase to the known chip
     sequence: phase(n) = p0 + 2 pi / rate * (carrier * n + deviation * Q(n)), Q the running integral
     of the +-1 chips. Uses the whole frame coherently, so it is far more precise than averaging
@@ -715,8 +705,7 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
     dq_dt0 = -seq[k] * 1.0  # moving t0 later by one sample lowers Q by the current chip value
     # a longer chip period: Q(n) = T q(u), u = (n - t0) / T, so dQ/dT = Q / T - a(n) u
     dq_dT = q / T - seq[k] * u
-    span = free_phase_chips if free_phase_chips is not None else (32 if warp is not None else 0)
-    seg = np.minimum(k // max(span, 1), k[-1] // max(span, 1))
+    seg = np.minimum(k // 32, k[-1] // 32)
     if pad:
         q, dq_dt0, dq_dT = (np.convolve(v, g, mode="valid") for v in (q, dq_dt0, dq_dT))
         n, k, seg = n[pad:-pad], k[pad:-pad], seg[pad:-pad]
@@ -748,7 +737,7 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
             np.pi * ((n - mid) / rate) ** 2]
     if timing:
         cols.append(2 * np.pi / rate * dev * dq_dT)
-    if span:
+    if warp is not None:
         # what the smoothed grid misses of a wandering clock still walks the phase: a free phase
         # per stretch of 32 chips keeps that walk out of carrier, deviation and drift
         cols += [(seg == j).astype(float) for j in range(1, int(seg[-1]) + 1)]
@@ -796,8 +785,6 @@ class _WanderFit:
 
 # chip-clock wanders (chips rms per square-root chip: a random walk's step) the joint fit weighs by their
 # marginal likelihood; the first stands for a steady clock
-BLOCK_DIV = 1000
-STEADY_JOINT = True
 WANDER_GRID = (1e-4, 0.004, 0.008, 0.012, 0.017, 0.024, 0.034, 0.048, 0.068, 0.096)
 
 
@@ -872,28 +859,6 @@ def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float
     reach = int(np.max(r_hi - r_lo)) + 1
     runs = [r_lo + o for o in range(reach)]
     weights = [np.where(r <= r_hi, risen(r - 1) - risen(r), 0.0) for r in runs]
-    # the observations: the phase over a third of a chip (single samples of a slow mode slip at low
-    # SNR: S1 at 14 dB is 0 dB per sample here), the regressors and weights averaged alike
-    bsz = max(int(T // BLOCK_DIV), 1)
-    if bsz > 1:
-        nbk = len(n) // bsz
-        cut = nbk * bsz
-
-        def bmean(v: np.ndarray) -> np.ndarray:
-            return v[:cut].reshape(nbk, bsz).mean(axis=1)
-
-        coarse_b = bmean(coarse)
-        y = coarse_b + np.angle((z[:cut] * np.exp(-1j * coarse[:cut])).reshape(nbk, bsz).sum(axis=1)
-                                * np.exp(-1j * (coarse_b - coarse[:cut:bsz])))
-        first = r_lo[:cut:bsz]
-        shift = (r_lo[:cut].reshape(nbk, bsz) - first[:, None]).ravel()
-        reach_b = reach + int(shift.max())
-        wb = np.zeros((nbk, reach_b))
-        bi = np.repeat(np.arange(nbk), bsz)
-        for o in range(reach):
-            np.add.at(wb, (bi, shift + o), weights[o][:cut] / bsz)
-        runs, weights, reach = [first + o for o in range(reach_b)], [wb[:, o] for o in range(reach_b)], reach_b
-        n, q, dq_stretch = bmean(n), bmean(q), bmean(dq_stretch)
     # globals (unit-norm columns): phase, carrier, deviation, drift, stretch
     mid = (n[0] + n[-1]) / 2
     A = np.vstack([np.ones_like(n), 2 * np.pi / rate * n, 2 * np.pi / rate * q, np.pi * ((n - mid) / rate) ** 2,
@@ -963,7 +928,7 @@ def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float
     # the residual's correlation between samples inflates the variance of a slowly varying
     # regressor's estimate by 1 + 2 sum rho(l) (the long-run variance), summed over two chips
     rv = float(r @ r) / len(r)
-    lags = max(int(2 * T / bsz), 2)
+    lags = max(int(2 * T), 2)
     rho = [float(r[lag:] @ r[:-lag]) / len(r) / rv for lag in range(1, lags + 1)] if rv > 0 else []
     cov = np.linalg.pinv(S) * rv * max(1.0 + 2 * sum(rho), 1.0) / np.outer(scale, scale)
     coef = coef / scale
