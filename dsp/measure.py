@@ -12,8 +12,8 @@ against the true chip sequence rather than estimates from a preamble:
   transition's time free under the prior of a random walk of the chip boundaries, whose step the
   phase's marginal likelihood chooses (zero for a steady clock: a straight grid, start and period
   free). Real meters' clocks wander, and on a fixed grid every displaced transition turns the phase
-  by 2 pi h times its displacement, which carrier and drift then absorb (T1 at 0.15 chip rms wander:
-  up to 400 Hz); the joint fit's standard errors (``carrier_std_hz``, ``drift_std_hz``) include what
+  by 2 pi h times its displacement, which carrier and drift then absorb (short frames at 0.15 chip
+  rms wander: up to 400 Hz); the joint fit's standard errors (``carrier_std_hz``, ``drift_std_hz``) include what
   the wander leaves uncertain, and its carrier error sits at the Bayesian Cramer-Rao bound
   (``benchmarks/analyzer_accuracy.py``);
 - preamble length: alternating chips counted backwards from the sync word on the preamble's own
@@ -822,6 +822,13 @@ def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float
     n_ch = len(seq)
     edges = t0 + np.arange(n_ch + 1) * T + warp
     a, b = max(int(np.ceil(edges[0])) + 1, 0), min(int(np.floor(edges[-1])) - 1, len(x))
+    tr = np.flatnonzero(seq[1:] != seq[:-1]) + 1
+    unchanged = _WanderFit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0, warp=warp,
+                           carrier_std_hz=float("nan"), deviation_std_hz=float("nan"),
+                           drift_rate_std_hz_per_s=float("nan"), wander=WANDER_GRID[0],
+                           noise_var=noise_var if noise_var is not None else float("nan"), score=float("inf"))
+    if b - a < 16 * T or len(tr) < 8 or dev <= 0:
+        return unchanged  # too little of the frame in the capture to fit
     g = _gaussian(smooth * T) if smooth > 0 else np.ones(1)
     pad = len(g) // 2
     nn = np.arange(a - pad, b + pad, dtype=np.float64)
@@ -846,7 +853,6 @@ def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float
     coarse = np.interp(i, i - (w - 1) / 2, np.unwrap(np.angle(zs)))
     y = coarse + np.angle(z * np.exp(-1j * coarse))
     # transitions: chip index, time, phase step per sample of displacement
-    tr = np.flatnonzero(seq[1:] != seq[:-1]) + 1
     m = len(tr)
     e_tr = edges[tr]
     beta = 2 * np.pi / rate * dev * (seq[tr - 1] - seq[tr])
@@ -931,6 +937,8 @@ def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float
         score = cost / noise_var + logdet_u + logdet_s - len(gap) * np.log(lam)
         if best is None or score < best[0]:
             best = (score, sw, coef, P, r, S)
+    if best is None:
+        return unchanged  # no wander gave a regular system (a frame mostly outside the capture)
     score, sw, coef, P, r, S = best
     # the residual's correlation between samples inflates the variance of a slowly varying
     # regressor's estimate by 1 + 2 sum rho(l) (the long-run variance), summed over two chips
