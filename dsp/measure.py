@@ -149,7 +149,20 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
         # wander, 70 Hz rms at the nominal width, 260 Hz at 0.3 chip)
         smooth = _nominal_rounding(spec, T)
         carrier = _tone_carrier(x, rate, seq, t0, T, np.zeros(n + 1), carrier, dev)
-        wf = _wander_fit(x, rate, seq, t0, T, carrier, dev, followed, smooth)
+        # First the steady model settled (a straight grid, its start and period free, from the
+        # crossings' grid): the crossings' period can be far enough off at low SNR that a first pass
+        # slips by 2 pi (S1 at 14 dB, 2 frames in 100: 160 Hz and 826 ppm off). Then the wander, from
+        # that grid and from the one the crossings follow, whichever explains the phase better (a
+        # few stray crossings at low SNR bend the followed grid too far to start from)
+        wf = _WanderFit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0, warp=np.zeros(n + 1),
+                        carrier_std_hz=float("nan"), deviation_std_hz=float("nan"),
+                        drift_rate_std_hz_per_s=float("nan"), wander=WANDER_GRID[0], noise_var=None,
+                        score=float("inf"))
+        for _ in range(3):
+            wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
+                             wander=WANDER_GRID[0], noise_var=wf.noise_var)
+        wf = min((_wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, start, smooth,
+                              noise_var=wf.noise_var) for start in (wf.warp, followed)), key=lambda f: f.score)
         if wf.wander > WANDER_GRID[0]:
             # the clock wanders: carrier, deviation and drift jointly with every transition's time,
             # linearised, so a few passes settle it
@@ -163,7 +176,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             wider = WANDER_GRID[min(WANDER_GRID.index(wf.wander) + 1, len(WANDER_GRID) - 1)]
             alt = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp, smooth, wander=wider, noise_var=wf.noise_var)
             edges = t0 + np.arange(n + 1) * T + wf.warp
-            T = float(edges[-1] - edges[0]) / n  # the mean chip period over the frame
+            T = float(np.polyfit(np.arange(n + 1), edges, 1)[0])  # the mean chip period over the frame
             t0 = float(edges[0])
             fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=wf.drift_rate_hz_per_s,
                        carrier_std_hz=float(np.hypot(wf.carrier_std_hz, alt.carrier_hz - carrier)),
@@ -173,11 +186,12 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             # a steady clock: the same joint fit with the wander held at zero (a straight grid whose
             # start and period are free: the timing from every sample's phase, not two per
             # transition). How round the transitions are (transmitter shaping and our filters) is
-            # for a steady clock's residual to say: the width that fits best, judged on the first 256
-            # chips (the width is a property of the radios, not of the frame's length)
-            trials = [_phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True, smooth=s, chips=(0, min(n, 256)))
-                      for s in SMOOTH_CHIPS]
-            smooth = _vertex(SMOOTH_CHIPS, [f.rss for f in trials])
+            # for a steady clock's phase to say: the width that fits best (the coherent fit's
+            # residual at 8-sample averages slipped by 2 pi at low SNR and chose a width that read
+            # S1's deviation 5 % high at 14 dB)
+            trials = [_wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, s,
+                                  wander=WANDER_GRID[0], noise_var=wf.noise_var) for s in SMOOTH_CHIPS]
+            smooth = _vertex(SMOOTH_CHIPS, [f.score for f in trials])
             for _ in range(3):
                 wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
                                  wander=WANDER_GRID[0], noise_var=wf.noise_var)
@@ -786,7 +800,7 @@ class _WanderFit:
     deviation_std_hz: float
     drift_rate_std_hz_per_s: float
     wander: float
-    noise_var: float
+    noise_var: float | None
     score: float  # minus twice the log marginal likelihood, up to a constant: the better model has the smaller
 
 
