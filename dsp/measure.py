@@ -855,7 +855,7 @@ def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float
         q, dq_stretch = (np.convolve(v, g, mode="valid") for v in (q, dq_stretch))
     n = nn[pad:len(nn) - pad]
     z = x[a:b] * np.exp(-2j * np.pi / rate * (carrier * n + dev * q))
-    # per-sample phase, unwrapped along an average over two chips (at least 8 samples): shorter
+    # per-sample phase, unwrapped along an average over four chips (at least 8 samples): shorter
     # averages of a slow mode slip by 2 pi at low SNR (S1 at 14 dB is 0 dB per sample here), and
     # the residual phase varies slowly once the model is close
     w = max(8, int(4 * T))
