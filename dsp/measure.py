@@ -192,9 +192,9 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             trials = [_wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, s,
                                   wander=WANDER_GRID[0], noise_var=wf.noise_var) for s in SMOOTH_CHIPS]
             smooth = _vertex(SMOOTH_CHIPS, [f.score for f in trials])
-            for _ in range(3):
-                wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
-                                 wander=WANDER_GRID[0], noise_var=wf.noise_var)
+            # the fit is settled already: one pass at that width
+            wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
+                             wander=WANDER_GRID[0], noise_var=wf.noise_var)
             carrier, dev = wf.carrier_hz, wf.deviation_hz
             # the rounding model's share of the error: the same fit with a rounding 0.1 chip wider or
             # narrower. At high SNR the noise alone leaves a standard error smaller than what a
