@@ -60,7 +60,7 @@ def test_steady_clock_keeps_its_precision():
 def test_slow_mode_at_low_snr_does_not_slip():
     """S1 at 14 dB (0 dB per sample in its channel): the carrier within 30 Hz and the chip rate within
     100 ppm on each of 8 frames (the settled chips' first carrier was up to 4 kHz off, and the phase
-    fit then slipped by 2 pi: 150-320 Hz and 150 ppm)."""
+    fit then slipped by 2 pi: on 100 frames a row, up to 250-660 Hz and 130-480 ppm)."""
     for m, off, err, _ in _frames("S1", "A", 24, 14.0, 0.0, 8, seed=1424):
         assert abs(m["carrier_offset_hz"] - off) < 30
         assert abs(m["chip_rate_hz"] / (MODES["S1"].chip_rate * (1 + err)) - 1) < 100e-6
