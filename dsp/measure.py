@@ -3,11 +3,19 @@
 With the frame decoded, every chip after the sync word is known, so the measurements are fits
 against the true chip sequence rather than estimates from a preamble:
 
-- carrier and deviation: the discriminator output at the centres of runs of >= 2 equal chips
-  (settled, no inter-symbol interference): carrier = (high + low) / 2, deviation = (high - low) / 2;
-- chip rate and timing jitter: the time of every chip transition (zero crossing of the carrier-
-  removed discriminator, linearly interpolated) regressed on its chip index;
-- frequency drift: a quadratic phase term in the same fit (a linear carrier ramp over the frame);
+- a first grid: the time of every chip transition (zero crossing of the carrier-removed
+  discriminator, linearly interpolated) regressed on its chip index (timing jitter: their scatter),
+  carrier and deviation from the settled chips, the carrier then from the frame's tone once the
+  known modulation is removed;
+- carrier, deviation, drift (a quadratic phase term: a linear carrier ramp) and chip rate: the phase
+  of every sample fitted to the known chips jointly with the chip clock (`_wander_fit`): every
+  transition's time free under the prior of a random walk of the chip boundaries, whose step the
+  phase's marginal likelihood chooses (zero for a steady clock: a straight grid, start and period
+  free). Real meters' clocks wander, and on a fixed grid every displaced transition turns the phase
+  by 2 pi h times its displacement, which carrier and drift then absorb (short frames at 0.15 chip
+  rms wander: up to 400 Hz); the joint fit's standard errors (``carrier_std_hz``, ``drift_std_hz``) include what
+  the wander leaves uncertain, and its carrier error sits at the Bayesian Cramer-Rao bound
+  (``benchmarks/analyzer_accuracy.py``);
 - preamble length: alternating chips counted backwards from the sync word on the preamble's own
   chip grid, each judged coherently against its tone (`count_preamble`);
 - eye opening: the smallest settled chip level relative to the deviation.
@@ -46,10 +54,10 @@ class Measurement:
     duration_s: float
     n_transitions: int
     occupied_bw_hz: float = float("nan")  # 99 % power bandwidth over preamble + frame
-    # standard errors of the carrier offset and of the drift, from the scatter of the fit's residual
-    # (a sandwich estimate over stretches of chips, so a residual correlated over a few chips, as a
-    # wandering chip clock leaves it, widens them): a drift within about twice drift_std_hz of zero
-    # is no evidence of drift
+    # standard errors of the carrier offset and of the drift from the joint fit with the chip clock
+    # (the residual's variance, widened by its correlation between samples; on a wandering clock
+    # they include what the wander leaves uncertain; on a steady one the rounding model's share):
+    # a drift within about twice drift_std_hz of zero is no evidence of drift
     carrier_std_hz: float = float("nan")
     drift_std_hz: float = float("nan")
 
@@ -60,6 +68,7 @@ class Measurement:
 # rms widths (chips) of the Gaussian rounding of the transitions the phase fit tries (the best one is
 # interpolated): square chips, our channel filters alone (~0.1), GFSK BT 1 / 0.5 / 0.33 (0.13 / 0.27 / 0.4)
 SMOOTH_CHIPS = (0.0, 0.15, 0.3, 0.45)
+FILTER_ROUNDING_SAMPLES = 0.4  # rms width of the rounding our channel filters give a transition (T1: 0.1 chip)
 CLUSTER_CHIPS = 16  # stretch of chips of the sandwich estimate's clusters (see _Fit)
 PREAMBLE_LAST_TONE = 1.0  # the preamble is "01" pairs (phy.frame_chips): its last chip is the upper tone
 CARRIER_FIT_SPANS = (128,)  # the chips carrier_fit fits, each span from the last one's result (ppm calibration)
@@ -116,8 +125,141 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
     sps = rate / chip_rate_hz
     n = len(seq)
 
-    def centres(t0, T, idx):
-        return t0 + (idx + 0.5) * T
+    # chips whose neighbours on both sides are equal: their centres are settled (no ISI)
+    same_prev = np.concatenate(([False], seq[1:] == seq[:-1]))
+    same_next = np.concatenate((seq[:-1] == seq[1:], [False]))
+    settled = np.flatnonzero(same_prev & same_next) if sps < 8 else np.arange(n)
+    t0, T, carrier, dev, times, idx, resid = _crossing_grid(x, d, rate, seq, settled, float(sync_start), sps)
+    jitter = float(np.std(resid) / T) if len(resid) >= 8 else float("nan")
+    chip_rate = rate / T
+    fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0)
+    edges, smooth = None, 0.0
+    if dev > 0:
+        # Every displaced transition turns the phase by 2 pi h times its displacement: on a straight
+        # grid the phase fit reads a wandering chip clock's walk as carrier, deviation and drift.
+        # Whether the clock wanders is for the phase to say (_wander_fit: the wander of the largest
+        # marginal likelihood, starting from the grid the crossings follow, smoothed over +-8
+        # transitions); the crossings' scatter cannot (jitter below 0.08 chip is too small to tell
+        # from their noise)
+        followed = (_smooth_warp(np.array(times), np.array(idx), t0, T, len(seq)) if len(times) >= 8
+                    else np.zeros(n + 1))
+        # The transitions' rounding is the mode's: its Gaussian shaping and our channel filters. On a
+        # wandering clock the data cannot tell it (a wider rounding hides misplaced transitions and
+        # wins on residual and likelihood alike, and then biases the carrier: C1 at 0.15 chip rms
+        # wander, 70 Hz rms at the nominal width, 260 Hz at 0.3 chip)
+        smooth = _nominal_rounding(spec, T)
+        carrier = _tone_carrier(x, rate, seq, t0, T, np.zeros(n + 1), carrier, dev)
+        # First the steady model settled (a straight grid, its start and period free, from the
+        # crossings' grid): the crossings' period can be far enough off at low SNR that a first pass
+        # slips by 2 pi (S1 at 14 dB, 2 frames in 100: 160 Hz and 826 ppm off). Then the wander, from
+        # that grid and from the one the crossings follow, whichever explains the phase better (a
+        # few stray crossings at low SNR bend the followed grid too far to start from)
+        wf = _WanderFit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0, warp=np.zeros(n + 1),
+                        carrier_std_hz=float("nan"), deviation_std_hz=float("nan"),
+                        drift_rate_std_hz_per_s=float("nan"), wander=WANDER_GRID[0], noise_var=None,
+                        score=float("inf"))
+        for _ in range(3):
+            wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
+                             wander=WANDER_GRID[0], noise_var=wf.noise_var)
+        wf = min((_wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, start, smooth,
+                              noise_var=wf.noise_var) for start in (wf.warp, followed)), key=lambda f: f.score)
+        if wf.wander > WANDER_GRID[0]:
+            # the clock wanders: carrier, deviation and drift jointly with every transition's time,
+            # linearised, so a few passes settle it
+            for _ in range(2):
+                wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
+                                 noise_var=wf.noise_var)
+            carrier, dev = wf.carrier_hz, wf.deviation_hz
+            # the wander's own share of the error: it is chosen, not known, so the same fit with the
+            # next larger wander of the grid widens the standard errors by how far it moves them
+            # (20 frames a row, |error| beyond 2 standard errors on 15-25 % of them without it)
+            wider = WANDER_GRID[min(WANDER_GRID.index(wf.wander) + 1, len(WANDER_GRID) - 1)]
+            alt = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp, smooth, wander=wider, noise_var=wf.noise_var)
+            edges = t0 + np.arange(n + 1) * T + wf.warp
+            T = float(np.polyfit(np.arange(n + 1), edges, 1)[0])  # the mean chip period over the frame
+            t0 = float(edges[0])
+            fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=wf.drift_rate_hz_per_s,
+                       carrier_std_hz=float(np.hypot(wf.carrier_std_hz, alt.carrier_hz - carrier)),
+                       drift_rate_std_hz_per_s=float(np.hypot(wf.drift_rate_std_hz_per_s,
+                                                              alt.drift_rate_hz_per_s - wf.drift_rate_hz_per_s)))
+        else:
+            # a steady clock: the same joint fit with the wander held at zero (a straight grid whose
+            # start and period are free: the timing from every sample's phase, not two per
+            # transition). How round the transitions are (transmitter shaping and our filters) is
+            # for a steady clock's phase to say: the width that fits best (the coherent fit's
+            # residual at 8-sample averages slipped by 2 pi at low SNR and chose a width that read
+            # S1's deviation 5 % high at 14 dB)
+            trials = [_wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, s,
+                                  wander=WANDER_GRID[0], noise_var=wf.noise_var) for s in SMOOTH_CHIPS]
+            smooth = _vertex(SMOOTH_CHIPS, [f.score for f in trials])
+            # the fit is settled already: one pass at that width
+            wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
+                             wander=WANDER_GRID[0], noise_var=wf.noise_var)
+            carrier, dev = wf.carrier_hz, wf.deviation_hz
+            # the rounding model's share of the error: the same fit with a rounding 0.1 chip wider or
+            # narrower. At high SNR the noise alone leaves a standard error smaller than what a
+            # rounding not quite the radios' moves (C1-B at 30 dB: 4.2 of them)
+            alt = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp, smooth + (0.1 if smooth < 0.2 else -0.1),
+                              wander=WANDER_GRID[0], noise_var=wf.noise_var)
+            line = t0 + np.arange(n + 1) * T + wf.warp  # straight: a start and a period
+            t0, T = float(line[0]), float(line[-1] - line[0]) / n
+            fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=wf.drift_rate_hz_per_s,
+                       carrier_std_hz=float(np.hypot(wf.carrier_std_hz, alt.carrier_hz - carrier)),
+                       drift_rate_std_hz_per_s=float(np.hypot(wf.drift_rate_std_hz_per_s,
+                                                              alt.drift_rate_hz_per_s - wf.drift_rate_hz_per_s)))
+        chip_rate = rate / T
+    drift_rate = fit.drift_rate_hz_per_s
+    carrier_std, drift_rate_std = fit.carrier_std_hz, fit.drift_rate_std_hz_per_s
+    # running sum of the phasor x[k] x*[k-1] (cp[k] sums k = 1..k): the frequency over any stretch,
+    # robust to clicks; chip frequencies over the central half of each chip, and the preamble and
+    # postamble counts, all come from it
+    cp = np.concatenate(([0j], np.cumsum(x[1:] * np.conj(x[:-1]))))
+
+    bounds = edges if edges is not None else t0 + np.arange(n + 1) * T  # the chips on the grid measured
+
+    def chip_freq(idx):
+        span = bounds[idx + 1] - bounds[idx]
+        lo_i = np.clip((bounds[idx] + 0.25 * span).astype(int), 0, len(cp) - 1)
+        hi_i = np.clip((bounds[idx] + 0.75 * span).astype(int) + 1, 0, len(cp) - 1)
+        return np.angle(cp[hi_i] - cp[lo_i]) * rate / (2 * np.pi)
+
+    lv = chip_freq(settled) - carrier
+    signed = lv * seq[settled]
+    eye = float(np.clip(np.percentile(signed, 0.5) / dev, 0, 1)) if dev > 0 and len(signed) else 0.0
+    drift = drift_rate * n * T / rate  # carrier change over the frame (sync to last chip)
+    drift_std = drift_rate_std * n * T / rate
+    # the chip before the sync word is the preamble's last, a "1" in every mode (phy.frame_chips sends
+    # "01" pairs). Not the opposite of the sync's first chip: N's and F's sync words begin with a 1,
+    # where that guess started the walk on the wrong tone and lost a chip (15 of N's 16)
+    pre = count_preamble(x, cp, rate, t0, T, carrier, dev, PREAMBLE_LAST_TONE)
+    # the frame's end on the grid of its last transitions: a real meter's chip clock wanders within
+    # a frame (the shared capture: 0.14 chip rms), leaving the whole-frame fit half a chip off there
+    tail = np.array(idx) >= n - 48
+    t_end = t0 + n * T + (float(np.median(resid[tail])) if len(resid) == len(idx) and tail.sum() >= 4 else 0.0)
+    if edges is not None:  # the followed grid's end
+        t_end = float(edges[-1])
+    post = count_postamble(x, cp, rate, t_end, T, carrier, dev)
+    sync_len = len(spec.syncs.get(frame_format or "A", spec.sync))
+    sync_vals = chip_freq(np.arange(sync_len)) - carrier
+    sync_ok = bool(np.all(np.sign(sync_vals) == seq[:sync_len]))
+    offset = carrier + channel_offset_hz
+    return Measurement(mode=mode, frame_format=frame_format, carrier_offset_hz=offset,
+                       carrier_error_ppm=offset / spec.channel_hz * 1e6, deviation_hz=dev,
+                       deviation_peak_hz=_peak_deviation(lv, seq[settled], dev),
+                       modulation_index=2 * dev / chip_rate, chip_rate_hz=chip_rate,
+                       chip_rate_error_ppm=(chip_rate / spec.chip_rate - 1) * 1e6, timing_jitter_rms=jitter,
+                       drift_hz=drift, preamble_chips=pre, postamble_chips=post, sync_ok=sync_ok, eye_opening=eye,
+                       code_violations=violations, duration_s=(pre + n + post) * T / rate, n_transitions=len(times),
+                       occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0],
+                       carrier_std_hz=carrier_std, drift_std_hz=drift_std)
+
+
+def _crossing_grid(x: np.ndarray, d: np.ndarray, rate: float, seq: np.ndarray, settled: np.ndarray, t0: float,
+                   T: float) -> tuple[float, float, float, float, list, list, np.ndarray]:
+    """(t0, T, carrier, deviation, transition times, their chip indices, timing residuals): the chip
+    grid from the zero crossings of the discriminator ``d`` at the known transitions, starting from
+    the demodulator's sync start ``t0`` and chip period ``T`` (samples)."""
+    n = len(seq)
 
     def sample(t):
         t = np.clip(t, 0, len(d) - 2)
@@ -125,11 +267,6 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
         f = t - i
         return d[i] * (1 - f) + d[i + 1] * f
 
-    # chips whose neighbours on both sides are equal: their centres are settled (no ISI)
-    same_prev = np.concatenate(([False], seq[1:] == seq[:-1]))
-    same_next = np.concatenate((seq[:-1] == seq[1:], [False]))
-    settled = np.flatnonzero(same_prev & same_next) if sps < 8 else np.arange(n)
-    t0, T = float(sync_start), sps
     carrier = dev = 0.0
     times, idx, resid = [], [], np.zeros(0)
     # levels -> transitions -> timing -> levels again. The demodulator's chip rate can be a few
@@ -176,88 +313,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
         if len(times) < 8:
             break
         t0, T, resid = _timing_fit(np.array(times), np.array(idx), pattern[np.array(idx)])
-    jitter = float(np.std(resid) / T) if len(resid) >= 8 else float("nan")
-    chip_rate = rate / T
-    fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0)
-    warp, smooth = None, 0.0
-    if dev > 0:
-        # the fit is linearised around the estimates: further passes settle it. On a steady chip
-        # clock it also refines the timing (all samples weigh in, not two per transition); a
-        # wandering one (jitter) breaks the straight-clock phase model, which then keeps the
-        # crossings' timing. Every displaced edge turns the phase by 2 pi h times its displacement:
-        # on the straight grid the phase fit would read that walk as carrier, deviation and drift.
-        # A chip clock wanders smoothly: the fit runs on the grid the transitions follow (their
-        # times smoothed over +-8 transitions)
-        steady = np.isfinite(jitter) and jitter < 0.08
-        warp = None if steady else _smooth_warp(np.array(times), np.array(idx), t0, T, len(seq))
-        # how round the transitions are (transmitter shaping and our filters): the width that fits best
-        # (judged on the first 256 chips: the width is a property of the radios, not of the frame's length)
-        trials = [_phase_fit(x, rate, seq, t0, T, carrier, dev, timing=steady, warp=warp, smooth=s,
-                             chips=(0, min(n, 256))) for s in SMOOTH_CHIPS]
-        smooth = _vertex(SMOOTH_CHIPS, [f.rss for f in trials])
-        for _ in range(2):
-            fit = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=steady, warp=warp, smooth=smooth)
-            carrier, dev = fit.carrier_hz, fit.deviation_hz
-            if steady:  # the timing from every sample's phase (see _phase_fit)
-                tf = _phase_fit(x, rate, seq, t0, T, carrier, dev, timing=True, smooth=smooth, per_sample=True)
-                if abs(tf.dT) < 0.01 * T and abs(tf.dt0) < 0.25 * T:
-                    t0, T = t0 + tf.dt0, T + tf.dT
-        chip_rate = rate / T
-    drift_rate = fit.drift_rate_hz_per_s
-    carrier_std, drift_rate_std = fit.carrier_std_hz, fit.drift_rate_std_hz_per_s
-    if dev > 0 and len(times) >= 8:
-        # the timing model's share of the error: the same fit on the other chip grid (the straight one
-        # for a wandering clock, the transitions' smoothed one for a steady clock). On a steady clock
-        # the two agree within the noise; a wander the residual hides moves them apart, and that
-        # spread widens the standard errors as much as it may have moved the estimates
-        other = None if warp is not None else _smooth_warp(np.array(times), np.array(idx), t0, T, len(seq))
-        alt = _phase_fit(x, rate, seq, t0, T, carrier, dev, warp=other, smooth=smooth)
-        if warp is None and alt.bic < fit.bic:
-            # a steady-looking clock that wanders after all (timing jitter below 0.08 chip is too
-            # small to tell from noise by the crossings): the followed grid explains the phase
-            # better, its carrier, deviation and drift count
-            alt, fit = fit, alt
-            carrier, dev, drift_rate = fit.carrier_hz, fit.deviation_hz, fit.drift_rate_hz_per_s
-            carrier_std, drift_rate_std = fit.carrier_std_hz, fit.drift_rate_std_hz_per_s
-        carrier_std = float(np.hypot(carrier_std, alt.carrier_hz - carrier))
-        drift_rate_std = float(np.hypot(drift_rate_std, alt.drift_rate_hz_per_s - drift_rate))
-    # running sum of the phasor x[k] x*[k-1] (cp[k] sums k = 1..k): the frequency over any stretch,
-    # robust to clicks; chip frequencies over the central half of each chip, and the preamble and
-    # postamble counts, all come from it
-    cp = np.concatenate(([0j], np.cumsum(x[1:] * np.conj(x[:-1]))))
-
-    def chip_freq(idx):
-        lo_i = np.clip((t0 + (idx + 0.25) * T).astype(int), 0, len(cp) - 1)
-        hi_i = np.clip((t0 + (idx + 0.75) * T).astype(int) + 1, 0, len(cp) - 1)
-        return np.angle(cp[hi_i] - cp[lo_i]) * rate / (2 * np.pi)
-
-    lv = chip_freq(settled) - carrier
-    signed = lv * seq[settled]
-    eye = float(np.clip(np.percentile(signed, 0.5) / dev, 0, 1)) if dev > 0 and len(signed) else 0.0
-    drift = drift_rate * n * T / rate  # carrier change over the frame (sync to last chip)
-    drift_std = drift_rate_std * n * T / rate
-    # the chip before the sync word is the preamble's last, a "1" in every mode (phy.frame_chips sends
-    # "01" pairs). Not the opposite of the sync's first chip: N's and F's sync words begin with a 1,
-    # where that guess started the walk on the wrong tone and lost a chip (15 of N's 16)
-    pre = count_preamble(x, cp, rate, t0, T, carrier, dev, PREAMBLE_LAST_TONE)
-    # the frame's end on the grid of its last transitions: a real meter's chip clock wanders within
-    # a frame (the shared capture: 0.14 chip rms), leaving the whole-frame fit half a chip off there
-    tail = np.array(idx) >= n - 48
-    t_end = t0 + n * T + (float(np.median(resid[tail])) if len(resid) == len(idx) and tail.sum() >= 4 else 0.0)
-    post = count_postamble(x, cp, rate, t_end, T, carrier, dev)
-    sync_len = len(spec.syncs.get(frame_format or "A", spec.sync))
-    sync_vals = chip_freq(np.arange(sync_len)) - carrier
-    sync_ok = bool(np.all(np.sign(sync_vals) == seq[:sync_len]))
-    offset = carrier + channel_offset_hz
-    return Measurement(mode=mode, frame_format=frame_format, carrier_offset_hz=offset,
-                       carrier_error_ppm=offset / spec.channel_hz * 1e6, deviation_hz=dev,
-                       deviation_peak_hz=_peak_deviation(lv, seq[settled], dev),
-                       modulation_index=2 * dev / chip_rate, chip_rate_hz=chip_rate,
-                       chip_rate_error_ppm=(chip_rate / spec.chip_rate - 1) * 1e6, timing_jitter_rms=jitter,
-                       drift_hz=drift, preamble_chips=pre, postamble_chips=post, sync_ok=sync_ok, eye_opening=eye,
-                       code_violations=violations, duration_s=(pre + n + post) * T / rate, n_transitions=len(times),
-                       occupied_bw_hz=occupied_bandwidth(x[max(int(t0 - pre * T), 0):int(t0 + n * T)], rate)[0],
-                       carrier_std_hz=carrier_std, drift_std_hz=drift_std)
+    return t0, T, carrier, dev, times, idx, resid
 
 
 def _vertex(xs: tuple[float, ...], ys: list[float]) -> float:
@@ -592,6 +648,41 @@ class _Fit:
 
 
 
+def _tone_carrier(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float, warp: np.ndarray,
+                  carrier: float, dev: float) -> float:
+    """The carrier as the peak of the frame's spectrum once the known modulation is taken out (a
+    tone then, blurred a little by what the grid misses), within a fifth of the deviation of ``carrier``
+    (and a quarter of the chip rate, where what a deviation error leaves of the modulation sits): coherent
+    over the whole frame, so a start the phase fits can unwrap from at any SNR they work at (the
+    settled chips' phasor sums read S1 at 14 dB up to 4 kHz off, and a phase walk that large
+    slipped by 2 pi)."""
+    edges = t0 + np.arange(len(seq) + 1) * T + warp
+    a, b = max(int(np.ceil(edges[0])), 0), min(int(np.floor(edges[-1])), len(x))
+    if b - a < 64:
+        return carrier
+    nn = np.arange(a, b, dtype=np.float64)
+    k = np.clip(np.searchsorted(edges, nn, side="right") - 1, 0, len(seq) - 1)
+    cum = np.concatenate(([0.0], np.cumsum(seq * np.diff(edges))))
+    q = cum[k] + seq[k] * (nn - edges[k])
+    z = x[a:b] * np.exp(-2j * np.pi / rate * (carrier * nn + dev * q))
+    nfft = 1 << int(np.ceil(np.log2(8 * len(z))))
+    spec = np.abs(np.fft.fft(z, nfft))
+    freqs = np.fft.fftfreq(nfft, 1 / rate)
+    near = np.flatnonzero(np.abs(freqs) <= min(0.2 * dev, 0.25 * rate / T))
+    i = int(near[np.argmax(spec[near])])
+    y0, y1, y2 = spec[i - 1], spec[i], spec[(i + 1) % nfft]
+    den = y0 - 2 * y1 + y2
+    frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
+    return float(carrier + freqs[i] + frac * rate / nfft)
+
+
+def _nominal_rounding(spec, T: float) -> float:
+    """The rms width (chips) of the transitions' rounding a mode's frames show here at ``T`` samples
+    per chip: its Gaussian shaping (BT b: sqrt(ln 2) / (2 pi b)) and our channel filters."""
+    shaping = np.sqrt(np.log(2)) / (2 * np.pi * spec.gaussian_bt) if spec.gaussian_bt else 0.0
+    return float(np.hypot(FILTER_ROUNDING_SAMPLES / T, shaping))
+
+
 def _gaussian(sigma: float) -> np.ndarray:
     half = int(np.ceil(4 * sigma))
     g = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
@@ -692,3 +783,189 @@ def _phase_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float,
                 samples=len(r) if per_sample else len(r) // w, params=design.shape[1],
                 carrier_std_hz=float(np.sqrt(max(cov[1, 1], 0.0))),
                 drift_rate_std_hz_per_s=float(np.sqrt(max(cov[4, 4], 0.0))))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class _WanderFit:
+    """One pass of :func:`_wander_fit`: refined carrier, deviation and drift rate, the chip boundaries'
+    new displacement from the straight grid (samples, per boundary 0..n), the standard errors, the
+    wander the phase supports best (chips rms per square-root chip) and the residual's variance per
+    sample (rad^2)."""
+
+    carrier_hz: float
+    deviation_hz: float
+    drift_rate_hz_per_s: float
+    warp: np.ndarray
+    carrier_std_hz: float
+    deviation_std_hz: float
+    drift_rate_std_hz_per_s: float
+    wander: float
+    noise_var: float | None
+    score: float  # minus twice the log marginal likelihood, up to a constant: the better model has the smaller
+
+
+# chip-clock wanders (chips rms per square-root chip: a random walk's step) the joint fit weighs by their
+# marginal likelihood; the first stands for a steady clock
+WANDER_GRID = (1e-4, 0.004, 0.008, 0.012, 0.017, 0.024, 0.034, 0.048, 0.068, 0.096)
+
+
+def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float, carrier: float, dev: float,
+                warp: np.ndarray, smooth: float, wander: float | None = None,
+                noise_var: float | None = None) -> _WanderFit:
+    """Carrier, deviation and drift jointly with a wandering chip clock. The phase of every sample is
+    fitted to the known chips with each transition's time free, the transitions tied together by
+    the prior of a random walk of the chip boundaries (``wander``: its step per chip, in chips;
+    None: the one of ``WANDER_GRID`` with the largest marginal likelihood, so a steady clock keeps
+    its straight grid and a wandering one is followed as far as the phase shows it). A displaced
+    transition turns the phase by 2 pi h times its displacement: on a fixed grid a wandering clock
+    walks the phase, which carrier, deviation and drift then absorb; here that walk is a parameter
+    of its own, and the standard errors include what the wander leaves uncertain (a carrier offset
+    and a zigzag of the transitions, rising ones late and falling ones early, turn the phase alike:
+    only the prior tells them apart, so a short frame on a wandering clock cannot give its carrier
+    as precisely as a steady one).
+
+    Linearised about the current ``warp`` (samples, per chip boundary): the unknowns are the global
+    phase, carrier, deviation, drift, a uniform stretch of the grid and, per run of equal chips, the
+    phase P_r the displaced transitions before it add (P_0 = 0). A transition j between runs j and
+    j + 1 moved by e_j adds beta_j e_j to the phase after it (beta_j = 2 pi dev / rate times the
+    chip change, +-2), so P_{j+1} - P_j = beta_j e_j and the random walk's steps e_j - e_{j-1} touch
+    three neighbouring P: the normal equations are banded in P, solved for the globals by their
+    Schur complement. The prior holds on the whole displacement (``warp`` plus this pass's e, less
+    its straight-line trend), so passes cannot carry the grid away where the phase alone is blind.
+    ``noise_var`` is the phase noise per sample (rad^2; None: from the samples' differences)."""
+    n_ch = len(seq)
+    edges = t0 + np.arange(n_ch + 1) * T + warp
+    a, b = max(int(np.ceil(edges[0])) + 1, 0), min(int(np.floor(edges[-1])) - 1, len(x))
+    tr = np.flatnonzero(seq[1:] != seq[:-1]) + 1
+    unchanged = _WanderFit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0, warp=warp,
+                           carrier_std_hz=float("nan"), deviation_std_hz=float("nan"),
+                           drift_rate_std_hz_per_s=float("nan"), wander=WANDER_GRID[0],
+                           noise_var=noise_var if noise_var is not None else float("nan"), score=float("inf"))
+    if b - a < 16 * T or len(tr) < 8 or dev <= 0:
+        return unchanged  # too little of the frame in the capture to fit
+    g = _gaussian(smooth * T) if smooth > 0 else np.ones(1)
+    pad = len(g) // 2
+    nn = np.arange(a - pad, b + pad, dtype=np.float64)
+    k = np.clip(np.searchsorted(edges, nn, side="right") - 1, 0, n_ch - 1)
+    cum = np.concatenate(([0.0], np.cumsum(seq * np.diff(edges))))
+    q = cum[k] + seq[k] * (nn - edges[k])
+    ssum = np.concatenate(([0.0], np.cumsum(seq)))
+    dq_stretch = ssum[k] - seq[k] * k  # warp += tau * boundary index: dq / dtau
+    if pad:
+        q, dq_stretch = (np.convolve(v, g, mode="valid") for v in (q, dq_stretch))
+    n = nn[pad:len(nn) - pad]
+    z = x[a:b] * np.exp(-2j * np.pi / rate * (carrier * n + dev * q))
+    # per-sample phase, unwrapped along an average over four chips (at least 8 samples): shorter
+    # averages of a slow mode slip by 2 pi at low SNR (S1 at 14 dB is 0 dB per sample here), and
+    # the residual phase varies slowly once the model is close
+    w = max(8, int(4 * T))
+    c = np.concatenate(([0], np.cumsum(z)))
+    zs = np.empty_like(z)
+    zs[w - 1:] = (c[w:] - c[:-w]) / w
+    zs[: w - 1] = c[1:w] / np.arange(1, w)
+    i = np.arange(len(z), dtype=np.float64)
+    coarse = np.interp(i, i - (w - 1) / 2, np.unwrap(np.angle(zs)))
+    y = coarse + np.angle(z * np.exp(-1j * coarse))
+    # transitions: chip index, time, phase step per sample of displacement
+    m = len(tr)
+    e_tr = edges[tr]
+    beta = 2 * np.pi / rate * dev * (seq[tr - 1] - seq[tr])
+    gcum = np.cumsum(g)
+
+    def risen(jj: np.ndarray) -> np.ndarray:
+        """How far transition jj's (Gaussian-rounded) step has risen at each sample (1 before
+        the first run's start, 0 past the last transition)."""
+        gi = np.floor(e_tr[np.clip(jj, 0, m - 1)] - n).astype(np.int64) + pad
+        out = np.where(gi < 0, 1.0, np.where(gi >= len(g), 0.0, 1.0 - gcum[np.clip(gi, 0, len(g) - 1)]))
+        return np.where(jj < 0, 1.0, np.where(jj >= m, 0.0, out))
+
+    # the runs a sample's rounding reaches, and its weight on each one's P (the step of the
+    # transition before the run less the step of the one after it)
+    r_lo = np.searchsorted(e_tr, n - pad - 1, side="right")
+    r_hi = np.searchsorted(e_tr, n + pad + 1, side="right")
+    reach = int(np.max(r_hi - r_lo)) + 1
+    runs = [r_lo + o for o in range(reach)]
+    weights = [np.where(r <= r_hi, risen(r - 1) - risen(r), 0.0) for r in runs]
+    # globals (unit-norm columns): phase, carrier, deviation, drift, stretch
+    mid = (n[0] + n[-1]) / 2
+    A = np.vstack([np.ones_like(n), 2 * np.pi / rate * n, 2 * np.pi / rate * q, np.pi * ((n - mid) / rate) ** 2,
+                   2 * np.pi / rate * dev * dq_stretch]).T
+    scale = np.maximum(np.sqrt(np.sum(A ** 2, axis=0)), 1e-300)
+    A = A / scale
+    if noise_var is None:
+        coef0, *_ = np.linalg.lstsq(A, y, rcond=None)
+        noise_var = float(np.var(np.diff(y - A @ coef0))) / 2
+    # the P unknowns u_0..u_{m-1} are P_1..P_m (P_0 = 0): the normal matrix in lower band form,
+    # band[d, i] = N(i + d, i)
+    bw = max(reach - 1, 2)
+    band = np.zeros((bw + 1, m))
+    Ay = np.hstack([A, y[:, None]])
+    ug = np.zeros((m, Ay.shape[1]))
+    for o1 in range(reach):
+        u1, w1 = runs[o1] - 1, weights[o1]
+        keep = (u1 >= 0) & (u1 < m) & (w1 != 0)
+        ug += np.stack([np.bincount(u1[keep], w1[keep] * col[keep], m) for col in Ay.T], axis=1)
+        for o2 in range(o1, reach):
+            u2, w2 = runs[o2] - 1, weights[o2]
+            both = keep & (u2 < m) & (w2 != 0)
+            band[o2 - o1] += np.bincount(u1[both], w1[both] * w2[both], m)
+    gram = Ay.T @ Ay
+    # the random walk's steps e_j - e_{j-1} (j = 1..m-1) on (P_{j-1}, P_j, P_{j+1}) = u (j-2, j-1, j),
+    # per unit of prior weight (one over the chips between the two transitions)
+    gap = np.diff(tr).astype(np.float64)
+    cf = np.vstack([1 / beta[:-1], -(1 / beta[1:] + 1 / beta[:-1]), 1 / beta[1:]])
+    us = np.vstack([np.arange(len(gap)) - 1, np.arange(len(gap)), np.arange(len(gap)) + 1])
+    wt = warp[tr]
+    step = np.diff(wt) - (np.polyfit(tr, wt, 1)[0] if m >= 2 else 0.0) * gap
+    prior, pr = np.zeros((3, m)), np.zeros(m)
+    for p in range(3):
+        ok = us[p] >= 0
+        pr -= np.bincount(us[p][ok], cf[p][ok] * step[ok] / gap[ok], m)
+        for r in range(p, 3):
+            prior[r - p] += np.bincount(us[p][ok], cf[p][ok] * cf[r][ok] / gap[ok], m)
+    from scipy.linalg import cho_solve_banded, cholesky_banded  # noqa: PLC0415 (the analyser's alone)
+
+    best = None
+    for sw in ((wander,) if wander is not None else WANDER_GRID):
+        lam = noise_var / (max(sw, 1e-4) * T) ** 2  # prior weight per unit, in units of the noise
+        rhs_u = ug.copy()
+        rhs_u[:, -1] += lam * pr
+        nb = band.copy()
+        nb[:3] += lam * prior
+        try:
+            chol = cholesky_banded(nb, lower=True)
+        except np.linalg.LinAlgError:
+            continue
+        X = cho_solve_banded((chol, True), rhs_u)
+        logdet_u = 2.0 * float(np.sum(np.log(chol[0])))
+        S = gram[:-1, :-1] - ug[:, :-1].T @ X[:, :-1]
+        sign, logdet_s = np.linalg.slogdet(S)
+        if sign <= 0:
+            continue
+        coef = np.linalg.solve(S, gram[:-1, -1] - ug[:, :-1].T @ X[:, -1])
+        P = np.concatenate(([0.0], X[:, -1] - X[:, :-1] @ coef))
+        r = y - A @ coef - sum(wo * P[np.clip(ro, 0, m)] for ro, wo in zip(runs, weights, strict=True))
+        walk = np.sum(cf * np.vstack([P[:-2], P[1:-1], P[2:]]), axis=0) + step
+        cost = float(r @ r) + lam * float(np.sum(walk ** 2 / gap))
+        # minus twice the log marginal likelihood (noise variance fixed), up to a constant
+        score = cost / noise_var + logdet_u + logdet_s - len(gap) * np.log(lam)
+        if best is None or score < best[0]:
+            best = (score, sw, coef, P, r, S)
+    if best is None:
+        return unchanged  # no wander gave a regular system (a frame mostly outside the capture)
+    score, sw, coef, P, r, S = best
+    # the residual's correlation between samples inflates the variance of a slowly varying
+    # regressor's estimate by 1 + 2 sum rho(l) (the long-run variance), summed over two chips
+    rv = float(r @ r) / len(r)
+    lags = max(int(2 * T), 2)
+    rho = [float(r[lag:] @ r[:-lag]) / len(r) / rv for lag in range(1, lags + 1)] if rv > 0 else []
+    cov = np.linalg.pinv(S) * rv * max(1.0 + 2 * sum(rho), 1.0) / np.outer(scale, scale)
+    coef = coef / scale
+    eps = (P[1:] - P[:-1]) / beta  # per transition (samples)
+    new_warp = warp + coef[4] * np.arange(n_ch + 1) + np.interp(np.arange(n_ch + 1), tr, eps)
+    return _WanderFit(carrier_hz=carrier + float(coef[1]), deviation_hz=dev + float(coef[2]),
+                      drift_rate_hz_per_s=float(coef[3]), warp=new_warp,
+                      carrier_std_hz=float(np.sqrt(max(cov[1, 1], 0.0))),
+                      deviation_std_hz=float(np.sqrt(max(cov[2, 2], 0.0))),
+                      drift_rate_std_hz_per_s=float(np.sqrt(max(cov[3, 3], 0.0))), wander=float(sw), noise_var=rv,
+                      score=float(score))

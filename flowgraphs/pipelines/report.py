@@ -164,7 +164,8 @@ def _html(report: dict, images: list) -> str:
         m = f["measurements"]
         bad = [k for k, v in f["verdicts"].items() if v["verdict"] == "FAIL"]
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-            f"{f['t_s']:.4f}", f"{f['mode']}-{f['format']}", f["meter"], f"{m['carrier_offset_hz']:+.0f}",
+            f"{f['t_s']:.4f}", f"{f['mode']}-{f['format']}", f["meter"],
+            f"{m['carrier_offset_hz']:+.0f} \u00b1 {m.get('carrier_std_hz', float('nan')):.0f}",
             f"{m['carrier_error_ppm']:+.1f}", f"{m['deviation_hz'] / 1e3:.2f}", f"{m['chip_rate_hz']:.1f}",
             f"{m['chip_rate_error_ppm']:+.0f}", m["preamble_chips"], m["postamble_chips"],
             f"{m['timing_jitter_rms']:.3f}",
@@ -181,7 +182,7 @@ img{{max-width:100%;border:1px solid #ddd}} pre{{background:#f6f6f6;padding:8px;
 <p>{html.escape(str(cap['source']))}: {cap['duration_s']:.2f} s at {cap['sample_rate_hz'] / 1e6:g} Msps,
 centre {cap['center_freq_hz'] / 1e6:.4f} MHz, {len(report['frames'])} frames from {len(report['meters'])} meters.
 Limits: {html.escape(report['limit_source'])}.</p>
-<table><tr><th>t (s)</th><th>mode</th><th>meter</th><th>carrier Hz</th><th>ppm</th><th>dev kHz</th>
+<table><tr><th>t (s)</th><th>mode</th><th>meter</th><th>carrier Hz (\u00b1 std)</th><th>ppm</th><th>dev kHz</th>
 <th>chip rate</th><th>ppm</th><th>preamble</th><th>postamble</th><th>jitter</th><th>eye</th><th>OBW 99 % kHz</th>
 <th>verdict</th></tr>
 {''.join(rows)}</table>
