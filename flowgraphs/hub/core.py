@@ -25,7 +25,7 @@ from mbus.errors import DecodeError
 from mbus.telegram import Telegram, decode
 
 from .alarms import IntervalTracker, silence_changes
-from .ingest import BadInput, Heard, parse_line, parse_raw
+from .ingest import BadInput, Heard, heard_from_tuple, parse_line, parse_raw
 from .merge import Merger, Reception
 from .store import HearingRow, ReadingRow, ReceiverRow, ReceptionRow, Store
 
@@ -74,9 +74,14 @@ class Hub:
         self.stats: Counter = Counter()
         self.rejects: Counter = Counter()
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.queue_size = queue_size
+        self._batched = 0  # frames queued in submit_many batches (bounded by queue_size as well)
+        self._room = threading.Condition()
         self.ack: Callable[[object], None] | None = None
         self.ack_many: Callable[[list], None] | None = None  # the same for a list of tokens (optional)
         self.publish: Publish | None = None
+        # the same for a list of (topic, payload, retain) (optional; an --intake process publishes them)
+        self.publish_many: Callable[[list[tuple[str, str, bool]]], None] | None = None
         # Listeners get every stored reception with its telegram; meter_fields add fields to the
         # PREFIX/meter/<id> message. --ha-discovery: flowgraphs.sinks.ha.HaDiscovery plugs in
         # here (one device set for the fleet), see flowgraphs/cli/hub.py.
@@ -96,6 +101,18 @@ class Hub:
         (the edge's availability: online / offline). ``arrived_ns``: when an intake process took it."""
         self.idle.clear()
         self.queue.put((kind, payload, receiver, time.time_ns() if arrived_ns is None else arrived_ns, token))
+
+    def submit_many(self, items: list) -> None:
+        """A batch of ``(kind, payload, receiver, arrived_ns, token)`` as one queue entry (an intake
+        process's batch: one queue operation instead of one per frame). Kinds as :meth:`submit`,
+        plus "heard" (payload: a :func:`~.ingest.heard_tuple` the intake parsed) and "bad" (payload:
+        ``(reason, message)`` of a message the intake rejected). Blocks while ``queue_size`` frames wait."""
+        with self._room:
+            while self._batched >= self.queue_size and not self._stop.is_set():
+                self._room.wait(0.5)
+            self._batched += len(items)
+        self.idle.clear()
+        self.queue.put(("many", items, None, 0, None))
 
     # --- the worker ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -120,8 +137,17 @@ class Hub:
             item = None
         n = 0
         while item is not None:
-            self._take(*item)
-            n += 1
+            if item[0] == "many":
+                batch = item[1]
+                for one in batch:
+                    self._take(*one)
+                n += len(batch)
+                with self._room:
+                    self._batched -= len(batch)
+                    self._room.notify_all()
+            else:
+                self._take(*item)
+                n += 1
             if n >= self.batch_max:
                 break
             try:
@@ -141,6 +167,15 @@ class Hub:
             self._status(payload, receiver, arrived_ns, token)
             return
         self.stats["frames_in"] += 1
+        if kind == "heard":  # parsed and checked by an intake process
+            heard = heard_from_tuple(payload)
+            self._note_receiver(heard)
+            self.merger.add(heard, time.monotonic(), token)
+            return
+        if kind == "bad":
+            reason, message = payload
+            self._reject(reason, f"raw from {receiver}: {message}", (token,))
+            return
         try:
             if kind == "raw":
                 heard = parse_raw(payload, topic_receiver=receiver, arrived_ns=arrived_ns)
@@ -234,15 +269,23 @@ class Hub:
             self._unwritten.clear()
             self.stats["stored"] += len(all_rows)
             index = {id(r): i for i, r in enumerate(all_rows)}
+            out: list[tuple[str, str, bool]] = []
             for row, t in done:
                 # a reception goes out on PREFIX/meter/<id> once for the fleet: from the hub (or
                 # worker) whose insert created it, not again from one that added a later hearing
                 if index[id(row)] in created:
-                    self._republish(row, t)
+                    if self.publish is not None or self.publish_many is not None:
+                        out.append(self._republish(row, t))
                 else:
                     self.stats["republish_left_to_creator"] += 1
                 for listener in self.listeners:
                     listener(row, t)
+            if out:
+                if self.publish_many is not None:
+                    self.publish_many(out)
+                else:
+                    for topic, payload, retain in out:
+                        self.publish(topic, payload, retain)
         elif tokens:  # every group of this step was rejected
             self._ack_all(tokens)
         self._check_alarms()
@@ -307,9 +350,8 @@ class Hub:
                     out.append(self._row(rec, again, min(h.arrived_ns for h in rec.hearings), None))
         return out
 
-    def _republish(self, row: ReceptionRow, t: Telegram) -> None:
-        if self.publish is None:
-            return
+    def _republish(self, row: ReceptionRow, t: Telegram) -> tuple[str, str, bool]:
+        """The PREFIX/meter/<id> message of a stored reception: (topic below the prefix, payload, retain)."""
         best = row.best
         payload = {"id": row.meter, "manufacturer": row.manufacturer, "device_type": row.device_type,
                    "time": iso(row.time_ns), "telegram": row.telegram, "decryption": row.decryption,
@@ -319,7 +361,7 @@ class Hub:
                    "records": [r.to_json() for r in t.records]}
         for fields in self.meter_fields:
             payload.update(fields(t))
-        self.publish(f"meter/{row.meter}", json.dumps(payload), False)
+        return f"meter/{row.meter}", json.dumps(payload), False
 
     def _check_alarms(self, *, force: bool = False) -> None:
         if not self.alarms:

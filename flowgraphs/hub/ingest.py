@@ -60,6 +60,24 @@ class Heard:
         return self.telegram[4:8][::-1].hex()
 
 
+HEARD_FIELDS = ("receiver", "telegram", "arrived_ns", "time_ns", "mode", "frame_format", "rssi_dbfs", "snr_db",
+                "freq_offset_hz", "ppm", "sample", "dropped_samples", "source")
+
+
+def heard_tuple(h: Heard) -> tuple:
+    """A :class:`Heard` as a plain tuple in :data:`HEARD_FIELDS` order: what an intake process
+    sends through its pipe (a tuple pickles ten times faster than the dataclass)."""
+    return (h.receiver, h.telegram, h.arrived_ns, h.time_ns, h.mode, h.frame_format, h.rssi_dbfs, h.snr_db,
+            h.freq_offset_hz, h.ppm, h.sample, h.dropped_samples, h.source)
+
+
+def heard_from_tuple(t: tuple) -> Heard:
+    """The inverse of :func:`heard_tuple`."""
+    return Heard(receiver=t[0], telegram=t[1], arrived_ns=t[2], time_ns=t[3], mode=t[4], frame_format=t[5],
+                 rssi_dbfs=t[6], snr_db=t[7], freq_offset_hz=t[8], ppm=t[9], sample=t[10], dropped_samples=t[11],
+                 source=t[12])
+
+
 def canonical_frame(data: bytes, *, where: str) -> tuple[bytes, str | None]:
     """(canonical bytes, format found): exact canonical length, else format A or B whose CRCs
     all check. BadInput "bad_crc" when the length fits neither."""

@@ -9,8 +9,15 @@ sends back, after each commit, the message ids to acknowledge. Nothing is acknow
 is stored, as with one process: an intake that stops or dies leaves its unacknowledged messages
 in its session, delivered again when it is back (the first process starts it again).
 
-Pipe protocol: intake -> core, lists of ``(kind, payload, receiver, arrived_ns, (mid, qos))``;
-core -> intake, lists of ``(mid, qos)`` to acknowledge. In the core a token is ``(intake, generation,
+An intake also parses and checks each raw message (:func:`~.ingest.parse_raw`) and sends the
+result, so the core only merges, decodes and stores; and the first intake publishes the readings
+the core republishes (``PREFIX/meter/<id>``, alarms), so paho's sending work leaves the core too.
+
+Pipe protocol: intake -> core, lists of ``(kind, payload, receiver, arrived_ns, (mid, qos))``, kind
+"heard" (payload a :func:`~.ingest.heard_tuple`), "bad" (payload ``(reason, message)``: counted,
+logged and acknowledged by the core like any bad input) or the bus's own kinds; core -> intake,
+lists of ``(mid, qos)`` to acknowledge, and ``("publish", [(topic below the prefix, payload,
+retain), ...])``. In the core a token is ``(intake, generation,
 (mid, qos))``: an intake started again is a new connection, where the old message ids mean other
 messages, so acknowledgements for an earlier generation are dropped (the broker delivers those
 messages again; the idempotent store takes them once)."""
@@ -23,6 +30,8 @@ import signal
 import threading
 import time
 from contextlib import suppress
+
+from .ingest import BadInput, heard_tuple, parse_raw
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +52,16 @@ class _Forwarder:
         self.publish = None
 
     def submit(self, kind: str, payload, receiver, token=None) -> None:
+        arrived_ns = time.time_ns()
+        if kind == "raw":
+            try:
+                heard = parse_raw(payload, topic_receiver=receiver, arrived_ns=arrived_ns)
+            except BadInput as err:
+                kind, payload = "bad", (err.reason, str(err))
+            else:
+                kind, payload = "heard", heard_tuple(heard)
         with self._lock:
-            self._items.append((kind, payload, receiver, time.time_ns(), token))
+            self._items.append((kind, payload, receiver, arrived_ns, token))
             if len(self._items) >= BATCH_MAX:
                 self._ready.set()
 
@@ -75,10 +92,17 @@ def intake_main(url: str, client_id: str, share: str | None, to_core, from_core,
         to_core.send(("error", str(err)))
         return
 
+    prefix = bus.broker.prefix
+
     def acks() -> None:
         with suppress(EOFError, OSError):
             while True:
-                for mid, qos in from_core.recv():
+                message = from_core.recv()
+                if isinstance(message, tuple):  # ("publish", [(subtopic, payload, retain), ...])
+                    for subtopic, payload, retain in message[1]:
+                        bus.client.publish(f"{prefix}/{subtopic}", payload, qos=1, retain=retain)
+                    continue
+                for mid, qos in message:
                     bus.client.ack(mid, qos)
 
     threading.Thread(target=acks, name="intake-acks", daemon=True).start()
@@ -120,8 +144,11 @@ class Intakes:
         self._ready: dict[int, threading.Event] = {}
         self._errors: dict[int, str] = {}
         self._bus_ack = hub.ack  # the first process's own session (receivers' status, lines topic)
+        self._bus_publish = hub.publish
         hub.ack = self.ack
         hub.ack_many = self.ack_many
+        hub.publish = self.publish
+        hub.publish_many = self.publish_many
         for index in range(n):
             self._spawn(index)
 
@@ -142,7 +169,6 @@ class Intakes:
                          name=f"hub-intake-{index + 1}-read", daemon=True).start()
 
     def _read(self, index: int, generation: int, conn) -> None:
-        submit = self.hub.submit
         with suppress(EOFError, OSError):
             while True:
                 batch = conn.recv()
@@ -151,8 +177,9 @@ class Intakes:
                         self._errors[index] = batch[1]
                     self._ready[index].set()
                     continue
-                for kind, payload, receiver, arrived_ns, token in batch:
-                    submit(kind, payload, receiver, (index, generation, token), arrived_ns=arrived_ns)
+                key = (index, generation)
+                self.hub.submit_many([(kind, payload, receiver, arrived_ns, (*key, token))
+                                      for kind, payload, receiver, arrived_ns, token in batch])
         conn.close()
 
     def wait_ready(self, timeout_s: float = 60) -> None:
@@ -177,6 +204,25 @@ class Intakes:
         for index, mids in by_index.items():
             with self._send_locks[index], suppress(OSError):  # gone: its session delivers them again
                 self._acks[index].send(mids)
+
+    def publish(self, subtopic: str, payload: str, retain: bool) -> None:
+        self.publish_many([(subtopic, payload, retain)])
+
+    def publish_many(self, messages: list[tuple[str, str, bool]]) -> None:
+        """Publish through the first live intake process (its paho client does the sending); through
+        the first process's own connection when none is alive."""
+        for index, proc in enumerate(self.procs):
+            if proc is None or not proc.is_alive() or not self._ready[index].is_set() or index in self._errors:
+                continue
+            try:
+                with self._send_locks[index]:
+                    self._acks[index].send(("publish", messages))
+                return
+            except OSError:
+                continue
+        if self._bus_publish is not None:
+            for subtopic, payload, retain in messages:
+                self._bus_publish(subtopic, payload, retain)
 
     def check(self) -> None:
         """Start again any intake that ended on its own (killed, crashed)."""
