@@ -81,7 +81,8 @@ class Hub:
         self.ack_many: Callable[[list], None] | None = None  # the same for a list of tokens (optional)
         self.publish: Publish | None = None
         # the same for a list of (topic, payload, retain) (optional; an --intake process publishes them)
-        self.publish_many: Callable[[list[tuple[str, str, bool]]], None] | None = None
+        self.publish_many: Callable[[list[tuple[str, str | dict, bool]]], None] | None = None
+        self.publish_objects = False  # True: publish_many takes the readings' payloads as dicts (JSON elsewhere)
         # Listeners get every stored reception with its telegram; meter_fields add fields to the
         # PREFIX/meter/<id> message. --ha-discovery: flowgraphs.sinks.ha.HaDiscovery plugs in
         # here (one device set for the fleet), see flowgraphs/cli/hub.py.
@@ -281,7 +282,7 @@ class Hub:
                 for listener in self.listeners:
                     listener(row, t)
             if out:
-                if self.publish_many is not None:
+                if self.publish_many is not None:  # (publish_objects only with publish_many)
                     self.publish_many(out)
                 else:
                     for topic, payload, retain in out:
@@ -350,8 +351,9 @@ class Hub:
                     out.append(self._row(rec, again, min(h.arrived_ns for h in rec.hearings), None))
         return out
 
-    def _republish(self, row: ReceptionRow, t: Telegram) -> tuple[str, str, bool]:
-        """The PREFIX/meter/<id> message of a stored reception: (topic below the prefix, payload, retain)."""
+    def _republish(self, row: ReceptionRow, t: Telegram) -> tuple[str, str | dict, bool]:
+        """The PREFIX/meter/<id> message of a stored reception: (topic below the prefix, payload, retain);
+        the payload as a dict with ``publish_objects`` (an intake process writes the JSON)."""
         best = row.best
         payload = {"id": row.meter, "manufacturer": row.manufacturer, "device_type": row.device_type,
                    "time": iso(row.time_ns), "telegram": row.telegram, "decryption": row.decryption,
@@ -361,7 +363,7 @@ class Hub:
                    "records": [r.to_json() for r in t.records]}
         for fields in self.meter_fields:
             payload.update(fields(t))
-        return f"meter/{row.meter}", json.dumps(payload), False
+        return f"meter/{row.meter}", payload if self.publish_objects else json.dumps(payload), False
 
     def _check_alarms(self, *, force: bool = False) -> None:
         if not self.alarms:

@@ -17,13 +17,14 @@ Pipe protocol: intake -> core, lists of ``(kind, payload, receiver, arrived_ns, 
 "heard" (payload a :func:`~.ingest.heard_tuple`), "bad" (payload ``(reason, message)``: counted,
 logged and acknowledged by the core like any bad input) or the bus's own kinds; core -> intake,
 lists of ``(mid, qos)`` to acknowledge, and ``("publish", [(topic below the prefix, payload,
-retain), ...])``. In the core a token is ``(intake, generation,
+retain), ...])`` (a reading's payload a dict: the intake writes its JSON). In the core a token is ``(intake, generation,
 (mid, qos))``: an intake started again is a new connection, where the old message ids mean other
 messages, so acknowledgements for an earlier generation are dropped (the broker delivers those
 messages again; the idempotent store takes them once)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -99,8 +100,9 @@ def intake_main(url: str, client_id: str, share: str | None, to_core, from_core,
             while True:
                 message = from_core.recv()
                 if isinstance(message, tuple):  # ("publish", [(subtopic, payload, retain), ...])
-                    for subtopic, payload, retain in message[1]:
-                        bus.client.publish(f"{prefix}/{subtopic}", payload, qos=1, retain=retain)
+                    for subtopic, p, retain in message[1]:
+                        bus.client.publish(f"{prefix}/{subtopic}", p if isinstance(p, str) else json.dumps(p), qos=1,
+                                           retain=retain)
                     continue
                 for mid, qos in message:
                     bus.client.ack(mid, qos)
@@ -149,6 +151,7 @@ class Intakes:
         hub.ack_many = self.ack_many
         hub.publish = self.publish
         hub.publish_many = self.publish_many
+        hub.publish_objects = True  # the intake writes the readings' JSON
         for index in range(n):
             self._spawn(index)
 
@@ -208,7 +211,7 @@ class Intakes:
     def publish(self, subtopic: str, payload: str, retain: bool) -> None:
         self.publish_many([(subtopic, payload, retain)])
 
-    def publish_many(self, messages: list[tuple[str, str, bool]]) -> None:
+    def publish_many(self, messages: list[tuple[str, str | dict, bool]]) -> None:
         """Publish through the first live intake process (its paho client does the sending); through
         the first process's own connection when none is alive."""
         for index, proc in enumerate(self.procs):
@@ -222,7 +225,7 @@ class Intakes:
                 continue
         if self._bus_publish is not None:
             for subtopic, payload, retain in messages:
-                self._bus_publish(subtopic, payload, retain)
+                self._bus_publish(subtopic, payload if isinstance(payload, str) else json.dumps(payload), retain)
 
     def check(self) -> None:
         """Start again any intake that ended on its own (killed, crashed)."""
