@@ -92,6 +92,8 @@ class Hub:
         self._pending: dict[str, deque] = {}  # compact frames waiting for their meter's format
         self._unwritten: list[tuple[list[ReceptionRow], list, list]] = []  # (rows, tokens, decoded)
         self._next_alarm_check = 0.0
+        self._writes: queue.Queue | None = None  # run(): batches for its writer thread
+        self._writing = 0  # batches handed to the writer thread and not yet stored
         self._stop = threading.Event()
         self.idle = threading.Event()  # set while the queue is empty and nothing waits in the merger
 
@@ -117,15 +119,51 @@ class Hub:
 
     # --- the worker ---------------------------------------------------------------------------------
     def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.pump(timeout_s=0.1)
-            except Exception:  # a bug of ours must not stop the fleet: log it loudly, count it, go on
-                self.stats["internal_errors"] += 1
-                log.exception("hub worker")
-                time.sleep(0.5)
-        self.pump(timeout_s=0)
-        self.flush()
+        """The worker thread's loop until :meth:`stop`. Stores in a writer thread of its own: while
+        the database takes one batch, the worker decodes the next (the database's time was a third
+        of the worker's); called directly, :meth:`pump` and :meth:`flush` store before they return."""
+        writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
+        self._writes = queue.Queue(maxsize=2)  # batches handed over: the worker waits when two are pending
+        writer.start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.pump(timeout_s=0.1)
+                except Exception:  # a bug of ours must not stop the fleet: log it loudly, count it, go on
+                    self.stats["internal_errors"] += 1
+                    log.exception("hub worker")
+                    time.sleep(0.5)
+            self.pump(timeout_s=0)
+            self.flush()
+        finally:
+            self._writes.put(None)
+            writer.join()
+            self._writes = None
+
+    def _write_loop(self) -> None:
+        """The writer thread of :meth:`run`: stores each handed-over batch (retrying while the store is
+        away; given up at shutdown: unacknowledged, the broker delivers it again), then acknowledges."""
+        while (batch := self._writes.get()) is not None:
+            rows, receivers, tokens, decoded = batch
+            while True:
+                try:
+                    created = self.store.write(rows, receivers, window_ns=int(self.merger.window_s * 1e9))
+                except Exception as err:  # noqa: BLE001 - any driver error: keep the batch, retry, never ack
+                    self.stats["store_errors"] += 1
+                    log.error("store %s: %s (%d receptions kept for the next try)", type(err).__name__, err,
+                              len(rows))
+                    if self._stop.is_set():
+                        break
+                    time.sleep(0.5)
+                    continue
+                try:
+                    self._committed(rows, tokens, decoded, created)
+                except Exception:  # a bug of ours: log it loudly, count it, go on
+                    self.stats["internal_errors"] += 1
+                    log.exception("hub writer")
+                break
+            with self._room:
+                self._writing -= 1
 
     def stop(self) -> None:
         self._stop.set()
@@ -156,7 +194,7 @@ class Hub:
             except queue.Empty:
                 item = None
         self.step(time.monotonic())
-        if self.queue.empty() and not len(self.merger) and not self._unwritten:
+        if self.queue.empty() and not len(self.merger) and not self._unwritten and not self._writing:
             self.idle.set()
 
     def flush(self) -> None:
@@ -250,7 +288,15 @@ class Hub:
         rows.extend(self._retry_pending(decoded))
         receivers = self._receiver_rows()
         tokens = [t for rec in receptions for t in rec.tokens]
-        if rows or receivers or self._unwritten:
+        if self._writes is not None and (rows or receivers):  # run(): its writer thread stores them
+            for state in self._receivers.values():  # their counts travel with the batch (kept on a retry)
+                if state.dirty:
+                    state.new_frames = 0
+                    state.dirty = False
+            with self._room:
+                self._writing += 1
+            self._writes.put((rows, receivers, tokens, decoded))
+        elif rows or receivers or self._unwritten:
             self._unwritten.append((rows, tokens, decoded))
             all_rows = [r for batch, _, _ in self._unwritten for r in batch]
             try:
@@ -265,31 +311,36 @@ class Hub:
                 if state.dirty:
                     state.new_frames = 0
                     state.dirty = False
-            self._ack_all([t for _, batch_tokens, _ in self._unwritten for t in batch_tokens])
+            tokens = [t for _, batch_tokens, _ in self._unwritten for t in batch_tokens]
             done = [d for _, _, batch_decoded in self._unwritten for d in batch_decoded]
             self._unwritten.clear()
-            self.stats["stored"] += len(all_rows)
-            index = {id(r): i for i, r in enumerate(all_rows)}
-            out: list[tuple[str, str, bool]] = []
-            for row, t in done:
-                # a reception goes out on PREFIX/meter/<id> once for the fleet: from the hub (or
-                # worker) whose insert created it, not again from one that added a later hearing
-                if index[id(row)] in created:
-                    if self.publish is not None or self.publish_many is not None:
-                        out.append(self._republish(row, t))
-                else:
-                    self.stats["republish_left_to_creator"] += 1
-                for listener in self.listeners:
-                    listener(row, t)
-            if out:
-                if self.publish_many is not None:  # (publish_objects only with publish_many)
-                    self.publish_many(out)
-                else:
-                    for topic, payload, retain in out:
-                        self.publish(topic, payload, retain)
+            self._committed(all_rows, tokens, done, created)
         elif tokens:  # every group of this step was rejected
             self._ack_all(tokens)
         self._check_alarms()
+
+    def _committed(self, all_rows: list[ReceptionRow], tokens: list, done: list, created: frozenset[int]) -> None:
+        """After the commit of ``all_rows``: acknowledge, count, republish, tell the listeners."""
+        self._ack_all(tokens)
+        self.stats["stored"] += len(all_rows)
+        index = {id(r): i for i, r in enumerate(all_rows)}
+        out: list[tuple[str, str, bool]] = []
+        for row, t in done:
+            # a reception goes out on PREFIX/meter/<id> once for the fleet: from the hub (or
+            # worker) whose insert created it, not again from one that added a later hearing
+            if index[id(row)] in created:
+                if self.publish is not None or self.publish_many is not None:
+                    out.append(self._republish(row, t))
+            else:
+                self.stats["republish_left_to_creator"] += 1
+            for listener in self.listeners:
+                listener(row, t)
+        if out:
+            if self.publish_many is not None:  # (publish_objects only with publish_many)
+                self.publish_many(out)
+            else:
+                for topic, payload, retain in out:
+                    self.publish(topic, payload, retain)
 
     def _ack_all(self, tokens: list) -> None:
         tokens = [t for t in tokens if t is not None]
