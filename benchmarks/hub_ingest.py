@@ -379,7 +379,7 @@ def main() -> None:
     ap.add_argument("--no-mqtt", action="store_true")
     ap.add_argument("--paths", default="core,live,drain", help="which paths to time (default core,live,drain)")
     ap.add_argument("--workers", type=int, default=1, help="hub --workers N (default 1)")
-    ap.add_argument("--intake", type=int, help="hub --intake N (default the hub's: 1 with PostgreSQL, 0 with SQLite)")
+    ap.add_argument("--intake", type=int, help="hub --intake N (default the hub's: 1)")
     ap.add_argument("--soak-minutes", type=float, help="run the soak instead")
     args = ap.parse_args()
     paths = [p for p in args.paths.split(",") if p and not (args.no_mqtt and p != "core")]

@@ -339,7 +339,7 @@ def check_fleet_store(db: Path, frames: list[dict], receivers=("north", "south")
         assert best == "north" and best_rssi == hearings["north"] and meter == meter_of(f)
 
 
-@pytest.mark.parametrize("layout", [(), ("--intake", "1")], ids=["one", "intake"])
+@pytest.mark.parametrize("layout", [("--intake", "0"), ("--intake", "1")], ids=["one", "intake"])
 def test_two_receivers_one_reception_each_with_both_rssis(broker, hubs, tmp_path, frames, layout):
     """With --intake the intake process parses the raw JSON and publishes the core's readings."""
     db = tmp_path / "hub.db"
@@ -369,7 +369,8 @@ def test_two_receivers_one_reception_each_with_both_rssis(broker, hubs, tmp_path
     rx.close()
 
 
-@pytest.mark.parametrize("layout", [(), ("--intake", "1"), ("--workers", "2")], ids=["one", "intake", "workers"])
+@pytest.mark.parametrize("layout", [("--intake", "0"), ("--intake", "1"), ("--workers", "2")],
+                         ids=["one", "intake", "workers"])
 def test_hub_restart_mid_run_loses_nothing(broker, hubs, tmp_path, frames, layout):
     """Killed (SIGKILL) while frames wait in its merge window, and down while more arrive: the
     persistent session (QoS 1, acknowledged only once stored) brings them all; with intake or
@@ -424,7 +425,7 @@ def test_silence_alarm_raised_after_three_intervals_and_cleared(broker, hubs, tm
     rx.close()
 
 
-@pytest.mark.parametrize("layout", [(), ("--intake", "1")], ids=["one", "intake"])
+@pytest.mark.parametrize("layout", [("--intake", "0"), ("--intake", "1")], ids=["one", "intake"])
 def test_bad_input_is_counted_and_never_stored(broker, hubs, tmp_path, frames, layout):
     """With --intake the intake process finds the bad raw messages; the core counts and logs them."""
     db = tmp_path / "hub.db"
