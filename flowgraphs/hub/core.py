@@ -27,7 +27,7 @@ from mbus.telegram import Telegram, decode
 from .alarms import IntervalTracker, silence_changes
 from .ingest import BadInput, Heard, heard_from_tuple, parse_line, parse_raw
 from .merge import Merger, Reception
-from .store import HearingRow, ReadingRow, ReceiverRow, ReceptionRow, Store
+from .store import ReadingRow, ReceiverRow, ReceptionRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,19 @@ PENDING_PER_METER = 16
 PENDING_METERS = 10_000
 
 
-def iso(time_ns: int) -> str:
-    from ..sinks.base import utc_iso
+_ISO_SECONDS: dict[int, str] = {}
 
-    return utc_iso(time_ns)
+
+def iso(time_ns: int) -> str:
+    """``2026-12-01T19:55:00.123456Z`` as :func:`flowgraphs.sinks.base.utc_iso` writes it; the
+    date and time of a second formatted once (every republished reading carries one)."""
+    s, ns = divmod(time_ns, 1_000_000_000)
+    head = _ISO_SECONDS.get(s)
+    if head is None:
+        if len(_ISO_SECONDS) >= 4096:
+            _ISO_SECONDS.clear()
+        head = _ISO_SECONDS[s] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
+    return f"{head}.{ns // 1000:06d}Z"
 
 
 @dataclass(slots=True)
@@ -354,7 +363,7 @@ class Hub:
 
     def _decode(self, rec: Reception) -> tuple[ReceptionRow, Telegram] | None:
         try:
-            t = decode(rec.telegram, keys=self.keys, frame_format=None, formats=self.formats)
+            t = decode(rec.telegram, keys=self.keys, frame_format=None, formats=self.formats, describe=False)
         except DecodeError as err:
             self._reject("undecodable", f"telegram from {rec.best.receiver}: {err}", ())
             return None
@@ -374,18 +383,16 @@ class Hub:
         return self._row(rec, t, seen_ns, interval), t
 
     def _row(self, rec: Reception, t: Telegram, seen_ns: int, interval: float | None) -> ReceptionRow:
-        readings = tuple(ReadingRow(idx=i, quantity=r.quantity, unit=r.unit, value=float(r.value),
-                                    storage=r.storage, tariff=r.tariff, subunit=r.subunit)
-                         for i, r in enumerate(t.records) if r.value is not None)
-        hearings = tuple(HearingRow(receiver=h.receiver, time_ns=h.time_ns, rssi_dbfs=h.rssi_dbfs, snr_db=h.snr_db,
-                                    freq_offset_hz=h.freq_offset_hz, ppm=h.ppm) for h in rec.hearings)
+        readings = tuple([ReadingRow(idx=i, quantity=r.quantity, unit=r.unit, value=float(r.value),
+                                     storage=r.storage, tariff=r.tariff, subunit=r.subunit)
+                          for i, r in enumerate(t.records) if r.value is not None])
         best = rec.best
         m = t.meter  # a property that looks through the layers: once
         return ReceptionRow(meter=m.id, telegram=rec.telegram.hex(), bucket=rec.bucket, time_ns=rec.time_ns,
                             seen_ns=seen_ns, manufacturer=m.manufacturer_code,
                             device_type=m.device_type_name, version=m.version, mode=best.mode,
                             frame_format=best.frame_format, decryption=t.decryption, source=best.source,
-                            hub=self.hub_id, hearings=hearings, readings=readings, interval_s=interval)
+                            hub=self.hub_id, hearings=rec.hearings, readings=readings, interval_s=interval)
 
     def _retry_pending(self, decoded) -> list[ReceptionRow]:
         """Compact frames stored before their format was known get their readings now."""
@@ -396,7 +403,7 @@ class Hub:
                 continue
             del self._pending[row.meter]
             for rec in waiting:
-                again = decode(rec.telegram, keys=self.keys, frame_format=None, formats=self.formats)
+                again = decode(rec.telegram, keys=self.keys, frame_format=None, formats=self.formats, describe=False)
                 if again.records_outcome == "ok":
                     self.stats["compact_late"] += 1
                     out.append(self._row(rec, again, min(h.arrived_ns for h in rec.hearings), None))

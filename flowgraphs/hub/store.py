@@ -19,6 +19,8 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from .ingest import Heard
+
 log = logging.getLogger(__name__)
 
 SCHEMA = [
@@ -149,12 +151,12 @@ class ReceptionRow:
     decryption: str
     source: str
     hub: str
-    hearings: tuple[HearingRow, ...]
+    hearings: tuple[HearingRow | Heard, ...]  # the hub hands over its Heard: the same fields, one object fewer
     readings: tuple[ReadingRow, ...] = ()
     interval_s: float | None = None
 
     @property
-    def best(self) -> HearingRow:
+    def best(self) -> HearingRow | Heard:
         return max(self.hearings, key=lambda h: -1e9 if h.rssi_dbfs is None else h.rssi_dbfs)
 
 
