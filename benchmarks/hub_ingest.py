@@ -16,8 +16,8 @@ Three figures per store:
 ``--soak-minutes N``: 10 simulated receivers at a steady rate into a `wmbus-sdr hub` subprocess
 (SQLite) for N minutes, printing the hub's RSS, the queue and the receptions stored over time.
 
-    python benchmarks/hub_ingest.py [--frames 20000] [--no-postgres] [--no-mqtt] [--stores sqlite,postgresql] [--paths core,live,drain]
-                                    [--intake N | --workers N]
+    python benchmarks/hub_ingest.py [--frames 20000] [--no-postgres] [--no-mqtt] [--stores sqlite,postgresql]
+                                    [--paths core,live,drain] [--intake N | --workers N]
     python benchmarks/hub_ingest.py --soak-minutes 30
 
 PostgreSQL (Debian's initdb/pg_ctl) and mosquitto are started here on free ports, and stopped.

@@ -48,6 +48,7 @@ class HubBus:
             import paho.mqtt.client as mqtt  # noqa: PLC0415 - optional
             from paho.mqtt.packettypes import PacketTypes
             from paho.mqtt.properties import Properties
+
             from .paho_bulk import make_client
         except ImportError:
             raise ValueError("hub --mqtt needs paho-mqtt: pip install 'wmbus-sdr[mqtt]'") from None
