@@ -203,9 +203,13 @@ def bench_core(url: str, frames: list[tuple[bytes, str]]) -> tuple[float, float]
 
 
 def _publisher(port: int, prefix: str, frames: list[tuple[bytes, str]]) -> None:
+    """The simulated receivers: paho (with the hub's bulk reads and writes: on the hub's machine
+    they take its CPU, where real receivers would each run on their own)."""
     import paho.mqtt.client as mqtt
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
+    from flowgraphs.hub.paho_bulk import make_client
+
+    client = make_client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)

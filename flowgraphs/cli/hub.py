@@ -236,13 +236,19 @@ def run(args) -> int:
             raise ValueError("--workers and --intake: give one of them")
         intake_n = (args.intake if args.intake is not None else default_intake(args.db)) \
             if args.mqtt and args.workers_n == 1 else 0
+        client_id = args.client_id or f"wmbus-sdr-hub-{hostname}" + (f"-{args.share}" if args.share else "")
+        own_group = "wmbus-sdr-" + re.sub(r"[^A-Za-z0-9_-]", "_", client_id)
+        if intake_n:  # started first: their start-up overlaps opening the store and our own session
+            from ..hub.intake import Intakes
+
+            share = args.share or (own_group if intake_n > 1 else None)
+            workers = intakes = Intakes(None, intake_n, url=args.mqtt, client_id=client_id, share=share,
+                                        verbose=args.verbose, stale_groups=(own_group,))
         store = open_store(args.db)
         hub = _new_hub(args, store, keys, main=True)
         if args.mqtt:
             from ..hub.bus import HubBus
 
-            client_id = args.client_id or f"wmbus-sdr-hub-{hostname}" + (f"-{args.share}" if args.share else "")
-            own_group = "wmbus-sdr-" + re.sub(r"[^A-Za-z0-9_-]", "_", client_id)
             bus = HubBus(args.mqtt, hub, client_id=client_id, share=_share_group(args, client_id),
                          lines_topic=args.lines_topic, raw=not intake_n,
                          stale_groups=tuple(g for g in (args.share, own_group) if g))
@@ -250,12 +256,7 @@ def run(args) -> int:
                 workers = _Workers(args, client_id)
                 workers.wait_ready()
             if intake_n:
-                from ..hub.intake import Intakes
-
-                share = args.share or (own_group if intake_n > 1 else None)
-                intakes = Intakes(hub, intake_n, url=args.mqtt, client_id=client_id, share=share,
-                                  verbose=args.verbose, stale_groups=(own_group,))
-                workers = intakes
+                intakes.attach(hub)
                 intakes.wait_ready()
         if args.ha_discovery:
             if bus is None:

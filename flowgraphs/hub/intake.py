@@ -128,10 +128,14 @@ class Intakes:
 
     def __init__(self, hub, n: int, *, url: str, client_id: str, share: str | None, verbose: int = 0,
                  stale_groups: tuple[str, ...] = ()):
+        """``hub`` None: the processes start now (their start-up overlaps the first process's, which
+        opens its store and its own session meanwhile); :meth:`attach` gives the hub later, and
+        nothing is passed on before."""
         import multiprocessing
 
         self._ctx = multiprocessing.get_context("spawn")
-        self.hub = hub
+        self.hub = None
+        self._attached = threading.Event()
         self._url = url
         self._client_id = client_id
         self._share = share
@@ -145,6 +149,15 @@ class Intakes:
         self._generation = [0] * n
         self._ready: dict[int, threading.Event] = {}
         self._errors: dict[int, str] = {}
+        self._bus_ack = self._bus_publish = None
+        for index in range(n):
+            self._spawn(index)
+        if hub is not None:
+            self.attach(hub)
+
+    def attach(self, hub) -> None:
+        """Feed ``hub`` (after its bus, if any, is wired: acknowledgements and publishing for other
+        than the intakes' sessions go through it)."""
         self._bus_ack = hub.ack  # the first process's own session (receivers' status, lines topic)
         self._bus_publish = hub.publish
         hub.ack = self.ack
@@ -152,8 +165,8 @@ class Intakes:
         hub.publish = self.publish
         hub.publish_many = self.publish_many
         hub.publish_objects = True  # the intake writes the readings' JSON
-        for index in range(n):
-            self._spawn(index)
+        self.hub = hub
+        self._attached.set()
 
     def _spawn(self, index: int) -> None:
         self._generation[index] += 1
@@ -181,6 +194,7 @@ class Intakes:
                     self._ready[index].set()
                     continue
                 key = (index, generation)
+                self._attached.wait()
                 self.hub.submit_many([(kind, payload, receiver, arrived_ns, (*key, token))
                                       for kind, payload, receiver, arrived_ns, token in batch])
         conn.close()

@@ -39,19 +39,22 @@ CLOSE_FLUSH_S = 2.0  # at close (after DISCONNECT): how long the unsent bytes ma
 class BufferedSocket:
     """A connected, non-blocking socket read in large pieces and written in batches (see the module)."""
 
-    __slots__ = ("_sock", "_in", "_pos", "_out")
+    __slots__ = ("_sock", "_in", "_pos", "_out", "reads", "writes")
 
     def __init__(self, sock: socket.socket):
         self._sock = sock
         self._in = b""
         self._pos = 0
         self._out = bytearray()
+        self.reads = 0  # system calls made (the tests check that one serves many packets)
+        self.writes = 0
 
     # --- what paho calls ----------------------------------------------------------------------------
     def recv(self, bufsize: int) -> bytes:
         pos = self._pos
         if pos >= len(self._in):
             data = self._sock.recv(READ_BYTES)  # BlockingIOError when nothing came: paho waits for more
+            self.reads += 1
             if not data:
                 return data  # the broker closed the connection
             self._in, pos = data, 0
@@ -73,6 +76,7 @@ class BufferedSocket:
         while out:
             try:
                 sent = self._sock.send(out)
+                self.writes += 1
             except BlockingIOError:
                 return
             except OSError as err:  # the connection broke: paho's next read finds out and reconnects
