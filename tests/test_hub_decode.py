@@ -19,6 +19,7 @@ from mbus.tpl import TransportLayer
 from mbus.vendors import DECODERS, _serving
 
 from .conftest import even_hex
+from .test_hub import frames  # noqa: F401 - the fixture
 
 
 def _keys(row) -> KeyStore | None:
@@ -80,3 +81,15 @@ def test_hub_time_text_is_the_sinks_one():
     times += [1_796_000_000_000_000_000 + rng.randrange(10**9) for _ in range(100)]  # one second, remembered
     for t in times:
         assert iso(t) == utc_iso(t), t
+
+
+def test_intake_tuple_is_the_parsed_hearing(frames):  # noqa: F811 - frames: the recording's, from test_hub
+    from flowgraphs.hub.ingest import heard_from_tuple, heard_tuple, parse_raw, parse_raw_tuple
+
+    from .test_hub import raw_message
+
+    for i, frame in enumerate(frames):
+        payload = raw_message(frame, "north", time_text=None if i % 2 else "keep")
+        heard = parse_raw(payload, topic_receiver="north", arrived_ns=i)
+        assert parse_raw_tuple(payload, topic_receiver="north", arrived_ns=i) == heard_tuple(heard)
+        assert heard_from_tuple(heard_tuple(heard)) == heard

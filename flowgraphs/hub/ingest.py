@@ -133,6 +133,11 @@ def parse_time(text: str, *, where: str) -> int:
 
 def parse_raw(payload: bytes, *, topic_receiver: str | None, arrived_ns: int) -> Heard:
     """The edge's ``PREFIX/raw/<receiver>`` JSON message."""
+    return heard_from_tuple(parse_raw_tuple(payload, topic_receiver=topic_receiver, arrived_ns=arrived_ns))
+
+
+def parse_raw_tuple(payload: bytes, *, topic_receiver: str | None, arrived_ns: int) -> tuple:
+    """:func:`parse_raw` as a :func:`heard_tuple` (what an intake process sends on: no object made)."""
     try:
         obj = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -164,13 +169,10 @@ def parse_raw(payload: bytes, *, topic_receiver: str | None, arrived_ns: int) ->
     if exact is not None:
         time_ns = exact
     rssi = _number(obj, "rssi_dbfs", required=True)
-    return Heard(receiver=receiver, telegram=telegram, arrived_ns=arrived_ns, time_ns=time_ns, mode=mode,
-                 frame_format=fmt or found, rssi_dbfs=float(rssi),
-                 snr_db=_number(obj, "snr_db", required=False),
-                 freq_offset_hz=_number(obj, "freq_offset_hz", required=False),
-                 ppm=_number(obj, "ppm", required=False),
-                 sample=_number(obj, "sample", required=False, integer=True),
-                 dropped_samples=_number(obj, "dropped_samples", required=False, integer=True))
+    return (receiver, telegram, arrived_ns, time_ns, mode, fmt or found, float(rssi),
+            _number(obj, "snr_db", required=False), _number(obj, "freq_offset_hz", required=False),
+            _number(obj, "ppm", required=False), _number(obj, "sample", required=False, integer=True),
+            _number(obj, "dropped_samples", required=False, integer=True), "raw")
 
 
 def parse_rtl433(line: str | bytes, *, receiver: str, arrived_ns: int) -> Heard:

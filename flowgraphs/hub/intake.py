@@ -32,7 +32,7 @@ import threading
 import time
 from contextlib import suppress
 
-from .ingest import BadInput, heard_tuple, parse_raw
+from .ingest import BadInput, parse_raw_tuple
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,9 @@ class _Forwarder:
         arrived_ns = time.time_ns()
         if kind == "raw":
             try:
-                heard = parse_raw(payload, topic_receiver=receiver, arrived_ns=arrived_ns)
+                kind, payload = "heard", parse_raw_tuple(payload, topic_receiver=receiver, arrived_ns=arrived_ns)
             except BadInput as err:
                 kind, payload = "bad", (err.reason, str(err))
-            else:
-                kind, payload = "heard", heard_tuple(heard)
         with self._lock:
             self._items.append((kind, payload, receiver, arrived_ns, token))
             if len(self._items) >= BATCH_MAX:
@@ -94,6 +92,7 @@ def intake_main(url: str, client_id: str, share: str | None, to_core, from_core,
         return
 
     prefix = bus.broker.prefix
+    to_json = json.JSONEncoder(check_circular=False).encode  # json.dumps' text; the core's dicts hold no cycles
 
     def acks() -> None:
         with suppress(EOFError, OSError):
@@ -101,7 +100,7 @@ def intake_main(url: str, client_id: str, share: str | None, to_core, from_core,
                 message = from_core.recv()
                 if isinstance(message, tuple):  # ("publish", [(subtopic, payload, retain), ...])
                     for subtopic, p, retain in message[1]:
-                        bus.client.publish(f"{prefix}/{subtopic}", p if isinstance(p, str) else json.dumps(p), qos=1,
+                        bus.client.publish(f"{prefix}/{subtopic}", p if isinstance(p, str) else to_json(p), qos=1,
                                            retain=retain)
                     continue
                 for mid, qos in message:
