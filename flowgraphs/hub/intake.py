@@ -2,14 +2,15 @@
 
 paho-mqtt spends about as much CPU on a message (reading, parsing its properties, the PUBACK) as
 the hub spends checking, merging, decrypting, decoding and storing it; in one process the two
-share one core. An intake process holds the MQTT session of the raw frames (client id
+share one core (even with paho reading and writing in bulk, :mod:`.paho_bulk`). An intake
+process holds the MQTT session of the raw frames (client id
 ``ID-in1``, ``ID-in2``, ...; with more than one, or with ``--share``, in a shared subscription)
 and passes the messages in batches through a pipe to the first process, which does the rest and
 sends back, after each commit, the message ids to acknowledge. Nothing is acknowledged before it
 is stored, as with one process: an intake that stops or dies leaves its unacknowledged messages
 in its session, delivered again when it is back (the first process starts it again).
 
-An intake also parses and checks each raw message (:func:`~.ingest.parse_raw`) and sends the
+An intake also parses and checks each raw message (:func:`~.ingest.parse_raw_tuple`) and sends the
 result, so the core only merges, decodes and stores; and the first intake publishes the readings
 the core republishes (``PREFIX/meter/<id>``, alarms), so paho's sending work leaves the core too.
 
@@ -17,8 +18,8 @@ Pipe protocol: intake -> core, lists of ``(kind, payload, receiver, arrived_ns, 
 "heard" (payload a :func:`~.ingest.heard_tuple`), "bad" (payload ``(reason, message)``: counted,
 logged and acknowledged by the core like any bad input) or the bus's own kinds; core -> intake,
 lists of ``(mid, qos)`` to acknowledge, and ``("publish", [(topic below the prefix, payload,
-retain), ...])`` (a reading's payload a dict: the intake writes its JSON). In the core a token is ``(intake, generation,
-(mid, qos))``: an intake started again is a new connection, where the old message ids mean other
+retain), ...])`` (a reading's payload a dict: the intake writes its JSON). In the core a token is
+``(intake, generation, (mid, qos))``: an intake started again is a new connection, where the old message ids mean other
 messages, so acknowledgements for an earlier generation are dropped (the broker delivers those
 messages again; the idempotent store takes them once)."""
 
