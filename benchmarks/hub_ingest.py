@@ -239,8 +239,8 @@ class HubProcess:
         out = os.environ.get("HUB_BENCH_PROFILE")
         if not out:
             return None
-        return subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-s", "-r", "250", "-f", "raw",
-                                 "-d", str(int(seconds)), "-p", str(self.proc.pid), "-o",
+        return subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-s", "--gil", "-r", "250",
+                                 "-f", "raw", "-d", str(int(seconds)), "-p", str(self.proc.pid), "-o",
                                  str(Path(out) / f"hub-{time.time_ns()}.txt")], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
 

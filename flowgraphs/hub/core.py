@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 KEPT_OUTCOMES = ("ok", "not_encrypted", "no_key", "unsupported_mode")  # others: the bytes are not a good telegram
 PENDING_PER_METER = 16
 PENDING_METERS = 10_000
+IN_TRANSIT_NS = 200_000_000  # a frame taken by an intake process reaches the queue within this
 
 
 _ISO_SECONDS: dict[int, str] = {}
@@ -101,6 +102,7 @@ class Hub:
         self._pending: dict[str, deque] = {}  # compact frames waiting for their meter's format
         self._unwritten: list[tuple[list[ReceptionRow], list, list]] = []  # (rows, tokens, decoded)
         self._next_alarm_check = 0.0
+        self._taken_ns: int | None = None  # arrival time of the last frame taken from the queue
         self._writes: queue.Queue | None = None  # run(): batches for its writer thread
         self._writing = 0  # batches handed to the writer thread and not yet stored
         self._stop = threading.Event()
@@ -218,6 +220,7 @@ class Hub:
         if kind == "heard":  # parsed and checked by an intake process
             heard = heard_from_tuple(payload)
             self._note_receiver(heard)
+            self._taken_ns = heard.arrived_ns
             self.merger.add(heard, time.monotonic(), token)
             return
         if kind == "bad":
@@ -234,6 +237,7 @@ class Hub:
             self._reject(err.reason, f"{kind} from {receiver or 'stdin'}: {err}", (token,))
             return
         self._note_receiver(heard)
+        self._taken_ns = heard.arrived_ns
         self.merger.add(heard, time.monotonic(), token)
 
     def _status(self, payload: bytes, receiver: str | None, arrived_ns: int, token) -> None:
@@ -285,8 +289,22 @@ class Hub:
                                     dropped_samples=state.dropped_samples, source=state.source))
         return rows
 
+    def _arrived_by(self) -> int | None:
+        """A time (wall clock, ns) before which every frame that arrived has been taken into the
+        merger: the arrival of the last frame taken (the queue is in arrival order; an --intake
+        keeps the broker's order), or, with the queue empty, a moment ago (a frame may still be
+        on its way from an intake process). None before the first frame. A clock that jumps
+        forward can close a group before a late copy is taken: the store folds that copy into
+        the same reception."""
+        taken = self._taken_ns
+        if taken is None:
+            return None
+        if self.queue.empty():
+            return max(taken, time.time_ns() - IN_TRANSIT_NS)
+        return taken
+
     def step(self, now_s: float | None) -> None:
-        receptions = self.merger.due(now_s)
+        receptions = self.merger.due(now_s, self._arrived_by())
         rows: list[ReceptionRow] = []
         decoded: list[tuple[ReceptionRow, Telegram]] = []
         for rec in receptions:
