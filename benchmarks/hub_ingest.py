@@ -151,6 +151,9 @@ class Postgres:
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
 
     def stop(self) -> None:
+        for conn in _PG_COUNTERS.values():
+            conn.close()
+        _PG_COUNTERS.clear()
         subprocess.run([*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
                        capture_output=True)
         shutil.rmtree(self.base, ignore_errors=True)
@@ -167,11 +170,16 @@ def hearings_in(url: str) -> int:
             conn.close()
     import psycopg
 
-    with psycopg.connect(url) as conn:
-        try:
-            return conn.execute("SELECT COUNT(*) FROM hearings").fetchone()[0]
-        except psycopg.errors.UndefinedTable:
-            return 0
+    conn = _PG_COUNTERS.get(url)
+    if conn is None or conn.closed:  # one connection for the polls: a new one costs the server a process
+        conn = _PG_COUNTERS[url] = psycopg.connect(url, autocommit=True)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM hearings").fetchone()[0]
+    except psycopg.errors.UndefinedTable:
+        return 0
+
+
+_PG_COUNTERS: dict = {}
 
 
 def cpu_s(pid: int) -> float:

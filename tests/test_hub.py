@@ -177,7 +177,8 @@ class HubProcess:
         def ready():
             text = self.text()
             assert self.proc.poll() is None, f"hub exited early:\n{text}"
-            return (not mqtt or "subscribed to" in text) and (not http or "dashboard at" in text)
+            # the CLI's line (after every worker and intake is ready), not a session's own log line
+            return (not mqtt or "wmbus-sdr hub: subscribed to" in text) and (not http or "dashboard at" in text)
         wait_for(ready, "the hub to start", 60)
         if http:
             self.url = self.text().split("dashboard at ", 1)[1].split()[0]

@@ -58,7 +58,7 @@ class Merger:
         group = self._open.get(heard.telegram)
         if group is None:
             group = self._open[heard.telegram] = _Group(deadline_s=now_s + self.window_s,
-                                                        first_arrived_ns=heard.arrived_ns)
+                                                        first_arrived_ns=heard.arrived_ns, hearings={}, tokens=[])
         old = group.hearings.get(heard.receiver)
         # the same receiver twice (a repeat within the window): keep the stronger copy
         if old is None or (heard.rssi_dbfs or -1e9) > (old.rssi_dbfs or -1e9):
