@@ -21,6 +21,10 @@ Three figures per store:
     python benchmarks/hub_ingest.py --soak-minutes 30
 
 PostgreSQL (Debian's initdb/pg_ctl) and mosquitto are started here on free ports, and stopped.
+
+Looking inside (environment): HUB_BENCH_CPU=1 prints, for drain, the CPU seconds of each hub process,
+of mosquitto and of the PostgreSQL server, and for live and drain the hearings stored over time;
+HUB_BENCH_PROFILE=DIR samples the drain's hub processes with py-spy (raw stacks holding the GIL, in DIR).
 """
 
 from __future__ import annotations
