@@ -222,7 +222,7 @@ def _publisher(port: int, prefix: str, frames: list[tuple[bytes, str]]) -> None:
     from flowgraphs.hub.paho_bulk import make_client
 
     client = make_client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
-    client.max_inflight_messages_set(1000)
+    client.max_inflight_messages_set(0)  # no limit: with one, paho scans its in-flight messages at every PUBACK
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
