@@ -16,11 +16,15 @@ Three figures per store:
 ``--soak-minutes N``: 10 simulated receivers at a steady rate into a `wmbus-sdr hub` subprocess
 (SQLite) for N minutes, printing the hub's RSS, the queue and the receptions stored over time.
 
-    python benchmarks/hub_ingest.py [--frames 20000] [--no-postgres] [--no-mqtt] [--paths core,live,drain]
-                                    [--intake N | --workers N]
+    python benchmarks/hub_ingest.py [--frames 20000] [--no-postgres] [--no-mqtt] [--stores sqlite,postgresql]
+                                    [--paths core,live,drain] [--intake N | --workers N]
     python benchmarks/hub_ingest.py --soak-minutes 30
 
 PostgreSQL (Debian's initdb/pg_ctl) and mosquitto are started here on free ports, and stopped.
+
+Looking inside (environment): HUB_BENCH_CPU=1 prints, for drain, the CPU seconds of each hub process,
+of mosquitto and of the PostgreSQL server, and for live and drain the hearings stored over time;
+HUB_BENCH_PROFILE=DIR samples the drain's hub processes with py-spy (raw stacks holding the GIL, in DIR).
 """
 
 from __future__ import annotations
@@ -151,6 +155,9 @@ class Postgres:
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
 
     def stop(self) -> None:
+        for conn in _PG_COUNTERS.values():
+            conn.close()
+        _PG_COUNTERS.clear()
         subprocess.run([*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
                        capture_output=True)
         shutil.rmtree(self.base, ignore_errors=True)
@@ -167,11 +174,16 @@ def hearings_in(url: str) -> int:
             conn.close()
     import psycopg
 
-    with psycopg.connect(url) as conn:
-        try:
-            return conn.execute("SELECT COUNT(*) FROM hearings").fetchone()[0]
-        except psycopg.errors.UndefinedTable:
-            return 0
+    conn = _PG_COUNTERS.get(url)
+    if conn is None or conn.closed:  # one connection for the polls: a new one costs the server a process
+        conn = _PG_COUNTERS[url] = psycopg.connect(url, autocommit=True)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM hearings").fetchone()[0]
+    except psycopg.errors.UndefinedTable:
+        return 0
+
+
+_PG_COUNTERS: dict = {}
 
 
 def cpu_s(pid: int) -> float:
@@ -203,10 +215,14 @@ def bench_core(url: str, frames: list[tuple[bytes, str]]) -> tuple[float, float]
 
 
 def _publisher(port: int, prefix: str, frames: list[tuple[bytes, str]]) -> None:
+    """The simulated receivers: paho (with the hub's bulk reads and writes: on the hub's machine
+    they take its CPU, where real receivers would each run on their own)."""
     import paho.mqtt.client as mqtt
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
-    client.max_inflight_messages_set(1000)
+    from flowgraphs.hub.paho_bulk import make_client
+
+    client = make_client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
+    client.max_inflight_messages_set(0)  # no limit: with one, paho scans its in-flight messages at every PUBACK
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -229,6 +245,17 @@ class HubProcess:
                                       f"mqtt://127.0.0.1:{broker.port}/b", "--db", url, "--key", KEY_HEX, "--window",
                                       "0.5", "--client-id", client_id, *extra], stderr=self.log, env=ENV)
 
+    def profile(self, seconds: float) -> subprocess.Popen | None:
+        """HUB_BENCH_PROFILE=DIR: py-spy samples the hub and its children for ``seconds`` (raw
+        stacks in DIR, for flamegraph.pl or speedscope)."""
+        out = os.environ.get("HUB_BENCH_PROFILE")
+        if not out:
+            return None
+        return subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-s", "--gil", "-r", "250",
+                                 "-f", "raw", "-d", str(int(seconds)), "-p", str(self.proc.pid), "-o",
+                                 str(Path(out) / f"hub-{time.time_ns()}.txt")], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
     def wait_subscribed(self) -> None:
         deadline = time.monotonic() + 120
         while "subscribed" not in self.log_path.read_text():
@@ -238,17 +265,21 @@ class HubProcess:
 
     def cpu_s(self) -> float:
         """CPU time of the hub and its worker or intake processes (s)."""
+        return sum(self.cpu_each())
+
+    def cpu_each(self) -> list[float]:
+        """CPU time of the hub (first) and of each of its worker or intake processes (s)."""
         pids = [self.proc.pid]
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         if children.exists():
             pids += [int(p) for p in children.read_text().split()]
-        total = 0.0
+        out = []
         for pid in pids:
             try:
-                total += cpu_s(pid)
+                out.append(cpu_s(pid))
             except (FileNotFoundError, ProcessLookupError):
                 pass
-        return total
+        return out
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -257,10 +288,14 @@ class HubProcess:
 
 
 def _wait_stored(url: str, n: int, hub: HubProcess, t0: float) -> None:
-    while hearings_in(url) < n:
+    seen = []
+    while (count := hearings_in(url)) < n:
         if time.perf_counter() - t0 > 600 or hub.proc.poll() is not None:
             raise RuntimeError(f"only {hearings_in(url)} of {n} stored")
+        seen.append(f"{time.perf_counter() - t0:.1f}:{count}")
         time.sleep(0.05)
+    if os.environ.get("HUB_BENCH_CPU"):
+        print("stored over time (s:hearings):", " ".join(seen[::4]), file=sys.stderr)
 
 
 def bench_mqtt(url: str, frames: list[tuple[bytes, str]], tmp: Path, *, layout: tuple[str, ...] = (),
@@ -279,11 +314,21 @@ def bench_mqtt(url: str, frames: list[tuple[bytes, str]], tmp: Path, *, layout: 
             first.wait_subscribed()
             first.stop()
             _publisher(broker.port, "b", frames)
+            others0 = _others_cpu_s(broker)
             hub = HubProcess(broker, url, tmp, client_id, layout)
             t0 = hub.started
+            time.sleep(0.3)
+            spy = hub.profile(len(frames) / 3000)
             _wait_stored(url, len(frames), hub, t0)
             elapsed = time.perf_counter() - t0
-            cpu = hub.cpu_s()
+            each = hub.cpu_each()
+            cpu = sum(each)
+            if os.environ.get("HUB_BENCH_CPU"):
+                others = [b - a for a, b in zip(others0, _others_cpu_s(broker), strict=True)]
+                print(f"drain: {elapsed:.2f} s; CPU s of the hub's processes: {' + '.join(f'{c:.2f}' for c in each)}; "
+                      f"mosquitto {others[0]:.2f}, postgres {others[1]:.2f}", file=sys.stderr)
+            if spy is not None:
+                spy.wait()
         else:
             hub = HubProcess(broker, url, tmp, client_id, layout)
             hub.wait_subscribed()
@@ -300,6 +345,20 @@ def bench_mqtt(url: str, frames: list[tuple[bytes, str]], tmp: Path, *, layout: 
             hub.stop()
         broker.stop()
     return len(frames) / elapsed, len(frames) / cpu
+
+
+def _others_cpu_s(broker: Mosquitto) -> tuple[float, float]:
+    """CPU time (s) of the broker and of every PostgreSQL server process on the machine."""
+    pg = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            pg += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_s(broker.proc.pid), pg
 
 
 def fleet_frames(n_telegrams: int, per_telegram: int, seed: int) -> list[tuple[bytes, str]]:
@@ -376,10 +435,11 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=20000, help="raw frames per run (default 20000)")
     ap.add_argument("--receivers-per-telegram", type=int, default=2)
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--stores", default="sqlite,postgresql", help="which stores (default sqlite,postgresql)")
     ap.add_argument("--no-mqtt", action="store_true")
     ap.add_argument("--paths", default="core,live,drain", help="which paths to time (default core,live,drain)")
     ap.add_argument("--workers", type=int, default=1, help="hub --workers N (default 1)")
-    ap.add_argument("--intake", type=int, help="hub --intake N (default the hub's: 1 with PostgreSQL, 0 with SQLite)")
+    ap.add_argument("--intake", type=int, help="hub --intake N (default the hub's: 1)")
     ap.add_argument("--soak-minutes", type=float, help="run the soak instead")
     args = ap.parse_args()
     paths = [p for p in args.paths.split(",") if p and not (args.no_mqtt and p != "core")]
@@ -392,13 +452,14 @@ def main() -> None:
             return
         per = args.receivers_per_telegram
         n = args.frames // per
-        pg = None if args.no_postgres else Postgres()
+        stores = [s for s in args.stores.split(",") if s and not (args.no_postgres and s == "postgresql")]
+        if unknown := set(stores) - {"sqlite", "postgresql"}:
+            ap.error(f"--stores: unknown {', '.join(sorted(unknown))}")
+        pg = Postgres() if "postgresql" in stores else None
         rows = []
         load_start = os.getloadavg()[0]
         try:
-            for store in ("sqlite", "postgresql"):
-                if store == "postgresql" and pg is None:
-                    continue
+            for store in stores:
                 for how in paths:
                     if store == "sqlite":
                         url = f"sqlite:///{tmp / f'{how}.db'}"

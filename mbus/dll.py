@@ -11,6 +11,7 @@ Layout (canonical frame offsets)::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import FieldError, TruncatedError
 
@@ -71,6 +72,7 @@ def is_from_meter(c_field: int) -> bool:
     return c_field in (0x44, 0x46, 0x47, 0x48) or c_field & 0x4F == 0x08
 
 
+@lru_cache(maxsize=4096)  # asked several times per telegram (vendor decoders, the hub's rows): a table look-up
 def manufacturer_code(value: int) -> str:
     """Three letters from the 16-bit M-field (bit 15 ignored, as most stacks do)."""
     letters = ((value >> 10) & 0x1F, (value >> 5) & 0x1F, value & 0x1F)

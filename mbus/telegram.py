@@ -166,9 +166,11 @@ def decode(
     formats: FormatCache | None = None,
     records: bool = True,
     strict: bool = False,
+    describe: bool = True,
 ) -> Telegram:
     """Decode one wireless telegram. Raises DecodeError only when not even the 10-byte link
-    header is there (or in ``strict`` mode, for any problem)."""
+    header is there (or in ``strict`` mode, for any problem). ``describe=False``: no ``message``
+    text for a telegram that decoded (empty; a failure's message is still written)."""
     fb = _frame.normalize(data, frame_format=frame_format)
     link = LinkHeader.parse(fb.canonical)
     st = DecodeState(buf=fb.canonical, link=link, keys=keys, fragments=fragments)
@@ -197,7 +199,7 @@ def decode(
         st.decryption = TRUNCATED
     if strict and st.problems:
         raise DecodeError(st.problems[0], layer="telegram")
-    if not st.message:
+    if not st.message and describe:
         st.message = _describe_success(link, st)
     recs, outcome = _application(st, link, formats, strict, fb.canonical) if records else ((), "none")
     _manufacturer_outcome(st, link, recs)

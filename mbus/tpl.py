@@ -168,7 +168,16 @@ class TransportLayer:
 
     @property
     def size(self) -> int:
-        return len(self.to_bytes())
+        """Bytes of the layer (CI, header, CF extension): len(to_bytes()), without building them."""
+        header = TPL_CIS[self.ci].header
+        if header == NONE:
+            return 1
+        if self.acc is None or self.status is None or self.cf is None or (header == LONG and self.address is None):
+            return len(self.to_bytes())  # raises, naming what is missing
+        mode = TPL_MODES.get((self.cf >> 8) & 0x1F)
+        if mode is not None and mode.cfe_size:  # an extension (its counter too, in some modes): as built
+            return len(self.to_bytes())
+        return 5 + (8 if header == LONG else 0)
 
     @classmethod
     def parse(cls, data: bytes, offset: int) -> TransportLayer:

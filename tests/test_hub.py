@@ -177,7 +177,8 @@ class HubProcess:
         def ready():
             text = self.text()
             assert self.proc.poll() is None, f"hub exited early:\n{text}"
-            return (not mqtt or "subscribed to" in text) and (not http or "dashboard at" in text)
+            # the CLI's line (after every worker and intake is ready), not a session's own log line
+            return (not mqtt or "wmbus-sdr hub: subscribed to" in text) and (not http or "dashboard at" in text)
         wait_for(ready, "the hub to start", 60)
         if http:
             self.url = self.text().split("dashboard at ", 1)[1].split()[0]
@@ -339,10 +340,12 @@ def check_fleet_store(db: Path, frames: list[dict], receivers=("north", "south")
         assert best == "north" and best_rssi == hearings["north"] and meter == meter_of(f)
 
 
-def test_two_receivers_one_reception_each_with_both_rssis(broker, hubs, tmp_path, frames):
+@pytest.mark.parametrize("layout", [("--intake", "0"), ("--intake", "1")], ids=["one", "intake"])
+def test_two_receivers_one_reception_each_with_both_rssis(broker, hubs, tmp_path, frames, layout):
+    """With --intake the intake process parses the raw JSON and publishes the core's readings."""
     db = tmp_path / "hub.db"
     hubs("--mqtt", f"mqtt://127.0.0.1:{broker}/{PREFIX}", "--db", f"sqlite:///{db}", "--keys", str(KEYS),
-         "--window", "1")
+         "--window", "1", *layout)
     out = Listener(broker, f"{PREFIX}/meter/#")
     rx = Receivers(broker)
     publish_fleet(rx, frames)
@@ -360,13 +363,15 @@ def test_two_receivers_one_reception_each_with_both_rssis(broker, hubs, tmp_path
     assert heat["decryption"] == "ok" and heat["best_receiver"] == "north"
     assert {r["id"] for r in heat["receivers"]} == {"north", "south"}
     assert any(r["quantity"] == "energy" and r["value"] == 4711 for r in heat["records"])
+    assert sorted(t for t, _ in out.got) == sorted(f"{PREFIX}/meter/{meter_of(f)}" for f in frames)  # each once
     recv = dict(sqlite_rows(db, "SELECT id, frames FROM receivers"))
     assert recv == {"north": 8, "south": 8}
     out.close()
     rx.close()
 
 
-@pytest.mark.parametrize("layout", [(), ("--intake", "1"), ("--workers", "2")], ids=["one", "intake", "workers"])
+@pytest.mark.parametrize("layout", [("--intake", "0"), ("--intake", "1"), ("--workers", "2")],
+                         ids=["one", "intake", "workers"])
 def test_hub_restart_mid_run_loses_nothing(broker, hubs, tmp_path, frames, layout):
     """Killed (SIGKILL) while frames wait in its merge window, and down while more arrive: the
     persistent session (QoS 1, acknowledged only once stored) brings them all; with intake or
@@ -421,10 +426,12 @@ def test_silence_alarm_raised_after_three_intervals_and_cleared(broker, hubs, tm
     rx.close()
 
 
-def test_bad_input_is_counted_and_never_stored(broker, hubs, tmp_path, frames):
+@pytest.mark.parametrize("layout", [("--intake", "0"), ("--intake", "1")], ids=["one", "intake"])
+def test_bad_input_is_counted_and_never_stored(broker, hubs, tmp_path, frames, layout):
+    """With --intake the intake process finds the bad raw messages; the core counts and logs them."""
     db = tmp_path / "hub.db"
     hub = hubs("--mqtt", f"mqtt://127.0.0.1:{broker}/{PREFIX}", "--db", f"sqlite:///{db}", "--keys", str(KEYS),
-               "--window", "0.5", "--http", "127.0.0.1:0", http=True)
+               "--window", "0.5", "--http", "127.0.0.1:0", *layout, http=True)
     rx = Receivers(broker)
     heat = next(f for f in frames if meter_of(f) == "31415926")
     good = raw_message(heat, "north")

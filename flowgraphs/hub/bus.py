@@ -1,7 +1,8 @@
 """The hub on MQTT (paho-mqtt, MQTT 5): a persistent session (fixed client id, clean_start off, a
 session expiry) subscribed with QoS 1 to ``PREFIX/raw/+`` (``$share/GROUP/PREFIX/raw/+`` with
 ``share``), and optionally to a topic of rtl_433 / rtlwmbus lines; messages are acknowledged by
-hand, after the hub stored them (:class:`flowgraphs.hub.core.Hub`).
+hand, after the hub stored them (:class:`flowgraphs.hub.core.Hub`). paho reads and writes in bulk
+through :mod:`.paho_bulk`.
 
 A hub with ``--workers N`` runs N of these, one per worker process, all in one shared subscription
 (the ``--share`` group, else one named after the hub's client id); only the first (``main``) also
@@ -47,6 +48,8 @@ class HubBus:
             import paho.mqtt.client as mqtt  # noqa: PLC0415 - optional
             from paho.mqtt.packettypes import PacketTypes
             from paho.mqtt.properties import Properties
+
+            from .paho_bulk import make_client
         except ImportError:
             raise ValueError("hub --mqtt needs paho-mqtt: pip install 'wmbus-sdr[mqtt]'") from None
         self.broker = parse_broker_url(url)
@@ -72,7 +75,8 @@ class HubBus:
         self._status_prefix = f"{prefix}/status/"
         self.connected = threading.Event()
         self._mqtt = mqtt
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+        # paho with bulk reads and writes (.paho_bulk): thousands of frames a second
+        self.client = make_client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
                                   manual_ack=True)
         if self.broker.username:
             self.client.username_pw_set(self.broker.username, self.broker.password)

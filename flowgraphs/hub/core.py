@@ -25,21 +25,31 @@ from mbus.errors import DecodeError
 from mbus.telegram import Telegram, decode
 
 from .alarms import IntervalTracker, silence_changes
-from .ingest import BadInput, Heard, parse_line, parse_raw
+from .ingest import BadInput, Heard, heard_from_tuple, parse_line, parse_raw
 from .merge import Merger, Reception
-from .store import HearingRow, ReadingRow, ReceiverRow, ReceptionRow, Store
+from .store import ReadingRow, ReceiverRow, ReceptionRow, Store
 
 log = logging.getLogger(__name__)
 
 KEPT_OUTCOMES = ("ok", "not_encrypted", "no_key", "unsupported_mode")  # others: the bytes are not a good telegram
 PENDING_PER_METER = 16
 PENDING_METERS = 10_000
+IN_TRANSIT_NS = 200_000_000  # a frame taken by an intake process reaches the queue within this
+
+
+_ISO_SECONDS: dict[int, str] = {}
 
 
 def iso(time_ns: int) -> str:
-    from ..sinks.base import utc_iso
-
-    return utc_iso(time_ns)
+    """``2026-12-01T19:55:00.123456Z`` as :func:`flowgraphs.sinks.base.utc_iso` writes it; the
+    date and time of a second formatted once (every republished reading carries one)."""
+    s, ns = divmod(time_ns, 1_000_000_000)
+    head = _ISO_SECONDS.get(s)
+    if head is None:
+        if len(_ISO_SECONDS) >= 4096:
+            _ISO_SECONDS.clear()
+        head = _ISO_SECONDS[s] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
+    return f"{head}.{ns // 1000:06d}Z"
 
 
 @dataclass(slots=True)
@@ -74,9 +84,15 @@ class Hub:
         self.stats: Counter = Counter()
         self.rejects: Counter = Counter()
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.queue_size = queue_size
+        self._batched = 0  # frames queued in submit_many batches (bounded by queue_size as well)
+        self._room = threading.Condition()
         self.ack: Callable[[object], None] | None = None
         self.ack_many: Callable[[list], None] | None = None  # the same for a list of tokens (optional)
         self.publish: Publish | None = None
+        # the same for a list of (topic, payload, retain) (optional; an --intake process publishes them)
+        self.publish_many: Callable[[list[tuple[str, str | dict, bool]]], None] | None = None
+        self.publish_objects = False  # True: publish_many takes the readings' payloads as dicts (JSON elsewhere)
         # Listeners get every stored reception with its telegram; meter_fields add fields to the
         # PREFIX/meter/<id> message. --ha-discovery: flowgraphs.sinks.ha.HaDiscovery plugs in
         # here (one device set for the fleet), see flowgraphs/cli/hub.py.
@@ -86,6 +102,9 @@ class Hub:
         self._pending: dict[str, deque] = {}  # compact frames waiting for their meter's format
         self._unwritten: list[tuple[list[ReceptionRow], list, list]] = []  # (rows, tokens, decoded)
         self._next_alarm_check = 0.0
+        self._taken_ns: int | None = None  # arrival time of the last frame taken from the queue
+        self._writes: queue.Queue | None = None  # run(): batches for its writer thread
+        self._writing = 0  # batches handed to the writer thread and not yet stored
         self._stop = threading.Event()
         self.idle = threading.Event()  # set while the queue is empty and nothing waits in the merger
 
@@ -97,17 +116,65 @@ class Hub:
         self.idle.clear()
         self.queue.put((kind, payload, receiver, time.time_ns() if arrived_ns is None else arrived_ns, token))
 
+    def submit_many(self, items: list) -> None:
+        """A batch of ``(kind, payload, receiver, arrived_ns, token)`` as one queue entry (an intake
+        process's batch: one queue operation instead of one per frame). Kinds as :meth:`submit`,
+        plus "heard" (payload: a :func:`~.ingest.heard_tuple` the intake parsed) and "bad" (payload:
+        ``(reason, message)`` of a message the intake rejected). Blocks while ``queue_size`` frames wait."""
+        with self._room:
+            while self._batched >= self.queue_size and not self._stop.is_set():
+                self._room.wait(0.5)
+            self._batched += len(items)
+        self.idle.clear()
+        self.queue.put(("many", items, None, 0, None))
+
     # --- the worker ---------------------------------------------------------------------------------
     def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.pump(timeout_s=0.1)
-            except Exception:  # a bug of ours must not stop the fleet: log it loudly, count it, go on
-                self.stats["internal_errors"] += 1
-                log.exception("hub worker")
-                time.sleep(0.5)
-        self.pump(timeout_s=0)
-        self.flush()
+        """The worker thread's loop until :meth:`stop`. Stores in a writer thread of its own: while
+        the database takes one batch, the worker decodes the next (the database's time was a third
+        of the worker's); called directly, :meth:`pump` and :meth:`flush` store before they return."""
+        writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
+        self._writes = queue.Queue(maxsize=2)  # batches handed over: the worker waits when two are pending
+        writer.start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.pump(timeout_s=0.1)
+                except Exception:  # a bug of ours must not stop the fleet: log it loudly, count it, go on
+                    self.stats["internal_errors"] += 1
+                    log.exception("hub worker")
+                    time.sleep(0.5)
+            self.pump(timeout_s=0)
+            self.flush()
+        finally:
+            self._writes.put(None)
+            writer.join()
+            self._writes = None
+
+    def _write_loop(self) -> None:
+        """The writer thread of :meth:`run`: stores each handed-over batch (retrying while the store is
+        away; given up at shutdown: unacknowledged, the broker delivers it again), then acknowledges."""
+        while (batch := self._writes.get()) is not None:
+            rows, receivers, tokens, decoded = batch
+            while True:
+                try:
+                    created = self.store.write(rows, receivers, window_ns=int(self.merger.window_s * 1e9))
+                except Exception as err:  # noqa: BLE001 - any driver error: keep the batch, retry, never ack
+                    self.stats["store_errors"] += 1
+                    log.error("store %s: %s (%d receptions kept for the next try)", type(err).__name__, err,
+                              len(rows))
+                    if self._stop.is_set():
+                        break
+                    time.sleep(0.5)
+                    continue
+                try:
+                    self._committed(rows, tokens, decoded, created)
+                except Exception:  # a bug of ours: log it loudly, count it, go on
+                    self.stats["internal_errors"] += 1
+                    log.exception("hub writer")
+                break
+            with self._room:
+                self._writing -= 1
 
     def stop(self) -> None:
         self._stop.set()
@@ -120,8 +187,17 @@ class Hub:
             item = None
         n = 0
         while item is not None:
-            self._take(*item)
-            n += 1
+            if item[0] == "many":
+                batch = item[1]
+                for one in batch:
+                    self._take(*one)
+                n += len(batch)
+                with self._room:
+                    self._batched -= len(batch)
+                    self._room.notify_all()
+            else:
+                self._take(*item)
+                n += 1
             if n >= self.batch_max:
                 break
             try:
@@ -129,7 +205,7 @@ class Hub:
             except queue.Empty:
                 item = None
         self.step(time.monotonic())
-        if self.queue.empty() and not len(self.merger) and not self._unwritten:
+        if self.queue.empty() and not len(self.merger) and not self._unwritten and not self._writing:
             self.idle.set()
 
     def flush(self) -> None:
@@ -141,6 +217,16 @@ class Hub:
             self._status(payload, receiver, arrived_ns, token)
             return
         self.stats["frames_in"] += 1
+        if kind == "heard":  # parsed and checked by an intake process
+            heard = heard_from_tuple(payload)
+            self._note_receiver(heard)
+            self._taken_ns = heard.arrived_ns
+            self.merger.add(heard, time.monotonic(), token)
+            return
+        if kind == "bad":
+            reason, message = payload
+            self._reject(reason, f"raw from {receiver}: {message}", (token,))
+            return
         try:
             if kind == "raw":
                 heard = parse_raw(payload, topic_receiver=receiver, arrived_ns=arrived_ns)
@@ -151,6 +237,7 @@ class Hub:
             self._reject(err.reason, f"{kind} from {receiver or 'stdin'}: {err}", (token,))
             return
         self._note_receiver(heard)
+        self._taken_ns = heard.arrived_ns
         self.merger.add(heard, time.monotonic(), token)
 
     def _status(self, payload: bytes, receiver: str | None, arrived_ns: int, token) -> None:
@@ -202,8 +289,22 @@ class Hub:
                                     dropped_samples=state.dropped_samples, source=state.source))
         return rows
 
+    def _arrived_by(self) -> int | None:
+        """A time (wall clock, ns) before which every frame that arrived has been taken into the
+        merger: the arrival of the last frame taken (the queue is in arrival order; an --intake
+        keeps the broker's order), or, with the queue empty, a moment ago (a frame may still be
+        on its way from an intake process). None before the first frame. A clock that jumps
+        forward can close a group before a late copy is taken: the store folds that copy into
+        the same reception."""
+        taken = self._taken_ns
+        if taken is None:
+            return None
+        if self.queue.empty():
+            return max(taken, time.time_ns() - IN_TRANSIT_NS)
+        return taken
+
     def step(self, now_s: float | None) -> None:
-        receptions = self.merger.due(now_s)
+        receptions = self.merger.due(now_s, self._arrived_by())
         rows: list[ReceptionRow] = []
         decoded: list[tuple[ReceptionRow, Telegram]] = []
         for rec in receptions:
@@ -214,7 +315,15 @@ class Hub:
         rows.extend(self._retry_pending(decoded))
         receivers = self._receiver_rows()
         tokens = [t for rec in receptions for t in rec.tokens]
-        if rows or receivers or self._unwritten:
+        if self._writes is not None and (rows or receivers):  # run(): its writer thread stores them
+            for state in self._receivers.values():  # their counts travel with the batch (kept on a retry)
+                if state.dirty:
+                    state.new_frames = 0
+                    state.dirty = False
+            with self._room:
+                self._writing += 1
+            self._writes.put((rows, receivers, tokens, decoded))
+        elif rows or receivers or self._unwritten:
             self._unwritten.append((rows, tokens, decoded))
             all_rows = [r for batch, _, _ in self._unwritten for r in batch]
             try:
@@ -229,23 +338,36 @@ class Hub:
                 if state.dirty:
                     state.new_frames = 0
                     state.dirty = False
-            self._ack_all([t for _, batch_tokens, _ in self._unwritten for t in batch_tokens])
+            tokens = [t for _, batch_tokens, _ in self._unwritten for t in batch_tokens]
             done = [d for _, _, batch_decoded in self._unwritten for d in batch_decoded]
             self._unwritten.clear()
-            self.stats["stored"] += len(all_rows)
-            index = {id(r): i for i, r in enumerate(all_rows)}
-            for row, t in done:
-                # a reception goes out on PREFIX/meter/<id> once for the fleet: from the hub (or
-                # worker) whose insert created it, not again from one that added a later hearing
-                if index[id(row)] in created:
-                    self._republish(row, t)
-                else:
-                    self.stats["republish_left_to_creator"] += 1
-                for listener in self.listeners:
-                    listener(row, t)
+            self._committed(all_rows, tokens, done, created)
         elif tokens:  # every group of this step was rejected
             self._ack_all(tokens)
         self._check_alarms()
+
+    def _committed(self, all_rows: list[ReceptionRow], tokens: list, done: list, created: frozenset[int]) -> None:
+        """After the commit of ``all_rows``: acknowledge, count, republish, tell the listeners."""
+        self._ack_all(tokens)
+        self.stats["stored"] += len(all_rows)
+        index = {id(r): i for i, r in enumerate(all_rows)}
+        out: list[tuple[str, str, bool]] = []
+        for row, t in done:
+            # a reception goes out on PREFIX/meter/<id> once for the fleet: from the hub (or
+            # worker) whose insert created it, not again from one that added a later hearing
+            if index[id(row)] in created:
+                if self.publish is not None or self.publish_many is not None:
+                    out.append(self._republish(row, t))
+            else:
+                self.stats["republish_left_to_creator"] += 1
+            for listener in self.listeners:
+                listener(row, t)
+        if out:
+            if self.publish_many is not None:  # (publish_objects only with publish_many)
+                self.publish_many(out)
+            else:
+                for topic, payload, retain in out:
+                    self.publish(topic, payload, retain)
 
     def _ack_all(self, tokens: list) -> None:
         tokens = [t for t in tokens if t is not None]
@@ -259,7 +381,7 @@ class Hub:
 
     def _decode(self, rec: Reception) -> tuple[ReceptionRow, Telegram] | None:
         try:
-            t = decode(rec.telegram, keys=self.keys, frame_format=None, formats=self.formats)
+            t = decode(rec.telegram, keys=self.keys, frame_format=None, formats=self.formats, describe=False)
         except DecodeError as err:
             self._reject("undecodable", f"telegram from {rec.best.receiver}: {err}", ())
             return None
@@ -279,18 +401,16 @@ class Hub:
         return self._row(rec, t, seen_ns, interval), t
 
     def _row(self, rec: Reception, t: Telegram, seen_ns: int, interval: float | None) -> ReceptionRow:
-        readings = tuple(ReadingRow(idx=i, quantity=r.quantity, unit=r.unit, value=float(r.value),
-                                    storage=r.storage, tariff=r.tariff, subunit=r.subunit)
-                         for i, r in enumerate(t.records) if r.value is not None)
-        hearings = tuple(HearingRow(receiver=h.receiver, time_ns=h.time_ns, rssi_dbfs=h.rssi_dbfs, snr_db=h.snr_db,
-                                    freq_offset_hz=h.freq_offset_hz, ppm=h.ppm) for h in rec.hearings)
+        readings = tuple([ReadingRow(idx=i, quantity=r.quantity, unit=r.unit, value=float(r.value),
+                                     storage=r.storage, tariff=r.tariff, subunit=r.subunit)
+                          for i, r in enumerate(t.records) if r.value is not None])
         best = rec.best
         m = t.meter  # a property that looks through the layers: once
         return ReceptionRow(meter=m.id, telegram=rec.telegram.hex(), bucket=rec.bucket, time_ns=rec.time_ns,
                             seen_ns=seen_ns, manufacturer=m.manufacturer_code,
                             device_type=m.device_type_name, version=m.version, mode=best.mode,
                             frame_format=best.frame_format, decryption=t.decryption, source=best.source,
-                            hub=self.hub_id, hearings=hearings, readings=readings, interval_s=interval)
+                            hub=self.hub_id, hearings=rec.hearings, readings=readings, interval_s=interval)
 
     def _retry_pending(self, decoded) -> list[ReceptionRow]:
         """Compact frames stored before their format was known get their readings now."""
@@ -301,15 +421,15 @@ class Hub:
                 continue
             del self._pending[row.meter]
             for rec in waiting:
-                again = decode(rec.telegram, keys=self.keys, frame_format=None, formats=self.formats)
+                again = decode(rec.telegram, keys=self.keys, frame_format=None, formats=self.formats, describe=False)
                 if again.records_outcome == "ok":
                     self.stats["compact_late"] += 1
                     out.append(self._row(rec, again, min(h.arrived_ns for h in rec.hearings), None))
         return out
 
-    def _republish(self, row: ReceptionRow, t: Telegram) -> None:
-        if self.publish is None:
-            return
+    def _republish(self, row: ReceptionRow, t: Telegram) -> tuple[str, str | dict, bool]:
+        """The PREFIX/meter/<id> message of a stored reception: (topic below the prefix, payload, retain);
+        the payload as a dict with ``publish_objects`` (an intake process writes the JSON)."""
         best = row.best
         payload = {"id": row.meter, "manufacturer": row.manufacturer, "device_type": row.device_type,
                    "time": iso(row.time_ns), "telegram": row.telegram, "decryption": row.decryption,
@@ -319,7 +439,7 @@ class Hub:
                    "records": [r.to_json() for r in t.records]}
         for fields in self.meter_fields:
             payload.update(fields(t))
-        self.publish(f"meter/{row.meter}", json.dumps(payload), False)
+        return f"meter/{row.meter}", payload if self.publish_objects else json.dumps(payload), False
 
     def _check_alarms(self, *, force: bool = False) -> None:
         if not self.alarms:

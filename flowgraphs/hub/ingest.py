@@ -60,6 +60,24 @@ class Heard:
         return self.telegram[4:8][::-1].hex()
 
 
+HEARD_FIELDS = ("receiver", "telegram", "arrived_ns", "time_ns", "mode", "frame_format", "rssi_dbfs", "snr_db",
+                "freq_offset_hz", "ppm", "sample", "dropped_samples", "source")
+
+
+def heard_tuple(h: Heard) -> tuple:
+    """A :class:`Heard` as a plain tuple in :data:`HEARD_FIELDS` order: what an intake process
+    sends through its pipe (a tuple pickles ten times faster than the dataclass)."""
+    return (h.receiver, h.telegram, h.arrived_ns, h.time_ns, h.mode, h.frame_format, h.rssi_dbfs, h.snr_db,
+            h.freq_offset_hz, h.ppm, h.sample, h.dropped_samples, h.source)
+
+
+def heard_from_tuple(t: tuple) -> Heard:
+    """The inverse of :func:`heard_tuple`."""
+    return Heard(receiver=t[0], telegram=t[1], arrived_ns=t[2], time_ns=t[3], mode=t[4], frame_format=t[5],
+                 rssi_dbfs=t[6], snr_db=t[7], freq_offset_hz=t[8], ppm=t[9], sample=t[10], dropped_samples=t[11],
+                 source=t[12])
+
+
 def canonical_frame(data: bytes, *, where: str) -> tuple[bytes, str | None]:
     """(canonical bytes, format found): exact canonical length, else format A or B whose CRCs
     all check. BadInput "bad_crc" when the length fits neither."""
@@ -115,6 +133,11 @@ def parse_time(text: str, *, where: str) -> int:
 
 def parse_raw(payload: bytes, *, topic_receiver: str | None, arrived_ns: int) -> Heard:
     """The edge's ``PREFIX/raw/<receiver>`` JSON message."""
+    return heard_from_tuple(parse_raw_tuple(payload, topic_receiver=topic_receiver, arrived_ns=arrived_ns))
+
+
+def parse_raw_tuple(payload: bytes, *, topic_receiver: str | None, arrived_ns: int) -> tuple:
+    """:func:`parse_raw` as a :func:`heard_tuple` (what an intake process sends on: no object made)."""
     try:
         obj = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -146,13 +169,10 @@ def parse_raw(payload: bytes, *, topic_receiver: str | None, arrived_ns: int) ->
     if exact is not None:
         time_ns = exact
     rssi = _number(obj, "rssi_dbfs", required=True)
-    return Heard(receiver=receiver, telegram=telegram, arrived_ns=arrived_ns, time_ns=time_ns, mode=mode,
-                 frame_format=fmt or found, rssi_dbfs=float(rssi),
-                 snr_db=_number(obj, "snr_db", required=False),
-                 freq_offset_hz=_number(obj, "freq_offset_hz", required=False),
-                 ppm=_number(obj, "ppm", required=False),
-                 sample=_number(obj, "sample", required=False, integer=True),
-                 dropped_samples=_number(obj, "dropped_samples", required=False, integer=True))
+    return (receiver, telegram, arrived_ns, time_ns, mode, fmt or found, float(rssi),
+            _number(obj, "snr_db", required=False), _number(obj, "freq_offset_hz", required=False),
+            _number(obj, "ppm", required=False), _number(obj, "sample", required=False, integer=True),
+            _number(obj, "dropped_samples", required=False, integer=True), "raw")
 
 
 def parse_rtl433(line: str | bytes, *, receiver: str, arrived_ns: int) -> Heard:

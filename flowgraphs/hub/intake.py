@@ -2,27 +2,38 @@
 
 paho-mqtt spends about as much CPU on a message (reading, parsing its properties, the PUBACK) as
 the hub spends checking, merging, decrypting, decoding and storing it; in one process the two
-share one core. An intake process holds the MQTT session of the raw frames (client id
+share one core (even with paho reading and writing in bulk, :mod:`.paho_bulk`). An intake
+process holds the MQTT session of the raw frames (client id
 ``ID-in1``, ``ID-in2``, ...; with more than one, or with ``--share``, in a shared subscription)
 and passes the messages in batches through a pipe to the first process, which does the rest and
 sends back, after each commit, the message ids to acknowledge. Nothing is acknowledged before it
 is stored, as with one process: an intake that stops or dies leaves its unacknowledged messages
 in its session, delivered again when it is back (the first process starts it again).
 
-Pipe protocol: intake -> core, lists of ``(kind, payload, receiver, arrived_ns, (mid, qos))``;
-core -> intake, lists of ``(mid, qos)`` to acknowledge. In the core a token is ``(intake, generation,
-(mid, qos))``: an intake started again is a new connection, where the old message ids mean other
+An intake also parses and checks each raw message (:func:`~.ingest.parse_raw_tuple`) and sends the
+result, so the core only merges, decodes and stores; and the first intake publishes the readings
+the core republishes (``PREFIX/meter/<id>``, alarms), so paho's sending work leaves the core too.
+
+Pipe protocol: intake -> core, lists of ``(kind, payload, receiver, arrived_ns, (mid, qos))``, kind
+"heard" (payload a :func:`~.ingest.heard_tuple`), "bad" (payload ``(reason, message)``: counted,
+logged and acknowledged by the core like any bad input) or the bus's own kinds; core -> intake,
+lists of ``(mid, qos)`` to acknowledge, and ``("publish", [(topic below the prefix, payload,
+retain), ...])`` (a reading's payload a dict: the intake writes its JSON). In the core a token is
+``(intake, generation, (mid, qos))``: an intake started again is a new connection, where the old message ids mean other
 messages, so acknowledgements for an earlier generation are dropped (the broker delivers those
 messages again; the idempotent store takes them once)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import threading
 import time
 from contextlib import suppress
+
+from .ingest import BadInput, parse_raw_tuple
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +54,14 @@ class _Forwarder:
         self.publish = None
 
     def submit(self, kind: str, payload, receiver, token=None) -> None:
+        arrived_ns = time.time_ns()
+        if kind == "raw":
+            try:
+                kind, payload = "heard", parse_raw_tuple(payload, topic_receiver=receiver, arrived_ns=arrived_ns)
+            except BadInput as err:
+                kind, payload = "bad", (err.reason, str(err))
         with self._lock:
-            self._items.append((kind, payload, receiver, time.time_ns(), token))
+            self._items.append((kind, payload, receiver, arrived_ns, token))
             if len(self._items) >= BATCH_MAX:
                 self._ready.set()
 
@@ -75,10 +92,19 @@ def intake_main(url: str, client_id: str, share: str | None, to_core, from_core,
         to_core.send(("error", str(err)))
         return
 
+    prefix = bus.broker.prefix
+    to_json = json.JSONEncoder(check_circular=False).encode  # json.dumps' text; the core's dicts hold no cycles
+
     def acks() -> None:
         with suppress(EOFError, OSError):
             while True:
-                for mid, qos in from_core.recv():
+                message = from_core.recv()
+                if isinstance(message, tuple):  # ("publish", [(subtopic, payload, retain), ...])
+                    for subtopic, p, retain in message[1]:
+                        bus.client.publish(f"{prefix}/{subtopic}", p if isinstance(p, str) else to_json(p), qos=1,
+                                           retain=retain)
+                    continue
+                for mid, qos in message:
                     bus.client.ack(mid, qos)
 
     threading.Thread(target=acks, name="intake-acks", daemon=True).start()
@@ -102,10 +128,14 @@ class Intakes:
 
     def __init__(self, hub, n: int, *, url: str, client_id: str, share: str | None, verbose: int = 0,
                  stale_groups: tuple[str, ...] = ()):
+        """``hub`` None: the processes start now (their start-up overlaps the first process's, which
+        opens its store and its own session meanwhile); :meth:`attach` gives the hub later, and
+        nothing is passed on before."""
         import multiprocessing
 
         self._ctx = multiprocessing.get_context("spawn")
-        self.hub = hub
+        self.hub = None
+        self._attached = threading.Event()
         self._url = url
         self._client_id = client_id
         self._share = share
@@ -119,11 +149,24 @@ class Intakes:
         self._generation = [0] * n
         self._ready: dict[int, threading.Event] = {}
         self._errors: dict[int, str] = {}
-        self._bus_ack = hub.ack  # the first process's own session (receivers' status, lines topic)
-        hub.ack = self.ack
-        hub.ack_many = self.ack_many
+        self._bus_ack = self._bus_publish = None
         for index in range(n):
             self._spawn(index)
+        if hub is not None:
+            self.attach(hub)
+
+    def attach(self, hub) -> None:
+        """Feed ``hub`` (after its bus, if any, is wired: acknowledgements and publishing for other
+        than the intakes' sessions go through it)."""
+        self._bus_ack = hub.ack  # the first process's own session (receivers' status, lines topic)
+        self._bus_publish = hub.publish
+        hub.ack = self.ack
+        hub.ack_many = self.ack_many
+        hub.publish = self.publish
+        hub.publish_many = self.publish_many
+        hub.publish_objects = True  # the intake writes the readings' JSON
+        self.hub = hub
+        self._attached.set()
 
     def _spawn(self, index: int) -> None:
         self._generation[index] += 1
@@ -142,7 +185,6 @@ class Intakes:
                          name=f"hub-intake-{index + 1}-read", daemon=True).start()
 
     def _read(self, index: int, generation: int, conn) -> None:
-        submit = self.hub.submit
         with suppress(EOFError, OSError):
             while True:
                 batch = conn.recv()
@@ -151,8 +193,10 @@ class Intakes:
                         self._errors[index] = batch[1]
                     self._ready[index].set()
                     continue
-                for kind, payload, receiver, arrived_ns, token in batch:
-                    submit(kind, payload, receiver, (index, generation, token), arrived_ns=arrived_ns)
+                key = (index, generation)
+                self._attached.wait()
+                self.hub.submit_many([(kind, payload, receiver, arrived_ns, (*key, token))
+                                      for kind, payload, receiver, arrived_ns, token in batch])
         conn.close()
 
     def wait_ready(self, timeout_s: float = 60) -> None:
@@ -177,6 +221,25 @@ class Intakes:
         for index, mids in by_index.items():
             with self._send_locks[index], suppress(OSError):  # gone: its session delivers them again
                 self._acks[index].send(mids)
+
+    def publish(self, subtopic: str, payload: str, retain: bool) -> None:
+        self.publish_many([(subtopic, payload, retain)])
+
+    def publish_many(self, messages: list[tuple[str, str | dict, bool]]) -> None:
+        """Publish through the first live intake process (its paho client does the sending); through
+        the first process's own connection when none is alive."""
+        for index, proc in enumerate(self.procs):
+            if proc is None or not proc.is_alive() or not self._ready[index].is_set() or index in self._errors:
+                continue
+            try:
+                with self._send_locks[index]:
+                    self._acks[index].send(("publish", messages))
+                return
+            except OSError:
+                continue
+        if self._bus_publish is not None:
+            for subtopic, payload, retain in messages:
+                self._bus_publish(subtopic, payload if isinstance(payload, str) else json.dumps(payload), retain)
 
     def check(self) -> None:
         """Start again any intake that ended on its own (killed, crashed)."""

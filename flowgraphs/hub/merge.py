@@ -37,6 +37,7 @@ def bucket_of(time_ns: int, window_s: float) -> int:
 @dataclass(slots=True)
 class _Group:
     deadline_s: float
+    first_arrived_ns: int  # the hub's arrival time (wall clock) of the first copy
     hearings: dict[str, Heard] = field(default_factory=dict)
     tokens: list = field(default_factory=list)
 
@@ -56,7 +57,8 @@ class Merger:
     def add(self, heard: Heard, now_s: float, token=None) -> None:
         group = self._open.get(heard.telegram)
         if group is None:
-            group = self._open[heard.telegram] = _Group(deadline_s=now_s + self.window_s)
+            group = self._open[heard.telegram] = _Group(deadline_s=now_s + self.window_s,
+                                                        first_arrived_ns=heard.arrived_ns, hearings={}, tokens=[])
         old = group.hearings.get(heard.receiver)
         # the same receiver twice (a repeat within the window): keep the stronger copy
         if old is None or (heard.rssi_dbfs or -1e9) > (old.rssi_dbfs or -1e9):
@@ -64,12 +66,18 @@ class Merger:
         if token is not None:
             group.tokens.append(token)
 
-    def due(self, now_s: float | None) -> list[Reception]:
-        """Groups whose window closed by ``now_s`` (all of them with None)."""
+    def due(self, now_s: float | None, arrived_by_ns: int | None = None) -> list[Reception]:
+        """Groups whose window closed by ``now_s`` (all of them with None). With ``arrived_by_ns``
+        (the caller has added every copy that arrived at the hub before then), also the groups
+        whose window after their first copy's arrival ends by then: a hub working through a
+        backlog closes them without waiting a window more (``now_s`` counts from when a copy
+        was added, ``arrived_by_ns`` from when it arrived)."""
         out = []
+        window_ns = int(self.window_s * 1e9)
         while self._open:
             key, group = next(iter(self._open.items()))
-            if now_s is not None and group.deadline_s > now_s:
+            if now_s is not None and group.deadline_s > now_s and (
+                    arrived_by_ns is None or group.first_arrived_ns + window_ns > arrived_by_ns):
                 break
             del self._open[key]
             hearings = tuple(group.hearings.values())

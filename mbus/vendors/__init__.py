@@ -240,13 +240,28 @@ def _tagged(records: list[DataRecord], note: str) -> list[DataRecord]:
 # --- hooks for mbus.telegram --------------------------------------------------------------------------
 
 
+_SERVING: dict[tuple, tuple[VendorDecoder, ...]] = {}
+_SERVING_OF: list = [None]  # the DECODERS the cache was made from
+
+
+def _serving(sources: tuple[str, ...], address: Address) -> tuple[VendorDecoder, ...]:
+    """The decoders of these sources that serve this meter (by its address alone), in DECODERS
+    order; remembered per (manufacturer, version, device type): asked for every telegram."""
+    if _SERVING_OF[0] is not DECODERS or len(_SERVING) > 4096:
+        _SERVING.clear()
+        _SERVING_OF[0] = DECODERS
+    key = (sources, address.manufacturer, address.version, address.device_type)
+    found = _SERVING.get(key)
+    if found is None:
+        found = _SERVING[key] = tuple(d for d in DECODERS if d.source in sources and d.serves(address))
+    return found
+
+
 def vendor_records(address: Address, records: list[DataRecord] | tuple[DataRecord, ...]) -> list[DataRecord]:
     """Records decoded from manufacturer bytes inside standard records: the DIF 0x0F / 0x1F tail and
     manufacturer DIF/VIF records (e.g. Qundis 0DFF5F), when a decoder serves this meter."""
     out: list[DataRecord] = []
-    for dec in DECODERS:
-        if dec.source not in ("tail", "record") or not dec.serves(address):
-            continue
+    for dec in _serving(("tail", "record"), address):
         for r in records:
             if dec.source == "tail":
                 if r.quantity != "manufacturer_data" or not r.data:
@@ -286,11 +301,10 @@ def vendor_payload_records(address: Address, ci: int, payload: bytes, frame: byt
 def vendor_apl_records(address: Address, apl: bytes) -> list[DataRecord] | None:
     """Records of an application layer that is a vendor layout as a whole (None: no decoder serves
     this meter or the bytes do not fit; the standard records are parsed then)."""
-    for dec in DECODERS:
-        if dec.source == "apl" and dec.serves(address):
-            got = dec.decode(apl, 0)
-            if got:
-                return got
+    for dec in _serving(("apl",), address):
+        got = dec.decode(apl, 0)
+        if got:
+            return got
     return None
 
 
