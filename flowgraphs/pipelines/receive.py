@@ -223,6 +223,10 @@ class Receiver:
     on the absolute decimation grid. So a frame's ``sample`` is where it was on air whatever was lost
     before it, and the output depends on the input's absolute indices, never on its chunking.
 
+    An activity gate (dsp.gate) chooses the stretches of the stream that go down the chain; each
+    such region restarts the blanker, channelisers and burst finders like a segment (without being
+    counted as a gap), and a frame's indices stay absolute (``gate=False``: every sample).
+
     Wall-clock time comes from the chunks that carry one (``IQChunk.time_ns``, the arrival of their
     last sample): the earliest ``time_ns - end / rate`` (the least delayed arrival) anchors sample 0,
     and every frame's ``time_ns`` is that anchor plus its index at the nominal rate.
