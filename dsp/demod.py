@@ -1130,14 +1130,17 @@ class Demodulator:
         y = x[lo:hi] * np.exp(-2j * np.pi * (sign * lock.offset / rate) * (t + lo))
         decided = np.where(chips[1:2 * n_bits:2] > chips[0:2 * n_bits:2], 1.0, -1.0)
 
+        def template(tau: np.ndarray, s: float, dev: float) -> np.ndarray:
+            """the phase of a 1 ``tau`` samples into its bit (bits of 2 ``s`` samples)"""
+            return (-sign * 2 * np.pi * dev / rate) * np.minimum(tau, 2 * s - tau)
+
         def read(y: np.ndarray, c0: float, s: float, dev: float):
             """(r1, r0) per bit, the template phase of a 1 per sample, the bit of each sample and
             the first sample of each bit"""
             rel = (t - (c0 - lo)) / (2 * s)
             bit = np.floor(rel).astype(np.int64)
             starts = np.searchsorted(bit, np.arange(n_bits + 1))
-            tau = (rel - bit) * 2 * s
-            phase = (-sign * 2 * np.pi * dev / rate) * np.minimum(tau, 2 * s - tau)
+            phase = template((rel - bit) * 2 * s, s, dev)
             ref = np.exp(-1j * phase)
             a, b = starts[0], starts[-1]
             r1 = np.add.reduceat((y * ref)[a:b], starts[:-1] - a)
@@ -1155,9 +1158,8 @@ class Demodulator:
             idx = first[:, None] + span[None, :]
             tau = idx - (c0 - lo) - (2 * s) * picked[:, None]  # samples into its bit
             inside = (tau >= 0) & (tau < 2 * s) & (idx < len(y))
-            phase = (-sign * 2 * np.pi * dev / rate) * np.minimum(tau, 2 * s - tau)
             yy = np.where(inside, y[np.minimum(idx, len(y) - 1)], 0)
-            ref = np.exp(-1j * phase)
+            ref = np.exp(-1j * template(tau, s, dev))
             r1 = (yy * ref).sum(axis=1)
             r0 = (yy * np.conj(ref)).sum(axis=1)
             return float(np.maximum(np.abs(r1), np.abs(r0)).sum())

@@ -130,14 +130,13 @@ class ActivityGate:
         self._outside = [k for k in range(1, PROBE) if k not in near]
         if len(self._outside) < MIN_OUTSIDE_BINS:
             self._outside = []
-        # each band's bins (and the outside bins, last) as runs of neighbouring bins: its power is
-        # a sum of differences of the cumulative power over the bins (no matrix product: a BLAS
-        # library would spread it over threads that spin on every core)
-        groups = [b.bins for b in self.bands]
+        # each band's bins as runs of neighbouring bins: its power is a sum of differences of the
+        # cumulative power over the bins (no matrix product: a BLAS library would spread it over
+        # threads that spin on every core)
         lo, hi, firsts = [], [], []
-        for bins in groups:
+        for band in self.bands:
             firsts.append(len(lo))
-            for k in sorted(bins):
+            for k in sorted(band.bins):
                 if lo and hi[-1] == k and len(lo) > firsts[-1]:
                     hi[-1] = k + 1  # the run goes on
                 else:
@@ -161,20 +160,18 @@ class ActivityGate:
         ``origin`` (default ``start``) plus multiples of ``grid``."""
         self.origin = start if origin is None else origin
         self._fed = start  # absolute index after the last sample fed
-        self._kept: list[tuple[int, np.ndarray]] = []  # owned copies of samples still wanted
+        self._kept: list[tuple[int, np.ndarray]] = []  # (absolute index, view) of samples still wanted
         self._next = -(-start // STRIDE)  # the next probe to take (probe m starts at m * STRIDE)
         self._means_hist = np.zeros((0, len(self.bands)))  # band powers of the last probes
         self._block = None  # the block whose floor is in _floor
         self._floor = None
         self._samples_by_block: dict[int, np.ndarray] = {}  # block -> subsampled band means
         self._open = False
-        self._region = 0  # start of the open region
         self._given = 0  # absolute index up to which the open region's samples were given
         self._want = 0  # end of the samples the open region has asked for so far
         self._quiet_now = 0  # the open region's quiet samples (Piece.quiet)
         self._outside_seen: dict[int, list[np.ndarray]] = {}  # block -> its outside powers so far
         self._outside_level: dict[int, np.ndarray] = {}  # block -> each outside bin's median power
-        self.probes_active = 0
         self.probes_clicked = 0
         self.samples_passed = 0
 
@@ -336,7 +333,6 @@ class ActivityGate:
             back, quiet = self._active(*self._band_power(spec), m0)
             self._next = m1
             on = np.flatnonzero(back >= 0)
-            self.probes_active += len(on)
             self._regions(m0 + on, back[on], quiet[on], pieces, out)
         # nothing later can reach before this: the first sample a future probe may ask for
         reach = self._next * STRIDE - self.preroll - self.grid
@@ -384,7 +380,7 @@ class ActivityGate:
             if start < earliest:  # samples no longer held (the start of a stream): from the first one held
                 start = self.origin + -(-(earliest - self.origin) // self.grid) * self.grid
                 q = 0
-            self._open, self._region, self._given, self._want = True, start, start, int(b)
+            self._open, self._given, self._want = True, start, int(b)
             self._quiet_now = int(q)
 
     def _give(self, pieces: list[tuple[int, np.ndarray]], end: int, out: list) -> None:

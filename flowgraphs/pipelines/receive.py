@@ -474,8 +474,17 @@ class Receiver:
             yield from self._gated(self.gate.feed([x]))
             return
         self.samples_channelised += len(x)
-        parts = self.blanker.process_parts(x) if self.blanker is not None else [x]  # pieces: no copy of x
-        yield from self._channels(self._split(parts))
+        yield from self._channels(self._split(self._blanked(x)))
+
+    def _blanked(self, x: np.ndarray) -> list[np.ndarray]:
+        """``x`` through the impulse blanker, as consecutive pieces (no copy of ``x``)."""
+        return self.blanker.process_parts(x) if self.blanker is not None else [x]
+
+    def _drained(self) -> list[tuple[Channelizer, dict[str, np.ndarray]]]:
+        """The channelisers' last outputs: the blanker's held samples, then zeros that push them out."""
+        rest = self.blanker.flush() if self.blanker is not None else np.zeros(0, np.complex64)
+        pad = np.zeros(max(cz.n_fft for cz, _ in self.channelizers), dtype=np.complex64)
+        return self._split([rest, pad])
 
     def _gated(self, events: list) -> Iterator[RxFrame]:
         """The activity gate's regions down the chain: each region restarts the impulse blanker,
@@ -500,18 +509,15 @@ class Receiver:
                     self.blanker.reset()
                 self._region_count += 1
             self.samples_channelised += len(ev.samples)
-            parts = self.blanker.process_parts(ev.samples) if self.blanker is not None else [ev.samples]
-            yield from self._channels(self._split(parts))
+            yield from self._channels(self._split(self._blanked(ev.samples)))
 
     def _close_region(self, end: int) -> Iterator[RxFrame]:
         """The region's last channel samples (zeros after its end push them out of the
         channelisers); the burst finders get those of its own samples only, not the filters'
         fading into the zeros."""
         self._in_region = False
-        rest = self.blanker.flush() if self.blanker is not None else np.zeros(0, np.complex64)
-        pad = np.zeros(max(cz.n_fft for cz, _ in self.channelizers), dtype=np.complex64)
         outputs = []
-        for cz, out in self._split([rest, pad]):
+        for cz, out in self._drained():
             for name, y in out.items():
                 keep = (end - self._origin[name]) // self._cz(name).decimation - self._fed[name]
                 out[name] = y[:max(keep, 0)]
@@ -570,9 +576,7 @@ class Receiver:
         if self.gate is not None:
             yield from self._gated(self.gate.flush())
             return
-        rest = self.blanker.flush() if self.blanker is not None else np.zeros(0, np.complex64)
-        pad = np.zeros(max(cz.n_fft for cz, _ in self.channelizers), dtype=np.complex64)
-        yield from self._channels(self._split([rest, pad]), final=True)
+        yield from self._channels(self._drained(), final=True)
 
     def _split(self, parts: list[np.ndarray]) -> list[tuple[Channelizer, dict[str, np.ndarray]]]:
         """Blanked input (consecutive pieces, from absolute index ``_x_at`` on) through every
