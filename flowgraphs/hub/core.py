@@ -157,12 +157,8 @@ class Hub:
         while (batch := self._writes.get()) is not None:
             rows, receivers, tokens, decoded = batch
             while True:
-                try:
-                    created = self.store.write(rows, receivers, window_ns=int(self.merger.window_s * 1e9))
-                except Exception as err:  # noqa: BLE001 - any driver error: keep the batch, retry, never ack
-                    self.stats["store_errors"] += 1
-                    log.error("store %s: %s (%d receptions kept for the next try)", type(err).__name__, err,
-                              len(rows))
+                created = self._store_write(rows, receivers)
+                if created is None:
                     if self._stop.is_set():
                         break
                     time.sleep(0.5)
@@ -175,6 +171,23 @@ class Hub:
                 break
             with self._room:
                 self._writing -= 1
+
+    def _store_write(self, rows: list[ReceptionRow], receivers: list) -> frozenset[int] | None:
+        """``store.write`` of one batch: what it created, or None when the store failed (counted and
+        logged; the caller keeps the batch and acknowledges nothing)."""
+        try:
+            return self.store.write(rows, receivers, window_ns=int(self.merger.window_s * 1e9))
+        except Exception as err:  # noqa: BLE001 - any driver error: keep the batch, retry, never ack
+            self.stats["store_errors"] += 1
+            log.error("store %s: %s (%d receptions kept for the next try)", type(err).__name__, err, len(rows))
+            return None
+
+    def _receivers_counted(self) -> None:
+        """The receivers' new counts are in a batch now: start counting afresh."""
+        for state in self._receivers.values():
+            if state.dirty:
+                state.new_frames = 0
+                state.dirty = False
 
     def stop(self) -> None:
         self._stop.set()
@@ -316,28 +329,18 @@ class Hub:
         receivers = self._receiver_rows()
         tokens = [t for rec in receptions for t in rec.tokens]
         if self._writes is not None and (rows or receivers):  # run(): its writer thread stores them
-            for state in self._receivers.values():  # their counts travel with the batch (kept on a retry)
-                if state.dirty:
-                    state.new_frames = 0
-                    state.dirty = False
+            self._receivers_counted()  # their counts travel with the batch (kept on a retry)
             with self._room:
                 self._writing += 1
             self._writes.put((rows, receivers, tokens, decoded))
         elif rows or receivers or self._unwritten:
             self._unwritten.append((rows, tokens, decoded))
             all_rows = [r for batch, _, _ in self._unwritten for r in batch]
-            try:
-                created = self.store.write(all_rows, receivers, window_ns=int(self.merger.window_s * 1e9))
-            except Exception as err:  # noqa: BLE001 - any driver error: keep the batch, retry, never ack
-                self.stats["store_errors"] += 1
-                log.error("store %s: %s (%d receptions kept for the next try)", type(err).__name__, err,
-                          len(all_rows))
+            created = self._store_write(all_rows, receivers)
+            if created is None:
                 time.sleep(0.5)
                 return
-            for state in self._receivers.values():
-                if state.dirty:
-                    state.new_frames = 0
-                    state.dirty = False
+            self._receivers_counted()
             tokens = [t for _, batch_tokens, _ in self._unwritten for t in batch_tokens]
             done = [d for _, _, batch_decoded in self._unwritten for d in batch_decoded]
             self._unwritten.clear()
