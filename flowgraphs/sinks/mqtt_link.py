@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 PASSWORD_ENV = "WMBUS_MQTT_PASSWORD"
 DEFAULT_QUEUE = 10_000  # 30 s of outage at 300 messages/s, or hours at a house's few meters
+# A broker holds only so many QoS 2 messages of one client between PUBREC and PUBREL (mosquitto's
+# max_inflight_messages, 20 by default; MQTT 5 brokers announce it as Receive Maximum, MQTT 3.1.1 ones
+# cannot) and drops the rest with "quota exceeded", silently on 3.1.1. After an outage the queue goes
+# out in one burst, so a QoS 2 window stays below that default.
+QOS2_WINDOW = 16
 SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}
 _TOPIC_FORBIDDEN = set("/+#\0")
 
@@ -187,7 +192,7 @@ class MqttLink:
     (``wmbus-sdr-ROLE-RECEIVER``, so an rx and a hub on one host do not take each other's
     session); ``subscriptions`` (topic, qos) are (re)made on every connect and ``on_message(topic,
     payload)`` gets what arrives (the hub's side; it runs on paho's thread). ``window``: messages
-    in flight at once."""
+    in flight at once (at most :data:`QOS2_WINDOW` at QoS 2)."""
 
     def __init__(self, settings: MqttSettings, *, role: str = "rx", subscriptions: Sequence[tuple[str, int]] = (),
                  on_message: Callable[[str, bytes], None] | None = None, window: int = 32,
@@ -197,7 +202,7 @@ class MqttLink:
         except ImportError:
             raise ValueError("--mqtt needs paho-mqtt: pip install 'wmbus-sdr[mqtt]'") from None
         self.settings = settings
-        self.window = window
+        self.window = min(window, QOS2_WINDOW) if settings.qos == 2 else window
         self.availability = availability
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
@@ -228,7 +233,7 @@ class MqttLink:
             self._set_tls()
         if availability:
             c.will_set(settings.status_topic, "offline", qos=1, retain=True)
-        c.max_inflight_messages_set(window)
+        c.max_inflight_messages_set(self.window)
         c.reconnect_delay_set(min_delay=reconnect_min_s, max_delay=reconnect_max_s)
         c.on_connect = self._connected_cb
         c.on_connect_fail = self._connect_failed_cb
