@@ -59,7 +59,8 @@ def main() -> int:
         rc = rx.wait(seconds + 300)
         sent = [key(f) for f in rx.frames]
         try:
-            wait_for(lambda: len({key(m) for m in sub.raw()}) >= len(sent), 60, "the subscriber to catch up", step_s=0.2)
+            wait_for(lambda: len({key(m) for m in sub.raw()}) >= len(sent), 60, "the subscriber to catch up",
+                     step_s=0.2)
         except AssertionError as err:
             log.append(str(err))
         time.sleep(1.0)

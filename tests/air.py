@@ -9,8 +9,12 @@ clock is the air's: :class:`AirClock` replaces the ``time`` module of the statio
 - a chunk of IQ is handed over at the moment its last sample was on air (plus a set hand-over
   latency) on that clock: when the station asks for it earlier, it waits (its clock jumps there);
   when later, it gets it at once (the samples queued while it worked);
-- the station's own work costs it the CPU time it really takes (``time.process_time``), so a chain
-  too slow for the window still misses it, but time it spent descheduled costs nothing;
+- the station's own work costs it the CPU time it really takes (the CPU clock of the thread that
+  made the clock, where the station runs), so a chain too slow for the window still misses it, but
+  time it spent descheduled costs nothing — also time spent waiting for the GIL while another
+  thread of the process ran (a test's server thread, or one an earlier test left behind: with the
+  process's CPU time, a GIL hand-off between the meter's clock reading and its sink's moved its
+  frame by 8 ms on a busy machine);
 - ``sleep(s)`` costs exactly ``s``;
 - what the station hands to its TX sink is placed on the air at the sample of the clock's reading
   at hand-over.
@@ -42,15 +46,16 @@ class AirClock:
     module's."""
 
     def __init__(self, start_s: float = 0.0):
+        self._cpu = _thread_cpu_clock()
         self._base = start_s
-        self._cpu0 = time.process_time()
+        self._cpu0 = self._cpu()
 
     def restart(self, start_s: float = 0.0) -> None:
         """Read ``start_s`` now, whatever ran before (a station's warm-up)."""
         self._set(start_s)
 
     def monotonic(self) -> float:
-        return self._base + (time.process_time() - self._cpu0)
+        return self._base + (self._cpu() - self._cpu0)
 
     def monotonic_ns(self) -> int:
         return int(round(self.monotonic() * 1e9))
@@ -78,10 +83,21 @@ class AirClock:
             self._set(now)
 
     def _set(self, t_s: float) -> None:
-        self._base, self._cpu0 = t_s, time.process_time()
+        self._base, self._cpu0 = t_s, self._cpu()
 
     def __getattr__(self, name: str):
         return getattr(time, name)
+
+
+def _thread_cpu_clock() -> Callable[[], float]:
+    """CPU seconds of the calling thread, readable from any thread (the process's where the system
+    has no per-thread CPU clocks)."""
+    try:
+        clock_id = time.pthread_getcpuclockid(threading.get_ident())
+        time.clock_gettime(clock_id)
+    except (AttributeError, OSError):
+        return time.process_time
+    return lambda: time.clock_gettime(clock_id)
 
 
 def use_air_clock(clock: AirClock, setattr_: Callable | None = None) -> None:

@@ -206,3 +206,23 @@ def test_meter_cli_refusals(capsys):
     assert "--send" in capsys.readouterr().err
     assert main(["meter", "--device", "rtlsdr:0", "--tx", "soapy:driver=x", "--id", "12AB"]) == 2
     assert "--id" in capsys.readouterr().err
+
+
+def test_air_clock_charges_the_station_thread_only():
+    """The air clock is the station thread's CPU time: another thread of the process working (here
+    0.3 s of CPU while the station waits for it) does not move the station's air, as a GIL hand-off
+    to a server thread once moved a meter's frame by 8 ms."""
+    clock = AirClock()
+
+    def work():
+        t_end = time.thread_time() + 0.3
+        while time.thread_time() < t_end:
+            pass
+
+    t0 = clock.monotonic()
+    other = threading.Thread(target=work)
+    other.start()
+    other.join()
+    assert clock.monotonic() - t0 < 0.1
+    clock.sleep(0.25)  # its own sleeps still cost exactly what they say
+    assert 0.25 <= clock.monotonic() - t0 < 0.35
