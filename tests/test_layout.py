@@ -148,6 +148,23 @@ def test_telegram_command_does_not_import_numpy():
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
+def test_a_command_imports_only_its_own_module_and_help_lists_all():
+    import subprocess
+
+    code = ("import sys; from flowgraphs.cli import main; main(['telegram', '2e44931578563412330378']); "
+            "print(sorted(m for m in sys.modules if m.startswith('flowgraphs.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip().splitlines()[-1] == str(["flowgraphs.cli.options", "flowgraphs.cli.telegram"])
+    helped = subprocess.run([sys.executable, "-m", "flowgraphs.cli", "-v", "--help"], capture_output=True, text=True,
+                            cwd=REPO)
+    from flowgraphs.cli import COMMANDS
+
+    assert helped.returncode == 0 and all(name in helped.stdout for name in COMMANDS)
+    wrong = subprocess.run([sys.executable, "-m", "flowgraphs.cli", "decod", "x.cu8"], capture_output=True, text=True,
+                           cwd=REPO)
+    assert wrong.returncode == 2 and "invalid choice: 'decod'" in wrong.stderr and "serve-rtltcp" in wrong.stderr
+
+
 def _imported_modules(path: Path, root: Path = REPO) -> set[str]:
     """Fully qualified names of the modules a file imports, relative imports resolved."""
     package = list(path.relative_to(root).parts[:-1])

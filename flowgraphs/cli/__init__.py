@@ -15,10 +15,17 @@ import sys
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from . import analyze, decode, gateway, hub, meter, rx, session, telegram, tx  # noqa: E402
+import importlib  # noqa: E402
 
-COMMANDS = {"analyze": analyze, "decode": decode, "gateway": gateway, "meter": meter, "rx": rx, "serve-rtltcp": rx,
-            "session": session, "telegram": telegram, "tx": tx, "hub": hub}
+# command -> the module of this package that defines it (its add_parser and run); a run imports
+# only its own command's module (the others cost ~50 ms of start-up), `--help` all of them
+COMMANDS = {"analyze": "analyze", "decode": "decode", "gateway": "gateway", "meter": "meter", "rx": "rx",
+            "serve-rtltcp": "rx", "session": "session", "telegram": "telegram", "tx": "tx", "hub": "hub"}
+
+
+def command_module(name: str):
+    """The module that defines command ``name``."""
+    return importlib.import_module(f"{__name__}.{COMMANDS[name]}")
 
 
 def version() -> str:
@@ -44,7 +51,8 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with ``only`` (a command's name) just that command's part."""
     parser = argparse.ArgumentParser(
         prog="wmbus-sdr",
         description="Wireless M-Bus (EN 13757 / OMS) receiver, transmitter and protocol analyser.",
@@ -53,23 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show program's version number and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in dict.fromkeys(COMMANDS.values()):  # rx defines two commands
-        module.add_parser(sub)
+    for module in dict.fromkeys(COMMANDS[n] for n in ([only] if only else COMMANDS)):  # rx defines two
+        importlib.import_module(f"{__name__}.{module}").add_parser(sub)
     for name, command in sub.choices.items():  # `wmbus-sdr rx --version` too
         command.add_argument("--version", action=_Version, nargs=0, default=argparse.SUPPRESS,
                              help="show the version and exit", prefix=f"wmbus-sdr {name}")
     return parser
 
 
+def _command_named(argv: list[str]) -> str | None:
+    """The command an argument list runs (the first word that is not an option: the top level's
+    options take no values), None when there is none or it is not a command."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_named(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s: %(message)s")
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return COMMANDS[args.command].run(args)
+        return command_module(args.command).run(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
