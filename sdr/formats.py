@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FormatError
+from .types import BYTES_PER_SAMPLE
 
-BYTES_PER_SAMPLE = {"cu8": 2, "cs8": 2, "cs16": 4, "cf32": 8}
 FORMATS = tuple(BYTES_PER_SAMPLE)
 
 def to_complex(raw: bytes | np.ndarray, fmt: str) -> np.ndarray:

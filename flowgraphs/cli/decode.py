@@ -84,6 +84,7 @@ def run(args) -> int:
     try:
         keys = key_store(args)
         source = open_source(args)
+        source.lazy = True  # chunks as read, converted where the receiver reads them (sdr.types.RawIQ)
         if not -1000 <= args.ppm <= 1000:
             raise ValueError(f"--ppm {args.ppm:g}: a tuner error is a few tens of ppm (at most +-1000)")
         if args.jobs < 1:
