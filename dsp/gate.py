@@ -190,7 +190,7 @@ class ActivityGate:
             hi = min(m1, (p0 + len(arr) - PROBE) // STRIDE + 1)
             if hi > lo:  # probes wholly inside this piece: a strided view
                 if isinstance(arr, RawIQ):
-                    rows[lo - m0:hi - m0] = arr.rows(lo * STRIDE - p0, hi - lo, STRIDE, PROBE)
+                    arr.rows(lo * STRIDE - p0, hi - lo, STRIDE, PROBE, out=rows[lo - m0:hi - m0])
                 else:
                     step = arr.strides[0]
                     rows[lo - m0:hi - m0] = as_strided(arr[lo * STRIDE - p0:], shape=(hi - lo, PROBE),

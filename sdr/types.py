@@ -53,21 +53,28 @@ class RawIQ:
         x = self.complex()
         return x if dtype is None else x.astype(dtype, copy=False)
 
-    def rows(self, first: int, count: int, stride: int, width: int) -> np.ndarray:
+    def rows(self, first: int, count: int, stride: int, width: int, *, out: np.ndarray | None = None) -> np.ndarray:
         """complex64 rows (count, width): row r holds samples first + r * stride ... + width - 1
-        (all inside), converted alone."""
+        (all inside), converted alone (into ``out``, a C-contiguous complex64 array of that
+        shape, when given)."""
         from numpy.lib.stride_tricks import as_strided
 
-        from .formats import to_complex
+        from .formats import bytes_to_float32, to_complex
 
         bps = BYTES_PER_SAMPLE[self.fmt]
+        if out is None:
+            out = np.empty((count, width), dtype=np.complex64)
         if count <= 0:
-            return np.empty((0, width), dtype=np.complex64)
+            return out
         if first < 0 or first + (count - 1) * stride + width > len(self):
             raise IndexError(f"rows {first} + {count} x {stride} (+{width}) outside {len(self)} samples")
         view = as_strided(self.data[first * bps:], shape=(count, width * bps), strides=(stride * bps, 1),
                           writeable=False)
-        return to_complex(np.ascontiguousarray(view).reshape(-1), self.fmt).reshape(count, width)
+        if self.fmt in ("cu8", "cs8"):  # straight from the strided bytes into the rows
+            bytes_to_float32(view, self.fmt, out=out.view(np.float32))
+        else:
+            out[...] = to_complex(np.ascontiguousarray(view).reshape(-1), self.fmt).reshape(count, width)
+        return out
 
 
 def as_complex(samples: np.ndarray | RawIQ) -> np.ndarray:
