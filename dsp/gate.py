@@ -275,7 +275,10 @@ class ActivityGate:
         that does not hold CLICK_DOMINANCE times more over its noise than the most lifted outside
         bin. Learns each block's levels."""
         keep = outside.shape[0] - CLICK_TRIM
-        copied = False
+        # each probe's outside levels: its block's before (inf where unknown: no probe is a click
+        # there), learnt block by block in order
+        level_of = np.empty(outside.shape, dtype=np.float32)
+        levels: list[tuple[slice, np.ndarray | None]] = []
         for blk, sel in spans:
             seen = self._outside_seen.setdefault(blk, [])
             seen.append(outside[:, sel])
@@ -288,29 +291,35 @@ class ActivityGate:
                 del self._outside_level[old]
             level = self._outside_level.get(blk - 1)
             if level is None or not (level > 0).all():
+                level = None
+            levels.append((sel, level))
+            level_of[:, sel] = np.inf if level is None else level[:, None]
+        ratios = outside / level_of  # outside bins x probes
+        # the outside bins' mean lift without the CLICK_TRIM most lifted (another transmitter's),
+        # on the probes it may exceed CLICK_FACTOR on: the mean without the most lifted bin bounds
+        # it from above (most probes of noise lie under that bound)
+        bound = (np.add.reduce(ratios, axis=0, dtype=np.float64) - ratios.max(axis=0)) / keep
+        maybe = np.flatnonzero(bound > CLICK_FACTOR * (1 - 1e-4))
+        if not len(maybe):
+            return power
+        rows = np.ascontiguousarray(ratios[:, maybe].T)
+        lift = np.partition(rows, keep - 1, axis=1)[:, :keep].mean(axis=1)
+        hits = maybe[lift > CLICK_FACTOR]
+        if not len(hits):
+            return power
+        power = power.copy()
+        for sel, level in levels:
+            hit = hits[(hits >= sel.start) & (hits < sel.stop)]
+            if not len(hit):
                 continue
-            ratios = outside[:, sel] / level[:, None]  # outside bins x probes
-            # the outside bins' mean lift without the CLICK_TRIM most lifted (another transmitter's),
-            # on the probes it may exceed CLICK_FACTOR on: the mean without the most lifted bin
-            # bounds it from above (most probes of noise lie under that bound)
-            bound = (np.add.reduce(ratios, axis=0, dtype=np.float64) - ratios.max(axis=0)) / keep
-            maybe = np.flatnonzero(bound > CLICK_FACTOR * (1 - 1e-4))
-            if not len(maybe):
-                continue
-            rows = np.ascontiguousarray(ratios[:, maybe].T)
-            lift = np.partition(rows, keep - 1, axis=1)[:, :keep].mean(axis=1)
-            hit = maybe[lift > CLICK_FACTOR]
-            if len(hit):
-                if not copied:
-                    power, copied = power.copy(), True
-                # white noise: per bin the same mean (the median of an exponential is ln 2 of it)
-                noise = float(level.mean()) / np.log(2) * self._nbins
-                rows = power[sel][hit]
-                # a click's spectrum is not flat: a band keeps its power only above every outside bin's
-                calm = rows < CLICK_DOMINANCE * ratios[:, hit].max(axis=0)[:, None] * noise
-                rows[calm] = np.broadcast_to(noise, rows.shape)[calm]
-                power[sel.start + hit] = rows
-                self.probes_clicked += len(hit)
+            # white noise: per bin the same mean (the median of an exponential is ln 2 of it)
+            noise = float(level.mean()) / np.log(2) * self._nbins
+            rows = power[hit]
+            # a click's spectrum is not flat: a band keeps its power only above every outside bin's
+            calm = rows < CLICK_DOMINANCE * ratios[:, hit].max(axis=0)[:, None] * noise
+            rows[calm] = np.broadcast_to(noise, rows.shape)[calm]
+            power[hit] = rows
+            self.probes_clicked += len(hit)
         return power
 
     def _floor_of(self, block: int) -> np.ndarray | None:
