@@ -4,6 +4,7 @@ rtlwmbus, inventory, mqtt, or any registered in :mod:`flowgraphs.sinks`)."""
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -101,6 +102,9 @@ def run(args) -> int:
         return 2
     from ..sinks import close_sinks
 
+    # the modules and tables loaded so far live as long as the process: out of the cyclic garbage
+    # collector's way (each of its full passes would walk them again while the recording is decoded)
+    gc.freeze()
     formats = FormatCache()
     counts: Counter = Counter()
     t0 = time.perf_counter()
