@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # numpy and scipy are imported only when a recording is decod
 
 log = logging.getLogger(__name__)
 
+READ_CHUNK = 1 << 20  # samples per read from a file (2 MB of cu8)
 
 
 HELP = """\
@@ -85,7 +86,12 @@ def run(args) -> int:
     try:
         keys = key_store(args)
         source = open_source(args)
-        source.lazy = True  # chunks as read, converted where the receiver reads them (sdr.types.RawIQ)
+        # chunks as read, converted where the receiver reads them (sdr.types.RawIQ); from a file
+        # long ones (part of the activity gate's work per call is a fixed cost; the frames do not
+        # depend on the chunking), from stdin the source's own (a pipe from rtl_sdr: frames sooner)
+        source.lazy = True
+        if args.file != "-":
+            source.chunk_samples = max(source.chunk_samples, READ_CHUNK)
         if not -1000 <= args.ppm <= 1000:
             raise ValueError(f"--ppm {args.ppm:g}: a tuner error is a few tens of ppm (at most +-1000)")
         if args.jobs < 1:
