@@ -102,12 +102,14 @@ def test_lazy_chunks_convert_to_the_same_values_wherever_they_are_cut(tmp_path, 
         np.testing.assert_array_equal(np.asarray(c.samples), ref)
         for a, b in ((0, 1), (3, 4_000), (6_999, 7_000), (500, 200), (-10, None)):
             np.testing.assert_array_equal(c.samples[a:b].complex(), ref[a:b])
-        count = (len(ref) - 5 - 32) // 256 + 1
-        rows = c.samples.rows(5, count, 256, 32)
-        np.testing.assert_array_equal(rows, np.stack([ref[5 + 256 * r:5 + 256 * r + 32] for r in range(count)]))
-        into = np.full((count + 2, 32), complex(np.nan, np.nan), dtype=np.complex64)
-        assert c.samples.rows(5, count, 256, 32, out=into[1:-1]) is not None
-        np.testing.assert_array_equal(into[1:-1], rows)
-        assert np.isnan(into[[0, -1]].view(np.float32)).all()  # nothing written outside ``out``
-        with pytest.raises(IndexError):
-            c.samples.rows(5, count + 1, 256, 32)  # past the chunk's end
+        for first in (4, 5, 6):  # rows on 8-byte words and off them (cu8: gathered either way)
+            count = (len(ref) - first - 32) // 256 + 1
+            rows = c.samples.rows(first, count, 256, 32)
+            np.testing.assert_array_equal(rows, np.stack([ref[first + 256 * r:first + 256 * r + 32]
+                                                          for r in range(count)]))
+            into = np.full((count + 2, 32), complex(np.nan, np.nan), dtype=np.complex64)
+            assert c.samples.rows(first, count, 256, 32, out=into[1:-1]) is not None
+            np.testing.assert_array_equal(into[1:-1], rows)
+            assert np.isnan(into[[0, -1]].view(np.float32)).all()  # nothing written outside ``out``
+            with pytest.raises(IndexError):
+                c.samples.rows(first, count + 1, 256, 32)  # past the chunk's end
