@@ -206,13 +206,11 @@ class ActivityGate:
 
     def _band_power(self, spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each band's power per probe (probes x bands), and the outside bins' powers (outside bins
-        x probes), from the probes' spectra. The powers are turned bins x probes first: a band's
-        power is then a sum of a few rows, vectorised over the probes."""
+        x probes), from the probes' spectra (bins x probes)."""
         v = spec.view(np.float32)
-        p = np.square(v[:, 0::2])
-        p += np.square(v[:, 1::2])
-        pt = np.ascontiguousarray(p.T)
-        power = np.empty((len(self.bands), len(p)))
+        pt = np.square(v[:, 0::2])
+        pt += np.square(v[:, 1::2])
+        power = np.empty((len(self.bands), pt.shape[1]))
         for j, runs in enumerate(self._band_runs):
             np.add.reduce(pt[runs[0][0]:runs[0][1]], axis=0, dtype=np.float64, out=power[j])
             for lo, hi in runs[1:]:  # a band of two runs (one each side of DC)
@@ -356,7 +354,10 @@ class ActivityGate:
         out: list[Piece | Close] = []
         if m1 > m0:
             rows = self._probe_rows(pieces, m0, m1)
-            spec = fastfft.fft(rows, axis=1, overwrite_x=True)
+            # the spectra written bins x probes (a band's power is then a sum of a few rows,
+            # vectorised over the probes)
+            spec = np.empty((PROBE, m1 - m0), dtype=np.complex64)
+            fastfft.fft(rows, axis=1, out=spec.T)
             back, quiet = self._active(*self._band_power(spec), m0)
             self._next = m1
             on = np.flatnonzero(back >= 0)
