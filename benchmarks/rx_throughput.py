@@ -20,7 +20,12 @@ With ``--live SECONDS`` it also plays the capture at real-time pace over rtl_tcp
 serve-rtltcp`) to `wmbus-sdr rx` for that long and prints the CPU share rx reports in its summary
 (status line figure: this process, since its start, start-up included).
 
+With ``--compare CHECKOUT`` (another checkout of this project, e.g. a worktree of the main branch)
+that tree's decode runs too, interleaved with ours run by run, so a change is measured against
+the same machine's load.
+
     python benchmarks/rx_throughput.py [--seconds 60] [--rate 1.6e6] [--runs 3] [--r2] [--live 60]
+                                       [--compare ../main]
 """
 
 from __future__ import annotations
@@ -90,13 +95,13 @@ class Run:
     output: str
 
 
-def run_pinned(cmd: list[str], *, env: dict[str, str] | None = None) -> Run:
+def run_pinned(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT) -> Run:
     """Run ``cmd`` on CPU 0 (taskset when there is one) and measure its own resources."""
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0"] + cmd
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)  # this process's own figures, not the builder's
         wall = time.perf_counter() - t0
         if os.waitstatus_to_exitcode(status) != 0:
@@ -108,6 +113,11 @@ def run_pinned(cmd: list[str], *, env: dict[str, str] | None = None) -> Run:
 
 def median_run(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda r: r.cpu_s)[len(runs) // 2]
+
+
+def spread(runs: list[Run]) -> str:
+    cpu = sorted(r.cpu_s for r in runs)
+    return f"best {cpu[0]:.2f} s, median {cpu[len(cpu) // 2]:.2f} s, worst {cpu[-1]:.2f} s"
 
 
 def count_ours(text: str) -> str:
@@ -130,6 +140,9 @@ def main() -> None:
                     "channels)")
     ap.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
                     help="also run `rx` over rtl_tcp for this long and report its CPU share")
+    ap.add_argument("--compare", metavar="CHECKOUT", default=None,
+                    help="also run the decode of another checkout of this project (e.g. the main branch's), its "
+                         "runs interleaved with ours, and print its row beside ours")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.workdir)
@@ -156,17 +169,31 @@ def main() -> None:
     run_pinned(ours + [str(tiny)], env=ap_env)  # warm-up: compiles and caches our modules
     startup = median_run([run_pinned(ours + [str(tiny)], env=ap_env) for _ in range(max(3, args.runs))])
     rows = []
-    runs = [run_pinned(ours + ["--modes", "S1,T1,C1", str(path)], env=ap_env) for _ in range(args.runs)]
+    other_env = None
+    if args.compare:
+        other = Path(args.compare).resolve()
+        other_env = dict(ap_env, PYTHONPATH=str(other))
+        run_pinned(ours + [str(tiny)], env=other_env, cwd=other)  # warm-up there too
+    runs, other_runs = [], []
+    for _ in range(args.runs):  # interleaved: both see the same machine
+        runs.append(run_pinned(ours + ["--modes", "S1,T1,C1", str(path)], env=ap_env))
+        if other_env is not None:
+            other_runs.append(run_pinned(ours + ["--modes", "S1,T1,C1", str(path)], env=other_env, cwd=other))
     r = median_run(runs)
     rows.append(("wmbus-sdr decode (S1, T1, C1)", r, count_ours(r.output)))
+    if other_runs:
+        o = median_run(other_runs)
+        rows.append((f"the same, {args.compare} (interleaved)", o, count_ours(o.output)))
     if args.r2:
         r = median_run([run_pinned(ours + [str(path)], env=ap_env) for _ in range(args.runs)])
         rows.append(("wmbus-sdr decode, default modes (S1, T1, C1 and the ten R2 channels)", r, count_ours(r.output)))
     rtl433 = shutil.which("rtl_433")
+    rtl_runs: list[Run] = []
     if rtl433:
         cmd = [rtl433, "-r", f"cu8:{path}", "-s", str(int(args.rate)), "-f", str(int(CENTER)), "-R", "104", "-R", "105",
                "-F", "json"]
-        r = median_run([run_pinned(cmd) for _ in range(args.runs)])
+        rtl_runs = [run_pinned(cmd) for _ in range(args.runs)]
+        r = median_run(rtl_runs)
         n = sum(1 for x in r.output.splitlines() if x.startswith("{"))
         rows.append(("rtl_433 -R 104 -R 105 (one channel, at the centre)", r, str(n)))
     rtl_wmbus = shutil.which("rtl_wmbus")
@@ -189,6 +216,11 @@ def main() -> None:
               "| | | | |")
     print(f"\nwmbus-sdr start-up (decode of 0.1 s, imports included): {startup.cpu_s:.2f} s CPU, "
           f"{startup.wall_s:.2f} s wall")
+    print(f"wmbus-sdr decode CPU over {len(runs)} runs: {spread(runs)}"
+          + (f"; {args.compare}: {spread(other_runs)}" if other_runs else ""))
+    if rtl433 and rtl_runs:
+        ratio = sorted(r.cpu_s for r in runs)[len(runs) // 2] / sorted(r.cpu_s for r in rtl_runs)[len(rtl_runs) // 2]
+        print(f"wmbus-sdr (three channels) / rtl_433 (one channel) CPU: {ratio:.2f}")
     if args.live > 0:
         print(live_rx(path, args.rate, args.live, ap_env))
 

@@ -110,8 +110,9 @@ class _Bank:
         return sum(a.nbytes for a in (self.padded, self.sync_padded, self.spectra, self.sync_spectra)
                    if a is not None)
 
-    def spectra_of(self, rows: np.ndarray, *, sync: bool = False) -> np.ndarray:
-        """Conjugated spectra of some rows (of the sync parts with ``sync``), kept or made now."""
+    def spectra_of(self, rows: np.ndarray | slice, *, sync: bool = False) -> np.ndarray:
+        """Conjugated spectra of some rows (of the sync parts with ``sync``), kept (a view for a
+        slice of rows) or made now."""
         kept = self.sync_spectra if sync else self.spectra
         if kept is not None:
             return kept[rows]
@@ -455,7 +456,7 @@ class Demodulator:
         rows = np.arange(2 * rates.start, 2 * rates.stop)
         flens = bank.lens[rows[::2]]
         width = n - int(flens.min()) + 1
-        full = sfft.irfft(spec[None, :] * bank.spectra_of(rows), bank.nfft, axis=1)
+        full = sfft.irfft(spec[None, :] * bank.spectra_of(slice(2 * rates.start, 2 * rates.stop)), bank.nfft, axis=1)
         # rows come in pairs (the template and its slipped form) of one length: the energy of a
         # window is computed once per chip rate
         lens = flens[:, None].astype(np.float64)

@@ -35,6 +35,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from sdr.types import RawIQ, as_complex
+
 from . import fastfft
 
 PROBE = 32  # samples per probe (its FFT size)
@@ -111,7 +113,9 @@ def plan_bands(sample_rate_hz: float, channels: dict[str, tuple[float, float, fl
 class ActivityGate:
     """Stateful block: ``feed(samples) -> [Piece | Close, ...]`` for consecutive input samples from
     ``reset(start)`` on. ``origin``: the absolute index regions are aligned to (``grid`` samples).
-    The arrays fed are kept (views, up to the preroll) and must not be changed afterwards."""
+    The arrays fed are kept (views, up to the preroll) and must not be changed afterwards. Samples
+    may come as complex64 arrays or as ``sdr.types.RawIQ`` (the bytes as read): then only the
+    probes' samples and the regions' are converted (Pieces are complex64 either way)."""
 
     def __init__(self, sample_rate_hz: float, channels: dict[str, tuple[float, float, float]], *, grid: int = 1,
                  hold_s: float = HOLD_S, merge_s: float = MERGE_S):
@@ -130,19 +134,18 @@ class ActivityGate:
         self._outside = [k for k in range(1, PROBE) if k not in near]
         if len(self._outside) < MIN_OUTSIDE_BINS:
             self._outside = []
-        # each band's bins as runs of neighbouring bins: its power is a sum of differences of the
-        # cumulative power over the bins (no matrix product: a BLAS library would spread it over
-        # threads that spin on every core)
-        lo, hi, firsts = [], [], []
+        # each band's bins as runs of neighbouring bins (lo, hi): its power is a sum of rows of the
+        # bins x probes powers (no matrix product: a BLAS library would spread it over threads that
+        # spin on every core)
+        self._band_runs: list[list[tuple[int, int]]] = []
         for band in self.bands:
-            firsts.append(len(lo))
+            runs: list[tuple[int, int]] = []
             for k in sorted(band.bins):
-                if lo and hi[-1] == k and len(lo) > firsts[-1]:
-                    hi[-1] = k + 1  # the run goes on
+                if runs and runs[-1][1] == k:
+                    runs[-1] = (runs[-1][0], k + 1)  # the run goes on
                 else:
-                    lo.append(k)
-                    hi.append(k + 1)
-        self._run_lo, self._run_hi, self._run_first = np.array(lo), np.array(hi), np.array(firsts)
+                    runs.append((k, k + 1))
+            self._band_runs.append(runs)
         self._nbins = np.array([len(b.bins) for b in self.bands])
         self._probes = np.array([b.probes for b in self.bands])
         self._factor = np.array([1 + THRESHOLD_SIGMAS * b.sigma for b in self.bands])
@@ -177,44 +180,48 @@ class ActivityGate:
 
     # -- probes ---------------------------------------------------------------------------------
 
-    def _probe_rows(self, pieces: list[tuple[int, np.ndarray]], m0: int, m1: int) -> np.ndarray:
-        """Samples of probes m0 .. m1 - 1 as rows (from the consecutive pieces)."""
+    def _probe_rows(self, pieces: list[tuple[int, np.ndarray | RawIQ]], m0: int, m1: int) -> np.ndarray:
+        """Samples of probes m0 .. m1 - 1 as rows (from the consecutive pieces; a RawIQ piece
+        converts the probes' samples only)."""
         rows = np.empty((m1 - m0, PROBE), dtype=np.complex64)
         done = np.zeros(m1 - m0, dtype=bool)
         for p0, arr in pieces:
             lo = max(m0, -(-p0 // STRIDE))
             hi = min(m1, (p0 + len(arr) - PROBE) // STRIDE + 1)
             if hi > lo:  # probes wholly inside this piece: a strided view
-                step = arr.strides[0]
-                view = as_strided(arr[lo * STRIDE - p0:], shape=(hi - lo, PROBE), strides=(STRIDE * step, step),
-                                  writeable=False)
-                rows[lo - m0:hi - m0] = view
+                if isinstance(arr, RawIQ):
+                    arr.rows(lo * STRIDE - p0, hi - lo, STRIDE, PROBE, out=rows[lo - m0:hi - m0])
+                else:
+                    step = arr.strides[0]
+                    rows[lo - m0:hi - m0] = as_strided(arr[lo * STRIDE - p0:], shape=(hi - lo, PROBE),
+                                                       strides=(STRIDE * step, step), writeable=False)
                 done[lo - m0:hi - m0] = True
         for i in np.flatnonzero(~done):  # a probe across pieces' ends (a few per call)
             a = (m0 + int(i)) * STRIDE
             for p0, arr in pieces:
                 lo, hi = max(a, p0), min(a + PROBE, p0 + len(arr))
                 if hi > lo:
-                    rows[i, lo - a:hi - a] = arr[lo - p0:hi - p0]
+                    rows[i, lo - a:hi - a] = as_complex(arr[lo - p0:hi - p0])
         return rows
 
     def _band_power(self, spec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each band's power per probe, and the outside bins' powers, from the probes' spectra."""
+        """Each band's power per probe (probes x bands), and the outside bins' powers (outside bins
+        x probes), from the probes' spectra (bins x probes)."""
         v = spec.view(np.float32)
-        p = np.square(v[:, 0::2])
-        p += np.square(v[:, 1::2])
-        cum = np.zeros((len(p), PROBE + 1))
-        np.cumsum(p, axis=1, out=cum[:, 1:])
-        runs = cum[:, self._run_hi] - cum[:, self._run_lo]
-        if len(self._run_lo) != len(self._run_first):  # a band of two runs (one around DC)
-            runs = np.add.reduceat(runs, self._run_first, axis=1)
-        return runs, p[:, self._outside]
+        pt = np.square(v[:, 0::2])
+        pt += np.square(v[:, 1::2])
+        power = np.empty((len(self.bands), pt.shape[1]))
+        for j, runs in enumerate(self._band_runs):
+            np.add.reduce(pt[runs[0][0]:runs[0][1]], axis=0, dtype=np.float64, out=power[j])
+            for lo, hi in runs[1:]:  # a band of two runs (one each side of DC)
+                power[j] += np.add.reduce(pt[lo:hi], axis=0, dtype=np.float64)
+        return power.T, pt[self._outside]
 
     def _active(self, power: np.ndarray, outside: np.ndarray, m0: int) -> tuple[np.ndarray, np.ndarray]:
-        """For probes m0 .. m0 + len(power) - 1 (band powers ``power`` and outside bins' powers
-        ``outside``, one row per probe): how many
-        samples before it each asks for (-1: inactive) and how many of those are quiet (0 before
-        the floor is known: every probe is active then)."""
+        """For probes m0 .. m0 + len(power) - 1 (band powers ``power``, one row per probe, and
+        outside bins' powers ``outside``, one column per probe): how many samples before it each
+        asks for (-1: inactive) and how many of those are quiet (0 before the floor is known: every
+        probe is active then)."""
         n = len(power)
         m = m0 + np.arange(n)
         blocks = m // BLOCK_PROBES
@@ -265,34 +272,52 @@ class ActivityGate:
         and counts as noise in every band
         that does not hold CLICK_DOMINANCE times more over its noise than the most lifted outside
         bin. Learns each block's levels."""
-        power = power.copy()
-        keep = outside.shape[1] - CLICK_TRIM
+        keep = outside.shape[0] - CLICK_TRIM
+        # each probe's outside levels: its block's before (inf where unknown: no probe is a click
+        # there), learnt block by block in order
+        level_of = np.empty(outside.shape, dtype=np.float32)
+        levels: list[tuple[slice, np.ndarray | None]] = []
         for blk, sel in spans:
             seen = self._outside_seen.setdefault(blk, [])
-            seen.append(outside[sel])
-            if sum(len(v) for v in seen) == BLOCK_PROBES:  # a whole block: its levels
-                v = np.concatenate(seen)
-                self._outside_level[blk] = np.partition(v, len(v) // 2, axis=0)[len(v) // 2]
+            seen.append(outside[:, sel])
+            if sum(v.shape[1] for v in seen) == BLOCK_PROBES:  # a whole block: its levels
+                v = np.concatenate(seen, axis=1)
+                self._outside_level[blk] = np.partition(v, BLOCK_PROBES // 2, axis=1)[:, BLOCK_PROBES // 2]
             for old in [b for b in self._outside_seen if b < blk]:
                 del self._outside_seen[old]
             for old in [b for b in self._outside_level if b < blk - 1]:
                 del self._outside_level[old]
             level = self._outside_level.get(blk - 1)
             if level is None or not (level > 0).all():
+                level = None
+            levels.append((sel, level))
+            level_of[:, sel] = np.inf if level is None else level[:, None]
+        ratios = outside / level_of  # outside bins x probes
+        # the outside bins' mean lift without the CLICK_TRIM most lifted (another transmitter's),
+        # on the probes it may exceed CLICK_FACTOR on: the mean without the most lifted bin bounds
+        # it from above (most probes of noise lie under that bound)
+        bound = (np.add.reduce(ratios, axis=0, dtype=np.float64) - ratios.max(axis=0)) / keep
+        maybe = np.flatnonzero(bound > CLICK_FACTOR * (1 - 1e-4))
+        if not len(maybe):
+            return power
+        rows = np.ascontiguousarray(ratios[:, maybe].T)
+        lift = np.partition(rows, keep - 1, axis=1)[:, :keep].mean(axis=1)
+        hits = maybe[lift > CLICK_FACTOR]
+        if not len(hits):
+            return power
+        power = power.copy()
+        for sel, level in levels:
+            hit = hits[(hits >= sel.start) & (hits < sel.stop)]
+            if not len(hit):
                 continue
-            ratios = outside[sel] / level
-            # the outside bins' mean lift without the CLICK_TRIM most lifted (another transmitter's)
-            lift = np.partition(ratios, keep - 1, axis=1)[:, :keep].mean(axis=1)
-            hit = np.flatnonzero(lift > CLICK_FACTOR)
-            if len(hit):
-                # white noise: per bin the same mean (the median of an exponential is ln 2 of it)
-                noise = float(level.mean()) / np.log(2) * self._nbins
-                rows = power[sel][hit]
-                # a click's spectrum is not flat: a band keeps its power only above every outside bin's
-                calm = rows < CLICK_DOMINANCE * ratios[hit].max(axis=1)[:, None] * noise
-                rows[calm] = np.broadcast_to(noise, rows.shape)[calm]
-                power[sel.start + hit] = rows
-                self.probes_clicked += len(hit)
+            # white noise: per bin the same mean (the median of an exponential is ln 2 of it)
+            noise = float(level.mean()) / np.log(2) * self._nbins
+            rows = power[hit]
+            # a click's spectrum is not flat: a band keeps its power only above every outside bin's
+            calm = rows < CLICK_DOMINANCE * ratios[:, hit].max(axis=0)[:, None] * noise
+            rows[calm] = np.broadcast_to(noise, rows.shape)[calm]
+            power[hit] = rows
+            self.probes_clicked += len(hit)
         return power
 
     def _floor_of(self, block: int) -> np.ndarray | None:
@@ -329,7 +354,10 @@ class ActivityGate:
         out: list[Piece | Close] = []
         if m1 > m0:
             rows = self._probe_rows(pieces, m0, m1)
-            spec = fastfft.fft(rows, axis=1, overwrite_x=True)
+            # the spectra written bins x probes (a band's power is then a sum of a few rows,
+            # vectorised over the probes)
+            spec = np.empty((PROBE, m1 - m0), dtype=np.complex64)
+            fastfft.fft(rows, axis=1, out=spec.T)
             back, quiet = self._active(*self._band_power(spec), m0)
             self._next = m1
             on = np.flatnonzero(back >= 0)
@@ -388,7 +416,7 @@ class ActivityGate:
         for p0, arr in pieces:
             a, b = max(self._given, p0), min(end, p0 + len(arr))
             if b > a:
-                out.append(Piece(start=a, samples=arr[a - p0:b - p0], quiet=self._quiet_now))
+                out.append(Piece(start=a, samples=as_complex(arr[a - p0:b - p0]), quiet=self._quiet_now))
                 self.samples_passed += b - a
                 self._given = b
 

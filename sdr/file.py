@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import FormatError
 from .formats import BYTES_PER_SAMPLE, FORMATS, from_complex, hints_from_name, to_complex, whole_samples
-from .types import IQChunk, StreamInfo
+from .types import IQChunk, RawIQ, StreamInfo
 
 SIGMF_TYPES = {"cu8": "cu8", "ci8": "cs8", "ci16_le": "cs16", "cf32_le": "cf32"}
 DEFAULT_CHUNK = 1 << 18
@@ -30,9 +30,13 @@ class FileSource:
     non-finite values) instead of failing."""
 
     def __init__(self, path: str, *, fmt: str | None = None, sample_rate_hz: float | None = None,
-                 center_freq_hz: float | None = None, chunk_samples: int = DEFAULT_CHUNK):
+                 center_freq_hz: float | None = None, chunk_samples: int = DEFAULT_CHUNK, lazy: bool = False):
         self.path = path
         self.chunk_samples = chunk_samples
+        # chunks of an integer format (cu8, cs8, cs16) carry the bytes as read (sdr.types.RawIQ),
+        # converted where a consumer reads them (the receiver's activity gate reads an eighth of most
+        # samples); the others are converted as they are read (non-finite values are replaced)
+        self.lazy = lazy
         self.trailing_bytes = 0
         self.bad_samples = 0
         self.samples_read = 0
@@ -155,7 +159,7 @@ class FileSource:
                 if len(data) < n * bps:
                     raise FormatError(f"{self.data_path}: ended at byte {f.tell()} while reading sample {a + n}; "
                                       "was it truncated meanwhile?")
-                yield self._chunk(to_complex(data, self.fmt), a)
+                yield self._chunk(self._samples(data), a)
 
     def _iter_stream(self, stream: BinaryIO) -> Iterator[IQChunk]:
         bps = BYTES_PER_SAMPLE[self.fmt]
@@ -169,7 +173,7 @@ class FileSource:
             whole, carry = whole_samples(carry + block, self.fmt)
             if not whole:
                 continue
-            yield self._chunk(to_complex(whole, self.fmt), start)
+            yield self._chunk(self._samples(whole), start)
             start += len(whole) // bps
         self.trailing_bytes = len(carry)
 
@@ -191,7 +195,12 @@ class FileSource:
             f = part.astype(np.float32) * np.float32(scale)
         yield self._chunk((f[:, 0] + 1j * f[:, 1]).astype(np.complex64), start)
 
-    def _chunk(self, samples: np.ndarray, start: int) -> IQChunk:
+    def _samples(self, data: bytes) -> np.ndarray | RawIQ:
+        if self.lazy and self.fmt in ("cu8", "cs8", "cs16"):
+            return RawIQ(np.frombuffer(data, dtype=np.uint8), self.fmt)
+        return to_complex(data, self.fmt)
+
+    def _chunk(self, samples: np.ndarray | RawIQ, start: int) -> IQChunk:
         if self.fmt in ("cf32", "wav"):
             bad = ~np.isfinite(samples.view(np.float32)).reshape(-1, 2).all(axis=1)
             if bad.any():

@@ -15,23 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FormatError
+from .types import BYTES_PER_SAMPLE
 
-BYTES_PER_SAMPLE = {"cu8": 2, "cs8": 2, "cs16": 4, "cf32": 8}
 FORMATS = tuple(BYTES_PER_SAMPLE)
 
 def to_complex(raw: bytes | np.ndarray, fmt: str) -> np.ndarray:
     """Raw interleaved bytes of whole samples -> complex64."""
     buf = np.frombuffer(raw, dtype=np.uint8) if not isinstance(raw, np.ndarray) else raw.view(np.uint8)
     if fmt in ("cu8", "cs8"):
-        # float32 arithmetic, exact up to the one rounding of the division: the same values as a
-        # table of the 256 codes would give, at a third of a table look-up's cost
-        buf = buf[: len(buf) - len(buf) % 2]
-        if fmt == "cu8":
-            f = np.subtract(buf, np.float32(127.5), dtype=np.float32)
-            np.divide(f, np.float32(127.5), out=f)
-        else:
-            f = np.divide(buf.view(np.int8), np.float32(128), dtype=np.float32)
-        return f.view(np.complex64)
+        return bytes_to_float32(buf[: len(buf) - len(buf) % 2], fmt).view(np.complex64)
     if fmt == "cs16":
         f = buf.view("<i2").astype(np.float32) * np.float32(1 / 32768)
     elif fmt == "cf32":
@@ -39,6 +31,18 @@ def to_complex(raw: bytes | np.ndarray, fmt: str) -> np.ndarray:
     else:
         raise FormatError(f"unknown sample format {fmt!r}; use one of {', '.join(FORMATS)}")
     return f.view(np.complex64)
+
+
+def bytes_to_float32(buf: np.ndarray, fmt: str, out: np.ndarray | None = None) -> np.ndarray:
+    """cu8 / cs8 bytes (uint8, any shape and strides) -> their float32 values (I, Q, I, ...), into
+    ``out`` when given. Float32 arithmetic, exact up to the one rounding of the division: the same
+    values as a table of the 256 codes would give, at a third of a table look-up's cost."""
+    if fmt == "cu8":
+        f = np.subtract(buf, np.float32(127.5), dtype=np.float32, out=out)
+        return np.divide(f, np.float32(127.5), out=f)
+    if fmt == "cs8":
+        return np.divide(buf.view(np.int8), np.float32(128), dtype=np.float32, out=out)
+    raise FormatError(f"{fmt}: not an 8-bit sample format (cu8, cs8)")
 
 
 def whole_samples(data: bytes, fmt: str) -> tuple[bytes, bytes]:

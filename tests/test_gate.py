@@ -15,7 +15,8 @@ from dsp.channel import Burst, Impulses, amplitude_for, render
 from dsp.gate import ActivityGate, Close, Piece
 from dsp.modes import MODES
 from flowgraphs.pipelines.receive import REGION_MARGIN_S, REGION_QUIET_S, Receiver
-from sdr.types import IQChunk, StreamInfo
+from sdr.formats import from_complex, to_complex
+from sdr.types import IQChunk, RawIQ, StreamInfo
 
 RATE, CENTER = 1.6e6, 868.625e6
 CHANNELS = {"868.30": (-325e3, 175e3, 0.025), "868.95": (325e3, 175e3, 0.025)}
@@ -170,6 +171,43 @@ def test_gated_receiver_is_chunk_invariant_across_gaps(stream):
         got, _ = _receive(x, gate=True, chunk=chunk, gaps=gaps)
         assert [(f.telegram, f.sample, f.rssi_dbfs, f.freq_offset_hz) for f in got] == \
             [(f.telegram, f.sample, f.rssi_dbfs, f.freq_offset_hz) for f in ref]
+
+
+@pytest.mark.parametrize("fmt", ["cu8", "cs16"])
+def test_raw_samples_give_what_their_conversion_gives(stream, fmt):
+    # a lazy file source's chunks (sdr.types.RawIQ: the bytes as read, converted where read) through
+    # the gate and the receiver, cut anywhere and across gaps: the same regions, the same frames
+    # as the converted samples
+    x, placed = stream
+    raw = np.frombuffer(from_complex(x, fmt), dtype=np.uint8)
+    bps = len(raw) // len(x)
+    xq = to_complex(raw, fmt)
+    cuts = [0, 77_777, 200_000, 1_000_003, 2_222_221, len(x)]
+    gate_raw, gate_x = ActivityGate(RATE, CHANNELS, grid=32), ActivityGate(RATE, CHANNELS, grid=32)
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        ev_raw = gate_raw.feed(RawIQ(raw[a * bps:b * bps], fmt))
+        ev_x = gate_x.feed(xq[a:b])
+        assert [(type(e), getattr(e, "start", None), getattr(e, "end", None)) for e in ev_raw] == \
+            [(type(e), getattr(e, "start", None), getattr(e, "end", None)) for e in ev_x]
+        for e, f in zip(ev_raw, ev_x, strict=True):
+            if isinstance(e, Piece):
+                assert e.samples.dtype == np.complex64
+                np.testing.assert_array_equal(e.samples, f.samples)
+    gaps = ((int(1.9 * RATE), 30_000),)
+
+    def chunks(source):
+        return [(lo, source(lo, hi)) for lo, hi in [(0, 300_001), (300_001, int(1.9 * RATE)),
+                                                    (int(1.9 * RATE) + gaps[0][1], 3_500_000), (3_500_000, len(x))]]
+
+    def frames(pieces):
+        rx = Receiver(INFO, ["S1", "T1", "C1"])
+        out = [f for lo, s in pieces for f in rx.process(IQChunk(samples=s, info=INFO, start=lo))] + list(rx.flush())
+        assert rx.gaps == 1
+        return [(f.telegram, f.sample, f.rssi_dbfs, f.freq_offset_hz, f.crc_ok) for f in out]
+
+    got = frames(chunks(lambda lo, hi: RawIQ(raw[lo * bps:hi * bps], fmt)))
+    assert got == frames(chunks(lambda lo, hi: xq[lo:hi]))
+    assert len([f for f in got if f[4]]) >= len(placed) - 2
 
 
 def test_clicks_do_not_hold_the_gate_open():

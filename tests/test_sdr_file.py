@@ -8,6 +8,7 @@ import pytest
 from sdr.errors import FormatError
 from sdr.file import FileSource, write_sigmf
 from sdr.formats import FORMATS, from_complex, hints_from_name, to_complex
+from sdr.types import RawIQ
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -78,3 +79,37 @@ def test_wav_iq(tmp_path):
     src = FileSource(str(path))
     y = np.concatenate([c.samples for c in src])
     assert src.info.sample_rate_hz == 1.6e6 and abs(y[10] - (1000 - 1000j) / 32768) < 1e-6
+
+
+@pytest.mark.parametrize("fmt", ["cu8", "cs8", "cs16", "cf32"])
+def test_lazy_chunks_convert_to_the_same_values_wherever_they_are_cut(tmp_path, fmt):
+    # a lazy source's chunks (sdr.types.RawIQ) give the eager source's samples whole, in any slice
+    # and in strided rows (the activity gate's probes): every byte value of the format occurs
+    rng = np.random.default_rng(7)
+    x = (rng.uniform(-1.1, 1.1, 30_001) + 1j * rng.uniform(-1.1, 1.1, 30_001)).astype(np.complex64)
+    path = tmp_path / f"x.{fmt}"
+    path.write_bytes(from_complex(x, fmt))
+    eager = list(FileSource(str(path), sample_rate_hz=1e6, center_freq_hz=868e6, chunk_samples=7_000))
+    lazy = list(FileSource(str(path), sample_rate_hz=1e6, center_freq_hz=868e6, chunk_samples=7_000, lazy=True))
+    assert [c.start for c in lazy] == [c.start for c in eager] and [c.end for c in lazy] == [c.end for c in eager]
+    for e, c in zip(eager, lazy, strict=True):
+        ref = e.samples
+        if fmt == "cf32":  # converted as read (non-finite values are replaced there)
+            assert isinstance(c.samples, np.ndarray)
+            continue
+        assert isinstance(c.samples, RawIQ) and len(c.samples) == len(ref)
+        np.testing.assert_array_equal(c.samples.complex(), ref)
+        np.testing.assert_array_equal(np.asarray(c.samples), ref)
+        for a, b in ((0, 1), (3, 4_000), (6_999, 7_000), (500, 200), (-10, None)):
+            np.testing.assert_array_equal(c.samples[a:b].complex(), ref[a:b])
+        for first in (4, 5, 6):  # rows on 8-byte words and off them (cu8: gathered either way)
+            count = (len(ref) - first - 32) // 256 + 1
+            rows = c.samples.rows(first, count, 256, 32)
+            np.testing.assert_array_equal(rows, np.stack([ref[first + 256 * r:first + 256 * r + 32]
+                                                          for r in range(count)]))
+            into = np.full((count + 2, 32), complex(np.nan, np.nan), dtype=np.complex64)
+            assert c.samples.rows(first, count, 256, 32, out=into[1:-1]) is not None
+            np.testing.assert_array_equal(into[1:-1], rows)
+            assert np.isnan(into[[0, -1]].view(np.float32)).all()  # nothing written outside ``out``
+            with pytest.raises(IndexError):
+                c.samples.rows(first, count + 1, 256, 32)  # past the chunk's end

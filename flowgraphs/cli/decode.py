@@ -4,6 +4,7 @@ rtlwmbus, inventory, mqtt, or any registered in :mod:`flowgraphs.sinks`)."""
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # numpy and scipy are imported only when a recording is decod
 
 log = logging.getLogger(__name__)
 
+READ_CHUNK = 1 << 20  # samples per read from a file (2 MB of cu8)
 
 
 HELP = """\
@@ -84,6 +86,12 @@ def run(args) -> int:
     try:
         keys = key_store(args)
         source = open_source(args)
+        # chunks as read, converted where the receiver reads them (sdr.types.RawIQ); from a file
+        # long ones (part of the activity gate's work per call is a fixed cost; the frames do not
+        # depend on the chunking), from stdin the source's own (a pipe from rtl_sdr: frames sooner)
+        source.lazy = True
+        if args.file != "-":
+            source.chunk_samples = max(source.chunk_samples, READ_CHUNK)
         if not -1000 <= args.ppm <= 1000:
             raise ValueError(f"--ppm {args.ppm:g}: a tuner error is a few tens of ppm (at most +-1000)")
         if args.jobs < 1:
@@ -100,6 +108,9 @@ def run(args) -> int:
         return 2
     from ..sinks import close_sinks
 
+    # the modules and tables loaded so far live as long as the process: out of the cyclic garbage
+    # collector's way (each of its full passes would walk them again while the recording is decoded)
+    gc.freeze()
     formats = FormatCache()
     counts: Counter = Counter()
     t0 = time.perf_counter()

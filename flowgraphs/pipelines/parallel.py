@@ -101,7 +101,7 @@ def _run_segment(spec: SourceSpec, settings: ReceiverSettings, seg: Segment) -> 
     from sdr.file import FileSource
 
     source = FileSource(spec.path, fmt=spec.fmt, sample_rate_hz=spec.sample_rate_hz,
-                        center_freq_hz=spec.center_freq_hz)
+                        center_freq_hz=spec.center_freq_hz, lazy=True, chunk_samples=1 << 20)
     recorder = _FitRecorder(source.info.center_freq_hz)
     rx = Receiver(source.info, settings.modes, blank_impulses=settings.blank_impulses, ppm=settings.ppm,
                   calibrator=recorder, gate=settings.gate)

@@ -19,7 +19,7 @@ from dsp.gate import ActivityGate, Close
 from dsp.measure import carrier_fit
 from dsp.modes import MODES, ModeSpec, default_rx_modes, receivable_modes, rx_mode_for
 from dsp.modes import mode as mode_named
-from sdr.types import IQChunk, StreamInfo
+from sdr.types import IQChunk, RawIQ, StreamInfo, as_complex
 
 from .calibration import PpmCalibrator, PpmEstimate
 
@@ -430,7 +430,7 @@ class Receiver:
             return
         if not self._held:
             self._held_start = chunk.start
-        self._held.append(chunk.samples)
+        self._held.append(as_complex(chunk.samples))
         self._held_end = chunk.end
         if self._held_end - self._held_start >= self.batch_samples:
             yield from self._release()
@@ -452,8 +452,9 @@ class Receiver:
             x = held[0] if len(held) == 1 else np.concatenate(held)
             yield from self._process(self._held_start, x)
 
-    def _process(self, start: int, x: np.ndarray) -> Iterator[RxFrame]:
-        """Samples ``x`` from absolute index ``start`` down the chain."""
+    def _process(self, start: int, x: np.ndarray | RawIQ) -> Iterator[RxFrame]:
+        """Samples ``x`` from absolute index ``start`` down the chain (a RawIQ is converted where
+        it is read: by the activity gate, the probes' samples and the regions')."""
         end = start + len(x)
         if self._segment is None:
             self._apply_pending_ppm()
@@ -474,7 +475,7 @@ class Receiver:
             yield from self._gated(self.gate.feed([x]))
             return
         self.samples_channelised += len(x)
-        yield from self._channels(self._split(self._blanked(x)))
+        yield from self._channels(self._split(self._blanked(as_complex(x))))
 
     def _blanked(self, x: np.ndarray) -> list[np.ndarray]:
         """``x`` through the impulse blanker, as consecutive pieces (no copy of ``x``)."""
@@ -530,7 +531,7 @@ class Receiver:
         if self._segment is not None:
             yield from self._end_segment()
 
-    def _begin_segment(self, start: int, x: np.ndarray) -> np.ndarray:
+    def _begin_segment(self, start: int, x: np.ndarray | RawIQ) -> np.ndarray | RawIQ:
         """Restart every block at absolute index ``start``. The segment begins on the decimation grid
         (zeros fill in before ``start``), so channel sample k is input sample segment + k * D as in
         an unbroken stream, and the channeliser's mixing phase is that of the absolute index."""
@@ -543,7 +544,7 @@ class Receiver:
         self._in_region = False
         self._region_count = 0
         if lead:
-            x = np.concatenate((np.zeros(lead, dtype=np.complex64), np.asarray(x, dtype=np.complex64)))
+            x = np.concatenate((np.zeros(lead, dtype=np.complex64), np.asarray(as_complex(x), dtype=np.complex64)))
         return x
 
     def _restart(self, start: int, *, quiet: int = 0) -> None:
