@@ -197,7 +197,13 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             alt = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp, smooth, wander=wider,
                               noise_var=nv_edges if wf.white else wf.noise_var, white=wf.white)
             edges = t0 + np.arange(n + 1) * T + wf.warp
-            T = float(np.polyfit(np.arange(n + 1), edges, 1)[0])  # the mean chip period over the frame
+            if wf.white:
+                # the mean chip period: the transitions' own times regressed on their index (the
+                # boundaries between equal chips only interpolate them)
+                tr = np.flatnonzero(seq[1:] != seq[:-1]) + 1
+                T = float(np.polyfit(tr, edges[tr], 1)[0])
+            else:
+                T = float(np.polyfit(np.arange(n + 1), edges, 1)[0])  # the mean chip period over the frame
             t0 = float(edges[0])
             fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=wf.drift_rate_hz_per_s,
                        carrier_std_hz=float(np.hypot(wf.carrier_std_hz, alt.carrier_hz - carrier)),
