@@ -175,15 +175,23 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             starts, nv_search = ((wf.warp, False), (followed, False)), wf.noise_var
         else:
             # edges on their own (or none moved): a steady clock, a slight wander and white edge
-            # jitter weighed alike, on the envelope's noise (the steady fit's residual holds white
-            # edges' walk: 14-29 rad^2 on S1 at 0.15 chip rms, against 0.09 of noise)
+            # jitter weighed alike, on one noise. The steady fit's residual, unless the white fit
+            # from the searched edges (weighed on the envelope's noise) leaves much less: it holds
+            # white edges' walk (14-29 rad^2 on S1 at 0.15 chip rms, against 0.09 of noise; 1.4-7
+            # times the white fit's at 0.012 chip rms, 1.0-1.15 without jitter or with a slight
+            # wander). The envelope alone misses what no model here fits (our filters' rounding,
+            # the phase's nonlinearity at low SNR: 1.2-1.6 times less than the steady fit's residual
+            # on T1 and C1, 3.5 on S1 at 14 dB), and on it steady clocks took a jitter prior
+            nv_white = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, searched, smooth,
+                                   noise_var=nv_edges, white=True).noise_var
+            nv_edges = nv_white if wf.noise_var > STEADY_RESIDUAL * nv_white else wf.noise_var
             starts, nv_search = ((wf.warp, False), (followed, False), (searched, True)), nv_edges
         wf = min([_wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, start, smooth,
                               noise_var=nv_search, white=white) for start, white in starts], key=lambda f: f.score)
         if wf.white or wf.wander > WANDER_GRID[0]:
             # the clock wanders: carrier, deviation and drift jointly with every transition's time,
             # linearised, so a few passes settle it
-            # white edges: the phase noise from the envelope throughout (a fit's own residual or
+            # white edges: the phase noise of the search throughout (each fit's own residual or
             # differences depend on where it landed, and a fit that lands wrong then scores better)
             for _ in range(WHITE_PASSES if wf.white else 2):
                 wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
@@ -907,6 +915,8 @@ WHITE_PASSES = 3  # linearised passes of the white fit once chosen
 # which the edges move together (a wandering clock; short frames at 20 dB: 0.03-0.5 at 0.05-0.15 chip
 # rms of wander, 0.8-1.2 with white edges, a steady clock or 0.012 chip rms of wander)
 TOGETHER = 0.65
+# the steady fit's residual over the white fit's beyond which the edges moved (see measure())
+STEADY_RESIDUAL = 1.3
 
 
 def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float, carrier: float, dev: float,
