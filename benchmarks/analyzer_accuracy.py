@@ -24,7 +24,9 @@ and prints each figure beside its target (then the two readings side by side):
 - carrier max |error| <= 100 Hz (every row), beside the Bayesian Cramer-Rao bound of an ideal estimator
   on the same frames (carrier_bound_hz: the chip clock's random walk in the model; a carrier offset and
   a zigzag of the transitions turn the phase alike, so under 0.15 chip rms on short frames the bound
-  itself is 27-75 Hz rms and, on T1 and C1, 100 Hz over 100 frames out of any estimator's reach: "carrier+");
+  itself is 27-75 Hz rms and, on T1 and C1, 100 Hz over 100 frames out of any estimator's reach: "carrier+";
+  under white edge jitter, carrier_bound_hz(white=True), every edge's phase step adds to a random
+  walk of the phase: 30-50 Hz rms already at 0.012 chip rms, 45-123 Hz at 0.15);
 - carrier_std_hz honest: |error| / carrier_std_hz beyond 2 on at most a tenth of the frames, none beyond 4;
 - chip rate max |error| <= 100 ppm without jitter and under white edge jitter (with a wandering clock
   the frame's mean chip rate is not defined to that precision: printed, not judged), beside the

@@ -15,7 +15,12 @@ against the true chip sequence rather than estimates from a preamble:
   by 2 pi h times its displacement, which carrier and drift then absorb (short frames at 0.15 chip
   rms wander: up to 400 Hz); the joint fit's standard errors (``carrier_std_hz``, ``drift_std_hz``) include what
   the wander leaves uncertain, and its carrier error sits at the Bayesian Cramer-Rao bound
-  (``benchmarks/analyzer_accuracy.py``);
+  (``benchmarks/analyzer_accuracy.py``). The other reading of chip-timing jitter, white edge
+  jitter (each edge displaced on its own about a steady clock), has a prior of its own, weighed
+  against the random walk's by the same marginal likelihood when the edges, each found on its own,
+  do not move together: its phase steps add up to a random walk of the phase, which on a straight
+  grid or under the random walk's prior went into carrier and drift (T1 at 0.15 chip rms: up to
+  1.4 kHz on short frames, S1 2 kHz; now within 1.2 times the bound);
 - preamble length: alternating chips counted backwards from the sync word on the preamble's own
   chip grid, each judged coherently against its tone (`count_preamble`);
 - eye opening: the smallest settled chip level relative to the deviation.
