@@ -64,6 +64,7 @@ class Burst:
     gaussian_bt: float | None = None  # Gaussian shaping of a plain 2-FSK mode's chips (None: the mode's)
     chip_jitter_rms: float = 0.0  # chip boundaries moved at random (in chips rms), seeded by jitter_seed
     jitter_seed: int = 0
+    chip_edge_jitter_rms: float = 0.0  # every chip boundary moved on its own (white, in chips rms), same seed
 
     @property
     def chip_rate_hz(self) -> float:
@@ -103,7 +104,8 @@ def burst_frame(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, start
                           preamble_pairs=b.preamble_pairs, lead_in_chips=b.lead_in_chips,
                           preamble_half_chip=b.preamble_half_chip,
                           extra_chips_before_sync=b.extra_chips_before_sync, gaussian_bt=b.gaussian_bt,
-                          chip_jitter_rms=b.chip_jitter_rms, jitter_seed=b.jitter_seed, dtype=dtype)
+                          chip_jitter_rms=b.chip_jitter_rms, jitter_seed=b.jitter_seed,
+                          chip_edge_jitter_rms=b.chip_edge_jitter_rms, dtype=dtype)
 
 
 def burst_samples(b: Burst, *, sample_rate_hz: float, center_freq_hz: float, start: int,

@@ -15,7 +15,12 @@ against the true chip sequence rather than estimates from a preamble:
   by 2 pi h times its displacement, which carrier and drift then absorb (short frames at 0.15 chip
   rms wander: up to 400 Hz); the joint fit's standard errors (``carrier_std_hz``, ``drift_std_hz``) include what
   the wander leaves uncertain, and its carrier error sits at the Bayesian Cramer-Rao bound
-  (``benchmarks/analyzer_accuracy.py``);
+  (``benchmarks/analyzer_accuracy.py``). The other reading of chip-timing jitter, white edge
+  jitter (each edge displaced on its own about a steady clock), has a prior of its own, weighed
+  against the random walk's by the same marginal likelihood when the edges, each found on its own,
+  do not move together: its phase steps add up to a random walk of the phase, which on a straight
+  grid or under the random walk's prior went into carrier and drift (T1 at 0.15 chip rms: up to
+  1.4 kHz on short frames, S1 2 kHz; now within 1.2 times the bound);
 - preamble length: alternating chips counted backwards from the sync word on the preamble's own
   chip grid, each judged coherently against its tone (`count_preamble`);
 - eye opening: the smallest settled chip level relative to the deviation.
@@ -161,22 +166,57 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
         for _ in range(3):
             wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
                              wander=WANDER_GRID[0], noise_var=wf.noise_var)
-        wf = min((_wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, start, smooth,
-                              noise_var=wf.noise_var) for start in (wf.warp, followed)), key=lambda f: f.score)
-        if wf.wander > WANDER_GRID[0]:
+        # white edge jitter moves each edge on its own, by up to 2 pi h times its displacement in phase
+        # (S1 at 0.15 chip rms: several radians; a linearised fit from a straight grid, or from the
+        # crossings, lands a few samples off on a phase 2 pi away): the white fit may also start
+        # where each edge's own search puts it (_edge_search)
+        grid = t0 + np.arange(n + 1) * T
+        searched = _edge_search(x, rate, seq, grid + wf.warp, wf.carrier_hz, wf.deviation_hz) - grid
+        nv_edges = _envelope_noise_var(x, t0, t0 + n * T)
+        if _edges_move_together(seq, searched):
+            # a wandering clock: the random walk's prior alone, weighed on the steady fit's residual
+            # (the white prior, which can take up each edge's share of our filters' rounding, beat
+            # it there on 0.15 chip rms wander on half the frames, and lost up to 40 % in carrier)
+            starts, nv_search = ((wf.warp, False), (followed, False)), wf.noise_var
+        else:
+            # edges on their own (or none moved): a steady clock, a slight wander and white edge
+            # jitter weighed alike, on one noise. The steady fit's residual, unless the white fit
+            # from the searched edges (weighed on the envelope's noise) leaves much less: it holds
+            # white edges' walk (14-29 rad^2 on S1 at 0.15 chip rms, against 0.09 of noise; 1.4-7
+            # times the white fit's at 0.012 chip rms, 1.0-1.15 without jitter or with a slight
+            # wander). The envelope alone misses what no model here fits (our filters' rounding,
+            # the phase's nonlinearity at low SNR: 1.2-1.6 times less than the steady fit's residual
+            # on T1 and C1, 3.5 on S1 at 14 dB), and on it steady clocks took a jitter prior
+            nv_white = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, searched, smooth,
+                                   noise_var=nv_edges, white=True).noise_var
+            nv_edges = nv_white if wf.noise_var > STEADY_RESIDUAL * nv_white else wf.noise_var
+            starts, nv_search = ((wf.warp, False), (followed, False), (searched, True)), nv_edges
+        wf = min([_wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, start, smooth,
+                              noise_var=nv_search, white=white) for start, white in starts], key=lambda f: f.score)
+        if wf.white or wf.wander > WANDER_GRID[0]:
             # the clock wanders: carrier, deviation and drift jointly with every transition's time,
             # linearised, so a few passes settle it
-            for _ in range(2):
+            # white edges: the phase noise of the search throughout (each fit's own residual or
+            # differences depend on where it landed, and a fit that lands wrong then scores better)
+            for _ in range(WHITE_PASSES if wf.white else 2):
                 wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
-                                 noise_var=wf.noise_var)
+                                 noise_var=nv_edges if wf.white else wf.noise_var, white=wf.white)
             carrier, dev = wf.carrier_hz, wf.deviation_hz
             # the wander's own share of the error: it is chosen, not known, so the same fit with the
             # next larger wander of the grid widens the standard errors by how far it moves them
             # (20 frames a row, |error| beyond 2 standard errors on 15-25 % of them without it)
-            wider = WANDER_GRID[min(WANDER_GRID.index(wf.wander) + 1, len(WANDER_GRID) - 1)]
-            alt = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp, smooth, wander=wider, noise_var=wf.noise_var)
+            grid = WHITE_GRID if wf.white else WANDER_GRID
+            wider = grid[min(grid.index(wf.wander) + 1, len(grid) - 1)]
+            alt = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp, smooth, wander=wider,
+                              noise_var=nv_edges if wf.white else wf.noise_var, white=wf.white)
             edges = t0 + np.arange(n + 1) * T + wf.warp
-            T = float(np.polyfit(np.arange(n + 1), edges, 1)[0])  # the mean chip period over the frame
+            if wf.white:
+                # the mean chip period: the transitions' own times regressed on their index (the
+                # boundaries between equal chips only interpolate them)
+                tr = np.flatnonzero(seq[1:] != seq[:-1]) + 1
+                T = float(np.polyfit(tr, edges[tr], 1)[0])
+            else:
+                T = float(np.polyfit(np.arange(n + 1), edges, 1)[0])  # the mean chip period over the frame
             t0 = float(edges[0])
             fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=wf.drift_rate_hz_per_s,
                        carrier_std_hz=float(np.hypot(wf.carrier_std_hz, alt.carrier_hz - carrier)),
@@ -327,6 +367,71 @@ def _vertex(xs: tuple[float, ...], ys: list[float]) -> float:
     a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / den
     b = (x2 * x2 * (y0 - y1) + x1 * x1 * (y2 - y0) + x0 * x0 * (y1 - y2)) / den
     return float(np.clip(-b / (2 * a), x0, x2)) if a > 0 else float(x1)
+
+
+def _edge_search(x: np.ndarray, rate: float, seq: np.ndarray, edges: np.ndarray, carrier: float, dev: float,
+                 reach: float = 0.5, steps: int = 41) -> np.ndarray:
+    """Chip boundaries ``edges`` (samples, 0..n) with every transition moved on its own to where the
+    signal fits best: between the middles of the runs on either side, the old tone then the new one
+    with the phase continuous at the switch and free as a whole, the switch tried at ``steps``
+    times within +-``reach`` chip of where it was. Each edge from the samples around it alone, so
+    no phase is unwrapped across edges (a fit of the phase confuses an edge with one 1 / (2 h)
+    chip away, whose phase step differs by 2 pi)."""
+    n_ch = len(seq)
+    tr = np.flatnonzero(seq[1:] != seq[:-1]) + 1
+    out = np.array(edges, dtype=np.float64)
+    if len(tr) < 2 or dev <= 0:
+        return out
+    idx = np.arange(len(x))
+    w_lo, w_hi = (2 * np.pi * (carrier + s * dev) / rate for s in (-1.0, 1.0))
+    cums = {s: np.concatenate(([0j], np.cumsum(x * np.exp(-1j * w * idx)))) for s, w in ((-1.0, w_lo), (1.0, w_hi))}
+    c = edges[tr]
+    lo = np.clip(np.ceil((edges[np.concatenate(([0], tr[:-1]))] + c) / 2), 0, len(x)).astype(np.int64)
+    hi = np.clip(np.floor((c + edges[np.concatenate((tr[1:], [n_ch]))]) / 2), 0, len(x)).astype(np.int64)
+    period = (edges[-1] - edges[0]) / n_ch
+    tau = c[:, None] + np.linspace(-reach, reach, steps)[None, :] * period
+    k = np.clip(np.ceil(tau).astype(np.int64), lo[:, None], hi[:, None])
+    before, after = seq[tr - 1], seq[tr]
+    ca = np.where(before[:, None] > 0, cums[1.0][k], cums[-1.0][k])
+    ca0 = np.where(before > 0, cums[1.0][lo], cums[-1.0][lo])[:, None]
+    cb = np.where(after[:, None] > 0, cums[1.0][k], cums[-1.0][k])
+    cb1 = np.where(after > 0, cums[1.0][hi], cums[-1.0][hi])[:, None]
+    turn = np.exp(-1j * (before - after)[:, None] * (w_hi - w_lo) / 2 * tau)
+    fit = np.abs(ca - ca0 + turn * (cb1 - cb))
+    best = np.argmax(fit, axis=1)
+    moved = tau[np.arange(len(tr)), best]
+    ok = (hi - lo > 2) & (best > 0) & (best < steps - 1)  # a maximum on the span's end: no edge found
+    out[tr[ok]] = moved[ok]
+    # the boundaries between equal chips follow their transitions (they do not show in the signal)
+    others = np.setdiff1d(np.arange(n_ch + 1), tr)
+    out[others] = edges[others] + np.interp(others, tr, out[tr] - edges[tr])
+    return out
+
+
+def _edges_move_together(seq: np.ndarray, warp: np.ndarray) -> bool:
+    """Whether the transitions' displacements ``warp`` (samples, per chip boundary, each edge found on
+    its own) move together, as a wandering clock's do, rather than each on its own (white edge
+    jitter, or noise alone about a steady clock): half the variance of the differences of
+    neighbouring edges' displacements (their straight line removed) over their variance, against
+    ``TOGETHER``."""
+    tr = np.flatnonzero(seq[1:] != seq[:-1]) + 1
+    if len(tr) < 8:
+        return False
+    e = warp[tr] - np.polyval(np.polyfit(tr, warp[tr], 1), tr)
+    var = float(np.var(e))
+    return var > 0 and float(np.var(np.diff(e))) / (2 * var) < TOGETHER
+
+
+def _envelope_noise_var(x: np.ndarray, start: float, end: float) -> float:
+    """The phase noise per sample (rad^2) of a constant-envelope signal, from its envelope between
+    samples ``start`` and ``end``: noise splits evenly between the envelope and the phase, so the
+    envelope's variance relative to its squared mean is the phase's; from the differences of
+    neighbouring samples (half their variance), as _wander_fit's own estimate, so slow changes of
+    the level do not count. Independent of any model of the phase."""
+    amp = np.abs(x[max(int(start), 0):min(int(end), len(x))]).astype(np.float64)
+    if len(amp) < 16 or not np.mean(amp) > 0:
+        return float("nan")
+    return float(np.var(np.diff(amp)) / 2 / np.mean(amp) ** 2)
 
 
 def _smooth_warp(times: np.ndarray, idx: np.ndarray, t0: float, T: float, n: int, half: int = 8) -> np.ndarray:
@@ -802,16 +907,26 @@ class _WanderFit:
     wander: float
     noise_var: float | None
     score: float  # minus twice the log marginal likelihood, up to a constant: the better model has the smaller
+    white: bool = False  # ``wander`` is white edge jitter (chips rms per edge), not a random walk's step
 
 
 # chip-clock wanders (chips rms per square-root chip: a random walk's step) the joint fit weighs by their
 # marginal likelihood; the first stands for a steady clock
 WANDER_GRID = (1e-4, 0.004, 0.008, 0.012, 0.017, 0.024, 0.034, 0.048, 0.068, 0.096)
+# white edge jitters (chips rms, every edge displaced on its own about a steady clock) it weighs alike
+WHITE_GRID = (0.006, 0.012, 0.02, 0.03, 0.045, 0.065, 0.09, 0.13, 0.18, 0.25)
+WHITE_PASSES = 3  # linearised passes of the white fit once chosen
+# half the variance of the differences of neighbouring edges' displacements over their variance, below
+# which the edges move together (a wandering clock; short frames at 20 dB: 0.03-0.5 at 0.05-0.15 chip
+# rms of wander, 0.8-1.2 with white edges, a steady clock or 0.012 chip rms of wander)
+TOGETHER = 0.65
+# the steady fit's residual over the white fit's beyond which the edges moved (see measure())
+STEADY_RESIDUAL = 1.3
 
 
 def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float, carrier: float, dev: float,
                 warp: np.ndarray, smooth: float, wander: float | None = None,
-                noise_var: float | None = None) -> _WanderFit:
+                noise_var: float | None = None, white: bool | None = None) -> _WanderFit:
     """Carrier, deviation and drift jointly with a wandering chip clock. The phase of every sample is
     fitted to the known chips with each transition's time free, the transitions tied together by
     the prior of a random walk of the chip boundaries (``wander``: its step per chip, in chips;
@@ -832,7 +947,17 @@ def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float
     three neighbouring P: the normal equations are banded in P, solved for the globals by their
     Schur complement. The prior holds on the whole displacement (``warp`` plus this pass's e, less
     its straight-line trend), so passes cannot carry the grid away where the phase alone is blind.
-    ``noise_var`` is the phase noise per sample (rad^2; None: from the samples' differences)."""
+    ``noise_var`` is the phase noise per sample (rad^2; None: from the samples' differences).
+
+    The other reading of chip-timing jitter, white edge jitter (``white``; every edge displaced on
+    its own about a steady clock, as a transmitter's edges scatter), is a prior of its own: each
+    e_j (with ``warp``, less the straight line) independent about a common shift s, which is free:
+    on the P it touches two neighbours, so the system stays banded. Its steps walk the phase (the
+    P are a random walk of steps beta_j e_j): on a straight grid, or under the random walk's prior
+    which ties neighbouring edges together, that walk goes into carrier and drift (T1, 0.15 chip
+    rms: up to 600 Hz). With ``wander`` None both families' grids compete by marginal likelihood
+    (``white`` False: the random walk's alone, True: the white one's alone); the two scores are
+    comparable (each prior's own normaliser, the same flat level of the edges)."""
     n_ch = len(seq)
     edges = t0 + np.arange(n_ch + 1) * T + warp
     a, b = max(int(np.ceil(edges[0])) + 1, 0), min(int(np.floor(edges[-1])) - 1, len(x))
@@ -923,43 +1048,76 @@ def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float
         pr -= np.bincount(us[p][ok], cf[p][ok] * step[ok] / gap[ok], m)
         for r in range(p, 3):
             prior[r - p] += np.bincount(us[p][ok], cf[p][ok] * cf[r][ok] / gap[ok], m)
+    # white edge jitter: e_j = (u_j - u_{j-1}) / beta_j (u_{-1} = P_0 = 0) about the shift s, each
+    # term (e_j + dw_j - s) with dw the current warp's departure from its straight line
+    ib = 1 / beta
+    dw = wt - (np.polyval(np.polyfit(tr, wt, 1), tr) if m >= 2 else wt)
+    w_prior = np.zeros((2, m))
+    w_prior[0] = ib ** 2 + np.concatenate((ib[1:] ** 2, [0.0]))
+    w_prior[1, :-1] = -ib[1:] ** 2
+    et_d = dw * ib - np.concatenate((dw[1:] * ib[1:], [0.0]))  # E^T dw
+    et_1 = ib - np.concatenate((ib[1:], [0.0]))  # E^T 1
     from scipy.linalg import cho_solve_banded, cholesky_banded  # noqa: PLC0415 (the analyser's alone)
 
+    if wander is not None:
+        grid = [(bool(white), wander)]
+    else:
+        grid = (([] if white is True else [(False, sw) for sw in WANDER_GRID])
+                + ([] if white is False else [(True, sw) for sw in WHITE_GRID]))
     best = None
-    for sw in ((wander,) if wander is not None else WANDER_GRID):
+    for is_white, sw in grid:
         lam = noise_var / (max(sw, 1e-4) * T) ** 2  # prior weight per unit, in units of the noise
-        rhs_u = ug.copy()
-        rhs_u[:, -1] += lam * pr
         nb = band.copy()
-        nb[:3] += lam * prior
+        if is_white:
+            # the shift s joins the globals (unscaled: samples, the flat level's unit in both priors)
+            ugx = np.hstack([ug[:, :-1], -lam * et_1[:, None], ug[:, -1:] - lam * et_d[:, None]])
+            k_g = gram.shape[0] - 1
+            gx = np.zeros((k_g + 2, k_g + 2))
+            gx[:k_g, :k_g], gx[:k_g, -1], gx[-1, :k_g] = gram[:-1, :-1], gram[:-1, -1], gram[-1, :-1]
+            gx[k_g, k_g] = lam * m
+            gx[k_g, -1] = gx[-1, k_g] = lam * float(np.sum(dw))
+            nb[:2] += lam * w_prior
+        else:
+            ugx, gx = ug.copy(), gram
+            ugx[:, -1] += lam * pr
+            nb[:3] += lam * prior
         try:
             chol = cholesky_banded(nb, lower=True)
         except np.linalg.LinAlgError:
             continue
-        X = cho_solve_banded((chol, True), rhs_u)
+        X = cho_solve_banded((chol, True), ugx)
         logdet_u = 2.0 * float(np.sum(np.log(chol[0])))
-        S = gram[:-1, :-1] - ug[:, :-1].T @ X[:, :-1]
+        S = gx[:-1, :-1] - ugx[:, :-1].T @ X[:, :-1]
         sign, logdet_s = np.linalg.slogdet(S)
         if sign <= 0:
             continue
-        coef = np.linalg.solve(S, gram[:-1, -1] - ug[:, :-1].T @ X[:, -1])
+        coef = np.linalg.solve(S, gx[:-1, -1] - ugx[:, :-1].T @ X[:, -1])
         P = np.concatenate(([0.0], X[:, -1] - X[:, :-1] @ coef))
-        r = y - A @ coef - sum(wo * P[np.clip(ro, 0, m)] for ro, wo in zip(runs, weights, strict=True))
-        walk = np.sum(cf * np.vstack([P[:-2], P[1:-1], P[2:]]), axis=0) + step
-        cost = float(r @ r) + lam * float(np.sum(walk ** 2 / gap))
-        # minus twice the log marginal likelihood (noise variance fixed), up to a constant
-        score = cost / noise_var + logdet_u + logdet_s - len(gap) * np.log(lam)
+        r = y - A @ coef[:A.shape[1]] - sum(wo * P[np.clip(ro, 0, m)] for ro, wo in zip(runs, weights, strict=True))
+        # minus twice the log marginal likelihood (noise variance fixed), up to a constant common to
+        # both priors: each prior's normaliser (the random walk's m - 1 steps of variance sw^2 T^2 gap,
+        # the white m edges of sw^2 T^2)
+        if is_white:
+            v = (P[1:] - P[:-1]) * ib + dw - coef[-1]
+            cost = float(r @ r) + lam * float(v @ v)
+            score = cost / noise_var + logdet_u + logdet_s - m * np.log(lam)
+        else:
+            walk = np.sum(cf * np.vstack([P[:-2], P[1:-1], P[2:]]), axis=0) + step
+            cost = float(r @ r) + lam * float(np.sum(walk ** 2 / gap))
+            score = cost / noise_var + logdet_u + logdet_s - len(gap) * np.log(lam) + float(np.sum(np.log(gap)))
         if best is None or score < best[0]:
-            best = (score, sw, coef, P, r, S)
+            best = (score, (is_white, sw), coef, P, r, S)
     if best is None:
         return unchanged  # no wander gave a regular system (a frame mostly outside the capture)
-    score, sw, coef, P, r, S = best
+    score, (is_white, sw), coef, P, r, S = best
+    coef = coef[:A.shape[1]]
+    S_inv = np.linalg.pinv(S)[:A.shape[1], :A.shape[1]]
     # the residual's correlation between samples inflates the variance of a slowly varying
     # regressor's estimate by 1 + 2 sum rho(l) (the long-run variance), summed over two chips
     rv = float(r @ r) / len(r)
     lags = max(int(2 * T), 2)
     rho = [float(r[lag:] @ r[:-lag]) / len(r) / rv for lag in range(1, lags + 1)] if rv > 0 else []
-    cov = np.linalg.pinv(S) * rv * max(1.0 + 2 * sum(rho), 1.0) / np.outer(scale, scale)
+    cov = S_inv * (max(rv, noise_var) if is_white else rv) * max(1.0 + 2 * sum(rho), 1.0) / np.outer(scale, scale)
     coef = coef / scale
     eps = (P[1:] - P[:-1]) / beta  # per transition (samples)
     new_warp = warp + coef[4] * np.arange(n_ch + 1) + np.interp(np.arange(n_ch + 1), tr, eps)
@@ -968,4 +1126,4 @@ def _wander_fit(x: np.ndarray, rate: float, seq: np.ndarray, t0: float, T: float
                       carrier_std_hz=float(np.sqrt(max(cov[1, 1], 0.0))),
                       deviation_std_hz=float(np.sqrt(max(cov[2, 2], 0.0))),
                       drift_rate_std_hz_per_s=float(np.sqrt(max(cov[3, 3], 0.0))), wander=float(sw), noise_var=rv,
-                      score=float(score))
+                      score=float(score), white=is_white)

@@ -165,7 +165,8 @@ def modulate_frame(telegram: bytes, mode: ModeSpec, *, frame_format: str = "A", 
                    deviation_hz: float | None = None, drift_hz_per_s: float = 0.0,
                    preamble_pairs: int | None = None, lead_in_chips: int = 0, preamble_half_chip: bool = False,
                    extra_chips_before_sync: tuple[int, ...] = (), gaussian_bt: float | None = None,
-                   chip_jitter_rms: float = 0.0, jitter_seed: int = 0, dtype=np.complex64) -> ModulatedFrame:
+                   chip_jitter_rms: float = 0.0, jitter_seed: int = 0, chip_edge_jitter_rms: float = 0.0,
+                   dtype=np.complex64) -> ModulatedFrame:
     """One transmission of a canonical ``telegram``: preamble, sync word, coded frame (CRCs of
     ``frame_format``), postamble, (G)FSK at the mode's chip rate and deviation (or the ones given),
     at the mode's channel seen from a stream centred at ``center_freq_hz``, plus ``freq_offset_hz``
@@ -180,7 +181,11 @@ def modulate_frame(telegram: bytes, mode: ModeSpec, *, frame_format: str = "A", 
     ``chip_jitter_rms`` lets the chip clock wander: the boundaries leave the straight grid by a
     random walk (seeded by ``jitter_seed``; its straight-line trend removed, so the mean chip rate
     stays the one asked for) scaled to that rms in chips, as a meter's RC or crystal oscillator
-    drifts within a frame. ``dtype``
+    drifts within a frame. ``chip_edge_jitter_rms`` is the other reading of "chip-timing jitter":
+    every edge (change of tone) displaced on its own by a normal of that rms in chips (white,
+    nothing accumulates; drawn after the wander from the same ``jitter_seed`` stream, clipped to
+    +-0.45 chip so that no chip shrinks below a tenth), as a transmitter's edges scatter about a
+    steady clock; the two add. ``dtype``
     complex128 keeps full precision for a simulator that sums frames and noise before rounding once."""
     offset = channel_offset_hz(mode, sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
                                freq_offset_hz=freq_offset_hz)
@@ -191,17 +196,29 @@ def modulate_frame(telegram: bytes, mode: ModeSpec, *, frame_format: str = "A", 
     lay = _layout(telegram, mode, frame_format, sample_rate_hz, rate, preamble_pairs, lead_in_chips,
                   preamble_half_chip, tuple(extra_chips_before_sync))
     edges = None
-    if chip_jitter_rms:
+    if chip_jitter_rms or chip_edge_jitter_rms:
+        if chip_jitter_rms < 0 or chip_edge_jitter_rms < 0:
+            raise ValueError(f"chip jitter rms must be >= 0, not {chip_jitter_rms} / {chip_edge_jitter_rms}")
         per = lay.fsk_rate / rate  # fsk chips per chip (2 with a shaped preamble)
         n_e = len(lay.chips) + 1
-        walk = np.cumsum(np.random.default_rng(jitter_seed).normal(0.0, 1.0, n_e))
         k = np.arange(n_e, dtype=np.float64)
-        walk -= np.polyval(np.polyfit(k, walk, 1), k)
-        walk *= chip_jitter_rms * per / max(float(np.std(walk)), 1e-12)
-        walk -= np.linspace(walk[0], walk[-1], n_e)  # first and last boundary stay put
-        edges = k + walk
+        gen = np.random.default_rng(jitter_seed)
+        edges = k.copy()
+        if chip_jitter_rms:
+            walk = np.cumsum(gen.normal(0.0, 1.0, n_e))
+            walk -= np.polyval(np.polyfit(k, walk, 1), k)
+            walk *= chip_jitter_rms * per / max(float(np.std(walk)), 1e-12)
+            walk -= np.linspace(walk[0], walk[-1], n_e)  # first and last boundary stay put
+            edges += walk
+        if chip_edge_jitter_rms:
+            white = np.clip(gen.normal(0.0, chip_edge_jitter_rms, n_e), -0.45, 0.45) * per
+            # only a change of tone is an edge (a boundary between equal chips does not show in the
+            # waveform); the first and last boundary stay put
+            white[np.concatenate(([True], lay.chips[1:] == lay.chips[:-1], [True]))] = 0.0
+            edges += white
         if np.any(np.diff(edges) <= 0.1):
-            raise ValueError(f"chip_jitter_rms {chip_jitter_rms}: the chip clock would run backwards")
+            raise ValueError(f"chip jitter {chip_jitter_rms} / {chip_edge_jitter_rms} chip rms: the chip clock "
+                             "would run backwards")
     sig = fsk(lay.chips, sample_rate_hz=sample_rate_hz, chip_rate=lay.fsk_rate,
               deviation_hz=mode.deviation_hz if deviation_hz is None else deviation_hz,
               gaussian_bt=bt, drift_hz_per_s=drift_hz_per_s, start_phase=phase_rad, chip_edges=edges)
