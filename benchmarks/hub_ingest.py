@@ -56,6 +56,8 @@ KEY_HEX = "0102030405060708090a0b0c0d0e0f11"  # OMS Annex N example key (recordi
 OMS_MODE5 = "2e4493157856341233037a2a0020255923c95aaa26d1b2e7493b013ec4a6f6d3529b520edff0ea6defc99d6d69ebf3"
 PLAIN_GAS = "27446d1e22334455330372223344556d1e3303050000000c1427048502046d1e05593b02fd170000"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+# HUB_BENCH_PG_LOG=FILE: PostgreSQL logs statements slower than 100 ms, the log copied to FILE at the end
+_PG_LOG = " -c log_min_duration_statement=100" if os.environ.get("HUB_BENCH_PG_LOG") else ""
 
 
 def telegrams(n: int, *, seed: int = 0, fixed_ids: bool = False) -> list[bytes]:
@@ -143,7 +145,7 @@ class Postgres:
                         "postgres", "--no-sync"], check=True, capture_output=True)
         # durability as shipped (fsync on), a commit per batch
         subprocess.run([*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.base / "log"),
-                        "-w", "-o", f"-p {port} -k {self.base} -c listen_addresses=127.0.0.1", "start"],
+                        "-w", "-o", f"-p {port} -k {self.base} -c listen_addresses=127.0.0.1{_PG_LOG}", "start"],
                        check=True, capture_output=True)
         self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
@@ -155,6 +157,8 @@ class Postgres:
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
 
     def stop(self) -> None:
+        if _PG_LOG:
+            shutil.copy(self.base / "log", os.environ["HUB_BENCH_PG_LOG"])
         for conn in _PG_COUNTERS.values():
             conn.close()
         _PG_COUNTERS.clear()
