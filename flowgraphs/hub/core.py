@@ -35,6 +35,9 @@ KEPT_OUTCOMES = ("ok", "not_encrypted", "no_key", "unsupported_mode")  # others:
 PENDING_PER_METER = 16
 PENDING_METERS = 10_000
 IN_TRANSIT_NS = 200_000_000  # a frame taken by an intake process reaches the queue within this
+# receivers' health goes to the store with each batch of receptions; without receptions (frames
+# waiting in the merger) at most this often: alone, it was a transaction every pump
+RECEIVERS_EVERY_S = 0.5
 
 
 _ISO_SECONDS: dict[int, str] = {}
@@ -102,6 +105,7 @@ class Hub:
         self._pending: dict[str, deque] = {}  # compact frames waiting for their meter's format
         self._unwritten: list[tuple[list[ReceptionRow], list, list]] = []  # (rows, tokens, decoded)
         self._next_alarm_check = 0.0
+        self._next_receivers = 0.0  # monotonic time from which receivers alone may be written again
         self._taken_ns: int | None = None  # arrival time of the last frame taken from the queue
         self._writes: queue.Queue | None = None  # run(): batches for its writer thread
         self._writing = 0  # batches handed to the writer thread and not yet stored
@@ -218,7 +222,8 @@ class Hub:
             except queue.Empty:
                 item = None
         self.step(time.monotonic())
-        if self.queue.empty() and not len(self.merger) and not self._unwritten and not self._writing:
+        if self.queue.empty() and not len(self.merger) and not self._unwritten and not self._writing and not any(
+                state.dirty for state in self._receivers.values()):
             self.idle.set()
 
     def flush(self) -> None:
@@ -326,7 +331,12 @@ class Hub:
                 rows.append(row_t[0])
                 decoded.append(row_t)
         rows.extend(self._retry_pending(decoded))
-        receivers = self._receiver_rows()
+        mono = time.monotonic()
+        receivers = []
+        if rows or now_s is None or mono >= self._next_receivers:
+            receivers = self._receiver_rows()
+            if receivers:
+                self._next_receivers = mono + RECEIVERS_EVERY_S
         tokens = [t for rec in receptions for t in rec.tokens]
         if self._writes is not None and (rows or receivers):  # run(): its writer thread stores them
             self._receivers_counted()  # their counts travel with the batch (kept on a retry)

@@ -331,7 +331,7 @@ class Store:
                 read_rows.append((r.meter, r.telegram, r.bucket, x.idx, r.time_ns, x.quantity, x.unit, x.value,
                                   x.storage, x.tariff, x.subunit))
             meter_rows.append((r.meter, r.manufacturer, r.device_type, r.version, r.seen_ns, r.seen_ns, r.time_ns,
-                               r.interval_s, _last_reading(r.readings), r.decryption))
+                               r.interval_s, r.readings, r.decryption))  # the readings' JSON: for the kept row only
         recv_rows = [(x.id, x.last_seen_ns, x.frames, x.frames_per_min, x.ppm, x.dropped_samples, x.source)
                      for x in receivers]
         # every table's rows in key order: writers on one store (hub instances, --workers) take their
@@ -339,9 +339,10 @@ class Store:
         cur = conn.cursor()
         k = _KEY_COLUMNS
         created = self._insert_receptions(cur, _unique(rec_rows, k["receptions"], _stronger))
+        meters = [(*m[:8], _last_reading(m[8]), m[9]) for m in _unique(meter_rows, k["meters"], _later(6))]
         batches = (("hearings", _unique(hear_rows, k["hearings"], _first)),
                    ("readings", _unique(read_rows, k["readings"], _first)),
-                   ("meters", _unique(meter_rows, k["meters"], _later(6))),
+                   ("meters", meters),
                    ("meter_receivers", _unique(mr_rows, k["meter_receivers"], _later(3))),
                    ("receivers", _unique(recv_rows, k["receivers"], _later(1))))
         for table, rows in batches:
