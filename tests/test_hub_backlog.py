@@ -46,3 +46,30 @@ def test_hub_behind_stores_old_copies_at_once_and_fresh_ones_after_their_window(
     assert {h["receiver"] for h in store.hearings(meter_of(fresh))} == {"north", "south"}
     assert len(store.receptions()) == 2 and not hub.rejects
     store.close()
+
+
+def test_a_telegram_is_decoded_once_when_its_first_copy_comes(tmp_path, frames, monkeypatch):  # noqa: F811
+    """The worker decodes a group's telegram as its first copy is taken (while the window waits for
+    the other receivers), once for all copies; the reception stored at the close carries the readings."""
+    import flowgraphs.hub.core as core
+    from flowgraphs.hub.store import open_store
+    from mbus.keys import KeyStore
+
+    calls = []
+    real = core.decode
+    monkeypatch.setattr(core, "decode", lambda data, **kw: calls.append(data) or real(data, **kw))
+    store = open_store(f"sqlite:///{tmp_path / 'hub.db'}")
+    hub = core.Hub(store, keys=KeyStore.from_file(KEYS), window_s=30.0)
+    f = next(f for f in frames if meter_of(f) == "55443322")
+    hub.submit("raw", raw_message(f, "north").encode(), "north")
+    hub.pump(timeout_s=0)
+    assert len(calls) == 1 and len(hub.merger) == 1 and store.receptions() == []  # decoded, still open
+    assert hub.status()["formats"] == 1  # the decode taught the meter's format already
+    hub.submit("raw", raw_message(f, "south", rssi_offset_db=3).encode(), "south")
+    hub.pump(timeout_s=0)
+    hub.flush()
+    assert len(calls) == 1 and calls[0].hex() == f["telegram"]
+    (rec,) = store.receptions()
+    assert rec["best_receiver"] == "south" and {h["receiver"] for h in store.hearings()} == {"north", "south"}
+    assert store.readings("55443322") and not hub.rejects
+    store.close()

@@ -107,6 +107,10 @@ class Hub:
         self._next_alarm_check = 0.0
         self._next_receivers = 0.0  # monotonic time from which receivers alone may be written again
         self._taken_ns: int | None = None  # arrival time of the last frame taken from the queue
+        # each open group's telegram decoded when its first copy came (the worker decodes while the
+        # merge window waits for the other copies, not all at once when it closes): Telegram or
+        # the DecodeError, taken when the group closes
+        self._early: dict[bytes, Telegram | DecodeError] = {}
         self._writes: queue.Queue | None = None  # run(): batches for its writer thread
         self._writing = 0  # batches handed to the writer thread and not yet stored
         self._stop = threading.Event()
@@ -239,7 +243,8 @@ class Hub:
             heard = heard_from_tuple(payload)
             self._note_receiver(heard)
             self._taken_ns = heard.arrived_ns
-            self.merger.add(heard, time.monotonic(), token)
+            if self.merger.add(heard, time.monotonic(), token):
+                self._early[heard.telegram] = self._decode_bytes(heard.telegram)
             return
         if kind == "bad":
             reason, message = payload
@@ -256,7 +261,14 @@ class Hub:
             return
         self._note_receiver(heard)
         self._taken_ns = heard.arrived_ns
-        self.merger.add(heard, time.monotonic(), token)
+        if self.merger.add(heard, time.monotonic(), token):
+            self._early[heard.telegram] = self._decode_bytes(heard.telegram)
+
+    def _decode_bytes(self, telegram: bytes) -> Telegram | DecodeError:
+        try:
+            return decode(telegram, keys=self.keys, frame_format=None, formats=self.formats, describe=False)
+        except DecodeError as err:
+            return err
 
     def _status(self, payload: bytes, receiver: str | None, arrived_ns: int, token) -> None:
         text = payload.decode("utf-8", "replace").strip() if isinstance(payload, bytes) else str(payload)
@@ -393,10 +405,11 @@ class Hub:
                 self.ack(token)
 
     def _decode(self, rec: Reception) -> tuple[ReceptionRow, Telegram] | None:
-        try:
-            t = decode(rec.telegram, keys=self.keys, frame_format=None, formats=self.formats, describe=False)
-        except DecodeError as err:
-            self._reject("undecodable", f"telegram from {rec.best.receiver}: {err}", ())
+        t = self._early.pop(rec.telegram, None)
+        if t is None:
+            t = self._decode_bytes(rec.telegram)
+        if isinstance(t, DecodeError):
+            self._reject("undecodable", f"telegram from {rec.best.receiver}: {t}", ())
             return None
         if t.decryption not in KEPT_OUTCOMES or (t.records_outcome == "error" and not t.records):
             why = t.problems[0] if t.problems else t.decryption
