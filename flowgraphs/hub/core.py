@@ -112,6 +112,7 @@ class Hub:
         # the DecodeError, taken when the group closes
         self._early: dict[bytes, Telegram | DecodeError] = {}
         self._writes: queue.Queue | None = None  # run(): batches for its writer thread
+        self._done: queue.Queue | None = None  # run(): stored batches to acknowledge and republish
         self._writing = 0  # batches handed to the writer thread and not yet stored
         self._stop = threading.Event()
         self.idle = threading.Event()  # set while the queue is empty and nothing waits in the merger
@@ -143,7 +144,12 @@ class Hub:
         of the worker's); called directly, :meth:`pump` and :meth:`flush` store before they return."""
         writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
         self._writes = queue.Queue(maxsize=2)  # batches handed over: the worker waits when two are pending
+        # stored batches are acknowledged and republished by a thread of their own, in the order they
+        # were stored, while the writer waits on the database with the next one
+        done = threading.Thread(target=self._committed_loop, name="hub-committed", daemon=True)
+        self._done = queue.Queue(maxsize=4)
         writer.start()
+        done.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -157,26 +163,39 @@ class Hub:
         finally:
             self._writes.put(None)
             writer.join()
+            done.join()
             self._writes = None
 
     def _write_loop(self) -> None:
         """The writer thread of :meth:`run`: stores each handed-over batch (retrying while the store is
-        away; given up at shutdown: unacknowledged, the broker delivers it again), then acknowledges."""
-        while (batch := self._writes.get()) is not None:
-            rows, receivers, tokens, decoded = batch
-            while True:
-                created = self._store_write(rows, receivers)
-                if created is None:
-                    if self._stop.is_set():
-                        break
-                    time.sleep(0.5)
-                    continue
-                try:
-                    self._committed(rows, tokens, decoded, created)
-                except Exception:  # a bug of ours: log it loudly, count it, go on
-                    self.stats["internal_errors"] += 1
-                    log.exception("hub writer")
-                break
+        away; given up at shutdown: unacknowledged, the broker delivers it again), then hands it to
+        the thread that acknowledges it."""
+        try:
+            while (batch := self._writes.get()) is not None:
+                rows, receivers, tokens, decoded = batch
+                while True:
+                    created = self._store_write(rows, receivers)
+                    if created is None:
+                        if self._stop.is_set():
+                            break
+                        time.sleep(0.5)
+                        continue
+                    self._done.put((rows, tokens, decoded, created))
+                    break
+                if created is None:  # given up at shutdown: never acknowledged
+                    with self._room:
+                        self._writing -= 1
+        finally:
+            self._done.put(None)
+
+    def _committed_loop(self) -> None:
+        """The thread of :meth:`run` that acknowledges and republishes each stored batch, in order."""
+        while (done := self._done.get()) is not None:
+            try:
+                self._committed(*done)
+            except Exception:  # a bug of ours: log it loudly, count it, go on
+                self.stats["internal_errors"] += 1
+                log.exception("hub writer")
             with self._room:
                 self._writing -= 1
 
