@@ -73,3 +73,16 @@ def test_a_telegram_is_decoded_once_when_its_first_copy_comes(tmp_path, frames, 
     assert rec["best_receiver"] == "south" and {h["receiver"] for h in store.hearings()} == {"north", "south"}
     assert store.readings("55443322") and not hub.rejects
     store.close()
+
+
+def test_store_rows_one_per_key_in_key_order():
+    """A batch's rows of a table: one per key (the better of two, as the table says), in key order;
+    rows already unique and in order come through as they are."""
+    from flowgraphs.hub.store import _first, _later, _unique
+
+    rows = [("b", 1, "x"), ("a", 2, "y"), ("b", 1, "z"), ("a", 1, "w")]
+    assert _unique(rows, 2, _first) == [("a", 1, "w"), ("a", 2, "y"), ("b", 1, "x")]
+    assert _unique(rows, 1, _later(1)) == [("a", 2, "y"), ("b", 1, "z")]
+    ordered = [("a", 1, "w"), ("a", 2, "y"), ("b", 1, "x")]
+    assert _unique(ordered, 2, _first) is ordered
+    assert _unique([("a", 1, "w"), ("a", 1, "v")], 2, _later(1)) == [("a", 1, "v")]  # equal keys are no order
