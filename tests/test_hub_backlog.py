@@ -86,3 +86,20 @@ def test_store_rows_one_per_key_in_key_order():
     ordered = [("a", 1, "w"), ("a", 2, "y"), ("b", 1, "x")]
     assert _unique(ordered, 2, _first) is ordered
     assert _unique([("a", 1, "w"), ("a", 1, "v")], 2, _later(1)) == [("a", 1, "v")]  # equal keys are no order
+
+
+def test_receivers_of_batches_written_together_add_up_their_frames():
+    """The writer takes the batches that wait as one transaction: each receiver's new frames are
+    added up (the store adds them to its count), the rest is the later batch's."""
+    from flowgraphs.hub.core import _merge_receivers
+    from flowgraphs.hub.store import ReceiverRow
+
+    a = [ReceiverRow(id="north", last_seen_ns=10, frames=3, frames_per_min=30.0, ppm=1.5),
+         ReceiverRow(id="south", last_seen_ns=11, frames=1, frames_per_min=10.0)]
+    b = [ReceiverRow(id="north", last_seen_ns=20, frames=2, frames_per_min=31.0, dropped_samples=7),
+         ReceiverRow(id="east", last_seen_ns=21, frames=4, frames_per_min=40.0)]
+    got = {r.id: r for r in _merge_receivers(a, b)}
+    assert got["north"] == ReceiverRow(id="north", last_seen_ns=20, frames=5, frames_per_min=31.0, ppm=1.5,
+                                       dropped_samples=7)
+    assert got["south"] == a[1] and got["east"] == b[1] and len(got) == 3
+    assert _merge_receivers([], b) is b and _merge_receivers(a, []) is a

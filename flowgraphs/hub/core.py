@@ -11,6 +11,7 @@ One worker thread runs :meth:`Hub.run`; the MQTT network thread and stdin reader
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -38,6 +39,8 @@ IN_TRANSIT_NS = 200_000_000  # a frame taken by an intake process reaches the qu
 # receivers' health goes to the store with each batch of receptions; without receptions (frames
 # waiting in the merger) at most this often: alone, it was a transaction every pump
 RECEIVERS_EVERY_S = 0.5
+WRITES_PENDING = 16  # batches handed to run()'s writer thread before the worker waits
+WRITE_MAX = 5000  # receptions the writer takes into one transaction at most (more when one batch is larger)
 
 
 _ISO_SECONDS: dict[int, str] = {}
@@ -66,6 +69,21 @@ class _ReceiverState:
     dirty: bool = False
 
 
+def _merge_receivers(first: list[ReceiverRow], then: list[ReceiverRow]) -> list[ReceiverRow]:
+    """Receivers' rows of two batches written as one: a receiver's new frames added up, the rest as
+    the later batch has it."""
+    if not first or not then:
+        return first or then
+    out = {r.id: r for r in first}
+    for r in then:
+        old = out.get(r.id)
+        out[r.id] = r if old is None else dataclasses.replace(
+            r, frames=old.frames + r.frames, last_seen_ns=max(old.last_seen_ns, r.last_seen_ns),
+            ppm=r.ppm if r.ppm is not None else old.ppm,
+            dropped_samples=r.dropped_samples if r.dropped_samples is not None else old.dropped_samples)
+    return list(out.values())
+
+
 Publish = Callable[[str, str, bool], None]  # (topic below the prefix, payload, retain)
 Listener = Callable[[ReceptionRow, Telegram], None]
 
@@ -73,7 +91,7 @@ Listener = Callable[[ReceptionRow, Telegram], None]
 class Hub:
     def __init__(self, store: Store, *, keys=None, window_s: float = 2.0, hub_id: str = "hub",
                  missed_intervals: float = 3.0, alarm_check_s: float = 1.0, min_interval_s: float = 0.5,
-                 queue_size: int = 200_000, batch_max: int = 5000, alarms: bool = True):
+                 queue_size: int = 200_000, batch_max: int = 2000, alarms: bool = True):
         self.store = store
         self.keys = keys
         self.hub_id = hub_id
@@ -143,7 +161,9 @@ class Hub:
         the database takes one batch, the worker decodes the next (the database's time was a third
         of the worker's); called directly, :meth:`pump` and :meth:`flush` store before they return."""
         writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
-        self._writes = queue.Queue(maxsize=2)  # batches handed over: the worker waits when two are pending
+        # batches handed over; the writer takes all that wait as one transaction (small while it
+        # keeps up, large while the database is behind); the worker waits when this many are pending
+        self._writes = queue.Queue(maxsize=WRITES_PENDING)
         # stored batches are acknowledged and republished by a thread of their own, in the order they
         # were stored, while the writer waits on the database with the next one
         done = threading.Thread(target=self._committed_loop, name="hub-committed", daemon=True)
@@ -170,9 +190,22 @@ class Hub:
         """The writer thread of :meth:`run`: stores each handed-over batch (retrying while the store is
         away; given up at shutdown: unacknowledged, the broker delivers it again), then hands it to
         the thread that acknowledges it."""
+        last = False
         try:
-            while (batch := self._writes.get()) is not None:
+            while not last and (batch := self._writes.get()) is not None:
                 rows, receivers, tokens, decoded = batch
+                n = 1
+                while len(rows) < WRITE_MAX:  # what else waits goes in the same transaction
+                    try:
+                        more = self._writes.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        last = True
+                        break
+                    rows, tokens, decoded = rows + more[0], tokens + more[2], decoded + more[3]
+                    receivers = _merge_receivers(receivers, more[1])
+                    n += 1
                 while True:
                     created = self._store_write(rows, receivers)
                     if created is None:
@@ -180,24 +213,25 @@ class Hub:
                             break
                         time.sleep(0.5)
                         continue
-                    self._done.put((rows, tokens, decoded, created))
+                    self._done.put((n, (rows, tokens, decoded, created)))
                     break
                 if created is None:  # given up at shutdown: never acknowledged
                     with self._room:
-                        self._writing -= 1
+                        self._writing -= n
         finally:
             self._done.put(None)
 
     def _committed_loop(self) -> None:
         """The thread of :meth:`run` that acknowledges and republishes each stored batch, in order."""
         while (done := self._done.get()) is not None:
+            n, batch = done
             try:
-                self._committed(*done)
+                self._committed(*batch)
             except Exception:  # a bug of ours: log it loudly, count it, go on
                 self.stats["internal_errors"] += 1
                 log.exception("hub writer")
             with self._room:
-                self._writing -= 1
+                self._writing -= n
 
     def _store_write(self, rows: list[ReceptionRow], receivers: list) -> frozenset[int] | None:
         """``store.write`` of one batch: what it created, or None when the store failed (counted and
