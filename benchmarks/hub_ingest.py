@@ -25,7 +25,8 @@ PostgreSQL (Debian's initdb/pg_ctl) and mosquitto are started here on free ports
 
 Looking inside (environment): HUB_BENCH_CPU=1 prints, for drain, the CPU seconds of each hub process,
 of mosquitto and of the PostgreSQL server, and for live and drain the hearings stored over time;
-HUB_BENCH_PROFILE=DIR samples the drain's hub processes with py-spy (raw stacks holding the GIL, in DIR).
+HUB_BENCH_PROFILE=DIR samples the drain's hub processes with py-spy (raw stacks holding the GIL, in DIR);
+HUB_BENCH_PG_LOG=FILE: PostgreSQL logs the statements slower than 100 ms, the log copied to FILE.
 """
 
 from __future__ import annotations
