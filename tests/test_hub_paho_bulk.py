@@ -1,8 +1,8 @@
 """paho with bulk reads and writes (flowgraphs/hub/paho_bulk.py), against a real mosquitto: the
 hub's MQTT 5 persistent session with manual acknowledgement behaves as plain paho's (nothing
 acknowledged comes again, everything unacknowledged does, what arrived while away is kept), while
-one read serves many packets and one write carries many; the buffered socket on its own; other
-paho versions get plain paho."""
+one read serves many packets and one write carries many; the buffered socket on its own; the
+packets' properties and reason codes decode as paho's own; other paho versions get plain paho."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from flowgraphs.hub.paho_bulk import TESTED_PAHO, BufferedSocket, make_client
+from flowgraphs.hub.paho_bulk import TESTED_PAHO, BufferedSocket, _share_mqtt5_tables, make_client
 from tests.test_hub import broker, wait_for  # noqa: F401 - broker: the mosquitto fixture
 
 mqtt = pytest.importorskip("paho.mqtt.client")
@@ -148,3 +148,53 @@ def test_other_paho_versions_get_plain_paho(monkeypatch):
     assert paho.__version__ not in TESTED_PAHO or type(bulk) is not mqtt.Client
     monkeypatch.setattr(paho, "__version__", "9.9.9")
     assert type(make_client(mqtt.CallbackAPIVersion.VERSION2, client_id="v")) is mqtt.Client
+
+
+def test_shared_tables_decode_packets_as_paho_does():
+    """PUBLISH and PUBACK packets (with and without properties and reason codes) decode to the
+    same values through the shared-table classes as through paho's own; a wrong name still fails."""
+    import struct
+
+    from paho.mqtt import _packet
+    from paho.mqtt.enums import MQTTProtocolVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    _share_mqtt5_tables()
+    assert _packet.Properties is not Properties and issubclass(_packet.Properties, Properties)
+    assert issubclass(_packet.ReasonCode, ReasonCode)
+    v5 = MQTTProtocolVersion.MQTTv5
+    props = Properties(PacketTypes.PUBLISH)
+    props.MessageExpiryInterval = 60
+    props.ContentType = "application/json"
+    props.UserProperty = ("rx", "north")
+    props.UserProperty = ("fw", "1.2")
+    topic = b"w/raw/north"
+    with_props = struct.pack("!H", len(topic)) + topic + struct.pack("!H", 7) + props.pack() + b'{"v":1}'
+    plain = struct.pack("!H", len(topic)) + topic + struct.pack("!H", 8) + b"\x00" + b'{"v":2}'
+    for body in (with_props, plain):
+        got = _packet.decode_publish(0x32, body, v5)
+        own = Properties(PacketTypes.PUBLISH)
+        own.unpack(body[2 + len(topic) + 2:])
+        assert type(got.properties) is _packet.Properties
+        assert got.properties.json() == own.json() and str(got.properties) == str(own)
+        assert got.properties.pack() == own.pack() and got.properties.isEmpty() == own.isEmpty()
+    assert got.payload == b'{"v":2}' and got.mid == 8 and got.topic == topic
+    assert _packet.decode_publish(0x32, with_props, v5).properties.UserProperty == [("rx", "north"), ("fw", "1.2")]
+    reason = Properties(PacketTypes.PUBACK)
+    reason.ReasonString = "quota"
+    for body, value in ((b"\x00\x05", 0), (b"\x00\x06\x10", 16), (b"\x00\x07\x97" + reason.pack(), 0x97)):
+        got = _packet.decode_puback(0x40, body, v5)
+        own = ReasonCode(PacketTypes.PUBACK)
+        if len(body) > 2:
+            own.unpack(body[2:])
+        assert got.reason == own and got.reason.value == value and str(got.reason) == str(own)
+        assert got.reason.is_failure == own.is_failure and repr(got.reason) == repr(own)
+    assert got.properties.ReasonString == "quota" and got.mid == 7
+    assert _packet.ReasonCode(PacketTypes.DISCONNECT).getName() == "Normal disconnection"
+    assert _packet.ReasonCode(PacketTypes.SUBACK, identifier=1) == ReasonCode(PacketTypes.SUBACK, identifier=1)
+    with pytest.raises(KeyError):
+        _packet.ReasonCode(PacketTypes.PUBACK, "Server moved")
+    with pytest.raises(Exception, match="Property name"):
+        _packet.Properties(PacketTypes.PUBLISH).NoSuchProperty = 1

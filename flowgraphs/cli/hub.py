@@ -214,8 +214,16 @@ def _wire_home_assistant(hub, bus) -> None:
     hub.meter_fields.append(announce_then_state)
 
 
+# The hub's threads hand the GIL to each other at this interval (Python's default is 5 ms): the
+# worker decodes without pause, and the writer (or an intake's acknowledging thread) waited up to a
+# whole interval for the GIL after each of its many short waits on the database or a pipe
+SWITCH_INTERVAL_S = 0.0005
+
+
 def run(args) -> int:
     from ..hub.store import open_store
+
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     if not args.mqtt and not args.stdin:
         print("wmbus-sdr hub: give --mqtt URL and/or --stdin", file=sys.stderr)

@@ -11,6 +11,7 @@ One worker thread runs :meth:`Hub.run`; the MQTT network thread and stdin reader
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -35,6 +36,11 @@ KEPT_OUTCOMES = ("ok", "not_encrypted", "no_key", "unsupported_mode")  # others:
 PENDING_PER_METER = 16
 PENDING_METERS = 10_000
 IN_TRANSIT_NS = 200_000_000  # a frame taken by an intake process reaches the queue within this
+# receivers' health goes to the store with each batch of receptions; without receptions (frames
+# waiting in the merger) at most this often: alone, it was a transaction every pump
+RECEIVERS_EVERY_S = 0.5
+WRITES_PENDING = 16  # batches handed to run()'s writer thread before the worker waits
+WRITE_MAX = 5000  # receptions the writer takes into one transaction at most (more when one batch is larger)
 
 
 _ISO_SECONDS: dict[int, str] = {}
@@ -63,6 +69,21 @@ class _ReceiverState:
     dirty: bool = False
 
 
+def _merge_receivers(first: list[ReceiverRow], then: list[ReceiverRow]) -> list[ReceiverRow]:
+    """Receivers' rows of two batches written as one: a receiver's new frames added up, the rest as
+    the later batch has it."""
+    if not first or not then:
+        return first or then
+    out = {r.id: r for r in first}
+    for r in then:
+        old = out.get(r.id)
+        out[r.id] = r if old is None else dataclasses.replace(
+            r, frames=old.frames + r.frames, last_seen_ns=max(old.last_seen_ns, r.last_seen_ns),
+            ppm=r.ppm if r.ppm is not None else old.ppm,
+            dropped_samples=r.dropped_samples if r.dropped_samples is not None else old.dropped_samples)
+    return list(out.values())
+
+
 Publish = Callable[[str, str, bool], None]  # (topic below the prefix, payload, retain)
 Listener = Callable[[ReceptionRow, Telegram], None]
 
@@ -70,7 +91,7 @@ Listener = Callable[[ReceptionRow, Telegram], None]
 class Hub:
     def __init__(self, store: Store, *, keys=None, window_s: float = 2.0, hub_id: str = "hub",
                  missed_intervals: float = 3.0, alarm_check_s: float = 1.0, min_interval_s: float = 0.5,
-                 queue_size: int = 200_000, batch_max: int = 5000, alarms: bool = True):
+                 queue_size: int = 200_000, batch_max: int = 2000, alarms: bool = True):
         self.store = store
         self.keys = keys
         self.hub_id = hub_id
@@ -102,8 +123,14 @@ class Hub:
         self._pending: dict[str, deque] = {}  # compact frames waiting for their meter's format
         self._unwritten: list[tuple[list[ReceptionRow], list, list]] = []  # (rows, tokens, decoded)
         self._next_alarm_check = 0.0
+        self._next_receivers = 0.0  # monotonic time from which receivers alone may be written again
         self._taken_ns: int | None = None  # arrival time of the last frame taken from the queue
+        # each open group's telegram decoded when its first copy came (the worker decodes while the
+        # merge window waits for the other copies, not all at once when it closes): Telegram or
+        # the DecodeError, taken when the group closes
+        self._early: dict[bytes, Telegram | DecodeError] = {}
         self._writes: queue.Queue | None = None  # run(): batches for its writer thread
+        self._done: queue.Queue | None = None  # run(): stored batches to acknowledge and republish
         self._writing = 0  # batches handed to the writer thread and not yet stored
         self._stop = threading.Event()
         self.idle = threading.Event()  # set while the queue is empty and nothing waits in the merger
@@ -134,8 +161,15 @@ class Hub:
         the database takes one batch, the worker decodes the next (the database's time was a third
         of the worker's); called directly, :meth:`pump` and :meth:`flush` store before they return."""
         writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
-        self._writes = queue.Queue(maxsize=2)  # batches handed over: the worker waits when two are pending
+        # batches handed over; the writer takes all that wait as one transaction (small while it
+        # keeps up, large while the database is behind); the worker waits when this many are pending
+        self._writes = queue.Queue(maxsize=WRITES_PENDING)
+        # stored batches are acknowledged and republished by a thread of their own, in the order they
+        # were stored, while the writer waits on the database with the next one
+        done = threading.Thread(target=self._committed_loop, name="hub-committed", daemon=True)
+        self._done = queue.Queue(maxsize=4)
         writer.start()
+        done.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -149,28 +183,55 @@ class Hub:
         finally:
             self._writes.put(None)
             writer.join()
+            done.join()
             self._writes = None
 
     def _write_loop(self) -> None:
         """The writer thread of :meth:`run`: stores each handed-over batch (retrying while the store is
-        away; given up at shutdown: unacknowledged, the broker delivers it again), then acknowledges."""
-        while (batch := self._writes.get()) is not None:
-            rows, receivers, tokens, decoded = batch
-            while True:
-                created = self._store_write(rows, receivers)
-                if created is None:
-                    if self._stop.is_set():
+        away; given up at shutdown: unacknowledged, the broker delivers it again), then hands it to
+        the thread that acknowledges it."""
+        last = False
+        try:
+            while not last and (batch := self._writes.get()) is not None:
+                rows, receivers, tokens, decoded = batch
+                n = 1
+                while len(rows) < WRITE_MAX:  # what else waits goes in the same transaction
+                    try:
+                        more = self._writes.get_nowait()
+                    except queue.Empty:
                         break
-                    time.sleep(0.5)
-                    continue
-                try:
-                    self._committed(rows, tokens, decoded, created)
-                except Exception:  # a bug of ours: log it loudly, count it, go on
-                    self.stats["internal_errors"] += 1
-                    log.exception("hub writer")
-                break
+                    if more is None:
+                        last = True
+                        break
+                    rows, tokens, decoded = rows + more[0], tokens + more[2], decoded + more[3]
+                    receivers = _merge_receivers(receivers, more[1])
+                    n += 1
+                while True:
+                    created = self._store_write(rows, receivers)
+                    if created is None:
+                        if self._stop.is_set():
+                            break
+                        time.sleep(0.5)
+                        continue
+                    self._done.put((n, (rows, tokens, decoded, created)))
+                    break
+                if created is None:  # given up at shutdown: never acknowledged
+                    with self._room:
+                        self._writing -= n
+        finally:
+            self._done.put(None)
+
+    def _committed_loop(self) -> None:
+        """The thread of :meth:`run` that acknowledges and republishes each stored batch, in order."""
+        while (done := self._done.get()) is not None:
+            n, batch = done
+            try:
+                self._committed(*batch)
+            except Exception:  # a bug of ours: log it loudly, count it, go on
+                self.stats["internal_errors"] += 1
+                log.exception("hub writer")
             with self._room:
-                self._writing -= 1
+                self._writing -= n
 
     def _store_write(self, rows: list[ReceptionRow], receivers: list) -> frozenset[int] | None:
         """``store.write`` of one batch: what it created, or None when the store failed (counted and
@@ -218,7 +279,8 @@ class Hub:
             except queue.Empty:
                 item = None
         self.step(time.monotonic())
-        if self.queue.empty() and not len(self.merger) and not self._unwritten and not self._writing:
+        if self.queue.empty() and not len(self.merger) and not self._unwritten and not self._writing and not any(
+                state.dirty for state in self._receivers.values()):
             self.idle.set()
 
     def flush(self) -> None:
@@ -234,7 +296,8 @@ class Hub:
             heard = heard_from_tuple(payload)
             self._note_receiver(heard)
             self._taken_ns = heard.arrived_ns
-            self.merger.add(heard, time.monotonic(), token)
+            if self.merger.add(heard, time.monotonic(), token):
+                self._early[heard.telegram] = self._decode_bytes(heard.telegram)
             return
         if kind == "bad":
             reason, message = payload
@@ -251,7 +314,14 @@ class Hub:
             return
         self._note_receiver(heard)
         self._taken_ns = heard.arrived_ns
-        self.merger.add(heard, time.monotonic(), token)
+        if self.merger.add(heard, time.monotonic(), token):
+            self._early[heard.telegram] = self._decode_bytes(heard.telegram)
+
+    def _decode_bytes(self, telegram: bytes) -> Telegram | DecodeError:
+        try:
+            return decode(telegram, keys=self.keys, frame_format=None, formats=self.formats, describe=False)
+        except DecodeError as err:
+            return err
 
     def _status(self, payload: bytes, receiver: str | None, arrived_ns: int, token) -> None:
         text = payload.decode("utf-8", "replace").strip() if isinstance(payload, bytes) else str(payload)
@@ -326,7 +396,12 @@ class Hub:
                 rows.append(row_t[0])
                 decoded.append(row_t)
         rows.extend(self._retry_pending(decoded))
-        receivers = self._receiver_rows()
+        mono = time.monotonic()
+        receivers = []
+        if rows or now_s is None or mono >= self._next_receivers:
+            receivers = self._receiver_rows()
+            if receivers:
+                self._next_receivers = mono + RECEIVERS_EVERY_S
         tokens = [t for rec in receptions for t in rec.tokens]
         if self._writes is not None and (rows or receivers):  # run(): its writer thread stores them
             self._receivers_counted()  # their counts travel with the batch (kept on a retry)
@@ -383,10 +458,11 @@ class Hub:
                 self.ack(token)
 
     def _decode(self, rec: Reception) -> tuple[ReceptionRow, Telegram] | None:
-        try:
-            t = decode(rec.telegram, keys=self.keys, frame_format=None, formats=self.formats, describe=False)
-        except DecodeError as err:
-            self._reject("undecodable", f"telegram from {rec.best.receiver}: {err}", ())
+        t = self._early.pop(rec.telegram, None)
+        if t is None:
+            t = self._decode_bytes(rec.telegram)
+        if isinstance(t, DecodeError):
+            self._reject("undecodable", f"telegram from {rec.best.receiver}: {t}", ())
             return None
         if t.decryption not in KEPT_OUTCOMES or (t.records_outcome == "error" and not t.records):
             why = t.problems[0] if t.problems else t.decryption

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import suppress
@@ -76,11 +77,12 @@ class _Forwarder:
 
 
 def intake_main(url: str, client_id: str, share: str | None, to_core, from_core, verbose: int,
-                stale_groups: tuple[str, ...] = ()) -> None:
+                stale_groups: tuple[str, ...] = (), switch_interval_s: float = 0.005) -> None:
     """An intake process (spawned by :class:`Intakes`)."""
     from .bus import HubBus
 
     logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), format="%(levelname)s: %(message)s")
+    sys.setswitchinterval(switch_interval_s)  # as the first process (flowgraphs.cli.hub.SWITCH_INTERVAL_S)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the first process, which stops us
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -174,7 +176,7 @@ class Intakes:
         from_core_r, from_core_w = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(target=intake_main, name=f"hub-intake-{index + 1}",
                                  args=(self._url, f"{self._client_id}-in{index + 1}", self._share, to_core_w,
-                                       from_core_r, self._verbose, self._stale_groups))
+                                       from_core_r, self._verbose, self._stale_groups, sys.getswitchinterval()))
         proc.start()
         to_core_w.close()
         from_core_r.close()

@@ -54,9 +54,11 @@ class Merger:
     def __len__(self) -> int:
         return len(self._open)
 
-    def add(self, heard: Heard, now_s: float, token=None) -> None:
+    def add(self, heard: Heard, now_s: float, token=None) -> bool:
+        """Add a copy; True when it opened a new group (the first copy of its telegram in a window)."""
         group = self._open.get(heard.telegram)
-        if group is None:
+        new = group is None
+        if new:
             group = self._open[heard.telegram] = _Group(deadline_s=now_s + self.window_s,
                                                         first_arrived_ns=heard.arrived_ns, hearings={}, tokens=[])
         old = group.hearings.get(heard.receiver)
@@ -65,6 +67,7 @@ class Merger:
             group.hearings[heard.receiver] = heard
         if token is not None:
             group.tokens.append(token)
+        return new
 
     def due(self, now_s: float | None, arrived_by_ns: int | None = None) -> list[Reception]:
         """Groups whose window closed by ``now_s`` (all of them with None). With ``arrived_by_ns``

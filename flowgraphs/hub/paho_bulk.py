@@ -18,6 +18,13 @@ This adapter changes no MQTT behaviour; it uses three of paho's own seams (``pah
   reads every complete packet the buffer holds (up to :data:`READ_PACKETS`) per pass, flushes
   after each write pass, and wants to write while flushed bytes are still unsent.
 
+With MQTT 5, paho makes a ``Properties`` object for every PUBLISH and PUBACK it reads (and a
+``ReasonCode`` for every PUBACK), and each one builds paho's tables of property and reason code
+names again: about a fifth of an intake process. :func:`_share_mqtt5_tables` gives
+``paho.mqtt._packet`` (where packets are decoded) subclasses that take one copy of those
+constant tables instead; the objects handed out behave as paho's own (same class tree, same
+attributes, same values).
+
 Tested with the paho-mqtt versions in :data:`TESTED_PAHO` (``tests/test_hub_paho_bulk.py``);
 with any other version :func:`make_client` gives paho's plain ``Client`` (a log line says so).
 TLS, websockets and proxies are not used by the hub and are left to plain paho as well."""
@@ -111,9 +118,61 @@ class BufferedSocket:
         return getattr(self._sock, name)
 
 
+_PROPERTIES_OWN = frozenset(("packetType", "types", "names", "properties"))
+
+
+@functools.cache
+def _share_mqtt5_tables() -> None:
+    """Properties and reason codes of decoded packets without rebuilding paho's constant tables
+    per object (see the module). paho sets these four attributes to the same values in every
+    ``Properties`` and copies the read-only name table in every ``ReasonCode``; nothing in paho
+    changes them afterwards."""
+    from paho.mqtt import _packet  # noqa: PLC0415 - optional dependency
+    from paho.mqtt.packettypes import PacketTypes  # noqa: PLC0415
+    from paho.mqtt.properties import Properties  # noqa: PLC0415
+    from paho.mqtt.reasoncodes import ReasonCode  # noqa: PLC0415
+
+    ref = Properties(PacketTypes.PUBLISH)
+    tables = {"types": ref.types, "names": ref.names, "properties": ref.properties}
+
+    class SharedTablesProperties(Properties):
+        def __init__(self, packetType):  # noqa: N803 - paho's name
+            d = self.__dict__
+            d["packetType"] = packetType
+            d.update(tables)
+
+        def clear(self):
+            for name in [n for n in self.__dict__ if n not in _PROPERTIES_OWN]:  # the properties set
+                delattr(self, name)
+
+    names = dict(ReasonCode.names)
+    ids: dict[tuple[int, str], int] = {}
+
+    class SharedTablesReasonCode(ReasonCode):
+        def __init__(self, packetType: int, aName: str = "Success", identifier: int = -1):  # noqa: N803
+            self.names = names
+            self.packetType = packetType
+            if identifier != -1:
+                self.value = identifier
+                self.getName()  # check it's good
+                return
+            if packetType == PacketTypes.DISCONNECT and aName == "Success":
+                aName = "Normal disconnection"
+            value = ids.get((packetType, aName))
+            if value is None:
+                self.set(aName)  # KeyError for a name that does not apply, as paho's
+                value = ids[(packetType, aName)] = self.value
+            self.value = value
+
+    _packet.Properties = SharedTablesProperties
+    _packet.ReasonCode = SharedTablesReasonCode
+
+
 @functools.cache
 def _bulk_client_class():
     import paho.mqtt.client as mqtt  # noqa: PLC0415 - optional dependency
+
+    _share_mqtt5_tables()
 
     class BulkClient(mqtt.Client):
         """paho's ``Client`` reading and writing through a :class:`BufferedSocket` (see the module)."""

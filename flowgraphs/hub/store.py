@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
+from itertools import pairwise
 from urllib.parse import urlparse
 
 from .ingest import Heard
@@ -198,12 +199,23 @@ _KEY_COLUMNS = {"receptions": 3, "hearings": 4, "readings": 4, "meters": 1, "met
 
 def _unique(rows: list[tuple], key_len: int, better) -> list[tuple]:
     """One row per key (the first ``key_len`` columns), keeping the ``better(old, new)`` one, in key order."""
+    keys = [row[:key_len] for row in rows]
+    if all(a < b for a, b in pairwise(keys)):  # already unique and in order: the common case
+        return rows
     by_key: dict = {}
     for row in rows:
         key = row[:key_len]
         old = by_key.get(key)
         by_key[key] = row if old is None else better(old, row)
     return [by_key[key] for key in sorted(by_key)]
+
+
+def _reception_key(r) -> tuple:
+    return r.meter, r.telegram, r.bucket
+
+
+def _receiver_of(h) -> str:
+    return h.receiver
 
 
 def _first(old: tuple, new: tuple) -> tuple:
@@ -319,11 +331,13 @@ class Store:
 
     def _write(self, conn, receptions: list[ReceptionRow], receivers: list[ReceiverRow]) -> set[tuple]:
         rec_rows, hear_rows, read_rows, meter_rows, mr_rows = [], [], [], [], []
-        for r in receptions:
+        # receptions in key order, each one's hearings by receiver: the rows of every table come out in
+        # key order as made (unless a batch repeats a key), and _unique has nothing to sort
+        for r in sorted(receptions, key=_reception_key):
             best = r.best
             rec_rows.append((r.meter, r.telegram, r.bucket, r.time_ns, r.manufacturer, r.device_type, r.mode,
                              r.frame_format, r.decryption, best.receiver, best.rssi_dbfs, r.source, r.hub))
-            for h in r.hearings:
+            for h in sorted(r.hearings, key=_receiver_of) if len(r.hearings) > 1 else r.hearings:
                 hear_rows.append((r.meter, r.telegram, r.bucket, h.receiver, h.time_ns, h.rssi_dbfs, h.snr_db,
                                   h.freq_offset_hz, h.ppm))
                 mr_rows.append((r.meter, h.receiver, h.rssi_dbfs, r.seen_ns))
@@ -331,7 +345,7 @@ class Store:
                 read_rows.append((r.meter, r.telegram, r.bucket, x.idx, r.time_ns, x.quantity, x.unit, x.value,
                                   x.storage, x.tariff, x.subunit))
             meter_rows.append((r.meter, r.manufacturer, r.device_type, r.version, r.seen_ns, r.seen_ns, r.time_ns,
-                               r.interval_s, _last_reading(r.readings), r.decryption))
+                               r.interval_s, r.readings, r.decryption))  # the readings' JSON: for the kept row only
         recv_rows = [(x.id, x.last_seen_ns, x.frames, x.frames_per_min, x.ppm, x.dropped_samples, x.source)
                      for x in receivers]
         # every table's rows in key order: writers on one store (hub instances, --workers) take their
@@ -339,9 +353,10 @@ class Store:
         cur = conn.cursor()
         k = _KEY_COLUMNS
         created = self._insert_receptions(cur, _unique(rec_rows, k["receptions"], _stronger))
+        meters = [(*m[:8], _last_reading(m[8]), m[9]) for m in _unique(meter_rows, k["meters"], _later(6))]
         batches = (("hearings", _unique(hear_rows, k["hearings"], _first)),
                    ("readings", _unique(read_rows, k["readings"], _first)),
-                   ("meters", _unique(meter_rows, k["meters"], _later(6))),
+                   ("meters", meters),
                    ("meter_receivers", _unique(mr_rows, k["meter_receivers"], _later(3))),
                    ("receivers", _unique(recv_rows, k["receivers"], _later(1))))
         for table, rows in batches:
