@@ -234,13 +234,16 @@ def test_rate_check_still_refuses_a_wrong_rate_after_a_stall(long_capture):
                        rate_check_s=1.0)
     src.watchdog(stall_timeout_s=5.0)
     try:
-        with pytest.raises(SDRError, match="streams about 0.20 Msps, not the 0.80 Msps"):
+        with pytest.raises(SDRError, match=r"streams about (\d\.\d\d) Msps, not the 0.80 Msps") as err:
             with src:
                 for _ in src:
                     pass
     finally:
         server.stop()
     assert server.resumed.is_set()
+    # the server paces itself by the host's clock: on a busy machine it falls a little behind
+    measured = float(re.search(r"about (\d\.\d\d) Msps", str(err.value))[1])
+    assert 0.15 <= measured <= 0.21, str(err.value)
 
 
 # --- Ctrl-C / SIGTERM, --version, hints, errors that name the device ------------------------------
