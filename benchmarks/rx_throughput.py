@@ -17,8 +17,10 @@ its default modes, which add R2's ten channels (cut from the S/T/C channeliser's
 dsp.channelizer), a row of its own: what hearing R2 costs.
 
 With ``--live SECONDS`` it also plays the capture at real-time pace over rtl_tcp (`wmbus-sdr
-serve-rtltcp`) to `wmbus-sdr rx` for that long and prints the CPU share rx reports in its summary
-(status line figure: this process, since its start, start-up included).
+serve-rtltcp`) to `wmbus-sdr rx` (default modes) for that long and prints the CPU share rx reports
+in its summary (the status line's figure: the whole process, reader thread included, from the
+start of reception; start-up before it not included), the CPU of the whole process over its whole
+run (start-up included) and the frame latency rx reports (frame end on air to output).
 
 With ``--compare CHECKOUT`` (another checkout of this project, e.g. a worktree of the main branch)
 that tree's decode runs too, interleaved with ours run by run, so a change is measured against
@@ -236,16 +238,25 @@ def live_rx(path: Path, rate: float, seconds: float, env: dict[str, str]) -> str
         m = re.search(r" on ([0-9.]+):(\d+) ", first)
         if not m:
             raise SystemExit(f"serve-rtltcp did not start: {first!r}")
-        rx = subprocess.run(cli + ["rx", "--device", f"rtltcp://{m[1]}:{m[2]}", "--rate", str(rate), "--center",
-                                   str(CENTER), "--duration", str(seconds), "--output", "jsonl", "--quiet"],
-                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=seconds + 120)
+        with tempfile.TemporaryFile() as err:
+            t0 = time.perf_counter()
+            rx = subprocess.Popen(cli + ["rx", "--device", f"rtltcp://{m[1]}:{m[2]}", "--rate", str(rate), "--center",
+                                         str(CENTER), "--duration", str(seconds), "--output", "jsonl", "--quiet"],
+                                  stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=ROOT)
+            _, _, usage = os.wait4(rx.pid, 0)  # rx's own figures, start-up included
+            wall = time.perf_counter() - t0
+            err.seek(0)
+            stderr = err.read().decode(errors="replace")
     finally:
         server.terminate()
         server.wait(timeout=30)
-    summary = next((x for x in rx.stderr.splitlines() if "frames from" in x), rx.stderr.strip()[-300:])
+    summary = next((x for x in stderr.splitlines() if "frames from" in x), stderr.strip()[-300:])
     cpu = re.search(r"CPU ([0-9.]+) %", summary)
+    whole = usage.ru_utime + usage.ru_stime
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"live rx over rtl_tcp, {seconds:g} s at {rate / 1e6:g} Msps: CPU {cpu[1] if cpu else '?'} % of one core "
-            f"({summary.strip()})")
+            f"from the start of reception; whole process {whole:.2f} s CPU over {wall:.1f} s wall = "
+            f"{100 * whole / wall:.1f} %, start-up included; load average {load:.1f}\n({summary.strip()})")
 
 
 if __name__ == "__main__":

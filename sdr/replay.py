@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from .file import FileSource
-from .formats import from_complex
+from .formats import BYTES_PER_SAMPLE, from_complex
 from .source import Source
 
 
@@ -23,6 +24,10 @@ class ReplaySource(Source):
     def _open(self) -> None:
         self._iter = iter(self.file)
         self._t0 = time.monotonic()
+
+    def _set_block(self, seconds: float) -> int:
+        self.file.chunk_samples = max(1, math.ceil(seconds * self.info.sample_rate_hz - 1e-6))
+        return self.file.chunk_samples * BYTES_PER_SAMPLE[self.fmt]
 
     def _read(self) -> bytes | None:
         chunk = next(self._iter, None)

@@ -51,6 +51,11 @@ class RtlSdrSource(Source):
         dev.gain = "auto" if self.gain is None else self.gain
         self._dev = dev
 
+    def _set_block(self, seconds: float) -> int:
+        # whole 16 KiB transfers, as rtl_sdr reads (librtlsdr wants a multiple of 512 bytes)
+        self.read_size = self.block_bytes(self.info.sample_rate_hz, seconds, multiple=1 << 14)
+        return self.read_size
+
     def _read(self) -> bytes | None:
         """A USB error (stalled or unplugged dongle) closes the device and reopens it with back-off;
         the samples missed meanwhile are a counted gap."""

@@ -42,12 +42,19 @@ def parse_address(text: str, default_port: int = 1234) -> tuple[str, int]:
 class RtlTcpSource(Source):
     """rtl_tcp client with reconnection (back-off 0.5 s doubling to 8 s, ``retries`` times, default
     the watchdog's ``max_restarts``). A connection that stays open but brings no samples is the
-    watchdog's: after ``stall_timeout_s`` the client connects anew."""
+    watchdog's: after ``stall_timeout_s`` the client connects anew.
+
+    ``read_blocks(seconds)`` (rx: 0.1 s): after the first samples of each connection the socket's
+    low-water mark (SO_RCVLOWAT) keeps the reader thread asleep until a whole block is there, so
+    it wakes ten times a second whatever size the server sends in (rtl_tcp: 256 KiB, serve-rtltcp:
+    20 ms); what came of a block within POLL_S is taken as it is. The first read of a connection
+    is taken as soon as anything comes: it places the stream on the sample clock after a break.
+    """
 
     fmt = "cu8"
     CONNECT_TIMEOUT_S = 5.0  # to connect and to receive the 12-byte header
-    POLL_S = 0.5  # a recv waits this long before the reader thread looks at the watchdog
-    FLOW_GAP_S = 0.5  # a pause longer than this ends a window of continuous flow (rate check)
+    POLL_S = 0.25  # a recv waits this long (for a block) before taking what came and looking at the watchdog
+    FLOW_GAP_S = 0.5  # a pause longer than this ends a window of continuous flow (rate check; > POLL_S)
 
     def __init__(self, address: str, *, sample_rate_hz: float, center_freq_hz: float, gain: float | None = None,
                  ppm: int = 0, retries: int | None = None, read_size: int = 1 << 16, rate_check_s: float = 3.0):
@@ -69,6 +76,8 @@ class RtlTcpSource(Source):
         self._flow_bytes = 0  # bytes received in it after its first block
         self._last_recv = 0.0
         self._rate_checked = False
+        self._blocks = False  # read_blocks: wait for whole blocks (SO_RCVLOWAT)
+        self._waiting_for_blocks = False  # the low-water mark is set on this connection
 
     def _connect(self) -> None:
         try:
@@ -107,28 +116,68 @@ class RtlTcpSource(Source):
             raise SDRError(f"{self.info.source}: sending the tuning commands failed: {err.strerror or err}") from err
         sock.settimeout(self.POLL_S)
         self._sock = sock
+        self._waiting_for_blocks = False
         self._flow_t0 = None
         log.info("%s: connected, tuner %s, %d gain steps", self.info.source, self.tuner, gains)
+
+    def _set_block(self, seconds: float) -> int:
+        self.read_size = self.block_bytes(self.info.sample_rate_hz, seconds)
+        self._blocks = getattr(socket, "SO_RCVLOWAT", None) is not None
+        return self.read_size
+
+    def _wait_for_blocks(self) -> None:
+        """Wake the reader only when a block is there (SO_RCVLOWAT), in a receive buffer that holds
+        several blocks: the TCP window must stay well open while a block gathers, or the server
+        waits for it and samples arrive late (a buffer grown by the low-water mark alone, as Linux
+        does, closes the window at one block). The system's ceiling (net.core.rmem_max) may give a
+        smaller buffer: the low-water mark is then a quarter of it. Not fatal when refused: the
+        reads are then as small as the server's sends."""
+        self._waiting_for_blocks = True
+        sock = self._sock
+        try:
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < 8 * self.read_size:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * self.read_size)  # Linux doubles it
+            room = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, max(1, min(self.read_size, room // 4)))
+        except OSError as err:
+            log.debug("%s: receive buffer or low-water mark refused: %s", self.info.source, err)
 
     def _open(self) -> None:
         self._connect()
 
     def _read(self) -> bytes | None:
-        """Samples, or b"" when none came within POLL_S (the watchdog counts that silence); a
-        closed or broken connection is reconnected here."""
+        """A block of samples, what came of one within POLL_S, or b"" when nothing came (the
+        watchdog counts that silence); a closed or broken connection is reconnected here."""
         while True:
             try:
                 data = self._sock.recv(self.read_size) if self._sock else b""
             except TimeoutError:
-                return b""
+                data = self._partial()
+                if data:
+                    self._check_rate(len(data))
+                return data
             except OSError:
                 data = b""
             if data:
                 self._check_rate(len(data))
+                if self._blocks and not self._waiting_for_blocks:
+                    self._wait_for_blocks()  # after the connection's first samples: they came at once
                 return data
             if self._stop.is_set():
                 return None
             self._reconnect()
+
+    def _partial(self) -> bytes:
+        """What arrived short of a block (a slow server, the end of a stream), without waiting: with
+        a timeout set, recv waits for the low-water mark first."""
+        sock = self._sock
+        sock.settimeout(0.0)
+        try:
+            return sock.recv(self.read_size)
+        except OSError:  # nothing there (BlockingIOError), or a broken connection: the next recv says which
+            return b""
+        finally:
+            sock.settimeout(self.POLL_S)
 
     def _check_rate(self, n_bytes: int) -> None:
         """The rate over ``rate_check_s`` of continuous flow: a pause longer than FLOW_GAP_S (a
@@ -236,6 +285,9 @@ class RtlTcpServer:
         threading.Thread(target=self._commands, args=(conn,), daemon=True).start()
         step = int(self.rate * self.chunk_s) * 2
         try:
+            # every piece goes out when due: Nagle's rule would hold a piece back until the client
+            # acknowledges the last one, which a client waiting for whole blocks does late
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.sendall(HEADER.pack(b"RTL0", self.tuner, 29))
             t_next = time.monotonic()
             while not self._stop.is_set():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
@@ -25,6 +26,8 @@ class SoapySource(Source):
         super().__init__(StreamInfo(sample_rate_hz=sample_rate_hz, center_freq_hz=center_freq_hz,
                                     source=f"soapy:{args}"))
         self.args, self.gain, self.read_samples = args, gain, read_samples
+        self.overflow_samples = read_samples  # counted as lost at each overflow (the driver does not say)
+        self._overflowed = 0  # an overflow met while a block was filling, reported after its samples
         self.wanted_ppm = ppm
         self.ppm = 0  # the correction the device applies (set when opened, if it can)
         self._dev = self._stream = None
@@ -56,18 +59,35 @@ class SoapySource(Source):
         self._stream = dev.setupStream(SoapySDR.SOAPY_SDR_RX, SoapySDR.SOAPY_SDR_CF32)
         dev.activateStream(self._stream)
         self._dev = dev
-        self._buf = np.empty(self.read_samples, dtype=np.complex64)
 
-    def _read(self) -> bytes | None:
-        sr = self._dev.readStream(self._stream, [self._buf], len(self._buf), timeoutUs=1_000_000)
-        if sr.ret > 0:
-            return self._buf[: sr.ret].tobytes()
-        if sr.ret == self._soapy.SOAPY_SDR_OVERFLOW:
-            self.lost(len(self._buf))
-            return b""
-        if sr.ret == self._soapy.SOAPY_SDR_TIMEOUT:
-            return b""
-        raise SDRError(f"soapy:{self.args}: readStream failed with code {sr.ret}")
+    def _set_block(self, seconds: float) -> int:
+        self.read_samples = max(1, math.ceil(seconds * self.info.sample_rate_hz - 1e-6))
+        return self.read_samples * 8
+
+    def _read(self) -> np.ndarray | bytes | None:
+        """``read_samples`` samples, gathered over as many readStream calls as the driver needs
+        (most hand over one USB transfer per call); what came before an overflow or a timeout is
+        handed over as it is, the overflow then counted as lost (``overflow_samples``)."""
+        if self._overflowed:
+            self.lost(self._overflowed)
+            self._overflowed = 0
+        buf = np.empty(self.read_samples, dtype=np.complex64)  # handed over as is: a new one each read
+        got = 0
+        while got < len(buf):
+            sr = self._dev.readStream(self._stream, [buf[got:]], len(buf) - got, timeoutUs=1_000_000)
+            if sr.ret > 0:
+                got += sr.ret
+                continue
+            if sr.ret == self._soapy.SOAPY_SDR_OVERFLOW:
+                if not got:
+                    self.lost(self.overflow_samples)
+                    return b""
+                self._overflowed = self.overflow_samples
+                break
+            if sr.ret == self._soapy.SOAPY_SDR_TIMEOUT:
+                break
+            raise SDRError(f"soapy:{self.args}: readStream failed with code {sr.ret}")
+        return buf[:got].view(np.uint8)
 
     def _close(self) -> None:
         if self._dev is not None:

@@ -105,6 +105,38 @@ def test_client_against_independent_server():
     srv.close()
 
 
+def test_client_reads_whole_blocks_when_asked():
+    """read_blocks(0.1): the server sends in small pieces, the client hands over the very samples
+    in blocks of 0.1 s (10 000 samples at 100 ksps) — but for the first read of the connection,
+    taken as soon as it comes (it places the stream on the sample clock)."""
+    payload = bytes(range(256)) * 1000  # 128 000 samples
+    srv = MiniRtlTcp(payload, bytes_per_s=2 * 100_000)
+    src = RtlTcpSource(f"127.0.0.1:{srv.port}", sample_rate_hz=100_000, center_freq_hz=868.95e6)
+    src.read_blocks(0.1)
+    assert src.read_size == 20_000
+    chunks = _collect(src, 0.8)
+    samples = np.concatenate([c.samples for c in chunks])
+    expect = (np.frombuffer(payload, np.uint8).astype(np.float32) - 127.5) / 127.5
+    np.testing.assert_array_equal(samples.view(np.float32), expect[: 2 * len(samples)])
+    assert [c.start for c in chunks[1:]] == [c.end for c in chunks[:-1]] and not any(c.dropped for c in chunks)
+    sizes = [len(c.samples) for c in chunks]
+    if hasattr(socket, "SO_RCVLOWAT"):
+        assert sizes[0] < 10_000 and set(sizes[1:]) == {10_000}, sizes
+    srv.close()
+
+
+def test_a_slow_server_still_delivers_and_is_refused_with_blocks():
+    """A server at an eighth of the rate fills a 0.1 s block only every 0.8 s: what came is taken
+    after POLL_S, so the flow stays continuous for the rate check (pauses over FLOW_GAP_S restart
+    it), which still refuses it."""
+    srv = MiniRtlTcp(bytes(100) * 10_000, bytes_per_s=2 * 12_500)
+    src = RtlTcpSource(f"127.0.0.1:{srv.port}", sample_rate_hz=100_000, center_freq_hz=868.95e6, rate_check_s=1.0)
+    src.read_blocks(0.1)
+    with pytest.raises(SDRError, match="not the 0.10 Msps asked for"):
+        _collect(src, 5)
+    srv.close()
+
+
 def test_reconnect_after_a_drop_counts_the_gap():
     payload = bytes(200) * 1000
     srv = MiniRtlTcp(payload, bytes_per_s=2 * 100_000, drop_after=40_000)
@@ -418,3 +450,105 @@ def test_chunks_carry_their_arrival_time_not_their_consumption_time():
         assert abs(c.time_ns / 1e9 - (time.time() - (time.monotonic() - c.arrived))) < 0.01
     assert taken_at[2] - chunks[2].arrived > 0.2  # stamped when read, not 0.2 s later when consumed
     assert clock.on_air(1500) == pytest.approx(chunks[1].arrived - 0.0005, abs=1e-9)
+
+
+def _fake_soapy_rx(stream: np.ndarray, events: dict[int, str], *, per_call: int = 3000):
+    """A stand-in SoapySDR module with an RX stream: readStream hands over at most ``per_call``
+    samples of ``stream`` (a driver's transfer), and on the calls numbered in ``events`` returns
+    an overflow (the next ``per_call`` samples are lost on the device) or a timeout instead."""
+    import types
+
+    mod = types.SimpleNamespace(SOAPY_SDR_RX=1, SOAPY_SDR_CF32="CF32", SOAPY_SDR_OVERFLOW=-4, SOAPY_SDR_TIMEOUT=-1)
+    state = {"pos": 0, "calls": 0}
+
+    class Result:
+        def __init__(self, ret):
+            self.ret = ret
+
+    class Device:
+        enumerate = staticmethod(lambda args: [{"driver": "fake"}])
+
+        def __init__(self, args):
+            pass
+
+        def setSampleRate(self, d, ch, rate):
+            pass
+
+        def setFrequency(self, d, ch, f):
+            pass
+
+        def setGainMode(self, d, ch, auto):
+            pass
+
+        def setupStream(self, d, fmt):
+            assert d == mod.SOAPY_SDR_RX and fmt == "CF32"
+            return "rx"
+
+        def activateStream(self, s):
+            pass
+
+        def deactivateStream(self, s):
+            pass
+
+        def closeStream(self, s):
+            pass
+
+        def readStream(self, s, bufs, n, timeoutUs):
+            state["calls"] += 1
+            event = events.get(state["calls"])
+            if event == "overflow":
+                state["lost_from"] = state["pos"]
+                state["pos"] += per_call
+                return Result(mod.SOAPY_SDR_OVERFLOW)
+            if event == "timeout":
+                return Result(mod.SOAPY_SDR_TIMEOUT)
+            k = min(n, per_call, len(stream) - state["pos"])
+            if k <= 0:
+                time.sleep(0.01)
+                return Result(mod.SOAPY_SDR_TIMEOUT)
+            bufs[0][:k] = stream[state["pos"]:state["pos"] + k]
+            state["pos"] += k
+            return Result(k)
+
+    mod.Device = Device
+    mod.state = state
+    return mod
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_soapy_source_gathers_blocks_and_counts_an_overflow(monkeypatch, blocks):
+    """SoapySDR drivers hand over one transfer per readStream: with read_blocks the source gathers
+    whole blocks from several calls; the samples before an overflow come out first, the overflow
+    is a counted gap (the driver's own figure of loss is unknown: ``overflow_samples``) and the
+    samples after it keep their place; a timeout hands over what came."""
+    from sdr.soapy import SoapySource
+
+    rate = 100_000.0
+    stream = (np.arange(60_000) + 1j * np.arange(60_000)).astype(np.complex64)
+    # call 6: overflow (3000 samples lost on the device); call 9: timeout
+    mod = _fake_soapy_rx(stream, {6: "overflow", 9: "timeout"})
+    monkeypatch.setitem(sys.modules, "SoapySDR", mod)
+    src = SoapySource("driver=fake", sample_rate_hz=rate, center_freq_hz=868.95e6, read_samples=4096)
+    if blocks:
+        src.read_blocks(0.1)  # 10 000 samples
+    chunks = []
+    with src:
+        for c in src:
+            chunks.append(c)
+            if c.end >= 40_000:
+                break
+    got = np.concatenate([c.samples for c in chunks])
+    lost_at = mod.state["lost_from"]  # the device's stream position at the overflow
+    before = chunks[:next(i for i, c in enumerate(chunks) if c.dropped)]
+    after = chunks[len(before):]
+    assert sum(len(c.samples) for c in before) == lost_at
+    np.testing.assert_array_equal(np.concatenate([c.samples for c in before]), stream[:lost_at])
+    assert after[0].dropped == 4096 and after[0].start == lost_at + 4096 and src.dropped == 4096
+    resumed = stream[lost_at + 3000:]  # the device lost one transfer
+    np.testing.assert_array_equal(np.concatenate([c.samples for c in after]), resumed[:len(got) - lost_at])
+    assert all(b.start == a.end for a, b in zip(after, after[1:], strict=False))
+    sizes = [len(c.samples) for c in chunks]
+    if blocks:  # whole blocks, but for the one cut by the overflow and the one cut by the timeout
+        assert sizes[0] == 10_000 and sizes.count(10_000) >= len(sizes) - 3, sizes
+    else:
+        assert max(sizes) <= 4096, sizes

@@ -71,3 +71,19 @@ def test_batches_hold_frames_back_only_until_full(capture):
     assert rx.samples_in == 130_000
     frames += rx.flush()
     assert sum(f.crc_ok for f in frames) == 4
+
+
+@pytest.mark.parametrize("chunk_s", [0.004, 0.1, 1.0])
+def test_live_duration_is_exact_whatever_the_chunks(capture, chunk_s):
+    """run_live(stop_after_s=...) (rx --duration) hears exactly that much signal: the chunk that
+    crosses the end is cut there, so 0.1 s blocks from a device (or any other size) give the frames
+    of the first 0.06 s — the two that end before it, not the third, which starts at 0.064 s."""
+    from flowgraphs.pipelines.live import run_live
+
+    n = int(chunk_s * INFO.sample_rate_hz)
+    chunks = (IQChunk(samples=capture[a:a + n], info=INFO, start=a) for a in range(0, len(capture), n))
+    frames = []
+    rx = Receiver(INFO, batch_s=0.1)
+    result = run_live(chunks, rx, [lambda f, t: frames.append(f)], stop_after_s=0.06)
+    assert [(f.mode, f.telegram[1]) for f in frames] == [("T1", 0), ("C1", 1)], frames
+    assert result["frames"] == 2 and rx.samples_in == int(0.06 * INFO.sample_rate_hz)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mbus.compact import FormatCache
 from mbus.errors import DecodeError
@@ -275,10 +275,16 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
                                                         if k.startswith("rejected "))))
 
     interrupted = False
+    # --duration: exactly that much signal, whatever the chunks' size (0.1 s blocks from a device)
+    stop_at = None if stop_after_s is None else int(round(stop_after_s * rx.info.sample_rate_hz))
     try:
         for chunk in chunks:
             dropped += chunk.dropped
             clock.mark(chunk.end, chunk.arrived)
+            if stop_at is not None and chunk.end > stop_at:
+                if chunk.start >= stop_at:  # a gap past the end
+                    break
+                chunk = replace(chunk, samples=chunk.samples[:stop_at - chunk.start])
             if save_iq is not None:
                 save_iq.feed(chunk)
             for frame in rx.process(chunk):
@@ -290,7 +296,7 @@ def run_live(chunks: Iterable, rx: Receiver, sinks: list[Sink], *, keys: KeyStor
                 for callback in callbacks:
                     callback(s)
                 last_status = now
-            if stop_after_s is not None and chunk.end >= stop_after_s * rx.info.sample_rate_hz:
+            if stop_at is not None and chunk.end >= stop_at:
                 break
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: end the run as if the source had ended
         interrupted = True
