@@ -174,8 +174,8 @@ class ActivityGate:
         self._want = 0  # end of the samples the open region has asked for so far
         self._quiet_now = 0  # the open region's quiet samples (Piece.quiet)
         self._outside_seen: dict[int, list[np.ndarray]] = {}  # block -> its outside powers so far
-        # block -> each outside bin's median power, and the noise per band it implies (None: unusable)
-        self._outside_level: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        # block -> [each outside bin's median power, the noise per band it implies], None: unusable
+        self._outside_level: dict[int, list | None] = {}
         self.probes_clicked = 0
         self.samples_passed = 0
 
@@ -274,34 +274,25 @@ class ActivityGate:
         that does not hold CLICK_DOMINANCE times more over its noise than the most lifted outside
         bin. Learns each block's levels."""
         keep = outside.shape[0] - CLICK_TRIM
-        # the levels of the blocks this call completes, all in one partition (the same medians)
-        done: list[tuple[int, np.ndarray]] = []
+        # each probe's outside levels: its block's before (inf where unknown: no probe is a click
+        # there), learnt block by block in order
+        level_of = np.empty(outside.shape, dtype=np.float32)
+        levels: list[tuple[slice, list | None]] = []
         for blk, sel in spans:
             seen = self._outside_seen.setdefault(blk, [])
             seen.append(outside[:, sel])
             if sum(v.shape[1] for v in seen) == BLOCK_PROBES:  # a whole block: its levels
-                done.append((blk, np.concatenate(seen, axis=1)))
-        if done:
-            mids = np.partition(np.stack([v for _, v in done]), BLOCK_PROBES // 2, axis=2)[:, :, BLOCK_PROBES // 2]
-            for (blk, _), level in zip(done, mids, strict=True):
-                # usable when every bin's level is positive; with it, white noise's power per band
-                # (per bin the same mean: the median of an exponential is ln 2 of it)
-                ok = bool((level > 0).all())
-                self._outside_level[blk] = (level, float(level.mean()) / np.log(2) * self._nbins if ok else None)
-        # each probe's outside levels: its block's before (inf where unknown: no probe is a click
-        # there), block by block in order
-        level_of = np.empty(outside.shape, dtype=np.float32)
-        levels: list[tuple[slice, np.ndarray | None]] = []
-        for blk, sel in spans:
+                v = np.concatenate(seen, axis=1)
+                level = np.partition(v, BLOCK_PROBES // 2, axis=1)[:, BLOCK_PROBES // 2]
+                # [level, the noise per band it implies (made when a click needs it)]; None: unusable
+                self._outside_level[blk] = [level, None] if (level > 0).all() else None
             for old in [b for b in self._outside_seen if b < blk]:
                 del self._outside_seen[old]
             for old in [b for b in self._outside_level if b < blk - 1]:
                 del self._outside_level[old]
-            level, noise = self._outside_level.get(blk - 1, (None, None))
-            if noise is None:
-                level = None
-            levels.append((sel, noise))
-            level_of[:, sel] = np.inf if level is None else level[:, None]
+            known = self._outside_level.get(blk - 1)
+            levels.append((sel, known))
+            level_of[:, sel] = np.inf if known is None else known[0][:, None]
         ratios = outside / level_of  # outside bins x probes
         # the outside bins' mean lift without the CLICK_TRIM most lifted (another transmitter's),
         # on the probes it may exceed CLICK_FACTOR on: the mean without the most lifted bin bounds
@@ -317,10 +308,14 @@ class ActivityGate:
             return power
         power = power.copy()
         bounds = np.searchsorted(hits, [sel.start for sel, _ in levels] + [levels[-1][0].stop])
-        for (_, noise), a, b in zip(levels, bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        for (_, known), a, b in zip(levels, bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
             hit = hits[a:b]  # the hits in this span (spans are consecutive)
             if not len(hit):
                 continue
+            if known[1] is None:
+                # white noise: per bin the same mean (the median of an exponential is ln 2 of it)
+                known[1] = float(known[0].mean()) / np.log(2) * self._nbins
+            noise = known[1]
             rows = power[hit]
             # a click's spectrum is not flat: a band keeps its power only above every outside bin's
             calm = rows < CLICK_DOMINANCE * ratios[:, hit].max(axis=0)[:, None] * noise
