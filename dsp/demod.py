@@ -22,7 +22,6 @@ from . import fastfft as sfft  # scipy.fft's own pocketfft, without its import c
 from .coding import MANCHESTER
 from .modes import ModeSpec, search_template_chips, shared_search
 from .modes import mode as mode_named
-from .modulate import gaussian_taps
 from .phy import onair_size
 from .running import centred_max  # = scipy.ndimage.maximum_filter1d, without its import cost
 
@@ -190,6 +189,8 @@ def _isi_factor(bt: float, sps: float, chips: tuple[int, ...] | None) -> float:
         chips = tuple(int(c) for c in np.random.default_rng(0).integers(0, 2, 2048))
     a = 2.0 * np.asarray(chips, dtype=np.float64) - 1.0
     k = (np.arange(int(len(a) * sps)) / sps).astype(np.int64)
+    from .modulate import gaussian_taps  # noqa: PLC0415 (Gaussian modes only: ~2.5 ms of start-up)
+
     freq = np.convolve(a[k], gaussian_taps(bt, sps), mode="same")
     avg = np.bincount(k, freq) / np.bincount(k)
     return float(np.abs(avg[2:-2]).mean())  # the ends lack a neighbour
@@ -808,6 +809,8 @@ class Demodulator:
             k = np.minimum(((np.arange(i0, i0 + n) - a0) / sps).astype(np.int64), len(chips) - 1)
             freq = chips[k]
             if spec.gaussian_bt is not None:
+                from .modulate import gaussian_taps  # noqa: PLC0415
+
                 freq = np.convolve(freq, gaussian_taps(spec.gaussian_bt, sps), mode="same")
             # each chip's own phase ramp (from its start) taken out, so that it adds up at the carrier:
             # the ramp per unit deviation, scaled for every deviation at once

@@ -174,7 +174,8 @@ class ActivityGate:
         self._want = 0  # end of the samples the open region has asked for so far
         self._quiet_now = 0  # the open region's quiet samples (Piece.quiet)
         self._outside_seen: dict[int, list[np.ndarray]] = {}  # block -> its outside powers so far
-        self._outside_level: dict[int, np.ndarray] = {}  # block -> each outside bin's median power
+        # block -> [each outside bin's median power, the noise per band it implies], None: unusable
+        self._outside_level: dict[int, list | None] = {}
         self.probes_clicked = 0
         self.samples_passed = 0
 
@@ -276,22 +277,22 @@ class ActivityGate:
         # each probe's outside levels: its block's before (inf where unknown: no probe is a click
         # there), learnt block by block in order
         level_of = np.empty(outside.shape, dtype=np.float32)
-        levels: list[tuple[slice, np.ndarray | None]] = []
+        levels: list[tuple[slice, list | None]] = []
         for blk, sel in spans:
             seen = self._outside_seen.setdefault(blk, [])
             seen.append(outside[:, sel])
             if sum(v.shape[1] for v in seen) == BLOCK_PROBES:  # a whole block: its levels
                 v = np.concatenate(seen, axis=1)
-                self._outside_level[blk] = np.partition(v, BLOCK_PROBES // 2, axis=1)[:, BLOCK_PROBES // 2]
+                level = np.partition(v, BLOCK_PROBES // 2, axis=1)[:, BLOCK_PROBES // 2]
+                # [level, the noise per band it implies (made when a click needs it)]; None: unusable
+                self._outside_level[blk] = [level, None] if (level > 0).all() else None
             for old in [b for b in self._outside_seen if b < blk]:
                 del self._outside_seen[old]
             for old in [b for b in self._outside_level if b < blk - 1]:
                 del self._outside_level[old]
-            level = self._outside_level.get(blk - 1)
-            if level is None or not (level > 0).all():
-                level = None
-            levels.append((sel, level))
-            level_of[:, sel] = np.inf if level is None else level[:, None]
+            known = self._outside_level.get(blk - 1)
+            levels.append((sel, known))
+            level_of[:, sel] = np.inf if known is None else known[0][:, None]
         ratios = outside / level_of  # outside bins x probes
         # the outside bins' mean lift without the CLICK_TRIM most lifted (another transmitter's),
         # on the probes it may exceed CLICK_FACTOR on: the mean without the most lifted bin bounds
@@ -302,20 +303,23 @@ class ActivityGate:
             return power
         rows = np.ascontiguousarray(ratios[:, maybe].T)
         lift = np.partition(rows, keep - 1, axis=1)[:, :keep].mean(axis=1)
-        hits = maybe[lift > CLICK_FACTOR]
+        hits = maybe[lift > CLICK_FACTOR]  # ascending
         if not len(hits):
             return power
         power = power.copy()
-        for sel, level in levels:
-            hit = hits[(hits >= sel.start) & (hits < sel.stop)]
+        bounds = np.searchsorted(hits, [sel.start for sel, _ in levels] + [levels[-1][0].stop])
+        for (_, known), a, b in zip(levels, bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            hit = hits[a:b]  # the hits in this span (spans are consecutive)
             if not len(hit):
                 continue
-            # white noise: per bin the same mean (the median of an exponential is ln 2 of it)
-            noise = float(level.mean()) / np.log(2) * self._nbins
+            if known[1] is None:
+                # white noise: per bin the same mean (the median of an exponential is ln 2 of it)
+                known[1] = float(known[0].mean()) / np.log(2) * self._nbins
+            noise = known[1]
             rows = power[hit]
             # a click's spectrum is not flat: a band keeps its power only above every outside bin's
             calm = rows < CLICK_DOMINANCE * ratios[:, hit].max(axis=0)[:, None] * noise
-            rows[calm] = np.broadcast_to(noise, rows.shape)[calm]
+            np.copyto(rows, noise, where=calm)
             power[hit] = rows
             self.probes_clicked += len(hit)
         return power

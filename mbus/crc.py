@@ -3,8 +3,10 @@
 Link-layer blocks store it big-endian; the ELL payload CRC and compact-frame signatures store it
 little-endian (those callers swap the bytes themselves).
 
-Speed: a byte table for short inputs, and a 16-bit table (built at import, ~10 ms) that eats two
-bytes per step for longer ones — three times faster in pure Python.
+Speed: a byte table for short inputs, and a 16-bit table that eats two bytes per step for longer
+ones — three times faster in pure Python. The 16-bit table costs ~6 ms to build, so it is built
+only once long inputs have added up to TABLE16_AFTER bytes (what it saves by then): a decode of a
+few frames never pays for it, a hub checking thousands of frames a second does within a second.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def _make_table16() -> list[int]:
     return out
 
 
-_TABLE16 = _make_table16()
+TABLE16_AFTER = 1 << 18  # bytes of long inputs read byte by byte before the 16-bit table is built
+_TABLE16: list[int] = []
+_long_bytes = [0]  # bytes of long inputs read without the 16-bit table so far
 
 
 def crc16(data: bytes | bytearray | memoryview) -> int:
@@ -47,12 +51,17 @@ def crc16(data: bytes | bytearray | memoryview) -> int:
     n = len(data)
     if n >= 24:
         t16 = _TABLE16
-        m = n & ~1
-        for word in struct.unpack_from(f">{m >> 1}H", data):
-            crc = t16[crc ^ word]
-        if n & 1:
-            crc = ((crc << 8) & 0xFF00) ^ _TABLE[(crc >> 8) ^ data[n - 1]]
-        return crc ^ 0xFFFF
+        if not t16:
+            _long_bytes[0] += n
+            if _long_bytes[0] >= TABLE16_AFTER:
+                t16 = _TABLE16[:] = _make_table16()
+        if t16:
+            m = n & ~1
+            for word in struct.unpack_from(f">{m >> 1}H", data):
+                crc = t16[crc ^ word]
+            if n & 1:
+                crc = ((crc << 8) & 0xFF00) ^ _TABLE[(crc >> 8) ^ data[n - 1]]
+            return crc ^ 0xFFFF
     table = _TABLE
     for byte in data:
         crc = ((crc << 8) & 0xFF00) ^ table[(crc >> 8) ^ byte]

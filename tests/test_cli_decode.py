@@ -76,3 +76,15 @@ def test_zero_frames_at_a_wrong_rate_names_the_likely_wrong_option():
     err = p.stderr.decode()
     assert p.returncode == 0 and "0 frames" in err
     assert "hint:" in err and "--rate 1.2e6" in err and "Traceback" not in err
+
+
+def test_quiet_gives_the_same_frames_without_the_summary_and_its_calibration():
+    """--quiet fits no carrier for the tuner-error figure only the summary prints: the frames are
+    byte for byte those of a decode with the summary, which reports that figure."""
+    loud = run(RECORDING, "--output", "jsonl")
+    quiet = run(RECORDING, "--output", "jsonl", "--quiet")
+    assert loud.returncode == 0 and quiet.returncode == 0, (loud.stderr, quiet.stderr)
+    assert len(loud.stdout.splitlines()) == 8
+    assert quiet.stdout == loud.stdout
+    assert b"tuner frequency error" in loud.stderr
+    assert quiet.stderr == b""

@@ -111,3 +111,22 @@ def _crc_bitwise(data: bytes) -> int:
 @given(st.binary(max_size=300))
 def test_crc_fast_paths_match_bitwise_definition(data):
     assert crc16(data) == _crc_bitwise(data)
+
+
+def test_crc_16bit_table_built_after_enough_long_input_and_agrees():
+    """The 16-bit table is built lazily, once long inputs add up to TABLE16_AFTER bytes: before and
+    after that, every length (odd, even, short, long) gives the bitwise definition's CRC."""
+    import random
+
+    from mbus import crc
+
+    rng = random.Random(12)
+    samples = [bytes(rng.randrange(256) for _ in range(n)) for n in (*range(0, 60), 127, 128, 255, 300)]
+    for data in samples:
+        assert crc.crc16(data) == _crc_bitwise(data)
+    block = bytes(range(200))
+    for _ in range(crc.TABLE16_AFTER // len(block) + 1):
+        assert crc.crc16(block) == _crc_bitwise(block)
+    assert len(crc._TABLE16) == 1 << 16  # built by now
+    for data in samples:
+        assert crc.crc16(data) == _crc_bitwise(data)

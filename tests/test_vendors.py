@@ -333,3 +333,36 @@ def test_only_checked_meter_triples_are_served():
     assert not _vendor(t)
     why = [w for d, ok, w in candidates(t) if d.name == "qundis"][1]
     assert why.startswith("QDS version 0x16 with device type 0x37 not checked (checked: QDS 0x16/0x06, QDS 0x18/0x06")
+
+
+def test_vendors_toml_parsed_copy_written_read_and_refused_when_corrupt(tmp_path, monkeypatch):
+    """vendors.toml's parsed copy (a marshal file in __pycache__, made like a .pyc) gives back the
+    very document tomllib parses; a corrupt copy is parsed again, not trusted; with bytecode
+    writing off no copy is made."""
+    import marshal
+    import tomllib
+
+    from mbus import vendors
+
+    path = tmp_path / "vendors.toml"
+    path.write_bytes(vendors.DATA_FILE.read_bytes())
+    want = tomllib.loads(path.read_text())
+    st = path.stat()
+    monkeypatch.setattr(vendors.sys, "dont_write_bytecode", True)
+    vendors._parsed.cache_clear()
+    assert vendors._parsed(path, st.st_mtime_ns, st.st_size) == want
+    assert not (tmp_path / "__pycache__").exists()
+    monkeypatch.setattr(vendors.sys, "dont_write_bytecode", False)
+    vendors._parsed.cache_clear()
+    assert vendors._parsed(path, st.st_mtime_ns, st.st_size) == want
+    (copy,) = (tmp_path / "__pycache__").glob("vendors.toml.*.marshal")
+    vendors._parsed.cache_clear()
+    assert vendors._parsed(path, st.st_mtime_ns, st.st_size) == want  # from the copy
+    copy.write_bytes(marshal.dumps({"decoder": []}))  # the copy is what is read
+    vendors._parsed.cache_clear()
+    assert vendors._parsed(path, st.st_mtime_ns, st.st_size) == {"decoder": []}
+    copy.write_bytes(b"\x00garbage")
+    vendors._parsed.cache_clear()
+    assert vendors._parsed(path, st.st_mtime_ns, st.st_size) == want  # parsed again
+    vendors._parsed.cache_clear()
+    assert [d.name for d in vendors.load(path)] == [d.name for d in vendors.DECODERS]

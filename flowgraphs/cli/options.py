@@ -135,7 +135,7 @@ def add_sink_options(p: argparse.ArgumentParser, *, default: str = "text") -> No
 def add_mqtt_options(p: argparse.ArgumentParser, *, raw: bool = True) -> None:
     """``--mqtt URL`` and how to reach the broker (TLS, credentials, QoS, queue), the receiver id,
     ``--raw`` (with ``raw``) and ``--ha-discovery``; :func:`mqtt_settings` builds them."""
-    from ..sinks.mqtt_link import DEFAULT_QUEUE, PASSWORD_ENV
+    from ..sinks.base import DEFAULT_QUEUE, PASSWORD_ENV
 
     g = p.add_argument_group("MQTT")
     g.add_argument("--mqtt", metavar="URL", help="publish each frame to mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT]/PREFIX "
@@ -164,12 +164,11 @@ def add_mqtt_options(p: argparse.ArgumentParser, *, raw: bool = True) -> None:
 def mqtt_settings(args: argparse.Namespace):
     """The :class:`~flowgraphs.sinks.mqtt_link.MqttSettings` the options name, None without
     ``--mqtt``; ValueError naming the option at fault."""
-    from ..sinks.mqtt_link import MqttSettings, check_receiver_id, default_receiver_id
-
     if getattr(args, "raw", False) and not args.mqtt:
         raise ValueError("--raw publishes to a broker: give --mqtt mqtt://HOST[:PORT]/PREFIX")
     if not args.mqtt:
         return None
+    from ..sinks.mqtt_link import MqttSettings, check_receiver_id, default_receiver_id  # noqa: PLC0415
     receiver = check_receiver_id(args.receiver_id) if args.receiver_id else default_receiver_id()
     return MqttSettings.from_url(args.mqtt, password_file=args.mqtt_password_file, qos=args.mqtt_qos,
                                  queue_size=args.mqtt_queue, receiver_id=receiver, ca_file=args.mqtt_ca,

@@ -22,7 +22,6 @@ from .base import Sink, SinkFactory, SinkOptions, lines, utc_iso
 from .inventory import Inventory, MeterStats
 from .jsonl import frame_json, jsonl_event
 from .rtlwmbus import rtlwmbus_event, rtlwmbus_sink
-from .text import format_text, text_event
 
 
 def register_sink(name: str, factory: SinkFactory) -> None:
@@ -58,7 +57,9 @@ def close_sinks(sinks: list[Sink]) -> None:
 
 # the network sinks are imported when asked for (http.server, ssl and the HA tables are a
 # tenth of the command-line start-up)
-_LAZY = {"MqttSink": ".mqtt", "MetricsSink": ".metrics", "influx_sink": ".influx", "influx_points": ".influx"}
+# and so is the text sink (its explanations: mbus.explain and mbus.wired, ~8 ms) when another is
+_LAZY = {"MqttSink": ".mqtt", "MetricsSink": ".metrics", "influx_sink": ".influx", "influx_points": ".influx",
+         "format_text": ".text", "text_event": ".text"}
 
 
 def __getattr__(name: str):
@@ -70,7 +71,7 @@ def __getattr__(name: str):
 
 
 SINKS: dict[str, SinkFactory] = {
-    "text": lines(text_event),
+    "text": lambda options: lines(__getattr__("text_event"))(options),
     "jsonl": lines(jsonl_event),
     "rtlwmbus": rtlwmbus_sink,
     "mqtt": lambda options: __getattr__("MqttSink").from_options(options),

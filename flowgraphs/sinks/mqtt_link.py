@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from .base import DEFAULT_QUEUE, PASSWORD_ENV  # noqa: F401 (their home is base: the CLI's help needs no ssl)
+
 log = logging.getLogger(__name__)
 
-PASSWORD_ENV = "WMBUS_MQTT_PASSWORD"
-DEFAULT_QUEUE = 10_000  # 30 s of outage at 300 messages/s, or hours at a house's few meters
 # A broker holds only so many QoS 2 messages of one client between PUBREC and PUBREL (mosquitto's
 # max_inflight_messages, 20 by default; MQTT 5 brokers announce it as Receive Maximum, MQTT 3.1.1 ones
 # cannot) and drops the rest with "quota exceeded", silently on 3.1.1. After an outage the queue goes

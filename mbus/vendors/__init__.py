@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import tomllib
+import marshal
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,8 +147,34 @@ def _document(path: Path) -> dict:
 
 @functools.lru_cache(maxsize=4)
 def _parsed(path: Path, mtime_ns: int, size: int) -> dict:
+    """The parsed document, from a marshal copy in __pycache__ when one was made from this version
+    of the file (tomllib is pure Python: ~16 ms for vendors.toml, the copy ~0.5 ms); the copy is
+    written like a .pyc (not under PYTHONDONTWRITEBYTECODE, silently not where the package is
+    read-only)."""
+    cache = path.parent / "__pycache__" / f"{path.name}.{size}.{mtime_ns}.marshal"
+    try:
+        doc = marshal.loads(cache.read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        doc = None
+    if isinstance(doc, dict):
+        return doc
+    import tomllib  # noqa: PLC0415 (only when the copy is missing: ~2.5 ms)
+
     with path.open("rb") as f:
-        return tomllib.load(f)
+        doc = tomllib.load(f)
+    if not sys.dont_write_bytecode:
+        try:
+            data = marshal.dumps(doc)
+        except ValueError:  # a value marshal cannot hold (a TOML date): no copy
+            return doc
+        try:
+            cache.parent.mkdir(exist_ok=True)
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, cache)
+        except OSError as err:
+            log.debug("%s: no parsed copy written (%s)", cache, err)
+    return doc
 
 
 def load(path: Path = DATA_FILE) -> tuple[VendorDecoder, ...]:
@@ -219,13 +247,33 @@ def load_formats(path: Path = DATA_FILE) -> tuple[KnownFormat, ...]:
     return tuple(out)
 
 
-DECODERS: tuple[VendorDecoder, ...] = load()
-FORMATS: tuple[KnownFormat, ...] = load_formats()
+# DECODERS and FORMATS are parsed from vendors.toml on first use (module __getattr__): parsing it
+# is ~20 ms, and a decode that meets no manufacturer-specific bytes never needs it. Assigning the
+# module attribute (a test's own decoders) replaces them as before.
+_LOADERS = {"DECODERS": load, "FORMATS": load_formats}
+
+
+def __getattr__(name: str):
+    loader = _LOADERS.get(name)
+    if loader is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = globals()[name] = loader()
+    return value
+
+
+def _decoders() -> tuple[VendorDecoder, ...]:
+    found = globals().get("DECODERS")
+    return __getattr__("DECODERS") if found is None else found
+
+
+def _formats() -> tuple[KnownFormat, ...]:
+    found = globals().get("FORMATS")
+    return __getattr__("FORMATS") if found is None else found
 
 
 def known_format(address: Address, sig: int) -> bytes | None:
     """The record headers of a compact-frame format this manufacturer is known to use."""
-    for fmt in FORMATS:
+    for fmt in _formats():
         if fmt.signature == sig and address.manufacturer_code in fmt.manufacturers:
             return fmt.headers
     return None
@@ -247,13 +295,14 @@ _SERVING_OF: list = [None]  # the DECODERS the cache was made from
 def _serving(sources: tuple[str, ...], address: Address) -> tuple[VendorDecoder, ...]:
     """The decoders of these sources that serve this meter (by its address alone), in DECODERS
     order; remembered per (manufacturer, version, device type): asked for every telegram."""
-    if _SERVING_OF[0] is not DECODERS or len(_SERVING) > 4096:
+    decoders = _decoders()
+    if _SERVING_OF[0] is not decoders or len(_SERVING) > 4096:
         _SERVING.clear()
-        _SERVING_OF[0] = DECODERS
+        _SERVING_OF[0] = decoders
     key = (sources, address.manufacturer, address.version, address.device_type)
     found = _SERVING.get(key)
     if found is None:
-        found = _SERVING[key] = tuple(d for d in DECODERS if d.source in sources and d.serves(address))
+        found = _SERVING[key] = tuple(d for d in decoders if d.source in sources and d.serves(address))
     return found
 
 
@@ -281,7 +330,7 @@ def vendor_payload_records(address: Address, ci: int, payload: bytes, frame: byt
                            key: bytes | None = None) -> list[DataRecord]:
     """Records from a manufacturer-specific CI's payload, when a decoder serves this meter.
     ``frame`` (the canonical frame) is needed by scrambled layouts (Diehl PRIOS)."""
-    for dec in DECODERS:
+    for dec in _decoders():
         if dec.source != "ci" or ci not in dec.cis or not dec.serves(address, frame):
             continue
         if dec.cipher == "diehl_prios":
@@ -311,7 +360,7 @@ def vendor_apl_records(address: Address, apl: bytes) -> list[DataRecord] | None:
 def vendor_frame_records(address: Address, frame: bytes) -> list[DataRecord]:
     """Records of a frame whose values sit at fixed frame offsets behind a vendor scrambler
     (B METERS RFM-TX1), when a decoder serves this meter and the frame has its shape."""
-    for dec in DECODERS:
+    for dec in _decoders():
         if dec.source != "frame" or not dec.serves(address, frame) or dec.fits(frame) is not None:
             continue
         view = bmeters.rfmtx1_unscramble(frame) if dec.cipher == "bmeters_rfmtx1" else None
@@ -325,7 +374,7 @@ def vendor_frame_records(address: Address, frame: bytes) -> list[DataRecord]:
 def vendor_serves(address: Address, frame: bytes = b"") -> bool:
     """Whether any vendor decoder is checked on this meter (for the decryption outcome of
     manufacturer-specific CIs and modes)."""
-    return any(dec.serves(address, frame) for dec in DECODERS)
+    return any(dec.serves(address, frame) for dec in _decoders())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -378,7 +427,7 @@ def candidates(telegram) -> list[tuple[VendorDecoder, bool, str]]:
     tagged = {r.modifiers[-1] for r in telegram.records if r.modifiers}
     ci = telegram.ci_chain[-1] if telegram.ci_chain else None
     out = []
-    for dec in DECODERS:
+    for dec in _decoders():
         why = dec.why_not(address, frame)
         if why is not None:
             out.append((dec, False, why))
