@@ -25,6 +25,9 @@ from . import fastfft
 OUT_RATE_TARGET = 400e3
 FFT_BATCH = 128  # blocks transformed at a time (bounds the spectrum buffer; smaller batches measured slower)
 DC_SPAN_S = 0.05  # the tuner's DC level is the mean over this much of the past (Channelizer._remove_dc)
+DC_LOUD_RATIO = 1.3  # a piece whose power exceeds the span's quietest by this holds a burst: its mean is left out
+# of the DC level (noise pieces of ~500 samples stay within ~15 % of each other)
+DC_PIECE = 480  # samples per stretch of that test (a block's new samples cut into equal pieces of about this)
 PHASE_ALIGN_MAX = 1 / 64  # overlap (fraction of N) worth adding so that no block needs a mixing phase
 
 
@@ -139,6 +142,8 @@ class Channelizer:
         self._dc_blocks = max(1, int(round(DC_SPAN_S * self.fs / self.hop)))
         # bin 0 (where the tuner's DC lies) matters only to a channel whose bins include it
         self._uses_dc = any(sl.start == 0 for cut in cuts for pieces in cut.pieces for sl, _ in pieces)
+        self._dc_pieces = max(1, round(self.hop / DC_PIECE))  # pieces of each block's new samples (the DC test)
+        self._dc_piece_len = self.hop // self._dc_pieces
         # the mixing phase of a block starting at absolute index s is exp(-2j pi bin s / N): a table
         self._phase = np.exp(-2j * np.pi * np.arange(self.n_fft) / self.n_fft).astype(np.complex64)
         self.classes: list[RateClass] = [
@@ -166,20 +171,26 @@ class Channelizer:
         k = self._dc_blocks
         self._dc_hist = np.zeros(k - 1, dtype=np.complex128)  # the last k - 1 block means, zeros before the start
         self._dc_count = 0  # block means seen in this segment
+        p = self._dc_pieces
+        self._dc_energy_hist = np.full(p * (k - 1), np.inf)  # the pieces of the last k - 1 blocks: mean powers
+        self._dc_piece_hist = np.zeros(p * (k - 1), dtype=np.complex128)  # (inf before the start), means
         self._dc_quiet = dc_quiet_blocks
         self._dc_quiet_sum = 0j  # the sum of the quiet blocks' means, then their mean
         self._spec_buf = np.empty((0, self.n_fft), dtype=np.complex64)
 
-    def _remove_dc(self, spec: np.ndarray) -> None:
+    def _remove_dc(self, spec: np.ndarray, new: np.ndarray) -> None:
         """Take the tuner's DC level (and its slow drift) out of bin 0 of every block, in place.
 
         A block's bin 0 is its mean times N: the DC offset is exactly there, but so is a signal's own
         mean over the block, which a signal tuned onto the channel needs (zeroing bins 0 and +-1
-        cost 1.5-1.9 dB there). The level removed is the average of the block means over the last
-        ``DC_SPAN_S`` (this block and those before it in the segment): a constant or drifting offset
-        goes, while a burst's own means, changing from block to block, mostly stay. Each level is the
-        sum of the same block means in the same order whatever the chunking, and the memory is
-        finite, so a run started a little earlier gives the same levels (decode --jobs relies on it)."""
+        cost 1.5-1.9 dB there). The level removed comes from the last ``DC_SPAN_S`` (this block and
+        those before it in the segment), so a constant or drifting offset goes. After an activity
+        gate's quiet start (``reset(dc_quiet_blocks=)``) it is the quiet blocks' mean, held. Without
+        one it is the mean over the span's quiet pieces (``DC_PIECE`` samples whose power stays
+        within ``DC_LOUD_RATIO`` of the quietest, and not next to a louder one), so a burst does
+        not pull it: a C1 preamble's mean is most of its amplitude. Each level is computed from the
+        same numbers in the same order whatever the chunking, and the memory is finite, so a run
+        started a little earlier gives the same levels (decode --jobs relies on it)."""
         k = self._dc_blocks
         n = len(spec)
         means = (spec[:, 0] / np.float32(self.n_fft)).astype(np.complex128)
@@ -187,9 +198,9 @@ class Channelizer:
         # sums of k terms (zeros before the segment) computed afresh per block, each as one
         # contiguous row: the same additions in the same order whatever the chunking
         win = np.ascontiguousarray(sliding_window_view(hist, k))
-        count = np.minimum(np.arange(self._dc_count + 1, self._dc_count + n + 1), k)
-        level = win.sum(axis=1) / count
         if self._dc_quiet:
+            count = np.minimum(np.arange(self._dc_count + 1, self._dc_count + n + 1), k)
+            level = win.sum(axis=1) / count
             # the quiet blocks' mean (summed block by block, in order), held from the block after them
             first = self._dc_count
             for i in range(max(0, min(n, self._dc_quiet - first))):
@@ -197,6 +208,26 @@ class Channelizer:
             held = np.arange(first, first + n) >= self._dc_quiet
             if held.any():
                 level[held] = self._dc_quiet_sum / self._dc_quiet
+        else:
+            # no gate tells where bursts are: the block's new samples in pieces of about DC_PIECE; a
+            # piece whose power about the DC level rises well above the quietest piece's holds (part
+            # of) a burst, whose own mean the level must not take in (power about the level, not
+            # variance: a preamble's power lies largely in its mean). The level is the mean of the
+            # quiet pieces' means, found twice: first with the power about zero, then about that
+            # first level. A steady signal filling the span is all quiet, treated as before.
+            p, m = self._dc_pieces, self._dc_piece_len
+            x = new[:, : p * m].reshape(n, p, m)
+            f = x.view(np.float32)
+            energy = np.einsum("ijk,ijk->ij", f, f, dtype=np.float64).reshape(-1) / m
+            ehist = np.concatenate((self._dc_energy_hist, energy))
+            mhist = np.concatenate((self._dc_piece_hist, x.sum(axis=2, dtype=np.complex128).reshape(-1) / m))
+            ewin = sliding_window_view(ehist, k * p)[::p]  # inf before the start
+            mwin = np.ascontiguousarray(sliding_window_view(mhist, k * p)[::p])
+            level = _quiet_mean(ewin, mwin)
+            power = ewin - 2 * (mwin * level.conj()[:, None]).real + (level.real ** 2 + level.imag ** 2)[:, None]
+            level = _quiet_mean(power, mwin)
+            self._dc_energy_hist = ehist[n * p:]
+            self._dc_piece_hist = mhist[n * p:]
         self._dc_hist = hist[n:]
         self._dc_count += n
         spec[:, 0] -= (level * self.n_fft).astype(np.complex64)
@@ -230,7 +261,7 @@ class Channelizer:
             m = min(FFT_BATCH, nblocks - g)
             spec = fastfft.fft(blocks[g:g + m], axis=1, out=self._spec_buf[:m])  # complex64 in and out
             if self._uses_dc:
-                self._remove_dc(spec)
+                self._remove_dc(spec, blocks[g:g + m, self.overlap:])
             for cut in self._cuts:  # every channel's filtered bins
                 sel = cut.sel[: len(cut.channels) * nblocks].reshape(len(cut.channels), nblocks, cut.n_out)
                 for i, pieces in enumerate(cut.pieces):
@@ -255,6 +286,21 @@ class Channelizer:
         self._have = rest
         self._consumed += used
         return out
+
+
+def _quiet_mean(power: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Per row: the mean of ``means`` over the quiet pieces, those whose ``power`` stays within
+    DC_LOUD_RATIO of the row's quietest (inf: no piece) and that are not next to a louder one (a
+    burst's first and last piece may hold too little of it to stand out); when that leaves none,
+    the quietest piece."""
+    floor = power.min(axis=1, keepdims=True)
+    quiet = power <= np.maximum(floor * DC_LOUD_RATIO, floor)
+    loud = ~quiet & np.isfinite(power)
+    quiet[:, :-1] &= ~loud[:, 1:]
+    quiet[:, 1:] &= ~loud[:, :-1]
+    none = ~quiet.any(axis=1)
+    quiet[none, power[none].argmin(axis=1)] = True
+    return np.where(quiet, means, 0).sum(axis=1) / quiet.sum(axis=1)
 
 
 def _pieces(center: int, nout: int, n_fft: int) -> list[tuple[slice, slice]]:

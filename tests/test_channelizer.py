@@ -162,3 +162,45 @@ def test_blanker_pieces_equal_its_whole_output_and_leave_the_input_alone():
     np.testing.assert_array_equal(np.concatenate(whole), np.concatenate(got))
     np.testing.assert_array_equal(x, original)  # blanked pieces are copies, never the caller's samples
     assert ref.blanked == pieces.blanked >= 40 * 6
+
+
+def _on_channel_burst(fs: float, dc: complex, burst: complex, seed: int) -> tuple[np.ndarray, slice]:
+    """A short capture tuned on a channel: 2 ms of noise with the tuner's DC ``dc``, then 6 ms of a
+    carrier exactly on the tuned centre (a burst whose mean is its whole amplitude ``burst``), then
+    4 ms of noise; the burst's sample range."""
+    n0, n1, n2 = int(2e-3 * fs), int(6e-3 * fs), int(4e-3 * fs)
+    x = _noise(n0 + n1 + n2, seed) + np.complex64(dc)
+    x[n0:n0 + n1] += np.complex64(burst)
+    return x, slice(n0, n0 + n1)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_ungated_dc_level_is_held_through_a_burst_on_the_tuned_centre(seed):
+    # no gate tells the channeliser where the burst is: the DC it removes must still be the tuner's
+    # (learnt on the noise before the burst), not the burst's own mean, which a burst tuned onto
+    # the channel needs (a running mean of the block means took most of it out)
+    fs, dc, burst = 1.6e6, 0.03 - 0.02j, 0.12 + 0.09j
+    cz = Channelizer(fs, 868.95e6, {"C": 868.95e6})
+    x, on = _on_channel_burst(fs, dc, burst, seed)
+    y = cz.process(np.concatenate((x, np.zeros(cz.n_fft, np.complex64))))["C"]
+    d = cz.decimation
+    lag = int(cz.delay) // d
+    inside = y[on.start // d + lag + 50: on.stop // d - 50]  # the burst's middle, past the filter's edges
+    assert len(inside) > 1000
+    # the output holds the burst's mean (its amplitude 0.15; the filtered noise averages to < 0.005)
+    assert abs(inside.mean() - burst) < 0.01 * 1.5, inside.mean()
+    # and the tuner's DC is gone before the burst (output of the noise alone averages to ~0)
+    before = y[int(cz.overlap) // d + 50: on.start // d + lag - 50]
+    assert abs(before.mean()) < 0.01, before.mean()
+
+
+def test_on_channel_dc_removal_is_chunk_invariant():
+    fs = 1.6e6
+    cz = Channelizer(fs, 868.95e6, {"C": 868.95e6, "X": 868.60e6})
+    x = np.concatenate([_on_channel_burst(fs, 0.02 + 0.01j, 0.1j, s)[0] for s in range(12)])
+    whole = cz.process(x)
+    cz.reset()
+    cuts = [0, 1, 480, 3859, 3860, 50_000, 123_457, 123_458, 150_000, len(x)]
+    parts = [cz.process(x[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], np.concatenate([p[name] for p in parts]))
