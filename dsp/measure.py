@@ -153,19 +153,29 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
         # wins on residual and likelihood alike, and then biases the carrier: C1 at 0.15 chip rms
         # wander, 70 Hz rms at the nominal width, 260 Hz at 0.3 chip)
         smooth = _nominal_rounding(spec, T)
-        carrier = _tone_carrier(x, rate, seq, t0, T, np.zeros(n + 1), carrier, dev)
+        tone = _tone_carrier(x, rate, seq, t0, T, np.zeros(n + 1), carrier, dev)
         # First the steady model settled (a straight grid, its start and period free, from the
         # crossings' grid): the crossings' period can be far enough off at low SNR that a first pass
         # slips by 2 pi (S1 at 14 dB, 2 frames in 100: 160 Hz and 826 ppm off). Then the wander, from
         # that grid and from the one the crossings follow, whichever explains the phase better (a
         # few stray crossings at low SNR bend the followed grid too far to start from)
-        wf = _WanderFit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=0.0, warp=np.zeros(n + 1),
-                        carrier_std_hz=float("nan"), deviation_std_hz=float("nan"),
-                        drift_rate_std_hz_per_s=float("nan"), wander=WANDER_GRID[0], noise_var=None,
-                        score=float("inf"))
-        for _ in range(3):
-            wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
-                             wander=WANDER_GRID[0], noise_var=wf.noise_var)
+        # The tone's peak is no better than the crossings' carrier where white edge jitter scatters
+        # the tone's phase (every edge turns it by 2 pi h times its displacement: S1 at 0.15 chip rms,
+        # ~3 rad rms an edge): it read S1 L50 there 1-5 kHz off on most frames (the crossings' level
+        # within 0.8 kHz), and from 2 kHz off the steady fit locked on a deviation 43 % high. So the
+        # steady fit starts from both, and keeps the one whose residual is the smaller
+        steady = []
+        for start in dict.fromkeys((tone, carrier)):
+            wf = _WanderFit(carrier_hz=start, deviation_hz=dev, drift_rate_hz_per_s=0.0, warp=np.zeros(n + 1),
+                            carrier_std_hz=float("nan"), deviation_std_hz=float("nan"),
+                            drift_rate_std_hz_per_s=float("nan"), wander=WANDER_GRID[0], noise_var=None,
+                            score=float("inf"))
+            for _ in range(3):
+                wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
+                                 wander=WANDER_GRID[0], noise_var=wf.noise_var)
+            steady.append(wf)
+        wf = min(steady, key=lambda f: f.noise_var if f.noise_var is not None and np.isfinite(f.noise_var)
+                 else float("inf"))
         # white edge jitter moves each edge on its own, by up to 2 pi h times its displacement in phase
         # (S1 at 0.15 chip rms: several radians; a linearised fit from a straight grid, or from the
         # crossings, lands a few samples off on a phase 2 pi away): the white fit may also start
