@@ -173,11 +173,13 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             for _ in range(3):
                 nxt = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
                                   wander=WANDER_GRID[0], noise_var=wf.noise_var)
-                if abs(nxt.deviation_hz - dev) > SLIP_DEVIATION * dev:
-                    # the settled chips' levels hold the deviation within a few % under any edge
-                    # jitter; a linearised pass that leaves them this far unwrapped the edges' phase
-                    # walk wrongly (S1 L50 at 0.05 chip rms white: 48 -> 78 kHz, its residual
-                    # doubling): keep the pass before it
+                if wf.noise_var is not None and nxt.noise_var > wf.noise_var:
+                    # a pass linearised about the last one's result that leaves more residual than
+                    # that one did: the last one's step unwrapped the edges' phase walk wrongly (S1
+                    # L50 at 0.05 chip rms white edges: the deviation 48 -> 78 -> 76 kHz, the
+                    # residual 32 -> 64 -> 103 rad^2): keep the pass before it. (Not a bound on the
+                    # deviation's move: under 0.15 chip rms wander the settled chips' levels read it
+                    # 36 % low, and the steady passes must be free to leave them)
                     break
                 wf = nxt
             steady.append(wf)
@@ -937,9 +939,6 @@ WHITE_PASSES = 3  # linearised passes of the white fit once chosen
 # which the edges move together (a wandering clock; short frames at 20 dB: 0.03-0.5 at 0.05-0.15 chip
 # rms of wander, 0.8-1.2 with white edges, a steady clock or 0.012 chip rms of wander)
 TOGETHER = 0.65
-# how far (a fraction of the settled chips' deviation) a steady pass may move the deviation before it counts
-# as a slip of the phase (see measure(); 20 dB frames: within 3 % without jitter or under any jitter)
-SLIP_DEVIATION = 0.15
 # the steady fit's residual over the white fit's beyond which the edges moved (see measure())
 STEADY_RESIDUAL = 1.3
 

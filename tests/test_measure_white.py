@@ -132,7 +132,7 @@ def test_slow_mode_long_frame_does_not_lock_on_a_wrong_deviation(jitter, skip, s
     steady fit started there locked on a deviation 43 % high and a carrier 990 Hz off. At 0.05 chip rms
     the second's steady passes, started well, walked the deviation 49 -> 78 kHz (60 %, 1.3 kHz off
     in carrier), each pass's residual larger. Now: started from both carriers, kept by residual, and
-    a pass that leaves the settled chips' deviation by 15 % taken as a slip: the deviation within
+    a steady pass that leaves more residual than the one before taken as a slip: the deviation within
     2 %, the carrier within 2.5 times the bound."""
     rng = np.random.default_rng(seed)
     for _ in range(skip):  # the row's frames before it: rendered only, to advance the generator alike
