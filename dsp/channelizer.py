@@ -195,10 +195,10 @@ class Channelizer:
         n = len(spec)
         means = (spec[:, 0] / np.float32(self.n_fft)).astype(np.complex128)
         hist = np.concatenate((self._dc_hist, means))  # k - 1 earlier means (zeros before the segment) + these
-        # sums of k terms (zeros before the segment) computed afresh per block, each as one
-        # contiguous row: the same additions in the same order whatever the chunking
-        win = np.ascontiguousarray(sliding_window_view(hist, k))
         if self._dc_quiet:
+            # sums of k terms (zeros before the segment) computed afresh per block, each as one
+            # contiguous row: the same additions in the same order whatever the chunking
+            win = np.ascontiguousarray(sliding_window_view(hist, k))
             count = np.minimum(np.arange(self._dc_count + 1, self._dc_count + n + 1), k)
             level = win.sum(axis=1) / count
             # the quiet blocks' mean (summed block by block, in order), held from the block after them
