@@ -25,7 +25,11 @@ COMMANDS = {"analyze": "analyze", "decode": "decode", "gateway": "gateway", "met
 
 def command_module(name: str):
     """The module that defines command ``name``."""
-    return importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+    return _module(COMMANDS[name])
+
+
+def _module(module: str):
+    return importlib.import_module(f"{__name__}.{module}")
 
 
 def version() -> str:
@@ -62,7 +66,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in dict.fromkeys(COMMANDS[n] for n in ([only] if only else COMMANDS)):  # rx defines two
-        importlib.import_module(f"{__name__}.{module}").add_parser(sub)
+        _module(module).add_parser(sub)
     for name, command in sub.choices.items():  # `wmbus-sdr rx --version` too
         command.add_argument("--version", action=_Version, nargs=0, default=argparse.SUPPRESS,
                              help="show the version and exit", prefix=f"wmbus-sdr {name}")
