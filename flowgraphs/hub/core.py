@@ -25,6 +25,7 @@ from mbus.compact import FormatCache
 from mbus.errors import DecodeError
 from mbus.telegram import Telegram, decode
 
+from ..sinks.base import utc_iso as iso
 from .alarms import IntervalTracker, silence_changes
 from .ingest import BadInput, Heard, heard_from_tuple, parse_line, parse_raw
 from .merge import Merger, Reception
@@ -41,21 +42,6 @@ IN_TRANSIT_NS = 200_000_000  # a frame taken by an intake process reaches the qu
 RECEIVERS_EVERY_S = 0.5
 WRITES_PENDING = 16  # batches handed to run()'s writer thread before the worker waits
 WRITE_MAX = 5000  # receptions the writer takes into one transaction at most (more when one batch is larger)
-
-
-_ISO_SECONDS: dict[int, str] = {}
-
-
-def iso(time_ns: int) -> str:
-    """``2026-12-01T19:55:00.123456Z`` as :func:`flowgraphs.sinks.base.utc_iso` writes it; the
-    date and time of a second formatted once (every republished reading carries one)."""
-    s, ns = divmod(time_ns, 1_000_000_000)
-    head = _ISO_SECONDS.get(s)
-    if head is None:
-        if len(_ISO_SECONDS) >= 4096:
-            _ISO_SECONDS.clear()
-        head = _ISO_SECONDS[s] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
-    return f"{head}.{ns // 1000:06d}Z"
 
 
 @dataclass(slots=True)

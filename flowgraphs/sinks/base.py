@@ -48,9 +48,18 @@ def utc_datetime(time_ns: int) -> datetime:
     return datetime.fromtimestamp(s, UTC) + timedelta(microseconds=ns // 1000)
 
 
+_ISO_SECONDS: dict[int, str] = {}  # a second's date and time, formatted once (a busy hub prints thousands a second)
+
+
 def utc_iso(time_ns: int) -> str:
-    """``2026-12-01T19:55:00.123456Z`` (microseconds, UTC)."""
-    return utc_datetime(time_ns).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2026-12-01T19:55:00.123456Z`` (microseconds, truncated; UTC)."""
+    s, ns = divmod(time_ns, 1_000_000_000)
+    head = _ISO_SECONDS.get(s)
+    if head is None:
+        if len(_ISO_SECONDS) >= 4096:
+            _ISO_SECONDS.clear()
+        head = _ISO_SECONDS[s] = utc_datetime(s * 1_000_000_000).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{head}.{ns // 1000:06d}Z"
 
 
 def lines(format_event: Callable[[RxFrame, Telegram | None], str | None]) -> SinkFactory:
