@@ -221,9 +221,12 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                 wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
                                  noise_var=nv_edges if wf.white else wf.noise_var, white=wf.white)
             carrier, dev = wf.carrier_hz, wf.deviation_hz
-            # the wander's own share of the error: it is chosen, not known, so the same fit with the
-            # next larger wander of the grid widens the standard errors by how far it moves them
-            # (20 frames a row, |error| beyond 2 standard errors on 15-25 % of them without it)
+            # the wander's own share of the error: it is chosen, not known, so the standard errors are
+            # those of the same fit with the next larger wander of the grid, widened by how far it moves
+            # the estimates (20 frames a row, |error| beyond 2 standard errors on 15-25 % of them
+            # without it; the chosen wander's own errors, so widened, left 7-20 % beyond 2 on short
+            # frames at 0.012-0.05 chip rms: the marginal likelihood picks a wander a grid step low as
+            # often as high, and the carrier's error grows with it)
             grid = WHITE_GRID if wf.white else WANDER_GRID
             wider = grid[min(grid.index(wf.wander) + 1, len(grid) - 1)]
             alt = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp, smooth, wander=wider,
@@ -238,8 +241,8 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                 T = float(np.polyfit(np.arange(n + 1), edges, 1)[0])  # the mean chip period over the frame
             t0 = float(edges[0])
             fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=wf.drift_rate_hz_per_s,
-                       carrier_std_hz=float(np.hypot(wf.carrier_std_hz, alt.carrier_hz - carrier)),
-                       drift_rate_std_hz_per_s=float(np.hypot(wf.drift_rate_std_hz_per_s,
+                       carrier_std_hz=float(np.hypot(alt.carrier_std_hz, alt.carrier_hz - carrier)),
+                       drift_rate_std_hz_per_s=float(np.hypot(alt.drift_rate_std_hz_per_s,
                                                               alt.drift_rate_hz_per_s - wf.drift_rate_hz_per_s)))
         else:
             # a steady clock: the same joint fit with the wander held at zero (a straight grid whose
@@ -930,8 +933,12 @@ class _WanderFit:
 
 
 # chip-clock wanders (chips rms per square-root chip: a random walk's step) the joint fit weighs by their
-# marginal likelihood; the first stands for a steady clock
-WANDER_GRID = (1e-4, 0.004, 0.008, 0.012, 0.017, 0.024, 0.034, 0.048, 0.068, 0.096)
+# marginal likelihood; the first stands for a steady clock. Steps of sqrt(2) from 0.001: a wander of 0.012
+# chip rms over a short frame is a step of about 0.002, which fell between the steady clock and 0.004 (the
+# grid's next point then): a steady fit won and claimed S1 L24's carrier within 0.4 Hz, 17 of its standard
+# errors off
+WANDER_GRID = (1e-4, 0.001, 0.0014, 0.002, 0.0028, 0.004, 0.0057, 0.008, 0.012, 0.017, 0.024, 0.034, 0.048, 0.068,
+               0.096)
 # white edge jitters (chips rms, every edge displaced on its own about a steady clock) it weighs alike
 WHITE_GRID = (0.006, 0.012, 0.02, 0.03, 0.045, 0.065, 0.09, 0.13, 0.18, 0.25)
 WHITE_PASSES = 3  # linearised passes of the white fit once chosen
