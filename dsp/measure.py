@@ -74,6 +74,12 @@ class Measurement:
 # interpolated): square chips, our channel filters alone (~0.1), GFSK BT 1 / 0.5 / 0.33 (0.13 / 0.27 / 0.4)
 SMOOTH_CHIPS = (0.0, 0.15, 0.3, 0.45)
 FILTER_ROUNDING_SAMPLES = 0.4  # rms width of the rounding our channel filters give a transition (T1: 0.1 chip)
+# how far (chips) the wandering clock's fit moves the transitions' rounding for its standard errors
+# (see measure()). The share grows with the SNR (on every transition free, the fit follows a shape
+# not quite the radio's more closely): 100 frames of C1 under 0.15 chip rms wander, error /
+# carrier_std_hz 0.61 rms at 20 dB with the steady clock's 0.1 chip, 0.81 at 0.05 chip (and 0.55-0.64
+# at 40 dB), 0.93 at 0.03 (0.74-0.83 at 40 dB)
+ROUNDING_SHARE = 0.03
 CLUSTER_CHIPS = 16  # stretch of chips of the sandwich estimate's clusters (see _Fit)
 PREAMBLE_LAST_TONE = 1.0  # the preamble is "01" pairs (phy.frame_chips): its last chip is the upper tone
 CARRIER_FIT_SPANS = (128,)  # the chips carrier_fit fits, each span from the last one's result (ppm calibration)
@@ -231,6 +237,19 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             wider = grid[min(grid.index(wf.wander) + 1, len(grid) - 1)]
             alt = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp, smooth, wander=wider,
                               noise_var=nv_edges if wf.white else wf.noise_var, white=wf.white)
+            # and the rounding model's share, as on a steady clock: with every transition free, a
+            # transition shape not quite the radio's moves the transitions, and through them carrier
+            # and drift, by more than the noise says. Our channel filter's rounding is no Gaussian:
+            # T1 at 80 dB under 0.15 chip rms wander keeps 19 Hz rms of carrier error at the best
+            # width (2 Hz with the frame filtered three times as wide), so the same fit with the
+            # rounding ROUNDING_SHARE chip off widens the standard errors by how far it moves them
+            # (100 frames of C1 at 20 dB under 0.15 chip rms wander or white edges: error /
+            # carrier_std_hz 1.11-1.18 rms and drift 1.10-1.25 without it, 0.93-1.04 and 0.92-1.14
+            # with it; C1 L24-50 at 40 dB 1.55-1.85, drift 1.54-1.84, without it, 0.74-0.83 and 0.70-0.96;
+            # T1 at 20 dB 0.97 either way)
+            rounded = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp,
+                                  smooth + (ROUNDING_SHARE if smooth < 0.2 else -ROUNDING_SHARE), wander=wf.wander,
+                                  noise_var=nv_edges if wf.white else wf.noise_var, white=wf.white)
             edges = t0 + np.arange(n + 1) * T + wf.warp
             if wf.white:
                 # the mean chip period: the transitions' own times regressed on their index (the
@@ -241,9 +260,11 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                 T = float(np.polyfit(np.arange(n + 1), edges, 1)[0])  # the mean chip period over the frame
             t0 = float(edges[0])
             fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=wf.drift_rate_hz_per_s,
-                       carrier_std_hz=float(np.hypot(alt.carrier_std_hz, alt.carrier_hz - carrier)),
-                       drift_rate_std_hz_per_s=float(np.hypot(alt.drift_rate_std_hz_per_s,
-                                                              alt.drift_rate_hz_per_s - wf.drift_rate_hz_per_s)))
+                       carrier_std_hz=float(np.linalg.norm([alt.carrier_std_hz, alt.carrier_hz - carrier,
+                                                            rounded.carrier_hz - carrier])),
+                       drift_rate_std_hz_per_s=float(np.linalg.norm(
+                           [alt.drift_rate_std_hz_per_s, alt.drift_rate_hz_per_s - wf.drift_rate_hz_per_s,
+                            rounded.drift_rate_hz_per_s - wf.drift_rate_hz_per_s])))
         else:
             # a steady clock: the same joint fit with the wander held at zero (a straight grid whose
             # start and period are free: the timing from every sample's phase, not two per
@@ -255,9 +276,19 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                                   wander=WANDER_GRID[0], noise_var=wf.noise_var) for s in SMOOTH_CHIPS]
             smooth = _vertex(SMOOTH_CHIPS, [f.score for f in trials])
             # the fit is settled already: one pass at that width
+            before = wf
             wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
                              wander=WANDER_GRID[0], noise_var=wf.noise_var)
             carrier, dev = wf.carrier_hz, wf.deviation_hz
+            # the wander's share: a steady clock is chosen, not known, and a slight wander (0.012 chip
+            # rms on a short frame) scores close to it while it moves the carrier by more than the
+            # steady fit's standard error (C1-B L18: 10-14 Hz off at 1.4-2.3 Hz). The same pass with
+            # the grid's least wander, weighed by its marginal likelihood against the steady one's:
+            # the steady result's mean square error under the two (where the steady clock wins
+            # clearly, nothing changes)
+            slight = _wander_fit(x, rate, seq, t0, T, before.carrier_hz, before.deviation_hz, before.warp, smooth,
+                                 wander=WANDER_GRID[1], noise_var=before.noise_var)
+            w_slight = float(1 / (1 + np.exp(np.clip((slight.score - wf.score) / 2, -50, 50))))
             # the rounding model's share of the error: the same fit with a rounding 0.1 chip wider or
             # narrower. At high SNR the noise alone leaves a standard error smaller than what a
             # rounding not quite the radios' moves (C1-B at 30 dB: 4.2 of them)
@@ -265,10 +296,17 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                               wander=WANDER_GRID[0], noise_var=wf.noise_var)
             line = t0 + np.arange(n + 1) * T + wf.warp  # straight: a start and a period
             t0, T = float(line[0]), float(line[-1] - line[0]) / n
+
+            def mixed(own: float, own_slight: float, shift: float) -> float:
+                return float(np.sqrt((1 - w_slight) * own ** 2 + w_slight * (own_slight ** 2 + shift ** 2)))
+
             fit = _Fit(carrier_hz=carrier, deviation_hz=dev, drift_rate_hz_per_s=wf.drift_rate_hz_per_s,
-                       carrier_std_hz=float(np.hypot(wf.carrier_std_hz, alt.carrier_hz - carrier)),
-                       drift_rate_std_hz_per_s=float(np.hypot(wf.drift_rate_std_hz_per_s,
-                                                              alt.drift_rate_hz_per_s - wf.drift_rate_hz_per_s)))
+                       carrier_std_hz=float(np.hypot(mixed(wf.carrier_std_hz, slight.carrier_std_hz,
+                                                           slight.carrier_hz - carrier), alt.carrier_hz - carrier)),
+                       drift_rate_std_hz_per_s=float(np.hypot(
+                           mixed(wf.drift_rate_std_hz_per_s, slight.drift_rate_std_hz_per_s,
+                                 slight.drift_rate_hz_per_s - wf.drift_rate_hz_per_s),
+                           alt.drift_rate_hz_per_s - wf.drift_rate_hz_per_s)))
         chip_rate = rate / T
     drift_rate = fit.drift_rate_hz_per_s
     carrier_std, drift_rate_std = fit.carrier_std_hz, fit.drift_rate_std_hz_per_s
