@@ -243,10 +243,10 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             # T1 at 80 dB under 0.15 chip rms wander keeps 19 Hz rms of carrier error at the best
             # width (2 Hz with the frame filtered three times as wide), so the same fit with the
             # rounding ROUNDING_SHARE chip off widens the standard errors by how far it moves them
-            # (100 frames of C1 at 20 dB under 0.15 chip rms wander or white edges: error /
-            # carrier_std_hz 1.11-1.18 rms and drift 1.10-1.25 without it, 0.93-1.04 and 0.92-1.14
-            # with it; C1 L24-50 at 40 dB 1.55-1.85, drift 1.54-1.84, without it, 0.74-0.83 and 0.70-0.96;
-            # T1 at 20 dB 0.97 either way)
+            # (measured with the chosen wander's own errors: 100 frames of C1 at 20 dB under 0.15 chip
+            # rms wander or white edges, error / carrier_std_hz 1.11-1.18 rms and drift 1.10-1.25
+            # without it, 0.93-1.04 and 0.92-1.14 with it; C1 L24-50 at 40 dB 1.55-1.85, drift
+            # 1.54-1.84, without it, 0.74-0.83 and 0.70-0.96; T1 at 20 dB 0.97 either way)
             rounded = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp,
                                   smooth + (ROUNDING_SHARE if smooth < 0.2 else -ROUNDING_SHARE), wander=wf.wander,
                                   noise_var=nv_edges if wf.white else wf.noise_var, white=wf.white)
