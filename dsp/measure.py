@@ -227,6 +227,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
                 wf = _wander_fit(x, rate, seq, t0, T, wf.carrier_hz, wf.deviation_hz, wf.warp, smooth,
                                  noise_var=nv_edges if wf.white else wf.noise_var, white=wf.white)
             carrier, dev = wf.carrier_hz, wf.deviation_hz
+            noise_var = nv_edges if wf.white else wf.noise_var  # the settled fit's, for its neighbours below
             # the wander's own share of the error: it is chosen, not known, so the standard errors are
             # those of the same fit with the next larger wander of the grid, widened by how far it moves
             # the estimates (20 frames a row, |error| beyond 2 standard errors on 15-25 % of them
@@ -236,7 +237,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             grid = WHITE_GRID if wf.white else WANDER_GRID
             wider = grid[min(grid.index(wf.wander) + 1, len(grid) - 1)]
             alt = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp, smooth, wander=wider,
-                              noise_var=nv_edges if wf.white else wf.noise_var, white=wf.white)
+                              noise_var=noise_var, white=wf.white)
             # and the rounding model's share, as on a steady clock: with every transition free, a
             # transition shape not quite the radio's moves the transitions, and through them carrier
             # and drift, by more than the noise says. Our channel filter's rounding is no Gaussian:
@@ -249,7 +250,7 @@ def measure(x: np.ndarray, rate: float, *, mode: str, canonical: bytes, frame_fo
             # 1.54-1.84, without it, 0.74-0.83 and 0.70-0.96; T1 at 20 dB 0.97 either way)
             rounded = _wander_fit(x, rate, seq, t0, T, carrier, dev, wf.warp,
                                   smooth + (ROUNDING_SHARE if smooth < 0.2 else -ROUNDING_SHARE), wander=wf.wander,
-                                  noise_var=nv_edges if wf.white else wf.noise_var, white=wf.white)
+                                  noise_var=noise_var, white=wf.white)
             edges = t0 + np.arange(n + 1) * T + wf.warp
             if wf.white:
                 # the mean chip period: the transitions' own times regressed on their index (the
@@ -410,8 +411,8 @@ def _crossing_grid(x: np.ndarray, d: np.ndarray, rate: float, seq: np.ndarray, s
         reach *= 2
         times, idx, lag, sole = [], [], [], []
         for k in ks:
-            te = t0 + k * T + warp[k]
-            te += float(np.sum(lag[-8:])) / (min(len(lag), 8) + 4)
+            on_grid = t0 + k * T + warp[k]
+            te = on_grid + float(np.sum(lag[-8:])) / (min(len(lag), 8) + 4)
             a, b = int(te - T / 2), int(te + T / 2) + 1
             if a < 1 or b >= len(d):
                 continue
@@ -426,7 +427,7 @@ def _crossing_grid(x: np.ndarray, d: np.ndarray, rate: float, seq: np.ndarray, s
             times.append(a + j + y0 / (y0 - y1))
             idx.append(k)
             if len(cross) == 1:
-                lag.append(times[-1] - (t0 + k * T + warp[k]))
+                lag.append(times[-1] - on_grid)
                 sole.append(len(times) - 1)
         if len(times) < 8:
             break
